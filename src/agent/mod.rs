@@ -1,0 +1,1 @@
+//! The IO shell: the only module that touches the operating system.

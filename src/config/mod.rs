@@ -1,0 +1,1 @@
+//! The typed configuration model, its readers and validation.

@@ -1,0 +1,3 @@
+fn main() {
+    println!("baton {}", env!("CARGO_PKG_VERSION"));
+}

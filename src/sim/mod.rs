@@ -1,0 +1,1 @@
+//! Deterministic simulator: VRRP cores on a virtual LAN with virtual time.
