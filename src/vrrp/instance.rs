@@ -1,0 +1,894 @@
+//! The state machine of one virtual router (RFC 5798 section 6, RFC 3768
+//! where v2 differs, with the RFC 9568 corrections).
+//!
+//! Driven like quinn-proto: feed it events with the current time
+//! (`startup`, `handle_advert`, `handle_timeout`, `set_fault`,
+//! `set_priority`, `shutdown`), then drain `poll_action` and sleep until
+//! `next_deadline`. It never does IO and never reads the clock.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use super::timers;
+use super::RxStats;
+use crate::wire::vrrp::{ChecksumKind, Repr, Version};
+
+/// The RFC states, with keepalived's FAULT added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum State {
+    /// Not running (before startup, after shutdown).
+    Initialize,
+    Backup,
+    Master,
+    /// The node's own fault: a tracked interface or script is down. No VIPs,
+    /// no adverts, adverts from others ignored.
+    Fault,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Initialize => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        })
+    }
+}
+
+/// Why a transition happened; carried to logs and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Startup into BACKUP, or recovery from FAULT.
+    Startup,
+    /// Priority 255: the address owner takes over at once.
+    AddressOwner,
+    /// No advert from a master for Master_Down_Interval.
+    MasterDown,
+    /// A master with a higher priority, or equal priority and a higher address.
+    PreferredMaster(IpAddr),
+    /// The node's own fault began.
+    Fault,
+    /// Shut down by the operator or the daemon.
+    Shutdown,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Startup => f.write_str("startup"),
+            Reason::AddressOwner => f.write_str("address owner (priority 255)"),
+            Reason::MasterDown => f.write_str("master down timer expired"),
+            Reason::PreferredMaster(a) => write!(f, "preferred master {a}"),
+            Reason::Fault => f.write_str("fault"),
+            Reason::Shutdown => f.write_str("shutdown"),
+        }
+    }
+}
+
+/// When gratuitous ARPs / unsolicited NAs are sent while master.
+/// Defaults are keepalived's: 5 at once, 5 more after 5 s, no refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GarpSchedule {
+    /// Packets per VIP in each burst (`garp_master_repeat`).
+    pub repeat: u32,
+    /// Delay of the second burst after becoming master (`garp_master_delay`);
+    /// zero means no second burst.
+    pub delay: Duration,
+    /// Period of refresh bursts while master (`garp_master_refresh`); zero is off.
+    pub refresh: Duration,
+    /// Packets per VIP in a refresh burst (`garp_master_refresh_repeat`).
+    pub refresh_repeat: u32,
+}
+
+impl Default for GarpSchedule {
+    fn default() -> Self {
+        GarpSchedule {
+            repeat: 5,
+            delay: Duration::from_secs(5),
+            refresh: Duration::ZERO,
+            refresh_repeat: 1,
+        }
+    }
+}
+
+/// What the core needs to know about one virtual router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceConfig {
+    pub name: String,
+    pub vrid: u8,
+    pub version: Version,
+    /// Base priority: 1..=254, or 255 for the address owner.
+    pub priority: u8,
+    pub advert_interval: Duration,
+    pub preempt: bool,
+    /// How long a lower-priority master is tolerated before preempting it.
+    pub preempt_delay: Duration,
+    /// The virtual addresses, as carried in adverts.
+    pub vips: Vec<IpAddr>,
+    /// v2 simple-text password (zero padded), if any.
+    pub auth: Option<[u8; 8]>,
+    pub garp: GarpSchedule,
+}
+
+impl InstanceConfig {
+    /// A v3 instance with keepalived's defaults, for tests and examples.
+    pub fn new(name: &str, vrid: u8, priority: u8, vips: Vec<IpAddr>) -> Self {
+        InstanceConfig {
+            name: name.to_string(),
+            vrid,
+            version: Version::V3,
+            priority,
+            advert_interval: Duration::from_secs(1),
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            vips,
+            auth: None,
+            garp: GarpSchedule::default(),
+        }
+    }
+}
+
+/// An effect the IO shell must carry out, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send this advertisement (to the multicast group or the unicast peers).
+    SendAdvert(Repr),
+    /// Configure every VIP on the interface.
+    AddVips,
+    /// Remove every VIP from the interface.
+    RemoveVips,
+    /// Send `count` gratuitous ARPs / unsolicited NAs for every VIP.
+    SendGarp { count: u32 },
+    /// The state changed; log it and run notify scripts. Emitted after the
+    /// effects of the transition (VIPs added or removed).
+    StateChange {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+}
+
+/// Why an advert that parsed was still not accepted by this instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// v2 vs v3 mismatch with the configured version.
+    VersionMismatch,
+    /// v2: the simple-text password differs (or one side has none).
+    AuthMismatch,
+    /// v2: the advert interval differs from ours (RFC 3768 7.1 says discard).
+    IntervalMismatch,
+    /// Our own address as source: a loop or a duplicate address.
+    OwnAddress,
+}
+
+impl Rejected {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Rejected::VersionMismatch => "version_mismatch",
+            Rejected::AuthMismatch => "auth_mismatch",
+            Rejected::IntervalMismatch => "interval_mismatch",
+            Rejected::OwnAddress => "own_address",
+        }
+    }
+}
+
+/// One virtual router.
+#[derive(Debug)]
+pub struct Instance {
+    cfg: InstanceConfig,
+    /// This node's primary address on the interface: advert source and
+    /// tie-breaker.
+    local_addr: IpAddr,
+    state: State,
+    priority: u8,
+    fault: bool,
+    /// The interval the current master advertises (v3 learns it).
+    master_adver_interval: Duration,
+    master: Option<(IpAddr, u8)>,
+    master_down_at: Option<Instant>,
+    adver_at: Option<Instant>,
+    garp_repeat_at: Option<Instant>,
+    garp_refresh_at: Option<Instant>,
+    /// When we first tolerated a lower-priority master (preempt_delay).
+    lower_master_since: Option<Instant>,
+    actions: VecDeque<Action>,
+    stats: RxStats,
+    became_master: u64,
+}
+
+impl Instance {
+    pub fn new(cfg: InstanceConfig, local_addr: IpAddr) -> Self {
+        let priority = cfg.priority;
+        let interval = cfg.advert_interval;
+        Instance {
+            cfg,
+            local_addr,
+            state: State::Initialize,
+            priority,
+            fault: false,
+            master_adver_interval: interval,
+            master: None,
+            master_down_at: None,
+            adver_at: None,
+            garp_repeat_at: None,
+            garp_refresh_at: None,
+            lower_master_since: None,
+            actions: VecDeque::new(),
+            stats: RxStats::default(),
+            became_master: 0,
+        }
+    }
+
+    pub fn config(&self) -> &InstanceConfig {
+        &self.cfg
+    }
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+    pub fn vrid(&self) -> u8 {
+        self.cfg.vrid
+    }
+    pub fn state(&self) -> State {
+        self.state
+    }
+    /// Effective priority (base adjusted by tracking).
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+    pub fn local_addr(&self) -> IpAddr {
+        self.local_addr
+    }
+    pub fn is_faulted(&self) -> bool {
+        self.fault
+    }
+    /// The master as last heard: its address and priority.
+    pub fn master(&self) -> Option<(IpAddr, u8)> {
+        self.master
+    }
+    pub fn master_adver_interval(&self) -> Duration {
+        self.master_adver_interval
+    }
+    pub fn stats(&self) -> &RxStats {
+        &self.stats
+    }
+    pub fn stats_mut(&mut self) -> &mut RxStats {
+        &mut self.stats
+    }
+    /// How many times this instance became master since it was created.
+    pub fn times_became_master(&self) -> u64 {
+        self.became_master
+    }
+
+    /// The address changed under us (DHCP, operator): adverts use the new one.
+    pub fn set_local_addr(&mut self, addr: IpAddr) {
+        self.local_addr = addr;
+        if self.state == State::Master {
+            self.master = Some((addr, self.priority));
+        }
+    }
+
+    /// The advertisement this instance sends with the given priority.
+    pub fn advert(&self, priority: u8) -> Repr {
+        Repr {
+            version: self.cfg.version,
+            vrid: self.cfg.vrid,
+            priority,
+            interval_cs: timers::centiseconds(self.cfg.advert_interval) as u16,
+            addresses: self.cfg.vips.clone(),
+            auth: match self.cfg.version {
+                Version::V2 => self.cfg.auth,
+                Version::V3 => None,
+            },
+        }
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The earliest instant at which `handle_timeout` has work to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.master_down_at,
+            self.adver_at,
+            self.garp_repeat_at,
+            self.garp_refresh_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn master_down_interval(&self) -> Duration {
+        timers::master_down_interval(self.cfg.version, self.priority, self.master_adver_interval)
+    }
+
+    fn skew_time(&self) -> Duration {
+        timers::skew_time(self.cfg.version, self.priority, self.master_adver_interval)
+    }
+
+    /// RFC 5798 6.4.1: leave Initialize.
+    pub fn startup(&mut self, now: Instant) {
+        if self.state != State::Initialize {
+            return;
+        }
+        self.enter_running_state(now, State::Initialize, Reason::Startup);
+    }
+
+    fn enter_running_state(&mut self, now: Instant, from: State, reason: Reason) {
+        if self.fault {
+            self.state = State::Fault;
+            self.push_change(from, State::Fault, Reason::Fault);
+        } else if self.priority == 255 {
+            self.become_master(now, from, Reason::AddressOwner);
+        } else {
+            self.state = State::Backup;
+            self.master_adver_interval = self.cfg.advert_interval;
+            self.master = None;
+            self.master_down_at = Some(now + self.master_down_interval());
+            self.push_change(from, State::Backup, reason);
+        }
+    }
+
+    /// Stop the instance: a master sends priority 0 so a backup takes over
+    /// after its skew time, and removes its VIPs.
+    pub fn shutdown(&mut self, now: Instant) {
+        let from = self.state;
+        match from {
+            State::Initialize => return,
+            State::Master => self.leave_master(now, true),
+            State::Backup | State::Fault => {}
+        }
+        self.clear_timers();
+        self.state = State::Initialize;
+        self.push_change(from, State::Initialize, Reason::Shutdown);
+    }
+
+    /// The node's own fault began or ended (seed step 6).
+    pub fn set_fault(&mut self, now: Instant, fault: bool) {
+        if self.fault == fault {
+            return;
+        }
+        self.fault = fault;
+        let from = self.state;
+        match (from, fault) {
+            (State::Initialize, _) => {}
+            (_, true) => {
+                if from == State::Master {
+                    self.leave_master(now, true);
+                }
+                self.clear_timers();
+                self.state = State::Fault;
+                self.master = None;
+                self.push_change(from, State::Fault, Reason::Fault);
+            }
+            (State::Fault, false) => self.enter_running_state(now, State::Fault, Reason::Startup),
+            (_, false) => {}
+        }
+    }
+
+    /// Set the effective priority (base priority adjusted by tracking).
+    /// An address owner stays at 255; others are clamped to 1..=254.
+    pub fn set_priority(&mut self, now: Instant, priority: u8) {
+        let priority = if self.cfg.priority == 255 {
+            255
+        } else {
+            priority.clamp(1, 254)
+        };
+        if priority == self.priority {
+            return;
+        }
+        self.priority = priority;
+        if self.state == State::Master {
+            // Tell the others now rather than at the next interval, so a
+            // preempting backup does not wait for it.
+            self.master = Some((self.local_addr, priority));
+            self.send_advert_now(now);
+        }
+    }
+
+    /// An advert for our VRID, already checked by the wire parser and the
+    /// TTL check.
+    pub fn handle_advert(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        adv: &Repr,
+        checksum: ChecksumKind,
+    ) -> Result<(), Rejected> {
+        let verdict = self.check_advert(src, adv);
+        match verdict {
+            Err(r) => self.stats.count(r.reason()),
+            Ok(()) => self.stats.accept(checksum),
+        }
+        verdict?;
+        match self.state {
+            State::Initialize | State::Fault => {}
+            State::Backup => self.backup_receive(now, src, adv),
+            State::Master => self.master_receive(now, src, adv),
+        }
+        Ok(())
+    }
+
+    fn check_advert(&self, src: IpAddr, adv: &Repr) -> Result<(), Rejected> {
+        if adv.version != self.cfg.version {
+            return Err(Rejected::VersionMismatch);
+        }
+        if src == self.local_addr {
+            return Err(Rejected::OwnAddress);
+        }
+        if self.cfg.version == Version::V2 {
+            if adv.auth != self.cfg.auth {
+                return Err(Rejected::AuthMismatch);
+            }
+            if u64::from(adv.interval_cs) != timers::centiseconds(self.cfg.advert_interval) {
+                return Err(Rejected::IntervalMismatch);
+            }
+        }
+        Ok(())
+    }
+
+    fn learn_interval(&mut self, adv: &Repr) {
+        if self.cfg.version == Version::V3 && adv.interval_cs > 0 {
+            self.master_adver_interval = Duration::from_millis(u64::from(adv.interval_cs) * 10);
+        }
+    }
+
+    fn backup_receive(&mut self, now: Instant, src: IpAddr, adv: &Repr) {
+        if adv.priority == 0 {
+            // The master is leaving: take over after our skew time only.
+            self.master = None;
+            self.master_down_at = Some(now + self.skew_time());
+            return;
+        }
+        let accept =
+            !self.cfg.preempt || adv.priority >= self.priority || self.tolerate_lower_master(now);
+        if accept {
+            if adv.priority >= self.priority {
+                self.lower_master_since = None;
+            }
+            self.learn_interval(adv);
+            self.master = Some((src, adv.priority));
+            self.master_down_at = Some(now + self.master_down_interval());
+        }
+        // Otherwise a lower-priority master is ignored: our master-down
+        // timer runs out and we preempt it.
+    }
+
+    /// preempt_delay: a lower-priority master is accepted for this long
+    /// after we first see it.
+    fn tolerate_lower_master(&mut self, now: Instant) -> bool {
+        if self.cfg.preempt_delay.is_zero() {
+            return false;
+        }
+        let since = *self.lower_master_since.get_or_insert(now);
+        now < since + self.cfg.preempt_delay
+    }
+
+    fn master_receive(&mut self, now: Instant, src: IpAddr, adv: &Repr) {
+        if adv.priority == 0 {
+            // Another master is leaving: make sure backups hear us now.
+            self.send_advert_now(now);
+            return;
+        }
+        let preferred = adv.priority > self.priority
+            || (adv.priority == self.priority && addr_greater(src, self.local_addr));
+        if preferred {
+            self.leave_master(now, false);
+            self.state = State::Backup;
+            self.learn_interval(adv);
+            self.master = Some((src, adv.priority));
+            self.master_down_at = Some(now + self.master_down_interval());
+            self.push_change(State::Master, State::Backup, Reason::PreferredMaster(src));
+        } else {
+            // A lower-priority router thinks it is master (it just came up,
+            // or healed from a partition): reassert at once (RFC 9568).
+            self.send_advert_now(now);
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Backup => {
+                if self.master_down_at.is_some_and(|t| t <= now) {
+                    self.become_master(now, State::Backup, Reason::MasterDown);
+                }
+            }
+            State::Master => {
+                if self.adver_at.is_some_and(|t| t <= now) {
+                    self.send_advert_now(now);
+                }
+                if self.garp_repeat_at.is_some_and(|t| t <= now) {
+                    self.garp_repeat_at = None;
+                    self.actions.push_back(Action::SendGarp {
+                        count: self.cfg.garp.repeat,
+                    });
+                }
+                if self.garp_refresh_at.is_some_and(|t| t <= now) {
+                    self.garp_refresh_at = Some(now + self.cfg.garp.refresh);
+                    self.actions.push_back(Action::SendGarp {
+                        count: self.cfg.garp.refresh_repeat,
+                    });
+                }
+            }
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    fn become_master(&mut self, now: Instant, from: State, reason: Reason) {
+        self.clear_timers();
+        self.state = State::Master;
+        self.became_master += 1;
+        self.master = Some((self.local_addr, self.priority));
+        self.actions.push_back(Action::AddVips);
+        self.send_advert_now(now);
+        let garp = &self.cfg.garp;
+        self.actions
+            .push_back(Action::SendGarp { count: garp.repeat });
+        if !garp.delay.is_zero() {
+            self.garp_repeat_at = Some(now + garp.delay);
+        }
+        if !garp.refresh.is_zero() {
+            self.garp_refresh_at = Some(now + garp.refresh);
+        }
+        self.push_change(from, State::Master, reason);
+    }
+
+    /// The effects of leaving MASTER; the caller sets the new state.
+    fn leave_master(&mut self, _now: Instant, send_priority_zero: bool) {
+        if send_priority_zero {
+            self.actions.push_back(Action::SendAdvert(self.advert(0)));
+        }
+        self.actions.push_back(Action::RemoveVips);
+        self.clear_timers();
+        self.master = None;
+    }
+
+    fn send_advert_now(&mut self, now: Instant) {
+        self.actions
+            .push_back(Action::SendAdvert(self.advert(self.priority)));
+        self.adver_at = Some(now + self.cfg.advert_interval);
+    }
+
+    fn clear_timers(&mut self) {
+        self.master_down_at = None;
+        self.adver_at = None;
+        self.garp_repeat_at = None;
+        self.garp_refresh_at = None;
+        self.lower_master_since = None;
+    }
+
+    fn push_change(&mut self, from: State, to: State, reason: Reason) {
+        self.actions
+            .push_back(Action::StateChange { from, to, reason });
+    }
+}
+
+/// RFC 5798 6.4.3: addresses compared as unsigned integers in network byte
+/// order. Mixed families never compare greater.
+pub fn addr_greater(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets() > b.octets(),
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets() > b.octets(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
+    }
+
+    fn vip() -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))
+    }
+
+    fn inst(priority: u8) -> Instance {
+        Instance::new(
+            InstanceConfig::new("VI_1", 51, priority, vec![vip()]),
+            ip(1),
+        )
+    }
+
+    fn adv(priority: u8, interval_cs: u16) -> Repr {
+        Repr {
+            version: Version::V3,
+            vrid: 51,
+            priority,
+            interval_cs,
+            addresses: vec![vip()],
+            auth: None,
+        }
+    }
+
+    fn drain(i: &mut Instance) -> Vec<Action> {
+        std::iter::from_fn(|| i.poll_action()).collect()
+    }
+
+    fn rx(i: &mut Instance, now: Instant, from: u8, priority: u8) -> Result<(), Rejected> {
+        i.handle_advert(now, ip(from), &adv(priority, 100), ChecksumKind::Standard)
+    }
+
+    #[test]
+    fn startup_goes_backup_with_master_down_timer() {
+        let t0 = Instant::now();
+        let mut i = inst(200);
+        i.startup(t0);
+        assert_eq!(i.state(), State::Backup);
+        assert_eq!(i.next_deadline(), Some(t0 + Duration::from_millis(3210)));
+        assert_eq!(
+            drain(&mut i),
+            vec![Action::StateChange {
+                from: State::Initialize,
+                to: State::Backup,
+                reason: Reason::Startup
+            }]
+        );
+    }
+
+    #[test]
+    fn master_down_makes_master_in_order_vips_advert_garp() {
+        let t0 = Instant::now();
+        let mut i = inst(200);
+        i.startup(t0);
+        drain(&mut i);
+        let t1 = i.next_deadline().unwrap();
+        i.handle_timeout(t1 - Duration::from_millis(1));
+        assert_eq!(i.state(), State::Backup, "not before the deadline");
+        i.handle_timeout(t1);
+        assert_eq!(i.state(), State::Master);
+        assert_eq!(
+            drain(&mut i),
+            vec![
+                Action::AddVips,
+                Action::SendAdvert(adv(200, 100)),
+                Action::SendGarp { count: 5 },
+                Action::StateChange {
+                    from: State::Backup,
+                    to: State::Master,
+                    reason: Reason::MasterDown
+                },
+            ]
+        );
+        // Next: the advert timer (1 s) before the second GARP burst (5 s).
+        assert_eq!(i.next_deadline(), Some(t1 + Duration::from_secs(1)));
+        i.handle_timeout(t1 + Duration::from_secs(1));
+        assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(200, 100))]);
+        for s in 2..=5 {
+            i.handle_timeout(t1 + Duration::from_secs(s));
+        }
+        let acts = drain(&mut i);
+        assert!(acts.contains(&Action::SendGarp { count: 5 }), "{acts:?}");
+        assert_eq!(i.times_became_master(), 1);
+    }
+
+    #[test]
+    fn owner_becomes_master_at_once() {
+        let t0 = Instant::now();
+        let mut i = inst(255);
+        i.startup(t0);
+        assert_eq!(i.state(), State::Master);
+        assert_eq!(drain(&mut i)[0], Action::AddVips);
+    }
+
+    #[test]
+    fn backup_accepts_higher_and_resets_timer() {
+        let t0 = Instant::now();
+        let mut i = inst(100);
+        i.startup(t0);
+        let t1 = t0 + Duration::from_secs(2);
+        rx(&mut i, t1, 2, 150).unwrap();
+        // v3 priority 100 at 100 cs: skew 60 cs, master down 360 cs.
+        assert_eq!(i.next_deadline(), Some(t1 + Duration::from_millis(3600)));
+        assert_eq!(i.master(), Some((ip(2), 150)));
+    }
+
+    #[test]
+    fn priority_zero_gives_skew_time() {
+        let t0 = Instant::now();
+        let mut i = inst(200);
+        i.startup(t0);
+        rx(&mut i, t0, 2, 250).unwrap();
+        let t1 = t0 + Duration::from_millis(500);
+        rx(&mut i, t1, 2, 0).unwrap();
+        assert_eq!(i.next_deadline(), Some(t1 + Duration::from_millis(210)));
+    }
+
+    #[test]
+    fn preempt_ignores_lower_master_nopreempt_accepts_it() {
+        let t0 = Instant::now();
+        let mut i = inst(200);
+        i.startup(t0);
+        let first = i.next_deadline();
+        rx(&mut i, t0 + Duration::from_secs(1), 2, 100).unwrap();
+        assert_eq!(i.next_deadline(), first, "lower master ignored");
+
+        let mut cfg = InstanceConfig::new("VI_1", 51, 200, vec![vip()]);
+        cfg.preempt = false;
+        let mut n = Instance::new(cfg, ip(1));
+        n.startup(t0);
+        let t1 = t0 + Duration::from_secs(1);
+        rx(&mut n, t1, 2, 100).unwrap();
+        assert_eq!(n.next_deadline(), Some(t1 + Duration::from_millis(3210)));
+    }
+
+    #[test]
+    fn preempt_delay_tolerates_lower_master_for_a_while() {
+        let t0 = Instant::now();
+        let mut cfg = InstanceConfig::new("VI_1", 51, 200, vec![vip()]);
+        cfg.preempt_delay = Duration::from_secs(10);
+        let mut i = Instance::new(cfg, ip(1));
+        i.startup(t0);
+        for s in 1..10 {
+            let t = t0 + Duration::from_secs(s);
+            rx(&mut i, t, 2, 100).unwrap();
+            assert_eq!(i.next_deadline(), Some(t + Duration::from_millis(3210)));
+        }
+        let t = t0 + Duration::from_secs(11);
+        rx(&mut i, t, 2, 100).unwrap();
+        assert_eq!(
+            i.next_deadline(),
+            Some(t0 + Duration::from_secs(9) + Duration::from_millis(3210)),
+            "after the delay the lower master is ignored"
+        );
+    }
+
+    fn master(priority: u8, t0: Instant) -> Instance {
+        let mut i = inst(priority);
+        i.startup(t0);
+        let d = i.next_deadline().unwrap();
+        i.handle_timeout(d);
+        drain(&mut i);
+        i
+    }
+
+    #[test]
+    fn master_yields_to_higher_priority() {
+        let t0 = Instant::now();
+        let mut i = master(100, t0);
+        let t = t0 + Duration::from_secs(5);
+        i.handle_advert(t, ip(2), &adv(150, 50), ChecksumKind::Standard)
+            .unwrap();
+        assert_eq!(i.state(), State::Backup);
+        let acts = drain(&mut i);
+        assert_eq!(acts[0], Action::RemoveVips);
+        // learned 50 cs: 3*50 + (156*50/256 = 30) = 180 cs
+        assert_eq!(i.master_adver_interval(), Duration::from_millis(500));
+        assert_eq!(i.next_deadline(), Some(t + Duration::from_millis(1800)));
+    }
+
+    #[test]
+    fn equal_priority_tie_break_on_address() {
+        let t0 = Instant::now();
+        let mut i = master(100, t0);
+        // Lower address with equal priority: we stay and reassert.
+        let t = t0 + Duration::from_secs(5);
+        let lower = IpAddr::V4(Ipv4Addr::new(9, 255, 255, 255));
+        i.handle_advert(t, lower, &adv(100, 100), ChecksumKind::Standard)
+            .unwrap();
+        assert_eq!(i.state(), State::Master);
+        assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(100, 100))]);
+        // Higher address (unsigned compare: 10.0.0.200 > 10.0.0.1).
+        rx(&mut i, t, 200, 100).unwrap();
+        assert_eq!(i.state(), State::Backup);
+    }
+
+    #[test]
+    fn master_reasserts_on_lower_priority_advert() {
+        let t0 = Instant::now();
+        let mut i = master(200, t0);
+        let t = t0 + Duration::from_millis(4500);
+        rx(&mut i, t, 2, 100).unwrap();
+        assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(200, 100))]);
+        assert_eq!(i.next_deadline(), Some(t + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn shutdown_from_master_sends_priority_zero_then_removes() {
+        let t0 = Instant::now();
+        let mut i = master(200, t0);
+        i.shutdown(t0 + Duration::from_secs(6));
+        let acts = drain(&mut i);
+        assert_eq!(acts[0], Action::SendAdvert(adv(0, 100)));
+        assert_eq!(acts[1], Action::RemoveVips);
+        assert_eq!(i.state(), State::Initialize);
+        assert_eq!(i.next_deadline(), None);
+    }
+
+    #[test]
+    fn fault_removes_vips_and_recovery_returns_to_backup() {
+        let t0 = Instant::now();
+        let mut i = master(200, t0);
+        let t = t0 + Duration::from_secs(6);
+        i.set_fault(t, true);
+        assert_eq!(i.state(), State::Fault);
+        let acts = drain(&mut i);
+        assert!(acts.contains(&Action::RemoveVips));
+        assert_eq!(i.next_deadline(), None);
+        // Adverts are ignored while faulted.
+        rx(&mut i, t, 2, 100).unwrap();
+        assert_eq!(i.state(), State::Fault);
+        i.set_fault(t, false);
+        assert_eq!(i.state(), State::Backup);
+        assert_eq!(i.next_deadline(), Some(t + Duration::from_millis(3210)));
+    }
+
+    #[test]
+    fn fault_before_startup_starts_in_fault() {
+        let t0 = Instant::now();
+        let mut i = inst(100);
+        i.set_fault(t0, true);
+        i.startup(t0);
+        assert_eq!(i.state(), State::Fault);
+    }
+
+    #[test]
+    fn priority_change_as_master_advertises_at_once_and_clamps() {
+        let t0 = Instant::now();
+        let mut i = master(200, t0);
+        let t = t0 + Duration::from_millis(4400);
+        i.set_priority(t, 0);
+        assert_eq!(i.priority(), 1, "clamped to 1");
+        assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(1, 100))]);
+        i.set_priority(t, 255);
+        assert_eq!(i.priority(), 254, "only the owner has 255");
+    }
+
+    #[test]
+    fn v2_checks_auth_and_interval() {
+        let t0 = Instant::now();
+        let mut cfg = InstanceConfig::new("VI_1", 51, 100, vec![vip()]);
+        cfg.version = Version::V2;
+        cfg.auth = Some(*b"secret\0\0");
+        let mut i = Instance::new(cfg, ip(1));
+        i.startup(t0);
+        let mut a = adv(150, 100);
+        a.version = Version::V2;
+        a.auth = Some(*b"secret\0\0");
+        assert_eq!(
+            i.handle_advert(t0, ip(2), &a, ChecksumKind::Standard),
+            Ok(())
+        );
+        let mut bad = a.clone();
+        bad.auth = Some(*b"wrong\0\0\0");
+        assert_eq!(
+            i.handle_advert(t0, ip(2), &bad, ChecksumKind::Standard),
+            Err(Rejected::AuthMismatch)
+        );
+        let mut slow = a.clone();
+        slow.interval_cs = 200;
+        assert_eq!(
+            i.handle_advert(t0, ip(2), &slow, ChecksumKind::Standard),
+            Err(Rejected::IntervalMismatch)
+        );
+        let v3 = adv(150, 100);
+        assert_eq!(
+            i.handle_advert(t0, ip(2), &v3, ChecksumKind::Standard),
+            Err(Rejected::VersionMismatch)
+        );
+        assert_eq!(i.stats().accepted, 1);
+        assert_eq!(i.stats().dropped["auth_mismatch"], 1);
+        assert_eq!(i.stats().dropped["interval_mismatch"], 1);
+        assert_eq!(i.stats().dropped["version_mismatch"], 1);
+    }
+
+    #[test]
+    fn address_compare_is_unsigned_big_endian() {
+        let a = IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1));
+        let b = IpAddr::V4(Ipv4Addr::new(10, 255, 255, 255));
+        assert!(addr_greater(a, b));
+        assert!(!addr_greater(b, a));
+        let c: IpAddr = "fe80::2".parse().unwrap();
+        let d: IpAddr = "fe80::10".parse().unwrap();
+        assert!(addr_greater(d, c));
+        assert!(!addr_greater(a, c), "mixed families never compare greater");
+    }
+}

@@ -1,0 +1,104 @@
+//! VRRP timer arithmetic: skew time and master-down interval.
+//!
+//! Pure functions of (version, priority, interval) so the golden values of
+//! the RFCs can be tested directly. Deadlines themselves are `Instant`s held
+//! by the instance; nothing here reads a clock.
+
+use std::time::Duration;
+
+use crate::wire::vrrp::Version;
+
+/// Skew time: how much longer a backup of lower priority waits before it
+/// declares the master down, so the highest-priority backup wins the race.
+///
+/// - v2 (RFC 3768 6.1): `(256 - priority) / 256` seconds, independent of the
+///   advertisement interval.
+/// - v3 (RFC 5798 6.1, RFC 9568): `((256 - priority) * Master_Adver_Interval) / 256`
+///   centiseconds, integer arithmetic in centiseconds as the RFC computes it.
+pub fn skew_time(version: Version, priority: u8, master_adver_interval: Duration) -> Duration {
+    let weight = 256 - u64::from(priority);
+    match version {
+        // 1 s / 256 = 3_906_250 ns exactly, so nanoseconds lose nothing.
+        Version::V2 => Duration::from_nanos(weight * 1_000_000_000 / 256),
+        Version::V3 => {
+            let interval_cs = centiseconds(master_adver_interval);
+            Duration::from_millis(weight * interval_cs / 256 * 10)
+        }
+    }
+}
+
+/// Master down interval: `3 * Master_Adver_Interval + Skew_Time`.
+pub fn master_down_interval(
+    version: Version,
+    priority: u8,
+    master_adver_interval: Duration,
+) -> Duration {
+    let interval = match version {
+        Version::V2 => master_adver_interval,
+        // v3 works in whole centiseconds.
+        Version::V3 => Duration::from_millis(centiseconds(master_adver_interval) * 10),
+    };
+    interval * 3 + skew_time(version, priority, master_adver_interval)
+}
+
+/// A duration in whole centiseconds, the unit of the v3 interval field.
+pub fn centiseconds(d: Duration) -> u64 {
+    (d.as_millis() / 10) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cs(n: u64) -> Duration {
+        Duration::from_millis(n * 10)
+    }
+
+    #[test]
+    fn v3_priority_200_at_100cs() {
+        assert_eq!(skew_time(Version::V3, 200, cs(100)), cs(21));
+        assert_eq!(master_down_interval(Version::V3, 200, cs(100)), cs(321));
+    }
+
+    #[test]
+    fn v3_priority_1_at_1000cs() {
+        assert_eq!(skew_time(Version::V3, 1, cs(1000)), cs(996));
+        assert_eq!(master_down_interval(Version::V3, 1, cs(1000)), cs(3996));
+    }
+
+    #[test]
+    fn v3_fast_interval_10ms() {
+        // 1 cs interval, priority 100: skew = 156 * 1 / 256 = 0 cs.
+        assert_eq!(skew_time(Version::V3, 100, cs(1)), Duration::ZERO);
+        assert_eq!(master_down_interval(Version::V3, 100, cs(1)), cs(3));
+        // priority 1 at 1 cs: 255 / 256 = 0 cs too: integer maths, as the RFC.
+        assert_eq!(master_down_interval(Version::V3, 1, cs(1)), cs(3));
+    }
+
+    #[test]
+    fn v2_priority_100_at_1s() {
+        let down = master_down_interval(Version::V2, 100, Duration::from_secs(1));
+        assert_eq!(down, Duration::from_micros(3_609_375));
+        assert_eq!(down.as_millis(), 3609);
+    }
+
+    #[test]
+    fn v2_skew_ignores_interval() {
+        let a = skew_time(Version::V2, 50, Duration::from_secs(1));
+        let b = skew_time(Version::V2, 50, Duration::from_secs(10));
+        assert_eq!(a, b);
+        assert_eq!(a, Duration::from_nanos(206 * 3_906_250));
+    }
+
+    #[test]
+    fn higher_priority_means_shorter_wait() {
+        for v in [Version::V2, Version::V3] {
+            let mut last = Duration::MAX;
+            for p in 1..=254u8 {
+                let d = master_down_interval(v, p, Duration::from_secs(1));
+                assert!(d <= last, "{v:?} priority {p}");
+                last = d;
+            }
+        }
+    }
+}
