@@ -5,3 +5,6 @@ pub mod arp;
 pub mod ip;
 pub mod nd;
 pub mod vrrp;
+
+#[cfg(test)]
+pub(crate) mod testutil;
