@@ -1568,22 +1568,3 @@ mod tests {
         }
     }
 }
-
-// TEMPORARY stubs so the core compiles while the wire work lands on its branch.
-impl Error {
-    pub fn reason(&self) -> &'static str {
-        "truncated"
-    }
-}
-#[allow(non_snake_case)]
-pub fn Ttl(_: u8) -> Error {
-    Error::Truncated
-}
-impl Repr {
-    pub fn parse(_p: &[u8], _s: IpAddr, _d: IpAddr) -> Result<(Repr, ChecksumKind), Error> {
-        Err(Error::Truncated)
-    }
-    pub fn to_bytes(&self, _s: IpAddr, _d: IpAddr, _m: V3Checksum) -> Result<Vec<u8>, Error> {
-        Err(Error::Truncated)
-    }
-}
