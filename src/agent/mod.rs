@@ -1,1 +1,4 @@
 //! The IO shell: the only module that touches the operating system.
+
+pub mod control;
+pub mod probe;

@@ -5,6 +5,7 @@
 pub mod instance;
 pub mod timers;
 
+use std::borrow::BorrowMut;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -70,26 +71,27 @@ pub enum Delivery {
 /// find the instance by VRID and address family, hand the advert over.
 /// Every drop is counted, on the instance the VRID names where there is one.
 /// `instances` are those on the receiving interface.
-pub fn dispatch(
+pub fn dispatch<I: BorrowMut<Instance>>(
     now: Instant,
-    instances: &mut [Instance],
+    instances: &mut [I],
     unmatched: &mut RxStats,
     pkt: Received<'_>,
 ) -> Delivery {
     let family_v4 = pkt.src.is_ipv4();
     let target = pkt.payload.get(1).and_then(|&vrid| {
-        instances
-            .iter()
-            .position(|i| i.vrid() == vrid && i.local_addr().is_ipv4() == family_v4)
+        instances.iter().position(|i| {
+            let i = i.borrow();
+            i.vrid() == vrid && i.local_addr().is_ipv4() == family_v4
+        })
     });
     let verdict: Result<(Repr, ChecksumKind), String> = if pkt.ttl != 255 {
         Err("bad_ttl".to_string())
     } else {
         Repr::parse(pkt.payload, pkt.src, pkt.dst).map_err(|e| e.reason().to_string())
     };
-    let stats_for = |instances: &mut [Instance], unmatched: &mut RxStats, reason: &str| {
+    let stats_for = |instances: &mut [I], unmatched: &mut RxStats, reason: &str| {
         match target {
-            Some(i) => instances[i].stats_mut().count(reason),
+            Some(i) => instances[i].borrow_mut().stats_mut().count(reason),
             None => unmatched.count(reason),
         };
     };
@@ -103,7 +105,10 @@ pub fn dispatch(
             Delivery::Dropped("unknown_vrid".into())
         }
         (Ok((repr, checksum)), Some(i)) => {
-            match instances[i].handle_advert(now, pkt.src, &repr, checksum) {
+            match instances[i]
+                .borrow_mut()
+                .handle_advert(now, pkt.src, &repr, checksum)
+            {
                 Ok(()) => Delivery::Accepted(i),
                 Err(r) => Delivery::Dropped(r.reason().into()),
             }

@@ -1,0 +1,271 @@
+//! The control socket: a Unix stream socket speaking one JSON object per
+//! line. Requests go to the runtime over a channel and are answered there,
+//! so every reply reflects the one owner of the protocol state.
+//!
+//! ```text
+//! -> {"cmd":"status"}
+//! <- {"ok":true,"status":{...}}
+//! -> {"cmd":"bogus"}
+//! <- {"ok":false,"error":"unknown variant `bogus`, expected ..."}
+//! ```
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::vrrp::{RxStats, State};
+
+/// A request on the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    // Struct variants so that unknown fields are refused too.
+    Status {},
+    Reload {},
+}
+
+/// The reply to one request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Reply {
+    pub fn error(msg: impl Into<String>) -> Self {
+        Reply {
+            ok: false,
+            error: Some(msg.into()),
+            status: None,
+            message: None,
+        }
+    }
+    pub fn message(msg: impl Into<String>) -> Self {
+        Reply {
+            ok: true,
+            error: None,
+            status: None,
+            message: Some(msg.into()),
+        }
+    }
+    pub fn status(status: Status) -> Self {
+        Reply {
+            ok: true,
+            error: None,
+            status: Some(status),
+            message: None,
+        }
+    }
+}
+
+/// What `baton status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub router_id: String,
+    pub pid: u32,
+    pub config_file: String,
+    pub instances: Vec<InstanceStatus>,
+    /// Drops that no instance could own (unknown VRID, too short to tell).
+    pub interfaces: Vec<InterfaceStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub state: State,
+    pub base_priority: u8,
+    pub effective_priority: u8,
+    pub local_address: Option<IpAddr>,
+    /// The current master as last heard (this node when MASTER).
+    pub master: Option<IpAddr>,
+    pub master_priority: Option<u8>,
+    pub advert_interval_ms: u64,
+    pub master_adver_interval_ms: u64,
+    pub virtual_ips: Vec<String>,
+    pub holds_vips: bool,
+    pub became_master: u64,
+    pub faults: Vec<String>,
+    pub rx: RxStats,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterfaceStatus {
+    pub name: String,
+    pub family: String,
+    pub rx: RxStats,
+}
+
+/// A request waiting for the runtime's answer.
+pub struct Pending {
+    pub request: Request,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// Bind the control socket (replacing a stale one) and serve it until the
+/// runtime goes away. Only root may connect (mode 0600).
+pub fn serve(path: &Path, to_runtime: mpsc::Sender<Pending>) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let tx = to_runtime.clone();
+            tokio::spawn(async move {
+                let (rd, mut wr) = stream.into_split();
+                let mut lines = TokioBufReader::new(rd).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let reply = match serde_json::from_str::<Request>(&line) {
+                        Err(e) => Reply::error(format!("bad request: {e}")),
+                        Ok(request) => {
+                            let (reply, rx) = oneshot::channel();
+                            if tx.send(Pending { request, reply }).await.is_err() {
+                                Reply::error("agent is shutting down")
+                            } else {
+                                rx.await
+                                    .unwrap_or_else(|_| Reply::error("agent dropped the request"))
+                            }
+                        }
+                    };
+                    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+                    out.push(b'\n');
+                    if wr.write_all(&out).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+/// Client side (the CLI): send one request, wait for its reply.
+pub fn request(path: &Path, req: &Request, timeout: Duration) -> Result<Reply, String> {
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        format!(
+            "cannot connect to {}: {e} (is baton running?)",
+            path.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(timeout)).ok();
+    stream.set_write_timeout(Some(timeout)).ok();
+    let mut line = serde_json::to_vec(req).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .map_err(|e| format!("{}: no reply: {e}", path.display()))?;
+    serde_json::from_str(&reply).map_err(|e| format!("bad reply from agent: {e}"))
+}
+
+/// The default socket path, used when neither `-s` nor the config names one.
+pub fn default_socket() -> PathBuf {
+    PathBuf::from("/run/baton/baton.sock")
+}
+
+/// Render a status for humans: one block per instance.
+pub fn render(status: &Status) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "baton {} (pid {}, config {})",
+        status.router_id, status.pid, status.config_file
+    );
+    for i in &status.instances {
+        let master = match (i.master, i.master_priority) {
+            (Some(a), Some(p)) => format!("{a} (priority {p})"),
+            _ => "unknown".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "\n{} on {}: VRID {} v{}: {}\n  priority {} (base {}), advert {} ms (master's {} ms)\n  master {}\n  VIPs {} {}",
+            i.name,
+            i.interface,
+            i.vrid,
+            i.version,
+            i.state,
+            i.effective_priority,
+            i.base_priority,
+            i.advert_interval_ms,
+            i.master_adver_interval_ms,
+            master,
+            i.virtual_ips.join(" "),
+            if i.holds_vips { "(held here)" } else { "" },
+        );
+        if !i.faults.is_empty() {
+            let _ = writeln!(out, "  faults: {}", i.faults.join(", "));
+        }
+        let _ = writeln!(
+            out,
+            "  received {} accepted, {} dropped{}",
+            i.rx.accepted,
+            i.rx.dropped_total(),
+            drops(&i.rx)
+        );
+    }
+    for f in &status.interfaces {
+        if f.rx.dropped_total() > 0 {
+            let _ = writeln!(
+                out,
+                "\n{} ({}): {} dropped outside any instance{}",
+                f.name,
+                f.family,
+                f.rx.dropped_total(),
+                drops(&f.rx)
+            );
+        }
+    }
+    out
+}
+
+fn drops(rx: &RxStats) -> String {
+    if rx.dropped.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = rx.dropped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    format!(" ({})", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_bad_ones_are_errors() {
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"status"}"#).unwrap(),
+            Request::Status {}
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"bogus"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"status","x":1}"#).is_err());
+        assert!(serde_json::from_str::<Request>("not json").is_err());
+    }
+}

@@ -1,0 +1,395 @@
+//! Protocol scenarios on the deterministic simulator (no root, virtual time).
+//!
+//! Topology for most cases: three nodes on one LAN, one virtual router.
+//!
+//! ```text
+//!   n0 (10.0.0.1)   n1 (10.0.0.2)   n2 (10.0.0.3)
+//!        |               |               |
+//!   -----+---------------+---------------+----- LAN (100 us one-way)
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use baton::sim::Sim;
+use baton::vrrp::timers::master_down_interval;
+use baton::vrrp::{InstanceConfig, Reason, State};
+use baton::wire::vrrp::{V3Checksum, Version};
+
+const DELAY: Duration = Duration::from_micros(100);
+
+fn vip() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))
+}
+
+fn cfg(priority: u8) -> InstanceConfig {
+    InstanceConfig::new("VI_1", 51, priority, vec![vip()])
+}
+
+fn three(prios: [u8; 3]) -> Sim {
+    three_seeded(7, prios)
+}
+
+fn three_seeded(seed: u64, prios: [u8; 3]) -> Sim {
+    let mut sim = Sim::new(seed);
+    sim.set_delay(DELAY);
+    for (i, p) in prios.iter().enumerate() {
+        sim.add_node(&format!("n{i}"), i as u8 + 1, vec![cfg(*p)]);
+    }
+    sim
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[test]
+fn three_nodes_elect_the_highest_priority() {
+    let mut sim = three([100, 200, 150]);
+    sim.start_all();
+    sim.run_for(secs(10));
+    assert_eq!(sim.masters(0), vec![1]);
+    assert_eq!(sim.vip_holders(0), vec![1]);
+    assert_eq!(sim.state(0, 0), Some(State::Backup));
+    assert_eq!(sim.state(2, 0), Some(State::Backup));
+    // The winner got there at its own master-down time: 3 s + skew(200) = 3.21 s.
+    let e = sim.events().iter().find(|e| e.to == State::Master).unwrap();
+    assert_eq!(e.node, 1);
+    assert_eq!(e.at, Duration::from_millis(3210));
+    assert_eq!(
+        sim.master_transitions(),
+        1,
+        "nobody else ever became master"
+    );
+}
+
+#[test]
+fn master_crash_highest_backup_takes_over_exactly_at_master_down() {
+    let mut sim = three([100, 200, 150]);
+    sim.start_all();
+    sim.run_for(secs(10));
+    // Adverts leave n1 at 3.21 s + k s; the last before 10 s left at 9.21 s
+    // and reached the others at 9.21 s + DELAY.
+    sim.crash(1);
+    sim.run_for(secs(10));
+    assert_eq!(sim.masters(0), vec![2]);
+    let e = sim
+        .events()
+        .iter()
+        .find(|e| e.node == 2 && e.to == State::Master)
+        .unwrap();
+    let last_heard = Duration::from_millis(9210) + DELAY;
+    let down = master_down_interval(Version::V3, 150, secs(1));
+    assert_eq!(down, Duration::from_millis(3410));
+    assert_eq!(e.at, last_heard + down);
+    assert_eq!(e.reason, Reason::MasterDown);
+    assert_eq!(sim.state(0, 0), Some(State::Backup), "n0 saw n2 first");
+}
+
+#[test]
+fn priority_zero_hands_over_at_skew_time() {
+    let mut sim = three([100, 200, 150]);
+    sim.start_all();
+    sim.run_for(secs(10));
+    let stop_at = sim.elapsed();
+    sim.stop(1);
+    sim.run_for(secs(5));
+    let e = sim
+        .events()
+        .iter()
+        .find(|e| e.node == 2 && e.to == State::Master)
+        .unwrap();
+    // skew(150) at 100 cs = 106 * 100 / 256 = 41 cs.
+    assert_eq!(e.at, stop_at + DELAY + Duration::from_millis(410));
+    assert_eq!(sim.masters(0), vec![2]);
+}
+
+#[test]
+fn preemption_returns_the_vip_to_the_higher_priority() {
+    let mut sim = three([100, 200, 150]);
+    sim.start_all();
+    sim.run_for(secs(10));
+    sim.crash(1);
+    sim.run_for(secs(10));
+    assert_eq!(sim.masters(0), vec![2]);
+    sim.start(1);
+    sim.run_for(secs(10));
+    assert_eq!(sim.masters(0), vec![1], "n1 preempts n2");
+    assert_eq!(sim.vip_holders(0), vec![1]);
+}
+
+#[test]
+fn nopreempt_keeps_the_current_master() {
+    let mut sim = Sim::new(1);
+    let mut hi = cfg(200);
+    hi.preempt = false;
+    let mut lo = cfg(100);
+    lo.preempt = false;
+    sim.add_node("lo", 1, vec![lo]);
+    sim.add_node("hi", 2, vec![hi]);
+    sim.start(0);
+    sim.run_for(secs(10));
+    assert_eq!(sim.masters(0), vec![0]);
+    sim.start(1);
+    sim.run_for(secs(30));
+    assert_eq!(sim.masters(0), vec![0], "hi does not preempt");
+    assert_eq!(sim.state(1, 0), Some(State::Backup));
+}
+
+#[test]
+fn preempt_delay_postpones_preemption() {
+    let mut sim = Sim::new(1);
+    let mut hi = cfg(200);
+    hi.preempt_delay = secs(20);
+    sim.add_node("lo", 1, vec![cfg(100)]);
+    sim.add_node("hi", 2, vec![hi]);
+    sim.start(0);
+    sim.run_for(secs(10));
+    sim.start(1);
+    sim.run_for(secs(15));
+    assert_eq!(sim.masters(0), vec![0], "still within preempt_delay");
+    sim.run_for(secs(15));
+    assert_eq!(sim.masters(0), vec![1], "preempted after the delay");
+}
+
+#[test]
+fn equal_priority_is_resolved_by_the_higher_address() {
+    let mut sim = three([100, 100, 100]);
+    sim.start_all();
+    sim.run_for(secs(10));
+    // All three time out together, all become master, the adverts resolve it.
+    assert_eq!(sim.masters(0), vec![2], "10.0.0.3 is the highest address");
+    assert_eq!(sim.vip_holders(0), vec![2]);
+}
+
+#[test]
+fn partition_gives_two_masters_and_healing_gives_one() {
+    let mut sim = three([100, 200, 150]);
+    sim.start_all();
+    sim.run_for(secs(10));
+    sim.partition(&[&[0, 2], &[1]]);
+    sim.run_for(secs(10));
+    assert_eq!(sim.masters(0), vec![1, 2]);
+    sim.heal();
+    sim.run_for(secs(3));
+    assert_eq!(sim.masters(0), vec![1]);
+    assert_eq!(sim.vip_holders(0), vec![1]);
+}
+
+#[test]
+fn fault_on_the_master_moves_the_vip_and_recovery_preempts_back() {
+    let mut sim = three([100, 200, 150]);
+    sim.start_all();
+    sim.run_for(secs(10));
+    let t = sim.elapsed();
+    sim.set_fault(1, 0, true);
+    assert_eq!(
+        sim.vip_holders(0),
+        Vec::<usize>::new(),
+        "VIP removed at once"
+    );
+    sim.run_for(secs(2));
+    assert_eq!(sim.masters(0), vec![2]);
+    // Fault from master sends priority 0: n2 takes over at skew time.
+    let e = sim
+        .events()
+        .iter()
+        .rfind(|e| e.to == State::Master)
+        .unwrap();
+    assert_eq!(e.at, t + DELAY + Duration::from_millis(410));
+    sim.set_fault(1, 0, false);
+    sim.run_for(secs(10));
+    assert_eq!(sim.masters(0), vec![1]);
+}
+
+#[test]
+fn priority_drop_lets_a_backup_preempt() {
+    let mut sim = three([100, 200, 150]);
+    sim.start_all();
+    sim.run_for(secs(10));
+    sim.set_priority(1, 0, 120);
+    sim.run_for(secs(10));
+    assert_eq!(sim.masters(0), vec![2]);
+}
+
+#[test]
+fn v3_backups_learn_the_masters_interval() {
+    let mut sim = Sim::new(3);
+    let mut fast = cfg(200);
+    fast.advert_interval = Duration::from_millis(100);
+    sim.add_node("a", 1, vec![fast]);
+    sim.add_node("b", 2, vec![cfg(100)]); // configured at 1 s
+    sim.start_all();
+    sim.run_for(secs(5));
+    assert_eq!(sim.masters(0), vec![0]);
+    let b = sim.instance(1, 0).unwrap();
+    assert_eq!(b.master_adver_interval(), Duration::from_millis(100));
+    let t = sim.elapsed();
+    sim.crash(0);
+    sim.run_for(secs(2));
+    // 3 * 10 cs + 156 * 10 / 256 = 6 cs: b takes over within 360 ms.
+    let e = sim
+        .events()
+        .iter()
+        .rfind(|e| e.to == State::Master)
+        .unwrap();
+    assert_eq!(e.node, 1);
+    assert!(e.at - t <= Duration::from_millis(360), "{:?}", e.at - t);
+}
+
+#[test]
+fn v2_and_v3_checksum_forms_interoperate() {
+    for mode in [
+        V3Checksum::WithPseudoHeader,
+        V3Checksum::WithoutPseudoHeader,
+    ] {
+        let mut sim = three([100, 200, 150]);
+        sim.set_v3_checksum(mode);
+        sim.start_all();
+        sim.run_for(secs(10));
+        assert_eq!(sim.masters(0), vec![1]);
+        let stats = sim.instance(0, 0).unwrap().stats();
+        assert!(stats.accepted > 0);
+        match mode {
+            V3Checksum::WithPseudoHeader => {
+                assert_eq!(stats.v3_checksum_pseudo_header, stats.accepted)
+            }
+            V3Checksum::WithoutPseudoHeader => assert_eq!(stats.v3_checksum_plain, stats.accepted),
+        }
+    }
+    let mut sim = Sim::new(5);
+    for (i, p) in [100u8, 200].iter().enumerate() {
+        let mut c = cfg(*p);
+        c.version = Version::V2;
+        c.auth = Some(*b"pass\0\0\0\0");
+        sim.add_node(&format!("v2-{i}"), i as u8 + 1, vec![c]);
+    }
+    sim.start_all();
+    sim.run_for(secs(10));
+    assert_eq!(sim.masters(0), vec![1]);
+    // v2 priority 200: 3 s + 56/256 s.
+    let e = sim.events().iter().find(|e| e.to == State::Master).unwrap();
+    assert_eq!(e.at, Duration::from_nanos(3_218_750_000));
+}
+
+#[test]
+fn ipv6_virtual_router() {
+    let mut sim = Sim::new(9);
+    let v6: IpAddr = "fd00::100".parse().unwrap();
+    for (i, p) in [100u8, 200].iter().enumerate() {
+        sim.add_node(
+            &format!("n{i}"),
+            i as u8 + 1,
+            vec![InstanceConfig::new("VI_6", 51, *p, vec![v6])],
+        );
+    }
+    sim.start_all();
+    sim.run_for(secs(10));
+    assert_eq!(sim.masters(0), vec![1]);
+    assert!(sim.instance(0, 0).unwrap().stats().accepted > 0);
+}
+
+#[test]
+fn mismatched_password_is_counted_and_ignored() {
+    let mut sim = Sim::new(5);
+    for (i, pw) in [b"right\0\0\0", b"wrong\0\0\0"].iter().enumerate() {
+        let mut c = cfg(100 + i as u8 * 100);
+        c.version = Version::V2;
+        c.auth = Some(**pw);
+        sim.add_node(&format!("n{i}"), i as u8 + 1, vec![c]);
+    }
+    sim.start_all();
+    sim.run_for(secs(10));
+    // Neither accepts the other: two masters, and the drops are counted.
+    assert_eq!(sim.masters(0), vec![0, 1]);
+    assert!(sim.instance(0, 0).unwrap().stats().dropped["auth_mismatch"] > 0);
+}
+
+#[test]
+fn unknown_vrid_is_counted_per_node() {
+    let mut sim = Sim::new(5);
+    sim.add_node("a", 1, vec![InstanceConfig::new("A", 1, 100, vec![vip()])]);
+    sim.add_node("b", 2, vec![InstanceConfig::new("B", 2, 100, vec![vip()])]);
+    sim.start_all();
+    sim.run_for(secs(10));
+    assert_eq!(
+        sim.masters(0),
+        vec![0, 1],
+        "different VRIDs are independent"
+    );
+    assert!(sim.unmatched_stats(0).dropped["unknown_vrid"] > 0);
+}
+
+#[test]
+fn two_hundred_fifty_five_instances_on_one_lan_stay_stable() {
+    let mut sim = Sim::new(11);
+    for n in 0..3u8 {
+        let cfgs = (1..=255u8)
+            .map(|vrid| {
+                // Spread the masters: node (vrid % 3) has the top priority.
+                let p = if vrid % 3 == n { 200 } else { 100 + n };
+                let v = IpAddr::V4(Ipv4Addr::new(10, 1, 0, vrid));
+                InstanceConfig::new(&format!("VI_{vrid}"), vrid, p, vec![v])
+            })
+            .collect();
+        sim.add_node(&format!("n{n}"), n + 1, cfgs);
+    }
+    sim.start_all();
+    sim.run_for(secs(10));
+    let settled = sim.master_transitions();
+    assert_eq!(settled, 255, "each router elected once");
+    sim.run_for(secs(60));
+    assert_eq!(sim.master_transitions(), settled, "no flap in 60 s");
+    for inst in 0..255usize {
+        let vrid = inst as u8 + 1;
+        assert_eq!(
+            sim.masters(inst),
+            vec![usize::from(vrid % 3)],
+            "VRID {vrid}"
+        );
+    }
+}
+
+#[test]
+fn delayed_links_still_converge_to_one_master() {
+    let mut sim = three([100, 200, 150]);
+    sim.set_link_delay(1, Duration::from_millis(300));
+    sim.start_all();
+    sim.run_for(secs(10));
+    assert_eq!(sim.masters(0), vec![1]);
+}
+
+/// Not an assertion: a figure. 20% loss at 10 ms adverts (v3), three nodes,
+/// 60 s of virtual time: how many spurious failovers plain VRRP makes.
+#[test]
+fn loss_20_percent_at_10ms_prints_failovers() {
+    let mut sim = Sim::new(2026);
+    for (i, p) in [100u8, 200, 150].iter().enumerate() {
+        let mut c = cfg(*p);
+        c.advert_interval = Duration::from_millis(10);
+        sim.add_node(&format!("n{i}"), i as u8 + 1, vec![c]);
+    }
+    sim.start_all();
+    sim.run_for(secs(1));
+    let before = sim.master_transitions();
+    sim.set_loss(20.0);
+    sim.run_for(secs(60));
+    let spurious = sim.master_transitions() - before;
+    println!("20% loss, 10 ms adverts, 60 s, seed 2026: {spurious} spurious takeovers");
+    sim.set_loss(0.0);
+    sim.run_for(secs(1));
+    assert_eq!(sim.masters(0), vec![1], "converges once the loss stops");
+}
+
+#[test]
+fn same_seed_same_history() {
+    let run = |seed| {
+        let mut sim = three_seeded(seed, [100, 200, 150]);
+        sim.set_loss(30.0);
+        sim.start_all();
+        sim.run_for(secs(30));
+        sim.events().to_vec()
+    };
+    assert_eq!(run(1), run(1));
+    assert_ne!(run(1), run(2), "the seed drives the loss");
+}
