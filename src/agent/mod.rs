@@ -1,4 +1,5 @@
 //! The IO shell: the only module that touches the operating system.
 
 pub mod control;
+pub mod lab;
 pub mod probe;

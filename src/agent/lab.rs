@@ -1,0 +1,321 @@
+//! A throw-away layer-2 lab in network namespaces, for `baton demo`, the
+//! netns tests and the benchmark.
+//!
+//! ```text
+//!   node0 (eth0 .11)   node1 (eth0 .12)   ...   client (eth0 .200)
+//!        |                  |                         |
+//!   +----+------------------+-------------------------+----+
+//!   |  bridge namespace: br0 (veth peers n0, n1, ..., c0)  |
+//!   +------------------------------------------------------+
+//! ```
+//!
+//! Addresses: 192.168.77.0/24 and fd00:77::/64, only ever inside the lab's
+//! own namespaces. Names carry a tag, the process id and a counter, so labs
+//! of parallel tests never meet. Everything is torn down on drop, also when
+//! a test panics.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The lab's subnet; node i is .11+i, the client .200.
+pub const SUBNET4: [u8; 3] = [192, 168, 77];
+
+pub struct Lab {
+    tag: String,
+    /// Scratch directory for configs, sockets, state and logs.
+    dir: std::path::PathBuf,
+    bridge: String,
+    nodes: Vec<String>,
+    client: String,
+    children: Vec<Child>,
+}
+
+/// Run `ip` (or any command) and fail with its stderr.
+pub fn sh(program: &str, args: &[&str]) -> io::Result<Output> {
+    let out = Command::new(program).args(args).stdin(Stdio::null()).output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out)
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+impl Lab {
+    /// A bridge, `nodes` node namespaces and one client namespace.
+    pub fn new(tag: &str, nodes: usize) -> io::Result<Lab> {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{tag}{}x{n}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("baton-lab-{tag}"));
+        std::fs::create_dir_all(&dir)?;
+        let mut lab = Lab {
+            dir,
+            bridge: format!("{tag}br"),
+            nodes: (0..nodes).map(|i| format!("{tag}n{i}")).collect(),
+            client: format!("{tag}c"),
+            tag,
+            children: Vec::new(),
+        };
+        lab.build()?;
+        Ok(lab)
+    }
+
+    fn build(&mut self) -> io::Result<()> {
+        let br = self.bridge.clone();
+        sh("ip", &["netns", "add", &br])?;
+        self.ns(&br, "ip", &["link", "set", "lo", "up"])?;
+        self.ns(
+            &br,
+            "ip",
+            &["link", "add", "br0", "type", "bridge", "forward_delay", "0", "mcast_snooping", "0"],
+        )?;
+        self.ns(&br, "ip", &["link", "set", "br0", "up"])?;
+        let members: Vec<(String, String, u8)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| (ns.clone(), format!("n{i}"), 11 + i as u8))
+            .chain(std::iter::once((self.client.clone(), "c0".to_string(), 200)))
+            .collect();
+        for (ns, peer, host) in members {
+            sh("ip", &["netns", "add", &ns])?;
+            for key in ["all", "default"] {
+                self.ns(&ns, "sysctl", &["-qw", &format!("net.ipv6.conf.{key}.accept_dad=0")])?;
+            }
+            self.ns(&ns, "ip", &["link", "set", "lo", "up"])?;
+            self.ns(
+                &br,
+                "ip",
+                &["link", "add", &peer, "type", "veth", "peer", "name", "eth0", "netns", &ns],
+            )?;
+            self.ns(&br, "ip", &["link", "set", &peer, "master", "br0", "up"])?;
+            let a4 = format!("{}.{}.{}.{host}/24", SUBNET4[0], SUBNET4[1], SUBNET4[2]);
+            let a6 = format!("fd00:77::{host:x}/64");
+            self.ns(&ns, "ip", &["addr", "add", &a4, "dev", "eth0"])?;
+            self.ns(&ns, "ip", &["-6", "addr", "add", &a6, "dev", "eth0", "nodad"])?;
+            self.ns(&ns, "ip", &["link", "set", "eth0", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Run a command inside a namespace; an error carries its stderr.
+    pub fn ns(&self, ns: &str, program: &str, args: &[&str]) -> io::Result<Output> {
+        let mut full = vec!["netns", "exec", ns, program];
+        full.extend_from_slice(args);
+        sh("ip", &full)
+    }
+
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+    pub fn node_ns(&self, i: usize) -> &str {
+        &self.nodes[i]
+    }
+    pub fn client_ns(&self) -> &str {
+        &self.client
+    }
+    pub fn bridge_ns(&self) -> &str {
+        &self.bridge
+    }
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+    /// Node i's own IPv4 address.
+    pub fn node_addr4(&self, i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(SUBNET4[0], SUBNET4[1], SUBNET4[2], 11 + i as u8)
+    }
+    pub fn node_addr6(&self, i: usize) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0x11 + i as u16)
+    }
+    /// The client's IPv4 address.
+    pub fn client_addr4(&self) -> Ipv4Addr {
+        Ipv4Addr::new(SUBNET4[0], SUBNET4[1], SUBNET4[2], 200)
+    }
+
+    /// Start a long-running process inside a namespace; it is killed when
+    /// the lab is dropped. Output goes to `log` (appended).
+    pub fn spawn(&mut self, ns: &str, program: &Path, args: &[&str], log: &Path) -> io::Result<u32> {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()?;
+        let pid = child.id();
+        self.children.push(child);
+        Ok(pid)
+    }
+
+    /// Send a signal to a process started with `spawn` (`ip netns exec`
+    /// execs the program, so the pid is the program's).
+    pub fn signal(&mut self, pid: u32, sig: nix::sys::signal::Signal) -> io::Result<()> {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).map_err(io::Error::from)
+    }
+
+    /// Wait for a spawned process to exit; returns its exit code.
+    pub fn wait(&mut self, pid: u32, timeout: std::time::Duration) -> io::Result<Option<i32>> {
+        let Some(pos) = self.children.iter().position(|c| c.id() == pid) else {
+            return Err(io::Error::other(format!("no child {pid}")));
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.children[pos].try_wait()? {
+                // Already reaped by try_wait; wait() just returns its status.
+                let _ = self.children.remove(pos).wait();
+                return Ok(Some(st.code().unwrap_or(-1)));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Take a node's link down (its own eth0) or bring it back.
+    pub fn set_link(&self, node: usize, up: bool) -> io::Result<()> {
+        let state = if up { "up" } else { "down" };
+        self.ns(&self.nodes[node], "ip", &["link", "set", "eth0", state])
+            .map(|_| ())
+    }
+
+    /// Is `addr` configured on eth0 of namespace `ns`?
+    pub fn has_addr(&self, ns: &str, addr: IpAddr) -> bool {
+        let Ok(out) = self.ns(ns, "ip", &["-o", "addr", "show", "dev", "eth0"]) else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let needle = format!(" {addr}/");
+        text.contains(&needle)
+    }
+
+    /// Which nodes hold `addr` right now.
+    pub fn holders(&self, addr: IpAddr) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.has_addr(&self.nodes[i], addr))
+            .collect()
+    }
+}
+
+/// One baton node of a lab: where its files are.
+#[derive(Debug, Clone)]
+pub struct NodeFiles {
+    pub config: std::path::PathBuf,
+    pub socket: std::path::PathBuf,
+    pub state_dir: std::path::PathBuf,
+    pub log: std::path::PathBuf,
+}
+
+impl Lab {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Paths for node i's baton: config, control socket, state, log.
+    pub fn node_files(&self, i: usize) -> NodeFiles {
+        NodeFiles {
+            config: self.dir.join(format!("node{i}.toml")),
+            socket: self.dir.join(format!("node{i}.sock")),
+            state_dir: self.dir.join(format!("state{i}")),
+            log: self.dir.join(format!("node{i}.log")),
+        }
+    }
+
+    /// The `[global]` table for node i (its socket and state dir in the lab).
+    pub fn global_toml(&self, i: usize) -> String {
+        let f = self.node_files(i);
+        format!(
+            "[global]\nrouter_id = \"node{i}\"\ncontrol_socket = \"{}\"\nstate_dir = \"{}\"\n\n",
+            f.socket.display(),
+            f.state_dir.display()
+        )
+    }
+
+    /// Write node i's config (`[global]` is prepended) and start
+    /// `baton run` in its namespace. Returns the pid.
+    pub fn start_baton(&mut self, baton: &Path, i: usize, instances_toml: &str) -> io::Result<u32> {
+        let f = self.node_files(i);
+        std::fs::write(&f.config, format!("{}{instances_toml}", self.global_toml(i)))?;
+        let cfg = f.config.display().to_string();
+        let ns = self.nodes[i].clone();
+        self.spawn(&ns, baton, &["run", "-f", &cfg], &f.log)
+    }
+
+    /// Node i's status over its control socket, if it answers.
+    pub fn status(&self, i: usize) -> Option<crate::agent::control::Status> {
+        let f = self.node_files(i);
+        let reply = crate::agent::control::request(
+            &f.socket,
+            &crate::agent::control::Request::Status {},
+            std::time::Duration::from_secs(2),
+        )
+        .ok()?;
+        reply.status
+    }
+
+    /// The state of instance `name` on node i, if its agent answers.
+    pub fn state(&self, i: usize, name: &str) -> Option<crate::vrrp::State> {
+        self.status(i)?
+            .instances
+            .into_iter()
+            .find(|s| s.name == name)
+            .map(|s| s.state)
+    }
+
+    /// Nodes whose instance `name` is MASTER.
+    pub fn masters(&self, name: &str) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.state(i, name) == Some(crate::vrrp::State::Master))
+            .collect()
+    }
+
+    /// Poll `cond` every 10 ms until it holds or `timeout` passes.
+    pub fn wait_for(&self, timeout: std::time::Duration, mut cond: impl FnMut(&Lab) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if cond(self) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Node i's log so far (for failure messages).
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.node_files(i).log).unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in self.nodes.iter().chain([&self.client, &self.bridge]) {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+        if std::env::var_os("BATON_KEEP_LAB").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
