@@ -57,11 +57,15 @@ struct Checker<'o> {
 
 impl Checker<'_> {
     fn err(&mut self, path: &str, message: String) {
-        self.diags.push(self.origins.error(path, message));
+        if !self.origins.is_reported(path) {
+            self.diags.push(self.origins.error(path, message));
+        }
     }
 
     fn warn(&mut self, path: &str, message: String) {
-        self.diags.push(self.origins.warning(path, message));
+        if !self.origins.is_reported(path) {
+            self.diags.push(self.origins.warning(path, message));
+        }
     }
 
     /// "line N" of a model path, for messages that point at a second place.
@@ -142,7 +146,9 @@ impl Checker<'_> {
         }
         if let Some(pass) = &inst.auth_pass {
             let path = format!("{p}.auth_pass");
-            if inst.version != Version::V2 {
+            if self.origins.is_reported(&format!("{p}.version")) {
+                // The rules depend on the version, which is unknown.
+            } else if inst.version != Version::V2 {
                 self.err(
                     &path,
                     format!(
@@ -214,6 +220,9 @@ impl Checker<'_> {
     }
 
     fn advert_interval(&mut self, p: &str, what: &str, inst: &Instance) {
+        if self.origins.is_reported(&format!("{p}.version")) {
+            return; // the rules depend on the version, which is unknown
+        }
         let d = inst.advert_interval;
         let path = format!("{p}.advert_interval");
         let shown = format_duration(d);

@@ -2,7 +2,7 @@
 //! that readers record beside the model so that validation can point at the
 //! offending value.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -166,10 +166,15 @@ impl Pos {
 /// `sync_group[0].instances[1]`. Indexes are positions in the model's vectors.
 /// A lookup falls back to the nearest recorded parent, so a value that took
 /// its default is reported at its section.
+///
+/// A reader also marks the paths whose problem it has already reported (a
+/// value it could not read and replaced by a placeholder); findings of the
+/// checks about those paths, or anything under them, are not repeated.
 #[derive(Debug, Clone, Default)]
 pub struct Origins {
     pub file: PathBuf,
     positions: HashMap<String, Pos>,
+    reported: HashSet<String>,
 }
 
 impl Origins {
@@ -177,6 +182,25 @@ impl Origins {
         Origins {
             file: file.to_path_buf(),
             positions: HashMap::new(),
+            reported: HashSet::new(),
+        }
+    }
+
+    pub fn mark_reported(&mut self, path: impl Into<String>) {
+        self.reported.insert(path.into());
+    }
+
+    /// Whether `path` or one of its parents was marked reported.
+    pub fn is_reported(&self, path: &str) -> bool {
+        let mut path = path;
+        loop {
+            if self.reported.contains(path) {
+                return true;
+            }
+            match path.rfind(['.', '[']) {
+                Some(cut) => path = &path[..cut],
+                None => return false,
+            }
         }
     }
 
@@ -271,6 +295,11 @@ mod tests {
         assert_eq!(o.at("instance[1].vrid"), Pos::new(9, 8));
         assert_eq!(o.at("instance[1].virtual_ips[3]"), Pos::new(7, 1));
         assert_eq!(o.at("instance[2].vrid"), Pos::NONE);
+        o.mark_reported("instance[1].virtual_ips");
+        assert!(o.is_reported("instance[1].virtual_ips[2]"));
+        assert!(o.is_reported("instance[1].virtual_ips"));
+        assert!(!o.is_reported("instance[1]"));
+        assert!(!o.is_reported("instance[1].virtual"));
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl FromStr for Vip {
                 Ok(n) if (1..=max).contains(&n) && !p.starts_with('+') => n,
                 _ => {
                     return Err(ParseError(format!(
-                        "prefix length \"{p}\" is not in 1..={max}"
+                        "\"{cidr}\": prefix length \"{p}\" is not in 1..={max}"
                     )))
                 }
             },

@@ -148,13 +148,10 @@ impl<'t> Reader<'t> {
         self.diags.push(Diagnostic::error(self.file, pos, message));
     }
 
-    fn error_count(&self) -> usize {
-        self.diags.errors().count()
-    }
-
-    /// The whole file. `None` when it is not TOML or its sections are
-    /// malformed; the config may still be partial (an instance with an
-    /// error is left out) so that the cross-checks still run.
+    /// The whole file; `None` when it is not valid TOML. A value that could
+    /// not be read is left at its default (or an empty placeholder) and its
+    /// path marked in [`Origins`] as reported, so that the checks still run
+    /// on everything else without repeating the finding.
     fn document(&mut self, defaults: &Defaults) -> Option<Config> {
         let (doc, syntax_errors) = DeTable::parse_recoverable(self.text);
         if !syntax_errors.is_empty() {
@@ -198,19 +195,17 @@ impl<'t> Reader<'t> {
             else {
                 continue;
             };
-            if let Some(instance) = self.instance(&mut section) {
-                let path = format!("instance[{}]", config.instances.len());
-                section.commit(&mut self.origins, &path);
-                config.instances.push(instance);
-            }
+            let instance = self.instance(&mut section);
+            let path = format!("instance[{}]", config.instances.len());
+            section.commit(&mut self.origins, &path);
+            config.instances.push(instance);
         }
         if let Some(value) = root.get("cluster") {
             if let Some(mut section) = self.table_section(value, "cluster", "cluster", CLUSTER_KEYS)
             {
-                if let Some(cluster) = self.cluster(&mut section, &config.global.router_id) {
-                    section.commit(&mut self.origins, "cluster");
-                    config.cluster = Some(cluster);
-                }
+                let cluster = self.cluster(&mut section, &config.global.router_id);
+                section.commit(&mut self.origins, "cluster");
+                config.cluster = Some(cluster);
             }
         }
         for (index, value) in self.array_sections(root, "sync") {
@@ -218,11 +213,10 @@ impl<'t> Reader<'t> {
             let Some(mut section) = self.table_section(value, &what, "sync", SYNC_KEYS) else {
                 continue;
             };
-            if let Some(entry) = self.sync_entry(&mut section) {
-                let path = format!("sync[{}]", config.sync.len());
-                section.commit(&mut self.origins, &path);
-                config.sync.push(entry);
-            }
+            let entry = self.sync_entry(&mut section);
+            let path = format!("sync[{}]", config.sync.len());
+            section.commit(&mut self.origins, &path);
+            config.sync.push(entry);
         }
         for (index, value) in self.array_sections(root, "sync_group") {
             let what = format!("sync_group #{}", index + 1);
@@ -230,11 +224,10 @@ impl<'t> Reader<'t> {
             else {
                 continue;
             };
-            if let Some(group) = self.sync_group(&mut section) {
-                let path = format!("sync_group[{}]", config.sync_groups.len());
-                section.commit(&mut self.origins, &path);
-                config.sync_groups.push(group);
-            }
+            let group = self.sync_group(&mut section);
+            let path = format!("sync_group[{}]", config.sync_groups.len());
+            section.commit(&mut self.origins, &path);
+            config.sync_groups.push(group);
         }
         Some(config)
     }
@@ -277,6 +270,7 @@ impl<'t> Reader<'t> {
                 what: what.to_string(),
                 known,
                 origins: vec![(String::new(), self.pos(&value.span()))],
+                reported: Vec::new(),
             }),
             other => {
                 self.error(
@@ -301,15 +295,14 @@ impl<'t> Reader<'t> {
         }
     }
 
-    fn instance(&mut self, s: &mut Section) -> Option<Instance> {
-        let errors_before = self.error_count();
+    fn instance(&mut self, s: &mut Section) -> Instance {
         let name = s
             .required(self, "name")
             .and_then(|_| s.string(self, "name"));
         if let Some(name) = &name {
             s.what = format!("instance \"{name}\"");
         }
-        let mut unknown = s.unknown_keys(self);
+        s.unknown_keys(self);
         let interface = s
             .required(self, "interface")
             .and_then(|_| s.string(self, "interface"));
@@ -352,7 +345,7 @@ impl<'t> Reader<'t> {
             instance.v3_checksum_as_v2 = b;
         }
         if let Some(mut garp) = s.sub_table(self, "garp", GARP_KEYS) {
-            unknown += self.garp(&mut garp, &mut instance.garp);
+            self.garp(&mut garp, &mut instance.garp);
             s.adopt(garp, "garp");
         }
         if let Some(names) = s.string_list(self, "track_interfaces") {
@@ -370,12 +363,11 @@ impl<'t> Reader<'t> {
                 ),
             }
         }
-        (self.error_count() == errors_before + unknown).then_some(instance)
+        instance
     }
 
-    /// Returns the number of unknown keys reported.
-    fn garp(&mut self, s: &mut Section, garp: &mut Garp) -> usize {
-        let unknown = s.unknown_keys(self);
+    fn garp(&mut self, s: &mut Section, garp: &mut Garp) {
+        s.unknown_keys(self);
         if let Some(d) = s.duration(self, "master_delay") {
             garp.master_delay = d;
         }
@@ -392,12 +384,10 @@ impl<'t> Reader<'t> {
         if let Some(d) = s.duration(self, "interval") {
             garp.interval = d;
         }
-        unknown
     }
 
-    fn cluster(&mut self, s: &mut Section, router_id: &str) -> Option<Cluster> {
-        let errors_before = self.error_count();
-        let unknown = s.unknown_keys(self);
+    fn cluster(&mut self, s: &mut Section, router_id: &str) -> Cluster {
+        s.unknown_keys(self);
         let node = s
             .string(self, "node")
             .unwrap_or_else(|| router_id.to_string());
@@ -427,20 +417,19 @@ impl<'t> Reader<'t> {
             }
         }
         let order = s.string_list(self, "order").unwrap_or_default();
-        let (listen, key_file) = (listen?, key_file?);
-        (self.error_count() == errors_before + unknown).then(|| Cluster {
+        Cluster {
             node,
-            listen,
+            // Placeholders for what was reported missing or malformed.
+            listen: listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
             peers,
-            key_file: PathBuf::from(key_file),
+            key_file: PathBuf::from(key_file.unwrap_or_default()),
             heartbeat_interval,
             selection,
             order,
-        })
+        }
     }
 
-    fn sync_entry(&mut self, s: &mut Section) -> Option<SyncEntry> {
-        let errors_before = self.error_count();
+    fn sync_entry(&mut self, s: &mut Section) -> SyncEntry {
         let path = s
             .required(self, "path")
             .and_then(|_| s.string(self, "path"));
@@ -448,36 +437,41 @@ impl<'t> Reader<'t> {
         if let Some(name) = name.as_ref().or(path.as_ref()) {
             s.what = format!("sync \"{name}\"");
         }
-        let unknown = s.unknown_keys(self);
+        if name.is_none() && path.is_none() {
+            // The name would come from the path, already reported.
+            s.reported.push("name".to_string());
+        }
+        s.unknown_keys(self);
         let on_change = s.string(self, "on_change");
         let mode = s.mode(self, "mode");
         let max_size = s
             .size(self, "max_size")
             .unwrap_or(SyncEntry::DEFAULT_MAX_SIZE);
-        let path = path?;
-        (self.error_count() == errors_before + unknown).then(|| SyncEntry {
+        let path = path.unwrap_or_default();
+        SyncEntry {
             name: name.unwrap_or_else(|| path.clone()),
             path: PathBuf::from(path),
             on_change,
             mode,
             max_size,
-        })
+        }
     }
 
-    fn sync_group(&mut self, s: &mut Section) -> Option<SyncGroup> {
-        let errors_before = self.error_count();
+    fn sync_group(&mut self, s: &mut Section) -> SyncGroup {
         let name = s
             .required(self, "name")
             .and_then(|_| s.string(self, "name"));
         if let Some(name) = &name {
             s.what = format!("sync_group \"{name}\"");
         }
-        let unknown = s.unknown_keys(self);
+        s.unknown_keys(self);
         let instances = s
             .required(self, "instances")
             .and_then(|_| s.string_list(self, "instances"));
-        let (name, instances) = (name?, instances?);
-        (self.error_count() == errors_before + unknown).then_some(SyncGroup { name, instances })
+        SyncGroup {
+            name: name.unwrap_or_default(),
+            instances: instances.unwrap_or_default(),
+        }
     }
 }
 
@@ -490,34 +484,49 @@ struct Section<'a, 'i> {
     what: String,
     known: &'static [&'static str],
     origins: Vec<(String, Pos)>,
+    /// Keys whose problem is already reported (relative paths).
+    reported: Vec<String>,
 }
 
 impl<'a, 'i> Section<'a, 'i> {
     fn commit(self, origins: &mut Origins, prefix: &str) {
-        for (rel, pos) in self.origins {
-            let path = if rel.is_empty() {
+        let join = |rel: &str| {
+            if rel.is_empty() {
                 prefix.to_string()
             } else {
                 format!("{prefix}.{rel}")
-            };
-            origins.record(path, pos);
+            }
+        };
+        for (rel, pos) in &self.origins {
+            origins.record(join(rel), *pos);
+        }
+        for rel in &self.reported {
+            origins.mark_reported(join(rel));
         }
     }
 
     /// Takes over the positions recorded by a sub-table read as `key`.
     fn adopt(&mut self, sub: Section, key: &str) {
-        for (rel, pos) in sub.origins {
-            let path = if rel.is_empty() {
+        let join = |rel: &str| {
+            if rel.is_empty() {
                 key.to_string()
             } else {
                 format!("{key}.{rel}")
-            };
-            self.origins.push((path, pos));
+            }
+        };
+        for (rel, pos) in &sub.origins {
+            self.origins.push((join(rel), *pos));
+        }
+        for rel in &sub.reported {
+            self.reported.push(join(rel));
         }
     }
 
-    fn error(&self, r: &mut Reader, span: &Range<usize>, key: &str, message: String) {
+    /// Reports a problem with `key`'s value; the checks then leave that key
+    /// alone.
+    fn error(&mut self, r: &mut Reader, span: &Range<usize>, key: &str, message: String) {
         r.error(span, format!("{}: {key}: {message}", self.what));
+        self.reported.push(key.to_string());
     }
 
     /// Reports every key not in `known`; returns how many. Unknown keys do
@@ -539,7 +548,7 @@ impl<'a, 'i> Section<'a, 'i> {
     }
 
     /// `Some(())` when `key` is present; an error at the header otherwise.
-    fn required(&self, r: &mut Reader, key: &str) -> Option<()> {
+    fn required(&mut self, r: &mut Reader, key: &str) -> Option<()> {
         if self.table.get(key).is_some() {
             Some(())
         } else {
@@ -547,6 +556,7 @@ impl<'a, 'i> Section<'a, 'i> {
                 &self.header,
                 format!("{}: missing key \"{key}\"", self.what),
             );
+            self.reported.push(key.to_string());
             None
         }
     }
@@ -557,7 +567,7 @@ impl<'a, 'i> Section<'a, 'i> {
         Some(value)
     }
 
-    fn mistyped(&self, r: &mut Reader, key: &str, value: &Value, expected: &str) {
+    fn mistyped(&mut self, r: &mut Reader, key: &str, value: &Value, expected: &str) {
         self.error(
             r,
             &value.span(),
@@ -754,6 +764,7 @@ impl<'a, 'i> Section<'a, 'i> {
                 what: format!("{}: {key}", self.what),
                 known,
                 origins: Vec::new(),
+                reported: Vec::new(),
             }),
             _ => {
                 self.mistyped(r, key, value, "a table");
@@ -827,7 +838,8 @@ where
 {
     text.parse::<T>().map_err(|e| {
         let reason = e.to_string();
-        if reason.contains(text) || text.is_empty() {
+        // baton's own parse errors quote what they refuse; std's do not.
+        if reason.contains('"') {
             reason
         } else {
             format!("\"{text}\" is not {expected} ({reason})")
