@@ -712,3 +712,38 @@ fn diagnostics_are_a_std_error() {
          a.toml:2:1: error: global: unknown key \"x\""
     );
 }
+
+// ---------------------------------------------------------------- robustness
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EXAMPLE: &str = include_str!("../conf/baton.toml");
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn on_any_text(text in "\\PC{0,400}") {
+            let _ = parse_toml(&text, Path::new("f"));
+        }
+
+        #[test]
+        fn on_mangled_examples(cut in 0..EXAMPLE.len(), insert in "[\\[\\]=\"., 0-9a-z\n-]{0,12}") {
+            let mut text = EXAMPLE.as_bytes()[..cut].to_vec();
+            text.extend_from_slice(insert.as_bytes());
+            text.extend_from_slice(&EXAMPLE.as_bytes()[cut..]);
+            if let Ok(text) = String::from_utf8(text) {
+                if let Err(d) = parse_toml(&text, Path::new("f")) {
+                    // Every error has a position inside the text.
+                    let lines = u32::try_from(text.lines().count()).unwrap() + 1;
+                    for e in d.errors() {
+                        prop_assert!(e.line >= 1 && e.line <= lines, "{e}");
+                        prop_assert!(e.col >= 1, "{e}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -980,6 +980,48 @@ mod tests {
     }
 
     #[test]
+    fn every_key_is_in_the_full_example_and_the_man_page() {
+        let example = include_str!("../../conf/baton.toml");
+        let man = include_str!("../../man/baton.conf.5");
+        let sections = [
+            GLOBAL_KEYS,
+            INSTANCE_KEYS,
+            GARP_KEYS,
+            CLUSTER_KEYS,
+            SYNC_KEYS,
+            SYNC_GROUP_KEYS,
+        ];
+        for key in sections.concat() {
+            if key == "garp" {
+                continue; // the [instance.garp] sub-table, checked below
+            }
+            assert!(
+                example.contains(&format!("\n{key} =")) || example.contains(&format!("# {key} =")),
+                "conf/baton.toml lacks {key}"
+            );
+            assert!(
+                man.contains(&format!(".BR {key} ")),
+                "baton.conf.5 lacks {key}"
+            );
+        }
+        for section in [
+            "[global]",
+            "[cluster]",
+            "[[instance]]",
+            "[instance.garp]",
+            "[[sync]]",
+            "[[sync_group]]",
+        ] {
+            assert!(example.contains(section), "conf/baton.toml lacks {section}");
+            assert!(
+                man.contains(&format!(".SH \"{section}\""))
+                    || man.contains(&format!(".SS \"{section}\"")),
+                "baton.conf.5 lacks {section}"
+            );
+        }
+    }
+
+    #[test]
     fn integer_forms() {
         let text = BASE.replace("vrid = 51", "vrid = 0x33");
         assert_eq!(
