@@ -1,3 +1,4 @@
 //! The IO shell: the only module that touches the operating system.
 
+pub mod netlink;
 pub mod socket;
