@@ -8,6 +8,7 @@
 //! - [`agent`]: the IO shell (sockets, netlink, signals, control socket).
 
 pub mod agent;
+pub mod cluster;
 pub mod config;
 pub mod sim;
 pub mod vrrp;

@@ -1,0 +1,118 @@
+//! What nodes say to each other on the cluster channel. Carried as JSON in
+//! the payload of an authenticated `Message` frame: small, versionable,
+//! and readable in a capture by an operator who has the key.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::vrrp::State;
+
+/// One instance as its node reports it in a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceBeat {
+    /// Instances are matched across nodes by name.
+    pub name: String,
+    pub state: State,
+    /// Effective priority (base adjusted by tracking).
+    pub priority: u8,
+    /// The node's VRRP source address for this instance (tie-breaker).
+    pub address: Option<IpAddr>,
+    /// The highest takeover epoch this node knows for the instance.
+    pub epoch: u64,
+    /// The node an operator's switchover pinned the instance to, if any.
+    pub pinned: Option<String>,
+}
+
+/// A cluster-channel message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    /// Every `heartbeat_interval`: who I am and what each instance is doing
+    /// here (seed step 1: every node sees every other node).
+    Heartbeat {
+        node: String,
+        instances: Vec<InstanceBeat>,
+    },
+    /// Seed's first config-change message: `node` has become master of
+    /// `instance` under `epoch` (raised by every takeover). Receivers record
+    /// the new master and stop competing; an old master steps down.
+    Takeover {
+        instance: String,
+        node: String,
+        epoch: u64,
+        /// The takeover was an operator's choice: it holds against preemption.
+        pinned: bool,
+    },
+    /// Seed's second config-change message (broadcast by the master): the
+    /// operator chose `target` to take `instance`.
+    Switchover {
+        instance: String,
+        target: String,
+        epoch: u64,
+        id: u64,
+    },
+    /// Seed's third config-change message (unicast from the master to
+    /// `target` only): take `instance`, then tell the others.
+    Handoff {
+        instance: String,
+        target: String,
+        epoch: u64,
+        id: u64,
+    },
+    /// An operator's request, sent by the node where `baton switchover` ran
+    /// to the current master.
+    SwitchoverRequest {
+        instance: String,
+        target: String,
+        unicast: bool,
+        id: u64,
+        from: String,
+    },
+    /// The master refused a request (unknown, dead or faulted target...).
+    SwitchoverRefused { id: u64, reason: String },
+    /// `baton switchover NAME --clear`: the operator's choice no longer
+    /// holds; normal preemption resumes.
+    ClearPin { instance: String, epoch: u64 },
+}
+
+impl Message {
+    /// A short name for logs and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Heartbeat { .. } => "heartbeat",
+            Message::Takeover { .. } => "takeover",
+            Message::Switchover { .. } => "switchover",
+            Message::Handoff { .. } => "handoff",
+            Message::SwitchoverRequest { .. } => "switchover_request",
+            Message::SwitchoverRefused { .. } => "switchover_refused",
+            Message::ClearPin { .. } => "clear_pin",
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Message, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_garbage() {
+        let m = Message::Takeover {
+            instance: "VI_1".into(),
+            node: "lb2".into(),
+            epoch: 7,
+            pinned: true,
+        };
+        assert_eq!(Message::from_json(&m.to_json()).unwrap(), m);
+        assert!(Message::from_json(b"{\"type\":\"nope\"}").is_err());
+        assert!(Message::from_json(b"\xff\x00").is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! The cluster channel core (sans-IO): membership and heartbeats, the
+//! seed's config-change messages (takeover, switchover, handoff), the
+//! selection policy, and data sync.
+//!
+//! Messages travel in authenticated frames ([`crate::wire::frame`]) over a
+//! TCP full mesh ([`crate::agent::channel`]); this module only decides.
+
+pub mod message;
+
+pub use message::{InstanceBeat, Message};
