@@ -906,6 +906,21 @@ fn check_accepts_shipped_configs_and_points_at_errors() {
         );
     }
 
+    // The configs these tests run with are valid too.
+    for (k, vi) in [Vi::v4(150), Vi::v6(100).nopreempt()].iter().enumerate() {
+        let file = lab.dir().join(format!("ours{k}.toml"));
+        std::fs::write(&file, format!("{}{}", lab.global_toml(0), vi.toml()))
+            .expect("writing a config");
+        let path = file.to_str().expect("utf-8 path");
+        let out = run_in(&ns, BATON, &["check", "-f", path]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "baton check on the tests' own config {vi:?}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     let broken = lab.dir().join("typo.toml");
     let text = format!(
         "[global]\nrouter_id = \"t\"\n\n{}",
