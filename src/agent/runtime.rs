@@ -654,7 +654,9 @@ impl Agent {
     }
 
     /// SIGHUP: read the file again. An instance whose configuration did not
-    /// change keeps running untouched (a master stays master, no VIP flap);
+    /// change keeps running untouched (a master stays master, no VIP flap),
+    /// and so does one where only its priority, preemption or GARP settings
+    /// changed (applied in place, as keepalived does);
     /// a removed one is shut down (priority 0); a new or changed one starts
     /// afresh. A config that does not load is refused and nothing changes.
     async fn reload(&mut self) {
@@ -668,7 +670,23 @@ impl Agent {
         let now = Instant::now();
         let mut keep: BTreeMap<String, bool> = BTreeMap::new();
         for n in &new.instances {
-            let same = self.slots.iter().any(|s| &s.cfg == n);
+            let mut same = self.slots.iter().any(|s| &s.cfg == n);
+            // Same interface and sockets, only soft settings changed (a
+            // priority, say): apply in place, no failover.
+            if let Some(slot) = self.slots.iter_mut().find(|s| {
+                !same
+                    && s.cfg.name == n.name
+                    && s.cfg.interface == n.interface
+                    && s.cfg.unicast_src == n.unicast_src
+                    && s.cfg.unicast_peers == n.unicast_peers
+                    && s.cfg.v3_checksum_as_v2 == n.v3_checksum_as_v2
+            }) {
+                if slot.core.reconfigure(now, core_config(n)) {
+                    info!("({}) reconfigured in place", n.name);
+                    slot.cfg = n.clone();
+                    same = true;
+                }
+            }
             keep.insert(n.name.clone(), same);
         }
         // Stop what goes away or changes.

@@ -54,6 +54,27 @@ pub enum Reason {
     Fault,
     /// Shut down by the operator or the daemon.
     Shutdown,
+    /// The cluster channel decided (selected successor, switchover,
+    /// preemption, split-brain resolution).
+    Cluster(ClusterReason),
+}
+
+/// Why the cluster layer moved an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterReason {
+    /// The master's node left the channel and went silent on VRRP; this
+    /// node is the one the selection policy names.
+    SelectedSuccessor,
+    /// An operator's switchover or handoff named this node.
+    Switchover,
+    /// This node has precedence over the current master (preempt).
+    Preempt,
+    /// Another node took over with a newer epoch.
+    NewerMaster,
+    /// Two masters met on the channel; the other has precedence.
+    SplitBrain,
+    /// This node is stopping and handed the VIPs over.
+    Handoff,
 }
 
 impl fmt::Display for Reason {
@@ -65,6 +86,7 @@ impl fmt::Display for Reason {
             Reason::PreferredMaster(a) => write!(f, "preferred master {a}"),
             Reason::Fault => f.write_str("fault"),
             Reason::Shutdown => f.write_str("shutdown"),
+            Reason::Cluster(c) => write!(f, "cluster: {c:?}"),
         }
     }
 }
@@ -200,6 +222,24 @@ pub struct Instance {
     became_master: u64,
     /// The address list carried in adverts (see [`advert_addresses`]).
     advert_addresses: Vec<IpAddr>,
+    /// When the last advert from a master was accepted (backup side).
+    last_master_advert: Option<Instant>,
+    gates: ClusterGates,
+}
+
+/// How the cluster channel steers the VRRP rules for baton peers. With the
+/// default (no peers, nothing deferred) the instance is plain RFC VRRP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterGates {
+    /// Addresses of baton peers in this virtual router. Their adverts prove
+    /// liveness only: as backup we accept them whatever their priority (no
+    /// VRRP preemption), as master we never yield to them. Election among
+    /// baton peers is the cluster's (with epochs); VRRP rules still apply to
+    /// every other router (keepalived, FRR).
+    pub peers: Vec<IpAddr>,
+    /// Do not promote on master-down: the master is alive on the channel, or
+    /// another node is the selected successor. Re-checked every interval.
+    pub defer_master_down: bool,
 }
 
 impl Instance {
@@ -224,6 +264,8 @@ impl Instance {
             stats: RxStats::default(),
             became_master: 0,
             advert_addresses: advert_addresses(&cfg_vips, cfg_vrid),
+            last_master_advert: None,
+            gates: ClusterGates::default(),
         }
     }
 
@@ -265,6 +307,84 @@ impl Instance {
     /// How many times this instance became master since it was created.
     pub fn times_became_master(&self) -> u64 {
         self.became_master
+    }
+
+    pub fn gates(&self) -> &ClusterGates {
+        &self.gates
+    }
+
+    /// Set how the cluster steers this instance (see [`ClusterGates`]).
+    pub fn set_gates(&mut self, gates: ClusterGates) {
+        self.gates = gates;
+    }
+
+    /// When the last advert from a master was accepted while backup.
+    pub fn last_master_advert(&self) -> Option<Instant> {
+        self.last_master_advert
+    }
+
+    /// The cluster chose this node: become master now (unless faulted or
+    /// stopped). With `unless_heard_since`, only if no master advert was
+    /// accepted after that instant (the master must be silent on VRRP too).
+    /// Returns whether it took over.
+    pub fn take_over(
+        &mut self,
+        now: Instant,
+        why: ClusterReason,
+        unless_heard_since: Option<Instant>,
+    ) -> bool {
+        if self.state != State::Backup {
+            return false;
+        }
+        if let (Some(since), Some(heard)) = (unless_heard_since, self.last_master_advert) {
+            if heard > since {
+                return false;
+            }
+        }
+        self.become_master(now, State::Backup, Reason::Cluster(why));
+        true
+    }
+
+    /// The cluster says another node is master now: remove the VIPs and go
+    /// backup (after a make-before-break takeover the new master already
+    /// holds them). Returns whether anything changed.
+    pub fn step_down(&mut self, now: Instant, why: ClusterReason, new_master: Option<IpAddr>) -> bool {
+        if self.state != State::Master {
+            return false;
+        }
+        self.leave_master(now, false);
+        self.state = State::Backup;
+        self.master = new_master.map(|a| (a, 0));
+        self.last_master_advert = Some(now);
+        self.master_down_at = Some(now + self.master_down_interval());
+        self.push_change(State::Master, State::Backup, Reason::Cluster(why));
+        true
+    }
+
+    /// Apply a new configuration in place when only "soft" settings changed
+    /// (priority, preempt, preempt_delay, GARP schedule): the instance keeps
+    /// its state, so a master stays master. Returns false, changing
+    /// nothing, when anything else differs (the caller restarts it).
+    pub fn reconfigure(&mut self, now: Instant, new: InstanceConfig) -> bool {
+        let hard = |c: &InstanceConfig| {
+            (
+                c.name.clone(),
+                c.vrid,
+                c.version,
+                c.advert_interval,
+                c.vips.clone(),
+                c.auth,
+            )
+        };
+        if hard(&self.cfg) != hard(&new) {
+            return false;
+        }
+        let old_base = self.cfg.priority;
+        let tracked_delta = i16::from(self.priority) - i16::from(old_base);
+        self.cfg = new;
+        let wanted = (i16::from(self.cfg.priority) + tracked_delta).clamp(0, 255) as u8;
+        self.set_priority(now, wanted);
+        true
     }
 
     /// The address changed under us (DHCP, operator): adverts use the new one.
@@ -457,6 +577,7 @@ impl Instance {
             }
             self.learn_interval(adv);
             self.master = Some((src, adv.priority));
+            self.last_master_advert = Some(now);
             self.master_down_at = Some(now + self.master_down_interval());
         }
         // Otherwise a lower-priority master is ignored: our master-down
@@ -474,6 +595,12 @@ impl Instance {
     }
 
     fn master_receive(&mut self, now: Instant, src: IpAddr, adv: &Repr) {
+        if self.gates.peers.contains(&src) {
+            // Two baton masters: the cluster resolves it (split brain, by
+            // epoch, priority, address) and tells the loser to step down.
+            // Reasserting here would only start an advert ping-pong.
+            return;
+        }
         if adv.priority == 0 {
             // Another master is leaving: make sure backups hear us now.
             self.send_advert_now(now);
@@ -499,7 +626,13 @@ impl Instance {
         match self.state {
             State::Backup => {
                 if self.master_down_at.is_some_and(|t| t <= now) {
-                    self.become_master(now, State::Backup, Reason::MasterDown);
+                    if self.gates.defer_master_down {
+                        // The cluster vouches for the master (or for the
+                        // successor it names): look again one interval on.
+                        self.master_down_at = Some(now + self.master_adver_interval);
+                    } else {
+                        self.become_master(now, State::Backup, Reason::MasterDown);
+                    }
                 }
             }
             State::Master => {
@@ -872,6 +1005,21 @@ mod tests {
         assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(1, 100))]);
         i.set_priority(t, 255);
         assert_eq!(i.priority(), 254, "only the owner has 255");
+    }
+
+    #[test]
+    fn reconfigure_changes_priority_in_place_and_refuses_hard_changes() {
+        let t0 = Instant::now();
+        let mut i = master(200, t0);
+        let mut cfg = i.config().clone();
+        cfg.priority = 220;
+        assert!(i.reconfigure(t0, cfg.clone()));
+        assert_eq!(i.state(), State::Master);
+        assert_eq!(i.priority(), 220);
+        assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(220, 100))]);
+        cfg.vrid = 52;
+        assert!(!i.reconfigure(t0, cfg));
+        assert_eq!(i.vrid(), 51);
     }
 
     #[test]

@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-pub use instance::{Action, GarpSchedule, Instance, InstanceConfig, Reason, Rejected, State};
+pub use instance::{
+    Action, ClusterGates, ClusterReason, GarpSchedule, Instance, InstanceConfig, Reason, Rejected,
+    State,
+};
 
 use crate::wire::vrrp::{ChecksumKind, Repr};
 
