@@ -59,6 +59,9 @@ pub enum Message {
         target: String,
         epoch: u64,
         id: u64,
+        /// An operator's choice (holds against preemption); false when a
+        /// stopping master hands over to its successor.
+        pin: bool,
     },
     /// An operator's request, sent by the node where `baton switchover` ran
     /// to the current master.

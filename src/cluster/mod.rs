@@ -5,6 +5,10 @@
 //! Messages travel in authenticated frames ([`crate::wire::frame`]) over a
 //! TCP full mesh ([`crate::agent::channel`]); this module only decides.
 
+pub mod change;
+pub mod membership;
 pub mod message;
 
+pub use change::{Cluster, ClusterAction, ClusterConfig, LocalInstance, PeerView};
+pub use membership::Policy;
 pub use message::{InstanceBeat, Message};

@@ -1,17 +1,25 @@
-//! Deterministic simulator: N nodes, each with VRRP instances, on one
-//! virtual LAN with virtual time, per-link delay, seeded loss, partitions,
-//! crashes and restarts.
+//! Deterministic simulator: N nodes, each with VRRP instances and
+//! optionally the cluster channel, on one virtual LAN with virtual time,
+//! per-link delay, seeded loss, partitions, crashes and restarts.
 //!
-//! It drives the very same [`Instance`] cores and receive path
-//! ([`crate::vrrp::dispatch`]) as the daemon, with real packet bytes
-//! (emitted and parsed by [`crate::wire`]), so a protocol scenario can be
-//! checked in milliseconds and replayed exactly from its seed.
+//! It drives the very same cores as the daemon: [`Instance`] through the
+//! same receive path ([`crate::vrrp::dispatch`]) with real packet bytes
+//! (emitted and parsed by [`crate::wire`]), and [`Cluster`] with the same
+//! action plumbing, so a protocol scenario can be checked in milliseconds
+//! and replayed exactly from its seed.
+//!
+//! The channel is modelled at the message level: connections come up a
+//! moment after both ends are up and can reach each other, go down a moment
+//! after a crash (the kernel closes the socket) or `dead_after` after a
+//! partition (idle timeout), and messages can be lost, duplicated or
+//! reordered on purpose to show the core copes.
 
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+use crate::cluster::{Cluster, ClusterAction, ClusterConfig, LocalInstance, Message, Policy};
 use crate::vrrp::{self, Action, Instance, InstanceConfig, Reason, Received, RxStats, State};
 use crate::wire::vrrp::V3Checksum;
 
@@ -51,6 +59,17 @@ pub struct Event {
     pub reason: Reason,
 }
 
+/// Message-level faults of the channel (TCP never loses or reorders within
+/// a connection; these stand for broken or hostile paths).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChannelFaults {
+    pub loss: f64,
+    pub duplicate: f64,
+    /// Percent of messages delayed by up to `reorder_window` extra.
+    pub reorder: f64,
+    pub reorder_window: Duration,
+}
+
 #[derive(Debug)]
 struct Node {
     name: String,
@@ -61,13 +80,18 @@ struct Node {
     /// Whether each instance's VIPs are configured on the node.
     holds_vips: Vec<bool>,
     up: bool,
-    /// Bumped on every crash so packets in flight to an old incarnation
-    /// are not delivered to the new one.
+    /// Bumped on every crash so anything in flight to an old incarnation
+    /// is not delivered to the new one.
     incarnation: u64,
     link_delay: Duration,
     partition: u32,
     unmatched: RxStats,
     adverts_sent: u64,
+    cluster: Option<Cluster>,
+    /// Channel connection to each node, as this node sees it.
+    links: Vec<bool>,
+    switchovers: Vec<(u64, Result<String, String>)>,
+    frames_sent: u64,
 }
 
 impl Node {
@@ -79,15 +103,58 @@ impl Node {
     }
 }
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug)]
+enum Payload {
+    Vrrp {
+        src: IpAddr,
+        dst: IpAddr,
+        bytes: Vec<u8>,
+    },
+    Chan {
+        from: NodeId,
+        msg: Message,
+    },
+    ConnUp {
+        peer: NodeId,
+    },
+    ConnDown {
+        peer: NodeId,
+    },
+}
+
+#[derive(Debug)]
 struct InFlight {
     at: Instant,
     seq: u64,
     to: NodeId,
     incarnation: u64,
-    src: IpAddr,
-    dst: IpAddr,
-    bytes: Vec<u8>,
+    payload: Payload,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for InFlight {}
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for InFlight {
+    fn cmp(&self, o: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// The cluster settings of a simulation.
+#[derive(Debug, Clone)]
+struct ChannelSetup {
+    heartbeat: Duration,
+    policy: Policy,
+    delay: Duration,
+    faults: ChannelFaults,
 }
 
 /// The virtual LAN.
@@ -101,15 +168,23 @@ pub struct Sim {
     seq: u64,
     /// Base one-way delay of the LAN.
     delay: Duration,
-    /// Percent of packets lost, per receiver.
+    /// Percent of VRRP packets lost, per receiver.
     loss: f64,
     events: Vec<Event>,
     /// Emit v3-over-IPv4 checksums this way (receivers accept both).
     v3_checksum: V3Checksum,
+    channel: Option<ChannelSetup>,
+    next_id: u64,
 }
 
 const GROUP4: IpAddr = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
 const GROUP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12));
+/// How long a TCP connection takes to come up in the simulation.
+const CONNECT_DELAY: Duration = Duration::from_millis(1);
+/// How long after a crash the peers see the connection close (FIN/RST).
+const CLOSE_DELAY: Duration = Duration::from_millis(1);
+/// Reconnect backoff after a partition heals.
+const RECONNECT_DELAY: Duration = Duration::from_millis(100);
 
 impl Sim {
     pub fn new(seed: u64) -> Self {
@@ -125,6 +200,8 @@ impl Sim {
             loss: 0.0,
             events: Vec::new(),
             v3_checksum: V3Checksum::WithPseudoHeader,
+            channel: None,
+            next_id: 1,
         }
     }
 
@@ -144,14 +221,35 @@ impl Sim {
             partition: 0,
             unmatched: RxStats::default(),
             adverts_sent: 0,
+            cluster: None,
+            links: Vec::new(),
+            switchovers: Vec::new(),
+            frames_sent: 0,
         });
         self.nodes.len() - 1
     }
 
-    /// Start (or restart after a crash) a node: fresh instances from its
-    /// configuration, in Initialize, then startup.
+    /// Run the cluster channel between all nodes (call before starting them).
+    pub fn enable_cluster(&mut self, heartbeat: Duration, policy: Policy) {
+        self.channel = Some(ChannelSetup {
+            heartbeat,
+            policy,
+            delay: Duration::from_micros(200),
+            faults: ChannelFaults::default(),
+        });
+    }
+
+    pub fn set_channel_faults(&mut self, faults: ChannelFaults) {
+        if let Some(c) = &mut self.channel {
+            c.faults = faults;
+        }
+    }
+
+    /// Start (or restart after a crash) a node: fresh cores from its
+    /// configuration, then startup; channel connections come up shortly.
     pub fn start(&mut self, id: NodeId) {
         let now = self.now;
+        let n = self.nodes.len();
         let node = &mut self.nodes[id];
         node.instances = node
             .configs
@@ -159,11 +257,43 @@ impl Sim {
             .map(|c| Instance::new(c.clone(), node.local_addr(c)))
             .collect();
         node.holds_vips = vec![false; node.instances.len()];
+        node.links = vec![false; n];
         node.up = true;
-        for i in 0..node.instances.len() {
-            self.nodes[id].instances[i].startup(now);
-            self.drain(id, i);
+        if let Some(ch) = &self.channel {
+            let names: Vec<String> = (0..n).map(|i| self.nodes[i].name.clone()).collect();
+            let node = &mut self.nodes[id];
+            let locals = node
+                .instances
+                .iter()
+                .map(|i| LocalInstance {
+                    name: i.name().to_string(),
+                    state: i.state(),
+                    priority: i.priority(),
+                    address: Some(i.local_addr()),
+                    advert_interval: i.config().advert_interval,
+                    preempt: i.config().preempt,
+                    preempt_delay: i.config().preempt_delay,
+                })
+                .collect();
+            let cfg = ClusterConfig {
+                node: node.name.clone(),
+                peers: names.iter().filter(|p| **p != node.name).cloned().collect(),
+                heartbeat_interval: ch.heartbeat,
+                policy: ch.policy.clone(),
+                switchover_timeout: Duration::from_secs(3),
+            };
+            node.cluster = Some(Cluster::new(cfg, locals, now));
+            for peer in 0..n {
+                if peer != id && self.reachable(id, peer) {
+                    self.schedule(id, now + CONNECT_DELAY, Payload::ConnUp { peer });
+                    self.schedule(peer, now + CONNECT_DELAY, Payload::ConnUp { peer: id });
+                }
+            }
         }
+        for i in 0..self.nodes[id].instances.len() {
+            self.nodes[id].instances[i].startup(now);
+        }
+        self.pump(id);
     }
 
     pub fn start_all(&mut self) {
@@ -172,14 +302,27 @@ impl Sim {
         }
     }
 
-    /// The process dies: no priority 0, nothing more is sent. The VIPs go
-    /// with the machine (a crashed host answers for nothing).
+    fn reachable(&self, a: NodeId, b: NodeId) -> bool {
+        self.nodes[a].up && self.nodes[b].up && self.nodes[a].partition == self.nodes[b].partition
+    }
+
+    /// The process dies: no priority 0, nothing more is sent; its channel
+    /// connections close (peers notice at once). The VIPs go with the
+    /// machine (a crashed host answers for nothing).
     pub fn crash(&mut self, id: NodeId) {
+        let now = self.now;
+        let links = std::mem::take(&mut self.nodes[id].links);
+        for (peer, up) in links.into_iter().enumerate() {
+            if up {
+                self.schedule(peer, now + CLOSE_DELAY, Payload::ConnDown { peer: id });
+            }
+        }
         let node = &mut self.nodes[id];
         node.up = false;
         node.incarnation += 1;
         node.instances.clear();
         node.holds_vips.clear();
+        node.cluster = None;
     }
 
     /// Graceful stop: every instance shuts down (priority 0 from masters).
@@ -187,21 +330,73 @@ impl Sim {
         let now = self.now;
         for i in 0..self.nodes[id].instances.len() {
             self.nodes[id].instances[i].shutdown(now);
-            self.drain(id, i);
         }
+        self.pump(id);
         self.crash(id);
+    }
+
+    /// A graceful stop's first half with the channel: hand every mastered
+    /// instance to its successor. Run the simulation, then `stop`.
+    pub fn begin_handoff(&mut self, id: NodeId) -> Vec<String> {
+        let now = self.now;
+        let handed = match &mut self.nodes[id].cluster {
+            Some(c) => c.hand_off_all(now),
+            None => Vec::new(),
+        };
+        self.pump(id);
+        handed
+    }
+
+    /// An operator's `baton switchover INSTANCE --to TARGET` on node `id`.
+    pub fn switchover(&mut self, id: NodeId, instance: &str, target: &str, unicast: bool) -> u64 {
+        let now = self.now;
+        let rid = self.next_id;
+        self.next_id += 1;
+        if let Some(c) = &mut self.nodes[id].cluster {
+            c.request_switchover(now, instance, target, unicast, rid);
+        }
+        self.pump(id);
+        rid
+    }
+
+    pub fn clear_pin(&mut self, id: NodeId, instance: &str) -> Result<String, String> {
+        let now = self.now;
+        let r = match &mut self.nodes[id].cluster {
+            Some(c) => c.clear_pin(now, instance),
+            None => Err("no cluster".into()),
+        };
+        self.pump(id);
+        r
+    }
+
+    pub fn switchover_result(&self, id: NodeId, rid: u64) -> Option<Result<String, String>> {
+        self.nodes[id]
+            .switchovers
+            .iter()
+            .find(|(i, _)| *i == rid)
+            .map(|(_, r)| r.clone())
+    }
+
+    pub fn cluster(&self, id: NodeId) -> Option<&Cluster> {
+        self.nodes[id].cluster.as_ref()
+    }
+
+    /// Channel messages node `id` has sent.
+    pub fn frames_sent(&self, id: NodeId) -> u64 {
+        self.nodes[id].frames_sent
     }
 
     pub fn set_priority(&mut self, id: NodeId, inst: usize, priority: u8) {
         let now = self.now;
         self.nodes[id].instances[inst].set_priority(now, priority);
-        self.drain(id, inst);
+        self.notify_cluster(id, inst);
+        self.pump(id);
     }
 
     pub fn set_fault(&mut self, id: NodeId, inst: usize, fault: bool) {
         let now = self.now;
         self.nodes[id].instances[inst].set_fault(now, fault);
-        self.drain(id, inst);
+        self.pump(id);
     }
 
     pub fn set_loss(&mut self, percent: f64) {
@@ -219,17 +414,49 @@ impl Sim {
     }
 
     /// Split the LAN: nodes in different groups no longer hear each other.
-    /// Nodes not named stay in group 0.
+    /// Nodes not named stay in group 0. Channel connections across the cut
+    /// time out after `dead_after` (3 heartbeats).
     pub fn partition(&mut self, groups: &[&[NodeId]]) {
         for (g, members) in groups.iter().enumerate() {
             for &id in members.iter() {
                 self.nodes[id].partition = g as u32;
             }
         }
+        self.cut_unreachable_links();
     }
+
     pub fn heal(&mut self) {
         for n in &mut self.nodes {
             n.partition = 0;
+        }
+        let now = self.now;
+        let n = self.nodes.len();
+        if self.channel.is_some() {
+            for a in 0..n {
+                for b in 0..n {
+                    let linked = self.nodes[a].links.get(b).copied().unwrap_or(false);
+                    if a != b && self.reachable(a, b) && !linked {
+                        self.schedule(a, now + RECONNECT_DELAY, Payload::ConnUp { peer: b });
+                    }
+                }
+            }
+        }
+    }
+
+    fn cut_unreachable_links(&mut self) {
+        let Some(ch) = &self.channel else {
+            return;
+        };
+        let timeout = ch.heartbeat * 3;
+        let now = self.now;
+        let n = self.nodes.len();
+        for a in 0..n {
+            for b in 0..n {
+                let linked = self.nodes[a].links.get(b).copied().unwrap_or(false);
+                if a != b && linked && !self.reachable(a, b) {
+                    self.schedule(a, now + timeout, Payload::ConnDown { peer: b });
+                }
+            }
         }
     }
 
@@ -291,8 +518,7 @@ impl Sim {
             if stop(self) {
                 return true;
             }
-            let next = self.next_event_time();
-            match next {
+            match self.next_event_time() {
                 Some(t) if t <= deadline => self.step(t),
                 _ => {
                     self.now = deadline.max(self.now);
@@ -302,13 +528,28 @@ impl Sim {
         }
     }
 
+    /// Run for `d`, calling `check` after every step (for invariants that
+    /// must hold at every instant, like "some node holds the VIP").
+    pub fn run_checking(&mut self, d: Duration, mut check: impl FnMut(&Sim)) {
+        let deadline = self.now + d;
+        self.run_until(deadline, |s| {
+            check(s);
+            false
+        });
+    }
+
     fn next_event_time(&self) -> Option<Instant> {
         let packet = self.queue.peek().map(|Reverse(p)| p.at);
         let timer = self
             .nodes
             .iter()
             .filter(|n| n.up)
-            .flat_map(|n| n.instances.iter().filter_map(Instance::next_deadline))
+            .flat_map(|n| {
+                n.instances
+                    .iter()
+                    .filter_map(Instance::next_deadline)
+                    .chain(n.cluster.as_ref().and_then(Cluster::next_deadline))
+            })
             .min();
         match (packet, timer) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -333,57 +574,230 @@ impl Sim {
                     .is_some_and(|d| d <= now)
                 {
                     self.nodes[id].instances[i].handle_timeout(now);
-                    self.drain(id, i);
                 }
             }
+            if let Some(c) = &mut self.nodes[id].cluster {
+                if c.next_deadline().is_some_and(|d| d <= now) {
+                    c.handle_timeout(now);
+                }
+            }
+            self.pump(id);
         }
+    }
+
+    fn schedule(&mut self, to: NodeId, at: Instant, payload: Payload) {
+        self.seq += 1;
+        let incarnation = self.nodes[to].incarnation;
+        self.queue.push(Reverse(InFlight {
+            at,
+            seq: self.seq,
+            to,
+            incarnation,
+            payload,
+        }));
     }
 
     fn deliver(&mut self, p: InFlight) {
         let now = self.now;
-        let node = &mut self.nodes[p.to];
+        let to = p.to;
+        let node = &mut self.nodes[to];
         if !node.up || node.incarnation != p.incarnation {
             return;
         }
-        let pkt = Received {
-            src: p.src,
-            dst: p.dst,
-            ttl: 255,
-            payload: &p.bytes,
+        match p.payload {
+            Payload::Vrrp { src, dst, bytes } => {
+                let pkt = Received {
+                    src,
+                    dst,
+                    ttl: 255,
+                    payload: &bytes,
+                };
+                vrrp::dispatch(now, &mut node.instances, &mut node.unmatched, pkt);
+            }
+            Payload::Chan { from, msg } => {
+                let linked = node.links.get(from).copied().unwrap_or(false);
+                let from_name = self.nodes[from].name.clone();
+                let node = &mut self.nodes[to];
+                if linked {
+                    if let Some(c) = &mut node.cluster {
+                        c.handle_message(now, &from_name, msg);
+                    }
+                }
+            }
+            Payload::ConnUp { peer } => {
+                if !self.reachable(to, peer) || self.nodes[to].links.get(peer) == Some(&true) {
+                    return;
+                }
+                let peer_name = self.nodes[peer].name.clone();
+                let node = &mut self.nodes[to];
+                node.links[peer] = true;
+                if let Some(c) = &mut node.cluster {
+                    c.connected(now, &peer_name);
+                }
+            }
+            Payload::ConnDown { peer } => {
+                if self.nodes[to].links.get(peer) != Some(&true) {
+                    return;
+                }
+                // A partition that healed before the idle timeout keeps the
+                // connection.
+                if self.nodes[peer].up && self.reachable(to, peer) {
+                    return;
+                }
+                let peer_name = self.nodes[peer].name.clone();
+                let node = &mut self.nodes[to];
+                node.links[peer] = false;
+                if let Some(c) = &mut node.cluster {
+                    c.disconnected(now, &peer_name);
+                }
+            }
+        }
+        self.pump(to);
+    }
+
+    /// Tell the cluster core about an instance's current state and priority.
+    fn notify_cluster(&mut self, id: NodeId, inst: usize) {
+        let now = self.now;
+        let node = &mut self.nodes[id];
+        let (name, state, prio) = {
+            let i = &node.instances[inst];
+            (i.name().to_string(), i.state(), i.priority())
         };
-        if let vrrp::Delivery::Accepted(i) =
-            vrrp::dispatch(now, &mut node.instances, &mut node.unmatched, pkt)
-        {
-            self.drain(p.to, i);
+        if let Some(c) = &mut node.cluster {
+            c.local_update(now, &name, state, prio);
         }
     }
 
-    /// Carry out an instance's actions: adverts go on the wire, VIP and
-    /// state changes are recorded.
-    fn drain(&mut self, id: NodeId, inst: usize) {
-        while let Some(action) = self.nodes[id].instances[inst].poll_action() {
-            match action {
-                Action::SendAdvert(repr) => self.broadcast(id, inst, &repr),
-                Action::AddVips => self.nodes[id].holds_vips[inst] = true,
-                Action::RemoveVips => self.nodes[id].holds_vips[inst] = false,
-                Action::SendGarp { .. } => {}
-                Action::StateChange { from, to, reason } => {
-                    let at = self.elapsed();
-                    let instance = self.nodes[id].instances[inst].name().to_string();
-                    self.events.push(Event {
-                        at,
-                        node: id,
-                        instance,
-                        from,
-                        to,
-                        reason,
-                    });
+    /// Carry out every pending action of node `id`'s cores until none is
+    /// left: VRRP adverts go on the wire, VIP and state changes are
+    /// recorded and reported to the cluster core, whose actions steer the
+    /// VRRP instances and send messages.
+    fn pump(&mut self, id: NodeId) {
+        loop {
+            let mut did = false;
+            for inst in 0..self.nodes[id].instances.len() {
+                while let Some(action) = self.nodes[id].instances[inst].poll_action() {
+                    did = true;
+                    self.apply_vrrp(id, inst, action);
                 }
+            }
+            while let Some(action) = self.nodes[id]
+                .cluster
+                .as_mut()
+                .and_then(Cluster::poll_action)
+            {
+                did = true;
+                self.apply_cluster(id, action);
+            }
+            if !did {
+                return;
             }
         }
     }
 
-    fn broadcast(&mut self, from: NodeId, inst: usize, repr: &crate::wire::vrrp::Repr) {
+    fn apply_vrrp(&mut self, id: NodeId, inst: usize, action: Action) {
+        match action {
+            Action::SendAdvert(repr) => self.broadcast_advert(id, inst, &repr),
+            Action::AddVips => self.nodes[id].holds_vips[inst] = true,
+            Action::RemoveVips => self.nodes[id].holds_vips[inst] = false,
+            Action::SendGarp { .. } => {}
+            Action::StateChange { from, to, reason } => {
+                let at = self.elapsed();
+                let instance = self.nodes[id].instances[inst].name().to_string();
+                self.events.push(Event {
+                    at,
+                    node: id,
+                    instance,
+                    from,
+                    to,
+                    reason,
+                });
+                self.notify_cluster(id, inst);
+            }
+        }
+    }
+
+    fn apply_cluster(&mut self, id: NodeId, action: ClusterAction) {
+        let now = self.now;
+        let find = |node: &Node, name: &str| node.instances.iter().position(|i| i.name() == name);
+        match action {
+            ClusterAction::Send { peer, msg } => {
+                if let Some(to) = self.nodes.iter().position(|n| n.name == peer) {
+                    self.send_frame(id, to, msg);
+                }
+            }
+            ClusterAction::Broadcast(msg) => {
+                for to in 0..self.nodes.len() {
+                    if to != id && self.nodes[id].links.get(to) == Some(&true) {
+                        self.send_frame(id, to, msg.clone());
+                    }
+                }
+            }
+            ClusterAction::TakeOver {
+                instance,
+                why,
+                unless_heard_since,
+            } => {
+                if let Some(i) = find(&self.nodes[id], &instance) {
+                    self.nodes[id].instances[i].take_over(now, why, unless_heard_since);
+                }
+            }
+            ClusterAction::StepDown {
+                instance,
+                why,
+                new_master,
+            } => {
+                if let Some(i) = find(&self.nodes[id], &instance) {
+                    self.nodes[id].instances[i].step_down(now, why, new_master);
+                }
+            }
+            ClusterAction::SetGates { instance, gates } => {
+                if let Some(i) = find(&self.nodes[id], &instance) {
+                    self.nodes[id].instances[i].set_gates(gates);
+                }
+            }
+            ClusterAction::SwitchoverDone { id: rid, result } => {
+                self.nodes[id].switchovers.push((rid, result));
+            }
+        }
+    }
+
+    fn send_frame(&mut self, from: NodeId, to: NodeId, msg: Message) {
+        let Some(ch) = self.channel.clone() else {
+            return;
+        };
+        if self.nodes[from].links.get(to) != Some(&true) {
+            return;
+        }
+        self.nodes[from].frames_sent += 1;
+        // A partitioned pair's connection is still "up" until it times out,
+        // but nothing gets through.
+        if !self.reachable(from, to) || self.rng.chance(ch.faults.loss) {
+            return;
+        }
+        let copies = if self.rng.chance(ch.faults.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut at = self.now + ch.delay;
+            if self.rng.chance(ch.faults.reorder) {
+                let w = ch.faults.reorder_window.as_micros().max(1) as u64;
+                at += Duration::from_micros(self.rng.next_u64() % w);
+            }
+            self.schedule(
+                to,
+                at,
+                Payload::Chan {
+                    from,
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    fn broadcast_advert(&mut self, from: NodeId, inst: usize, repr: &crate::wire::vrrp::Repr) {
         let sender = &self.nodes[from];
         let src = sender.instances[inst].local_addr();
         let dst = if src.is_ipv4() { GROUP4 } else { GROUP6 };
@@ -400,16 +814,16 @@ impl Sim {
             if self.rng.chance(self.loss) {
                 continue;
             }
-            self.seq += 1;
-            self.queue.push(Reverse(InFlight {
-                at: self.now + self.delay + sender_delay + rx.link_delay,
-                seq: self.seq,
+            let at = self.now + self.delay + sender_delay + rx.link_delay;
+            self.schedule(
                 to,
-                incarnation: rx.incarnation,
-                src,
-                dst,
-                bytes: bytes.clone(),
-            }));
+                at,
+                Payload::Vrrp {
+                    src,
+                    dst,
+                    bytes: bytes.clone(),
+                },
+            );
         }
     }
 }

@@ -348,7 +348,12 @@ impl Instance {
     /// The cluster says another node is master now: remove the VIPs and go
     /// backup (after a make-before-break takeover the new master already
     /// holds them). Returns whether anything changed.
-    pub fn step_down(&mut self, now: Instant, why: ClusterReason, new_master: Option<IpAddr>) -> bool {
+    pub fn step_down(
+        &mut self,
+        now: Instant,
+        why: ClusterReason,
+        new_master: Option<IpAddr>,
+    ) -> bool {
         if self.state != State::Master {
             return false;
         }
