@@ -63,7 +63,8 @@ fn full_example_values() {
     assert_eq!(vi.virtual_ips[1].to_string(), "198.51.100.100/24 dev eth1");
     assert_eq!(vi.unicast_src, Some("192.0.2.11".parse().unwrap()));
     assert_eq!(vi.unicast_peers.len(), 2);
-    assert_eq!(vi.track_interfaces, ["eth1"]);
+    assert_eq!(vi.track_interfaces[0].name, "eth1");
+    assert_eq!(vi.track_interfaces[1].weight, -20);
     assert_eq!(vi.initial_state, Some(InitialState::Backup));
     assert_eq!(vi.garp.master_refresh, Some(Duration::from_secs(60)));
     let cluster = c.cluster.as_ref().unwrap();
@@ -123,6 +124,9 @@ fn defaults() {
             master_refresh: None,
             master_refresh_repeat: 1,
             interval: Duration::ZERO,
+            na_interval: Duration::ZERO,
+            lower_prio_delay: None,
+            lower_prio_repeat: None,
         }
     );
     assert!(i.track_interfaces.is_empty());
@@ -235,7 +239,7 @@ fn wrong_types_name_the_key() {
             "baton.toml:5:11: error: instance \"VI_1\": preempt: expected true or false, found string \"yes\"",
             "baton.toml:6:15: error: instance \"VI_1\": virtual_ips: expected an array of strings, \
              found string \"192.0.2.1\"",
-            "baton.toml:7:29: error: instance \"VI_1\": track_interfaces: expected a string, found integer 2",
+            "baton.toml:7:29: error: instance \"VI_1\": track_interfaces: expected a name or a table, found integer 2",
         ]
     );
 }
@@ -445,7 +449,7 @@ fn at_least_one_vip() {
 fn bad_vips() {
     let text = instance(
         "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\n\
-         virtual_ips = [\"192.0.2.1/24\", \"192.0.2.300\", \"192.0.2.2/40\", \"192.0.2.3 label x\"]\n",
+         virtual_ips = [\"192.0.2.1/24\", \"192.0.2.300\", \"192.0.2.2/40\", \"192.0.2.3 peer x\"]\n",
     );
     assert_eq!(
         errors(&text),
@@ -453,8 +457,8 @@ fn bad_vips() {
             "baton.toml:5:32: error: instance \"VI_1\": virtual_ips: \"192.0.2.300\" is not an IP address",
             "baton.toml:5:47: error: instance \"VI_1\": virtual_ips: \"192.0.2.2/40\": prefix length \
              \"40\" is not in 1..=32",
-            "baton.toml:5:63: error: instance \"VI_1\": virtual_ips: \"192.0.2.3 label x\" is not \
-             ADDRESS[/PREFIX] [dev IFNAME]",
+            "baton.toml:5:63: error: instance \"VI_1\": virtual_ips: \"192.0.2.3 peer x\": unknown option \"peer\" \
+             (ADDRESS[/PREFIX] [dev IFNAME] [brd ADDRESS] [label LABEL] [scope SCOPE])",
         ]
     );
 }
@@ -684,22 +688,21 @@ fn missing_file_is_an_error_naming_the_path() {
 }
 
 #[test]
-fn keepalived_conf_is_not_read_yet() {
+fn keepalived_conf_is_read_by_content() {
     let dir = std::env::temp_dir().join(format!("baton-config-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("keepalived.conf");
-    std::fs::write(&path, "vrrp_instance VI_1 {\n    state MASTER\n}\n").unwrap();
+    let path = dir.join("baton.conf");
+    std::fs::write(
+        &path,
+        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 7\n    \
+         virtual_ipaddress {\n        192.0.2.7\n    }\n}\n",
+    )
+    .unwrap();
     let result = load(&path);
     std::fs::remove_dir_all(&dir).unwrap();
-    let d = result.unwrap_err();
-    assert_eq!(d.len(), 1);
-    assert!(
-        d.to_string().ends_with(
-            ":1:1: error: this is not baton TOML (no [global], [[instance]] or \
-                        [cluster] table); reading keepalived.conf is not supported yet"
-        ),
-        "{d}"
-    );
+    let c = result.unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(c.instances[0].vrid, 7);
+    assert_eq!(c.instances[0].version, Version::V2);
 }
 
 #[test]

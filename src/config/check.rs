@@ -13,7 +13,9 @@ use std::time::Duration;
 use humantime::format_duration;
 
 use super::diag::{Diagnostics, Origins};
-use super::model::{Cluster, Config, Family, Global, Instance, Selection, SyncEntry, Version};
+use super::model::{
+    Cluster, Config, Family, Global, Instance, Notify, Selection, SyncEntry, TrackRef, Version, Vip,
+};
 
 /// v3: Max Adver Int is 12 bits of centiseconds.
 const V3_MIN_INTERVAL: Duration = Duration::from_millis(10);
@@ -23,6 +25,10 @@ const V2_MAX_INTERVAL_SECS: u64 = 255;
 const MAX_AUTH_PASS: usize = 8;
 /// Linux IFNAMSIZ - 1.
 const MAX_IFNAME: usize = 15;
+/// keepalived's range for interface and script weights.
+const MAX_WEIGHT: i32 = 253;
+/// keepalived's range for a track_file weight given by an instance.
+const MAX_FILE_WEIGHT: i32 = 254;
 
 /// Every finding (errors and warnings) about `config`, in file order.
 pub fn check(config: &Config, origins: &Origins) -> Diagnostics {
@@ -41,6 +47,8 @@ pub fn check(config: &Config, origins: &Origins) -> Diagnostics {
         c.instance(i, instance);
     }
     c.across_instances(&config.instances);
+    c.vrrp_scripts(config);
+    c.tracking(config);
     c.sync_groups(config);
     if let Some(cluster) = &config.cluster {
         c.cluster(cluster);
@@ -95,6 +103,230 @@ impl Checker<'_> {
                         path.display()
                     ),
                 );
+            }
+        }
+        if let Some(path) = &g.notify_fifo {
+            if !path.is_absolute() {
+                self.err(
+                    "global.notify_fifo",
+                    format!(
+                        "global: notify_fifo: \"{}\" is not an absolute path",
+                        path.display()
+                    ),
+                );
+            }
+        } else if g.notify_fifo_script.is_some() {
+            self.warn(
+                "global.notify_fifo_script",
+                "global: notify_fifo_script: has no effect without notify_fifo".into(),
+            );
+        }
+        for (key, value) in [
+            ("notify_fifo_script", &g.notify_fifo_script),
+            ("script_user", &g.script_user),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                self.err(
+                    &format!("global.{key}"),
+                    format!("global: {key}: must not be empty (leave it out instead)"),
+                );
+            }
+        }
+    }
+
+    fn notify(&mut self, p: &str, what: &str, notify: &Notify) {
+        for (key, command) in [
+            ("master", &notify.master),
+            ("backup", &notify.backup),
+            ("fault", &notify.fault),
+            ("stop", &notify.stop),
+            ("generic", &notify.generic),
+        ] {
+            if command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                self.err(
+                    &format!("{p}.notify.{key}"),
+                    format!("{what}: notify: {key}: must not be empty (leave it out instead)"),
+                );
+            }
+        }
+    }
+
+    fn vrrp_scripts(&mut self, config: &Config) {
+        let mut names = HashSet::new();
+        for (k, script) in config.vrrp_scripts.iter().enumerate() {
+            let p = format!("vrrp_script[{k}]");
+            let what = format!("vrrp_script \"{}\"", script.name);
+            if script.name.trim().is_empty() {
+                self.err(
+                    &format!("{p}.name"),
+                    format!("{what}: name: must not be empty"),
+                );
+            } else if !names.insert(script.name.as_str()) {
+                self.err(
+                    &format!("{p}.name"),
+                    format!("{what}: name: already used by another vrrp_script"),
+                );
+            }
+            if script.script.trim().is_empty() {
+                self.err(
+                    &format!("{p}.script"),
+                    format!("{what}: script: must not be empty"),
+                );
+            }
+            if script.interval.is_zero() {
+                self.err(
+                    &format!("{p}.interval"),
+                    format!("{what}: interval: must not be 0"),
+                );
+            }
+            if script.timeout.is_some_and(|t| t.is_zero()) {
+                self.err(
+                    &format!("{p}.timeout"),
+                    format!("{what}: timeout: must not be 0"),
+                );
+            }
+            if !(-MAX_WEIGHT..=MAX_WEIGHT).contains(&script.weight) {
+                self.err(
+                    &format!("{p}.weight"),
+                    format!(
+                        "{what}: weight: {} is out of range -{MAX_WEIGHT}..={MAX_WEIGHT}",
+                        script.weight
+                    ),
+                );
+            }
+            for (key, n) in [("rise", script.rise), ("fall", script.fall)] {
+                if n == 0 {
+                    self.err(
+                        &format!("{p}.{key}"),
+                        format!("{what}: {key}: must be at least 1"),
+                    );
+                }
+            }
+            if script.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
+                self.err(
+                    &format!("{p}.user"),
+                    format!("{what}: user: must not be empty"),
+                );
+            }
+        }
+        let mut names = HashSet::new();
+        for (k, file) in config.track_files.iter().enumerate() {
+            let p = format!("track_file[{k}]");
+            let what = format!("track_file \"{}\"", file.name);
+            if file.name.trim().is_empty() {
+                self.err(
+                    &format!("{p}.name"),
+                    format!("{what}: name: must not be empty"),
+                );
+            } else if !names.insert(file.name.as_str()) {
+                self.err(
+                    &format!("{p}.name"),
+                    format!("{what}: name: already used by another track_file"),
+                );
+            }
+            if !file.path.is_absolute() {
+                self.err(
+                    &format!("{p}.path"),
+                    format!(
+                        "{what}: path: \"{}\" is not an absolute path",
+                        file.path.display()
+                    ),
+                );
+            }
+        }
+    }
+
+    /// What instances track: names that exist, weights in range.
+    fn tracking(&mut self, config: &Config) {
+        for (i, inst) in config.instances.iter().enumerate() {
+            let p = format!("instance[{i}]");
+            let what = format!("instance \"{}\"", inst.name);
+            let mut seen = HashSet::new();
+            for (j, t) in inst.track_interfaces.iter().enumerate() {
+                let path = format!("{p}.track_interfaces[{j}]");
+                let name = &t.name;
+                if let Some(reason) = bad_ifname(name) {
+                    self.err(
+                        &path,
+                        format!("{what}: track_interfaces: \"{name}\" {reason}"),
+                    );
+                } else if !seen.insert(name) {
+                    self.err(
+                        &path,
+                        format!("{what}: track_interfaces: \"{name}\" is listed twice"),
+                    );
+                }
+                if !(-MAX_WEIGHT..=MAX_WEIGHT).contains(&t.weight) {
+                    self.err(
+                        &path,
+                        format!(
+                            "{what}: track_interfaces: \"{name}\": weight {} is out of range \
+                             -{MAX_WEIGHT}..={MAX_WEIGHT}",
+                            t.weight
+                        ),
+                    );
+                }
+            }
+            let scripts: HashSet<&str> = config
+                .vrrp_scripts
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
+            let files: HashSet<&str> = config.track_files.iter().map(|f| f.name.as_str()).collect();
+            self.track_refs(
+                &p,
+                &what,
+                "track_scripts",
+                &inst.track_scripts,
+                &scripts,
+                MAX_WEIGHT,
+            );
+            self.track_refs(
+                &p,
+                &what,
+                "track_files",
+                &inst.track_files,
+                &files,
+                MAX_FILE_WEIGHT,
+            );
+        }
+    }
+
+    fn track_refs(
+        &mut self,
+        p: &str,
+        what: &str,
+        key: &str,
+        refs: &[TrackRef],
+        known: &HashSet<&str>,
+        max: i32,
+    ) {
+        let kind = if key == "track_scripts" {
+            "vrrp_script"
+        } else {
+            "track_file"
+        };
+        let mut seen = HashSet::new();
+        for (j, t) in refs.iter().enumerate() {
+            let path = format!("{p}.{key}[{j}]");
+            let name = &t.name;
+            if !known.contains(name.as_str()) {
+                self.err(
+                    &path,
+                    format!("{what}: {key}: no {kind} is called \"{name}\""),
+                );
+            } else if !seen.insert(name) {
+                self.err(&path, format!("{what}: {key}: \"{name}\" is listed twice"));
+            }
+            if let Some(w) = t.weight_override {
+                if !(-max..=max).contains(&w) {
+                    self.err(
+                        &path,
+                        format!(
+                            "{what}: {key}: \"{name}\": weight {w} is out of range -{max}..={max}"
+                        ),
+                    );
+                }
             }
         }
     }
@@ -170,19 +402,26 @@ impl Checker<'_> {
         }
         self.virtual_ips(&p, &what, inst);
         self.unicast(&p, &what, inst);
-        let mut tracked = HashSet::new();
-        for (j, name) in inst.track_interfaces.iter().enumerate() {
-            let path = format!("{p}.track_interfaces[{j}]");
+        self.notify(&p, &what, &inst.notify);
+        if let Some(name) = &inst.vmac_interface {
             if let Some(reason) = bad_ifname(name) {
                 self.err(
-                    &path,
-                    format!("{what}: track_interfaces: \"{name}\" {reason}"),
+                    &format!("{p}.use_vmac"),
+                    format!("{what}: use_vmac: \"{name}\" {reason}"),
                 );
-            } else if !tracked.insert(name) {
-                self.err(
-                    &path,
-                    format!("{what}: track_interfaces: \"{name}\" is listed twice"),
-                );
+            }
+        }
+        for (key, list) in [
+            ("virtual_routes", &inst.virtual_routes),
+            ("virtual_rules", &inst.virtual_rules),
+        ] {
+            for (j, item) in list.iter().enumerate() {
+                if item.trim().is_empty() {
+                    self.err(
+                        &format!("{p}.{key}[{j}]"),
+                        format!("{what}: {key}: an entry is empty"),
+                    );
+                }
             }
         }
         for (key, n) in [
@@ -305,13 +544,57 @@ impl Checker<'_> {
                     format!("{what}: virtual_ips: {} is listed twice", vip.addr),
                 );
             }
-            if let Some(dev) = &vip.dev {
-                if let Some(reason) = bad_ifname(dev) {
-                    self.err(
-                        &path,
-                        format!("{what}: virtual_ips: {vip}: dev \"{dev}\" {reason}"),
-                    );
-                }
+            self.vip_options(&path, what, "virtual_ips", vip);
+        }
+        for (j, vip) in inst.virtual_ips_excluded.iter().enumerate() {
+            let path = format!("{p}.virtual_ips_excluded[{j}]");
+            if let Some(reason) = bad_host_address(&vip.addr) {
+                self.err(
+                    &path,
+                    format!("{what}: virtual_ips_excluded: {} {reason}", vip.addr),
+                );
+            }
+            if !seen.insert(vip.addr) {
+                self.err(
+                    &path,
+                    format!(
+                        "{what}: virtual_ips_excluded: {} is listed twice (or is also in virtual_ips)",
+                        vip.addr
+                    ),
+                );
+            }
+            self.vip_options(&path, what, "virtual_ips_excluded", vip);
+        }
+    }
+
+    fn vip_options(&mut self, path: &str, what: &str, key: &str, vip: &Vip) {
+        if let Some(dev) = &vip.dev {
+            if let Some(reason) = bad_ifname(dev) {
+                self.err(
+                    path,
+                    format!("{what}: {key}: {vip}: dev \"{dev}\" {reason}"),
+                );
+            }
+        }
+        if let Some(brd) = &vip.brd {
+            if vip.family() != Family::V4 || Family::of(brd) != Family::V4 {
+                self.err(
+                    path,
+                    format!("{what}: {key}: {vip}: brd is for IPv4 addresses only"),
+                );
+            }
+        }
+        if let Some(label) = &vip.label {
+            if vip.family() != Family::V4 {
+                self.err(
+                    path,
+                    format!("{what}: {key}: {vip}: label is for IPv4 addresses only"),
+                );
+            } else if label.len() > MAX_IFNAME {
+                self.err(
+                    path,
+                    format!("{what}: {key}: {vip}: label \"{label}\" is longer than 15 bytes"),
+                );
             }
         }
     }
@@ -333,6 +616,17 @@ impl Checker<'_> {
                 }
             }
         };
+        if let Some(src) = &inst.mcast_src {
+            check_addr(self, &format!("{p}.mcast_src"), "mcast_src", src);
+            if !inst.unicast_peers.is_empty() {
+                self.warn(
+                    &format!("{p}.mcast_src"),
+                    format!(
+                        "{what}: mcast_src: has no effect with unicast_peers (use unicast_src)"
+                    ),
+                );
+            }
+        }
         if let Some(src) = &inst.unicast_src {
             check_addr(self, &format!("{p}.unicast_src"), "unicast_src", src);
             if inst.unicast_peers.is_empty() {
@@ -415,6 +709,7 @@ impl Checker<'_> {
                     format!("{what}: name: already used by another sync_group"),
                 );
             }
+            self.notify(&p, &what, &group.notify);
             if group.instances.is_empty() {
                 self.err(
                     &format!("{p}.instances"),
@@ -759,9 +1054,34 @@ mod tests {
         c.sync_groups = vec![SyncGroup {
             name: "G".into(),
             instances: vec!["VI_1".into(), "VI_9".into()],
+            notify: Default::default(),
         }];
         let m = messages(&c);
         assert_eq!(m.len(), 3, "{m:?}");
+    }
+
+    #[test]
+    fn tracking_rules() {
+        use crate::config::model::{TrackInterface, VrrpScript};
+        let mut c = config();
+        let mut script = VrrpScript::new("chk", "/bin/true");
+        script.weight = 300;
+        script.rise = 0;
+        c.vrrp_scripts.push(script);
+        let i = &mut c.instances[0];
+        i.track_scripts.push(TrackRef::new("chk"));
+        i.track_scripts.push(TrackRef::new("nope"));
+        i.track_files.push(TrackRef {
+            name: "f".into(),
+            weight_override: Some(255),
+            reverse: false,
+        });
+        let mut eth1 = TrackInterface::new("eth1");
+        eth1.weight = -254;
+        i.track_interfaces.push(eth1);
+        i.notify.master = Some(" ".into());
+        let m = messages(&c);
+        assert_eq!(m.len(), 7, "{m:#?}");
     }
 
     #[test]

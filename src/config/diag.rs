@@ -170,20 +170,76 @@ impl Pos {
 /// A reader also marks the paths whose problem it has already reported (a
 /// value it could not read and replaced by a placeholder); findings of the
 /// checks about those paths, or anything under them, are not repeated.
+///
+/// A config read from several files (keepalived.conf's `include`) records
+/// positions with [`Origins::record_in`] and a [`FileId`] from
+/// [`Origins::add_file`]; [`Origins::file`] is the main file, id 0.
 #[derive(Debug, Clone, Default)]
 pub struct Origins {
     pub file: PathBuf,
-    positions: HashMap<String, Pos>,
+    includes: Vec<PathBuf>,
+    positions: HashMap<String, (FileId, Pos)>,
     reported: HashSet<String>,
 }
+
+/// A file of an [`Origins`]: 0 is the main file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct FileId(pub u32);
 
 impl Origins {
     pub fn new(file: &Path) -> Self {
         Origins {
             file: file.to_path_buf(),
+            includes: Vec::new(),
             positions: HashMap::new(),
             reported: HashSet::new(),
         }
+    }
+
+    /// Registers another file (an included one); the same path gets the
+    /// same id.
+    pub fn add_file(&mut self, path: &Path) -> FileId {
+        if path == self.file {
+            return FileId(0);
+        }
+        let index = match self.includes.iter().position(|p| p == path) {
+            Some(i) => i,
+            None => {
+                self.includes.push(path.to_path_buf());
+                self.includes.len() - 1
+            }
+        };
+        FileId(u32::try_from(index + 1).unwrap_or(u32::MAX))
+    }
+
+    /// The path of a file id; the main file for an unknown id.
+    pub fn path_of(&self, id: FileId) -> &Path {
+        match id.0 {
+            0 => &self.file,
+            n => usize::try_from(n - 1)
+                .ok()
+                .and_then(|i| self.includes.get(i))
+                .unwrap_or(&self.file),
+        }
+    }
+
+    /// Where `path` (or its nearest recorded parent) came from: the file and
+    /// the position.
+    pub fn locate(&self, path: &str) -> (FileId, Pos) {
+        let mut path = path;
+        loop {
+            if let Some(found) = self.positions.get(path) {
+                return *found;
+            }
+            match path.rfind(['.', '[']) {
+                Some(cut) => path = &path[..cut],
+                None => return (FileId(0), Pos::NONE),
+            }
+        }
+    }
+
+    pub fn record_in(&mut self, path: impl Into<String>, file: FileId, pos: Pos) {
+        self.positions.insert(path.into(), (file, pos));
     }
 
     pub fn mark_reported(&mut self, path: impl Into<String>) {
@@ -205,29 +261,22 @@ impl Origins {
     }
 
     pub fn record(&mut self, path: impl Into<String>, pos: Pos) {
-        self.positions.insert(path.into(), pos);
+        self.positions.insert(path.into(), (FileId(0), pos));
     }
 
     /// The position of `path` or of its nearest recorded parent.
     pub fn at(&self, path: &str) -> Pos {
-        let mut path = path;
-        loop {
-            if let Some(pos) = self.positions.get(path) {
-                return *pos;
-            }
-            match path.rfind(['.', '[']) {
-                Some(cut) => path = &path[..cut],
-                None => return Pos::NONE,
-            }
-        }
+        self.locate(path).1
     }
 
     pub fn error(&self, path: &str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::error(&self.file, self.at(path), message)
+        let (file, pos) = self.locate(path);
+        Diagnostic::error(self.path_of(file), pos, message)
     }
 
     pub fn warning(&self, path: &str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::warning(&self.file, self.at(path), message)
+        let (file, pos) = self.locate(path);
+        Diagnostic::warning(self.path_of(file), pos, message)
     }
 }
 
@@ -300,6 +349,13 @@ mod tests {
         assert!(o.is_reported("instance[1].virtual_ips"));
         assert!(!o.is_reported("instance[1]"));
         assert!(!o.is_reported("instance[1].virtual"));
+        let inc = o.add_file(Path::new("inc.conf"));
+        assert_eq!(inc, FileId(1));
+        assert_eq!(o.add_file(Path::new("inc.conf")), inc);
+        assert_eq!(o.add_file(Path::new("f")), FileId(0));
+        o.record_in("instance[1].priority", inc, Pos::new(2, 3));
+        let d = o.error("instance[1].priority", "x");
+        assert_eq!(d.to_string(), "inc.conf:2:3: error: x");
     }
 
     #[test]

@@ -4,11 +4,14 @@
 //! file's content ([`detect_format`]), and returns a checked [`Config`] or
 //! every problem found, each as `file:line:col: error: message`.
 //!
-//! Apart from [`load`] / [`load_with`] (which read the file) and
+//! Apart from [`load`] / [`load_with`] / [`load_with_options`] (which read
+//! the file, and keepalived.conf's includes), [`keepalived::RealFiles`] and
 //! [`Defaults::from_host`] (which reads the host name), nothing here does IO.
 
 pub mod check;
+pub mod convert;
 pub mod diag;
+pub mod keepalived;
 pub mod model;
 pub mod toml;
 
@@ -51,6 +54,30 @@ fn short_hostname(name: &str) -> Option<&str> {
     (!short.is_empty()).then_some(short)
 }
 
+/// How to read a config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    pub defaults: Defaults,
+    /// keepalived.conf's config id, which `@id` / `@^id` lines are compared
+    /// with (the CLI's `-i/--config-id`). `None`: `defaults.router_id`, the
+    /// short host name with [`Options::from_host`], as keepalived.
+    pub config_id: Option<String>,
+    /// Warnings are errors (the CLI's `check --strict`).
+    pub strict: bool,
+}
+
+impl Options {
+    /// Defaults from the host; not strict; the config id is the short host
+    /// name.
+    pub fn from_host() -> Self {
+        Options {
+            defaults: Defaults::from_host(),
+            config_id: None,
+            strict: false,
+        }
+    }
+}
+
 /// A checked config and the warnings found on the way.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -63,16 +90,58 @@ pub struct Loaded {
 pub enum Format {
     /// baton.toml (see baton.conf(5)).
     Toml,
-    /// keepalived.conf. No reader yet: [`load`] refuses it with a diagnostic.
+    /// keepalived.conf (see [`keepalived`]).
     Keepalived,
 }
 
-/// Which reader a text is for. TOML when it parses as TOML with a
-/// `[global]`, `[[instance]]` or `[cluster]` table, or when any line starts
-/// with `[` (a TOML file with a syntax error is still TOML, and should get
-/// TOML errors; keepalived.conf never starts a line with `[`). Anything
-/// else is taken for keepalived.conf.
+/// keepalived.conf's usual first words.
+const KEEPALIVED_OPENERS: &[&str] = &[
+    "global_defs",
+    "vrrp_instance",
+    "vrrp_script",
+    "vrrp_sync_group",
+    "track_file",
+    "vrrp_track_file",
+    "virtual_server",
+    "virtual_server_group",
+    "static_ipaddress",
+    "static_routes",
+    "include",
+    "includer",
+    "includem",
+    "includew",
+    "includeb",
+    "includea",
+    "net_namespace",
+    "cluster",
+    "sync",
+];
+
+/// Which reader a text is for. The first line that is not blank or a
+/// comment decides when it can: `[...]` is TOML; a keepalived keyword
+/// (`global_defs`, `vrrp_instance X {`, `include`, ...), a `$NAME=`
+/// parameter, an `@id` line or a `~SEQ` is keepalived.conf. Otherwise TOML
+/// when the text parses as TOML with a `[global]`, `[[instance]]` or
+/// `[cluster]` table, or when any line starts with `[` (a TOML file with a
+/// syntax error is still TOML, and should get TOML errors; keepalived.conf
+/// never starts a line with `[`). Anything else is taken for keepalived.conf.
 pub fn detect_format(text: &str) -> Format {
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'));
+    if let Some(line) = first {
+        if line.starts_with('[') {
+            return Format::Toml;
+        }
+        let word = line
+            .split(|c: char| c.is_whitespace() || c == '{')
+            .next()
+            .unwrap_or("");
+        if KEEPALIVED_OPENERS.contains(&word) || line.starts_with(['$', '@', '~']) {
+            return Format::Keepalived;
+        }
+    }
     let (doc, errors) = ::toml::de::DeTable::parse_recoverable(text);
     let has_baton_table = ["global", "instance", "cluster"]
         .iter()
@@ -95,6 +164,19 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
 
 /// [`load`] with the given defaults, keeping the warnings.
 pub fn load_with(path: &Path, defaults: &Defaults) -> Result<Loaded, Diagnostics> {
+    load_with_options(
+        path,
+        &Options {
+            defaults: defaults.clone(),
+            ..Options::default()
+        },
+    )
+}
+
+/// Reads, parses and checks the config file at `path`, in either format.
+/// The CLI: `load_with_options(path, &Options { config_id: args.config_id,
+/// strict: args.strict, ..Options::from_host() })`.
+pub fn load_with_options(path: &Path, options: &Options) -> Result<Loaded, Diagnostics> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Diagnostics(vec![Diagnostic::error(
             path,
@@ -102,22 +184,51 @@ pub fn load_with(path: &Path, defaults: &Defaults) -> Result<Loaded, Diagnostics
             format!("cannot read the config file: {e}"),
         )])
     })?;
-    parse_with(&text, path, defaults)
+    parse_with_options(&text, path, options)
 }
 
 /// Parses and checks a config text in whichever format it is in. `file` is
-/// only used in diagnostics.
+/// only used in diagnostics (and, for keepalived.conf, to find relative
+/// includes).
 pub fn parse_with(text: &str, file: &Path, defaults: &Defaults) -> Result<Loaded, Diagnostics> {
-    match detect_format(text) {
-        Format::Toml => toml::parse_toml_with(text, file, defaults),
-        // The keepalived.conf reader plugs in here.
-        Format::Keepalived => Err(Diagnostics(vec![Diagnostic::error(
-            file,
-            Pos::new(1, 1),
-            "this is not baton TOML (no [global], [[instance]] or [cluster] table); \
-             reading keepalived.conf is not supported yet",
-        )])),
+    parse_with_options(
+        text,
+        file,
+        &Options {
+            defaults: defaults.clone(),
+            ..Options::default()
+        },
+    )
+}
+
+/// [`parse_with`] with all the options.
+pub fn parse_with_options(
+    text: &str,
+    file: &Path,
+    options: &Options,
+) -> Result<Loaded, Diagnostics> {
+    let result = match detect_format(text) {
+        Format::Toml => toml::parse_toml_with(text, file, &options.defaults),
+        Format::Keepalived => keepalived::parse_keepalived(text, file, options),
+    };
+    if options.strict {
+        strictly(result)
+    } else {
+        result
     }
+}
+
+/// Every warning made an error.
+pub fn strictly(result: Result<Loaded, Diagnostics>) -> Result<Loaded, Diagnostics> {
+    let mut diags = match result {
+        Ok(loaded) if loaded.warnings.is_empty() => return Ok(loaded),
+        Ok(loaded) => loaded.warnings,
+        Err(diags) => diags,
+    };
+    for d in &mut diags.0 {
+        d.severity = Severity::Error;
+    }
+    Err(diags)
 }
 
 #[cfg(test)]
@@ -141,5 +252,23 @@ mod tests {
             Format::Keepalived
         );
         assert_eq!(detect_format(""), Format::Keepalived);
+        assert_eq!(
+            detect_format("! Configuration File\n\nglobal_defs {\n}\n"),
+            Format::Keepalived
+        );
+        assert_eq!(
+            detect_format("# x\ninclude /etc/keepalived/conf.d/*.conf\n"),
+            Format::Keepalived
+        );
+        assert_eq!(
+            detect_format("vrrp_instance VI_1{\n}\n"),
+            Format::Keepalived
+        );
+        assert_eq!(detect_format("$PRIO=100\n"), Format::Keepalived);
+        assert_eq!(detect_format("@lb1 $PRIO=100\n"), Format::Keepalived);
+        assert_eq!(
+            detect_format("# baton\n[global]\nrouter_id = \"a\"\n"),
+            Format::Toml
+        );
     }
 }

@@ -24,6 +24,12 @@ pub struct Config {
     pub cluster: Option<Cluster>,
     /// Files kept in sync over the cluster channel.
     pub sync: Vec<SyncEntry>,
+    /// Health-check commands that instances track (keepalived's
+    /// `vrrp_script`).
+    pub vrrp_scripts: Vec<VrrpScript>,
+    /// Files holding a number that instances track (keepalived's
+    /// `track_file`).
+    pub track_files: Vec<TrackFile>,
 }
 
 impl Config {
@@ -35,12 +41,24 @@ impl Config {
             sync_groups: Vec::new(),
             cluster: None,
             sync: Vec::new(),
+            vrrp_scripts: Vec::new(),
+            track_files: Vec::new(),
         }
     }
 
     /// The instance called `name`, if any.
     pub fn instance(&self, name: &str) -> Option<&Instance> {
         self.instances.iter().find(|i| i.name == name)
+    }
+
+    /// The `vrrp_script` called `name`, if any.
+    pub fn vrrp_script(&self, name: &str) -> Option<&VrrpScript> {
+        self.vrrp_scripts.iter().find(|s| s.name == name)
+    }
+
+    /// The `track_file` called `name`, if any.
+    pub fn track_file(&self, name: &str) -> Option<&TrackFile> {
+        self.track_files.iter().find(|f| f.name == name)
     }
 }
 
@@ -52,6 +70,20 @@ pub struct Global {
     pub router_id: String,
     pub control_socket: PathBuf,
     pub state_dir: PathBuf,
+    /// A FIFO that every state change is written to, one line each:
+    /// `INSTANCE "VI_1" MASTER 100` / `GROUP "G1" BACKUP 0` (keepalived's
+    /// `vrrp_notify_fifo` format).
+    pub notify_fifo: Option<PathBuf>,
+    /// A command started once that reads `notify_fifo` (the FIFO's path is
+    /// appended as its last argument).
+    pub notify_fifo_script: Option<String>,
+    /// Who runs scripts: `user` or `user:group`. Default: the user
+    /// `keepalived_script` if it exists, else the agent's own user.
+    pub script_user: Option<String>,
+    /// Refuse to run a script as root when a non-root user could change it.
+    pub enable_script_security: bool,
+    /// Instances start (leave INIT) this long after the agent does.
+    pub startup_delay: Duration,
 }
 
 impl Global {
@@ -63,6 +95,11 @@ impl Global {
             router_id: router_id.into(),
             control_socket: PathBuf::from(Self::DEFAULT_CONTROL_SOCKET),
             state_dir: PathBuf::from(Self::DEFAULT_STATE_DIR),
+            notify_fifo: None,
+            notify_fifo_script: None,
+            script_user: None,
+            enable_script_security: false,
+            startup_delay: Duration::ZERO,
         }
     }
 }
@@ -119,6 +156,9 @@ pub struct Instance {
     pub virtual_ips: Vec<Vip>,
     /// Source address of unicast adverts (default: the interface's primary).
     pub unicast_src: Option<IpAddr>,
+    /// Source address of multicast adverts (default: the interface's
+    /// primary).
+    pub mcast_src: Option<IpAddr>,
     /// Unicast mode when non-empty.
     pub unicast_peers: Vec<IpAddr>,
     /// v2 simple text authentication, at most 8 bytes.
@@ -127,9 +167,33 @@ pub struct Instance {
     /// instead of keepalived's default.
     pub v3_checksum_as_v2: bool,
     pub garp: Garp,
-    /// Interfaces whose link-down puts this instance in FAULT.
-    pub track_interfaces: Vec<String>,
+    /// Interfaces whose link state changes this instance's priority, or
+    /// (weight 0) puts it in FAULT while down.
+    pub track_interfaces: Vec<TrackInterface>,
+    /// [`Config::vrrp_scripts`] this instance tracks.
+    pub track_scripts: Vec<TrackRef>,
+    /// [`Config::track_files`] this instance tracks.
+    pub track_files: Vec<TrackRef>,
     pub initial_state: Option<InitialState>,
+    /// Commands run on state changes.
+    pub notify: Notify,
+    /// Addresses added and removed with the virtual ones but not carried
+    /// in adverts (keepalived's `virtual_ipaddress_excluded`); any family.
+    pub virtual_ips_excluded: Vec<Vip>,
+    /// Run on a macvlan with the virtual router MAC (keepalived's
+    /// `use_vmac`).
+    pub use_vmac: bool,
+    /// The macvlan's name; default `vrrp.VRID`.
+    pub vmac_interface: Option<String>,
+    /// Routes added on becoming master and removed on leaving, as `ip route`
+    /// arguments (keepalived's `virtual_routes`). Stored, not applied yet.
+    pub virtual_routes: Vec<String>,
+    /// Policy rules, as `ip rule` arguments (keepalived's `virtual_rules`).
+    /// Stored, not applied yet.
+    pub virtual_rules: Vec<String>,
+    /// keepalived's `strict_mode` / `vrrp_strict`: RFC-strict behaviour.
+    /// Stored; baton's checks are already strict about what the RFCs refuse.
+    pub strict_mode: bool,
 }
 
 impl Instance {
@@ -152,12 +216,22 @@ impl Instance {
             preempt_delay: Duration::ZERO,
             virtual_ips: Vec::new(),
             unicast_src: None,
+            mcast_src: None,
             unicast_peers: Vec::new(),
             auth_pass: None,
             v3_checksum_as_v2: false,
             garp: Garp::default(),
             track_interfaces: Vec::new(),
+            track_scripts: Vec::new(),
+            track_files: Vec::new(),
             initial_state: None,
+            notify: Notify::default(),
+            virtual_ips_excluded: Vec::new(),
+            use_vmac: false,
+            vmac_interface: None,
+            virtual_routes: Vec::new(),
+            virtual_rules: Vec::new(),
+            strict_mode: false,
         }
     }
 
@@ -174,17 +248,163 @@ impl Instance {
     pub fn address_owner(&self) -> bool {
         self.priority == Self::OWNER_PRIORITY
     }
+
+    /// The priority to advertise given the sum of the weights of what is
+    /// tracked (each counted by the rules of [`TrackInterface`],
+    /// [`TrackRef`] and [`VrrpScript`]): `priority + weights` clamped to
+    /// 1..=254. An address owner (255) keeps 255, as keepalived does.
+    pub fn effective_priority(&self, weights: i64) -> u8 {
+        if self.address_owner() {
+            return Self::OWNER_PRIORITY;
+        }
+        let p = (i64::from(self.priority) + weights).clamp(1, 254);
+        u8::try_from(p).unwrap_or(254)
+    }
+}
+
+/// A tracked interface. Weight 0: FAULT while the link is down. Otherwise
+/// a positive weight is added while the link is up, a negative one added
+/// while it is down; `reverse` swaps up and down.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TrackInterface {
+    pub name: String,
+    /// -253..=253.
+    pub weight: i32,
+    pub reverse: bool,
+}
+
+impl TrackInterface {
+    pub fn new(name: impl Into<String>) -> Self {
+        TrackInterface {
+            name: name.into(),
+            weight: 0,
+            reverse: false,
+        }
+    }
+}
+
+/// An instance's reference to a [`VrrpScript`] or [`TrackFile`] by name,
+/// optionally overriding its weight (keepalived's `track_script { NAME
+/// weight W reverse }`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TrackRef {
+    pub name: String,
+    /// Replaces the script's or file's own weight. Scripts: -253..=253;
+    /// files: -254..=254.
+    pub weight_override: Option<i32>,
+    /// Swaps the direction of the weight (and, with weight 0, makes a
+    /// success the fault).
+    pub reverse: bool,
+}
+
+impl TrackRef {
+    pub fn new(name: impl Into<String>) -> Self {
+        TrackRef {
+            name: name.into(),
+            weight_override: None,
+            reverse: false,
+        }
+    }
+}
+
+/// A health-check command run every `interval` (keepalived's `vrrp_script`).
+/// It is down after `fall` consecutive failures (a non-zero exit or a
+/// timeout) and up after `rise` consecutive successes. Weight 0: an
+/// instance tracking it is in FAULT while it is down. A positive weight is
+/// added to the priority while it is up, a negative one while it is down;
+/// `weight_reverse` swaps up and down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpScript {
+    pub name: String,
+    /// The command line. Words are separated by spaces; a word containing
+    /// spaces is in single quotes (keepalived's convention). No shell.
+    pub script: String,
+    pub interval: Duration,
+    /// Default: `interval`.
+    pub timeout: Option<Duration>,
+    /// -253..=253.
+    pub weight: i32,
+    pub weight_reverse: bool,
+    /// At least 1.
+    pub rise: u32,
+    /// At least 1.
+    pub fall: u32,
+    /// `user` or `user:group`; default: [`Global::script_user`].
+    pub user: Option<String>,
+    /// Start as down (failed) rather than up.
+    pub init_fail: bool,
+}
+
+impl VrrpScript {
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
+    pub fn new(name: impl Into<String>, script: impl Into<String>) -> Self {
+        VrrpScript {
+            name: name.into(),
+            script: script.into(),
+            interval: Self::DEFAULT_INTERVAL,
+            timeout: None,
+            weight: 0,
+            weight_reverse: false,
+            rise: 1,
+            fall: 1,
+            user: None,
+            init_fail: false,
+        }
+    }
+}
+
+/// A file holding a number, re-read when it changes (keepalived's
+/// `track_file`). Weight 0: a non-zero value means FAULT. Otherwise the
+/// value times the weight is added to the priority (negated with
+/// `reverse`); below -253 means FAULT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackFile {
+    pub name: String,
+    pub path: PathBuf,
+    /// Default 1.
+    pub weight: i32,
+    pub reverse: bool,
+}
+
+/// Commands run on state changes, each a command line as
+/// [`VrrpScript::script`]. `generic` runs after the specific one with four
+/// more arguments: `INSTANCE`|`GROUP`, the name, the new state
+/// (`MASTER`, `BACKUP`, `FAULT`, `STOP`) and the priority.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub master: Option<String>,
+    pub backup: Option<String>,
+    pub fault: Option<String>,
+    /// On stopping (instances only).
+    pub stop: Option<String>,
+    pub generic: Option<String>,
+}
+
+impl Notify {
+    pub fn is_empty(&self) -> bool {
+        self == &Notify::default()
+    }
 }
 
 /// A virtual address: `10.0.0.100/24`, `fd00::100/64`, `10.0.0.100` (a host
 /// prefix), optionally followed by `dev IFNAME` when it lives on another
-/// interface than the instance's.
+/// interface than the instance's, `brd ADDRESS`, `label LABEL` and
+/// `scope SCOPE` (as `ip address add`), in any order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Vip {
     pub addr: IpAddr,
     pub prefix_len: u8,
     pub dev: Option<String>,
+    /// IPv4 broadcast address.
+    pub brd: Option<IpAddr>,
+    /// IPv4 address label (`eth0:1`), at most 15 bytes.
+    pub label: Option<String>,
+    /// `host`, `link`, `site`, `global`, `nowhere` or a number 0..=255.
+    pub scope: Option<String>,
 }
+
+const VIP_SCOPES: &[&str] = &["host", "link", "site", "global", "nowhere"];
 
 impl Vip {
     pub fn family(&self) -> Family {
@@ -205,15 +425,40 @@ impl FromStr for Vip {
         let Some(cidr) = words.next() else {
             return Err(ParseError("empty address".into()));
         };
-        let dev = match (words.next(), words.next(), words.next()) {
-            (None, _, _) => None,
-            (Some("dev"), Some(name), None) => Some(name.to_string()),
-            _ => {
-                return Err(ParseError(format!(
-                    "\"{s}\" is not ADDRESS[/PREFIX] [dev IFNAME]"
-                )))
+        let (mut dev, mut brd, mut label, mut scope) = (None, None, None, None);
+        while let Some(option) = words.next() {
+            let slot = match option {
+                "dev" => &mut dev,
+                "brd" | "broadcast" => &mut brd,
+                "label" => &mut label,
+                "scope" => &mut scope,
+                _ => {
+                    return Err(ParseError(format!(
+                        "\"{s}\": unknown option \"{option}\" (ADDRESS[/PREFIX] \
+                         [dev IFNAME] [brd ADDRESS] [label LABEL] [scope SCOPE])"
+                    )))
+                }
+            };
+            match words.next() {
+                Some(value) if slot.is_none() => *slot = Some(value.to_string()),
+                Some(_) => return Err(ParseError(format!("\"{s}\": {option} given twice"))),
+                None => return Err(ParseError(format!("\"{s}\": {option} needs a value"))),
             }
-        };
+        }
+        let brd =
+            match brd {
+                None => None,
+                Some(b) => Some(b.parse::<IpAddr>().map_err(|_| {
+                    ParseError(format!("\"{s}\": brd \"{b}\" is not an IP address"))
+                })?),
+            };
+        if let Some(sc) = &scope {
+            if !VIP_SCOPES.contains(&sc.as_str()) && sc.parse::<u8>().is_err() {
+                return Err(ParseError(format!(
+                    "\"{s}\": scope \"{sc}\" is not host, link, site, global, nowhere or 0..255"
+                )));
+            }
+        }
         let (addr_text, prefix_text) = match cidr.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (cidr, None),
@@ -240,6 +485,9 @@ impl FromStr for Vip {
             addr,
             prefix_len,
             dev,
+            brd,
+            label,
+            scope,
         })
     }
 }
@@ -249,6 +497,15 @@ impl fmt::Display for Vip {
         write!(f, "{}/{}", self.addr, self.prefix_len)?;
         if let Some(dev) = &self.dev {
             write!(f, " dev {dev}")?;
+        }
+        if let Some(brd) = &self.brd {
+            write!(f, " brd {brd}")?;
+        }
+        if let Some(label) = &self.label {
+            write!(f, " label {label}")?;
+        }
+        if let Some(scope) = &self.scope {
+            write!(f, " scope {scope}")?;
         }
         Ok(())
     }
@@ -265,8 +522,26 @@ pub struct Garp {
     pub master_refresh: Option<Duration>,
     /// Packets per refresh burst.
     pub master_refresh_repeat: u32,
-    /// Delay between the packets of a burst.
+    /// Delay between the ARP packets of a burst.
     pub interval: Duration,
+    /// Delay between the neighbour advertisements of a burst (IPv6).
+    pub na_interval: Duration,
+    /// Delay of the second burst sent by a master that received a lower
+    /// priority advert; default (`None`): `master_delay`.
+    pub lower_prio_delay: Option<Duration>,
+    /// Packets per burst on receiving a lower priority advert as master;
+    /// default (`None`): `master_repeat`.
+    pub lower_prio_repeat: Option<u32>,
+}
+
+impl Garp {
+    pub fn lower_prio_delay(&self) -> Duration {
+        self.lower_prio_delay.unwrap_or(self.master_delay)
+    }
+
+    pub fn lower_prio_repeat(&self) -> u32 {
+        self.lower_prio_repeat.unwrap_or(self.master_repeat)
+    }
 }
 
 impl Default for Garp {
@@ -277,6 +552,9 @@ impl Default for Garp {
             master_refresh: None,
             master_refresh_repeat: 1,
             interval: Duration::ZERO,
+            na_interval: Duration::ZERO,
+            lower_prio_delay: None,
+            lower_prio_repeat: None,
         }
     }
 }
@@ -286,6 +564,8 @@ impl Default for Garp {
 pub struct SyncGroup {
     pub name: String,
     pub instances: Vec<String>,
+    /// Commands run when the group changes state (`stop` is not used).
+    pub notify: Notify,
 }
 
 /// How the cluster channel picks the next master.
@@ -393,6 +673,26 @@ mod tests {
         let v: Vip = "fd00::100/64 dev eth1".parse().unwrap();
         assert_eq!(v.dev.as_deref(), Some("eth1"));
         assert_eq!(v.to_string(), "fd00::100/64 dev eth1");
+        let v: Vip = "10.0.0.1/24 label eth0:1 scope link brd 10.0.0.255 dev eth0"
+            .parse()
+            .unwrap();
+        assert_eq!(v.label.as_deref(), Some("eth0:1"));
+        assert_eq!(v.scope.as_deref(), Some("link"));
+        assert_eq!(
+            v.to_string(),
+            "10.0.0.1/24 dev eth0 brd 10.0.0.255 label eth0:1 scope link"
+        );
+        assert_eq!(v.to_string().parse::<Vip>().unwrap(), v);
+    }
+
+    #[test]
+    fn effective_priority_clamps() {
+        let mut i = Instance::new("VI_1", "eth0", 51);
+        assert_eq!(i.effective_priority(0), 100);
+        assert_eq!(i.effective_priority(-500), 1);
+        assert_eq!(i.effective_priority(500), 254);
+        i.priority = 255;
+        assert_eq!(i.effective_priority(-50), 255);
     }
 
     #[test]
@@ -406,8 +706,12 @@ mod tests {
             "10.0.0.1/",
             "fd00::1/129",
             "10.0.0.1 dev",
-            "10.0.0.1 label x",
+            "10.0.0.1 label",
             "10.0.0.1 dev a b",
+            "10.0.0.1 dev a dev b",
+            "10.0.0.1 brd x",
+            "10.0.0.1 scope galaxy",
+            "10.0.0.1 peer 10.0.0.2",
         ] {
             assert!(bad.parse::<Vip>().is_err(), "{bad:?} accepted");
         }

@@ -26,13 +26,30 @@ use ::toml::Spanned;
 use super::check;
 use super::diag::{Diagnostic, Diagnostics, LineIndex, Origins, Pos};
 use super::model::{
-    Cluster, Config, Garp, Global, InitialState, Instance, Peer, Selection, SyncEntry, SyncGroup,
-    Version, Vip,
+    Cluster, Config, Garp, Global, InitialState, Instance, Notify, Peer, Selection, SyncEntry,
+    SyncGroup, TrackFile, TrackInterface, TrackRef, Version, Vip, VrrpScript,
 };
 use super::{Defaults, Loaded};
 
-const TOP_KEYS: &[&str] = &["global", "cluster", "instance", "sync", "sync_group"];
-const GLOBAL_KEYS: &[&str] = &["router_id", "control_socket", "state_dir"];
+const TOP_KEYS: &[&str] = &[
+    "global",
+    "cluster",
+    "instance",
+    "sync",
+    "sync_group",
+    "vrrp_script",
+    "track_file",
+];
+const GLOBAL_KEYS: &[&str] = &[
+    "router_id",
+    "control_socket",
+    "state_dir",
+    "notify_fifo",
+    "notify_fifo_script",
+    "script_user",
+    "enable_script_security",
+    "startup_delay",
+];
 const INSTANCE_KEYS: &[&str] = &[
     "name",
     "interface",
@@ -50,6 +67,15 @@ const INSTANCE_KEYS: &[&str] = &[
     "garp",
     "track_interfaces",
     "initial_state",
+    "mcast_src",
+    "track_scripts",
+    "track_files",
+    "notify",
+    "virtual_ips_excluded",
+    "use_vmac",
+    "virtual_routes",
+    "virtual_rules",
+    "strict_mode",
 ];
 const GARP_KEYS: &[&str] = &[
     "master_delay",
@@ -57,7 +83,25 @@ const GARP_KEYS: &[&str] = &[
     "master_refresh",
     "master_refresh_repeat",
     "interval",
+    "na_interval",
+    "lower_prio_delay",
+    "lower_prio_repeat",
 ];
+const NOTIFY_KEYS: &[&str] = &["master", "backup", "fault", "stop", "generic"];
+const TRACK_KEYS: &[&str] = &["name", "weight", "reverse"];
+const VRRP_SCRIPT_KEYS: &[&str] = &[
+    "name",
+    "script",
+    "interval",
+    "timeout",
+    "weight",
+    "weight_reverse",
+    "rise",
+    "fall",
+    "user",
+    "init_fail",
+];
+const TRACK_FILE_KEYS: &[&str] = &["name", "path", "weight", "reverse"];
 const CLUSTER_KEYS: &[&str] = &[
     "node",
     "listen",
@@ -68,7 +112,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "order",
 ];
 const SYNC_KEYS: &[&str] = &["name", "path", "on_change", "mode", "max_size"];
-const SYNC_GROUP_KEYS: &[&str] = &["name", "instances"];
+const SYNC_GROUP_KEYS: &[&str] = &["name", "instances", "notify"];
 
 /// keepalived.conf names that people will type out of habit.
 const KEEPALIVED_NAMES: &[(&str, &str)] = &[
@@ -78,6 +122,20 @@ const KEEPALIVED_NAMES: &[(&str, &str)] = &[
     ("unicast_src_ip", "unicast_src"),
     ("unicast_peer", "unicast_peers"),
     ("track_interface", "track_interfaces"),
+    ("track_script", "track_scripts"),
+    ("track_file", "track_files"),
+    ("mcast_src_ip", "mcast_src"),
+    ("virtual_ipaddress_excluded", "virtual_ips_excluded"),
+    ("notify_master", "notify.master"),
+    ("notify_backup", "notify.backup"),
+    ("notify_fault", "notify.fault"),
+    ("notify_stop", "notify.stop"),
+    ("vrrp_notify_fifo", "notify_fifo"),
+    ("vrrp_notify_fifo_script", "notify_fifo_script"),
+    ("vrrp_startup_delay", "startup_delay"),
+    ("garp_lower_prio_delay", "garp.lower_prio_delay"),
+    ("garp_lower_prio_repeat", "garp.lower_prio_repeat"),
+    ("vrrp_strict", "strict_mode"),
     ("state", "initial_state"),
     ("nopreempt", "preempt = false"),
     ("authentication", "auth_pass"),
@@ -89,6 +147,7 @@ const KEEPALIVED_NAMES: &[(&str, &str)] = &[
     ("global_defs", "[global]"),
     ("vrrp_instance", "[[instance]]"),
     ("vrrp_sync_group", "[[sync_group]]"),
+    ("group", "instances"),
 ];
 
 /// Reads a baton.toml text. `file` is only used in diagnostics. The router
@@ -218,6 +277,29 @@ impl<'t> Reader<'t> {
             section.commit(&mut self.origins, &path);
             config.sync.push(entry);
         }
+        for (index, value) in self.array_sections(root, "vrrp_script") {
+            let what = format!("vrrp_script #{}", index + 1);
+            let Some(mut section) =
+                self.table_section(value, &what, "vrrp_script", VRRP_SCRIPT_KEYS)
+            else {
+                continue;
+            };
+            let script = self.vrrp_script(&mut section);
+            let path = format!("vrrp_script[{}]", config.vrrp_scripts.len());
+            section.commit(&mut self.origins, &path);
+            config.vrrp_scripts.push(script);
+        }
+        for (index, value) in self.array_sections(root, "track_file") {
+            let what = format!("track_file #{}", index + 1);
+            let Some(mut section) = self.table_section(value, &what, "track_file", TRACK_FILE_KEYS)
+            else {
+                continue;
+            };
+            let file = self.track_file(&mut section);
+            let path = format!("track_file[{}]", config.track_files.len());
+            section.commit(&mut self.origins, &path);
+            config.track_files.push(file);
+        }
         for (index, value) in self.array_sections(root, "sync_group") {
             let what = format!("sync_group #{}", index + 1);
             let Some(mut section) = self.table_section(value, &what, "sync_group", SYNC_GROUP_KEYS)
@@ -293,6 +375,78 @@ impl<'t> Reader<'t> {
         if let Some(path) = s.string(self, "state_dir") {
             global.state_dir = PathBuf::from(path);
         }
+        global.notify_fifo = s.string(self, "notify_fifo").map(PathBuf::from);
+        global.notify_fifo_script = s.string(self, "notify_fifo_script");
+        global.script_user = s.string(self, "script_user");
+        if let Some(b) = s.boolean(self, "enable_script_security") {
+            global.enable_script_security = b;
+        }
+        if let Some(d) = s.duration(self, "startup_delay") {
+            global.startup_delay = d;
+        }
+    }
+
+    fn vrrp_script(&mut self, s: &mut Section) -> VrrpScript {
+        let name = s
+            .required(self, "name")
+            .and_then(|_| s.string(self, "name"));
+        if let Some(name) = &name {
+            s.what = format!("vrrp_script \"{name}\"");
+        }
+        s.unknown_keys(self);
+        let command = s
+            .required(self, "script")
+            .and_then(|_| s.string(self, "script"));
+        let mut script = VrrpScript::new(name.unwrap_or_default(), command.unwrap_or_default());
+        if let Some(d) = s.duration(self, "interval") {
+            script.interval = d;
+        }
+        script.timeout = s.duration(self, "timeout");
+        if let Some(w) = s.int_i32(self, "weight") {
+            script.weight = w;
+        }
+        if let Some(b) = s.boolean(self, "weight_reverse") {
+            script.weight_reverse = b;
+        }
+        if let Some(n) = s.int_u32(self, "rise") {
+            script.rise = n;
+        }
+        if let Some(n) = s.int_u32(self, "fall") {
+            script.fall = n;
+        }
+        script.user = s.string(self, "user");
+        if let Some(b) = s.boolean(self, "init_fail") {
+            script.init_fail = b;
+        }
+        script
+    }
+
+    fn track_file(&mut self, s: &mut Section) -> TrackFile {
+        let name = s
+            .required(self, "name")
+            .and_then(|_| s.string(self, "name"));
+        if let Some(name) = &name {
+            s.what = format!("track_file \"{name}\"");
+        }
+        s.unknown_keys(self);
+        let path = s
+            .required(self, "path")
+            .and_then(|_| s.string(self, "path"));
+        TrackFile {
+            name: name.unwrap_or_default(),
+            path: PathBuf::from(path.unwrap_or_default()),
+            weight: s.int_i32(self, "weight").unwrap_or(1),
+            reverse: s.boolean(self, "reverse").unwrap_or(false),
+        }
+    }
+
+    fn notify(&mut self, s: &mut Section, notify: &mut Notify) {
+        s.unknown_keys(self);
+        notify.master = s.string(self, "master");
+        notify.backup = s.string(self, "backup");
+        notify.fault = s.string(self, "fault");
+        notify.stop = s.string(self, "stop");
+        notify.generic = s.string(self, "generic");
     }
 
     fn instance(&mut self, s: &mut Section) -> Instance {
@@ -348,8 +502,49 @@ impl<'t> Reader<'t> {
             self.garp(&mut garp, &mut instance.garp);
             s.adopt(garp, "garp");
         }
-        if let Some(names) = s.string_list(self, "track_interfaces") {
-            instance.track_interfaces = names;
+        if let Some(items) = s.track_list(self, "track_interfaces") {
+            instance.track_interfaces = items
+                .into_iter()
+                .map(|t| TrackInterface {
+                    name: t.name,
+                    weight: t.weight_override.unwrap_or(0),
+                    reverse: t.reverse,
+                })
+                .collect();
+        }
+        if let Some(items) = s.track_list(self, "track_scripts") {
+            instance.track_scripts = items;
+        }
+        if let Some(items) = s.track_list(self, "track_files") {
+            instance.track_files = items;
+        }
+        instance.mcast_src = s.parsed::<IpAddr>(self, "mcast_src", "an IP address");
+        if let Some(mut notify) = s.sub_table(self, "notify", NOTIFY_KEYS) {
+            self.notify(&mut notify, &mut instance.notify);
+            s.adopt(notify, "notify");
+        }
+        if let Some(vips) = s.parsed_list::<Vip>(self, "virtual_ips_excluded", "a virtual address")
+        {
+            instance.virtual_ips_excluded = vips;
+        }
+        if let Some(value) = s.value(self, "use_vmac") {
+            match value.get_ref() {
+                DeValue::Boolean(b) => instance.use_vmac = *b,
+                DeValue::String(name) => {
+                    instance.use_vmac = true;
+                    instance.vmac_interface = Some(name.to_string());
+                }
+                _ => s.mistyped(self, "use_vmac", value, "true, false or an interface name"),
+            }
+        }
+        if let Some(routes) = s.string_list(self, "virtual_routes") {
+            instance.virtual_routes = routes;
+        }
+        if let Some(rules) = s.string_list(self, "virtual_rules") {
+            instance.virtual_rules = rules;
+        }
+        if let Some(b) = s.boolean(self, "strict_mode") {
+            instance.strict_mode = b;
         }
         if let Some((text, span)) = s.string_spanned(self, "initial_state") {
             match text.to_ascii_lowercase().as_str() {
@@ -384,6 +579,11 @@ impl<'t> Reader<'t> {
         if let Some(d) = s.duration(self, "interval") {
             garp.interval = d;
         }
+        if let Some(d) = s.duration(self, "na_interval") {
+            garp.na_interval = d;
+        }
+        garp.lower_prio_delay = s.duration(self, "lower_prio_delay");
+        garp.lower_prio_repeat = s.int_u32(self, "lower_prio_repeat");
     }
 
     fn cluster(&mut self, s: &mut Section, router_id: &str) -> Cluster {
@@ -468,9 +668,15 @@ impl<'t> Reader<'t> {
         let instances = s
             .required(self, "instances")
             .and_then(|_| s.string_list(self, "instances"));
+        let mut notify = Notify::default();
+        if let Some(mut sub) = s.sub_table(self, "notify", NOTIFY_KEYS) {
+            self.notify(&mut sub, &mut notify);
+            s.adopt(sub, "notify");
+        }
         SyncGroup {
             name: name.unwrap_or_default(),
             instances: instances.unwrap_or_default(),
+            notify,
         }
     }
 }
@@ -662,6 +868,123 @@ impl<'a, 'i> Section<'a, 'i> {
         }
     }
 
+    fn int_i32(&mut self, r: &mut Reader, key: &str) -> Option<i32> {
+        let (n, span) = self.integer(r, key)?;
+        match i32::try_from(n) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.error(r, &span, key, format!("{n} is out of range"));
+                None
+            }
+        }
+    }
+
+    /// An array whose elements are names (`"eth1"`) or tables
+    /// (`{ name = "eth1", weight = -10, reverse = true }`), each element's
+    /// position recorded as `key[i]`.
+    fn track_list(&mut self, r: &mut Reader, key: &str) -> Option<Vec<TrackRef>> {
+        let value = self.value(r, key)?;
+        let DeValue::Array(items) = value.get_ref() else {
+            self.mistyped(
+                r,
+                key,
+                value,
+                "an array of names or { name, weight, reverse } tables",
+            );
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            self.origins
+                .push((format!("{key}[{i}]"), r.pos(&item.span())));
+            match item.get_ref() {
+                DeValue::String(name) => out.push(TrackRef::new(name.to_string())),
+                DeValue::Table(table) => match self.track_table(r, key, table, &item.span()) {
+                    Some(t) => out.push(t),
+                    None => ok = false,
+                },
+                other => {
+                    self.error(
+                        r,
+                        &item.span(),
+                        key,
+                        format!("expected a name or a table, found {}", describe(other)),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn track_table(
+        &mut self,
+        r: &mut Reader,
+        key: &str,
+        table: &DeTable,
+        span: &Range<usize>,
+    ) -> Option<TrackRef> {
+        let mut ok = true;
+        for (k, _) in table.iter() {
+            let name = k.get_ref().as_ref();
+            if !TRACK_KEYS.contains(&name) {
+                let hint = suggestion(name, TRACK_KEYS);
+                self.error(r, &k.span(), key, format!("unknown key \"{name}\"{hint}"));
+                ok = false;
+            }
+        }
+        let name = match table.get("name").map(|v| (v.get_ref(), v.span())) {
+            Some((DeValue::String(s), _)) => Some(s.to_string()),
+            Some((other, sp)) => {
+                let m = format!("name: expected a string, found {}", describe(other));
+                self.error(r, &sp, key, m);
+                None
+            }
+            None => {
+                self.error(r, span, key, "missing key \"name\"".to_string());
+                None
+            }
+        };
+        let weight = match table.get("weight").map(|v| (v.get_ref(), v.span())) {
+            None => Some(None),
+            Some((DeValue::Integer(n), sp)) => {
+                match i128::from_str_radix(n.as_str(), n.radix())
+                    .ok()
+                    .and_then(|n| i32::try_from(n).ok())
+                {
+                    Some(w) => Some(Some(w)),
+                    None => {
+                        self.error(r, &sp, key, format!("weight: {n} is out of range"));
+                        None
+                    }
+                }
+            }
+            Some((other, sp)) => {
+                let m = format!("weight: expected an integer, found {}", describe(other));
+                self.error(r, &sp, key, m);
+                None
+            }
+        };
+        let reverse = match table.get("reverse").map(|v| (v.get_ref(), v.span())) {
+            None => Some(false),
+            Some((DeValue::Boolean(b), _)) => Some(*b),
+            Some((other, sp)) => {
+                let m = format!("reverse: expected true or false, found {}", describe(other));
+                self.error(r, &sp, key, m);
+                None
+            }
+        };
+        match (ok, name, weight, reverse) {
+            (true, Some(name), Some(weight_override), Some(reverse)) => Some(TrackRef {
+                name,
+                weight_override,
+                reverse,
+            }),
+            _ => None,
+        }
+    }
+
     fn duration(&mut self, r: &mut Reader, key: &str) -> Option<Duration> {
         let value = self.value(r, key)?;
         let DeValue::String(text) = value.get_ref() else {
@@ -847,7 +1170,7 @@ where
     })
 }
 
-fn parse_size(text: &str) -> Option<u64> {
+pub(super) fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -898,7 +1221,7 @@ fn suggestion(name: &str, known: &[&str]) -> String {
     }
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -990,10 +1313,13 @@ mod tests {
             CLUSTER_KEYS,
             SYNC_KEYS,
             SYNC_GROUP_KEYS,
+            NOTIFY_KEYS,
+            VRRP_SCRIPT_KEYS,
+            TRACK_FILE_KEYS,
         ];
         for key in sections.concat() {
-            if key == "garp" {
-                continue; // the [instance.garp] sub-table, checked below
+            if key == "garp" || key == "notify" {
+                continue; // the sub-tables, checked below
             }
             assert!(
                 example.contains(&format!("\n{key} =")) || example.contains(&format!("# {key} =")),
@@ -1011,6 +1337,9 @@ mod tests {
             "[instance.garp]",
             "[[sync]]",
             "[[sync_group]]",
+            "[instance.notify]",
+            "[[vrrp_script]]",
+            "[[track_file]]",
         ] {
             assert!(example.contains(section), "conf/baton.toml lacks {section}");
             assert!(

@@ -1,0 +1,698 @@
+//! keepalived.conf reader, through the public API: lexer, includes,
+//! parameters, conditionals, every keyword group, diagnostics with
+//! `file:line:col`, strict mode, and convert-then-read round trips.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use baton::config::convert::to_toml;
+use baton::config::keepalived::{parse_keepalived_in, MemFiles};
+use baton::config::model::{InitialState, Selection, Version};
+use baton::config::toml::parse_toml;
+use baton::config::{load_with_options, Config, Defaults, Diagnostics, Loaded, Options};
+use proptest::prelude::*;
+
+const MAIN: &str = "/etc/keepalived/keepalived.conf";
+
+fn conf(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("conf")
+        .join(name)
+}
+
+fn options() -> Options {
+    Options {
+        defaults: Defaults::default(),
+        config_id: Some("lb1".into()),
+        strict: false,
+    }
+}
+
+fn parse_files(
+    text: &str,
+    others: &[(&str, &str)],
+    options: &Options,
+) -> Result<Loaded, Diagnostics> {
+    let files = MemFiles(
+        others
+            .iter()
+            .map(|(p, t)| (PathBuf::from(p), t.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    );
+    parse_keepalived_in(text, Path::new(MAIN), options, &files)
+}
+
+fn loaded(text: &str) -> Loaded {
+    parse_files(text, &[], &options()).unwrap_or_else(|d| panic!("refused:\n{d}"))
+}
+
+fn ok(text: &str) -> Config {
+    let l = loaded(text);
+    assert!(l.warnings.is_empty(), "warnings:\n{}", l.warnings);
+    l.config
+}
+
+fn warnings(text: &str) -> Vec<String> {
+    loaded(text)
+        .warnings
+        .iter()
+        .map(|d| d.to_string())
+        .collect()
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse_files(text, &[], &options()) {
+        Ok(l) => panic!("accepted: {:#?}", l.config),
+        Err(d) => d.errors().map(|d| d.to_string()).collect(),
+    }
+}
+
+/// One instance VI_1 on eth0, VRID 51, one VIP; `body` is inside its block
+/// from line 2 on.
+fn instance(body: &str) -> String {
+    format!("vrrp_instance VI_1 {{\n{body}    interface eth0\n    virtual_router_id 51\n    virtual_ipaddress {{\n        192.0.2.1/24\n    }}\n}}\n")
+}
+
+fn roundtrip(config: &Config) {
+    let text = to_toml(config);
+    let back = parse_toml(&text, Path::new("converted.toml"))
+        .unwrap_or_else(|d| panic!("convert output refused:\n{d}\n---\n{text}"));
+    assert_eq!(&back, config, "convert output:\n{text}");
+}
+
+// ---------------------------------------------------------------- examples
+
+#[test]
+fn example_loads_with_one_warning_for_the_virtual_server() {
+    let l =
+        load_with_options(&conf("keepalived.conf"), &options()).unwrap_or_else(|d| panic!("{d}"));
+    let w: Vec<String> = l.warnings.iter().map(|d| d.to_string()).collect();
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(
+        w[0].contains("keepalived.conf:107:1: warning: \"virtual_server\" is skipped"),
+        "{}",
+        w[0]
+    );
+    let c = &l.config;
+    assert_eq!(c.global.router_id, "lb1");
+    assert_eq!(c.global.startup_delay, Duration::from_millis(2500));
+    assert_eq!(c.instances.len(), 2);
+    let vi = &c.instances[0];
+    assert_eq!((vi.vrid, vi.priority, vi.version), (51, 150, Version::V2));
+    assert_eq!(vi.auth_pass.as_deref(), Some("s3cret"));
+    assert_eq!(vi.unicast_peers.len(), 2);
+    assert_eq!(vi.virtual_ips[0].label.as_deref(), Some("eth0:vip"));
+    assert_eq!(vi.track_interfaces[1].weight, -20);
+    assert_eq!(vi.initial_state, Some(InitialState::Master));
+    assert_eq!(vi.garp.master_refresh, Some(Duration::from_secs(60)));
+    assert!(!c.instances[1].preempt);
+    assert_eq!(c.sync_groups[0].instances, ["VI_1", "VI_2"]);
+    assert_eq!(c.vrrp_scripts[0].weight, -30);
+    roundtrip(c);
+}
+
+#[test]
+fn every_toml_example_round_trips_through_convert() {
+    for name in ["baton.toml", "minimal.toml", "two-instances-v2-v6.toml"] {
+        let l =
+            load_with_options(&conf(name), &options()).unwrap_or_else(|d| panic!("{name}:\n{d}"));
+        roundtrip(&l.config);
+    }
+}
+
+// ---------------------------------------------------------------- lexer
+
+#[test]
+fn comments_quotes_and_escapes() {
+    let c = ok(&format!(
+        "# a comment\n! another\nglobal_defs {{ # trailing\n    router_id \"lb 1\" ! bang\n}}\n\
+         vrrp_script chk {{\n    script \"/bin/check 'a b' # not a comment\"\n}}\n\
+         vrrp_script chk2 {{\n    script ab\"c d\"'e'\n}}\n\
+         vrrp_script chk3 {{\n    script \"tab\\there\\x41\\101\\\\\"\n}}\n{}",
+        instance("")
+    ));
+    assert_eq!(c.global.router_id, "lb 1");
+    assert_eq!(c.vrrp_scripts[0].script, "/bin/check 'a b' # not a comment");
+    assert_eq!(c.vrrp_scripts[1].script, "abc de");
+    assert_eq!(c.vrrp_scripts[2].script, "tab\there\u{41}A\\");
+}
+
+#[test]
+fn braces_on_the_next_line_and_on_one_line() {
+    let c = ok("global_defs\n{\n    router_id lb9\n}\nvrrp_instance VI_1\n{\n    interface eth0\n    virtual_router_id 51\n    \
+                virtual_ipaddress { 192.0.2.1/24 192.0.2.2/24 dev eth1 }\n    unicast_peer\n    {\n        192.0.2.12\n    }\n}\n");
+    assert_eq!(c.global.router_id, "lb9");
+    let i = &c.instances[0];
+    assert_eq!(i.virtual_ips.len(), 2);
+    assert_eq!(i.virtual_ips[1].dev.as_deref(), Some("eth1"));
+    assert_eq!(i.unicast_peers, ["192.0.2.12".parse::<IpAddr>().unwrap()]);
+}
+
+#[test]
+fn keywords_are_case_sensitive() {
+    let w = warnings(&instance("    Priority 120\n"));
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(w[0].starts_with(&format!("{MAIN}:2:5: warning: vrrp_instance \"VI_1\": unknown keyword \"Priority\" (did you mean \"priority\"?)")), "{}", w[0]);
+}
+
+#[test]
+fn an_unclosed_block_and_a_stray_brace_are_reported() {
+    let w = warnings(&format!(
+        "}}\n{}global_defs {{\n  router_id x\n",
+        instance("")
+    ));
+    assert!(
+        w[0].starts_with(&format!("{MAIN}:1:1: warning: a '}}' closes no block")),
+        "{w:#?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.contains(":9:13: warning: this block is not closed")),
+        "{w:#?}"
+    );
+}
+
+// ---------------------------------------------------------------- includes
+
+#[test]
+fn include_with_a_glob_relative_to_the_including_file() {
+    let main = format!(
+        "include conf.d/*.conf\ninclude  \"more/inst[0-9].conf\"\n{}",
+        ""
+    );
+    let l = parse_files(
+        &main,
+        &[
+            (
+                "/etc/keepalived/conf.d/b.conf",
+                "vrrp_script chk_b {\n  script /bin/b\n}\n",
+            ),
+            (
+                "/etc/keepalived/conf.d/a.conf",
+                "global_defs {\n  router_id from_a\n}\n",
+            ),
+            ("/etc/keepalived/conf.d/.hidden.conf", "garbage here\n"),
+            ("/etc/keepalived/conf.d/notes.txt", "garbage here\n"),
+            (
+                "/etc/keepalived/more/inst1.conf",
+                "include ../sub/vi.conf\n",
+            ),
+            (
+                "/etc/keepalived/sub/vi.conf",
+                &instance("    priority 120\n    bogus_keyword 1\n"),
+            ),
+        ],
+        &options(),
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(l.config.global.router_id, "from_a");
+    assert_eq!(l.config.vrrp_scripts[0].name, "chk_b");
+    assert_eq!(l.config.instances[0].priority, 120);
+    let w: Vec<String> = l.warnings.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        w,
+        ["/etc/keepalived/more/../sub/vi.conf:3:5: warning: vrrp_instance \"VI_1\": unknown keyword \"bogus_keyword\"; ignored"]
+    );
+}
+
+#[test]
+fn include_problems() {
+    let l = parse_files(
+        &format!(
+            "include nothing/*.conf\ninclude missing.conf\ninclude self.conf\n{}",
+            instance("")
+        ),
+        &[("/etc/keepalived/self.conf", "include self.conf\n")],
+        &options(),
+    );
+    let d = l.unwrap_err();
+    let all: Vec<String> = d.iter().map(|d| d.to_string()).collect();
+    assert!(
+        all[0].starts_with(&format!(
+            "{MAIN}:1:1: warning: include: no file matches \"/etc/keepalived/nothing/*.conf\""
+        )),
+        "{all:#?}"
+    );
+    assert!(
+        all[1].starts_with(&format!(
+            "{MAIN}:2:1: warning: include: cannot read \"/etc/keepalived/missing.conf\""
+        )),
+        "{all:#?}"
+    );
+    assert_eq!(all[2], "/etc/keepalived/self.conf:1:1: error: include: \"/etc/keepalived/self.conf\" includes itself");
+}
+
+#[test]
+fn include_from_the_file_system() {
+    let dir = std::env::temp_dir().join(format!("baton-kaconf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+    std::fs::write(dir.join("keepalived.conf"), "include conf.d/*.conf\n").unwrap();
+    std::fs::write(dir.join("conf.d/vi1.conf"), instance("    priority 110\n")).unwrap();
+    let l = load_with_options(&dir.join("keepalived.conf"), &options());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        l.unwrap_or_else(|d| panic!("{d}")).config.instances[0].priority,
+        110
+    );
+}
+
+// ---------------------------------------------------------------- parameters
+
+#[test]
+fn parameters() {
+    let c = ok(
+        "$PRIO=120\n$BASE=192.0.${SUB}\n$SUB=2\n$IF=eth0\n$EMPTY=\n\
+         $INSTANCE= \\\nvrrp_instance VI_${N} { \\\n  interface $IF \\\n  virtual_router_id ${N}0 \\\n  \
+         @lb1 priority $PRIO \\\n  @^lb1 priority 50 \\\n  virtual_ipaddress { \\\n    ${BASE}.${N}/24 \\\n  } \\\n}\n\
+         $N=1\n$INSTANCE\n$N=2\n$INSTANCE\n\
+         vrrp_script chk {\n  script \"/bin/x $1 ${UNDEFINED} $EMPTY${_HASH}\"\n}\n"
+    );
+    let names: Vec<&str> = c.instances.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["VI_1", "VI_2"]);
+    assert_eq!((c.instances[1].vrid, c.instances[1].priority), (20, 120));
+    assert_eq!(c.instances[1].virtual_ips[0].to_string(), "192.0.2.2/24");
+    // $EMPTY is not followed by a space: it stays (keepalived's rule).
+    assert_eq!(c.vrrp_scripts[0].script, "/bin/x $1 ${UNDEFINED} $EMPTY#");
+}
+
+#[test]
+fn a_parameter_that_contains_itself_is_an_error() {
+    let e = errors(&format!(
+        "$A=x ${{A}}\nvrrp_script s {{\n  script ${{A}}\n}}\n{}",
+        instance("")
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.contains(":3:3: error: parameter substitution nests more than")),
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn conditional_lines() {
+    let text = instance("    @lb1 priority 200\n    @lb2 priority 100\n    @^lb1 nopreempt\n    unicast_peer {\n        @^lb1 192.0.2.11\n        @^lb2 192.0.2.12\n    }\n");
+    let c = ok(&text);
+    assert_eq!(c.instances[0].priority, 200);
+    assert!(c.instances[0].preempt);
+    assert_eq!(
+        c.instances[0].unicast_peers,
+        ["192.0.2.12".parse::<IpAddr>().unwrap()]
+    );
+    let other = Options {
+        config_id: Some("lb2".into()),
+        ..options()
+    };
+    let c = parse_files(&text, &[], &other).unwrap().config;
+    assert_eq!(c.instances[0].priority, 100);
+    assert!(!c.instances[0].preempt);
+    // Without an explicit id, the router id default (the host name) is used.
+    let by_router_id = Options {
+        config_id: None,
+        defaults: Defaults {
+            router_id: "lb2".into(),
+        },
+        strict: false,
+    };
+    assert_eq!(
+        parse_files(&text, &[], &by_router_id)
+            .unwrap()
+            .config
+            .instances[0]
+            .priority,
+        100
+    );
+}
+
+// ---------------------------------------------------------------- keywords
+
+#[test]
+fn keepalived_defaults() {
+    let c = ok(&instance(""));
+    let i = &c.instances[0];
+    assert_eq!((i.priority, i.version), (100, Version::V2));
+    assert_eq!(i.advert_interval, Duration::from_secs(1));
+    assert!(i.preempt);
+    assert_eq!(i.initial_state, None);
+    assert_eq!(
+        (i.garp.master_delay, i.garp.master_repeat),
+        (Duration::from_secs(5), 5)
+    );
+    assert_eq!(
+        (i.garp.master_refresh, i.garp.master_refresh_repeat),
+        (None, 1)
+    );
+    assert_eq!(c.global.router_id, "localhost");
+}
+
+#[test]
+fn global_defs_set_instance_defaults() {
+    let c = ok(&format!(
+        "{}global_defs {{\n  vrrp_version 3\n  vrrp_garp_master_delay 10\n  vrrp_garp_master_repeat 2\n  \
+         vrrp_garp_lower_prio_delay 3\n  vrrp_garp_lower_prio_repeat 1\n  vrrp_garp_master_refresh 30\n  \
+         vrrp_garp_master_refresh_repeat 2\n  vrrp_garp_interval 0.001\n  vrrp_gna_interval 0.002\n  vrrp_strict\n  \
+         script_user nobody nogroup\n  enable_script_security\n  vrrp_notify_fifo /run/k.fifo\n  \
+         vrrp_notify_fifo_script /bin/reader\n  vrrp_startup_delay 5.5\n}}\n",
+        instance("    garp_master_repeat 3\n")
+    ));
+    let g = &c.global;
+    assert_eq!(g.script_user.as_deref(), Some("nobody:nogroup"));
+    assert!(g.enable_script_security);
+    assert_eq!(g.notify_fifo.as_deref(), Some(Path::new("/run/k.fifo")));
+    assert_eq!(g.notify_fifo_script.as_deref(), Some("/bin/reader"));
+    assert_eq!(g.startup_delay, Duration::from_millis(5500));
+    let i = &c.instances[0];
+    assert_eq!(i.version, Version::V3);
+    assert!(i.strict_mode);
+    assert_eq!(i.garp.master_delay, Duration::from_secs(10));
+    assert_eq!(i.garp.master_repeat, 3);
+    assert_eq!(i.garp.lower_prio_delay(), Duration::from_secs(3));
+    assert_eq!(i.garp.lower_prio_repeat(), 1);
+    assert_eq!(i.garp.master_refresh, Some(Duration::from_secs(30)));
+    assert_eq!(i.garp.master_refresh_repeat, 2);
+    assert_eq!(i.garp.interval, Duration::from_millis(1));
+    assert_eq!(i.garp.na_interval, Duration::from_millis(2));
+    roundtrip(&c);
+}
+
+#[test]
+fn instance_keywords() {
+    let c = ok(&instance(
+        "    state BACKUP\n    priority 90\n    version 3\n    advert_int 0.05\n    nopreempt\n    preempt_delay 0\n    \
+         mcast_src_ip 192.0.2.11\n    garp_lower_prio_delay 2\n    garp_lower_prio_repeat 3\n    \
+         garp_master_refresh 0\n    garp_interval 0.01\n    use_vmac vrrp.51\n    strict_mode off\n    \
+         virtual_ipaddress_excluded {\n        2001:db8::5/64 dev eth1\n        192.0.2.9 brd 192.0.2.255 scope link label eth0:9\n    }\n    \
+         virtual_routes {\n        192.0.2.0/24 via 192.0.2.254 dev eth1\n    }\n    \
+         virtual_rules {\n        from 192.0.2.0/24 table 1\n    }\n",
+    ));
+    let i = &c.instances[0];
+    assert_eq!(i.initial_state, Some(InitialState::Backup));
+    assert_eq!((i.priority, i.version), (90, Version::V3));
+    assert_eq!(i.advert_interval, Duration::from_millis(50));
+    assert!(!i.preempt);
+    assert_eq!(i.mcast_src, Some("192.0.2.11".parse().unwrap()));
+    assert_eq!(i.garp.lower_prio_delay, Some(Duration::from_secs(2)));
+    assert_eq!(i.garp.master_refresh, None);
+    assert!(i.use_vmac);
+    assert_eq!(i.vmac_interface.as_deref(), Some("vrrp.51"));
+    assert_eq!(i.virtual_ips_excluded.len(), 2);
+    assert_eq!(
+        i.virtual_ips_excluded[1].to_string(),
+        "192.0.2.9/32 brd 192.0.2.255 label eth0:9 scope link"
+    );
+    assert_eq!(i.virtual_routes, ["192.0.2.0/24 via 192.0.2.254 dev eth1"]);
+    assert_eq!(i.virtual_rules, ["from 192.0.2.0/24 table 1"]);
+    roundtrip(&c);
+}
+
+#[test]
+fn ipv6_instances_use_version_3() {
+    let c = ok("vrrp_instance V6 {\n  interface eth0\n  virtual_router_id 9\n  virtual_ipaddress {\n    2001:db8::1/64\n  }\n}\n");
+    assert_eq!(c.instances[0].version, Version::V3);
+}
+
+#[test]
+fn tracking() {
+    let c = ok(&format!(
+        "vrrp_script chk {{\n  script /usr/bin/pgrep -x 'my daemon'\n  interval 2\n  timeout 3\n  weight -20 reverse\n  \
+         rise 2\n  fall 4\n  user nobody\n  init_fail\n}}\n\
+         track_file flag {{\n  file /run/flag\n  weight 5 reverse\n}}\n\
+         vrrp_track_file old {{\n  file /run/old\n}}\n{}",
+        instance(
+            "    track_interface {\n        eth1\n        eth2 weight -10\n        eth3 weight 5 reverse\n    }\n    \
+             track_script {\n        chk\n    }\n    track_file {\n        flag weight -254 noreverse\n        old reverse\n    }\n"
+        )
+    ));
+    let s = &c.vrrp_scripts[0];
+    assert_eq!(s.script, "/usr/bin/pgrep -x 'my daemon'");
+    assert_eq!(
+        (s.interval, s.timeout),
+        (Duration::from_secs(2), Some(Duration::from_secs(3)))
+    );
+    assert_eq!(
+        (s.weight, s.weight_reverse, s.rise, s.fall),
+        (-20, true, 2, 4)
+    );
+    assert_eq!((s.user.as_deref(), s.init_fail), (Some("nobody"), true));
+    assert_eq!(
+        (c.track_files[0].weight, c.track_files[0].reverse),
+        (5, true)
+    );
+    assert_eq!(c.track_files[1].weight, 1);
+    let i = &c.instances[0];
+    let ti: Vec<(&str, i32, bool)> = i
+        .track_interfaces
+        .iter()
+        .map(|t| (t.name.as_str(), t.weight, t.reverse))
+        .collect();
+    assert_eq!(
+        ti,
+        [("eth1", 0, false), ("eth2", -10, false), ("eth3", 5, true)]
+    );
+    assert_eq!(i.track_scripts[0].weight_override, None);
+    assert_eq!(
+        (i.track_files[0].weight_override, i.track_files[0].reverse),
+        (Some(-254), false)
+    );
+    assert!(i.track_files[1].reverse);
+    roundtrip(&c);
+}
+
+#[test]
+fn tracking_errors_point_at_keepalived_lines() {
+    let e = errors(&instance("    track_script {\n        nosuch\n        chk weight 300\n    }\n    track_interface {\n        eth1 weight -254\n    }\n"));
+    assert_eq!(
+        e,
+        [
+            format!("{MAIN}:3:9: error: instance \"VI_1\": track_scripts: no vrrp_script is called \"nosuch\""),
+            format!("{MAIN}:4:9: error: instance \"VI_1\": track_scripts: no vrrp_script is called \"chk\""),
+            format!("{MAIN}:4:9: error: instance \"VI_1\": track_scripts: \"chk\": weight 300 is out of range -253..=253"),
+            format!("{MAIN}:7:9: error: instance \"VI_1\": track_interfaces: \"eth1\": weight -254 is out of range -253..=253"),
+        ]
+    );
+}
+
+#[test]
+fn notify_scripts() {
+    let c = ok(&format!(
+        "{}vrrp_sync_group G {{\n  group {{\n    VI_1\n  }}\n  notify_backup /bin/g\n  notify \"/bin/any g\"\n}}\n",
+        instance("    notify_master \"/bin/n master\"\n    notify_backup /bin/b\n    notify_fault /bin/f\n    notify_stop /bin/s\n    notify /bin/any\n")
+    ));
+    let n = &c.instances[0].notify;
+    assert_eq!(n.master.as_deref(), Some("/bin/n master"));
+    assert_eq!(
+        (n.backup.as_deref(), n.fault.as_deref(), n.stop.as_deref()),
+        (Some("/bin/b"), Some("/bin/f"), Some("/bin/s"))
+    );
+    assert_eq!(n.generic.as_deref(), Some("/bin/any"));
+    let g = &c.sync_groups[0];
+    assert_eq!(g.instances, ["VI_1"]);
+    assert_eq!(
+        (g.notify.backup.as_deref(), g.notify.generic.as_deref()),
+        (Some("/bin/g"), Some("/bin/any g"))
+    );
+    roundtrip(&c);
+}
+
+#[test]
+fn a_per_script_user_is_reported() {
+    let w = warnings(&instance("    notify_master /bin/n root\n"));
+    assert!(w[0].starts_with(&format!("{MAIN}:2:26: warning: vrrp_instance \"VI_1\": notify_master: \"root\" would be the user")), "{w:#?}");
+}
+
+#[test]
+fn authentication() {
+    let c = ok(&instance(
+        "    authentication {\n        auth_type PASS\n        auth_pass secret\n    }\n",
+    ));
+    assert_eq!(c.instances[0].auth_pass.as_deref(), Some("secret"));
+    let w = warnings(&instance(
+        "    authentication {\n        auth_type PASS\n        auth_pass 0123456789\n    }\n",
+    ));
+    assert_eq!(w, [format!("{MAIN}:4:19: warning: vrrp_instance \"VI_1\": authentication: auth_pass is longer than 8 bytes; only \"01234567\" is used, as keepalived does")]);
+    let e = errors(&instance(
+        "    authentication {\n        auth_type AH\n        auth_pass x\n    }\n",
+    ));
+    assert_eq!(e, [format!("{MAIN}:3:19: error: vrrp_instance \"VI_1\": authentication: auth_type AH is not supported by baton (only PASS)")]);
+}
+
+// ---------------------------------------------------------------- diagnostics
+
+#[test]
+fn unknown_keywords_warn_and_strict_makes_them_errors() {
+    let text = format!(
+        "global_defs {{\n  routr_id x\n}}\n{}",
+        instance("    priorty 100\n")
+    );
+    let w = warnings(&text);
+    assert_eq!(
+        w,
+        [
+            format!("{MAIN}:2:3: warning: global_defs: unknown keyword \"routr_id\" (did you mean \"router_id\"?); ignored"),
+            format!("{MAIN}:5:5: warning: vrrp_instance \"VI_1\": unknown keyword \"priorty\" (did you mean \"priority\"?); ignored"),
+        ]
+    );
+    let strict = Options {
+        strict: true,
+        ..options()
+    };
+    let e = parse_files(&text, &[], &strict).unwrap_err();
+    assert_eq!(e.len(), 2);
+    assert!(e.iter().all(|d| d.is_error()));
+    assert!(e.to_string().contains(":5:5: error: vrrp_instance"), "{e}");
+}
+
+#[test]
+fn skipped_blocks_warn_once_each() {
+    let w = warnings(&format!(
+        "{}virtual_server 10.0.0.1 80 {{\n  real_server 10.0.1.1 80 {{\n    TCP_CHECK {{\n      connect_timeout 3\n    }}\n  }}\n}}\n\
+         virtual_server_group VSG {{\n  10.0.0.1 80\n}}\nstatic_routes {{\n  10.1.0.0/16 via 10.0.0.1\n}}\n\
+         global_defs {{\n  enable_snmp_vrrp\n  enable_dbus\n  notification_email {{\n    a@b\n  }}\n  smtp_server 127.0.0.1\n}}\n",
+        instance("    smtp_alert\n    dont_track_primary\n")
+    ));
+    let expect = [
+        (
+            ":2:5:",
+            "\"smtp_alert\" is not supported by baton; the keyword is ignored",
+        ),
+        (":3:5:", "\"dont_track_primary\" is not supported by baton"),
+        (":10:1:", "\"virtual_server\" is skipped"),
+        (":17:1:", "\"virtual_server_group\" is skipped"),
+        (":20:1:", "\"static_routes\" is skipped"),
+        (
+            ":24:3:",
+            "global_defs: \"enable_snmp_vrrp\" is not supported",
+        ),
+        (":25:3:", "global_defs: \"enable_dbus\" is not supported"),
+        (
+            ":26:3:",
+            "global_defs: \"notification_email\" is not supported by baton; the block is skipped",
+        ),
+        (":29:3:", "global_defs: \"smtp_server\" is not supported"),
+    ];
+    assert_eq!(w.len(), expect.len(), "{w:#?}");
+    for (got, (at, text)) in w.iter().zip(expect) {
+        assert!(
+            got.contains(at) && got.contains(text),
+            "{got} lacks {at} {text}"
+        );
+    }
+}
+
+#[test]
+fn bad_values() {
+    let w = warnings(&instance("    priority high\n    advert_int -1\n    state LEADER\n    unicast_src_ip 300.1.1.1\n    preempt_delay 5 s\n"));
+    let expect = [
+        ":2:14: warning: vrrp_instance \"VI_1\": priority: \"high\" is not an integer in 1..=255; ignored",
+        ":3:16: warning: vrrp_instance \"VI_1\": advert_int: \"-1\" is not a number of seconds; ignored",
+        ":4:11: warning: vrrp_instance \"VI_1\": state: \"LEADER\" is not MASTER or BACKUP; ignored",
+        ":5:20: warning: vrrp_instance \"VI_1\": unicast_src_ip: \"300.1.1.1\" is not an IP address; ignored",
+        ":6:21: warning: vrrp_instance \"VI_1\": preempt_delay: takes one value; \"s\" and what follows are ignored",
+    ];
+    assert_eq!(w.len(), expect.len(), "{w:#?}");
+    for (got, e) in w.iter().zip(expect) {
+        assert_eq!(got, &format!("{MAIN}{e}"));
+    }
+}
+
+#[test]
+fn required_values_are_errors() {
+    let e = errors("vrrp_instance VI_1 {\n  virtual_router_id 300\n  virtual_ipaddress {\n    192.0.2.1\n  }\n}\nvrrp_instance {\n}\n");
+    assert_eq!(
+        e,
+        [
+            format!("{MAIN}:1:1: error: vrrp_instance \"VI_1\": interface is missing (baton needs the interface even in unicast mode)"),
+            format!("{MAIN}:2:21: error: vrrp_instance \"VI_1\": virtual_router_id: \"300\" is not one number in 1..=255"),
+            format!("{MAIN}:7:1: error: vrrp_instance: needs a name"),
+        ]
+    );
+}
+
+#[test]
+fn checks_use_keepalived_positions() {
+    let e = errors(&instance(
+        "    advert_int 1.5\n    unicast_peer {\n        192.0.2.1\n    }\n",
+    ));
+    assert_eq!(
+        e,
+        [format!("{MAIN}:2:16: error: instance \"VI_1\": advert_interval: 1s 500ms is not whole seconds (version 2 counts in seconds)")]
+    );
+}
+
+// ---------------------------------------------------------------- extensions
+
+#[test]
+fn cluster_and_sync_blocks() {
+    let c = ok(&format!(
+        "{}cluster {{\n  node lb1\n  listen 192.0.2.11:7480\n  peers {{\n    lb2=192.0.2.12:7480\n    lb3=192.0.2.13:7480\n  }}\n  \
+         key_file /etc/baton/cluster.key\n  heartbeat_interval 50ms\n  selection order\n  order lb1 lb3 lb2\n}}\n\
+         sync haproxy {{\n  path /etc/haproxy/haproxy.cfg\n  on_change \"systemctl reload haproxy\"\n  mode 0640\n  max_size 64KiB\n}}\n\
+         sync {{\n  path /etc/other\n}}\n",
+        instance("")
+    ));
+    let cl = c.cluster.as_ref().unwrap();
+    assert_eq!(cl.node, "lb1");
+    assert_eq!(cl.peers.len(), 2);
+    assert_eq!(cl.heartbeat_interval, Duration::from_millis(50));
+    assert_eq!(cl.selection, Selection::Order);
+    assert_eq!(cl.order, ["lb1", "lb3", "lb2"]);
+    assert_eq!(c.sync[0].name, "haproxy");
+    assert_eq!(
+        c.sync[0].on_change.as_deref(),
+        Some("systemctl reload haproxy")
+    );
+    assert_eq!((c.sync[0].mode, c.sync[0].max_size), (Some(0o640), 65536));
+    assert_eq!(c.sync[1].name, "/etc/other");
+    roundtrip(&c);
+}
+
+#[test]
+fn cluster_errors() {
+    let e = errors(&format!(
+        "{}cluster {{\n  listen nowhere\n  peers lb2=1.2.3.4\n}}\n",
+        instance("")
+    ));
+    assert_eq!(
+        e,
+        [
+            format!("{MAIN}:8:1: error: cluster: key_file is missing"),
+            format!("{MAIN}:9:10: error: cluster: listen: \"nowhere\" is not IP:PORT (IPv6: [ADDR]:PORT)"),
+            format!("{MAIN}:10:9: error: cluster: peers: \"1.2.3.4\" is not IP:PORT (IPv6: [ADDR]:PORT)"),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- robustness
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn never_panics(text in "[a-z_{}$@^!#\"'\\\\ \n0-9./=]{0,300}") {
+        let _ = parse_files(&text, &[], &options());
+    }
+
+    #[test]
+    fn never_panics_on_keepalived_shapes(
+        lines in proptest::collection::vec(
+            prop_oneof![
+                Just("vrrp_instance VI {".to_string()),
+                Just("}".to_string()),
+                Just("{".to_string()),
+                Just("$X=${X}".to_string()),
+                Just("$M= \\".to_string()),
+                Just("@lb1 priority 1".to_string()),
+                Just("include *".to_string()),
+                Just("virtual_ipaddress { 10.0.0.1 dev".to_string()),
+                Just("track_script { chk weight".to_string()),
+                Just("\"unterminated".to_string()),
+                "[ -~]{0,20}",
+            ],
+            0..30,
+        )
+    ) {
+        let _ = parse_files(&lines.join("\n"), &[("/etc/keepalived/x", "include x\n")], &options());
+    }
+}
