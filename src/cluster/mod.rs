@@ -5,6 +5,7 @@
 //! Messages travel in authenticated frames ([`crate::wire::frame`]) over a
 //! TCP full mesh ([`crate::agent::channel`]); this module only decides.
 
+pub mod key;
 pub mod message;
 
 pub use message::{InstanceBeat, Message};
