@@ -1,5 +1,6 @@
 //! The IO shell: the only module that touches the operating system.
 
+pub mod channel;
 pub mod control;
 pub mod demo;
 pub mod garp;

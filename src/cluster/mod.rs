@@ -6,6 +6,7 @@
 //! TCP full mesh ([`crate::agent::channel`]); this module only decides.
 
 pub mod change;
+pub mod key;
 pub mod membership;
 pub mod message;
 

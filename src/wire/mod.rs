@@ -2,6 +2,7 @@
 //! and returns an error (never panics) on anything malformed.
 
 pub mod arp;
+pub mod frame;
 pub mod ip;
 pub mod nd;
 pub mod vrrp;

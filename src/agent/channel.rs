@@ -1,0 +1,1130 @@
+//! The cluster-channel transport: an authenticated TCP full mesh between the
+//! configured baton nodes.
+//!
+//! This module owns the sockets, the handshake, reconnection, liveness (close
+//! on silence) and the per-peer counters. It does not decide anything: it
+//! delivers [`ChannelEvent`]s to the daemon and sends what the daemon gives
+//! it. Frames are [`crate::wire::frame`]; messages are
+//! [`crate::cluster::Message`].
+//!
+//! ```text
+//!   dialer (name sorts lower)                 acceptor
+//!   -------------------------                 --------
+//!   Hello{name, nonce_d}       ---------->    is name a peer that dials me?
+//!                              <----------    Hello{name, nonce_a}
+//!   both: k = SessionKey::derive(cluster_key, dialer, nonce_d, acceptor, nonce_a)
+//!         (dialer->acceptor, acceptor->dialer) = k.split(); seq starts at 1
+//!   first daemon message       ---------->    valid tag: dialer is Up
+//!                              <----------    first daemon message: acceptor is Up
+//! ```
+//!
+//! Rules:
+//! - One connection per pair: the lower name dials, the other accepts. An
+//!   accepted Hello from an unknown name or from a peer that should accept
+//!   instead is refused and counted.
+//! - A peer is Up only once a frame with a valid tag has arrived from it: a
+//!   node without the key never becomes Up and never has a message
+//!   delivered. The dialer may send right after the Hellos; the acceptor
+//!   sends only once the dialer has proven the key, so a stranger who dials
+//!   in under a peer's name receives nothing. A new connection in a peer's
+//!   name replaces an Up one only once it, too, has proven the key.
+//! - Any rejected frame (bad CRC, bad tag, out of order...) or undecodable
+//!   message closes the connection, is counted per peer and reason, and is
+//!   logged at most once per peer and minute.
+//! - A connection with no frame for `dead_after` is closed (heartbeats come
+//!   from the daemon; this module only watches for silence).
+//! - Sends never block: each connection has a bounded queue; a peer whose
+//!   queue is full is disconnected (it cannot keep up: treat it as down).
+//!
+//! Tasks are `Send` and spawned with `tokio::spawn`, so the channel runs on
+//! a current_thread runtime (inside or outside a `LocalSet`) or a
+//! multi-threaded one. Dropping the last [`ChannelHandle`] stops every task;
+//! open connections are told `Close("shutdown")` first.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::cluster::Message;
+use crate::wire::frame::{
+    encode, Decoder, FrameError, FrameType, Hello, SessionKey, DEFAULT_MAX_PAYLOAD,
+    MAX_HELLO_PAYLOAD, NONCE_LEN,
+};
+
+/// How often a rejection is logged, at most, per peer.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+/// Read chunk: bounds what the decoder holds beyond one frame.
+const READ_CHUNK: usize = 16 * 1024;
+/// Most connections that have not yet proven the key, all peers together.
+const MAX_UNPROVEN: usize = 64;
+/// How long a goodbye (Close frame) may take before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct ChannelOptions {
+    /// Close a connection that has delivered no frame for this long.
+    /// Default 300 ms: 3 x the default heartbeat interval.
+    pub dead_after: Duration,
+    /// Connecting and the Hello exchange must finish within this.
+    pub hello_timeout: Duration,
+    /// Largest accepted payload.
+    pub max_payload: usize,
+    /// Frames queued per connection before the peer counts as too slow.
+    pub queue_len: usize,
+    /// Reconnect delay: starts here, doubles per failure, capped, jittered
+    /// (each wait is drawn between half and all of the current delay).
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Capacity of the event queue to the daemon. When full, receiving
+    /// waits (TCP pushes back on the peer); nothing is dropped.
+    pub event_queue: usize,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        ChannelOptions {
+            dead_after: Duration::from_millis(300),
+            hello_timeout: Duration::from_secs(1),
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            queue_len: 1024,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+            event_queue: 1024,
+        }
+    }
+}
+
+impl ChannelOptions {
+    /// Defaults with `dead_after` = 3 x `heartbeat_interval`.
+    pub fn with_heartbeat(heartbeat_interval: Duration) -> Self {
+        ChannelOptions {
+            dead_after: heartbeat_interval * 3,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelEvent {
+    /// The peer proved the key: its messages follow.
+    Up {
+        peer: String,
+    },
+    /// The peer's connection ended (or a connection attempt in its name was
+    /// rejected while it was not Up). `reason` starts with the counter name
+    /// for rejections (`bad_tag: ...`).
+    Down {
+        peer: String,
+        reason: String,
+    },
+    Message {
+        peer: String,
+        msg: Message,
+    },
+    Data {
+        peer: String,
+        bytes: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// Up: the handshake is done and the peer has proven the key.
+    pub connected: bool,
+    /// When the current connection came Up (None while down).
+    pub since: Option<Instant>,
+    /// When the last valid frame arrived from the peer.
+    pub last_frame: Option<Instant>,
+    /// Rejections in this peer's name: frame error reasons
+    /// ([`FrameError::reason`]), `bad_message`, `wrong_direction`.
+    pub rejected: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SendError {
+    #[error("{0}: not a configured peer")]
+    UnknownPeer(String),
+    #[error("{0}: not connected")]
+    NotConnected(String),
+    #[error("{peer}: payload of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        peer: String,
+        len: usize,
+        max: usize,
+    },
+    #[error("{0}: send queue full, connection dropped")]
+    QueueFull(String),
+}
+
+/// Starts the channel.
+pub struct Channel;
+
+impl Channel {
+    /// Bind `listen`, start dialing the peers whose names sort above `me`
+    /// and accepting the others. Must be called inside a tokio runtime.
+    /// `peers` must not contain `me`; duplicate names keep the last address.
+    pub fn start(
+        me: &str,
+        listen: SocketAddr,
+        peers: Vec<(String, SocketAddr)>,
+        key: Vec<u8>,
+        opts: ChannelOptions,
+    ) -> io::Result<(ChannelHandle, mpsc::Receiver<ChannelEvent>)> {
+        let socket = if listen.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // A restarted node must get its port back while old connections
+        // linger in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.bind(listen)?;
+        let listener = socket.listen(128)?;
+        let (events, rx) = mpsc::channel(opts.event_queue.max(1));
+        let (stop_tx, stop_rx) = watch::channel(());
+        let peers: BTreeMap<String, PeerSlot> = peers
+            .into_iter()
+            .filter(|(name, _)| name != me)
+            .map(|(name, addr)| {
+                let slot = PeerSlot {
+                    dials: me < name.as_str(),
+                    name: name.clone(),
+                    addr,
+                    state: Mutex::new(PeerState::default()),
+                    order: tokio::sync::Mutex::new(()),
+                };
+                (name, slot)
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            me: me.to_string(),
+            listen,
+            key,
+            opts,
+            peers,
+            unknown: Mutex::new(Unknown::default()),
+            events,
+            next_conn: AtomicU64::new(1),
+            unproven: AtomicUsize::new(0),
+            stop: stop_rx,
+        });
+        tokio::spawn(accept_loop(shared.clone(), listener));
+        for slot in shared.peers.values().filter(|s| s.dials) {
+            tokio::spawn(dial_loop(shared.clone(), slot.name.clone()));
+        }
+        let handle = ChannelHandle {
+            inner: Arc::new(Inner {
+                shared,
+                _stop: stop_tx,
+            }),
+        };
+        Ok((handle, rx))
+    }
+}
+
+/// The daemon's side of the channel. Cheap to clone; the channel stops when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct ChannelHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    /// Dropped with the last handle: every task sees the sender go away.
+    _stop: watch::Sender<()>,
+}
+
+impl ChannelHandle {
+    /// Queue a message for one peer. Never blocks. A dialer's connection
+    /// takes messages as soon as the Hellos are exchanged (its first
+    /// message is what makes it Up at the other end); an accepted one only
+    /// once the peer is Up.
+    pub fn send(&self, peer: &str, msg: &Message) -> Result<(), SendError> {
+        let payload: Arc<[u8]> = msg.to_json().into();
+        self.queue(peer, FrameType::Message, payload)
+    }
+
+    /// Queue a message for every connected peer (see [`send`](Self::send)
+    /// for which connections take messages). Returns how many took it.
+    pub fn broadcast(&self, msg: &Message) -> usize {
+        let payload: Arc<[u8]> = msg.to_json().into();
+        let names: Vec<String> = self.inner.shared.peers.keys().cloned().collect();
+        names
+            .iter()
+            .filter(|p| self.queue(p, FrameType::Message, payload.clone()).is_ok())
+            .count()
+    }
+
+    /// Queue opaque bytes (a Data frame) for one peer.
+    pub fn send_data(&self, peer: &str, bytes: Vec<u8>) -> Result<(), SendError> {
+        self.queue(peer, FrameType::Data, bytes.into())
+    }
+
+    fn queue(&self, peer: &str, kind: FrameType, payload: Arc<[u8]>) -> Result<(), SendError> {
+        let shared = &self.inner.shared;
+        let slot = shared
+            .peers
+            .get(peer)
+            .ok_or_else(|| SendError::UnknownPeer(peer.to_string()))?;
+        if payload.len() > shared.opts.max_payload {
+            return Err(SendError::TooLarge {
+                peer: peer.to_string(),
+                len: payload.len(),
+                max: shared.opts.max_payload,
+            });
+        }
+        let mut st = lock(&slot.state);
+        let Some(conn) = &st.active else {
+            return Err(SendError::NotConnected(peer.to_string()));
+        };
+        match conn.tx.try_send(Outgoing { kind, payload }) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                st.active = None;
+                Err(SendError::NotConnected(peer.to_string()))
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                conn.kill.send_replace(Some("send queue full"));
+                st.active = None;
+                Err(SendError::QueueFull(peer.to_string()))
+            }
+        }
+    }
+
+    /// Every configured peer, in name order.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        self.inner
+            .shared
+            .peers
+            .values()
+            .map(|slot| {
+                let st = lock(&slot.state);
+                PeerStatus {
+                    name: slot.name.clone(),
+                    addr: slot.addr,
+                    connected: st.up.is_some(),
+                    since: st.since,
+                    last_frame: st.last_frame,
+                    rejected: st.rejected.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Connections refused before a configured peer could be named:
+    /// `unknown_peer`, `no_hello`, `hello_timeout`, `too_many_unproven`,
+    /// and frame error reasons of the Hello.
+    pub fn unknown_rejected(&self) -> BTreeMap<String, u64> {
+        lock(&self.inner.shared.unknown).counts.clone()
+    }
+
+    /// The address the channel listens on (useful when bound to port 0).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.inner.shared.listen
+    }
+}
+
+struct Shared {
+    me: String,
+    listen: SocketAddr,
+    key: Vec<u8>,
+    opts: ChannelOptions,
+    peers: BTreeMap<String, PeerSlot>,
+    unknown: Mutex<Unknown>,
+    events: mpsc::Sender<ChannelEvent>,
+    next_conn: AtomicU64,
+    unproven: AtomicUsize,
+    stop: watch::Receiver<()>,
+}
+
+#[derive(Default)]
+struct Unknown {
+    counts: BTreeMap<String, u64>,
+    last_warn: Option<Instant>,
+}
+
+struct PeerSlot {
+    name: String,
+    addr: SocketAddr,
+    /// This node dials the peer (its name sorts lower than the peer's).
+    dials: bool,
+    state: Mutex<PeerState>,
+    /// Held while a state change and its event are published, so that the
+    /// daemon sees Up, messages, Down in the order they happened even when
+    /// an old and a new connection overlap.
+    order: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct PeerState {
+    /// The connection that is Up, by id.
+    up: Option<u64>,
+    /// The connection that sends go to.
+    active: Option<ConnRef>,
+    since: Option<Instant>,
+    last_frame: Option<Instant>,
+    rejected: BTreeMap<String, u64>,
+    last_warn: Option<Instant>,
+}
+
+struct ConnRef {
+    id: u64,
+    tx: mpsc::Sender<Outgoing>,
+    kill: Arc<watch::Sender<Option<&'static str>>>,
+}
+
+struct Outgoing {
+    kind: FrameType,
+    payload: Arc<[u8]>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the channel down with it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Resolves when the channel is stopped (the last handle was dropped).
+async fn stopped(mut stop: watch::Receiver<()>) {
+    while stop.changed().await.is_ok() {}
+}
+
+fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    let mut out = [0u8; N];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut out)?;
+    Ok(out)
+}
+
+/// A uniformly drawn duration in [d/2, d] (jitter: nodes that lost a peer
+/// together do not all redial in step).
+fn jitter(d: Duration) -> Duration {
+    use std::hash::BuildHasher;
+    let r = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    let half = d / 2;
+    let extra = half.as_nanos() as u64;
+    half + Duration::from_nanos(if extra == 0 { 0 } else { r % (extra + 1) })
+}
+
+/// Which end of the connection this node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Dialer,
+    Acceptor,
+}
+
+/// Why a session ended.
+enum End {
+    Eof,
+    Io(io::Error),
+    Idle,
+    Rejected(FrameError),
+    BadMessage(String),
+    PeerClosed(String),
+    Killed(&'static str),
+    Stopped,
+}
+
+impl End {
+    fn rejection(&self) -> Option<&'static str> {
+        match self {
+            End::Rejected(e) => Some(e.reason()),
+            End::BadMessage(_) => Some("bad_message"),
+            _ => None,
+        }
+    }
+
+    fn describe(&self, dead_after: Duration) -> String {
+        match self {
+            End::Eof => "connection closed by peer".into(),
+            End::Io(e) => format!("connection error: {e}"),
+            End::Idle => format!("no frame for {dead_after:?}"),
+            End::Rejected(e) => format!("{}: {e}", e.reason()),
+            End::BadMessage(e) => format!("bad_message: undecodable message: {e}"),
+            End::PeerClosed(r) => format!("closed by peer: {r}"),
+            End::Killed(r) => (*r).to_string(),
+            End::Stopped => "channel stopped".into(),
+        }
+    }
+
+    /// What to tell the peer in a Close frame, if it can still hear us.
+    fn goodbye(&self) -> Option<String> {
+        match self {
+            End::Eof | End::Io(_) | End::PeerClosed(_) => None,
+            End::Idle => Some("idle".into()),
+            End::Rejected(e) => Some(e.reason().into()),
+            End::BadMessage(_) => Some("bad_message".into()),
+            End::Killed(r) => Some((*r).into()),
+            End::Stopped => Some("shutdown".into()),
+        }
+    }
+}
+
+impl Shared {
+    async fn emit(&self, ev: ChannelEvent) {
+        // The daemon dropped its receiver: it is stopping too.
+        let _ = self.events.send(ev).await;
+    }
+
+    fn count(&self, slot: &PeerSlot, reason: &str, detail: &str) {
+        let now = Instant::now();
+        let mut st = lock(&slot.state);
+        *st.rejected.entry(reason.to_string()).or_default() += 1;
+        if st
+            .last_warn
+            .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+        {
+            st.last_warn = Some(now);
+            warn!(
+                "cluster: peer {} ({}): rejected: {detail} (further rejections of this peer are only counted for a minute)",
+                slot.name, slot.addr
+            );
+        }
+    }
+
+    fn count_unknown(&self, from: SocketAddr, reason: &str, detail: &str) {
+        let now = Instant::now();
+        let mut u = lock(&self.unknown);
+        *u.counts.entry(reason.to_string()).or_default() += 1;
+        if u.last_warn
+            .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+        {
+            u.last_warn = Some(now);
+            warn!(
+                "cluster: connection from {from} refused: {detail} (further refusals of unknown sources are only counted for a minute)"
+            );
+        }
+    }
+
+    /// The connection proved the key: it is the peer's connection now.
+    async fn mark_up(&self, slot: &PeerSlot, conn: ConnRef) {
+        let _order = slot.order.lock().await;
+        let now = Instant::now();
+        let replaced = {
+            let mut st = lock(&slot.state);
+            let old = st.up.replace(conn.id);
+            let old_active = st.active.replace(conn);
+            st.since = Some(now);
+            old.map(|id| {
+                if let Some(a) = old_active.filter(|a| a.id == id) {
+                    a.kill.send_replace(Some("replaced by a new connection"));
+                }
+            })
+        };
+        if replaced.is_some() {
+            info!(
+                "cluster: peer {}: new connection replaces the old one",
+                slot.name
+            );
+            self.emit(ChannelEvent::Down {
+                peer: slot.name.clone(),
+                reason: "replaced by a new connection".into(),
+            })
+            .await;
+        }
+        info!("cluster: peer {} ({}) up", slot.name, slot.addr);
+        self.emit(ChannelEvent::Up {
+            peer: slot.name.clone(),
+        })
+        .await;
+    }
+
+    /// Deliver an event from connection `id` if it is still the peer's Up
+    /// connection (a replaced one goes quiet at once).
+    async fn deliver(&self, slot: &PeerSlot, id: u64, ev: ChannelEvent) {
+        let _order = slot.order.lock().await;
+        if lock(&slot.state).up == Some(id) {
+            self.emit(ev).await;
+        }
+    }
+
+    async fn mark_end(&self, slot: &PeerSlot, id: u64, end: &End) {
+        let _order = slot.order.lock().await;
+        let was_up = {
+            let mut st = lock(&slot.state);
+            if st.active.as_ref().is_some_and(|a| a.id == id) {
+                st.active = None;
+            }
+            if st.up == Some(id) {
+                st.up = None;
+                st.since = None;
+                Some(true)
+            } else if st.up.is_none() {
+                Some(false)
+            } else {
+                // Another connection of this peer is Up: a failed newcomer
+                // (maybe a stranger using the peer's name) changes nothing.
+                None
+            }
+        };
+        let reason = end.describe(self.opts.dead_after);
+        match was_up {
+            Some(true) => {
+                info!("cluster: peer {} ({}) down: {reason}", slot.name, slot.addr);
+            }
+            Some(false) if end.rejection().is_some() => {}
+            _ => return,
+        }
+        if matches!(end, End::Stopped) {
+            return;
+        }
+        self.emit(ChannelEvent::Down {
+            peer: slot.name.clone(),
+            reason,
+        })
+        .await;
+    }
+}
+
+/// Read one Hello (the connection's frame 0) within the deadline.
+async fn read_hello(
+    stream: &mut TcpStream,
+    dec: &mut Decoder,
+    deadline: tokio::time::Instant,
+) -> Result<Hello, HelloError> {
+    let mut buf = [0u8; 512];
+    loop {
+        if let Some(f) = dec.next_frame(0, None)? {
+            return Ok(Hello::parse(&f.payload)?);
+        }
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .map_err(|_| HelloError::Timeout)??;
+        if n == 0 {
+            return Err(HelloError::Eof);
+        }
+        dec.push(&buf[..n]);
+    }
+}
+
+enum HelloError {
+    Timeout,
+    Eof,
+    Io(io::Error),
+    Frame(FrameError),
+}
+
+impl From<io::Error> for HelloError {
+    fn from(e: io::Error) -> Self {
+        HelloError::Io(e)
+    }
+}
+
+impl From<FrameError> for HelloError {
+    fn from(e: FrameError) -> Self {
+        HelloError::Frame(e)
+    }
+}
+
+/// Counts a connection that has not (yet) proven the key.
+struct Unproven<'a>(&'a AtomicUsize);
+
+impl<'a> Unproven<'a> {
+    fn take(counter: &'a AtomicUsize) -> Option<Unproven<'a>> {
+        let prev = counter.fetch_add(1, Ordering::AcqRel);
+        let guard = Unproven(counter);
+        (prev < MAX_UNPROVEN).then_some(guard)
+    }
+}
+
+impl Drop for Unproven<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let stop = stopped(shared.stop.clone());
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stop => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, from)) => {
+                tokio::spawn(accept_one(shared.clone(), stream, from));
+            }
+            Err(e) => {
+                // Out of descriptors, mostly: do not spin.
+                debug!("cluster: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, from: SocketAddr) {
+    let Some(unproven) = Unproven::take(&shared.unproven) else {
+        shared.count_unknown(
+            from,
+            "too_many_unproven",
+            "too many unauthenticated connections",
+        );
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let mut dec = Decoder::new(MAX_HELLO_PAYLOAD);
+    let deadline = tokio::time::Instant::now() + shared.opts.hello_timeout;
+    let hello = tokio::select! {
+        _ = stopped(shared.stop.clone()) => return,
+        h = read_hello(&mut stream, &mut dec, deadline) => h,
+    };
+    let hello = match hello {
+        Ok(h) => h,
+        Err(HelloError::Timeout) => {
+            return shared.count_unknown(from, "hello_timeout", "no hello in time")
+        }
+        Err(HelloError::Eof) => {
+            return shared.count_unknown(from, "no_hello", "closed before its hello")
+        }
+        Err(HelloError::Io(e)) => {
+            let detail = format!("closed before its hello: {e}");
+            return shared.count_unknown(from, "no_hello", &detail);
+        }
+        Err(HelloError::Frame(e)) => {
+            return shared.count_unknown(from, e.reason(), &e.to_string());
+        }
+    };
+    let Some(slot) = shared.peers.get(&hello.name) else {
+        let detail = format!("hello from unknown node {:?}", hello.name);
+        return shared.count_unknown(from, "unknown_peer", &detail);
+    };
+    if slot.dials {
+        let detail = format!(
+            "it dialed, but {} sorts lower than {} and dials it",
+            shared.me, slot.name
+        );
+        return shared.count(slot, "wrong_direction", &detail);
+    }
+    let nonce: [u8; NONCE_LEN] = match random_bytes() {
+        Ok(n) => n,
+        Err(e) => return warn!("cluster: /dev/urandom: {e}"),
+    };
+    let reply = Hello {
+        name: shared.me.clone(),
+        nonce,
+    }
+    .encode();
+    match tokio::time::timeout_at(deadline, stream.write_all(&reply)).await {
+        Ok(Ok(())) => {}
+        _ => return,
+    }
+    let key = SessionKey::derive(&shared.key, &slot.name, &hello.nonce, &shared.me, &nonce);
+    let (d2a, a2d) = key.split();
+    dec.set_max_payload(shared.opts.max_payload);
+    debug!(
+        "cluster: {} connected from {from}, waiting for its first frame",
+        slot.name
+    );
+    run_session(
+        &shared,
+        slot,
+        Role::Acceptor,
+        stream,
+        dec,
+        a2d,
+        d2a,
+        Some(unproven),
+    )
+    .await;
+}
+
+async fn dial_loop(shared: Arc<Shared>, peer: String) {
+    let Some(slot) = shared.peers.get(&peer) else {
+        return;
+    };
+    let stop = stopped(shared.stop.clone());
+    tokio::pin!(stop);
+    let mut backoff = shared.opts.backoff_min;
+    loop {
+        let went_up = tokio::select! {
+            _ = &mut stop => return,
+            up = dial_once(&shared, slot) => up,
+        };
+        if went_up {
+            backoff = shared.opts.backoff_min;
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(jitter(backoff)) => {}
+        }
+        if !went_up {
+            backoff = (backoff * 2).min(shared.opts.backoff_max);
+        }
+    }
+}
+
+/// One connection to a peer, from connect to close. True if it went Up.
+async fn dial_once(shared: &Arc<Shared>, slot: &PeerSlot) -> bool {
+    let deadline = tokio::time::Instant::now() + shared.opts.hello_timeout;
+    let connect = async {
+        let socket = if slot.addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // Leave from the address the peers know us by, when one is set.
+        if !shared.listen.ip().is_unspecified() && shared.listen.is_ipv4() == slot.addr.is_ipv4() {
+            socket.bind(SocketAddr::new(shared.listen.ip(), 0))?;
+        }
+        socket.connect(slot.addr).await
+    };
+    let mut stream = match tokio::time::timeout_at(deadline, connect).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            debug!("cluster: connect to {} ({}): {e}", slot.name, slot.addr);
+            return false;
+        }
+        Err(_) => {
+            debug!(
+                "cluster: connect to {} ({}): timed out",
+                slot.name, slot.addr
+            );
+            return false;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let nonce: [u8; NONCE_LEN] = match random_bytes() {
+        Ok(n) => n,
+        Err(e) => {
+            warn!("cluster: /dev/urandom: {e}");
+            return false;
+        }
+    };
+    let hello = Hello {
+        name: shared.me.clone(),
+        nonce,
+    };
+    match tokio::time::timeout_at(deadline, stream.write_all(&hello.encode())).await {
+        Ok(Ok(())) => {}
+        _ => return false,
+    }
+    let mut dec = Decoder::new(MAX_HELLO_PAYLOAD);
+    let theirs = match read_hello(&mut stream, &mut dec, deadline).await {
+        Ok(h) => h,
+        Err(HelloError::Frame(e)) => {
+            shared.count(slot, e.reason(), &e.to_string());
+            return false;
+        }
+        Err(HelloError::Timeout) => {
+            debug!("cluster: {} ({}): no hello in time", slot.name, slot.addr);
+            return false;
+        }
+        // The peer refused us (unknown to it, or it thinks it should dial).
+        Err(HelloError::Eof) => {
+            debug!(
+                "cluster: {} ({}): closed during the hello",
+                slot.name, slot.addr
+            );
+            return false;
+        }
+        Err(HelloError::Io(e)) => {
+            debug!("cluster: {} ({}): hello: {e}", slot.name, slot.addr);
+            return false;
+        }
+    };
+    if theirs.name != slot.name {
+        let detail = format!("answered as {:?}, expected {:?}", theirs.name, slot.name);
+        shared.count(slot, "bad_hello", &detail);
+        return false;
+    }
+    let key = SessionKey::derive(&shared.key, &shared.me, &nonce, &slot.name, &theirs.nonce);
+    let (d2a, a2d) = key.split();
+    dec.set_max_payload(shared.opts.max_payload);
+    run_session(shared, slot, Role::Dialer, stream, dec, d2a, a2d, None).await
+}
+
+/// Run an established connection until it ends; report the end. True if
+/// the peer went Up on it.
+#[allow(clippy::too_many_arguments)]
+async fn run_session(
+    shared: &Arc<Shared>,
+    slot: &PeerSlot,
+    role: Role,
+    stream: TcpStream,
+    mut dec: Decoder,
+    send_key: SessionKey,
+    recv_key: SessionKey,
+    mut unproven: Option<Unproven<'_>>,
+) -> bool {
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(shared.opts.queue_len.max(1));
+    let (kill_tx, kill_rx) = watch::channel(None);
+    let kill = Arc::new(kill_tx);
+    let conn = || ConnRef {
+        id,
+        tx: tx.clone(),
+        kill: kill.clone(),
+    };
+    if role == Role::Dialer {
+        // The dialer speaks first: its first message proves the key.
+        let mut st = lock(&slot.state);
+        if let Some(old) = st.active.replace(conn()) {
+            old.kill.send_replace(Some("replaced by a new connection"));
+        }
+    }
+    let dead_after = shared.opts.dead_after;
+    let mut send_seq: u64 = 1;
+    let mut went_up = false;
+    let end = {
+        let reader = async {
+            let mut buf = vec![0u8; READ_CHUNK];
+            let mut recv_seq: u64 = 1;
+            let mut last_frame = tokio::time::Instant::now();
+            loop {
+                loop {
+                    let frame = match dec.next_frame(recv_seq, Some(&recv_key)) {
+                        Ok(Some(f)) => f,
+                        Ok(None) => break,
+                        Err(e) => return End::Rejected(e),
+                    };
+                    recv_seq += 1;
+                    last_frame = tokio::time::Instant::now();
+                    lock(&slot.state).last_frame = Some(Instant::now());
+                    let ev = match frame.kind {
+                        FrameType::Close => {
+                            let r = String::from_utf8_lossy(&frame.payload);
+                            return End::PeerClosed(r.chars().take(200).collect());
+                        }
+                        FrameType::Message => match Message::from_json(&frame.payload) {
+                            Ok(msg) => ChannelEvent::Message {
+                                peer: slot.name.clone(),
+                                msg,
+                            },
+                            Err(e) => return End::BadMessage(e.to_string()),
+                        },
+                        FrameType::Data => ChannelEvent::Data {
+                            peer: slot.name.clone(),
+                            bytes: frame.payload,
+                        },
+                        // The decoder refuses a Hello once keyed.
+                        FrameType::Hello => {
+                            return End::Rejected(FrameError::BadHello("hello after handshake"))
+                        }
+                    };
+                    if !went_up {
+                        went_up = true;
+                        unproven = None;
+                        shared.mark_up(slot, conn()).await;
+                    }
+                    shared.deliver(slot, id, ev).await;
+                }
+                let read = tokio::select! {
+                    r = rd.read(&mut buf) => r,
+                    _ = tokio::time::sleep_until(last_frame + dead_after) => return End::Idle,
+                };
+                match read {
+                    Ok(0) => return End::Eof,
+                    Ok(n) => dec.push(&buf[..n]),
+                    Err(e) => return End::Io(e),
+                }
+            }
+        };
+        let writer = async {
+            while let Some(out) = rx.recv().await {
+                let f = encode(out.kind, send_seq, &out.payload, Some(&send_key));
+                send_seq += 1;
+                if let Err(e) = wr.write_all(&f).await {
+                    return End::Io(e);
+                }
+            }
+            End::Killed("send queue closed")
+        };
+        let killed = async {
+            let mut k = kill_rx.clone();
+            let why = match k.wait_for(|r| r.is_some()).await {
+                Ok(r) => *r,
+                Err(_) => None,
+            };
+            match why {
+                Some(r) => End::Killed(r),
+                // We hold the sender: never.
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            e = reader => e,
+            e = writer => e,
+            e = killed => e,
+            _ = stopped(shared.stop.clone()) => End::Stopped,
+        }
+    };
+    drop(unproven);
+    if let Some(r) = end.rejection() {
+        shared.count(slot, r, &end.describe(dead_after));
+    }
+    if let Some(why) = end.goodbye() {
+        let f = encode(FrameType::Close, send_seq, why.as_bytes(), Some(&send_key));
+        let _ = tokio::time::timeout(CLOSE_GRACE, wr.write_all(&f)).await;
+    }
+    shared.mark_end(slot, id, &end).await;
+    went_up
+}
+
+/// A misbehaving peer for tests (here and in the netns suite): it speaks
+/// the frame format by hand over a blocking socket, so it can replay,
+/// corrupt, forge and go silent at will.
+pub mod testing {
+    use std::io::{self, Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use crate::cluster::Message;
+    use crate::wire::frame::{
+        encode, Decoder, Frame, FrameType, Hello, SessionKey, DEFAULT_MAX_PAYLOAD,
+        MAX_HELLO_PAYLOAD, NONCE_LEN,
+    };
+
+    pub struct RogueClient {
+        stream: TcpStream,
+        send_key: SessionKey,
+        recv_key: SessionKey,
+        send_seq: u64,
+        recv_seq: u64,
+        dec: Decoder,
+        /// The name the acceptor answered with.
+        pub peer_name: String,
+    }
+
+    fn invalid(e: impl std::fmt::Display) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+    }
+
+    impl RogueClient {
+        /// Dial `addr` claiming to be `name`, exchange Hellos, derive the
+        /// session keys from `cluster_key` (the right one or not).
+        pub fn connect(
+            addr: SocketAddr,
+            name: &str,
+            cluster_key: &[u8],
+            timeout: Duration,
+        ) -> io::Result<RogueClient> {
+            let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+            stream.set_nodelay(true)?;
+            stream.set_read_timeout(Some(timeout))?;
+            let nonce: [u8; NONCE_LEN] = super::random_bytes()?;
+            let hello = Hello {
+                name: name.to_string(),
+                nonce,
+            };
+            stream.write_all(&hello.encode())?;
+            let mut dec = Decoder::new(MAX_HELLO_PAYLOAD);
+            let mut buf = [0u8; 512];
+            let theirs = loop {
+                if let Some(f) = dec.next_frame(0, None).map_err(invalid)? {
+                    break Hello::parse(&f.payload).map_err(invalid)?;
+                }
+                let n = stream.read(&mut buf)?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        "closed during the hello (refused)",
+                    ));
+                }
+                dec.push(&buf[..n]);
+            };
+            let key = SessionKey::derive(cluster_key, name, &nonce, &theirs.name, &theirs.nonce);
+            let (d2a, a2d) = key.split();
+            dec.set_max_payload(DEFAULT_MAX_PAYLOAD);
+            Ok(RogueClient {
+                stream,
+                send_key: d2a,
+                recv_key: a2d,
+                send_seq: 1,
+                recv_seq: 1,
+                dec,
+                peer_name: theirs.name,
+            })
+        }
+
+        /// A valid frame with the next sequence number (which it uses up).
+        pub fn frame(&mut self, kind: FrameType, payload: &[u8]) -> Vec<u8> {
+            let f = encode(kind, self.send_seq, payload, Some(&self.send_key));
+            self.send_seq += 1;
+            f
+        }
+
+        pub fn message_frame(&mut self, msg: &Message) -> Vec<u8> {
+            self.frame(FrameType::Message, &msg.to_json())
+        }
+
+        pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+            self.stream.write_all(bytes)
+        }
+
+        pub fn send_message(&mut self, msg: &Message) -> io::Result<()> {
+            let f = self.message_frame(msg);
+            self.send_raw(&f)
+        }
+
+        /// The next frame from the node; `Err` on timeout, close or a frame
+        /// that fails its checks.
+        pub fn recv(&mut self, timeout: Duration) -> io::Result<Frame> {
+            let deadline = Instant::now() + timeout;
+            let mut buf = [0u8; 4096];
+            loop {
+                match self.dec.next_frame(self.recv_seq, Some(&self.recv_key)) {
+                    Ok(Some(f)) => {
+                        self.recv_seq += 1;
+                        return Ok(f);
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(invalid(e)),
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                self.stream.set_read_timeout(Some(left))?;
+                let n = self.stream.read(&mut buf)?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                self.dec.push(&buf[..n]);
+            }
+        }
+
+        /// Wait until the node closes the connection; true if it did within
+        /// `timeout`. Frames received meanwhile are discarded.
+        pub fn wait_closed(&mut self, timeout: Duration) -> bool {
+            let deadline = Instant::now() + timeout;
+            let mut buf = [0u8; 4096];
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+                    return false;
+                }
+                match self.stream.read(&mut buf) {
+                    Ok(0) => return true,
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        return false
+                    }
+                    Err(_) => return true,
+                }
+            }
+        }
+
+        /// The raw socket, to do anything else.
+        pub fn stream(&mut self) -> &mut TcpStream {
+            &mut self.stream
+        }
+    }
+}

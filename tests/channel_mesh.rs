@@ -1,0 +1,405 @@
+//! Cluster channel on 127.0.0.1: the mesh forms, messages and data arrive
+//! in order, a restarted node comes back, a killed one is noticed at once
+//! and a silent one after `dead_after`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use baton::agent::channel::testing::RogueClient;
+use baton::agent::channel::{Channel, ChannelEvent, ChannelHandle, ChannelOptions, SendError};
+use baton::cluster::Message;
+use tokio::sync::mpsc;
+
+const KEY: &[u8] = b"test cluster key, 32 bytes long!";
+const HEARTBEAT: Duration = Duration::from_millis(50);
+
+fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+fn heartbeat(node: &str) -> Message {
+    Message::Heartbeat {
+        node: node.into(),
+        instances: vec![],
+    }
+}
+
+/// A channel plus the daemon's part that matters here: a heartbeat every
+/// 50 ms (the channel sends nothing by itself).
+struct Node {
+    name: String,
+    handle: Option<ChannelHandle>,
+    rx: mpsc::Receiver<ChannelEvent>,
+    beat: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    fn start(name: &str, all: &[(String, SocketAddr)], opts: ChannelOptions) -> Node {
+        let listen = all.iter().find(|(n, _)| n == name).unwrap().1;
+        let peers = all.iter().filter(|(n, _)| n != name).cloned().collect();
+        let (handle, rx) = Channel::start(name, listen, peers, KEY.to_vec(), opts).unwrap();
+        let h = handle.clone();
+        let me = name.to_string();
+        let beat = tokio::spawn(async move {
+            loop {
+                h.broadcast(&heartbeat(&me));
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+        });
+        Node {
+            name: name.into(),
+            handle: Some(handle),
+            rx,
+            beat,
+        }
+    }
+
+    fn h(&self) -> &ChannelHandle {
+        self.handle.as_ref().unwrap()
+    }
+
+    /// Stop like a daemon that exits: peers are told (Close "shutdown").
+    async fn stop(mut self) {
+        self.beat.abort();
+        let _ = (&mut self.beat).await;
+        self.handle = None;
+        // Let the connection tasks say goodbye before the runtime goes on.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    /// Events other than heartbeats until `done` matches one (returned
+    /// last), or panic after `timeout`.
+    async fn until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&ChannelEvent) -> bool,
+    ) -> Vec<ChannelEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = vec![];
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{}: timed out; saw {seen:?}", self.name))
+                .expect("channel stopped");
+            if matches!(
+                &ev,
+                ChannelEvent::Message {
+                    msg: Message::Heartbeat { .. },
+                    ..
+                }
+            ) {
+                continue;
+            }
+            let stop = done(&ev);
+            seen.push(ev);
+            if stop {
+                return seen;
+            }
+        }
+    }
+
+    async fn until_up(&mut self, peers: &[&str], timeout: Duration) {
+        let mut missing: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
+        self.until(timeout, |ev| {
+            if let ChannelEvent::Up { peer } = ev {
+                missing.retain(|p| p != peer);
+            }
+            missing.is_empty()
+        })
+        .await;
+    }
+}
+
+fn mesh(names: &[&str]) -> Vec<(String, SocketAddr)> {
+    names.iter().map(|n| (n.to_string(), free_addr())).collect()
+}
+
+fn is_down(ev: &ChannelEvent, who: &str) -> bool {
+    matches!(ev, ChannelEvent::Down { peer, .. } if peer == who)
+}
+
+fn is_up(ev: &ChannelEvent, who: &str) -> bool {
+    matches!(ev, ChannelEvent::Up { peer } if peer == who)
+}
+
+#[tokio::test]
+async fn three_nodes_full_mesh_in_order() {
+    let all = mesh(&["a", "b", "c"]);
+    let t0 = Instant::now();
+    let mut a = Node::start("a", &all, ChannelOptions::default());
+    let mut b = Node::start("b", &all, ChannelOptions::default());
+    let mut c = Node::start("c", &all, ChannelOptions::default());
+    a.until_up(&["b", "c"], Duration::from_secs(3)).await;
+    b.until_up(&["a", "c"], Duration::from_secs(3)).await;
+    c.until_up(&["a", "b"], Duration::from_secs(3)).await;
+    eprintln!("mesh of 3 up in {:?}", t0.elapsed());
+    for n in [&a, &b, &c] {
+        let peers = n.h().peers();
+        assert_eq!(peers.len(), 2);
+        for p in peers {
+            assert!(p.connected, "{}: {p:?}", n.name);
+            assert!(p.since.is_some() && p.last_frame.is_some());
+            assert!(p.rejected.is_empty(), "{p:?}");
+        }
+        assert!(n.h().unknown_rejected().is_empty());
+    }
+
+    // Unicast a -> b, in order.
+    for epoch in 1..=100 {
+        let m = Message::Takeover {
+            instance: "VI_1".into(),
+            node: "a".into(),
+            epoch,
+            pinned: false,
+        };
+        a.h().send("b", &m).unwrap();
+    }
+    let mut next = 1;
+    b.until(Duration::from_secs(3), |ev| match ev {
+        ChannelEvent::Message {
+            peer,
+            msg: Message::Takeover { epoch, .. },
+        } => {
+            assert_eq!(peer, "a");
+            assert_eq!(*epoch, next, "out of order");
+            next += 1;
+            next == 101
+        }
+        other => panic!("unexpected {other:?}"),
+    })
+    .await;
+
+    // Broadcast from c reaches a and b, in order.
+    for epoch in 1..=50 {
+        let m = Message::ClearPin {
+            instance: "VI_1".into(),
+            epoch,
+        };
+        assert_eq!(c.h().broadcast(&m), 2);
+    }
+    for n in [&mut a, &mut b] {
+        let mut next = 1;
+        n.until(Duration::from_secs(3), |ev| match ev {
+            ChannelEvent::Message {
+                peer,
+                msg: Message::ClearPin { epoch, .. },
+            } => {
+                assert_eq!(peer, "c");
+                assert_eq!(*epoch, next);
+                next += 1;
+                next == 51
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .await;
+    }
+
+    // Data, both directions of a dialed and an accepted connection,
+    // including a large chunk.
+    let big: Vec<u8> = (0..512 * 1024).map(|i| (i % 251) as u8).collect();
+    c.h().send_data("a", vec![1, 2, 3]).unwrap();
+    c.h().send_data("a", big.clone()).unwrap();
+    c.h().send_data("a", vec![]).unwrap();
+    let got = a
+        .until(
+            Duration::from_secs(3),
+            |ev| matches!(ev, ChannelEvent::Data { bytes, .. } if bytes.is_empty()),
+        )
+        .await;
+    let data: Vec<&Vec<u8>> = got
+        .iter()
+        .map(|ev| match ev {
+            ChannelEvent::Data { peer, bytes } if peer == "c" => bytes,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(data, vec![&vec![1, 2, 3], &big, &vec![]]);
+    a.h().send_data("c", vec![9; 10]).unwrap();
+    let got = c
+        .until(Duration::from_secs(3), |ev| {
+            matches!(ev, ChannelEvent::Data { .. })
+        })
+        .await;
+    assert_eq!(
+        got,
+        vec![ChannelEvent::Data {
+            peer: "a".into(),
+            bytes: vec![9; 10]
+        }]
+    );
+
+    // Errors a caller can get without blocking.
+    assert!(matches!(
+        a.h().send("zz", &heartbeat("a")),
+        Err(SendError::UnknownPeer(_))
+    ));
+    let too_big = vec![0u8; ChannelOptions::default().max_payload + 1];
+    assert!(matches!(
+        a.h().send_data("b", too_big),
+        Err(SendError::TooLarge { .. })
+    ));
+    // Nothing was rejected anywhere.
+    for n in [&a, &b, &c] {
+        assert!(n.h().peers().iter().all(|p| p.rejected.is_empty()));
+    }
+}
+
+#[tokio::test]
+async fn restarted_node_reconnects() {
+    let all = mesh(&["a", "b", "c"]);
+    let mut a = Node::start("a", &all, ChannelOptions::default());
+    let b = Node::start("b", &all, ChannelOptions::default());
+    let mut c = Node::start("c", &all, ChannelOptions::default());
+    a.until_up(&["b", "c"], Duration::from_secs(3)).await;
+    c.until_up(&["a", "b"], Duration::from_secs(3)).await;
+
+    // b dials c and accepts a: both kinds of connection restart.
+    let t = Instant::now();
+    b.stop().await;
+    let down = a.until(Duration::from_secs(1), |ev| is_down(ev, "b")).await;
+    eprintln!("a saw b down after {:?}: {down:?}", t.elapsed());
+    assert!(
+        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason == "closed by peer: shutdown"),
+        "{down:?}"
+    );
+    c.until(Duration::from_secs(1), |ev| is_down(ev, "b")).await;
+    assert!(!a.h().peers()[0].connected);
+
+    let t = Instant::now();
+    let mut b = Node::start("b", &all, ChannelOptions::default());
+    b.until_up(&["a", "c"], Duration::from_secs(3)).await;
+    a.until(Duration::from_secs(3), |ev| is_up(ev, "b")).await;
+    c.until(Duration::from_secs(3), |ev| is_up(ev, "b")).await;
+    eprintln!("b back up everywhere after {:?}", t.elapsed());
+    assert!(a.h().peers().iter().all(|p| p.connected));
+    assert!(c.h().peers().iter().all(|p| p.connected));
+    // And messages flow on the new connections.
+    b.h().send("a", &heartbeat("hello again")).unwrap();
+    let seen = a
+        .h()
+        .peers()
+        .iter()
+        .find(|p| p.name == "b")
+        .unwrap()
+        .last_frame;
+    assert!(seen.is_some());
+}
+
+/// A node whose process dies (its runtime and sockets vanish, no goodbye):
+/// the kernel closes its connections and the peer notices at once.
+#[tokio::test]
+async fn killed_node_is_down_at_once() {
+    let all = mesh(&["a", "b"]);
+    let mut a = Node::start("a", &all, ChannelOptions::default());
+    let (die_tx, die_rx) = std::sync::mpsc::channel::<()>();
+    let all_b = all.clone();
+    let b_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut b = Node::start("b", &all_b, ChannelOptions::default());
+            b.until_up(&["a"], Duration::from_secs(3)).await;
+            // Keep heartbeating until told to die.
+            let _ = tokio::task::spawn_blocking(move || die_rx.recv()).await;
+            std::mem::forget(b);
+        });
+        // Dropping the runtime drops every task without running it again:
+        // no Close frame, sockets closed by the kernel.
+        drop(rt);
+    });
+    a.until_up(&["b"], Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = Instant::now();
+    die_tx.send(()).unwrap();
+    let down = a.until(Duration::from_secs(1), |ev| is_down(ev, "b")).await;
+    let took = t.elapsed();
+    eprintln!("killed peer reported down after {took:?}: {down:?}");
+    b_thread.join().unwrap();
+    assert!(
+        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason == "connection closed by peer"),
+        "{down:?}"
+    );
+    // Well before the 300 ms silence timeout.
+    assert!(took < Duration::from_millis(150), "{took:?}");
+}
+
+/// A peer that stops talking but keeps its socket open (hung process, or a
+/// partition that swallows packets): closed after `dead_after`.
+#[tokio::test]
+async fn silent_peer_is_down_after_dead_after() {
+    let all = mesh(&["a", "b"]);
+    let b_addr = all[1].1;
+    let opts = ChannelOptions::default();
+    let dead_after = opts.dead_after;
+    let mut b = Node::start("b", &all, opts);
+    let rogue = tokio::task::spawn_blocking(move || {
+        let mut r = RogueClient::connect(b_addr, "a", KEY, Duration::from_secs(1)).unwrap();
+        r.send_message(&heartbeat("a")).unwrap();
+        let last = Instant::now();
+        // Then silence; wait for b to hang up.
+        let closed = r.wait_closed(Duration::from_secs(2));
+        (closed, last.elapsed())
+    });
+    b.until(Duration::from_secs(2), |ev| is_up(ev, "a")).await;
+    let down = b.until(Duration::from_secs(2), |ev| is_down(ev, "a")).await;
+    let (closed, after) = rogue.await.unwrap();
+    eprintln!("silent peer: connection closed {after:?} after its last frame: {down:?}");
+    assert!(closed);
+    assert!(
+        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason.starts_with("no frame for")),
+        "{down:?}"
+    );
+    assert!(after >= dead_after, "{after:?}");
+    assert!(after < dead_after + Duration::from_millis(150), "{after:?}");
+}
+
+/// A peer that does not read: its queue fills and it is dropped; the
+/// sender never blocks.
+#[tokio::test]
+async fn slow_peer_is_dropped_not_waited_for() {
+    let all = mesh(&["a", "b"]);
+    let b_addr = all[1].1;
+    let opts = ChannelOptions {
+        queue_len: 4,
+        ..ChannelOptions::default()
+    };
+    let mut b = Node::start("b", &all, opts);
+    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+    let rogue = tokio::task::spawn_blocking(move || {
+        let mut r = RogueClient::connect(b_addr, "a", KEY, Duration::from_secs(1)).unwrap();
+        r.send_message(&heartbeat("a")).unwrap();
+        // Never read; keep the socket open until the test is done.
+        let _ = hold_rx.recv();
+        drop(r);
+    });
+    b.until(Duration::from_secs(2), |ev| is_up(ev, "a")).await;
+    let chunk = vec![0u8; 512 * 1024];
+    let mut full = None;
+    let t = Instant::now();
+    for i in 0..1000 {
+        let s = Instant::now();
+        let r = b.h().send_data("a", chunk.clone());
+        assert!(s.elapsed() < Duration::from_millis(20), "send blocked");
+        if let Err(e) = r {
+            full = Some((i, e));
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let (i, e) = full.expect("queue never filled");
+    eprintln!(
+        "queue full after {i} chunks of 512 KiB in {:?}",
+        t.elapsed()
+    );
+    assert!(matches!(e, SendError::QueueFull(_)), "{e:?}");
+    let down = b.until(Duration::from_secs(1), |ev| is_down(ev, "a")).await;
+    assert!(
+        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason == "send queue full"),
+        "{down:?}"
+    );
+    hold_tx.send(()).unwrap();
+    rogue.await.unwrap();
+}
