@@ -29,6 +29,16 @@ pub enum Request {
     // Struct variants so that unknown fields are refused too.
     Status {},
     Reload {},
+    /// `baton switchover NAME --to NODE [--unicast]` or `--clear`.
+    Switchover {
+        instance: String,
+        #[serde(default)]
+        to: Option<String>,
+        #[serde(default)]
+        unicast: bool,
+        #[serde(default)]
+        clear: bool,
+    },
 }
 
 /// The reply to one request.
@@ -79,6 +89,37 @@ pub struct Status {
     pub instances: Vec<InstanceStatus>,
     /// Drops that no instance could own (unknown VRID, too short to tell).
     pub interfaces: Vec<InterfaceStatus>,
+    /// The cluster channel, when configured.
+    #[serde(default)]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// The cluster as this node sees it: every peer, and per instance the
+/// epoch, the master and an operator's pin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub node: String,
+    pub peers: Vec<crate::cluster::PeerView>,
+    pub instances: Vec<ClusterInstanceStatus>,
+    pub stale_ignored: u64,
+    /// Transport view per peer: connection and rejected frames by reason.
+    pub channel: Vec<ChannelPeerStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterInstanceStatus {
+    pub name: String,
+    pub epoch: u64,
+    pub master: Option<String>,
+    pub pinned: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChannelPeerStatus {
+    pub name: String,
+    pub addr: String,
+    pub connected: bool,
+    pub rejected: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -230,6 +271,56 @@ pub fn render(status: &Status) -> String {
             i.rx.dropped_total(),
             drops(&i.rx)
         );
+    }
+    if let Some(c) = &status.cluster {
+        let _ = writeln!(out, "\ncluster: this node is {}", c.node);
+        for p in &c.peers {
+            let heard = p
+                .last_heard_ms
+                .map_or("never".to_string(), |ms| format!("{ms} ms ago"));
+            let _ = writeln!(
+                out,
+                "  peer {}: {}, last heard {heard}",
+                p.name,
+                if p.alive {
+                    "alive"
+                } else if p.connected {
+                    "connected, silent"
+                } else {
+                    "not connected"
+                }
+            );
+            for b in &p.instances {
+                let _ = writeln!(
+                    out,
+                    "    {} {} priority {} epoch {}",
+                    b.name, b.state, b.priority, b.epoch
+                );
+            }
+        }
+        for i in &c.instances {
+            let _ = writeln!(
+                out,
+                "  {}: epoch {}, master {}{}",
+                i.name,
+                i.epoch,
+                i.master.as_deref().unwrap_or("none"),
+                i.pinned
+                    .as_ref()
+                    .map(|p| format!(", pinned to {p} by an operator"))
+                    .unwrap_or_default()
+            );
+        }
+        for ch in &c.channel {
+            if !ch.rejected.is_empty() {
+                let parts: Vec<String> = ch
+                    .rejected
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                let _ = writeln!(out, "  rejected from {}: {}", ch.name, parts.join(", "));
+            }
+        }
     }
     for f in &status.interfaces {
         if f.rx.dropped_total() > 0 {

@@ -17,11 +17,16 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use super::control::{self, InstanceStatus, InterfaceStatus, Pending, Reply, Request, Status};
+use super::channel::{Channel, ChannelEvent, ChannelHandle, ChannelOptions};
+use super::control::{
+    self, ClusterInstanceStatus, ClusterStatus, InstanceStatus, InterfaceStatus, Pending, Reply,
+    Request, Status,
+};
 use super::garp::GarpSender;
 use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
 use super::socket::VrrpSocket;
 use super::state::VipLedger;
+use crate::cluster::{self, Cluster, ClusterAction, ClusterConfig, LocalInstance, Policy};
 use crate::config::model::{Config, Instance as InstanceCfg, Vip};
 use crate::vrrp::{self, Action, GarpSchedule, Instance, InstanceConfig, Received, RxStats, State};
 use crate::wire::vrrp::{V3Checksum, Version};
@@ -56,6 +61,46 @@ fn nl_err(what: impl Into<String>) -> impl FnOnce(NetlinkError) -> AgentError {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub config_path: PathBuf,
+    /// keepalived.conf config id (`-i`); None: the short host name.
+    pub config_id: Option<String>,
+    /// Overrides of the configuration's `control_socket` and `state_dir`.
+    pub control_socket: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    /// Write our pid here (`-p`), removed on exit.
+    pub pid_file: Option<PathBuf>,
+}
+
+impl Options {
+    pub fn new(config_path: PathBuf) -> Self {
+        Options {
+            config_path,
+            config_id: None,
+            control_socket: None,
+            state_dir: None,
+            pid_file: None,
+        }
+    }
+
+    /// Read the configuration with these options applied.
+    pub fn load(&self) -> Result<Config, String> {
+        let opts = crate::config::Options {
+            config_id: self.config_id.clone(),
+            ..crate::config::Options::from_host()
+        };
+        let loaded = crate::config::load_with_options(&self.config_path, &opts)
+            .map_err(|d| d.to_string())?;
+        for w in &loaded.warnings.0 {
+            warn!("{w}");
+        }
+        let mut config = loaded.config;
+        if let Some(s) = &self.control_socket {
+            config.global.control_socket = s.clone();
+        }
+        if let Some(d) = &self.state_dir {
+            config.global.state_dir = d.clone();
+        }
+        Ok(config)
+    }
 }
 
 /// Load the configuration and run until TERM/INT.
@@ -81,7 +126,7 @@ pub fn run(opts: Options) -> Result<(), AgentError> {
     local.block_on(&rt, async move {
         let mut agent = Agent::start(config, opts).await?;
         agent.run().await;
-        Ok(())
+        Ok::<(), AgentError>(())
     })
 }
 
@@ -130,6 +175,25 @@ struct Agent {
     rx: mpsc::Receiver<RxPacket>,
     links: mpsc::UnboundedReceiver<NetEvent>,
     ctl: mpsc::Receiver<Pending>,
+    cluster: Option<ClusterRt>,
+}
+
+/// The cluster channel beside the VRRP cores, when configured.
+struct ClusterRt {
+    core: Cluster,
+    chan: ChannelHandle,
+    events: mpsc::Receiver<ChannelEvent>,
+    /// Operator requests waiting for their outcome, by request id.
+    waiting: BTreeMap<u64, tokio::sync::oneshot::Sender<Reply>>,
+    next_id: u64,
+}
+
+/// The next channel event, or never when there is no channel.
+async fn next_channel_event(c: &mut Option<ClusterRt>) -> Option<ChannelEvent> {
+    match c {
+        Some(c) => c.events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Agent {
@@ -168,9 +232,13 @@ impl Agent {
             rx,
             links,
             ctl,
+            cluster: None,
         };
         for cfg in &config.instances {
             agent.add_instance(cfg.clone()).await?;
+        }
+        if let Some(cc) = &config.cluster {
+            agent.cluster = Some(agent.start_cluster(cc)?);
         }
         let now = Instant::now();
         for i in 0..agent.slots.len() {
@@ -183,6 +251,58 @@ impl Agent {
             agent.slots.len()
         );
         Ok(agent)
+    }
+
+    fn start_cluster(&self, cc: &crate::config::model::Cluster) -> Result<ClusterRt, AgentError> {
+        let key = cluster::key::load_key(&cc.key_file)
+            .map_err(|e| AgentError::Config(format!("cluster: {e}")))?;
+        let peers: Vec<(String, std::net::SocketAddr)> =
+            cc.peers.iter().map(|p| (p.name.clone(), p.addr)).collect();
+        let opts = ChannelOptions::with_heartbeat(cc.heartbeat_interval);
+        let (chan, events) = Channel::start(&cc.node, cc.listen, peers.clone(), key, opts)
+            .map_err(io_err(format!("cluster channel on {}", cc.listen)))?;
+        let now = Instant::now();
+        let locals = self
+            .slots
+            .iter()
+            .map(|s| LocalInstance {
+                name: s.cfg.name.clone(),
+                state: s.core.state(),
+                priority: s.core.priority(),
+                address: Some(s.core.local_addr()),
+                advert_interval: s.cfg.advert_interval,
+                preempt: s.cfg.preempt,
+                preempt_delay: s.cfg.preempt_delay,
+            })
+            .collect();
+        let policy = match cc.selection {
+            crate::config::model::Selection::Priority => Policy::Priority,
+            crate::config::model::Selection::Order => Policy::Order(cc.order.clone()),
+        };
+        let core = Cluster::new(
+            ClusterConfig {
+                node: cc.node.clone(),
+                peers: peers.into_iter().map(|p| p.0).collect(),
+                heartbeat_interval: cc.heartbeat_interval,
+                policy,
+                switchover_timeout: std::time::Duration::from_secs(5),
+            },
+            locals,
+            now,
+        );
+        info!(
+            "cluster channel: node {} listening on {}, {} peer(s)",
+            cc.node,
+            cc.listen,
+            cc.peers.len()
+        );
+        Ok(ClusterRt {
+            core,
+            chan,
+            events,
+            waiting: BTreeMap::new(),
+            next_id: 1,
+        })
     }
 
     async fn iface(&mut self, name: &str) -> Result<usize, AgentError> {
@@ -345,17 +465,7 @@ impl Agent {
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
         loop {
-            let deadline = self
-                .slots
-                .iter()
-                .filter_map(|s| s.core.next_deadline())
-                .min();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let deadline = self.next_deadline();
             tokio::select! {
                 biased;
                 _ = term.recv() => { info!("SIGTERM: stopping"); break; }
@@ -363,22 +473,90 @@ impl Agent {
                 _ = hup.recv() => self.reload().await,
                 Some(ev) = self.links.recv() => self.on_net_event(ev).await,
                 Some(p) = self.rx.recv() => self.on_packet(p),
-                Some(req) = self.ctl.recv() => {
-                    let reply = self.on_request(req.request).await;
-                    let _ = req.reply.send(reply);
-                }
-                _ = sleep => {
-                    let now = Instant::now();
-                    for s in &mut self.slots {
-                        if s.core.next_deadline().is_some_and(|d| d <= now) {
-                            s.core.handle_timeout(now);
-                        }
-                    }
-                }
+                Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
+                Some(req) = self.ctl.recv() => self.on_control(req).await,
+                _ = sleep_until(deadline) => self.on_timers(),
             }
             self.apply_all().await;
         }
+        self.hand_off().await;
         self.shutdown().await;
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.core.next_deadline())
+            .chain(self.cluster.as_ref().and_then(|c| c.core.next_deadline()))
+            .min()
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        for s in &mut self.slots {
+            if s.core.next_deadline().is_some_and(|d| d <= now) {
+                s.core.handle_timeout(now);
+            }
+        }
+        if let Some(c) = &mut self.cluster {
+            if c.core.next_deadline().is_some_and(|d| d <= now) {
+                c.core.handle_timeout(now);
+            }
+        }
+    }
+
+    fn on_channel(&mut self, ev: ChannelEvent) {
+        let now = Instant::now();
+        let Some(c) = &mut self.cluster else {
+            return;
+        };
+        match ev {
+            ChannelEvent::Up { peer } => {
+                info!("cluster: {peer} connected");
+                c.core.connected(now, &peer);
+            }
+            ChannelEvent::Down { peer, reason } => {
+                warn!("cluster: {peer} disconnected ({reason})");
+                c.core.disconnected(now, &peer);
+            }
+            ChannelEvent::Message { peer, msg } => c.core.handle_message(now, &peer, msg),
+            ChannelEvent::Data { .. } => {}
+        }
+    }
+
+    /// A graceful stop with the channel: hand every mastered instance to
+    /// its successor (make-before-break) and wait, bounded, for it to take
+    /// over before the VRRP shutdown (priority 0 stays the fallback for
+    /// peers without the channel).
+    async fn hand_off(&mut self) {
+        let now = Instant::now();
+        let handed = match &mut self.cluster {
+            Some(c) => c.core.hand_off_all(now),
+            None => return,
+        };
+        if handed.is_empty() {
+            return;
+        }
+        info!("handing over {} before stopping", handed.join(", "));
+        self.apply_all().await;
+        let deadline = now + std::time::Duration::from_secs(2);
+        let still_master = |a: &Agent| {
+            a.slots
+                .iter()
+                .any(|s| handed.contains(&s.cfg.name) && s.core.state() == State::Master)
+        };
+        while still_master(self) && Instant::now() < deadline {
+            let wake = self.next_deadline().map_or(deadline, |d| d.min(deadline));
+            tokio::select! {
+                Some(p) = self.rx.recv() => self.on_packet(p),
+                Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
+                _ = sleep_until(Some(wake)) => self.on_timers(),
+            }
+            self.apply_all().await;
+        }
+        if still_master(self) {
+            warn!("handover not confirmed in time; stopping with priority 0");
+        }
     }
 
     async fn shutdown(&mut self) {
@@ -471,11 +649,75 @@ impl Agent {
         }
     }
 
-    /// Drain every core's actions and carry them out in order.
+    /// Drain every core's actions and carry them out in order, until the
+    /// VRRP cores and the cluster core are both quiet.
     async fn apply_all(&mut self) {
-        for i in 0..self.slots.len() {
-            while let Some(action) = self.slots[i].core.poll_action() {
-                self.apply(i, action).await;
+        loop {
+            let mut did = false;
+            for i in 0..self.slots.len() {
+                while let Some(action) = self.slots[i].core.poll_action() {
+                    did = true;
+                    self.apply(i, action).await;
+                }
+            }
+            while let Some(action) = self.cluster.as_mut().and_then(|c| c.core.poll_action()) {
+                did = true;
+                self.apply_cluster(action);
+            }
+            if !did {
+                return;
+            }
+        }
+    }
+
+    fn apply_cluster(&mut self, action: ClusterAction) {
+        let now = Instant::now();
+        let Some(c) = &mut self.cluster else {
+            return;
+        };
+        let slot =
+            |slots: &mut Vec<Slot>, name: &str| slots.iter_mut().position(|s| s.cfg.name == name);
+        match action {
+            ClusterAction::Send { peer, msg } => {
+                if let Err(e) = c.chan.send(&peer, &msg) {
+                    tracing::debug!("cluster: {} to {peer} not sent: {e}", msg.kind());
+                }
+            }
+            ClusterAction::Broadcast(msg) => {
+                c.chan.broadcast(&msg);
+            }
+            ClusterAction::TakeOver {
+                instance,
+                why,
+                unless_heard_since,
+            } => {
+                if let Some(i) = slot(&mut self.slots, &instance) {
+                    if !self.slots[i].core.take_over(now, why, unless_heard_since) {
+                        tracing::debug!("({instance}) cluster takeover ({why:?}) not needed");
+                    }
+                }
+            }
+            ClusterAction::StepDown {
+                instance,
+                why,
+                new_master,
+            } => {
+                if let Some(i) = slot(&mut self.slots, &instance) {
+                    self.slots[i].core.step_down(now, why, new_master);
+                }
+            }
+            ClusterAction::SetGates { instance, gates } => {
+                if let Some(i) = slot(&mut self.slots, &instance) {
+                    self.slots[i].core.set_gates(gates);
+                }
+            }
+            ClusterAction::SwitchoverDone { id, result } => {
+                if let Some(tx) = c.waiting.remove(&id) {
+                    let _ = tx.send(match result {
+                        Ok(m) => Reply::message(m),
+                        Err(e) => Reply::error(e),
+                    });
+                }
             }
         }
     }
@@ -578,18 +820,54 @@ impl Agent {
                     State::Initialize => info!("({name}) Stopped ({reason})"),
                 }
                 let _ = from;
+                let prio = self.slots[i].core.priority();
+                if let Some(c) = &mut self.cluster {
+                    c.core.local_update(Instant::now(), &name, to, prio);
+                }
             }
         }
     }
 
-    async fn on_request(&mut self, req: Request) -> Reply {
-        match req {
+    async fn on_control(&mut self, req: Pending) {
+        let reply = match req.request {
             Request::Status {} => Reply::status(self.status()),
             Request::Reload {} => {
                 self.reload().await;
                 Reply::message("reloaded")
             }
-        }
+            Request::Switchover {
+                instance,
+                to,
+                unicast,
+                clear,
+            } => {
+                let now = Instant::now();
+                let Some(c) = &mut self.cluster else {
+                    let _ = req.reply.send(Reply::error(
+                        "switchover needs the cluster channel ([cluster] in the configuration)",
+                    ));
+                    return;
+                };
+                if clear {
+                    match c.core.clear_pin(now, &instance) {
+                        Ok(m) => Reply::message(m),
+                        Err(e) => Reply::error(e),
+                    }
+                } else {
+                    let Some(target) = to else {
+                        let _ = req.reply.send(Reply::error("give --to NODE or --clear"));
+                        return;
+                    };
+                    let id = c.next_id;
+                    c.next_id += 1;
+                    c.waiting.insert(id, req.reply);
+                    c.core
+                        .request_switchover(now, &instance, &target, unicast, id);
+                    return;
+                }
+            }
+        };
+        let _ = req.reply.send(reply);
     }
 
     fn status(&self) -> Status {
@@ -644,7 +922,35 @@ impl Agent {
                 rx: f.unmatched6.clone(),
             });
         }
+        let now = Instant::now();
+        let cluster = self.cluster.as_ref().map(|c| ClusterStatus {
+            node: c.core.node().to_string(),
+            peers: c.core.peer_views(now),
+            instances: self
+                .slots
+                .iter()
+                .map(|s| ClusterInstanceStatus {
+                    name: s.cfg.name.clone(),
+                    epoch: c.core.epoch(&s.cfg.name),
+                    master: c.core.master(now, &s.cfg.name),
+                    pinned: c.core.pinned(now, &s.cfg.name),
+                })
+                .collect(),
+            stale_ignored: c.core.stale_ignored,
+            channel: c
+                .chan
+                .peers()
+                .into_iter()
+                .map(|p| control::ChannelPeerStatus {
+                    name: p.name,
+                    addr: p.addr.to_string(),
+                    connected: p.connected,
+                    rejected: p.rejected,
+                })
+                .collect(),
+        });
         Status {
+            cluster,
             router_id: self.config.global.router_id.clone(),
             pid: std::process::id(),
             config_file: self.opts.config_path.display().to_string(),
@@ -660,7 +966,7 @@ impl Agent {
     /// a removed one is shut down (priority 0); a new or changed one starts
     /// afresh. A config that does not load is refused and nothing changes.
     async fn reload(&mut self) {
-        let new = match crate::config::load(&self.opts.config_path) {
+        let new = match self.opts.load() {
             Ok(c) => c,
             Err(d) => {
                 error!("reload refused, keeping the running configuration:\n{d}");
@@ -718,6 +1024,13 @@ impl Agent {
         }
         self.apply_all().await;
         info!("configuration reloaded: {} instance(s)", self.slots.len());
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
     }
 }
 
