@@ -110,11 +110,21 @@ pub fn run() -> Result<(), String> {
         "  lab {}: nodes 192.168.77.11-13, client .200, VIP {VIP}",
         demo.lab.tag()
     );
-    println!("  VRRP v3, advert interval 100 ms, priorities {PRIORITIES:?}, preempt on\n");
+    println!("  VRRP v3, advert interval 100 ms, priorities {PRIORITIES:?}, preempt on,");
+    println!("  and the cluster channel (authenticated TCP mesh, 100 ms heartbeats)\n");
 
+    let key = demo
+        .lab
+        .write_cluster_key(b"baton demo cluster key, not secret")
+        .map_err(|e| format!("cluster key: {e}"))?;
     for (i, p) in PRIORITIES.iter().enumerate() {
+        let toml = format!(
+            "{}{}",
+            demo.lab.cluster_toml(i, &key, "100ms"),
+            instance_toml(*p)
+        );
         demo.lab
-            .start_baton(&baton, i, &instance_toml(*p))
+            .start_baton(&baton, i, &toml)
             .map_err(|e| format!("starting node{i}: {e}"))?;
     }
     println!("1. Starting three baton agents; the highest priority should win the election.");
@@ -159,6 +169,51 @@ pub fn run() -> Result<(), String> {
     if demo.lab.state(0, "VI_1") != Some(State::Master) {
         return Err("node0 did not stay master".into());
     }
+
+    demo.wait(
+        "the channel mesh to reconnect",
+        Duration::from_secs(10),
+        Lab::mesh_ready,
+    )?;
+    println!("\n4. An operator moves the VIP to node2 (run on node1: `baton switchover VI_1 --to node2`).");
+    println!("   node2 adds the VIP and announces it before node0 lets go (make-before-break).");
+    let prober = Prober::start(Some(demo.lab.client_ns()), VIP, Duration::from_millis(10))
+        .map_err(|e| format!("prober: {e}"))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let out = demo
+        .lab
+        .baton_cli(&baton, 1, &["switchover", "VI_1", "--to", "node2"])
+        .map_err(|e| format!("switchover: {e}"))?;
+    let said = String::from_utf8_lossy(if out.status.success() {
+        &out.stdout
+    } else {
+        &out.stderr
+    });
+    println!("   baton switchover: {}", said.trim());
+
+    demo.wait("the switchover", Duration::from_secs(5), |lab| {
+        lab.masters("VI_1") == vec![2] && lab.holders(IpAddr::V4(VIP)) == vec![2]
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    let report = prober.finish().map_err(|e| format!("prober: {e}"))?;
+    demo.show();
+    println!(
+        "   the client lost {} of {} pings; the choice holds against node0's higher priority",
+        report.lost(),
+        report.sent
+    );
+    let out = demo
+        .lab
+        .baton_cli(&baton, 0, &["switchover", "VI_1", "--clear"])
+        .map_err(|e| format!("switchover --clear: {e}"))?;
+    println!(
+        "   `baton switchover VI_1 --clear`: {}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+    demo.wait("preemption after clear", Duration::from_secs(5), |lab| {
+        lab.masters("VI_1") == vec![0]
+    })?;
+    println!("   node0 preempted back at once (no master-down wait).");
     println!("\nDone: tearing the lab down.");
     Ok(())
 }

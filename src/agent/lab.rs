@@ -280,6 +280,47 @@ impl Lab {
         )
     }
 
+    /// Write a cluster key (mode 0600) into the lab and return its path.
+    pub fn write_cluster_key(&self, key: &[u8]) -> io::Result<std::path::PathBuf> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.dir.join("cluster.key");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(key)?;
+        Ok(path)
+    }
+
+    /// A `[cluster]` table for node i of a full mesh of all lab nodes on
+    /// port 7480, named node0, node1, ...
+    pub fn cluster_toml(&self, i: usize, key_file: &Path, heartbeat: &str) -> String {
+        let peers: Vec<String> = (0..self.nodes.len())
+            .filter(|&j| j != i)
+            .map(|j| format!("\"node{j}={}:7480\"", self.node_addr4(j)))
+            .collect();
+        format!(
+            "[cluster]\nnode = \"node{i}\"\nlisten = \"{}:7480\"\npeers = [{}]\nkey_file = \"{}\"\nheartbeat_interval = \"{heartbeat}\"\n\n",
+            self.node_addr4(i),
+            peers.join(", "),
+            key_file.display()
+        )
+    }
+
+    /// Run the baton CLI against node i's control socket (e.g. `switchover`).
+    pub fn baton_cli(&self, baton: &Path, i: usize, args: &[&str]) -> io::Result<Output> {
+        let sock = self.node_files(i).socket.display().to_string();
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend_from_slice(&["-s", &sock]);
+        Command::new(baton)
+            .args(&full)
+            .stdin(Stdio::null())
+            .output()
+    }
+
     /// Write node i's config (`[global]` is prepended) and start
     /// `baton run` in its namespace. Returns the pid.
     pub fn start_baton(&mut self, baton: &Path, i: usize, instances_toml: &str) -> io::Result<u32> {
@@ -319,6 +360,15 @@ impl Lab {
         (0..self.nodes.len())
             .filter(|&i| self.state(i, name) == Some(crate::vrrp::State::Master))
             .collect()
+    }
+
+    /// Every node's cluster channel sees every other node alive.
+    pub fn mesh_ready(&self) -> bool {
+        (0..self.nodes.len()).all(|i| {
+            self.status(i)
+                .and_then(|s| s.cluster)
+                .is_some_and(|c| c.peers.iter().all(|p| p.alive))
+        })
     }
 
     /// Poll `cond` every 10 ms until it holds or `timeout` passes.
