@@ -258,12 +258,18 @@ async fn restarted_node_reconnects() {
     let t = Instant::now();
     b.stop().await;
     let down = a.until(Duration::from_secs(1), |ev| is_down(ev, "b")).await;
+    // (Includes the 20 ms `stop` waits.)
     eprintln!("a saw b down after {:?}: {down:?}", t.elapsed());
     assert!(
         matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason == "closed by peer: shutdown"),
         "{down:?}"
     );
-    c.until(Duration::from_secs(1), |ev| is_down(ev, "b")).await;
+    // b dialed c: its dialing side says goodbye too.
+    let down = c.until(Duration::from_secs(1), |ev| is_down(ev, "b")).await;
+    assert!(
+        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason == "closed by peer: shutdown"),
+        "{down:?}"
+    );
     assert!(!a.h().peers()[0].connected);
 
     let t = Instant::now();

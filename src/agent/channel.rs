@@ -748,10 +748,9 @@ async fn dial_loop(shared: Arc<Shared>, peer: String) {
     tokio::pin!(stop);
     let mut backoff = shared.opts.backoff_min;
     loop {
-        let went_up = tokio::select! {
-            _ = &mut stop => return,
-            up = dial_once(&shared, slot) => up,
-        };
+        // Not raced against `stop`: a session ends itself on stop, after
+        // its goodbye.
+        let went_up = dial_once(&shared, slot).await;
         if went_up {
             backoff = shared.opts.backoff_min;
         }
@@ -767,6 +766,22 @@ async fn dial_loop(shared: Arc<Shared>, peer: String) {
 
 /// One connection to a peer, from connect to close. True if it went Up.
 async fn dial_once(shared: &Arc<Shared>, slot: &PeerSlot) -> bool {
+    let hs = tokio::select! {
+        _ = stopped(shared.stop.clone()) => return false,
+        hs = dial_handshake(shared, slot) => hs,
+    };
+    let Some((stream, dec, d2a, a2d)) = hs else {
+        return false;
+    };
+    run_session(shared, slot, Role::Dialer, stream, dec, d2a, a2d, None).await
+}
+
+/// Connect and exchange Hellos: the stream, its decoder (it may already
+/// hold early bytes) and the (send, receive) keys.
+async fn dial_handshake(
+    shared: &Arc<Shared>,
+    slot: &PeerSlot,
+) -> Option<(TcpStream, Decoder, SessionKey, SessionKey)> {
     let deadline = tokio::time::Instant::now() + shared.opts.hello_timeout;
     let connect = async {
         let socket = if slot.addr.is_ipv4() {
@@ -784,14 +799,14 @@ async fn dial_once(shared: &Arc<Shared>, slot: &PeerSlot) -> bool {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             debug!("cluster: connect to {} ({}): {e}", slot.name, slot.addr);
-            return false;
+            return None;
         }
         Err(_) => {
             debug!(
                 "cluster: connect to {} ({}): timed out",
                 slot.name, slot.addr
             );
-            return false;
+            return None;
         }
     };
     let _ = stream.set_nodelay(true);
@@ -799,7 +814,7 @@ async fn dial_once(shared: &Arc<Shared>, slot: &PeerSlot) -> bool {
         Ok(n) => n,
         Err(e) => {
             warn!("cluster: /dev/urandom: {e}");
-            return false;
+            return None;
         }
     };
     let hello = Hello {
@@ -808,18 +823,18 @@ async fn dial_once(shared: &Arc<Shared>, slot: &PeerSlot) -> bool {
     };
     match tokio::time::timeout_at(deadline, stream.write_all(&hello.encode())).await {
         Ok(Ok(())) => {}
-        _ => return false,
+        _ => return None,
     }
     let mut dec = Decoder::new(MAX_HELLO_PAYLOAD);
     let theirs = match read_hello(&mut stream, &mut dec, deadline).await {
         Ok(h) => h,
         Err(HelloError::Frame(e)) => {
             shared.count(slot, e.reason(), &e.to_string());
-            return false;
+            return None;
         }
         Err(HelloError::Timeout) => {
             debug!("cluster: {} ({}): no hello in time", slot.name, slot.addr);
-            return false;
+            return None;
         }
         // The peer refused us (unknown to it, or it thinks it should dial).
         Err(HelloError::Eof) => {
@@ -827,22 +842,22 @@ async fn dial_once(shared: &Arc<Shared>, slot: &PeerSlot) -> bool {
                 "cluster: {} ({}): closed during the hello",
                 slot.name, slot.addr
             );
-            return false;
+            return None;
         }
         Err(HelloError::Io(e)) => {
             debug!("cluster: {} ({}): hello: {e}", slot.name, slot.addr);
-            return false;
+            return None;
         }
     };
     if theirs.name != slot.name {
         let detail = format!("answered as {:?}, expected {:?}", theirs.name, slot.name);
         shared.count(slot, "bad_hello", &detail);
-        return false;
+        return None;
     }
     let key = SessionKey::derive(&shared.key, &shared.me, &nonce, &slot.name, &theirs.nonce);
     let (d2a, a2d) = key.split();
     dec.set_max_payload(shared.opts.max_payload);
-    run_session(shared, slot, Role::Dialer, stream, dec, d2a, a2d, None).await
+    Some((stream, dec, d2a, a2d))
 }
 
 /// Run an established connection until it ends; report the end. True if
@@ -877,6 +892,9 @@ async fn run_session(
     }
     let dead_after = shared.opts.dead_after;
     let mut send_seq: u64 = 1;
+    // A frame half written when the session ends: a goodbye after it would
+    // arrive as garbage, so none is sent.
+    let mut mid_frame = false;
     let mut went_up = false;
     let end = {
         let reader = async {
@@ -936,9 +954,11 @@ async fn run_session(
             while let Some(out) = rx.recv().await {
                 let f = encode(out.kind, send_seq, &out.payload, Some(&send_key));
                 send_seq += 1;
+                mid_frame = true;
                 if let Err(e) = wr.write_all(&f).await {
                     return End::Io(e);
                 }
+                mid_frame = false;
             }
             End::Killed("send queue closed")
         };
@@ -965,7 +985,7 @@ async fn run_session(
     if let Some(r) = end.rejection() {
         shared.count(slot, r, &end.describe(dead_after));
     }
-    if let Some(why) = end.goodbye() {
+    if let Some(why) = end.goodbye().filter(|_| !mid_frame) {
         let f = encode(FrameType::Close, send_seq, why.as_bytes(), Some(&send_key));
         let _ = tokio::time::timeout(CLOSE_GRACE, wr.write_all(&f)).await;
     }
