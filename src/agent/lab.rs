@@ -37,7 +37,10 @@ pub struct Lab {
 
 /// Run `ip` (or any command) and fail with its stderr.
 pub fn sh(program: &str, args: &[&str]) -> io::Result<Output> {
-    let out = Command::new(program).args(args).stdin(Stdio::null()).output()?;
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
     if !out.status.success() {
         return Err(io::Error::other(format!(
             "{program} {}: {}",
@@ -78,7 +81,17 @@ impl Lab {
         self.ns(
             &br,
             "ip",
-            &["link", "add", "br0", "type", "bridge", "forward_delay", "0", "mcast_snooping", "0"],
+            &[
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "forward_delay",
+                "0",
+                "mcast_snooping",
+                "0",
+            ],
         )?;
         self.ns(&br, "ip", &["link", "set", "br0", "up"])?;
         let members: Vec<(String, String, u8)> = self
@@ -86,24 +99,38 @@ impl Lab {
             .iter()
             .enumerate()
             .map(|(i, ns)| (ns.clone(), format!("n{i}"), 11 + i as u8))
-            .chain(std::iter::once((self.client.clone(), "c0".to_string(), 200)))
+            .chain(std::iter::once((
+                self.client.clone(),
+                "c0".to_string(),
+                200,
+            )))
             .collect();
         for (ns, peer, host) in members {
             sh("ip", &["netns", "add", &ns])?;
             for key in ["all", "default"] {
-                self.ns(&ns, "sysctl", &["-qw", &format!("net.ipv6.conf.{key}.accept_dad=0")])?;
+                self.ns(
+                    &ns,
+                    "sysctl",
+                    &["-qw", &format!("net.ipv6.conf.{key}.accept_dad=0")],
+                )?;
             }
             self.ns(&ns, "ip", &["link", "set", "lo", "up"])?;
             self.ns(
                 &br,
                 "ip",
-                &["link", "add", &peer, "type", "veth", "peer", "name", "eth0", "netns", &ns],
+                &[
+                    "link", "add", &peer, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+                ],
             )?;
             self.ns(&br, "ip", &["link", "set", &peer, "master", "br0", "up"])?;
             let a4 = format!("{}.{}.{}.{host}/24", SUBNET4[0], SUBNET4[1], SUBNET4[2]);
             let a6 = format!("fd00:77::{host:x}/64");
             self.ns(&ns, "ip", &["addr", "add", &a4, "dev", "eth0"])?;
-            self.ns(&ns, "ip", &["-6", "addr", "add", &a6, "dev", "eth0", "nodad"])?;
+            self.ns(
+                &ns,
+                "ip",
+                &["-6", "addr", "add", &a6, "dev", "eth0", "nodad"],
+            )?;
             self.ns(&ns, "ip", &["link", "set", "eth0", "up"])?;
         }
         Ok(())
@@ -145,8 +172,17 @@ impl Lab {
 
     /// Start a long-running process inside a namespace; it is killed when
     /// the lab is dropped. Output goes to `log` (appended).
-    pub fn spawn(&mut self, ns: &str, program: &Path, args: &[&str], log: &Path) -> io::Result<u32> {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    pub fn spawn(
+        &mut self,
+        ns: &str,
+        program: &Path,
+        args: &[&str],
+        log: &Path,
+    ) -> io::Result<u32> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .arg(program)
@@ -248,7 +284,10 @@ impl Lab {
     /// `baton run` in its namespace. Returns the pid.
     pub fn start_baton(&mut self, baton: &Path, i: usize, instances_toml: &str) -> io::Result<u32> {
         let f = self.node_files(i);
-        std::fs::write(&f.config, format!("{}{instances_toml}", self.global_toml(i)))?;
+        std::fs::write(
+            &f.config,
+            format!("{}{instances_toml}", self.global_toml(i)),
+        )?;
         let cfg = f.config.display().to_string();
         let ns = self.nodes[i].clone();
         self.spawn(&ns, baton, &["run", "-f", &cfg], &f.log)
@@ -283,7 +322,11 @@ impl Lab {
     }
 
     /// Poll `cond` every 10 ms until it holds or `timeout` passes.
-    pub fn wait_for(&self, timeout: std::time::Duration, mut cond: impl FnMut(&Lab) -> bool) -> bool {
+    pub fn wait_for(
+        &self,
+        timeout: std::time::Duration,
+        mut cond: impl FnMut(&Lab) -> bool,
+    ) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             if cond(self) {

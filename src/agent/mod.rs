@@ -1,5 +1,11 @@
 //! The IO shell: the only module that touches the operating system.
 
 pub mod control;
+pub mod demo;
+pub mod garp;
 pub mod lab;
+pub mod netlink;
 pub mod probe;
+pub mod runtime;
+pub mod socket;
+pub mod state;

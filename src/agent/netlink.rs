@@ -1,0 +1,506 @@
+//! Route netlink: virtual addresses on and off, interface facts, and a
+//! watch on links and addresses.
+//!
+//! This module owns every rtnetlink conversation of the agent. Changes are
+//! idempotent (adding an address that is there, or removing one that is not,
+//! succeeds), so a restarted or reloaded daemon can simply re-apply its
+//! intent. The watch turns kernel notifications into [`NetEvent`]s on a
+//! tokio channel; a link counts as up only when it is administratively up
+//! *and* running (a veth whose peer went down is up but NO-CARRIER, and
+//! cannot carry VRRP).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use futures_util::stream::{StreamExt, TryStreamExt};
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::sys::AsyncSocket;
+use rtnetlink::{AddressMessageBuilder, Handle, MulticastGroup};
+use tokio::sync::mpsc;
+
+/// A failed netlink conversation, with the operator's context.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("netlink socket: {0}")]
+    Socket(#[from] io::Error),
+    #[error("no such interface: {0}")]
+    NoSuchInterface(String),
+    #[error("{context}: {source}")]
+    Request {
+        context: String,
+        source: rtnetlink::Error,
+    },
+}
+
+impl NetlinkError {
+    fn request(context: impl Into<String>, source: rtnetlink::Error) -> Self {
+        NetlinkError::Request {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// The errno of a kernel NACK, if that is what `e` is.
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(msg) => Some(msg.raw_code().abs()),
+        _ => None,
+    }
+}
+
+/// What the agent needs to know about a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    /// The hardware address, if it is a 6-byte (Ethernet) one.
+    pub mac: Option<[u8; 6]>,
+    /// Administratively up and running (carrier present, operstate up).
+    pub up: bool,
+    /// Administratively up (IFF_UP), carrier or not.
+    pub admin_up: bool,
+    pub mtu: u32,
+}
+
+/// One address of an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressInfo {
+    pub ifindex: u32,
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    /// IPv4: the address is secondary in its subnet.
+    pub secondary: bool,
+    /// IPv6: duplicate address detection has not finished yet.
+    pub tentative: bool,
+    /// IPv6: duplicate address detection found the address in use.
+    pub dad_failed: bool,
+    /// Scope link (fe80::/10, 169.254/16 and the like).
+    pub link_scope: bool,
+    /// IPv4 label (`eth0:vip`), if any.
+    pub label: Option<String>,
+}
+
+/// An interface as VRRP sees it: the link plus the addresses it sends from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub link: LinkInfo,
+    /// The first primary IPv4 address (the kernel's dump order), the source
+    /// keepalived uses for IPv4 adverts.
+    pub primary_v4: Option<Ipv4Addr>,
+    /// The first usable (not tentative, not DAD-failed) link-local address,
+    /// the source VRRP over IPv6 requires.
+    pub link_local_v6: Option<Ipv6Addr>,
+}
+
+/// A handle on one rtnetlink connection. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// Open a connection and spawn its driver on the current tokio runtime
+    /// (so it must be called inside one). The driver ends when the last
+    /// clone of the `Netlink` is dropped.
+    pub fn new() -> Result<Netlink, NetlinkError> {
+        let (connection, handle, _unsolicited) = rtnetlink::new_connection()?;
+        tokio::spawn(connection);
+        Ok(Netlink { handle })
+    }
+
+    /// Add `addr/prefix_len` to interface `ifindex`. Already there is
+    /// success. IPv6 addresses skip duplicate address detection (a VIP
+    /// moving between nodes must be usable at once, and VRRP already decides
+    /// who owns it); `label` applies to IPv4 only (the kernel has no IPv6
+    /// labels) and must start with the interface name.
+    pub async fn add_address(
+        &self,
+        ifindex: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        label: Option<&str>,
+    ) -> Result<(), NetlinkError> {
+        let mut request = self.handle.address().add(ifindex, addr, prefix_len);
+        let message = request.message_mut();
+        match addr {
+            IpAddr::V6(_) => {
+                message.header.flags |= AddressHeaderFlags::Nodad;
+                message
+                    .attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
+            IpAddr::V4(_) => {
+                if let Some(label) = label {
+                    message
+                        .attributes
+                        .push(AddressAttribute::Label(label.to_owned()));
+                }
+            }
+        }
+        match request.execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(NetlinkError::request(
+                format!("add {addr}/{prefix_len} to interface {ifindex}"),
+                e,
+            )),
+        }
+    }
+
+    /// Remove `addr/prefix_len` from interface `ifindex`. Already gone (or
+    /// the interface gone) is success.
+    ///
+    /// Beware: removing a *primary* IPv4 address also removes the
+    /// secondaries of its subnet unless the interface has
+    /// `net.ipv4.conf.<if>.promote_secondaries=1` (keepalived's
+    /// `promote_secondaries`).
+    pub async fn delete_address(
+        &self,
+        ifindex: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<(), NetlinkError> {
+        let message = match addr {
+            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+                .index(ifindex)
+                .address(a, prefix_len)
+                .build(),
+            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(ifindex)
+                .address(a, prefix_len)
+                .build(),
+        };
+        match self.handle.address().del(message).execute().await {
+            Ok(()) => Ok(()),
+            Err(e)
+                if matches!(
+                    errno(&e),
+                    Some(libc::EADDRNOTAVAIL | libc::ENOENT | libc::ENODEV | libc::ESRCH)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(NetlinkError::request(
+                format!("delete {addr}/{prefix_len} from interface {ifindex}"),
+                e,
+            )),
+        }
+    }
+
+    /// Whether `addr` (any prefix length) is on interface `ifindex`.
+    pub async fn has_address(&self, ifindex: u32, addr: IpAddr) -> Result<bool, NetlinkError> {
+        Ok(self
+            .addresses(ifindex)
+            .await?
+            .iter()
+            .any(|a| a.addr == addr))
+    }
+
+    /// Every IPv4 and IPv6 address of interface `ifindex`, in the kernel's
+    /// order (IPv4 primaries before their secondaries).
+    pub async fn addresses(&self, ifindex: u32) -> Result<Vec<AddressInfo>, NetlinkError> {
+        let messages: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(ifindex)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| {
+                NetlinkError::request(format!("list addresses of interface {ifindex}"), e)
+            })?;
+        Ok(messages.iter().filter_map(address_info).collect())
+    }
+
+    /// The link called `name`.
+    pub async fn link_by_name(&self, name: &str) -> Result<LinkInfo, NetlinkError> {
+        let request = self.handle.link().get().match_name(name.to_owned());
+        first_link(request.execute(), name).await
+    }
+
+    /// The link with index `index`.
+    pub async fn link_by_index(&self, index: u32) -> Result<LinkInfo, NetlinkError> {
+        let request = self.handle.link().get().match_index(index);
+        first_link(request.execute(), &format!("index {index}")).await
+    }
+
+    /// The link called `name` with its VRRP source addresses.
+    pub async fn interface(&self, name: &str) -> Result<Interface, NetlinkError> {
+        let link = self.link_by_name(name).await?;
+        let addresses = self.addresses(link.index).await?;
+        let primary_v4 = addresses.iter().find_map(|a| match a.addr {
+            IpAddr::V4(v4) if !a.secondary => Some(v4),
+            _ => None,
+        });
+        let link_local_v6 = addresses.iter().find_map(|a| match a.addr {
+            IpAddr::V6(v6) if is_link_local_v6(&v6) && !a.tentative && !a.dad_failed => Some(v6),
+            _ => None,
+        });
+        Ok(Interface {
+            link,
+            primary_v4,
+            link_local_v6,
+        })
+    }
+}
+
+async fn first_link(
+    stream: impl futures_util::Stream<Item = Result<LinkMessage, rtnetlink::Error>>,
+    what: &str,
+) -> Result<LinkInfo, NetlinkError> {
+    let mut stream = std::pin::pin!(stream);
+    match stream.next().await {
+        Some(Ok(message)) => Ok(link_info(&message)),
+        Some(Err(e)) if errno(&e) == Some(libc::ENODEV) => {
+            Err(NetlinkError::NoSuchInterface(what.to_owned()))
+        }
+        Some(Err(e)) => Err(NetlinkError::request(format!("get link {what}"), e)),
+        None => Err(NetlinkError::NoSuchInterface(what.to_owned())),
+    }
+}
+
+fn is_link_local_v6(a: &Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+fn link_info(message: &LinkMessage) -> LinkInfo {
+    let mut info = LinkInfo {
+        index: message.header.index,
+        name: String::new(),
+        mac: None,
+        admin_up: message.header.flags.contains(LinkFlags::Up),
+        // IFF_RUNNING is the kernel's summary of operstate: set only for
+        // UP or UNKNOWN, so NO-CARRIER / LOWERLAYERDOWN / DORMANT clear it.
+        up: message
+            .header
+            .flags
+            .contains(LinkFlags::Up | LinkFlags::Running),
+        mtu: 0,
+    };
+    for attribute in &message.attributes {
+        match attribute {
+            LinkAttribute::IfName(name) => info.name = name.clone(),
+            LinkAttribute::Address(mac) => info.mac = <[u8; 6]>::try_from(mac.as_slice()).ok(),
+            LinkAttribute::Mtu(mtu) => info.mtu = *mtu,
+            _ => {}
+        }
+    }
+    info
+}
+
+fn address_info(message: &AddressMessage) -> Option<AddressInfo> {
+    let mut local = None;
+    let mut address = None;
+    let mut label = None;
+    // IFA_FLAGS (32 bits) supersedes the 8-bit header field when present.
+    let mut flags = AddressFlags::from_bits_retain(u32::from(message.header.flags.bits()));
+    for attribute in &message.attributes {
+        match attribute {
+            AddressAttribute::Local(a) => local = Some(*a),
+            AddressAttribute::Address(a) => address = Some(*a),
+            AddressAttribute::Label(l) => label = Some(l.clone()),
+            AddressAttribute::Flags(f) => flags = *f,
+            _ => {}
+        }
+    }
+    // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on
+    // point-to-point links and the only one given for most IPv6 addresses.
+    let addr = local.or(address)?;
+    Some(AddressInfo {
+        ifindex: message.header.index,
+        addr,
+        prefix_len: message.header.prefix_len,
+        secondary: flags.contains(AddressFlags::Secondary),
+        tentative: flags.contains(AddressFlags::Tentative),
+        dad_failed: flags.contains(AddressFlags::Dadfailed),
+        link_scope: message.header.scope == AddressScope::Link,
+        label,
+    })
+}
+
+/// A link changed state (or first seen by the watch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkEvent {
+    pub ifindex: u32,
+    pub name: String,
+    /// Administratively up and running; false also when the link is removed.
+    pub up: bool,
+    /// The link was deleted.
+    pub removed: bool,
+}
+
+/// An address appeared on or disappeared from an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressEvent {
+    pub ifindex: u32,
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+/// What the watch reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    Link(LinkEvent),
+    AddressAdded(AddressEvent),
+    AddressRemoved(AddressEvent),
+    /// The kernel dropped notifications (socket buffer overrun): every link
+    /// and address the receiver cares about must be read again.
+    Overrun,
+}
+
+/// Receive buffer of the watch socket: a burst of thousands of VIP changes
+/// must not overrun it.
+const WATCH_RCVBUF: usize = 4 << 20;
+
+/// Subscribe to link, IPv4 address and IPv6 address notifications and
+/// deliver them on the returned channel. Must be called inside a tokio
+/// runtime; the watch stops when the receiver is dropped.
+///
+/// Link events are de-duplicated: one is sent when an interface is first
+/// heard of and then whenever its `up` changes (the kernel sends several
+/// messages per change). To avoid missing a change, subscribe first, then
+/// read the current state with [`Netlink::link_by_name`].
+pub fn watch() -> Result<mpsc::UnboundedReceiver<NetEvent>, NetlinkError> {
+    let (mut connection, handle, mut messages) = rtnetlink::new_multicast_connection(&[
+        MulticastGroup::Link,
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv6Ifaddr,
+    ])?;
+    connection
+        .socket_mut()
+        .socket_mut()
+        .set_rx_buf_sz(WATCH_RCVBUF)?;
+    let (events, receiver) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        // The handle keeps the connection alive as long as the forwarder.
+        let _handle = handle;
+        let forward = async {
+            let mut link_up: HashMap<u32, bool> = HashMap::new();
+            while let Some((message, _)) = messages.next().await {
+                for event in translate(message, &mut link_up) {
+                    if events.send(event).is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = connection => {}
+            _ = forward => {}
+            _ = events.closed() => {}
+        }
+    });
+    Ok(receiver)
+}
+
+fn translate(
+    message: NetlinkMessage<RouteNetlinkMessage>,
+    link_up: &mut HashMap<u32, bool>,
+) -> Vec<NetEvent> {
+    match message.payload {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+            let info = link_info(&link);
+            if link_up.insert(info.index, info.up) == Some(info.up) {
+                return Vec::new();
+            }
+            vec![NetEvent::Link(LinkEvent {
+                ifindex: info.index,
+                name: info.name,
+                up: info.up,
+                removed: false,
+            })]
+        }
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
+            let info = link_info(&link);
+            link_up.remove(&info.index);
+            vec![NetEvent::Link(LinkEvent {
+                ifindex: info.index,
+                name: info.name,
+                up: false,
+                removed: true,
+            })]
+        }
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) => address_info(&a)
+            .map(|a| NetEvent::AddressAdded(address_event(a)))
+            .into_iter()
+            .collect(),
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(a)) => address_info(&a)
+            .map(|a| NetEvent::AddressRemoved(address_event(a)))
+            .into_iter()
+            .collect(),
+        NetlinkPayload::Overrun(_) => {
+            link_up.clear();
+            vec![NetEvent::Overrun]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn address_event(a: AddressInfo) -> AddressEvent {
+    AddressEvent {
+        ifindex: a.ifindex,
+        addr: a.addr,
+        prefix_len: a.prefix_len,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(index: u32, flags: LinkFlags) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.header.flags = flags;
+        message
+            .attributes
+            .push(LinkAttribute::IfName("eth0".into()));
+        NetlinkMessage::from(RouteNetlinkMessage::NewLink(message))
+    }
+
+    #[test]
+    fn link_up_needs_running_and_events_are_deduplicated() {
+        let mut state = HashMap::new();
+        let up = LinkFlags::Up | LinkFlags::Running | LinkFlags::LowerUp;
+        let no_carrier = LinkFlags::Up;
+        let first = translate(link(3, up), &mut state);
+        assert!(matches!(
+            &first[..],
+            [NetEvent::Link(LinkEvent {
+                up: true,
+                ifindex: 3,
+                ..
+            })]
+        ));
+        assert!(translate(link(3, up), &mut state).is_empty());
+        let down = translate(link(3, no_carrier), &mut state);
+        assert!(matches!(
+            &down[..],
+            [NetEvent::Link(LinkEvent { up: false, .. })]
+        ));
+        assert!(translate(link(3, LinkFlags::empty()), &mut state).is_empty());
+    }
+
+    #[test]
+    fn ipv6_address_flags_come_from_ifa_flags() {
+        let mut message = AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(2)
+            .address("fe80::1".parse().unwrap(), 64)
+            .build();
+        message
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Tentative));
+        let info = address_info(&message).unwrap();
+        assert!(info.tentative);
+        assert_eq!(info.addr, "fe80::1".parse::<IpAddr>().unwrap());
+        assert_eq!(info.prefix_len, 64);
+    }
+}

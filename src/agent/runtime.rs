@@ -1,0 +1,743 @@
+//! The daemon's one owner of protocol state: a current_thread tokio loop
+//! that feeds sockets, netlink events, signals, control requests and timers
+//! into the VRRP cores and carries out their actions in order.
+//!
+//! Receive tasks only read and forward bytes; every decision and every
+//! netlink write happens here, so VIP changes are applied in the order the
+//! cores asked for them.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Instant;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use super::control::{self, InstanceStatus, InterfaceStatus, Pending, Reply, Request, Status};
+use super::garp::GarpSender;
+use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
+use super::socket::VrrpSocket;
+use super::state::VipLedger;
+use crate::config::model::{Config, Instance as InstanceCfg, Vip};
+use crate::vrrp::{self, Action, GarpSchedule, Instance, InstanceConfig, Received, RxStats, State};
+use crate::wire::vrrp::{V3Checksum, Version};
+
+const GROUP4: IpAddr = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
+const GROUP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12));
+
+/// Errors that stop the agent from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> AgentError {
+    let what = what.into();
+    move |source| AgentError::Io { what, source }
+}
+
+fn nl_err(what: impl Into<String>) -> impl FnOnce(NetlinkError) -> AgentError {
+    let what = what.into();
+    move |e| AgentError::Config(format!("{what}: {e}"))
+}
+
+/// How the agent was started.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config_path: PathBuf,
+}
+
+/// Load the configuration and run until TERM/INT.
+pub fn run(opts: Options) -> Result<(), AgentError> {
+    // A parent may have blocked these (the demo does, to clean up on
+    // Ctrl-C): the agent must always see them.
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
+        set.add(s);
+    }
+    let _ = set.thread_unblock();
+    let config =
+        crate::config::load(&opts.config_path).map_err(|d| AgentError::Config(d.to_string()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io_err("tokio runtime"))?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let mut agent = Agent::start(config, opts).await?;
+        agent.run().await;
+        Ok(())
+    })
+}
+
+/// A packet from a receive task.
+struct RxPacket {
+    iface: usize,
+    multicast_socket: bool,
+    src: IpAddr,
+    dst: IpAddr,
+    ttl: u8,
+    bytes: Vec<u8>,
+}
+
+struct Iface {
+    name: String,
+    index: u32,
+    mac: [u8; 6],
+    up: bool,
+    addr4: Option<Ipv4Addr>,
+    addr6: Option<Ipv6Addr>,
+    garp: GarpSender,
+    sock4: Option<Rc<VrrpSocket>>,
+    sock6: Option<Rc<VrrpSocket>>,
+    unmatched4: RxStats,
+    unmatched6: RxStats,
+}
+
+/// One configured instance and what the IO shell keeps beside its core.
+struct Slot {
+    cfg: InstanceCfg,
+    core: Instance,
+    iface: usize,
+    /// Socket the adverts leave by (multicast, or bound to unicast_src).
+    sock: Rc<VrrpSocket>,
+    holds_vips: bool,
+}
+
+struct Agent {
+    opts: Options,
+    config: Config,
+    nl: Netlink,
+    ifaces: Vec<Iface>,
+    slots: Vec<Slot>,
+    ledger: VipLedger,
+    rx_tx: mpsc::Sender<RxPacket>,
+    rx: mpsc::Receiver<RxPacket>,
+    links: mpsc::UnboundedReceiver<NetEvent>,
+    ctl: mpsc::Receiver<Pending>,
+}
+
+impl Agent {
+    async fn start(config: Config, opts: Options) -> Result<Agent, AgentError> {
+        let nl = Netlink::new().map_err(nl_err("netlink"))?;
+        let ledger = VipLedger::open(&config.global.state_dir);
+        // A crash (SIGKILL) leaves VIPs on the interface, and the kernel keeps
+        // answering for them: remove what a previous run added, first of all.
+        for (ifname, addr, prefix) in ledger.stale() {
+            if let Ok(link) = nl.link_by_name(&ifname).await {
+                match nl.delete_address(link.index, addr, prefix).await {
+                    Ok(()) => warn!(
+                        "removed stale VIP {addr}/{prefix} from {ifname} (left by a previous run)"
+                    ),
+                    Err(e) => warn!("cannot remove stale VIP {addr}/{prefix} from {ifname}: {e}"),
+                }
+            }
+        }
+        ledger.clear().map_err(io_err("state file"))?;
+        // Subscribe before reading link states, so no change falls between.
+        let links = nlink::watch().map_err(nl_err("netlink watch"))?;
+        let (rx_tx, rx) = mpsc::channel(1024);
+        let (ctl_tx, ctl) = mpsc::channel(16);
+        control::serve(&config.global.control_socket, ctl_tx).map_err(io_err(format!(
+            "control socket {}",
+            config.global.control_socket.display()
+        )))?;
+        let mut agent = Agent {
+            opts,
+            config: config.clone(),
+            nl,
+            ifaces: Vec::new(),
+            slots: Vec::new(),
+            ledger,
+            rx_tx,
+            rx,
+            links,
+            ctl,
+        };
+        for cfg in &config.instances {
+            agent.add_instance(cfg.clone()).await?;
+        }
+        let now = Instant::now();
+        for i in 0..agent.slots.len() {
+            agent.slots[i].core.startup(now);
+        }
+        agent.apply_all().await;
+        info!(
+            "baton {} started with {} instance(s)",
+            env!("CARGO_PKG_VERSION"),
+            agent.slots.len()
+        );
+        Ok(agent)
+    }
+
+    async fn iface(&mut self, name: &str) -> Result<usize, AgentError> {
+        if let Some(i) = self.ifaces.iter().position(|f| f.name == name) {
+            return Ok(i);
+        }
+        let link = self
+            .nl
+            .link_by_name(name)
+            .await
+            .map_err(nl_err(format!("interface {name}")))?;
+        let mut addr4 = None;
+        let mut addr6 = None;
+        let addrs = self
+            .nl
+            .addresses(link.index)
+            .await
+            .map_err(nl_err(format!("addresses of {name}")))?;
+        for a in addrs {
+            match a.addr {
+                // Our own VIPs are never the primary address.
+                IpAddr::V4(v) if addr4.is_none() && !a.secondary && !self.is_vip(a.addr) => {
+                    addr4 = Some(v)
+                }
+                IpAddr::V6(v) if addr6.is_none() && is_link_local(v) && !a.tentative => {
+                    addr6 = Some(v)
+                }
+                _ => {}
+            }
+        }
+        let mac = link.mac.ok_or_else(|| {
+            AgentError::Config(format!("interface {name} has no Ethernet address"))
+        })?;
+        let garp = GarpSender::new(name).map_err(io_err(format!("packet socket on {name}")))?;
+        self.ifaces.push(Iface {
+            name: name.to_string(),
+            index: link.index,
+            mac,
+            up: link.up,
+            addr4,
+            addr6,
+            garp,
+            sock4: None,
+            sock6: None,
+            unmatched4: RxStats::default(),
+            unmatched6: RxStats::default(),
+        });
+        Ok(self.ifaces.len() - 1)
+    }
+
+    fn is_vip(&self, a: IpAddr) -> bool {
+        self.config
+            .instances
+            .iter()
+            .any(|i| i.virtual_ips.iter().any(|v| v.addr == a))
+    }
+
+    /// The shared multicast socket of an interface and family, opened on
+    /// first use with its receive task.
+    fn multicast_socket(&mut self, iface: usize, v4: bool) -> Result<Rc<VrrpSocket>, AgentError> {
+        let f = &self.ifaces[iface];
+        if let Some(s) = if v4 { &f.sock4 } else { &f.sock6 } {
+            return Ok(s.clone());
+        }
+        let sock = if v4 {
+            VrrpSocket::open_v4(&f.name, true)
+        } else {
+            VrrpSocket::open_v6(&f.name, true)
+        }
+        .map_err(io_err(format!("VRRP socket on {}", f.name)))?;
+        let sock = Rc::new(sock);
+        self.spawn_receiver(iface, sock.clone(), true);
+        let f = &mut self.ifaces[iface];
+        if v4 {
+            f.sock4 = Some(sock.clone());
+        } else {
+            f.sock6 = Some(sock.clone());
+        }
+        Ok(sock)
+    }
+
+    fn spawn_receiver(&self, iface: usize, sock: Rc<VrrpSocket>, multicast_socket: bool) {
+        let tx = self.rx_tx.clone();
+        tokio::task::spawn_local(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match sock.recv(&mut buf).await {
+                    Ok(r) => {
+                        let pkt = RxPacket {
+                            iface,
+                            multicast_socket,
+                            src: r.src,
+                            dst: r.dst,
+                            ttl: r.ttl,
+                            bytes: buf[r.payload].to_vec(),
+                        };
+                        if tx.send(pkt).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        warn!("VRRP receive: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    async fn add_instance(&mut self, cfg: InstanceCfg) -> Result<(), AgentError> {
+        let iface = self.iface(&cfg.interface).await?;
+        let v4 = cfg.virtual_ips.first().is_none_or(|v| v.addr.is_ipv4());
+        let f = &self.ifaces[iface];
+        let local: IpAddr = match (cfg.unicast_src, v4) {
+            (Some(a), _) => a,
+            (None, true) => f.addr4.map(IpAddr::V4).ok_or_else(|| {
+                AgentError::Config(format!(
+                    "{}: interface {} has no IPv4 address to send adverts from",
+                    cfg.name, f.name
+                ))
+            })?,
+            (None, false) => f.addr6.map(IpAddr::V6).ok_or_else(|| {
+                AgentError::Config(format!(
+                    "{}: interface {} has no IPv6 link-local address",
+                    cfg.name, f.name
+                ))
+            })?,
+        };
+        let sock = if cfg.unicast_peers.is_empty() {
+            self.multicast_socket(iface, v4)?
+        } else {
+            let mut s = if v4 {
+                VrrpSocket::open_v4(&f.name, false)
+            } else {
+                VrrpSocket::open_v6(&f.name, false)
+            }
+            .map_err(io_err(format!("unicast VRRP socket on {}", f.name)))?;
+            s.bind_source(local)
+                .map_err(io_err(format!("{}: bind unicast_src {local}", cfg.name)))?;
+            let s = Rc::new(s);
+            self.spawn_receiver(iface, s.clone(), false);
+            s
+        };
+        let mut core = Instance::new(core_config(&cfg), local);
+        if !self.ifaces[iface].up {
+            core.set_fault(Instant::now(), true);
+        }
+        self.slots.push(Slot {
+            cfg,
+            core,
+            iface,
+            sock,
+            holds_vips: false,
+        });
+        Ok(())
+    }
+
+    async fn run(&mut self) {
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        loop {
+            let deadline = self
+                .slots
+                .iter()
+                .filter_map(|s| s.core.next_deadline())
+                .min();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = term.recv() => { info!("SIGTERM: stopping"); break; }
+                _ = int.recv() => { info!("SIGINT: stopping"); break; }
+                _ = hup.recv() => self.reload().await,
+                Some(ev) = self.links.recv() => self.on_net_event(ev).await,
+                Some(p) = self.rx.recv() => self.on_packet(p),
+                Some(req) = self.ctl.recv() => {
+                    let reply = self.on_request(req.request).await;
+                    let _ = req.reply.send(reply);
+                }
+                _ = sleep => {
+                    let now = Instant::now();
+                    for s in &mut self.slots {
+                        if s.core.next_deadline().is_some_and(|d| d <= now) {
+                            s.core.handle_timeout(now);
+                        }
+                    }
+                }
+            }
+            self.apply_all().await;
+        }
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
+        let now = Instant::now();
+        for s in &mut self.slots {
+            s.core.shutdown(now);
+        }
+        self.apply_all().await;
+        let _ = std::fs::remove_file(&self.config.global.control_socket);
+        info!("stopped");
+    }
+
+    fn on_packet(&mut self, p: RxPacket) {
+        // The multicast socket sees unicast adverts too, and vice versa:
+        // each handles only its own kind so nothing is processed twice.
+        if p.multicast_socket != (p.dst == GROUP4 || p.dst == GROUP6) {
+            return;
+        }
+        let now = Instant::now();
+        let v4 = p.src.is_ipv4();
+        let check_ttl = p.multicast_socket;
+        let pkt = Received {
+            src: p.src,
+            dst: p.dst,
+            ttl: if check_ttl { p.ttl } else { 255 },
+            payload: &p.bytes,
+        };
+        let mut cores: Vec<&mut Instance> = self
+            .slots
+            .iter_mut()
+            .filter(|s| s.iface == p.iface && s.core.local_addr().is_ipv4() == v4)
+            .map(|s| &mut s.core)
+            .collect();
+        let f = &mut self.ifaces[p.iface];
+        let unmatched = if v4 {
+            &mut f.unmatched4
+        } else {
+            &mut f.unmatched6
+        };
+        if let vrrp::Delivery::Dropped(reason) = vrrp::dispatch(now, &mut cores, unmatched, pkt) {
+            tracing::debug!("{}: dropped VRRP packet from {}: {reason}", f.name, p.src);
+        }
+    }
+
+    async fn on_net_event(&mut self, ev: NetEvent) {
+        match ev {
+            NetEvent::Link(l) => self.on_link(l),
+            NetEvent::Overrun => {
+                // Notifications were lost: read every link we use again.
+                warn!("netlink notifications overran; re-reading links");
+                for i in 0..self.ifaces.len() {
+                    let name = self.ifaces[i].name.clone();
+                    match self.nl.link_by_name(&name).await {
+                        Ok(l) => self.on_link(LinkEvent {
+                            ifindex: l.index,
+                            name,
+                            up: l.up,
+                            removed: false,
+                        }),
+                        Err(_) => self.on_link(LinkEvent {
+                            ifindex: self.ifaces[i].index,
+                            name,
+                            up: false,
+                            removed: true,
+                        }),
+                    }
+                }
+            }
+            NetEvent::AddressAdded(_) | NetEvent::AddressRemoved(_) => {}
+        }
+    }
+
+    fn on_link(&mut self, ev: LinkEvent) {
+        let Some(i) = self.ifaces.iter().position(|f| f.index == ev.ifindex) else {
+            return;
+        };
+        if self.ifaces[i].up == ev.up {
+            return;
+        }
+        self.ifaces[i].up = ev.up;
+        let name = self.ifaces[i].name.clone();
+        if ev.up {
+            info!("Netlink reports {name} up");
+        } else {
+            warn!("Netlink reports {name} down");
+        }
+        let now = Instant::now();
+        for s in self.slots.iter_mut().filter(|s| s.iface == i) {
+            s.core.set_fault(now, !ev.up);
+        }
+    }
+
+    /// Drain every core's actions and carry them out in order.
+    async fn apply_all(&mut self) {
+        for i in 0..self.slots.len() {
+            while let Some(action) = self.slots[i].core.poll_action() {
+                self.apply(i, action).await;
+            }
+        }
+    }
+
+    async fn apply(&mut self, i: usize, action: Action) {
+        let slot = &self.slots[i];
+        let name = slot.cfg.name.clone();
+        match action {
+            Action::SendAdvert(repr) => {
+                let src = slot.core.local_addr();
+                let mode = if slot.cfg.v3_checksum_as_v2 {
+                    V3Checksum::WithoutPseudoHeader
+                } else {
+                    V3Checksum::WithPseudoHeader
+                };
+                let dsts: Vec<IpAddr> = if slot.cfg.unicast_peers.is_empty() {
+                    vec![if src.is_ipv4() { GROUP4 } else { GROUP6 }]
+                } else {
+                    slot.cfg.unicast_peers.clone()
+                };
+                for dst in dsts {
+                    match repr.to_bytes(src, dst, mode) {
+                        Ok(bytes) => {
+                            if let Err(e) = slot.sock.send(&bytes, dst).await {
+                                // A down link fails sends: the link watch turns
+                                // that into FAULT; do not flood the log.
+                                tracing::debug!("({name}) advert to {dst}: {e}");
+                            }
+                        }
+                        Err(e) => error!("({name}) cannot build advert: {e}"),
+                    }
+                }
+            }
+            Action::AddVips => {
+                let (ifname, index) = (
+                    self.ifaces[slot.iface].name.clone(),
+                    self.ifaces[slot.iface].index,
+                );
+                let vips = slot.cfg.virtual_ips.clone();
+                // Intent first: if we are killed after the add, the next start
+                // still knows what to clean up.
+                if let Err(e) = self.ledger.record(&ifname, &vips) {
+                    warn!("state file: {e}");
+                }
+                for v in &vips {
+                    if let Err(e) = self.nl.add_address(index, v.addr, v.prefix_len, None).await {
+                        error!(
+                            "({name}) cannot add VIP {}/{} on {ifname}: {e}",
+                            v.addr, v.prefix_len
+                        );
+                    }
+                }
+                self.slots[i].holds_vips = true;
+                info!("({name}) setting VIPs: {}", vip_list(&vips));
+            }
+            Action::RemoveVips => {
+                let (ifname, index) = (
+                    self.ifaces[slot.iface].name.clone(),
+                    self.ifaces[slot.iface].index,
+                );
+                let vips = slot.cfg.virtual_ips.clone();
+                for v in &vips {
+                    if let Err(e) = self.nl.delete_address(index, v.addr, v.prefix_len).await {
+                        error!(
+                            "({name}) cannot remove VIP {}/{} from {ifname}: {e}",
+                            v.addr, v.prefix_len
+                        );
+                    }
+                }
+                if let Err(e) = self.ledger.forget(&ifname, &vips) {
+                    warn!("state file: {e}");
+                }
+                self.slots[i].holds_vips = false;
+                info!("({name}) removing VIPs");
+            }
+            Action::SendGarp { count } => {
+                let f = &self.ifaces[slot.iface];
+                let mut frames = Vec::new();
+                for _ in 0..count {
+                    for v in &slot.cfg.virtual_ips {
+                        frames.push(match v.addr {
+                            IpAddr::V4(a) => crate::wire::arp::gratuitous_arp(f.mac, a).to_vec(),
+                            IpAddr::V6(a) => {
+                                crate::wire::nd::unsolicited_na(f.mac, f.addr6.unwrap_or(a), a)
+                            }
+                        });
+                    }
+                }
+                f.garp.send(frames);
+                tracing::debug!(
+                    "({name}) sending {count} gratuitous ARP/NA per VIP on {}",
+                    f.name
+                );
+            }
+            Action::StateChange { from, to, reason } => {
+                match to {
+                    State::Master => info!("({name}) Entering MASTER STATE ({reason})"),
+                    State::Backup => info!("({name}) Entering BACKUP STATE ({reason})"),
+                    State::Fault => warn!("({name}) Entering FAULT STATE ({reason})"),
+                    State::Initialize => info!("({name}) Stopped ({reason})"),
+                }
+                let _ = from;
+            }
+        }
+    }
+
+    async fn on_request(&mut self, req: Request) -> Reply {
+        match req {
+            Request::Status {} => Reply::status(self.status()),
+            Request::Reload {} => {
+                self.reload().await;
+                Reply::message("reloaded")
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        let instances = self
+            .slots
+            .iter()
+            .map(|s| {
+                let f = &self.ifaces[s.iface];
+                let mut faults = Vec::new();
+                if !f.up {
+                    faults.push(format!("interface {} down", f.name));
+                }
+                InstanceStatus {
+                    name: s.cfg.name.clone(),
+                    interface: f.name.clone(),
+                    vrid: s.cfg.vrid,
+                    version: match s.cfg.version {
+                        Version::V2 => 2,
+                        Version::V3 => 3,
+                    },
+                    state: s.core.state(),
+                    base_priority: s.cfg.priority,
+                    effective_priority: s.core.priority(),
+                    local_address: Some(s.core.local_addr()),
+                    master: s.core.master().map(|m| m.0),
+                    master_priority: s.core.master().map(|m| m.1),
+                    advert_interval_ms: s.cfg.advert_interval.as_millis() as u64,
+                    master_adver_interval_ms: s.core.master_adver_interval().as_millis() as u64,
+                    virtual_ips: s
+                        .cfg
+                        .virtual_ips
+                        .iter()
+                        .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+                        .collect(),
+                    holds_vips: s.holds_vips,
+                    became_master: s.core.times_became_master(),
+                    faults,
+                    rx: s.core.stats().clone(),
+                }
+            })
+            .collect();
+        let mut interfaces = Vec::new();
+        for f in &self.ifaces {
+            interfaces.push(InterfaceStatus {
+                name: f.name.clone(),
+                family: "ipv4".into(),
+                rx: f.unmatched4.clone(),
+            });
+            interfaces.push(InterfaceStatus {
+                name: f.name.clone(),
+                family: "ipv6".into(),
+                rx: f.unmatched6.clone(),
+            });
+        }
+        Status {
+            router_id: self.config.global.router_id.clone(),
+            pid: std::process::id(),
+            config_file: self.opts.config_path.display().to_string(),
+            instances,
+            interfaces,
+        }
+    }
+
+    /// SIGHUP: read the file again. An instance whose configuration did not
+    /// change keeps running untouched (a master stays master, no VIP flap);
+    /// a removed one is shut down (priority 0); a new or changed one starts
+    /// afresh. A config that does not load is refused and nothing changes.
+    async fn reload(&mut self) {
+        let new = match crate::config::load(&self.opts.config_path) {
+            Ok(c) => c,
+            Err(d) => {
+                error!("reload refused, keeping the running configuration:\n{d}");
+                return;
+            }
+        };
+        let now = Instant::now();
+        let mut keep: BTreeMap<String, bool> = BTreeMap::new();
+        for n in &new.instances {
+            let same = self.slots.iter().any(|s| &s.cfg == n);
+            keep.insert(n.name.clone(), same);
+        }
+        // Stop what goes away or changes.
+        let mut i = 0;
+        while i < self.slots.len() {
+            if keep.get(&self.slots[i].cfg.name) == Some(&true) {
+                i += 1;
+                continue;
+            }
+            self.slots[i].core.shutdown(now);
+            while let Some(a) = self.slots[i].core.poll_action() {
+                self.apply(i, a).await;
+            }
+            self.slots.remove(i);
+        }
+        self.config = new.clone();
+        for n in new
+            .instances
+            .iter()
+            .filter(|n| keep.get(&n.name) == Some(&false))
+        {
+            match self.add_instance(n.clone()).await {
+                Ok(()) => {
+                    let last = self.slots.len() - 1;
+                    self.slots[last].core.startup(now);
+                }
+                Err(e) => error!("reload: instance {}: {e}", n.name),
+            }
+        }
+        self.apply_all().await;
+        info!("configuration reloaded: {} instance(s)", self.slots.len());
+    }
+}
+
+fn vip_list(vips: &[Vip]) -> String {
+    vips.iter()
+        .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn is_link_local(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// The core's view of a configured instance.
+pub fn core_config(cfg: &InstanceCfg) -> InstanceConfig {
+    let auth = cfg.auth_pass.as_ref().map(|p| {
+        let mut a = [0u8; 8];
+        for (d, s) in a.iter_mut().zip(p.bytes()) {
+            *d = s;
+        }
+        a
+    });
+    InstanceConfig {
+        name: cfg.name.clone(),
+        vrid: cfg.vrid,
+        version: cfg.version,
+        priority: cfg.priority,
+        advert_interval: cfg.advert_interval,
+        preempt: cfg.preempt,
+        preempt_delay: cfg.preempt_delay,
+        vips: cfg.virtual_ips.iter().map(|v| v.addr).collect(),
+        auth,
+        garp: GarpSchedule {
+            repeat: cfg.garp.master_repeat,
+            delay: cfg.garp.master_delay,
+            refresh: cfg.garp.master_refresh.unwrap_or_default(),
+            refresh_repeat: cfg.garp.master_refresh_repeat,
+        },
+    }
+}

@@ -1,0 +1,776 @@
+//! Validation of a [`Config`], whichever reader built it.
+//!
+//! Every rule here relates values to each other or to the protocol's limits;
+//! a reader has already refused what a single value tells on its own (a
+//! malformed address, a mistyped key). Positions come from the [`Origins`]
+//! the reader recorded; a finding about a value that took its default is
+//! reported at its section.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use humantime::format_duration;
+
+use super::diag::{Diagnostics, Origins};
+use super::model::{Cluster, Config, Family, Global, Instance, Selection, SyncEntry, Version};
+
+/// v3: Max Adver Int is 12 bits of centiseconds.
+const V3_MIN_INTERVAL: Duration = Duration::from_millis(10);
+const V3_MAX_INTERVAL: Duration = Duration::from_millis(40_950);
+/// v2: Adver Int is 8 bits of seconds.
+const V2_MAX_INTERVAL_SECS: u64 = 255;
+const MAX_AUTH_PASS: usize = 8;
+/// Linux IFNAMSIZ - 1.
+const MAX_IFNAME: usize = 15;
+
+/// Every finding (errors and warnings) about `config`, in file order.
+pub fn check(config: &Config, origins: &Origins) -> Diagnostics {
+    let mut c = Checker {
+        origins,
+        diags: Diagnostics::new(),
+    };
+    c.global(&config.global);
+    if config.instances.is_empty() {
+        c.warn(
+            "",
+            "no instance: this node runs no virtual router".to_string(),
+        );
+    }
+    for (i, instance) in config.instances.iter().enumerate() {
+        c.instance(i, instance);
+    }
+    c.across_instances(&config.instances);
+    c.sync_groups(config);
+    if let Some(cluster) = &config.cluster {
+        c.cluster(cluster);
+    }
+    c.sync(&config.sync);
+    c.diags.sort();
+    c.diags
+}
+
+struct Checker<'o> {
+    origins: &'o Origins,
+    diags: Diagnostics,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, path: &str, message: String) {
+        if !self.origins.is_reported(path) {
+            self.diags.push(self.origins.error(path, message));
+        }
+    }
+
+    fn warn(&mut self, path: &str, message: String) {
+        if !self.origins.is_reported(path) {
+            self.diags.push(self.origins.warning(path, message));
+        }
+    }
+
+    /// "line N" of a model path, for messages that point at a second place.
+    fn line_of(&self, path: &str) -> String {
+        match self.origins.at(path).line {
+            0 => String::new(),
+            n => format!(" (line {n})"),
+        }
+    }
+
+    fn global(&mut self, g: &Global) {
+        if g.router_id.trim().is_empty() {
+            self.err(
+                "global.router_id",
+                "global: router_id: must not be empty".into(),
+            );
+        }
+        for (key, path) in [
+            ("control_socket", &g.control_socket),
+            ("state_dir", &g.state_dir),
+        ] {
+            if !path.is_absolute() {
+                self.err(
+                    &format!("global.{key}"),
+                    format!(
+                        "global: {key}: \"{}\" is not an absolute path",
+                        path.display()
+                    ),
+                );
+            }
+        }
+    }
+
+    fn instance(&mut self, i: usize, inst: &Instance) {
+        let p = format!("instance[{i}]");
+        let what = if inst.name.is_empty() {
+            format!("instance #{}", i + 1)
+        } else {
+            format!("instance \"{}\"", inst.name)
+        };
+        if inst.name.trim().is_empty() {
+            self.err(
+                &format!("{p}.name"),
+                format!("{what}: name: must not be empty"),
+            );
+        }
+        if let Some(reason) = bad_ifname(&inst.interface) {
+            self.err(
+                &format!("{p}.interface"),
+                format!("{what}: interface: \"{}\" {reason}", inst.interface),
+            );
+        }
+        if inst.vrid == 0 {
+            self.err(
+                &format!("{p}.vrid"),
+                format!("{what}: vrid: 0 is out of range 1..=255"),
+            );
+        }
+        if inst.priority == 0 {
+            self.err(
+                &format!("{p}.priority"),
+                format!(
+                    "{what}: priority: 0 is out of range 1..=255 \
+                     (0 is what a master sends when it gives up)"
+                ),
+            );
+        }
+        self.advert_interval(&p, &what, inst);
+        if inst.preempt_delay > Instance::MAX_PREEMPT_DELAY {
+            self.err(
+                &format!("{p}.preempt_delay"),
+                format!(
+                    "{what}: preempt_delay: {} is more than {}",
+                    format_duration(inst.preempt_delay),
+                    format_duration(Instance::MAX_PREEMPT_DELAY)
+                ),
+            );
+        }
+        if let Some(pass) = &inst.auth_pass {
+            let path = format!("{p}.auth_pass");
+            if self.origins.is_reported(&format!("{p}.version")) {
+                // The rules depend on the version, which is unknown.
+            } else if inst.version != Version::V2 {
+                self.err(
+                    &path,
+                    format!(
+                        "{what}: auth_pass: only version 2 has authentication \
+                         (RFC 5798 removed it); set version = 2 or remove auth_pass"
+                    ),
+                );
+            } else if pass.is_empty() {
+                self.err(&path, format!("{what}: auth_pass: must not be empty"));
+            } else if pass.len() > MAX_AUTH_PASS {
+                self.err(
+                    &path,
+                    format!(
+                        "{what}: auth_pass: {} bytes long, at most {MAX_AUTH_PASS}",
+                        pass.len()
+                    ),
+                );
+            }
+        }
+        self.virtual_ips(&p, &what, inst);
+        self.unicast(&p, &what, inst);
+        let mut tracked = HashSet::new();
+        for (j, name) in inst.track_interfaces.iter().enumerate() {
+            let path = format!("{p}.track_interfaces[{j}]");
+            if let Some(reason) = bad_ifname(name) {
+                self.err(
+                    &path,
+                    format!("{what}: track_interfaces: \"{name}\" {reason}"),
+                );
+            } else if !tracked.insert(name) {
+                self.err(
+                    &path,
+                    format!("{what}: track_interfaces: \"{name}\" is listed twice"),
+                );
+            }
+        }
+        for (key, n) in [
+            ("master_repeat", inst.garp.master_repeat),
+            ("master_refresh_repeat", inst.garp.master_refresh_repeat),
+        ] {
+            if n == 0 {
+                self.err(
+                    &format!("{p}.garp.{key}"),
+                    format!("{what}: garp: {key}: must be at least 1"),
+                );
+            }
+        }
+        if !inst.preempt && !inst.preempt_delay.is_zero() {
+            self.warn(
+                &format!("{p}.preempt_delay"),
+                format!("{what}: preempt_delay: has no effect with preempt = false"),
+            );
+        }
+        if !inst.preempt && inst.address_owner() {
+            self.warn(
+                &format!("{p}.preempt"),
+                format!(
+                    "{what}: preempt: priority 255 (address owner) always preempts; \
+                     preempt = false is ignored"
+                ),
+            );
+        }
+        if inst.v3_checksum_as_v2 && (inst.version != Version::V3 || inst.family() != Family::V4) {
+            self.warn(
+                &format!("{p}.v3_checksum_as_v2"),
+                format!("{what}: v3_checksum_as_v2: only affects version 3 over IPv4"),
+            );
+        }
+    }
+
+    fn advert_interval(&mut self, p: &str, what: &str, inst: &Instance) {
+        if self.origins.is_reported(&format!("{p}.version")) {
+            return; // the rules depend on the version, which is unknown
+        }
+        let d = inst.advert_interval;
+        let path = format!("{p}.advert_interval");
+        let shown = format_duration(d);
+        match inst.version {
+            Version::V3 => {
+                if !(V3_MIN_INTERVAL..=V3_MAX_INTERVAL).contains(&d) {
+                    self.err(
+                        &path,
+                        format!(
+                            "{what}: advert_interval: {shown} is out of range 10ms..=40s 950ms \
+                             (version 3)"
+                        ),
+                    );
+                } else if d.as_nanos() % V3_MIN_INTERVAL.as_nanos() != 0 {
+                    self.err(
+                        &path,
+                        format!("{what}: advert_interval: {shown} is not a multiple of 10ms"),
+                    );
+                }
+            }
+            Version::V2 => {
+                if d.subsec_nanos() != 0 {
+                    self.err(
+                        &path,
+                        format!(
+                            "{what}: advert_interval: {shown} is not whole seconds \
+                             (version 2 counts in seconds)"
+                        ),
+                    );
+                } else if !(1..=V2_MAX_INTERVAL_SECS).contains(&d.as_secs()) {
+                    self.err(
+                        &path,
+                        format!(
+                            "{what}: advert_interval: {shown} is out of range 1s..=255s (version 2)"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn virtual_ips(&mut self, p: &str, what: &str, inst: &Instance) {
+        let Some(first) = inst.virtual_ips.first() else {
+            self.err(
+                &format!("{p}.virtual_ips"),
+                format!("{what}: virtual_ips: at least one virtual address is needed"),
+            );
+            return;
+        };
+        let family = first.family();
+        let mut seen = HashSet::new();
+        let mut v2_v6_reported = false;
+        for (j, vip) in inst.virtual_ips.iter().enumerate() {
+            let path = format!("{p}.virtual_ips[{j}]");
+            if let Some(reason) = bad_host_address(&vip.addr) {
+                self.err(&path, format!("{what}: virtual_ips: {} {reason}", vip.addr));
+            }
+            if vip.family() != family {
+                self.err(
+                    &path,
+                    format!(
+                        "{what}: virtual_ips: {vip} is {} but {first} is {family}: \
+                         one instance has one address family (use two instances)",
+                        vip.family()
+                    ),
+                );
+            } else if vip.family() == Family::V6 && inst.version == Version::V2 && !v2_v6_reported {
+                v2_v6_reported = true;
+                self.err(
+                    &path,
+                    format!(
+                        "{what}: virtual_ips: {vip} is IPv6, which version 2 does not carry; \
+                         use version = 3"
+                    ),
+                );
+            }
+            if !seen.insert(vip.addr) {
+                self.err(
+                    &path,
+                    format!("{what}: virtual_ips: {} is listed twice", vip.addr),
+                );
+            }
+            if let Some(dev) = &vip.dev {
+                if let Some(reason) = bad_ifname(dev) {
+                    self.err(
+                        &path,
+                        format!("{what}: virtual_ips: {vip}: dev \"{dev}\" {reason}"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn unicast(&mut self, p: &str, what: &str, inst: &Instance) {
+        let family = (!inst.virtual_ips.is_empty()).then(|| inst.family());
+        let check_addr = |c: &mut Self, path: &str, key: &str, addr: &IpAddr| {
+            if let Some(reason) = bad_host_address(addr) {
+                c.err(path, format!("{what}: {key}: {addr} {reason}"));
+            } else if let Some(family) = family {
+                if Family::of(addr) != family {
+                    c.err(
+                        path,
+                        format!(
+                            "{what}: {key}: {addr} is {} but the virtual addresses are {family}",
+                            Family::of(addr)
+                        ),
+                    );
+                }
+            }
+        };
+        if let Some(src) = &inst.unicast_src {
+            check_addr(self, &format!("{p}.unicast_src"), "unicast_src", src);
+            if inst.unicast_peers.is_empty() {
+                self.warn(
+                    &format!("{p}.unicast_src"),
+                    format!("{what}: unicast_src: has no effect without unicast_peers"),
+                );
+            }
+        }
+        let mut seen = HashSet::new();
+        for (j, peer) in inst.unicast_peers.iter().enumerate() {
+            let path = format!("{p}.unicast_peers[{j}]");
+            check_addr(self, &path, "unicast_peers", peer);
+            if !seen.insert(peer) {
+                self.err(
+                    &path,
+                    format!("{what}: unicast_peers: {peer} is listed twice"),
+                );
+            }
+            if Some(peer) == inst.unicast_src.as_ref() {
+                self.err(
+                    &path,
+                    format!("{what}: unicast_peers: {peer} is this node's unicast_src"),
+                );
+            }
+        }
+    }
+
+    fn across_instances(&mut self, instances: &[Instance]) {
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut routers: HashMap<(&str, u8, Family), usize> = HashMap::new();
+        for (i, inst) in instances.iter().enumerate() {
+            let p = format!("instance[{i}]");
+            if let Some(&first) = names.get(inst.name.as_str()) {
+                let line = self.line_of(&format!("instance[{first}]"));
+                self.err(
+                    &format!("{p}.name"),
+                    format!(
+                        "instance \"{}\": name: already used by another instance{line}",
+                        inst.name
+                    ),
+                );
+            } else {
+                names.insert(&inst.name, i);
+            }
+            if inst.vrid == 0 || inst.virtual_ips.is_empty() {
+                continue;
+            }
+            let key = (inst.interface.as_str(), inst.vrid, inst.family());
+            if let Some(&first) = routers.get(&key) {
+                let line = self.line_of(&format!("instance[{first}]"));
+                self.err(
+                    &format!("{p}.vrid"),
+                    format!(
+                        "instance \"{}\": vrid: {} on {} ({}) is already used by instance \"{}\"{line}",
+                        inst.name, inst.vrid, inst.interface, key.2, instances[first].name
+                    ),
+                );
+            } else {
+                routers.insert(key, i);
+            }
+        }
+    }
+
+    fn sync_groups(&mut self, config: &Config) {
+        let known: HashSet<&str> = config.instances.iter().map(|i| i.name.as_str()).collect();
+        let mut group_names = HashSet::new();
+        let mut member_of: HashMap<&str, &str> = HashMap::new();
+        for (g, group) in config.sync_groups.iter().enumerate() {
+            let p = format!("sync_group[{g}]");
+            let what = format!("sync_group \"{}\"", group.name);
+            if group.name.trim().is_empty() {
+                self.err(
+                    &format!("{p}.name"),
+                    format!("{what}: name: must not be empty"),
+                );
+            } else if !group_names.insert(group.name.as_str()) {
+                self.err(
+                    &format!("{p}.name"),
+                    format!("{what}: name: already used by another sync_group"),
+                );
+            }
+            if group.instances.is_empty() {
+                self.err(
+                    &format!("{p}.instances"),
+                    format!("{what}: instances: must name at least one instance"),
+                );
+            }
+            for (j, name) in group.instances.iter().enumerate() {
+                let path = format!("{p}.instances[{j}]");
+                if !known.contains(name.as_str()) {
+                    self.err(
+                        &path,
+                        format!("{what}: instances: no instance is called \"{name}\""),
+                    );
+                } else if let Some(other) = member_of.insert(name, &group.name) {
+                    self.err(
+                        &path,
+                        format!(
+                            "{what}: instances: \"{name}\" is already in sync_group \"{other}\""
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn cluster(&mut self, c: &Cluster) {
+        if c.node.trim().is_empty() {
+            self.err("cluster.node", "cluster: node: must not be empty".into());
+        }
+        if c.listen.port() == 0 {
+            self.err(
+                "cluster.listen",
+                format!("cluster: listen: {}: port 0 is not a port", c.listen),
+            );
+        }
+        if !c.key_file.is_absolute() {
+            self.err(
+                "cluster.key_file",
+                format!(
+                    "cluster: key_file: \"{}\" is not an absolute path",
+                    c.key_file.display()
+                ),
+            );
+        }
+        if c.heartbeat_interval < Cluster::MIN_HEARTBEAT_INTERVAL {
+            self.err(
+                "cluster.heartbeat_interval",
+                format!(
+                    "cluster: heartbeat_interval: {} is less than 10ms",
+                    format_duration(c.heartbeat_interval)
+                ),
+            );
+        }
+        if c.peers.is_empty() {
+            self.warn(
+                "cluster.peers",
+                "cluster: peers: none: the channel has nobody to talk to".into(),
+            );
+        }
+        let mut names: HashSet<&str> = HashSet::new();
+        let mut addrs = HashSet::new();
+        for (j, peer) in c.peers.iter().enumerate() {
+            let path = format!("cluster.peers[{j}]");
+            if peer.name == c.node {
+                self.err(
+                    &path,
+                    format!(
+                        "cluster: peers: \"{}\" is this node (node = \"{}\"); \
+                         list only the other nodes",
+                        peer.name, c.node
+                    ),
+                );
+            } else if !names.insert(&peer.name) {
+                self.err(
+                    &path,
+                    format!(
+                        "cluster: peers: node name \"{}\" is listed twice",
+                        peer.name
+                    ),
+                );
+            }
+            if peer.addr.port() == 0 || peer.addr.ip().is_unspecified() {
+                self.err(
+                    &path,
+                    format!(
+                        "cluster: peers: {}: {} is not a reachable address",
+                        peer.name, peer.addr
+                    ),
+                );
+            } else if peer.addr == c.listen {
+                self.err(
+                    &path,
+                    format!(
+                        "cluster: peers: {}: {} is this node's listen address",
+                        peer.name, peer.addr
+                    ),
+                );
+            } else if !addrs.insert(peer.addr) {
+                self.err(
+                    &path,
+                    format!(
+                        "cluster: peers: {}: {} is listed twice",
+                        peer.name, peer.addr
+                    ),
+                );
+            }
+        }
+        let mut ordered = HashSet::new();
+        for (j, name) in c.order.iter().enumerate() {
+            let path = format!("cluster.order[{j}]");
+            if *name != c.node && !names.contains(name.as_str()) {
+                self.err(
+                    &path,
+                    format!("cluster: order: \"{name}\" is neither this node nor a peer"),
+                );
+            } else if !ordered.insert(name) {
+                self.err(&path, format!("cluster: order: \"{name}\" is listed twice"));
+            }
+        }
+        match c.selection {
+            Selection::Order if c.order.is_empty() => self.err(
+                "cluster.selection",
+                "cluster: selection: \"order\" needs an order list (order = [\"lb1\", \"lb2\"])"
+                    .into(),
+            ),
+            Selection::Priority if !c.order.is_empty() => self.warn(
+                "cluster.order",
+                "cluster: order: only used with selection = \"order\"".into(),
+            ),
+            _ => {}
+        }
+    }
+
+    fn sync(&mut self, entries: &[SyncEntry]) {
+        let mut names = HashSet::new();
+        let mut paths = HashSet::new();
+        for (k, entry) in entries.iter().enumerate() {
+            let p = format!("sync[{k}]");
+            let what = format!("sync \"{}\"", entry.name);
+            if entry.name.trim().is_empty() {
+                self.err(
+                    &format!("{p}.name"),
+                    format!("{what}: name: must not be empty"),
+                );
+            } else if !names.insert(entry.name.as_str()) {
+                self.err(
+                    &format!("{p}.name"),
+                    format!("{what}: name: already used by another [[sync]] entry"),
+                );
+            }
+            if !entry.path.is_absolute() {
+                self.err(
+                    &format!("{p}.path"),
+                    format!(
+                        "{what}: path: \"{}\" is not an absolute path",
+                        entry.path.display()
+                    ),
+                );
+            } else if !paths.insert(entry.path.as_path()) {
+                self.err(
+                    &format!("{p}.path"),
+                    format!(
+                        "{what}: path: \"{}\" is already synced by another entry",
+                        entry.path.display()
+                    ),
+                );
+            }
+            if entry
+                .on_change
+                .as_deref()
+                .is_some_and(|c| c.trim().is_empty())
+            {
+                self.err(
+                    &format!("{p}.on_change"),
+                    format!("{what}: on_change: must not be empty (leave it out instead)"),
+                );
+            }
+            if entry.mode.is_some_and(|m| m > 0o7777) {
+                self.err(
+                    &format!("{p}.mode"),
+                    format!("{what}: mode: at most 7777 (octal)"),
+                );
+            }
+            if !(1..=SyncEntry::MAX_MAX_SIZE).contains(&entry.max_size) {
+                self.err(
+                    &format!("{p}.max_size"),
+                    format!(
+                        "{what}: max_size: {} bytes is out of range 1..=1GiB",
+                        entry.max_size
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Why `name` cannot be a Linux interface name (the kernel's
+/// `dev_valid_name`), if it cannot.
+fn bad_ifname(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > MAX_IFNAME {
+        Some("is longer than 15 bytes")
+    } else if name == "." || name == ".." {
+        Some("is not an interface name")
+    } else if name.contains(['/', ':']) || name.chars().any(char::is_whitespace) {
+        Some("contains '/', ':' or a space")
+    } else {
+        None
+    }
+}
+
+/// Why `addr` cannot be a node's or a virtual router's address, if it cannot.
+fn bad_host_address(addr: &IpAddr) -> Option<&'static str> {
+    if addr.is_unspecified() {
+        Some("is the unspecified address")
+    } else if addr.is_multicast() {
+        Some("is a multicast address")
+    } else if addr.is_loopback() {
+        Some("is a loopback address")
+    } else if matches!(addr, IpAddr::V4(v4) if v4.is_broadcast()) {
+        Some("is the broadcast address")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{Peer, SyncEntry, SyncGroup};
+    use std::path::{Path, PathBuf};
+
+    fn origins() -> Origins {
+        Origins::new(Path::new("t"))
+    }
+
+    fn messages(config: &Config) -> Vec<String> {
+        check(config, &origins())
+            .errors()
+            .map(|d| d.message.clone())
+            .collect()
+    }
+
+    fn config() -> Config {
+        let mut c = Config::new("lb1");
+        let mut i = Instance::new("VI_1", "eth0", 51);
+        i.virtual_ips.push("192.0.2.1/24".parse().unwrap());
+        c.instances.push(i);
+        c
+    }
+
+    #[test]
+    fn a_good_config_passes() {
+        assert_eq!(messages(&config()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn zeroes_from_any_reader_are_refused() {
+        let mut c = config();
+        c.instances[0].vrid = 0;
+        c.instances[0].priority = 0;
+        let m = messages(&c);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m[0].contains("vrid: 0 is out of range"));
+        assert!(m[1].contains("priority: 0 is out of range"));
+    }
+
+    #[test]
+    fn v3_intervals() {
+        for (ms, ok) in [
+            (10, true),
+            (9, false),
+            (15, false),
+            (40_950, true),
+            (40_960, false),
+        ] {
+            let mut c = config();
+            c.instances[0].advert_interval = Duration::from_millis(ms);
+            assert_eq!(messages(&c).is_empty(), ok, "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn v2_intervals() {
+        for (ms, ok) in [
+            (1000, true),
+            (255_000, true),
+            (256_000, false),
+            (1500, false),
+            (100, false),
+        ] {
+            let mut c = config();
+            c.instances[0].version = Version::V2;
+            c.instances[0].advert_interval = Duration::from_millis(ms);
+            assert_eq!(messages(&c).is_empty(), ok, "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn bad_addresses() {
+        let mut c = config();
+        c.instances[0].virtual_ips = vec![
+            "0.0.0.0/24".parse().unwrap(),
+            "224.0.0.18".parse().unwrap(),
+            "127.0.0.2".parse().unwrap(),
+        ];
+        assert_eq!(messages(&c).len(), 3);
+    }
+
+    #[test]
+    fn cluster_rules() {
+        let mut c = config();
+        c.cluster = Some(Cluster {
+            node: "lb1".into(),
+            listen: "192.0.2.11:7480".parse().unwrap(),
+            peers: vec![
+                "lb2=192.0.2.12:7480".parse::<Peer>().unwrap(),
+                "lb2=192.0.2.13:7480".parse().unwrap(),
+                "lb1=192.0.2.14:7480".parse().unwrap(),
+            ],
+            key_file: PathBuf::from("/etc/baton/cluster.key"),
+            heartbeat_interval: Duration::from_millis(5),
+            selection: Selection::Order,
+            order: vec!["lb1".into(), "lb9".into()],
+        });
+        let m = messages(&c);
+        assert_eq!(m.len(), 4, "{m:?}");
+    }
+
+    #[test]
+    fn sync_rules() {
+        let mut c = config();
+        let entry = SyncEntry {
+            name: "a".into(),
+            path: PathBuf::from("/etc/a"),
+            on_change: None,
+            mode: None,
+            max_size: SyncEntry::DEFAULT_MAX_SIZE,
+        };
+        c.sync = vec![entry.clone(), entry];
+        c.sync_groups = vec![SyncGroup {
+            name: "G".into(),
+            instances: vec!["VI_1".into(), "VI_9".into()],
+        }];
+        let m = messages(&c);
+        assert_eq!(m.len(), 3, "{m:?}");
+    }
+
+    #[test]
+    fn interface_names() {
+        assert!(bad_ifname("eth0").is_none());
+        assert!(bad_ifname("bond0.100").is_none());
+        assert!(bad_ifname("").is_some());
+        assert!(bad_ifname("a234567890123456").is_some());
+        assert!(bad_ifname("eth0:1").is_some());
+        assert!(bad_ifname("a b").is_some());
+    }
+}

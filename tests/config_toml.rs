@@ -1,0 +1,749 @@
+//! baton.toml reader and validation, through the public API. Every error
+//! test checks the exact `file:line:col` and message.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use baton::config::model::{Family, Garp, InitialState, Selection, Version};
+use baton::config::toml::{parse_toml, parse_toml_with};
+use baton::config::{load, load_with, Config, Defaults, Diagnostics, Severity};
+
+fn conf(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("conf")
+        .join(name)
+}
+
+fn ok(text: &str) -> Config {
+    parse_toml(text, Path::new("baton.toml")).unwrap_or_else(|d| panic!("refused:\n{d}"))
+}
+
+/// Every error, displayed, in file order.
+fn errors(text: &str) -> Vec<String> {
+    match parse_toml(text, Path::new("baton.toml")) {
+        Ok(c) => panic!("accepted: {c:#?}"),
+        Err(d) => {
+            assert!(d.has_errors());
+            d.errors().map(|d| d.to_string()).collect()
+        }
+    }
+}
+
+fn warnings(text: &str) -> Vec<String> {
+    let loaded = parse_toml_with(text, Path::new("baton.toml"), &Defaults::default())
+        .unwrap_or_else(|d| panic!("refused:\n{d}"));
+    loaded.warnings.iter().map(|d| d.to_string()).collect()
+}
+
+/// One instance named VI_1 on eth0; `body` follows the header (line 1), so
+/// its first line is line 2.
+fn instance(body: &str) -> String {
+    format!("[[instance]]\n{body}")
+}
+
+// ---------------------------------------------------------------- examples
+
+#[test]
+fn examples_load_without_warnings() {
+    for name in ["baton.toml", "minimal.toml", "two-instances-v2-v6.toml"] {
+        let loaded =
+            load_with(&conf(name), &Defaults::default()).unwrap_or_else(|d| panic!("{name}:\n{d}"));
+        assert!(loaded.warnings.is_empty(), "{name}:\n{}", loaded.warnings);
+    }
+}
+
+#[test]
+fn full_example_values() {
+    let c = load(&conf("baton.toml")).unwrap();
+    assert_eq!(c.global.router_id, "lb1");
+    assert_eq!(c.instances.len(), 2);
+    let vi = &c.instances[0];
+    assert_eq!((vi.name.as_str(), vi.interface.as_str()), ("VI_1", "eth0"));
+    assert_eq!((vi.vrid, vi.priority, vi.version), (51, 150, Version::V3));
+    assert_eq!(vi.virtual_ips[1].to_string(), "198.51.100.100/24 dev eth1");
+    assert_eq!(vi.unicast_src, Some("192.0.2.11".parse().unwrap()));
+    assert_eq!(vi.unicast_peers.len(), 2);
+    assert_eq!(vi.track_interfaces, ["eth1"]);
+    assert_eq!(vi.initial_state, Some(InitialState::Backup));
+    assert_eq!(vi.garp.master_refresh, Some(Duration::from_secs(60)));
+    let cluster = c.cluster.as_ref().unwrap();
+    assert_eq!(cluster.node, "lb1");
+    assert_eq!(cluster.listen, "192.0.2.11:7480".parse().unwrap());
+    assert_eq!(cluster.peers[1].name, "lb3");
+    assert_eq!(cluster.selection, Selection::Order);
+    assert_eq!(cluster.order, ["lb1", "lb2", "lb3"]);
+    assert_eq!(cluster.heartbeat_interval, Duration::from_millis(100));
+    assert_eq!(c.sync_groups[0].instances, ["VI_1", "VI_2"]);
+    let sync = &c.sync[0];
+    assert_eq!(sync.name, "haproxy");
+    assert_eq!(sync.mode, Some(0o640));
+    assert_eq!(sync.max_size, 1 << 20);
+    assert_eq!(sync.on_change.as_deref(), Some("systemctl reload haproxy"));
+}
+
+#[test]
+fn two_instances_example() {
+    let c = load(&conf("two-instances-v2-v6.toml")).unwrap();
+    let (v4, v6) = (&c.instances[0], &c.instances[1]);
+    assert_eq!((v4.version, v4.family()), (Version::V2, Family::V4));
+    assert_eq!(v4.auth_pass.as_deref(), Some("s3cret"));
+    assert_eq!((v6.version, v6.family()), (Version::V3, Family::V6));
+    assert_eq!(v6.advert_interval, Duration::from_millis(100));
+    assert_eq!(v6.virtual_ips[0].prefix_len, 64);
+}
+
+// ---------------------------------------------------------------- defaults
+
+#[test]
+fn defaults() {
+    let c = ok(&instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1\"]\n",
+    ));
+    assert_eq!(c.global.router_id, "localhost");
+    assert_eq!(c.global.control_socket, Path::new("/run/baton/baton.sock"));
+    assert_eq!(c.global.state_dir, Path::new("/var/lib/baton"));
+    assert!(c.cluster.is_none() && c.sync.is_empty() && c.sync_groups.is_empty());
+    let i = &c.instances[0];
+    assert_eq!(i.priority, 100);
+    assert!(!i.address_owner());
+    assert_eq!(i.version, Version::V3);
+    assert_eq!(i.advert_interval, Duration::from_secs(1));
+    assert!(i.preempt);
+    assert_eq!(i.preempt_delay, Duration::ZERO);
+    assert_eq!(i.virtual_ips[0].prefix_len, 32);
+    assert_eq!(i.virtual_ips[0].dev, None);
+    assert_eq!((i.unicast_src, i.unicast_peers.len()), (None, 0));
+    assert_eq!(i.auth_pass, None);
+    assert!(!i.v3_checksum_as_v2);
+    assert_eq!(
+        i.garp,
+        Garp {
+            master_delay: Duration::from_secs(5),
+            master_repeat: 5,
+            master_refresh: None,
+            master_refresh_repeat: 1,
+            interval: Duration::ZERO,
+        }
+    );
+    assert!(i.track_interfaces.is_empty());
+    assert_eq!(i.initial_state, None);
+}
+
+#[test]
+fn router_id_default_comes_from_the_caller_and_names_the_node() {
+    let text = "[cluster]\nlisten = \"192.0.2.11:7480\"\npeers = [\"lb2=192.0.2.12:7480\"]\n\
+                key_file = \"/etc/baton/cluster.key\"\n\
+                [[instance]]\nname = \"A\"\ninterface = \"eth0\"\nvrid = 1\n\
+                virtual_ips = [\"192.0.2.1\"]\n";
+    let defaults = Defaults {
+        router_id: "node7".into(),
+    };
+    let c = parse_toml_with(text, Path::new("b.toml"), &defaults)
+        .unwrap()
+        .config;
+    assert_eq!(c.global.router_id, "node7");
+    let cluster = c.cluster.unwrap();
+    assert_eq!(cluster.node, "node7");
+    assert_eq!(cluster.selection, Selection::Priority);
+    assert_eq!(cluster.heartbeat_interval, Duration::from_millis(100));
+}
+
+#[test]
+fn ipv6_default_prefix_and_owner() {
+    let c = ok(&instance(
+        "name = \"V6\"\ninterface = \"eth0\"\nvrid = 9\npriority = 255\n\
+         virtual_ips = [\"2001:db8::1\", \"2001:db8::2/64\"]\n",
+    ));
+    let i = &c.instances[0];
+    assert_eq!(i.virtual_ips[0].prefix_len, 128);
+    assert_eq!(i.family(), Family::V6);
+    assert!(i.address_owner());
+}
+
+// ---------------------------------------------------------------- durations
+
+#[test]
+fn durations() {
+    let c = ok(&instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1\"]\n\
+         advert_interval = \"10ms\"\npreempt_delay = \"1m\"\n\
+         [instance.garp]\nmaster_delay = \"1s 500ms\"\nmaster_refresh = \"2m\"\ninterval = \"100ms\"\n",
+    ));
+    let i = &c.instances[0];
+    assert_eq!(i.advert_interval, Duration::from_millis(10));
+    assert_eq!(i.preempt_delay, Duration::from_secs(60));
+    assert_eq!(i.garp.master_delay, Duration::from_millis(1500));
+    assert_eq!(i.garp.master_refresh, Some(Duration::from_secs(120)));
+    assert_eq!(i.garp.interval, Duration::from_millis(100));
+}
+
+#[test]
+fn bad_durations() {
+    let text = instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1\"]\n\
+         advert_interval = 1\npreempt_delay = \"1 fortnight\"\n",
+    );
+    let e = errors(&text);
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert_eq!(
+        e[0],
+        "baton.toml:6:19: error: instance \"VI_1\": advert_interval: expected a duration \
+         string such as \"1s\" or \"100ms\", found integer 1"
+    );
+    assert!(
+        e[1].starts_with(
+            "baton.toml:7:17: error: instance \"VI_1\": preempt_delay: \"1 fortnight\" \
+             is not a duration"
+        ),
+        "{}",
+        e[1]
+    );
+}
+
+// ---------------------------------------------------------------- unknown keys, types, syntax
+
+#[test]
+fn unknown_keys_are_errors_with_position() {
+    let text = "[global]\nrouter_id = \"lb1\"\nrouterid = 1\n\
+                [[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\n\
+                virtual_ips = [\"192.0.2.1\"]\n  priorty = 100\nadvert_int = 1\n\
+                [instance.garp]\nrepeat = 3\n[globl]\n";
+    assert_eq!(
+        errors(text),
+        [
+            "baton.toml:3:1: error: global: unknown key \"routerid\" (did you mean \"router_id\"?)",
+            "baton.toml:9:3: error: instance \"VI_1\": unknown key \"priorty\" (did you mean \"priority\"?)",
+            "baton.toml:10:1: error: instance \"VI_1\": unknown key \"advert_int\" \
+             (keepalived's \"advert_int\" is \"advert_interval\" here)",
+            "baton.toml:12:1: error: instance \"VI_1\": garp: unknown key \"repeat\"",
+            "baton.toml:13:2: error: unknown section or key \"globl\" (did you mean \"global\"?); \
+             the file has [global], [cluster], [[instance]], [[sync]] and [[sync_group]]",
+        ]
+    );
+}
+
+#[test]
+fn wrong_types_name_the_key() {
+    let text = instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = \"51\"\npreempt = \"yes\"\n\
+         virtual_ips = \"192.0.2.1\"\ntrack_interfaces = [\"eth1\", 2]\n",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:4:8: error: instance \"VI_1\": vrid: expected an integer, found string \"51\"",
+            "baton.toml:5:11: error: instance \"VI_1\": preempt: expected true or false, found string \"yes\"",
+            "baton.toml:6:15: error: instance \"VI_1\": virtual_ips: expected an array of strings, \
+             found string \"192.0.2.1\"",
+            "baton.toml:7:29: error: instance \"VI_1\": track_interfaces: expected a string, found integer 2",
+        ]
+    );
+}
+
+#[test]
+fn missing_required_keys_point_at_the_header() {
+    let text = "# comment\n\n[[instance]]\nvrid = 1\nvirtual_ips = [\"192.0.2.1\"]\n";
+    assert_eq!(
+        errors(text),
+        [
+            "baton.toml:3:1: error: instance #1: missing key \"name\"",
+            "baton.toml:3:1: error: instance #1: missing key \"interface\"",
+        ]
+    );
+}
+
+#[test]
+fn instance_must_be_an_array_of_tables() {
+    let text = "[instance]\nname = \"VI_1\"\n";
+    assert_eq!(
+        errors(text),
+        ["baton.toml:1:1: error: instance: expected an array of tables ([[instance]]), found a table"]
+    );
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    let text = "[global]\nrouter_id = lb1\n";
+    let e = errors(text);
+    assert!(
+        e[0].starts_with("baton.toml:2:13: error: TOML syntax: "),
+        "{e:?}"
+    );
+    let dup = "[global]\nrouter_id = \"a\"\nrouter_id = \"b\"\n";
+    assert_eq!(
+        errors(dup),
+        ["baton.toml:3:1: error: TOML syntax: duplicate key router_id"]
+    );
+}
+
+// ---------------------------------------------------------------- validation rules
+
+#[test]
+fn vrid_range() {
+    for (value, col_text) in [("0", "0"), ("256", "256"), ("-1", "-1")] {
+        let text = instance(&format!(
+            "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = {value}\nvirtual_ips = [\"192.0.2.1\"]\n"
+        ));
+        assert_eq!(
+            errors(&text),
+            [format!(
+                "baton.toml:4:8: error: instance \"VI_1\": vrid: {col_text} is out of range 1..=255"
+            )]
+        );
+    }
+}
+
+#[test]
+fn priority_zero_is_refused() {
+    let text = instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = 0\nvirtual_ips = [\"192.0.2.1\"]\n",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:5:12: error: instance \"VI_1\": priority: 0 is out of range 1..=255 \
+          (0 is what a master sends when it gives up)"
+        ]
+    );
+}
+
+#[test]
+fn version_must_be_2_or_3() {
+    let text = instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nversion = 4\nvirtual_ips = [\"192.0.2.1\"]\n",
+    );
+    assert_eq!(
+        errors(&text),
+        ["baton.toml:5:11: error: instance \"VI_1\": version: 4 is not 2 or 3"]
+    );
+}
+
+#[test]
+fn duplicate_instance_names() {
+    let text = "[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 1\nvirtual_ips = [\"192.0.2.1\"]\n\
+                [[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 2\nvirtual_ips = [\"192.0.2.2\"]\n";
+    assert_eq!(
+        errors(text),
+        ["baton.toml:7:8: error: instance \"VI_1\": name: already used by another instance (line 1)"]
+    );
+}
+
+#[test]
+fn duplicate_vrid_on_one_interface_and_family() {
+    let text = "[[instance]]\nname = \"A\"\ninterface = \"eth0\"\nvrid = 7\nvirtual_ips = [\"192.0.2.1\"]\n\
+                [[instance]]\nname = \"B\"\ninterface = \"eth0\"\nvrid = 7\nvirtual_ips = [\"192.0.2.2\"]\n";
+    assert_eq!(
+        errors(text),
+        [
+            "baton.toml:9:8: error: instance \"B\": vrid: 7 on eth0 (IPv4) is already used by \
+          instance \"A\" (line 1)"
+        ]
+    );
+    // Another family or another interface is another virtual router.
+    ok(&text.replace("192.0.2.2", "2001:db8::2"));
+    ok(&text.replacen("eth0", "eth1", 1));
+}
+
+#[test]
+fn v2_refuses_ipv6() {
+    let text = instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nversion = 2\n\
+         virtual_ips = [\"2001:db8::1/64\", \"2001:db8::2/64\"]\n",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:6:16: error: instance \"VI_1\": virtual_ips: 2001:db8::1/64 is IPv6, \
+          which version 2 does not carry; use version = 3"
+        ]
+    );
+}
+
+#[test]
+fn v2_interval_whole_seconds() {
+    let base = "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nversion = 2\nvirtual_ips = [\"192.0.2.1\"]\n";
+    let text = instance(&format!("{base}advert_interval = \"1500ms\"\n"));
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:7:19: error: instance \"VI_1\": advert_interval: 1s 500ms is not whole \
+          seconds (version 2 counts in seconds)"
+        ]
+    );
+    let text = instance(&format!("{base}advert_interval = \"256s\"\n"));
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:7:19: error: instance \"VI_1\": advert_interval: 4m 16s is out of range \
+          1s..=255s (version 2)"
+        ]
+    );
+    ok(&instance(&format!("{base}advert_interval = \"255s\"\n")));
+}
+
+#[test]
+fn v3_interval_range_and_granularity() {
+    let base = "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1\"]\n";
+    let text = instance(&format!("{base}advert_interval = \"15ms\"\n"));
+    assert_eq!(
+        errors(&text),
+        ["baton.toml:6:19: error: instance \"VI_1\": advert_interval: 15ms is not a multiple of 10ms"]
+    );
+    for too in ["5ms", "41s", "0s"] {
+        let text = instance(&format!("{base}advert_interval = \"{too}\"\n"));
+        let e = errors(&text);
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("baton.toml:6:19: error: instance \"VI_1\": advert_interval: ")
+                && e[0].ends_with("is out of range 10ms..=40s 950ms (version 3)"),
+            "{e:?}"
+        );
+    }
+    ok(&instance(&format!("{base}advert_interval = \"40950ms\"\n")));
+}
+
+#[test]
+fn auth_pass_rules() {
+    let text = instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1\"]\n\
+         auth_pass = \"secret\"\n",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:6:13: error: instance \"VI_1\": auth_pass: only version 2 has \
+          authentication (RFC 5798 removed it); set version = 2 or remove auth_pass"
+        ]
+    );
+    let text = instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nversion = 2\nvirtual_ips = [\"192.0.2.1\"]\n\
+         auth_pass = \"123456789\"\n",
+    );
+    assert_eq!(
+        errors(&text),
+        ["baton.toml:7:13: error: instance \"VI_1\": auth_pass: 9 bytes long, at most 8"]
+    );
+    ok(&text.replace("123456789", "12345678"));
+}
+
+#[test]
+fn at_least_one_vip() {
+    let text = instance("name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = []\n");
+    assert_eq!(
+        errors(&text),
+        ["baton.toml:5:15: error: instance \"VI_1\": virtual_ips: at least one virtual address is needed"]
+    );
+    // Left out, the error is at the instance's header.
+    let text = instance("name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\n");
+    assert_eq!(
+        errors(&text),
+        ["baton.toml:1:1: error: instance \"VI_1\": virtual_ips: at least one virtual address is needed"]
+    );
+}
+
+#[test]
+fn bad_vips() {
+    let text = instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\n\
+         virtual_ips = [\"192.0.2.1/24\", \"192.0.2.300\", \"192.0.2.2/40\", \"192.0.2.3 label x\"]\n",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:5:32: error: instance \"VI_1\": virtual_ips: \"192.0.2.300\" is not an IP address",
+            "baton.toml:5:47: error: instance \"VI_1\": virtual_ips: \"192.0.2.2/40\": prefix length \
+             \"40\" is not in 1..=32",
+            "baton.toml:5:63: error: instance \"VI_1\": virtual_ips: \"192.0.2.3 label x\" is not \
+             ADDRESS[/PREFIX] [dev IFNAME]",
+        ]
+    );
+}
+
+#[test]
+fn mixed_vip_families() {
+    let text = instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\n\
+         virtual_ips = [\"192.0.2.1/24\",\n  \"2001:db8::1/64\"]\n",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:6:3: error: instance \"VI_1\": virtual_ips: 2001:db8::1/64 is IPv6 but \
+          192.0.2.1/24 is IPv4: one instance has one address family (use two instances)"
+        ]
+    );
+}
+
+#[test]
+fn unicast_family_matches_vips() {
+    let text = instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1\"]\n\
+         unicast_src = \"2001:db8::11\"\nunicast_peers = [\"192.0.2.12\", \"2001:db8::13\"]\n",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:6:15: error: instance \"VI_1\": unicast_src: 2001:db8::11 is IPv6 but \
+             the virtual addresses are IPv4",
+            "baton.toml:7:32: error: instance \"VI_1\": unicast_peers: 2001:db8::13 is IPv6 but \
+             the virtual addresses are IPv4",
+        ]
+    );
+}
+
+const CLUSTER_INSTANCE: &str =
+    "[[instance]]\nname = \"A\"\ninterface = \"eth0\"\nvrid = 1\nvirtual_ips = [\"192.0.2.1\"]\n";
+
+#[test]
+fn cluster_peers_must_parse() {
+    let text = format!(
+        "[cluster]\nnode = \"lb1\"\nlisten = \"192.0.2.11:7480\"\nkey_file = \"/k\"\n\
+         peers = [\"lb2=192.0.2.12:7480\", \"lb3\", \"lb4=192.0.2.14\"]\n{CLUSTER_INSTANCE}"
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:5:33: error: cluster: peers: \"lb3\" is not NAME=IP:PORT",
+            "baton.toml:5:40: error: cluster: peers: \"192.0.2.14\" is not IP:PORT \
+             (IPv6: [ADDR]:PORT)",
+        ]
+    );
+}
+
+#[test]
+fn cluster_peer_names_unique_and_not_this_node() {
+    let text = format!(
+        "[cluster]\nnode = \"lb1\"\nlisten = \"192.0.2.11:7480\"\nkey_file = \"/k\"\n\
+         peers = [\"lb2=192.0.2.12:7480\",\n  \"lb2=192.0.2.13:7480\",\n  \"lb1=192.0.2.14:7480\"]\n\
+         {CLUSTER_INSTANCE}"
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:6:3: error: cluster: peers: node name \"lb2\" is listed twice",
+            "baton.toml:7:3: error: cluster: peers: \"lb1\" is this node (node = \"lb1\"); \
+             list only the other nodes",
+        ]
+    );
+}
+
+#[test]
+fn cluster_order_names_known_and_heartbeat_floor() {
+    let text = format!(
+        "[cluster]\nlisten = \"192.0.2.11:7480\"\nkey_file = \"/k\"\nnode = \"lb1\"\n\
+         peers = [\"lb2=192.0.2.12:7480\"]\nheartbeat_interval = \"5ms\"\nselection = \"order\"\n\
+         order = [\"lb1\", \"lb9\"]\n{CLUSTER_INSTANCE}"
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:6:22: error: cluster: heartbeat_interval: 5ms is less than 10ms",
+            "baton.toml:8:17: error: cluster: order: \"lb9\" is neither this node nor a peer",
+        ]
+    );
+}
+
+#[test]
+fn cluster_selection_order_needs_a_list() {
+    let text = format!(
+        "[cluster]\nlisten = \"192.0.2.11:7480\"\nkey_file = \"/k\"\n\
+         peers = [\"lb2=192.0.2.12:7480\"]\nselection = \"order\"\n{CLUSTER_INSTANCE}"
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:5:13: error: cluster: selection: \"order\" needs an order list \
+          (order = [\"lb1\", \"lb2\"])"
+        ]
+    );
+    let text = text.replace("\"order\"\n", "\"fastest\"\n");
+    assert_eq!(
+        errors(&text),
+        ["baton.toml:5:13: error: cluster: selection: \"fastest\" is not \"priority\" or \"order\""]
+    );
+}
+
+#[test]
+fn cluster_requires_listen_and_key_file() {
+    let text = format!("\n[cluster]\nnode = \"lb1\"\n{CLUSTER_INSTANCE}");
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:2:1: error: cluster: missing key \"listen\"",
+            "baton.toml:2:1: error: cluster: missing key \"key_file\"",
+        ]
+    );
+}
+
+#[test]
+fn sync_names_unique() {
+    let text = format!(
+        "{CLUSTER_INSTANCE}[[sync]]\nname = \"cfg\"\npath = \"/etc/a\"\n\
+         [[sync]]\nname = \"cfg\"\npath = \"/etc/b\"\n"
+    );
+    assert_eq!(
+        errors(&text),
+        ["baton.toml:10:8: error: sync \"cfg\": name: already used by another [[sync]] entry"]
+    );
+}
+
+#[test]
+fn sync_values() {
+    let text =
+        format!("{CLUSTER_INSTANCE}[[sync]]\npath = \"etc/a\"\nmode = 640\nmax_size = \"1MB\"\n");
+    assert_eq!(
+        errors(&text),
+        [
+            "baton.toml:7:8: error: sync \"etc/a\": path: \"etc/a\" is not an absolute path",
+            "baton.toml:8:8: error: sync \"etc/a\": mode: 640 is not a file mode: write it in \
+             octal, as \"0640\" or 0o640, at most 7777",
+            "baton.toml:9:12: error: sync \"etc/a\": max_size: \"1MB\" is not a size: bytes as \
+             an integer, or a string such as \"64KiB\" or \"1MiB\"",
+        ]
+    );
+    let c = ok(&format!(
+        "{CLUSTER_INSTANCE}[[sync]]\npath = \"/etc/a\"\nmode = 0o600\nmax_size = 4096\n"
+    ));
+    assert_eq!(c.sync[0].name, "/etc/a");
+    assert_eq!((c.sync[0].mode, c.sync[0].max_size), (Some(0o600), 4096));
+}
+
+#[test]
+fn sync_groups_name_known_instances() {
+    let text =
+        format!("{CLUSTER_INSTANCE}[[sync_group]]\nname = \"G\"\ninstances = [\"A\", \"B\"]\n");
+    assert_eq!(
+        errors(&text),
+        ["baton.toml:8:19: error: sync_group \"G\": instances: no instance is called \"B\""]
+    );
+}
+
+// ---------------------------------------------------------------- collection, warnings, IO
+
+#[test]
+fn all_errors_are_collected_in_file_order() {
+    let text = "[global]\nstate_dir = \"var/lib/baton\"\nbogus = 1\n\
+                [[instance]]\nname = \"A\"\ninterface = \"eth0\"\nvrid = 300\npriority = 0\n\
+                virtual_ips = [\"192.0.2.1\"]\n\
+                [[instance]]\nname = \"B\"\ninterface = \"eth0\"\nvrid = 2\nversion = 2\n\
+                advert_interval = \"100ms\"\nauth_pass = \"far-too-long\"\n\
+                virtual_ips = [\"192.0.2.2\", \"2001:db8::2\"]\n";
+    let e = errors(text);
+    let positions: Vec<&str> = e
+        .iter()
+        .map(|m| m.split(": error").next().unwrap())
+        .collect();
+    assert_eq!(
+        positions,
+        [
+            "baton.toml:2:13",
+            "baton.toml:3:1",
+            "baton.toml:7:8",
+            "baton.toml:8:12",
+            "baton.toml:15:19",
+            "baton.toml:16:13",
+            "baton.toml:17:29",
+        ],
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn warnings_do_not_refuse() {
+    let text = instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1\"]\n\
+         preempt = false\npreempt_delay = \"10s\"\n",
+    );
+    assert_eq!(
+        warnings(&text),
+        ["baton.toml:7:17: warning: instance \"VI_1\": preempt_delay: has no effect with preempt = false"]
+    );
+    // With an error beside them, warnings come back with the errors.
+    let d = parse_toml(
+        &text.replace("vrid = 51", "vrid = 0"),
+        Path::new("baton.toml"),
+    )
+    .unwrap_err();
+    assert_eq!(d.errors().count(), 1);
+    assert_eq!(d.warnings().count(), 1);
+    assert_eq!(d.warnings().next().unwrap().severity, Severity::Warning);
+}
+
+#[test]
+fn missing_file_is_an_error_naming_the_path() {
+    let path = Path::new("/nonexistent/baton-test/baton.toml");
+    let d = load(path).unwrap_err();
+    assert_eq!(d.len(), 1);
+    let shown = d.to_string();
+    assert!(
+        shown.starts_with(
+            "/nonexistent/baton-test/baton.toml: error: cannot read the config file: "
+        ),
+        "{shown}"
+    );
+}
+
+#[test]
+fn keepalived_conf_is_not_read_yet() {
+    let dir = std::env::temp_dir().join(format!("baton-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keepalived.conf");
+    std::fs::write(&path, "vrrp_instance VI_1 {\n    state MASTER\n}\n").unwrap();
+    let result = load(&path);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let d = result.unwrap_err();
+    assert_eq!(d.len(), 1);
+    assert!(
+        d.to_string().ends_with(
+            ":1:1: error: this is not baton TOML (no [global], [[instance]] or \
+                        [cluster] table); reading keepalived.conf is not supported yet"
+        ),
+        "{d}"
+    );
+}
+
+#[test]
+fn diagnostics_are_a_std_error() {
+    let d: Diagnostics = parse_toml("[global]\nx = 1\n", Path::new("a.toml")).unwrap_err();
+    let e: Box<dyn std::error::Error> = Box::new(d);
+    assert_eq!(
+        e.to_string(),
+        "a.toml: warning: no instance: this node runs no virtual router\n\
+         a.toml:2:1: error: global: unknown key \"x\""
+    );
+}
+
+// ---------------------------------------------------------------- robustness
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EXAMPLE: &str = include_str!("../conf/baton.toml");
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn on_any_text(text in "\\PC{0,400}") {
+            let _ = parse_toml(&text, Path::new("f"));
+        }
+
+        #[test]
+        fn on_mangled_examples(cut in 0..EXAMPLE.len(), insert in "[\\[\\]=\"., 0-9a-z\n-]{0,12}") {
+            let mut text = EXAMPLE.as_bytes()[..cut].to_vec();
+            text.extend_from_slice(insert.as_bytes());
+            text.extend_from_slice(&EXAMPLE.as_bytes()[cut..]);
+            if let Ok(text) = String::from_utf8(text) {
+                if let Err(d) = parse_toml(&text, Path::new("f")) {
+                    // Every error has a position inside the text.
+                    let lines = u32::try_from(text.lines().count()).unwrap() + 1;
+                    for e in d.errors() {
+                        prop_assert!(e.line >= 1 && e.line <= lines, "{e}");
+                        prop_assert!(e.col >= 1, "{e}");
+                    }
+                }
+            }
+        }
+    }
+}

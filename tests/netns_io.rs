@@ -1,0 +1,512 @@
+//! The agent's IO primitives against a real kernel, in network namespaces
+//! (root). Each test builds its own lab; code under test runs on a thread
+//! that entered a node's namespace, with its own current_thread runtime.
+
+#[path = "netns/mod.rs"]
+mod netns;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use baton::agent::garp::GarpSender;
+use baton::agent::netlink::{self, NetEvent, Netlink, NetlinkError};
+use baton::agent::socket::{Received, VrrpSocket, VRRP_GROUP_V4, VRRP_GROUP_V6, VRRP_TTL};
+use netns::{in_netns, runtime, spawn_in_netns, Lab, IFNAME};
+use tokio::time::timeout;
+
+/// A VRRPv3 advert for `vrid` (checksum left zero: a raw socket does not
+/// check it).
+fn advert_v3(vrid: u8, priority: u8, addresses: &[IpAddr]) -> Vec<u8> {
+    let mut packet = vec![0x31, vrid, priority, addresses.len() as u8, 0x00, 100, 0, 0];
+    for address in addresses {
+        match address {
+            IpAddr::V4(a) => packet.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => packet.extend_from_slice(&a.octets()),
+        }
+    }
+    packet
+}
+
+struct Exchange {
+    received: Received,
+    payload: Vec<u8>,
+    /// The sender heard its own packet.
+    echoed: bool,
+}
+
+/// Open a socket on node 1 and one on node 0, send `packet` from node 0 to
+/// `dst` (from `source` if given), and return what node 1 got.
+fn exchange(
+    lab: &Lab,
+    v6: bool,
+    multicast: bool,
+    dst: IpAddr,
+    source: Option<IpAddr>,
+    packet: Vec<u8>,
+) -> Exchange {
+    let open = move || {
+        if v6 {
+            VrrpSocket::open_v6(IFNAME, multicast)
+        } else {
+            VrrpSocket::open_v4(IFNAME, multicast)
+        }
+    };
+    let (ready_tx, ready_rx) = std_mpsc::channel();
+    let receiver = spawn_in_netns(lab.node_ns(1), move || {
+        runtime().block_on(async move {
+            let socket = open().expect("open the receiving socket");
+            ready_tx.send(()).unwrap();
+            let mut buf = [0u8; 2048];
+            let received = timeout(Duration::from_secs(3), socket.recv(&mut buf))
+                .await
+                .expect("nothing received within 3 s")
+                .expect("receive");
+            let payload = buf[received.payload.clone()].to_vec();
+            (received, payload)
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the receiver did not start");
+    let echoed = in_netns(lab.node_ns(0), move || {
+        runtime().block_on(async move {
+            let mut socket = open().expect("open the sending socket");
+            if let Some(source) = source {
+                socket.bind_source(source).unwrap();
+            }
+            socket.send(&packet, dst).await.expect("send");
+            let mut buf = [0u8; 2048];
+            timeout(Duration::from_millis(300), socket.recv(&mut buf))
+                .await
+                .is_ok()
+        })
+    });
+    let (received, payload) = receiver.join().expect("receiver thread");
+    Exchange {
+        received,
+        payload,
+        echoed,
+    }
+}
+
+/// Node `i`'s link-local address, once it exists.
+fn link_local(lab: &Lab, i: usize) -> Ipv6Addr {
+    in_netns(lab.node_ns(i), || {
+        runtime().block_on(async {
+            let nl = Netlink::new().unwrap();
+            for _ in 0..200 {
+                if let Some(ll) = nl.interface(IFNAME).await.unwrap().link_local_v6 {
+                    return ll;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("no link-local address after 2 s");
+        })
+    })
+}
+
+#[test]
+fn ipv4_multicast_advert_arrives_with_ttl_255_and_is_not_looped_back() {
+    if !netns::require_root() {
+        return;
+    }
+    let lab = Lab::new("v4m", 2);
+    let vip = IpAddr::V4(Ipv4Addr::new(192, 168, 77, 100));
+    let packet = advert_v3(51, 100, &[vip]);
+    let got = exchange(
+        &lab,
+        false,
+        true,
+        VRRP_GROUP_V4.into(),
+        None,
+        packet.clone(),
+    );
+    assert_eq!(got.received.src, IpAddr::V4(lab.node_ip4(0)));
+    assert_eq!(got.received.dst, IpAddr::V4(VRRP_GROUP_V4));
+    assert_eq!(got.received.ttl, VRRP_TTL);
+    assert_eq!(got.payload, packet, "payload cut to the IP length");
+    assert!(!got.echoed, "multicast loop must be off");
+}
+
+#[test]
+fn ipv6_multicast_advert_arrives_from_the_link_local_with_hop_limit_255() {
+    if !netns::require_root() {
+        return;
+    }
+    let lab = Lab::new("v6m", 2);
+    let sender_ll = link_local(&lab, 0);
+    let packet = advert_v3(51, 100, &[IpAddr::V6("fe80::100".parse().unwrap())]);
+    let got = exchange(&lab, true, true, VRRP_GROUP_V6.into(), None, packet.clone());
+    assert_eq!(got.received.src, IpAddr::V6(sender_ll));
+    assert_eq!(
+        got.received.dst,
+        IpAddr::V6(VRRP_GROUP_V6),
+        "from IPV6_PKTINFO"
+    );
+    assert_eq!(got.received.ttl, VRRP_TTL, "from IPV6_HOPLIMIT");
+    assert_eq!(got.payload, packet);
+    assert!(!got.echoed, "multicast loop must be off");
+}
+
+#[test]
+fn ipv4_unicast_advert_leaves_from_the_bound_source() {
+    if !netns::require_root() {
+        return;
+    }
+    let lab = Lab::new("v4u", 2);
+    let source = Ipv4Addr::new(192, 168, 77, 50);
+    lab.exec_ok(
+        lab.node_ns(0),
+        &format!("ip addr add {source}/24 dev {IFNAME}"),
+    );
+    let packet = advert_v3(7, 200, &[IpAddr::V4(Ipv4Addr::new(192, 168, 77, 100))]);
+    let dst = IpAddr::V4(lab.node_ip4(1));
+    let got = exchange(&lab, false, false, dst, Some(source.into()), packet.clone());
+    assert_eq!(got.received.src, IpAddr::V4(source));
+    assert_eq!(got.received.dst, dst);
+    assert_eq!(got.received.ttl, VRRP_TTL);
+    assert_eq!(got.payload, packet);
+}
+
+#[test]
+fn ipv6_unicast_advert_leaves_from_the_bound_source() {
+    if !netns::require_root() {
+        return;
+    }
+    let lab = Lab::new("v6u", 2);
+    let source: Ipv6Addr = "fd00:77::50".parse().unwrap();
+    lab.exec_ok(
+        lab.node_ns(0),
+        &format!("ip addr add {source}/64 dev {IFNAME} nodad"),
+    );
+    let packet = advert_v3(7, 200, &[IpAddr::V6("fe80::100".parse().unwrap())]);
+    let dst = IpAddr::V6(lab.node_ip6(1));
+    let got = exchange(&lab, true, false, dst, Some(source.into()), packet.clone());
+    assert_eq!(got.received.src, IpAddr::V6(source));
+    assert_eq!(got.received.dst, dst);
+    assert_eq!(got.received.ttl, VRRP_TTL);
+    assert_eq!(got.payload, packet);
+}
+
+#[test]
+fn interface_facts_match_the_kernel() {
+    if !netns::require_root() {
+        return;
+    }
+    let lab = Lab::new("ifc", 1);
+    let mac = lab.mac(lab.node_ns(0), IFNAME);
+    let (interface, missing) = in_netns(lab.node_ns(0), || {
+        runtime().block_on(async {
+            let nl = Netlink::new().unwrap();
+            let missing = nl.link_by_name("nosuch0").await;
+            (nl.interface(IFNAME).await.unwrap(), missing)
+        })
+    });
+    assert!(matches!(missing, Err(NetlinkError::NoSuchInterface(_))));
+    assert_eq!(interface.link.name, IFNAME);
+    assert_eq!(interface.link.mac, Some(mac));
+    assert!(interface.link.up && interface.link.admin_up);
+    assert_eq!(interface.link.mtu, 1500);
+    assert_eq!(interface.primary_v4, Some(lab.node_ip4(0)));
+    let ifindex_out = lab.exec_ok(
+        lab.node_ns(0),
+        &format!("cat /sys/class/net/{IFNAME}/ifindex"),
+    );
+    assert_eq!(interface.link.index.to_string(), ifindex_out.trim());
+    let ll = interface.link_local_v6.expect("a link-local address");
+    assert_eq!(ll.segments()[0], 0xfe80);
+}
+
+#[test]
+fn adding_and_deleting_addresses_is_idempotent() {
+    if !netns::require_root() {
+        return;
+    }
+    let lab = Lab::new("addr", 1);
+    let ns = lab.node_ns(0).to_owned();
+    let vip = IpAddr::V4(Ipv4Addr::new(192, 168, 77, 100));
+    let (ifindex, had) = in_netns(&ns, move || {
+        runtime().block_on(async move {
+            let nl = Netlink::new().unwrap();
+            let ifindex = nl.link_by_name(IFNAME).await.unwrap().index;
+            nl.add_address(ifindex, vip, 32, Some("eth0:vip"))
+                .await
+                .expect("first add");
+            nl.add_address(ifindex, vip, 32, Some("eth0:vip"))
+                .await
+                .expect("a second add is not an error");
+            (ifindex, nl.has_address(ifindex, vip).await.unwrap())
+        })
+    });
+    assert!(had);
+    let shown = lab.addresses(&ns, IFNAME);
+    let entry = shown
+        .iter()
+        .find(|a| a.addr == vip)
+        .unwrap_or_else(|| panic!("{vip} not in `ip -o addr`: {shown:?}"));
+    assert_eq!(entry.prefix_len, 32);
+    assert!(entry.rest.contains("eth0:vip"), "label: {entry:?}");
+
+    let has = in_netns(&ns, move || {
+        runtime().block_on(async move {
+            let nl = Netlink::new().unwrap();
+            nl.delete_address(ifindex, vip, 32).await.expect("delete");
+            nl.delete_address(ifindex, vip, 32)
+                .await
+                .expect("a second delete is not an error");
+            nl.delete_address(ifindex, "192.168.77.101".parse().unwrap(), 32)
+                .await
+                .expect("deleting an address never added is not an error");
+            nl.delete_address(99_999, vip, 32)
+                .await
+                .expect("deleting from a missing interface is not an error");
+            nl.has_address(ifindex, vip).await.unwrap()
+        })
+    });
+    assert!(!has);
+    assert!(lab.addresses(&ns, IFNAME).iter().all(|a| a.addr != vip));
+}
+
+#[test]
+fn ipv6_address_added_without_dad_is_not_tentative() {
+    if !netns::require_root() {
+        return;
+    }
+    let lab = Lab::new("dad", 1);
+    let ns = lab.node_ns(0).to_owned();
+    // The lab turns DAD off; turn it on again, and prove it with a control
+    // address added the ordinary way.
+    lab.exec_ok(
+        &ns,
+        &format!("sysctl -q -w net.ipv6.conf.{IFNAME}.accept_dad=1 net.ipv6.conf.{IFNAME}.dad_transmits=3"),
+    );
+    let control: Ipv6Addr = "fd00:77::101".parse().unwrap();
+    lab.exec_ok(&ns, &format!("ip addr add {control}/64 dev {IFNAME}"));
+    let vip: Ipv6Addr = "fd00:77::100".parse().unwrap();
+    let seen = in_netns(&ns, move || {
+        runtime().block_on(async move {
+            let nl = Netlink::new().unwrap();
+            let ifindex = nl.link_by_name(IFNAME).await.unwrap().index;
+            nl.add_address(ifindex, vip.into(), 64, None).await.unwrap();
+            nl.add_address(ifindex, vip.into(), 64, None)
+                .await
+                .expect("a second add is not an error");
+            nl.addresses(ifindex).await.unwrap()
+        })
+    });
+    let shown = lab.addresses(&ns, IFNAME);
+    let find = |a: Ipv6Addr| {
+        shown
+            .iter()
+            .find(|x| x.addr == IpAddr::V6(a))
+            .unwrap_or_else(|| panic!("{a} not in `ip -o addr`: {shown:?}"))
+            .clone()
+    };
+    assert!(find(control).tentative(), "control: DAD is really on");
+    assert!(!find(vip).tentative(), "VIP: {:?}", find(vip));
+    let vip_info = seen.iter().find(|a| a.addr == IpAddr::V6(vip)).unwrap();
+    let control_info = seen.iter().find(|a| a.addr == IpAddr::V6(control)).unwrap();
+    assert!(!vip_info.tentative);
+    assert!(control_info.tentative, "IFA_FLAGS parsed");
+}
+
+/// Events of one interface, forwarded from the watch thread with the
+/// instant each was read.
+fn expect_event(
+    events: &std_mpsc::Receiver<(NetEvent, Instant)>,
+    what: &str,
+    wanted: impl Fn(&NetEvent) -> bool,
+) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok((event, at)) if wanted(&event) => return at,
+            Ok(_) => continue,
+            Err(_) => panic!("no event within 3 s: {what}"),
+        }
+    }
+}
+
+#[test]
+fn link_watch_reports_down_and_up_within_100_ms() {
+    if !netns::require_root() {
+        return;
+    }
+    let lab = Lab::new("lnk", 1);
+    let (events_tx, events) = std_mpsc::channel();
+    let (ready_tx, ready) = std_mpsc::channel();
+    let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
+    let watcher = spawn_in_netns(lab.node_ns(0), move || {
+        runtime().block_on(async move {
+            let mut watch = netlink::watch().unwrap();
+            let nl = Netlink::new().unwrap();
+            let ifindex = nl.link_by_name(IFNAME).await.unwrap().index;
+            ready_tx.send(ifindex).unwrap();
+            let forward = async {
+                while let Some(event) = watch.recv().await {
+                    let ours = match &event {
+                        NetEvent::Link(l) => l.ifindex == ifindex,
+                        NetEvent::AddressAdded(a) | NetEvent::AddressRemoved(a) => {
+                            a.ifindex == ifindex
+                        }
+                        NetEvent::Overrun => true,
+                    };
+                    if ours && events_tx.send((event, Instant::now())).is_err() {
+                        return;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = forward => {}
+                _ = stop => {}
+            }
+        })
+    });
+    let ifindex = ready.recv_timeout(Duration::from_secs(5)).unwrap();
+    let link = |up: bool| move |e: &NetEvent| matches!(e, NetEvent::Link(l) if l.up == up && l.ifindex == ifindex);
+    let limit = Duration::from_millis(100);
+
+    // Administrative down and up.
+    let t = Instant::now();
+    lab.set_node_link(0, false);
+    let latency = expect_event(&events, "admin down", link(false)) - t;
+    eprintln!("admin down: {latency:?}");
+    assert!(latency < limit, "admin down seen after {latency:?}");
+    let t = Instant::now();
+    lab.set_node_link(0, true);
+    let latency = expect_event(&events, "admin up", link(true)) - t;
+    eprintln!("admin up: {latency:?}");
+    assert!(latency < limit, "admin up seen after {latency:?}");
+
+    // Carrier loss: the node's link stays administratively up.
+    let t = Instant::now();
+    lab.set_node_carrier(0, false);
+    let latency = expect_event(&events, "carrier down", link(false)) - t;
+    eprintln!("carrier down: {latency:?}");
+    assert!(latency < limit, "carrier down seen after {latency:?}");
+    let t = Instant::now();
+    lab.set_node_carrier(0, true);
+    let latency = expect_event(&events, "carrier up", link(true)) - t;
+    eprintln!("carrier up: {latency:?}");
+    assert!(latency < limit, "carrier up seen after {latency:?}");
+
+    // Someone else removes an address.
+    let extra: IpAddr = "192.168.77.60".parse().unwrap();
+    lab.exec_ok(
+        lab.node_ns(0),
+        &format!("ip addr add {extra}/24 dev {IFNAME}"),
+    );
+    expect_event(
+        &events,
+        "address added",
+        |e| matches!(e, NetEvent::AddressAdded(a) if a.addr == extra),
+    );
+    lab.exec_ok(
+        lab.node_ns(0),
+        &format!("ip addr del {extra}/24 dev {IFNAME}"),
+    );
+    expect_event(
+        &events,
+        "address removed",
+        |e| matches!(e, NetEvent::AddressRemoved(a) if a.addr == extra && a.prefix_len == 24),
+    );
+
+    let _ = stop_tx.send(());
+    watcher.join().expect("watch thread");
+}
+
+/// A gratuitous ARP request for `ip` from `mac`, padded to 60 bytes.
+fn garp_frame(mac: [u8; 6], ip: Ipv4Addr) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(60);
+    frame.extend_from_slice(&[0xff; 6]);
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&[0x08, 0x06]); // ARP
+    frame.extend_from_slice(&[0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01]); // Ethernet/IPv4, request
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&ip.octets());
+    frame.extend_from_slice(&[0xff; 6]);
+    frame.extend_from_slice(&ip.octets());
+    frame.resize(60, 0);
+    frame
+}
+
+#[test]
+fn gratuitous_arp_updates_the_other_nodes_neighbour_table() {
+    if !netns::require_root() {
+        return;
+    }
+    let lab = Lab::new("garp", 2);
+    let vip = Ipv4Addr::new(192, 168, 77, 100);
+    // Node 1 believes the VIP is elsewhere (the state a failover fixes).
+    lab.exec_ok(
+        lab.node_ns(1),
+        &format!("ip neigh replace {vip} lladdr 02:00:00:00:00:99 dev {IFNAME} nud stale"),
+    );
+    let mac = lab.mac(lab.node_ns(0), IFNAME);
+    let frame = garp_frame(mac, vip);
+    let (missing, send_time) = in_netns(lab.node_ns(0), move || {
+        let missing = GarpSender::new("nosuch0").is_err();
+        let sender = GarpSender::new(IFNAME).expect("open eth0");
+        let t = Instant::now();
+        sender.send(vec![frame.clone(), frame.clone(), frame]);
+        // Far more than the queue holds: must drop, never block.
+        for _ in 0..1000 {
+            sender.send(Vec::new());
+        }
+        (missing, t.elapsed())
+    });
+    assert!(missing, "a missing interface is an error");
+    assert!(
+        send_time < Duration::from_millis(50),
+        "send blocked {send_time:?}"
+    );
+    let want = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let neigh = lab.exec_ok(lab.node_ns(1), &format!("ip neigh show {vip} dev {IFNAME}"));
+        if neigh.contains(&want) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 1 still has `{}`, wanted {want}",
+            neigh.trim()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn pinger_measures_an_outage_of_the_vip() {
+    if !netns::require_root() {
+        return;
+    }
+    let lab = Lab::new("png", 1);
+    let ns = lab.node_ns(0).to_owned();
+    let vip = "192.168.77.100";
+    lab.exec_ok(&ns, &format!("ip addr add {vip}/24 dev {IFNAME}"));
+    let pinger = lab.pinger(vip.parse().unwrap());
+    assert!(
+        pinger.wait_for_replies(20, Duration::from_secs(3)),
+        "the client cannot ping the VIP"
+    );
+    lab.exec_ok(&ns, &format!("ip addr del {vip}/24 dev {IFNAME}"));
+    std::thread::sleep(Duration::from_millis(300));
+    lab.exec_ok(&ns, &format!("ip addr add {vip}/24 dev {IFNAME}"));
+    let before = pinger.received();
+    assert!(pinger.wait_for_replies(before + 20, Duration::from_secs(3)));
+    let report = pinger.stop();
+    assert!(
+        report.max_gap >= Duration::from_millis(250) && report.max_gap < Duration::from_secs(2),
+        "{report:?}"
+    );
+    // ping paces itself at "about" 10 ms; count only what is certain.
+    assert!(report.lost >= 10, "{report:?}");
+    eprintln!("{report:?}");
+}
