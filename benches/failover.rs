@@ -131,6 +131,10 @@ struct Mem {
     /// Proportional set size: shared pages split between their users, so a
     /// sum over a process tree does not count the libraries twice.
     pss_kb: u64,
+    /// VmRSS split: private heap/stack vs mapped files (binary, libraries).
+    anon_kb: u64,
+    file_kb: u64,
+    threads: u64,
 }
 
 impl std::ops::Add for Mem {
@@ -140,6 +144,9 @@ impl std::ops::Add for Mem {
             rss_kb: self.rss_kb + o.rss_kb,
             hwm_kb: self.hwm_kb + o.hwm_kb,
             pss_kb: self.pss_kb + o.pss_kb,
+            anon_kb: self.anon_kb + o.anon_kb,
+            file_kb: self.file_kb + o.file_kb,
+            threads: self.threads + o.threads,
         }
     }
 }
@@ -156,6 +163,9 @@ fn proc_mem(pid: u32) -> Option<Mem> {
         rss_kb: field(&status, "VmRSS:")?,
         hwm_kb: field(&status, "VmHWM:")?,
         pss_kb: field(&rollup, "Pss:").unwrap_or(0),
+        anon_kb: field(&status, "RssAnon:").unwrap_or(0),
+        file_kb: field(&status, "RssFile:").unwrap_or(0),
+        threads: field(&status, "Threads:").unwrap_or(0),
     })
 }
 
@@ -678,8 +688,10 @@ fn report(cells: &[Cell], runs: usize) {
     }
 
     println!("\n## Memory per node once elected (MB, median (min–max) over all labs)\n");
-    println!("| agent | node | what | processes | VmRSS | VmHWM | Pss |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| agent | node | what | processes / threads | VmRSS | VmHWM | RssAnon | RssFile | Pss |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for agent in [Agent::Keepalived, Agent::Baton] {
         let samples: Vec<Sample> = cells
             .iter()
@@ -702,16 +714,19 @@ fn report(cells: &[Cell], runs: usize) {
                 Agent::Baton => vec![("process", |m| m.tree)],
             };
             for (what, get) in rows {
-                let rss: Vec<u64> = mems.iter().map(|m| get(m).rss_kb).collect();
-                let hwm: Vec<u64> = mems.iter().map(|m| get(m).hwm_kb).collect();
-                let pss: Vec<u64> = mems.iter().map(|m| get(m).pss_kb).collect();
+                let col = |f: fn(&Mem) -> u64| {
+                    kb_spread(&mems.iter().map(|m| f(&get(m))).collect::<Vec<_>>())
+                };
                 let p = if what == "VRRP child alone" { 1 } else { procs };
+                let threads = mems.iter().map(|m| get(m).threads).max().unwrap_or(0);
                 println!(
-                    "| {} | {node} | {what} | {p} | {} | {} | {} |",
+                    "| {} | {node} | {what} | {p} / {threads} | {} | {} | {} | {} | {} |",
                     agent.name(),
-                    kb_spread(&rss),
-                    kb_spread(&hwm),
-                    kb_spread(&pss)
+                    col(|m| m.rss_kb),
+                    col(|m| m.hwm_kb),
+                    col(|m| m.anon_kb),
+                    col(|m| m.file_kb),
+                    col(|m| m.pss_kb),
                 );
             }
         }
