@@ -1069,6 +1069,8 @@ pub fn core_config(cfg: &InstanceCfg) -> InstanceConfig {
             delay: cfg.garp.master_delay,
             refresh: cfg.garp.master_refresh.unwrap_or_default(),
             refresh_repeat: cfg.garp.master_refresh_repeat,
+            lower_prio_repeat: cfg.garp.lower_prio_repeat(),
+            lower_prio_delay: cfg.garp.lower_prio_delay(),
         },
     }
 }
