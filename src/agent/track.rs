@@ -928,6 +928,7 @@ async fn script_loop(
     let timeout = script.timeout.filter(|t| !t.is_zero()).unwrap_or(interval);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut security_warned = false;
     // Logged when it changes, not at every run.
     let mut last_note: Option<String> = None;
     let mut note = |text: Option<String>, refused: bool| {
@@ -953,12 +954,11 @@ async fn script_loop(
             Ok(cmd) => {
                 let outcome = run_to_completion(&cmd, &[], timeout, &running).await;
                 let ok = outcome.success();
-                let text = match (&cmd.security_warning, ok) {
-                    (Some(w), _) => Some(format!("{w} (enable_script_security would refuse it)")),
-                    (None, true) => None,
-                    (None, false) => Some(format!("`{}` {outcome}", cmd.text)),
-                };
-                note(text, false);
+                if let Some(w) = cmd.security_warning.filter(|_| !security_warned) {
+                    warn!("VRRP_Script({name}) {w} (enable_script_security would refuse it)");
+                    security_warned = true;
+                }
+                note((!ok).then(|| format!("`{}` {outcome}", cmd.text)), false);
                 ok
             }
         };
