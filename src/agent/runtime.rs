@@ -116,8 +116,20 @@ pub fn run(opts: Options) -> Result<(), AgentError> {
         set.add(s);
     }
     let _ = set.thread_unblock();
-    let config =
-        crate::config::load(&opts.config_path).map_err(|d| AgentError::Config(d.to_string()))?;
+    let config = opts.load().map_err(AgentError::Config)?;
+    if let Some(p) = &opts.pid_file {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .map_err(io_err(format!("pid file {}", p.display())))?;
+    }
+    let pid_file = opts.pid_file.clone();
+    let result = run_agent(config, opts);
+    if let Some(p) = &pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    result
+}
+
+fn run_agent(config: Config, opts: Options) -> Result<(), AgentError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -367,17 +379,30 @@ impl Agent {
 
     /// The shared multicast socket of an interface and family, opened on
     /// first use with its receive task.
-    fn multicast_socket(&mut self, iface: usize, v4: bool) -> Result<Rc<VrrpSocket>, AgentError> {
+    /// The shared multicast socket of an interface and family, opened on
+    /// first use with its receive task. Its source address is pinned to
+    /// `local` (the interface's primary IPv4 or own link-local address):
+    /// left to the kernel, the source could become a VIP once one is
+    /// configured (a link-local IPv6 VIP, say), and the checksum, computed
+    /// over `local`, would no longer match.
+    fn multicast_socket(
+        &mut self,
+        iface: usize,
+        v4: bool,
+        local: IpAddr,
+    ) -> Result<Rc<VrrpSocket>, AgentError> {
         let f = &self.ifaces[iface];
         if let Some(s) = if v4 { &f.sock4 } else { &f.sock6 } {
             return Ok(s.clone());
         }
-        let sock = if v4 {
+        let mut sock = if v4 {
             VrrpSocket::open_v4(&f.name, true)
         } else {
             VrrpSocket::open_v6(&f.name, true)
         }
         .map_err(io_err(format!("VRRP socket on {}", f.name)))?;
+        sock.bind_source(local)
+            .map_err(io_err(format!("{}: advert source {local}", f.name)))?;
         let sock = Rc::new(sock);
         self.spawn_receiver(iface, sock.clone(), true);
         let f = &mut self.ifaces[iface];
@@ -437,7 +462,7 @@ impl Agent {
             })?,
         };
         let sock = if cfg.unicast_peers.is_empty() {
-            self.multicast_socket(iface, v4)?
+            self.multicast_socket(iface, v4, local)?
         } else {
             let mut s = if v4 {
                 VrrpSocket::open_v4(&f.name, false)
@@ -1101,5 +1126,6 @@ pub fn core_config(cfg: &InstanceCfg) -> InstanceConfig {
             lower_prio_repeat: cfg.garp.lower_prio_repeat(),
             lower_prio_delay: cfg.garp.lower_prio_delay(),
         },
+        strict: cfg.strict_mode,
     }
 }

@@ -142,6 +142,9 @@ pub struct InstanceConfig {
     /// v2 simple-text password (zero padded), if any.
     pub auth: Option<[u8; 8]>,
     pub garp: GarpSchedule,
+    /// Strict RFC receive checks (keepalived's `vrrp_strict`): a v3 IPv6
+    /// advert must start with a link-local address.
+    pub strict: bool,
 }
 
 impl InstanceConfig {
@@ -158,6 +161,7 @@ impl InstanceConfig {
             vips,
             auth: None,
             garp: GarpSchedule::default(),
+            strict: false,
         }
     }
 }
@@ -228,7 +232,7 @@ pub struct Instance {
     actions: VecDeque<Action>,
     stats: RxStats,
     became_master: u64,
-    /// The address list carried in adverts (see [`advert_addresses`]).
+    /// The address list carried in adverts.
     advert_addresses: Vec<IpAddr>,
     /// When the last advert from a master was accepted (backup side).
     last_master_advert: Option<Instant>,
@@ -256,7 +260,9 @@ impl Instance {
     pub fn new(cfg: InstanceConfig, local_addr: IpAddr) -> Self {
         let priority = cfg.priority;
         let interval = cfg.advert_interval;
-        let (cfg_vips, cfg_vrid) = (cfg.vips.clone(), cfg.vrid);
+        // Adverts carry exactly the configured list, in order, as keepalived
+        // does: a peer compares the count (and keepalived drops a mismatch).
+        let cfg_vips = cfg.vips.clone();
         Instance {
             cfg,
             local_addr,
@@ -273,7 +279,7 @@ impl Instance {
             actions: VecDeque::new(),
             stats: RxStats::default(),
             became_master: 0,
-            advert_addresses: advert_addresses(&cfg_vips, cfg_vrid),
+            advert_addresses: cfg_vips,
             last_master_advert: None,
             last_lower_prio_garp: None,
             gates: ClusterGates::default(),
@@ -734,34 +740,6 @@ impl Instance {
     }
 }
 
-/// The addresses an advert carries. For IPv6, RFC 5798 5.2.9 wants the
-/// virtual router's link-local address first: a configured link-local VIP
-/// is moved to the front; without one, the link-local address derived from
-/// the virtual MAC (fe80::200:5eff:fe00:2XX, XX = VRID) is advertised first.
-/// It is only carried in adverts, never configured on the interface.
-pub fn advert_addresses(vips: &[IpAddr], vrid: u8) -> Vec<IpAddr> {
-    let is_ll = |a: &IpAddr| matches!(a, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80);
-    if !vips.first().is_some_and(IpAddr::is_ipv6) || vips.first().is_some_and(is_ll) {
-        return vips.to_vec();
-    }
-    let mut out = Vec::with_capacity(vips.len() + 1);
-    match vips.iter().position(is_ll) {
-        Some(i) => out.push(vips[i]),
-        None => out.push(IpAddr::V6(std::net::Ipv6Addr::new(
-            0xfe80,
-            0,
-            0,
-            0,
-            0x0200,
-            0x5eff,
-            0xfe00,
-            0x0200 | u16::from(vrid),
-        ))),
-    }
-    out.extend(vips.iter().filter(|a| !is_ll(a)));
-    out
-}
-
 /// RFC 5798 6.4.3: addresses compared as unsigned integers in network byte
 /// order. Mixed families never compare greater.
 pub fn addr_greater(a: IpAddr, b: IpAddr) -> bool {
@@ -1125,17 +1103,6 @@ mod tests {
         assert_eq!(i.stats().dropped["auth_mismatch"], 1);
         assert_eq!(i.stats().dropped["interval_mismatch"], 1);
         assert_eq!(i.stats().dropped["version_mismatch"], 1);
-    }
-
-    #[test]
-    fn ipv6_adverts_lead_with_a_link_local_address() {
-        let g: IpAddr = "fd00::100".parse().unwrap();
-        let ll: IpAddr = "fe80::54".parse().unwrap();
-        let derived: IpAddr = "fe80::200:5eff:fe00:233".parse().unwrap();
-        assert_eq!(advert_addresses(&[g], 0x33), vec![derived, g]);
-        assert_eq!(advert_addresses(&[g, ll], 0x33), vec![ll, g]);
-        assert_eq!(advert_addresses(&[ll, g], 0x33), vec![ll, g]);
-        assert_eq!(advert_addresses(&[vip()], 0x33), vec![vip()]);
     }
 
     #[test]
