@@ -104,6 +104,12 @@ pub struct GarpSchedule {
     pub refresh: Duration,
     /// Packets per VIP in a refresh burst (`garp_master_refresh_repeat`).
     pub refresh_repeat: u32,
+    /// Packets per VIP when, as master, we hear a lower-priority router
+    /// claim mastership (`garp_lower_prio_repeat`): the clients may have
+    /// followed its GARPs, so announce ours again.
+    pub lower_prio_repeat: u32,
+    /// At most one such burst per this long (`garp_lower_prio_delay`).
+    pub lower_prio_delay: Duration,
 }
 
 impl Default for GarpSchedule {
@@ -113,6 +119,8 @@ impl Default for GarpSchedule {
             delay: Duration::from_secs(5),
             refresh: Duration::ZERO,
             refresh_repeat: 1,
+            lower_prio_repeat: 5,
+            lower_prio_delay: Duration::from_secs(5),
         }
     }
 }
@@ -224,6 +232,8 @@ pub struct Instance {
     advert_addresses: Vec<IpAddr>,
     /// When the last advert from a master was accepted (backup side).
     last_master_advert: Option<Instant>,
+    /// When we last re-announced our VIPs after a lower-priority advert.
+    last_lower_prio_garp: Option<Instant>,
     gates: ClusterGates,
 }
 
@@ -265,6 +275,7 @@ impl Instance {
             became_master: 0,
             advert_addresses: advert_addresses(&cfg_vips, cfg_vrid),
             last_master_advert: None,
+            last_lower_prio_garp: None,
             gates: ClusterGates::default(),
         }
     }
@@ -622,8 +633,20 @@ impl Instance {
             self.push_change(State::Master, State::Backup, Reason::PreferredMaster(src));
         } else {
             // A lower-priority router thinks it is master (it just came up,
-            // or healed from a partition): reassert at once (RFC 9568).
+            // two backups timed out together, a partition healed): reassert
+            // at once (RFC 9568), and announce the VIPs again, since the
+            // clients may have followed its GARPs.
             self.send_advert_now(now);
+            let garp = &self.cfg.garp;
+            let due = self
+                .last_lower_prio_garp
+                .is_none_or(|t| now >= t + garp.lower_prio_delay);
+            if due && garp.lower_prio_repeat > 0 {
+                self.last_lower_prio_garp = Some(now);
+                self.actions.push_back(Action::SendGarp {
+                    count: garp.lower_prio_repeat,
+                });
+            }
         }
     }
 
@@ -665,6 +688,7 @@ impl Instance {
         self.clear_timers();
         self.state = State::Master;
         self.became_master += 1;
+        self.last_lower_prio_garp = None;
         self.master = Some((self.local_addr, self.priority));
         self.actions.push_back(Action::AddVips);
         self.send_advert_now(now);
@@ -793,7 +817,10 @@ mod tests {
         let mut i = inst(200);
         i.startup(t0);
         assert_eq!(i.state(), State::Backup);
-        assert_eq!(i.next_deadline(), Some(t0 + Duration::from_millis(3210)));
+        assert_eq!(
+            i.next_deadline(),
+            Some(t0 + Duration::from_micros(3_218_750))
+        );
         assert_eq!(
             drain(&mut i),
             vec![Action::StateChange {
@@ -856,8 +883,11 @@ mod tests {
         i.startup(t0);
         let t1 = t0 + Duration::from_secs(2);
         rx(&mut i, t1, 2, 150).unwrap();
-        // v3 priority 100 at 100 cs: skew 60 cs, master down 360 cs.
-        assert_eq!(i.next_deadline(), Some(t1 + Duration::from_millis(3600)));
+        // v3 priority 100 at 100 cs: skew 609.375 ms, master down 3.609 s.
+        assert_eq!(
+            i.next_deadline(),
+            Some(t1 + Duration::from_micros(3_609_375))
+        );
         assert_eq!(i.master(), Some((ip(2), 150)));
     }
 
@@ -869,7 +899,7 @@ mod tests {
         rx(&mut i, t0, 2, 250).unwrap();
         let t1 = t0 + Duration::from_millis(500);
         rx(&mut i, t1, 2, 0).unwrap();
-        assert_eq!(i.next_deadline(), Some(t1 + Duration::from_millis(210)));
+        assert_eq!(i.next_deadline(), Some(t1 + Duration::from_micros(218_750)));
     }
 
     #[test]
@@ -887,7 +917,10 @@ mod tests {
         n.startup(t0);
         let t1 = t0 + Duration::from_secs(1);
         rx(&mut n, t1, 2, 100).unwrap();
-        assert_eq!(n.next_deadline(), Some(t1 + Duration::from_millis(3210)));
+        assert_eq!(
+            n.next_deadline(),
+            Some(t1 + Duration::from_micros(3_218_750))
+        );
     }
 
     #[test]
@@ -900,13 +933,16 @@ mod tests {
         for s in 1..10 {
             let t = t0 + Duration::from_secs(s);
             rx(&mut i, t, 2, 100).unwrap();
-            assert_eq!(i.next_deadline(), Some(t + Duration::from_millis(3210)));
+            assert_eq!(
+                i.next_deadline(),
+                Some(t + Duration::from_micros(3_218_750))
+            );
         }
         let t = t0 + Duration::from_secs(11);
         rx(&mut i, t, 2, 100).unwrap();
         assert_eq!(
             i.next_deadline(),
-            Some(t0 + Duration::from_secs(9) + Duration::from_millis(3210)),
+            Some(t0 + Duration::from_secs(9) + Duration::from_micros(3_218_750)),
             "after the delay the lower master is ignored"
         );
     }
@@ -930,9 +966,12 @@ mod tests {
         assert_eq!(i.state(), State::Backup);
         let acts = drain(&mut i);
         assert_eq!(acts[0], Action::RemoveVips);
-        // learned 50 cs: 3*50 + (156*50/256 = 30) = 180 cs
+        // learned 50 cs: 3 * 500 ms + 156 * 500 ms / 256 = 1804.687 ms
         assert_eq!(i.master_adver_interval(), Duration::from_millis(500));
-        assert_eq!(i.next_deadline(), Some(t + Duration::from_millis(1800)));
+        assert_eq!(
+            i.next_deadline(),
+            Some(t + Duration::from_micros(1_804_687))
+        );
     }
 
     #[test]
@@ -945,20 +984,40 @@ mod tests {
         i.handle_advert(t, lower, &adv(100, 100), ChecksumKind::Standard)
             .unwrap();
         assert_eq!(i.state(), State::Master);
-        assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(100, 100))]);
+        assert_eq!(
+            drain(&mut i),
+            vec![
+                Action::SendAdvert(adv(100, 100)),
+                Action::SendGarp { count: 5 }
+            ]
+        );
         // Higher address (unsigned compare: 10.0.0.200 > 10.0.0.1).
         rx(&mut i, t, 200, 100).unwrap();
         assert_eq!(i.state(), State::Backup);
     }
 
     #[test]
-    fn master_reasserts_on_lower_priority_advert() {
+    fn master_reasserts_on_lower_priority_advert_with_rate_limited_garps() {
         let t0 = Instant::now();
         let mut i = master(200, t0);
         let t = t0 + Duration::from_millis(4500);
         rx(&mut i, t, 2, 100).unwrap();
-        assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(200, 100))]);
+        assert_eq!(
+            drain(&mut i),
+            vec![
+                Action::SendAdvert(adv(200, 100)),
+                Action::SendGarp { count: 5 }
+            ]
+        );
         assert_eq!(i.next_deadline(), Some(t + Duration::from_secs(1)));
+        // A second one soon after: advert only, no GARP storm.
+        let t2 = t + Duration::from_millis(10);
+        rx(&mut i, t2, 2, 100).unwrap();
+        assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(200, 100))]);
+        // After garp_lower_prio_delay, GARPs again.
+        let t3 = t + Duration::from_secs(5);
+        rx(&mut i, t3, 2, 100).unwrap();
+        assert!(drain(&mut i).contains(&Action::SendGarp { count: 5 }));
     }
 
     #[test]
@@ -988,7 +1047,10 @@ mod tests {
         assert_eq!(i.state(), State::Fault);
         i.set_fault(t, false);
         assert_eq!(i.state(), State::Backup);
-        assert_eq!(i.next_deadline(), Some(t + Duration::from_millis(3210)));
+        assert_eq!(
+            i.next_deadline(),
+            Some(t + Duration::from_micros(3_218_750))
+        );
     }
 
     #[test]
