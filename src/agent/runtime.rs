@@ -24,8 +24,10 @@ use super::control::{
 };
 use super::garp::GarpSender;
 use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
+use super::notify::Notifier;
 use super::socket::VrrpSocket;
 use super::state::VipLedger;
+use super::track::{self, TrackEvent, TrackState, Tracker};
 use crate::cluster::{self, Cluster, ClusterAction, ClusterConfig, LocalInstance, Policy};
 use crate::config::model::{Config, Instance as InstanceCfg, Vip};
 use crate::vrrp::{self, Action, GarpSchedule, Instance, InstanceConfig, Received, RxStats, State};
@@ -138,6 +140,7 @@ fn run_agent(config: Config, opts: Options) -> Result<(), AgentError> {
     local.block_on(&rt, async move {
         let mut agent = Agent::start(config, opts).await?;
         agent.run().await;
+        agent.finish().await;
         Ok::<(), AgentError>(())
     })
 }
@@ -174,6 +177,8 @@ struct Slot {
     /// Socket the adverts leave by (multicast, or bound to unicast_src).
     sock: Rc<VrrpSocket>,
     holds_vips: bool,
+    /// Why the instance is faulted or its priority lowered, for status.
+    health: Vec<String>,
 }
 
 struct Agent {
@@ -188,6 +193,14 @@ struct Agent {
     links: mpsc::UnboundedReceiver<NetEvent>,
     ctl: mpsc::Receiver<Pending>,
     cluster: Option<ClusterRt>,
+    /// Tracked scripts, files and interfaces (keepalived's track_*).
+    track: TrackState,
+    tracker: Tracker,
+    track_events: mpsc::Receiver<TrackEvent>,
+    /// Notify scripts and FIFO, delivered in event order.
+    notifier: Notifier,
+    /// The last state each sync group was notified in.
+    group_states: BTreeMap<String, State>,
 }
 
 /// The cluster channel beside the VRRP cores, when configured.
@@ -229,6 +242,7 @@ impl Agent {
         let links = nlink::watch().map_err(nl_err("netlink watch"))?;
         let (rx_tx, rx) = mpsc::channel(1024);
         let (ctl_tx, ctl) = mpsc::channel(16);
+        let (tracker, track_events) = Tracker::start(&config);
         control::serve(&config.global.control_socket, ctl_tx).map_err(io_err(format!(
             "control socket {}",
             config.global.control_socket.display()
@@ -245,6 +259,11 @@ impl Agent {
             links,
             ctl,
             cluster: None,
+            track: TrackState::new(&config),
+            tracker,
+            track_events,
+            notifier: Notifier::new(&config.global),
+            group_states: BTreeMap::new(),
         };
         for cfg in &config.instances {
             agent.add_instance(cfg.clone()).await?;
@@ -252,6 +271,18 @@ impl Agent {
         if let Some(cc) = &config.cluster {
             agent.cluster = Some(agent.start_cluster(cc)?);
         }
+        // Tracked interfaces start from the kernel's view (a missing one is
+        // down, as keepalived treats it).
+        let tracked: std::collections::BTreeSet<String> = config
+            .instances
+            .iter()
+            .flat_map(|i| i.track_interfaces.iter().map(|t| t.name.clone()))
+            .collect();
+        for name in tracked {
+            let up = agent.nl.link_by_name(&name).await.is_ok_and(|l| l.up);
+            agent.track.set_interface(&name, up);
+        }
+        agent.refresh_health();
         let delay = config.global.startup_delay;
         if !delay.is_zero() {
             info!("vrrp_startup_delay: waiting {delay:?} before starting the instances");
@@ -486,6 +517,7 @@ impl Agent {
             iface,
             sock,
             holds_vips: false,
+            health: Vec::new(),
         });
         Ok(())
     }
@@ -504,6 +536,11 @@ impl Agent {
                 Some(ev) = self.links.recv() => self.on_net_event(ev).await,
                 Some(p) = self.rx.recv() => self.on_packet(p),
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
+                Some(ev) = self.track_events.recv() => {
+                    if self.track.apply(&ev) {
+                        self.refresh_health();
+                    }
+                }
                 Some(req) = self.ctl.recv() => self.on_control(req).await,
                 _ = sleep_until(deadline) => self.on_timers(),
             }
@@ -595,7 +632,13 @@ impl Agent {
             s.core.shutdown(now);
         }
         self.apply_all().await;
+        self.tracker.stop();
         let _ = std::fs::remove_file(&self.config.global.control_socket);
+    }
+
+    /// Run what notifications are queued (notify_stop included), then exit.
+    async fn finish(self) {
+        self.notifier.close().await;
         info!("stopped");
     }
 
@@ -660,22 +703,126 @@ impl Agent {
     }
 
     fn on_link(&mut self, ev: LinkEvent) {
-        let Some(i) = self.ifaces.iter().position(|f| f.index == ev.ifindex) else {
+        let tracked = self.track.interface_up(&ev.name).is_some();
+        let changed_track = tracked && self.track.set_interface(&ev.name, ev.up);
+        let own = self.ifaces.iter().position(|f| f.index == ev.ifindex);
+        let changed_own = match own {
+            Some(i) if self.ifaces[i].up != ev.up => {
+                self.ifaces[i].up = ev.up;
+                true
+            }
+            _ => false,
+        };
+        if !(changed_own || changed_track) {
+            return;
+        }
+        if ev.up {
+            info!("Netlink reports {} up", ev.name);
+        } else {
+            warn!("Netlink reports {} down", ev.name);
+        }
+        self.refresh_health();
+    }
+
+    /// Recompute every instance's fault and effective priority from its own
+    /// interface, its tracked scripts, interfaces and files (seed step 6:
+    /// the node's own fault removes the VIPs at once), and its sync group
+    /// (one member's fault faults them all, as keepalived).
+    fn refresh_health(&mut self) {
+        let now = Instant::now();
+        let own: Vec<(bool, u8, Vec<String>)> = self
+            .slots
+            .iter()
+            .map(|s| {
+                let effect = track::instance_effect(&s.cfg, &self.config, &self.track);
+                let f = &self.ifaces[s.iface];
+                let mut reasons = effect.reasons;
+                if !f.up {
+                    reasons.insert(0, format!("interface {} down", f.name));
+                }
+                (!f.up || effect.fault, effect.priority, reasons)
+            })
+            .collect();
+        for i in 0..self.slots.len() {
+            let (mut fault, priority, mut reasons) = own[i].clone();
+            let name = self.slots[i].cfg.name.clone();
+            if let Some(group) = self
+                .config
+                .sync_groups
+                .iter()
+                .find(|g| g.instances.contains(&name))
+            {
+                for (j, other) in self.slots.iter().enumerate() {
+                    if j != i && group.instances.contains(&other.cfg.name) && own[j].0 {
+                        fault = true;
+                        reasons.push(format!(
+                            "sync group {}: {} faulted",
+                            group.name, other.cfg.name
+                        ));
+                    }
+                }
+            }
+            let slot = &mut self.slots[i];
+            if slot.health != reasons {
+                for r in reasons.iter().filter(|r| !slot.health.contains(r)) {
+                    warn!("({name}) {r}");
+                }
+                slot.health = reasons;
+            }
+            slot.core.set_fault(now, fault);
+            slot.core.set_priority(now, priority);
+            let (state, prio) = (slot.core.state(), slot.core.priority());
+            if let Some(c) = &mut self.cluster {
+                c.core.local_update(now, &name, state, prio);
+            }
+        }
+    }
+
+    /// keepalived's sync groups: a member that becomes master pulls the
+    /// others up; one that yields to another master takes the others down.
+    fn follow_sync_group(&mut self, i: usize, from: State, to: State) {
+        let name = self.slots[i].cfg.name.clone();
+        let Some(group) = self
+            .config
+            .sync_groups
+            .iter()
+            .find(|g| g.instances.contains(&name))
+            .cloned()
+        else {
             return;
         };
-        if self.ifaces[i].up == ev.up {
-            return;
-        }
-        self.ifaces[i].up = ev.up;
-        let name = self.ifaces[i].name.clone();
-        if ev.up {
-            info!("Netlink reports {name} up");
-        } else {
-            warn!("Netlink reports {name} down");
-        }
         let now = Instant::now();
-        for s in self.slots.iter_mut().filter(|s| s.iface == i) {
-            s.core.set_fault(now, !ev.up);
+        let why = crate::vrrp::ClusterReason::SyncGroup;
+        for slot in self.slots.iter_mut() {
+            if slot.cfg.name == name || !group.instances.contains(&slot.cfg.name) {
+                continue;
+            }
+            match (from, to) {
+                (_, State::Master) => {
+                    slot.core.take_over(now, why, None);
+                }
+                (State::Master, State::Backup) => {
+                    slot.core.step_down(now, why, None);
+                }
+                _ => {}
+            }
+        }
+        // The group's own notification, once all members agree.
+        let states: Vec<State> = self
+            .slots
+            .iter()
+            .filter(|s| group.instances.contains(&s.cfg.name))
+            .map(|s| s.core.state())
+            .collect();
+        if let Some(&first) = states.first() {
+            if states.iter().all(|s| *s == first)
+                && self.group_states.get(&group.name) != Some(&first)
+            {
+                self.group_states.insert(group.name.clone(), first);
+                info!("(group {}) Entering {first} STATE", group.name);
+                self.notifier
+                    .group_state_change(&group.name, &group.notify, first);
+            }
         }
     }
 
@@ -849,11 +996,13 @@ impl Agent {
                     State::Fault => warn!("({name}) Entering FAULT STATE ({reason})"),
                     State::Initialize => info!("({name}) Stopped ({reason})"),
                 }
-                let _ = from;
                 let prio = self.slots[i].core.priority();
+                self.notifier
+                    .state_change(&name, &self.slots[i].cfg.notify, to, prio);
                 if let Some(c) = &mut self.cluster {
                     c.core.local_update(Instant::now(), &name, to, prio);
                 }
+                self.follow_sync_group(i, from, to);
             }
         }
     }
@@ -930,10 +1079,7 @@ impl Agent {
             .iter()
             .map(|s| {
                 let f = &self.ifaces[s.iface];
-                let mut faults = Vec::new();
-                if !f.up {
-                    faults.push(format!("interface {} down", f.name));
-                }
+                let faults = s.health.clone();
                 InstanceStatus {
                     name: s.cfg.name.clone(),
                     interface: f.name.clone(),
@@ -1062,7 +1208,34 @@ impl Agent {
             }
             self.slots.remove(i);
         }
+        let tracking_changed = new.vrrp_scripts != self.config.vrrp_scripts
+            || new.track_files != self.config.track_files;
         self.config = new.clone();
+        if tracking_changed {
+            // New scripts or files: start over (script states reset, as a
+            // keepalived reload does).
+            self.tracker.stop();
+            let (tracker, events) = Tracker::start(&new);
+            self.tracker = tracker;
+            self.track_events = events;
+            let interfaces: Vec<(String, Option<bool>)> = new
+                .instances
+                .iter()
+                .flat_map(|i| i.track_interfaces.iter().map(|t| t.name.clone()))
+                .map(|n| {
+                    let up = self.track.interface_up(&n);
+                    (n, up)
+                })
+                .collect();
+            self.track = TrackState::new(&new);
+            for (n, up) in interfaces {
+                let up = match up {
+                    Some(up) => up,
+                    None => self.nl.link_by_name(&n).await.is_ok_and(|l| l.up),
+                };
+                self.track.set_interface(&n, up);
+            }
+        }
         for n in new
             .instances
             .iter()
@@ -1076,6 +1249,7 @@ impl Agent {
                 Err(e) => error!("reload: instance {}: {e}", n.name),
             }
         }
+        self.refresh_health();
         self.apply_all().await;
         info!("configuration reloaded: {} instance(s)", self.slots.len());
     }
