@@ -124,7 +124,9 @@ impl Lab {
             )?;
             self.ns(&br, "ip", &["link", "set", &peer, "master", "br0", "up"])?;
             let a4 = format!("{}.{}.{}.{host}/24", SUBNET4[0], SUBNET4[1], SUBNET4[2]);
-            let a6 = format!("fd00:77::{host:x}/64");
+            // The IPv4 host's digits read as hex: node0 is fd00:77::11, as
+            // `node_addr6` says, the client fd00:77::200.
+            let a6 = format!("fd00:77::{host}/64");
             self.ns(&ns, "ip", &["addr", "add", &a4, "dev", "eth0"])?;
             self.ns(
                 &ns,
