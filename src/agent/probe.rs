@@ -303,35 +303,36 @@ mod tests {
         assert_eq!(p[4..8], [0x12, 0x34, 0, 7], "identifier, sequence");
     }
 
+    const FROM: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+    /// An echo reply from `FROM` to identifier 0x1234, sequence 7, behind
+    /// an IPv4 header of `header_len` bytes (options past 20).
+    fn reply(header_len: usize) -> Vec<u8> {
+        let mut pkt = vec![0u8; header_len];
+        pkt[0] = 0x40 | (header_len / 4) as u8;
+        pkt[12..16].copy_from_slice(&FROM.octets());
+        pkt.extend_from_slice(&[0, 0, 0, 0, 0x12, 0x34, 0, 7]);
+        pkt
+    }
+
     #[test]
     fn reply_matching() {
-        let mut pkt = vec![0x45u8; 20];
-        pkt[12..16].copy_from_slice(&[192, 0, 2, 1]);
-        pkt.extend_from_slice(&[0, 0, 0, 0, 0x12, 0x34, 0, 7]);
-        assert!(is_echo_reply(&pkt, Ipv4Addr::new(192, 0, 2, 1), 0x1234));
+        let mut pkt = reply(20);
+        assert!(is_echo_reply(&pkt, FROM, 0x1234));
         assert!(!is_echo_reply(&pkt, Ipv4Addr::new(192, 0, 2, 2), 0x1234));
-        assert!(!is_echo_reply(&pkt, Ipv4Addr::new(192, 0, 2, 1), 0x1235));
-        assert!(!is_echo_reply(
-            &pkt[..10],
-            Ipv4Addr::new(192, 0, 2, 1),
-            0x1234
-        ));
+        assert!(!is_echo_reply(&pkt, FROM, 0x1235));
+        assert!(!is_echo_reply(&pkt[..10], FROM, 0x1234));
+        assert!(!is_echo_reply(&pkt[..27], FROM, 0x1234), "ICMP cut short");
         // Our own request, looped back: type 8, not a reply.
         pkt[20] = 8;
-        assert!(!is_echo_reply(&pkt, Ipv4Addr::new(192, 0, 2, 1), 0x1234));
+        assert!(!is_echo_reply(&pkt, FROM, 0x1234));
     }
 
     #[test]
     fn reply_behind_ip_options_is_found() {
-        let mut pkt = vec![0x46u8; 24];
-        pkt[12..16].copy_from_slice(&[192, 0, 2, 1]);
-        pkt.extend_from_slice(&[0, 0, 0, 0, 0x12, 0x34, 0, 7]);
-        assert!(is_echo_reply(&pkt, Ipv4Addr::new(192, 0, 2, 1), 0x1234));
-        assert!(!is_echo_reply(
-            &pkt[..28],
-            Ipv4Addr::new(192, 0, 2, 1),
-            0x1234
-        ));
+        let pkt = reply(24);
+        assert!(is_echo_reply(&pkt, FROM, 0x1234));
+        assert!(!is_echo_reply(&pkt[..28], FROM, 0x1234));
     }
 
     #[test]
