@@ -64,18 +64,6 @@ const GAP_RESOLUTION: Duration = Duration::from_millis(2);
 /// The loss test's run, each of the two labs (side by side).
 const LOSS_RUN: Duration = Duration::from_secs(30);
 
-/// True when the test may go on. Not root: a skip, except in CI.
-fn root_or_skip() -> bool {
-    if lab::is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("netns tests need root; CI runs as root");
-    }
-    println!("skipped: needs root");
-    false
-}
-
 /// VRRP master-down interval (RFC 5798): 3 x advert + skew.
 fn master_down(advert: Duration, priority: u8) -> Duration {
     advert * 3 + advert * (256 - u32::from(priority)) / 256
@@ -724,7 +712,7 @@ fn clear_back(c: &Cl, form: &str) -> ClearSeen {
 /// any epoch >= its own), and for some milliseconds nobody holds the VIP.
 #[test]
 fn clear_hands_back_to_node0_alone_without_a_gap() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let c = Cl::new("cc", "100ms", true);
@@ -765,7 +753,7 @@ fn clear_hands_back_to_node0_alone_without_a_gap() {
 
 #[test]
 fn switchover_broadcast_moves_the_vip_without_loss_and_holds() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     switchover_case("cs", false);
@@ -773,7 +761,7 @@ fn switchover_broadcast_moves_the_vip_without_loss_and_holds() {
 
 #[test]
 fn handoff_unicast_moves_the_vip_without_loss_and_holds() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     switchover_case("ch", true);
@@ -785,7 +773,7 @@ fn handoff_unicast_moves_the_vip_without_loss_and_holds() {
 
 #[test]
 fn switchover_refusals_move_nothing() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let mut c = Cl::new("cr", "100ms", true);
@@ -848,7 +836,7 @@ fn switchover_refusals_move_nothing() {
 
 #[test]
 fn sigkill_of_the_master_successor_takes_over_before_master_down() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let advert = Duration::from_secs(1);
@@ -899,7 +887,7 @@ const LOSS_RULES: [&str; 3] = [
 
 #[test]
 fn twenty_percent_advert_loss_causes_no_takeover_with_the_channel() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     // Both labs side by side, so the test takes one run's time.
@@ -987,7 +975,7 @@ fn twenty_percent_advert_loss_causes_no_takeover_with_the_channel() {
 
 #[test]
 fn sigterm_of_the_master_hands_over_make_before_break() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let mut c = Cl::new("ct", "100ms", true);
@@ -1063,7 +1051,7 @@ type Attack = fn(&mut RogueClient, &Message) -> bool;
 
 #[test]
 fn rogue_connections_are_refused_counted_and_change_nothing() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let c = Cl::new("cx", "100ms", true);
@@ -1201,7 +1189,7 @@ fn rogue_connections_are_refused_counted_and_change_nothing() {
 
 #[test]
 fn split_brain_heals_to_one_master_within_a_second() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let c = Cl::new("cb", "100ms", true);
