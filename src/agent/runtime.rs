@@ -165,6 +165,9 @@ struct Iface {
     garp: GarpSender,
     sock4: Option<Rc<VrrpSocket>>,
     sock6: Option<Rc<VrrpSocket>>,
+    /// Whether a unicast socket of this interface already receives.
+    unicast_rx4: bool,
+    unicast_rx6: bool,
     unmatched4: RxStats,
     unmatched6: RxStats,
 }
@@ -395,6 +398,8 @@ impl Agent {
             garp,
             sock4: None,
             sock6: None,
+            unicast_rx4: false,
+            unicast_rx6: false,
             unmatched4: RxStats::default(),
             unmatched6: RxStats::default(),
         });
@@ -504,7 +509,19 @@ impl Agent {
             s.bind_source(local)
                 .map_err(io_err(format!("{}: bind unicast_src {local}", cfg.name)))?;
             let s = Rc::new(s);
-            self.spawn_receiver(iface, s.clone(), false);
+            // A raw socket sees every VRRP packet of its interface: one
+            // receiving unicast socket per interface and family is enough
+            // (more would hand each advert over twice); the others only send.
+            let f = &mut self.ifaces[iface];
+            let receiving = if v4 {
+                &mut f.unicast_rx4
+            } else {
+                &mut f.unicast_rx6
+            };
+            if !*receiving {
+                *receiving = true;
+                self.spawn_receiver(iface, s.clone(), false);
+            }
             s
         };
         let mut core = Instance::new(core_config(&cfg), local);
