@@ -1000,7 +1000,12 @@ impl Agent {
                         });
                     }
                 }
-                f.garp.send(frames);
+                let gap = if slot.core.local_addr().is_ipv4() {
+                    slot.cfg.garp.interval
+                } else {
+                    slot.cfg.garp.na_interval
+                };
+                f.garp.send_paced(frames, gap);
                 tracing::debug!(
                     "({name}) sending {count} gratuitous ARP/NA per VIP on {}",
                     f.name
