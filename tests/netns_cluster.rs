@@ -270,34 +270,12 @@ impl Cl {
         )
     }
 
-    fn wait(&self, timeout: Duration, what: &str, mut cond: impl FnMut(&Cl) -> bool) -> Duration {
-        let start = Instant::now();
-        loop {
-            if cond(self) {
-                return start.elapsed();
-            }
-            if start.elapsed() >= timeout {
-                panic!(
-                    "timed out after {timeout:?} waiting until {what}\n{}",
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn wait(&self, timeout: Duration, what: &str, cond: impl FnMut(&Cl) -> bool) -> Duration {
+        lab::wait_until(self, timeout, what, cond, Cl::context)
     }
 
-    fn stays(&self, period: Duration, what: &str, mut cond: impl FnMut(&Cl) -> bool) {
-        let start = Instant::now();
-        while start.elapsed() < period {
-            if !cond(self) {
-                panic!(
-                    "{what} stopped holding after {:?}\n{}",
-                    start.elapsed(),
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn stays(&self, period: Duration, what: &str, cond: impl FnMut(&Cl) -> bool) {
+        lab::holds_for(self, period, what, cond, Cl::context)
     }
 
     /// Who holds the VIP, every node's state, and every node's log tail.

@@ -386,40 +386,13 @@ impl Cluster {
 
     /// Poll `cond` until it holds; fail with the lab's context when it
     /// does not within `timeout`. Returns the time taken.
-    fn wait(
-        &self,
-        timeout: Duration,
-        what: &str,
-        mut cond: impl FnMut(&Cluster) -> bool,
-    ) -> Duration {
-        let start = Instant::now();
-        loop {
-            if cond(self) {
-                return start.elapsed();
-            }
-            if start.elapsed() >= timeout {
-                panic!(
-                    "timed out after {timeout:?} waiting until {what}\n{}",
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn wait(&self, timeout: Duration, what: &str, cond: impl FnMut(&Cluster) -> bool) -> Duration {
+        lab::wait_until(self, timeout, what, cond, Cluster::context)
     }
 
     /// `cond` holds for the whole of `period`.
-    fn stays(&self, period: Duration, what: &str, mut cond: impl FnMut(&Cluster) -> bool) {
-        let start = Instant::now();
-        while start.elapsed() < period {
-            if !cond(self) {
-                panic!(
-                    "{what} stopped holding after {:?}\n{}",
-                    start.elapsed(),
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    fn stays(&self, period: Duration, what: &str, cond: impl FnMut(&Cluster) -> bool) {
+        lab::holds_for(self, period, what, cond, Cluster::context)
     }
 
     /// Wait until `w` is the sole master and holder, then hold it steady.

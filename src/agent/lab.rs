@@ -73,6 +73,53 @@ pub fn require_root() -> bool {
     false
 }
 
+/// Poll `cond` every 5 ms until it holds and return how long that took; if
+/// it does not hold within `timeout`, panic with `what` and `context` (who
+/// holds what, logs): the shared waiting rule of the netns tests.
+pub fn wait_until<T>(
+    subject: &T,
+    timeout: std::time::Duration,
+    what: &str,
+    mut cond: impl FnMut(&T) -> bool,
+    context: impl Fn(&T) -> String,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    loop {
+        if cond(subject) {
+            return start.elapsed();
+        }
+        if start.elapsed() >= timeout {
+            panic!(
+                "timed out after {timeout:?} waiting until {what}\n{}",
+                context(subject)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// `cond` holds for the whole of `period` (checked every 5 ms); otherwise
+/// panic with `what` and `context`.
+pub fn holds_for<T>(
+    subject: &T,
+    period: std::time::Duration,
+    what: &str,
+    mut cond: impl FnMut(&T) -> bool,
+    context: impl Fn(&T) -> String,
+) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < period {
+        if !cond(subject) {
+            panic!(
+                "{what} stopped holding after {:?}\n{}",
+                start.elapsed(),
+                context(subject)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Move the calling thread into network namespace `ns` (`/run/netns/NS`).
 /// Only network state follows: the thread keeps the mount namespace, so its
 /// `/sys/class/net` still shows the host (ask netlink instead).
