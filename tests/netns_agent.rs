@@ -351,7 +351,7 @@ fn master_link_down_moves_the_vip_and_clients_recover() {
         c.context()
     );
 
-    let after = ping_report(&client, Duration::from_millis(300));
+    let after = ping_report(&client, Duration::from_millis(1000));
     assert!(
         after.received > 0,
         "no ping replies from the VIP after the move: {after:?}\n{}",
