@@ -236,7 +236,10 @@ fn start_fifo_script(
         }
     };
     if let Some(w) = &prepared.security_warning {
-        warn!("notify_fifo_script: {w} (enable_script_security would refuse it)");
+        warn!(
+            "notify_fifo_script: {} (enable_script_security would refuse it)",
+            w.replacen("refusing to run", "would refuse to run", 1)
+        );
     }
     let extra = [fifo.to_string_lossy().into_owned()];
     let mut started = match start(&prepared, &extra, running) {
@@ -307,7 +310,12 @@ async fn run_notify(
         }
     };
     if let Some(w) = &prepared.security_warning {
-        warn!("({name}) {key}: {w} (enable_script_security would refuse it)");
+        if first_warning(&format!("{key} {cmd}")) {
+            warn!(
+                "({name}) {key}: {} (enable_script_security would refuse it; said once)",
+                w.replacen("refusing to run", "would refuse to run", 1)
+            );
+        }
     }
     let outcome = run_to_completion(&prepared, extra, timeout, running).await;
     if !outcome.success() {
@@ -426,6 +434,17 @@ async fn write_nonblocking(file: &mut std::fs::File, bytes: &[u8]) -> io::Result
         }
     }
     Ok(())
+}
+
+/// True the first time `what` is seen in this process: an insecure notify
+/// script is reported once, not at every notification.
+fn first_warning(what: &str) -> bool {
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<std::collections::BTreeSet<String>>> = OnceLock::new();
+    SEEN.get_or_init(Default::default)
+        .lock()
+        .map(|mut s| s.insert(what.to_string()))
+        .unwrap_or(true)
 }
 
 #[cfg(test)]

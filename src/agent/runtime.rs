@@ -285,6 +285,9 @@ impl Agent {
             let up = agent.nl.link_by_name(&name).await.is_ok_and(|l| l.up);
             agent.track.set_interface(&name, up);
         }
+        // The tracker read the files already: apply those values before
+        // the first health check, so a bad file faults from the start.
+        agent.apply_pending_track_events();
         agent.refresh_health();
         let delay = config.global.startup_delay;
         if !delay.is_zero() {
@@ -795,6 +798,14 @@ impl Agent {
         }
     }
 
+    /// Apply the tracker's events that are already queued (its first file
+    /// reads), without waiting for the event loop.
+    fn apply_pending_track_events(&mut self) {
+        while let Ok(ev) = self.track_events.try_recv() {
+            self.track.apply(&ev);
+        }
+    }
+
     /// keepalived's sync groups: a member that becomes master pulls the
     /// others up; one that yields to another master takes the others down.
     fn follow_sync_group(&mut self, i: usize, from: State, to: State) {
@@ -1236,26 +1247,26 @@ impl Agent {
         if tracking_changed {
             // New scripts or files: start over (script states reset, as a
             // keepalived reload does).
+            // What survives keeps its state: a failing check must not look
+            // good again just because the file was re-read.
+            let mut state = TrackState::new(&new);
+            state.carry_over(&self.track);
             self.tracker.stop();
-            let (tracker, events) = Tracker::start(&new);
+            let (tracker, events) = Tracker::start_from(&new, &state);
             self.tracker = tracker;
             self.track_events = events;
-            let interfaces: Vec<(String, Option<bool>)> = new
+            self.track = state;
+            self.apply_pending_track_events();
+            let tracked: Vec<String> = new
                 .instances
                 .iter()
                 .flat_map(|i| i.track_interfaces.iter().map(|t| t.name.clone()))
-                .map(|n| {
-                    let up = self.track.interface_up(&n);
-                    (n, up)
-                })
                 .collect();
-            self.track = TrackState::new(&new);
-            for (n, up) in interfaces {
-                let up = match up {
-                    Some(up) => up,
-                    None => self.nl.link_by_name(&n).await.is_ok_and(|l| l.up),
-                };
-                self.track.set_interface(&n, up);
+            for n in tracked {
+                if self.track.interface_up(&n).is_none() {
+                    let up = self.nl.link_by_name(&n).await.is_ok_and(|l| l.up);
+                    self.track.set_interface(&n, up);
+                }
             }
         }
         for n in new

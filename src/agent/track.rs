@@ -120,6 +120,23 @@ impl TrackState {
         }
     }
 
+    /// Keep what `old` knew about scripts, files and interfaces that still
+    /// exist (a reload must not make a failing check look good again).
+    pub fn carry_over(&mut self, old: &TrackState) {
+        for (name, status) in self.scripts.iter_mut() {
+            if let Some(o) = old.scripts.get(name) {
+                status.up = o.up;
+                status.streak = 0;
+            }
+        }
+        for (name, value) in self.files.iter_mut() {
+            if let Some(o) = old.files.get(name) {
+                *value = *o;
+            }
+        }
+        self.interfaces = old.interfaces.clone();
+    }
+
     /// Whether the script called `name` is up; `None` for an unknown name.
     pub fn script_up(&self, name: &str) -> Option<bool> {
         self.scripts.get(name).map(ScriptStatus::up)
@@ -487,7 +504,12 @@ pub fn resolve_program(word: &str) -> Result<PathBuf, String> {
 }
 
 /// Why a file or directory would let a non-root user change what root runs.
-fn insecure_reason(uid: u32, mode: u32) -> Option<String> {
+/// Why a path lets a non-root user change what root runs, if it does.
+/// As keepalived's `check_script_secure`: a sticky directory (like /tmp) is
+/// safe even if everyone may write it (nobody can replace another's file),
+/// and a group-writable path is safe when its group is root.
+fn insecure_reason(uid: u32, gid: u32, mode: u32, is_dir: bool) -> Option<String> {
+    let sticky_dir = is_dir && mode & 0o1000 != 0;
     if uid != 0 {
         let owner = User::from_uid(Uid::from_raw(uid))
             .ok()
@@ -496,13 +518,13 @@ fn insecure_reason(uid: u32, mode: u32) -> Option<String> {
             .unwrap_or_else(|| format!("uid {uid}"));
         return Some(format!("is owned by {owner}"));
     }
-    if mode & 0o002 != 0 {
+    if mode & 0o002 != 0 && !sticky_dir {
         return Some(format!(
             "is writable by everyone (mode {:04o})",
             mode & 0o7777
         ));
     }
-    if mode & 0o020 != 0 {
+    if mode & 0o020 != 0 && gid != 0 && !sticky_dir {
         return Some(format!(
             "is writable by its group (mode {:04o})",
             mode & 0o7777
@@ -559,7 +581,7 @@ fn check_program_security(program: &Path, uid: Uid) -> Result<(), String> {
     }
     for p in guarding_paths(program) {
         let meta = std::fs::metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        if let Some(why) = insecure_reason(meta.uid(), meta.mode()) {
+        if let Some(why) = insecure_reason(meta.uid(), meta.gid(), meta.mode(), meta.is_dir()) {
             return Err(format!(
                 "refusing to run {} as root: {} {why}; a non-root user could change \
                  what root runs (make the file and every directory above it owned by \
@@ -799,12 +821,16 @@ pub async fn run_to_completion(
 pub struct TrackerOptions {
     /// How often tracked files are re-read (polled; no inotify).
     pub file_poll: Duration,
+    /// Scripts' starting states by name (a reload carries them over);
+    /// others start as configured.
+    pub initial: BTreeMap<String, bool>,
 }
 
 impl Default for TrackerOptions {
     fn default() -> Self {
         TrackerOptions {
             file_poll: Duration::from_secs(1),
+            initial: BTreeMap::new(),
         }
     }
 }
@@ -822,6 +848,23 @@ impl Tracker {
     /// Starts tracking for `config` with default options.
     pub fn start(config: &Config) -> (Tracker, mpsc::Receiver<TrackEvent>) {
         Self::start_with(config, TrackerOptions::default())
+    }
+
+    /// As [`Tracker::start`], with each script starting from the state in
+    /// `state` (after a reload) instead of its configured initial state.
+    pub fn start_from(
+        config: &Config,
+        state: &TrackState,
+    ) -> (Tracker, mpsc::Receiver<TrackEvent>) {
+        let options = TrackerOptions {
+            initial: state
+                .scripts
+                .iter()
+                .map(|(n, s)| (n.clone(), s.up))
+                .collect(),
+            ..TrackerOptions::default()
+        };
+        Self::start_with(config, options)
     }
 
     /// Starts one task per script that some instance tracks (run every
@@ -861,6 +904,7 @@ impl Tracker {
         {
             tasks.push(tokio::spawn(script_loop(
                 script.clone(),
+                options.initial.get(&script.name).copied(),
                 config.global.clone(),
                 tx.clone(),
                 running.clone(),
@@ -914,12 +958,16 @@ impl Drop for Tracker {
 
 async fn script_loop(
     script: VrrpScript,
+    initial_up: Option<bool>,
     global: Global,
     tx: mpsc::Sender<TrackEvent>,
     running: Running,
 ) {
     let name = &script.name;
     let mut status = ScriptStatus::new(&script);
+    if let Some(up) = initial_up {
+        status.up = up;
+    }
     let interval = if script.interval.is_zero() {
         VrrpScript::DEFAULT_INTERVAL
     } else {
@@ -955,7 +1003,10 @@ async fn script_loop(
                 let outcome = run_to_completion(&cmd, &[], timeout, &running).await;
                 let ok = outcome.success();
                 if let Some(w) = cmd.security_warning.filter(|_| !security_warned) {
-                    warn!("VRRP_Script({name}) {w} (enable_script_security would refuse it)");
+                    warn!(
+                        "VRRP_Script({name}) {} (enable_script_security would refuse it)",
+                        w.replacen("refusing to run", "would refuse to run", 1)
+                    );
                     security_warned = true;
                 }
                 note((!ok).then(|| format!("`{}` {outcome}", cmd.text)), false);
@@ -1458,10 +1509,20 @@ mod tests {
 
     #[test]
     fn insecure_modes_are_named() {
-        assert_eq!(insecure_reason(0, 0o100755), None);
-        assert!(insecure_reason(0, 0o100777).unwrap().contains("everyone"));
-        assert!(insecure_reason(0, 0o100775).unwrap().contains("group"));
-        assert!(insecure_reason(65534, 0o100755)
+        assert_eq!(insecure_reason(0, 0, 0o100755, false), None);
+        assert!(insecure_reason(0, 0, 0o100777, false)
+            .unwrap()
+            .contains("everyone"));
+        assert!(insecure_reason(0, 100, 0o100775, false)
+            .unwrap()
+            .contains("group"));
+        // keepalived's exemptions: root's group, sticky directories (/tmp).
+        assert_eq!(insecure_reason(0, 0, 0o100775, false), None);
+        assert_eq!(insecure_reason(0, 0, 0o41777, true), None);
+        assert!(insecure_reason(0, 0, 0o40777, true)
+            .unwrap()
+            .contains("everyone"));
+        assert!(insecure_reason(65534, 0, 0o100755, false)
             .unwrap()
             .contains("owned by"));
         assert!(check_script_security("", None).is_err());
