@@ -337,6 +337,13 @@ fn script_security_refuses_what_others_can_change() {
     std::fs::create_dir(&open_dir).unwrap();
     let inside = write_script(&open_dir, "inside.sh", "exit 0");
     chmod(&open_dir, 0o775);
+    // Group-writable by root's group: keepalived accepts that, and so do we.
+    assert_eq!(
+        check_script_security(&inside.display().to_string(), None),
+        Ok(())
+    );
+    // By another group: refused.
+    nix::unistd::chown(&open_dir, None, Some(nix::unistd::Gid::from_raw(65534))).unwrap();
     let err = check_script_security(&inside.display().to_string(), None).unwrap_err();
     assert!(
         err.contains(&format!("{} is writable by its group", open_dir.display())),
