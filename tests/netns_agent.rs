@@ -604,6 +604,52 @@ fn ipv6_vip_is_held_and_fails_over() {
     assert_eq!(c.state(0), Some(State::Fault), "{}", c.context());
 }
 
+#[test]
+fn labels_and_excluded_addresses_follow_the_master() {
+    if !root_or_skip() {
+        return;
+    }
+    let excluded: IpAddr = Ipv4Addr::new(192, 168, 77, 150).into();
+    let mut c = Case::new("lbl", 2, VIP4.into());
+    for (i, prio) in [(0, 200u8), (1, 100)] {
+        let toml = Vi::v4(prio).toml().replace(
+            "virtual_ips = [\"192.168.77.100/24\"]",
+            "virtual_ips = [\"192.168.77.100/24 label eth0:vip\"]\n\
+                 virtual_ips_excluded = [\"192.168.77.150/24\"]",
+        );
+        let pid = c
+            .lab
+            .start_baton(Path::new(BATON), i, &toml)
+            .expect("starting baton");
+        c.pids[i] = Some(pid);
+    }
+    c.wait(ELECTION, "node0 holds the VIP", |c| c.holders() == [0]);
+    let addrs = run_in(
+        c.lab.node_ns(0),
+        "ip",
+        &["-o", "-4", "addr", "show", "dev", "eth0"],
+    );
+    let text = String::from_utf8_lossy(&addrs.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("192.168.77.100/24") && l.contains("eth0:vip")),
+        "the VIP carries its label:\n{text}"
+    );
+    assert!(
+        c.lab.has_addr(c.lab.node_ns(0), excluded),
+        "excluded address configured too"
+    );
+    assert!(!c.lab.has_addr(c.lab.node_ns(1), excluded));
+    c.lab.set_link(0, false).expect("link down on node0");
+    c.wait(FAILOVER, "node1 holds both addresses", |c| {
+        c.holders() == [1] && c.lab.has_addr(c.lab.node_ns(1), excluded)
+    });
+    assert!(
+        !c.lab.has_addr(c.lab.node_ns(0), excluded),
+        "removed with the VIP"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 7. Own fault: link down -> FAULT without VIP; link up -> BACKUP
 // ---------------------------------------------------------------------------

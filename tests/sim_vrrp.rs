@@ -52,10 +52,10 @@ fn three_nodes_elect_the_highest_priority() {
     assert_eq!(sim.vip_holders(0), vec![1]);
     assert_eq!(sim.state(0, 0), Some(State::Backup));
     assert_eq!(sim.state(2, 0), Some(State::Backup));
-    // The winner got there at its own master-down time: 3 s + skew(200) = 3.21 s.
+    // The winner got there at its own master-down time: 3 s + skew(200) = 3.21875 s.
     let e = sim.events().iter().find(|e| e.to == State::Master).unwrap();
     assert_eq!(e.node, 1);
-    assert_eq!(e.at, Duration::from_millis(3210));
+    assert_eq!(e.at, Duration::from_micros(3_218_750));
     assert_eq!(
         sim.master_transitions(),
         1,
@@ -68,8 +68,8 @@ fn master_crash_highest_backup_takes_over_exactly_at_master_down() {
     let mut sim = three([100, 200, 150]);
     sim.start_all();
     sim.run_for(secs(10));
-    // Adverts leave n1 at 3.21 s + k s; the last before 10 s left at 9.21 s
-    // and reached the others at 9.21 s + DELAY.
+    // Adverts leave n1 at 3.21875 s + k s; the last before 10 s left at
+    // 9.21875 s and reached the others DELAY later.
     sim.crash(1);
     sim.run_for(secs(10));
     assert_eq!(sim.masters(0), vec![2]);
@@ -78,9 +78,9 @@ fn master_crash_highest_backup_takes_over_exactly_at_master_down() {
         .iter()
         .find(|e| e.node == 2 && e.to == State::Master)
         .unwrap();
-    let last_heard = Duration::from_millis(9210) + DELAY;
+    let last_heard = Duration::from_micros(9_218_750) + DELAY;
     let down = master_down_interval(Version::V3, 150, secs(1));
-    assert_eq!(down, Duration::from_millis(3410));
+    assert_eq!(down, Duration::from_micros(3_414_062));
     assert_eq!(e.at, last_heard + down);
     assert_eq!(e.reason, Reason::MasterDown);
     assert_eq!(sim.state(0, 0), Some(State::Backup), "n0 saw n2 first");
@@ -99,8 +99,8 @@ fn priority_zero_hands_over_at_skew_time() {
         .iter()
         .find(|e| e.node == 2 && e.to == State::Master)
         .unwrap();
-    // skew(150) at 100 cs = 106 * 100 / 256 = 41 cs.
-    assert_eq!(e.at, stop_at + DELAY + Duration::from_millis(410));
+    // skew(150) at 100 cs = 106 * 1 s / 256 = 414.062 ms.
+    assert_eq!(e.at, stop_at + DELAY + Duration::from_micros(414_062));
     assert_eq!(sim.masters(0), vec![2]);
 }
 
@@ -196,7 +196,7 @@ fn fault_on_the_master_moves_the_vip_and_recovery_preempts_back() {
         .iter()
         .rfind(|e| e.to == State::Master)
         .unwrap();
-    assert_eq!(e.at, t + DELAY + Duration::from_millis(410));
+    assert_eq!(e.at, t + DELAY + Duration::from_micros(414_062));
     sim.set_fault(1, 0, false);
     sim.run_for(secs(10));
     assert_eq!(sim.masters(0), vec![1]);

@@ -116,8 +116,20 @@ pub fn run(opts: Options) -> Result<(), AgentError> {
         set.add(s);
     }
     let _ = set.thread_unblock();
-    let config =
-        crate::config::load(&opts.config_path).map_err(|d| AgentError::Config(d.to_string()))?;
+    let config = opts.load().map_err(AgentError::Config)?;
+    if let Some(p) = &opts.pid_file {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .map_err(io_err(format!("pid file {}", p.display())))?;
+    }
+    let pid_file = opts.pid_file.clone();
+    let result = run_agent(config, opts);
+    if let Some(p) = &pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    result
+}
+
+fn run_agent(config: Config, opts: Options) -> Result<(), AgentError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -239,6 +251,11 @@ impl Agent {
         }
         if let Some(cc) = &config.cluster {
             agent.cluster = Some(agent.start_cluster(cc)?);
+        }
+        let delay = config.global.startup_delay;
+        if !delay.is_zero() {
+            info!("vrrp_startup_delay: waiting {delay:?} before starting the instances");
+            tokio::time::sleep(delay).await;
         }
         let now = Instant::now();
         for i in 0..agent.slots.len() {
@@ -362,17 +379,30 @@ impl Agent {
 
     /// The shared multicast socket of an interface and family, opened on
     /// first use with its receive task.
-    fn multicast_socket(&mut self, iface: usize, v4: bool) -> Result<Rc<VrrpSocket>, AgentError> {
+    /// The shared multicast socket of an interface and family, opened on
+    /// first use with its receive task. Its source address is pinned to
+    /// `local` (the interface's primary IPv4 or own link-local address):
+    /// left to the kernel, the source could become a VIP once one is
+    /// configured (a link-local IPv6 VIP, say), and the checksum, computed
+    /// over `local`, would no longer match.
+    fn multicast_socket(
+        &mut self,
+        iface: usize,
+        v4: bool,
+        local: IpAddr,
+    ) -> Result<Rc<VrrpSocket>, AgentError> {
         let f = &self.ifaces[iface];
         if let Some(s) = if v4 { &f.sock4 } else { &f.sock6 } {
             return Ok(s.clone());
         }
-        let sock = if v4 {
+        let mut sock = if v4 {
             VrrpSocket::open_v4(&f.name, true)
         } else {
             VrrpSocket::open_v6(&f.name, true)
         }
         .map_err(io_err(format!("VRRP socket on {}", f.name)))?;
+        sock.bind_source(local)
+            .map_err(io_err(format!("{}: advert source {local}", f.name)))?;
         let sock = Rc::new(sock);
         self.spawn_receiver(iface, sock.clone(), true);
         let f = &mut self.ifaces[iface];
@@ -432,7 +462,7 @@ impl Agent {
             })?,
         };
         let sock = if cfg.unicast_peers.is_empty() {
-            self.multicast_socket(iface, v4)?
+            self.multicast_socket(iface, v4, local)?
         } else {
             let mut s = if v4 {
                 VrrpSocket::open_v4(&f.name, false)
@@ -752,42 +782,42 @@ impl Agent {
                 }
             }
             Action::AddVips => {
-                let (ifname, index) = (
-                    self.ifaces[slot.iface].name.clone(),
-                    self.ifaces[slot.iface].index,
-                );
-                let vips = slot.cfg.virtual_ips.clone();
+                let targets = self.vip_targets(i).await;
+                let entries: Vec<_> = targets
+                    .iter()
+                    .map(|(ifname, _, v)| (ifname.clone(), v.addr, v.prefix_len))
+                    .collect();
                 // Intent first: if we are killed after the add, the next start
                 // still knows what to clean up.
-                if let Err(e) = self.ledger.record(&ifname, &vips) {
+                if let Err(e) = self.ledger.record(&entries) {
                     warn!("state file: {e}");
                 }
-                for v in &vips {
-                    if let Err(e) = self.nl.add_address(index, v.addr, v.prefix_len, None).await {
-                        error!(
-                            "({name}) cannot add VIP {}/{} on {ifname}: {e}",
-                            v.addr, v.prefix_len
-                        );
+                for (ifname, index, v) in &targets {
+                    let label = v.label.as_deref();
+                    if let Err(e) = self
+                        .nl
+                        .add_address(*index, v.addr, v.prefix_len, label)
+                        .await
+                    {
+                        error!("({name}) cannot add VIP {v} on {ifname}: {e}");
                     }
                 }
                 self.slots[i].holds_vips = true;
-                info!("({name}) setting VIPs: {}", vip_list(&vips));
+                let all: Vec<Vip> = targets.into_iter().map(|t| t.2).collect();
+                info!("({name}) setting VIPs: {}", vip_list(&all));
             }
             Action::RemoveVips => {
-                let (ifname, index) = (
-                    self.ifaces[slot.iface].name.clone(),
-                    self.ifaces[slot.iface].index,
-                );
-                let vips = slot.cfg.virtual_ips.clone();
-                for v in &vips {
-                    if let Err(e) = self.nl.delete_address(index, v.addr, v.prefix_len).await {
-                        error!(
-                            "({name}) cannot remove VIP {}/{} from {ifname}: {e}",
-                            v.addr, v.prefix_len
-                        );
+                let targets = self.vip_targets(i).await;
+                for (ifname, index, v) in &targets {
+                    if let Err(e) = self.nl.delete_address(*index, v.addr, v.prefix_len).await {
+                        error!("({name}) cannot remove VIP {v} from {ifname}: {e}");
                     }
                 }
-                if let Err(e) = self.ledger.forget(&ifname, &vips) {
+                let entries: Vec<_> = targets
+                    .iter()
+                    .map(|(ifname, _, v)| (ifname.clone(), v.addr, v.prefix_len))
+                    .collect();
+                if let Err(e) = self.ledger.forget(&entries) {
                     warn!("state file: {e}");
                 }
                 self.slots[i].holds_vips = false;
@@ -826,6 +856,30 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Where each address of instance `i` goes: its `dev` (keepalived's
+    /// `dev` option) or the instance's interface; advertised VIPs and
+    /// `virtual_ipaddress_excluded` alike.
+    async fn vip_targets(&self, i: usize) -> Vec<(String, u32, Vip)> {
+        let slot = &self.slots[i];
+        let home = &self.ifaces[slot.iface];
+        let mut out = Vec::new();
+        for v in slot
+            .cfg
+            .virtual_ips
+            .iter()
+            .chain(&slot.cfg.virtual_ips_excluded)
+        {
+            match v.dev.as_deref().filter(|d| *d != home.name) {
+                None => out.push((home.name.clone(), home.index, v.clone())),
+                Some(dev) => match self.nl.link_by_name(dev).await {
+                    Ok(l) => out.push((dev.to_string(), l.index, v.clone())),
+                    Err(e) => error!("({}) VIP {v}: interface {dev}: {e}", slot.cfg.name),
+                },
+            }
+        }
+        out
     }
 
     async fn on_control(&mut self, req: Pending) {
@@ -1069,6 +1123,9 @@ pub fn core_config(cfg: &InstanceCfg) -> InstanceConfig {
             delay: cfg.garp.master_delay,
             refresh: cfg.garp.master_refresh.unwrap_or_default(),
             refresh_repeat: cfg.garp.master_refresh_repeat,
+            lower_prio_repeat: cfg.garp.lower_prio_repeat(),
+            lower_prio_delay: cfg.garp.lower_prio_delay(),
         },
+        strict: cfg.strict_mode,
     }
 }

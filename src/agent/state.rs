@@ -8,9 +8,8 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::config::model::Vip;
-
-type Entry = (String, IpAddr, u8);
+/// One configured address: interface name, address, prefix length.
+pub type Entry = (String, IpAddr, u8);
 
 pub struct VipLedger {
     path: PathBuf,
@@ -40,21 +39,16 @@ impl VipLedger {
         self.save()
     }
 
-    pub fn record(&self, ifname: &str, vips: &[Vip]) -> io::Result<()> {
-        {
-            let mut e = self.entries.borrow_mut();
-            for v in vips {
-                e.insert((ifname.to_string(), v.addr, v.prefix_len));
-            }
-        }
+    pub fn record(&self, added: &[Entry]) -> io::Result<()> {
+        self.entries.borrow_mut().extend(added.iter().cloned());
         self.save()
     }
 
-    pub fn forget(&self, ifname: &str, vips: &[Vip]) -> io::Result<()> {
+    pub fn forget(&self, removed: &[Entry]) -> io::Result<()> {
         {
             let mut e = self.entries.borrow_mut();
-            for v in vips {
-                e.remove(&(ifname.to_string(), v.addr, v.prefix_len));
+            for r in removed {
+                e.remove(r);
             }
         }
         self.save()

@@ -104,6 +104,12 @@ pub struct GarpSchedule {
     pub refresh: Duration,
     /// Packets per VIP in a refresh burst (`garp_master_refresh_repeat`).
     pub refresh_repeat: u32,
+    /// Packets per VIP when, as master, we hear a lower-priority router
+    /// claim mastership (`garp_lower_prio_repeat`): the clients may have
+    /// followed its GARPs, so announce ours again.
+    pub lower_prio_repeat: u32,
+    /// At most one such burst per this long (`garp_lower_prio_delay`).
+    pub lower_prio_delay: Duration,
 }
 
 impl Default for GarpSchedule {
@@ -113,6 +119,8 @@ impl Default for GarpSchedule {
             delay: Duration::from_secs(5),
             refresh: Duration::ZERO,
             refresh_repeat: 1,
+            lower_prio_repeat: 5,
+            lower_prio_delay: Duration::from_secs(5),
         }
     }
 }
@@ -134,6 +142,9 @@ pub struct InstanceConfig {
     /// v2 simple-text password (zero padded), if any.
     pub auth: Option<[u8; 8]>,
     pub garp: GarpSchedule,
+    /// Strict RFC receive checks (keepalived's `vrrp_strict`): a v3 IPv6
+    /// advert must start with a link-local address.
+    pub strict: bool,
 }
 
 impl InstanceConfig {
@@ -150,6 +161,7 @@ impl InstanceConfig {
             vips,
             auth: None,
             garp: GarpSchedule::default(),
+            strict: false,
         }
     }
 }
@@ -220,10 +232,12 @@ pub struct Instance {
     actions: VecDeque<Action>,
     stats: RxStats,
     became_master: u64,
-    /// The address list carried in adverts (see [`advert_addresses`]).
+    /// The address list carried in adverts.
     advert_addresses: Vec<IpAddr>,
     /// When the last advert from a master was accepted (backup side).
     last_master_advert: Option<Instant>,
+    /// When we last re-announced our VIPs after a lower-priority advert.
+    last_lower_prio_garp: Option<Instant>,
     gates: ClusterGates,
 }
 
@@ -246,7 +260,9 @@ impl Instance {
     pub fn new(cfg: InstanceConfig, local_addr: IpAddr) -> Self {
         let priority = cfg.priority;
         let interval = cfg.advert_interval;
-        let (cfg_vips, cfg_vrid) = (cfg.vips.clone(), cfg.vrid);
+        // Adverts carry exactly the configured list, in order, as keepalived
+        // does: a peer compares the count (and keepalived drops a mismatch).
+        let cfg_vips = cfg.vips.clone();
         Instance {
             cfg,
             local_addr,
@@ -263,8 +279,9 @@ impl Instance {
             actions: VecDeque::new(),
             stats: RxStats::default(),
             became_master: 0,
-            advert_addresses: advert_addresses(&cfg_vips, cfg_vrid),
+            advert_addresses: cfg_vips,
             last_master_advert: None,
+            last_lower_prio_garp: None,
             gates: ClusterGates::default(),
         }
     }
@@ -622,8 +639,20 @@ impl Instance {
             self.push_change(State::Master, State::Backup, Reason::PreferredMaster(src));
         } else {
             // A lower-priority router thinks it is master (it just came up,
-            // or healed from a partition): reassert at once (RFC 9568).
+            // two backups timed out together, a partition healed): reassert
+            // at once (RFC 9568), and announce the VIPs again, since the
+            // clients may have followed its GARPs.
             self.send_advert_now(now);
+            let garp = &self.cfg.garp;
+            let due = self
+                .last_lower_prio_garp
+                .is_none_or(|t| now >= t + garp.lower_prio_delay);
+            if due && garp.lower_prio_repeat > 0 {
+                self.last_lower_prio_garp = Some(now);
+                self.actions.push_back(Action::SendGarp {
+                    count: garp.lower_prio_repeat,
+                });
+            }
         }
     }
 
@@ -665,6 +694,7 @@ impl Instance {
         self.clear_timers();
         self.state = State::Master;
         self.became_master += 1;
+        self.last_lower_prio_garp = None;
         self.master = Some((self.local_addr, self.priority));
         self.actions.push_back(Action::AddVips);
         self.send_advert_now(now);
@@ -708,34 +738,6 @@ impl Instance {
         self.actions
             .push_back(Action::StateChange { from, to, reason });
     }
-}
-
-/// The addresses an advert carries. For IPv6, RFC 5798 5.2.9 wants the
-/// virtual router's link-local address first: a configured link-local VIP
-/// is moved to the front; without one, the link-local address derived from
-/// the virtual MAC (fe80::200:5eff:fe00:2XX, XX = VRID) is advertised first.
-/// It is only carried in adverts, never configured on the interface.
-pub fn advert_addresses(vips: &[IpAddr], vrid: u8) -> Vec<IpAddr> {
-    let is_ll = |a: &IpAddr| matches!(a, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80);
-    if !vips.first().is_some_and(IpAddr::is_ipv6) || vips.first().is_some_and(is_ll) {
-        return vips.to_vec();
-    }
-    let mut out = Vec::with_capacity(vips.len() + 1);
-    match vips.iter().position(is_ll) {
-        Some(i) => out.push(vips[i]),
-        None => out.push(IpAddr::V6(std::net::Ipv6Addr::new(
-            0xfe80,
-            0,
-            0,
-            0,
-            0x0200,
-            0x5eff,
-            0xfe00,
-            0x0200 | u16::from(vrid),
-        ))),
-    }
-    out.extend(vips.iter().filter(|a| !is_ll(a)));
-    out
 }
 
 /// RFC 5798 6.4.3: addresses compared as unsigned integers in network byte
@@ -793,7 +795,10 @@ mod tests {
         let mut i = inst(200);
         i.startup(t0);
         assert_eq!(i.state(), State::Backup);
-        assert_eq!(i.next_deadline(), Some(t0 + Duration::from_millis(3210)));
+        assert_eq!(
+            i.next_deadline(),
+            Some(t0 + Duration::from_micros(3_218_750))
+        );
         assert_eq!(
             drain(&mut i),
             vec![Action::StateChange {
@@ -856,8 +861,11 @@ mod tests {
         i.startup(t0);
         let t1 = t0 + Duration::from_secs(2);
         rx(&mut i, t1, 2, 150).unwrap();
-        // v3 priority 100 at 100 cs: skew 60 cs, master down 360 cs.
-        assert_eq!(i.next_deadline(), Some(t1 + Duration::from_millis(3600)));
+        // v3 priority 100 at 100 cs: skew 609.375 ms, master down 3.609 s.
+        assert_eq!(
+            i.next_deadline(),
+            Some(t1 + Duration::from_micros(3_609_375))
+        );
         assert_eq!(i.master(), Some((ip(2), 150)));
     }
 
@@ -869,7 +877,7 @@ mod tests {
         rx(&mut i, t0, 2, 250).unwrap();
         let t1 = t0 + Duration::from_millis(500);
         rx(&mut i, t1, 2, 0).unwrap();
-        assert_eq!(i.next_deadline(), Some(t1 + Duration::from_millis(210)));
+        assert_eq!(i.next_deadline(), Some(t1 + Duration::from_micros(218_750)));
     }
 
     #[test]
@@ -887,7 +895,10 @@ mod tests {
         n.startup(t0);
         let t1 = t0 + Duration::from_secs(1);
         rx(&mut n, t1, 2, 100).unwrap();
-        assert_eq!(n.next_deadline(), Some(t1 + Duration::from_millis(3210)));
+        assert_eq!(
+            n.next_deadline(),
+            Some(t1 + Duration::from_micros(3_218_750))
+        );
     }
 
     #[test]
@@ -900,13 +911,16 @@ mod tests {
         for s in 1..10 {
             let t = t0 + Duration::from_secs(s);
             rx(&mut i, t, 2, 100).unwrap();
-            assert_eq!(i.next_deadline(), Some(t + Duration::from_millis(3210)));
+            assert_eq!(
+                i.next_deadline(),
+                Some(t + Duration::from_micros(3_218_750))
+            );
         }
         let t = t0 + Duration::from_secs(11);
         rx(&mut i, t, 2, 100).unwrap();
         assert_eq!(
             i.next_deadline(),
-            Some(t0 + Duration::from_secs(9) + Duration::from_millis(3210)),
+            Some(t0 + Duration::from_secs(9) + Duration::from_micros(3_218_750)),
             "after the delay the lower master is ignored"
         );
     }
@@ -930,9 +944,12 @@ mod tests {
         assert_eq!(i.state(), State::Backup);
         let acts = drain(&mut i);
         assert_eq!(acts[0], Action::RemoveVips);
-        // learned 50 cs: 3*50 + (156*50/256 = 30) = 180 cs
+        // learned 50 cs: 3 * 500 ms + 156 * 500 ms / 256 = 1804.687 ms
         assert_eq!(i.master_adver_interval(), Duration::from_millis(500));
-        assert_eq!(i.next_deadline(), Some(t + Duration::from_millis(1800)));
+        assert_eq!(
+            i.next_deadline(),
+            Some(t + Duration::from_micros(1_804_687))
+        );
     }
 
     #[test]
@@ -945,20 +962,40 @@ mod tests {
         i.handle_advert(t, lower, &adv(100, 100), ChecksumKind::Standard)
             .unwrap();
         assert_eq!(i.state(), State::Master);
-        assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(100, 100))]);
+        assert_eq!(
+            drain(&mut i),
+            vec![
+                Action::SendAdvert(adv(100, 100)),
+                Action::SendGarp { count: 5 }
+            ]
+        );
         // Higher address (unsigned compare: 10.0.0.200 > 10.0.0.1).
         rx(&mut i, t, 200, 100).unwrap();
         assert_eq!(i.state(), State::Backup);
     }
 
     #[test]
-    fn master_reasserts_on_lower_priority_advert() {
+    fn master_reasserts_on_lower_priority_advert_with_rate_limited_garps() {
         let t0 = Instant::now();
         let mut i = master(200, t0);
         let t = t0 + Duration::from_millis(4500);
         rx(&mut i, t, 2, 100).unwrap();
-        assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(200, 100))]);
+        assert_eq!(
+            drain(&mut i),
+            vec![
+                Action::SendAdvert(adv(200, 100)),
+                Action::SendGarp { count: 5 }
+            ]
+        );
         assert_eq!(i.next_deadline(), Some(t + Duration::from_secs(1)));
+        // A second one soon after: advert only, no GARP storm.
+        let t2 = t + Duration::from_millis(10);
+        rx(&mut i, t2, 2, 100).unwrap();
+        assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(200, 100))]);
+        // After garp_lower_prio_delay, GARPs again.
+        let t3 = t + Duration::from_secs(5);
+        rx(&mut i, t3, 2, 100).unwrap();
+        assert!(drain(&mut i).contains(&Action::SendGarp { count: 5 }));
     }
 
     #[test]
@@ -988,7 +1025,10 @@ mod tests {
         assert_eq!(i.state(), State::Fault);
         i.set_fault(t, false);
         assert_eq!(i.state(), State::Backup);
-        assert_eq!(i.next_deadline(), Some(t + Duration::from_millis(3210)));
+        assert_eq!(
+            i.next_deadline(),
+            Some(t + Duration::from_micros(3_218_750))
+        );
     }
 
     #[test]
@@ -1063,17 +1103,6 @@ mod tests {
         assert_eq!(i.stats().dropped["auth_mismatch"], 1);
         assert_eq!(i.stats().dropped["interval_mismatch"], 1);
         assert_eq!(i.stats().dropped["version_mismatch"], 1);
-    }
-
-    #[test]
-    fn ipv6_adverts_lead_with_a_link_local_address() {
-        let g: IpAddr = "fd00::100".parse().unwrap();
-        let ll: IpAddr = "fe80::54".parse().unwrap();
-        let derived: IpAddr = "fe80::200:5eff:fe00:233".parse().unwrap();
-        assert_eq!(advert_addresses(&[g], 0x33), vec![derived, g]);
-        assert_eq!(advert_addresses(&[g, ll], 0x33), vec![ll, g]);
-        assert_eq!(advert_addresses(&[ll, g], 0x33), vec![ll, g]);
-        assert_eq!(advert_addresses(&[vip()], 0x33), vec![vip()]);
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct RxStats {
     pub v3_checksum_plain: u64,
     /// Dropped packets by reason (`bad_ttl`, `bad_checksum`, `unknown_vrid`...).
     pub dropped: BTreeMap<String, u64>,
+    /// v3 IPv6 adverts accepted although their first address is not
+    /// link-local (RFC 5798 5.2.9; keepalived sends them when configured so).
+    #[serde(default)]
+    pub v6_first_not_link_local: u64,
 }
 
 impl RxStats {
@@ -90,7 +94,7 @@ pub fn dispatch<I: BorrowMut<Instance>>(
     let verdict: Result<(Repr, ChecksumKind), String> = if pkt.ttl != 255 {
         Err("bad_ttl".to_string())
     } else {
-        Repr::parse(pkt.payload, pkt.src, pkt.dst).map_err(|e| e.reason().to_string())
+        Repr::parse_lenient(pkt.payload, pkt.src, pkt.dst).map_err(|e| e.reason().to_string())
     };
     let stats_for = |instances: &mut [I], unmatched: &mut RxStats, reason: &str| {
         match target {

@@ -13,16 +13,21 @@ use crate::wire::vrrp::Version;
 ///
 /// - v2 (RFC 3768 6.1): `(256 - priority) / 256` seconds, independent of the
 ///   advertisement interval.
-/// - v3 (RFC 5798 6.1, RFC 9568): `((256 - priority) * Master_Adver_Interval) / 256`
-///   centiseconds, integer arithmetic in centiseconds as the RFC computes it.
+/// - v3 (RFC 5798 6.1, RFC 9568): `((256 - priority) * Master_Adver_Interval) / 256`.
+///   The RFC states it in centiseconds; computed in whole centiseconds the
+///   skew is 0 for every priority at a 10 ms interval, so all backups
+///   declare the master down at the same instant and several become master.
+///   Like keepalived, baton keeps microsecond precision (6.1 ms for
+///   priority 100 at 10 ms); truncated to centiseconds it gives the RFC's
+///   figures exactly (21 cs for priority 200 at 100 cs).
 pub fn skew_time(version: Version, priority: u8, master_adver_interval: Duration) -> Duration {
     let weight = 256 - u64::from(priority);
     match version {
         // 1 s / 256 = 3_906_250 ns exactly, so nanoseconds lose nothing.
         Version::V2 => Duration::from_nanos(weight * 1_000_000_000 / 256),
         Version::V3 => {
-            let interval_cs = centiseconds(master_adver_interval);
-            Duration::from_millis(weight * interval_cs / 256 * 10)
+            let interval_us = centiseconds(master_adver_interval) * 10_000;
+            Duration::from_micros(weight * interval_us / 256)
         }
     }
 }
@@ -54,25 +59,40 @@ mod tests {
         Duration::from_millis(n * 10)
     }
 
+    fn whole_cs(d: Duration) -> u64 {
+        centiseconds(d)
+    }
+
     #[test]
     fn v3_priority_200_at_100cs() {
-        assert_eq!(skew_time(Version::V3, 200, cs(100)), cs(21));
-        assert_eq!(master_down_interval(Version::V3, 200, cs(100)), cs(321));
+        let skew = skew_time(Version::V3, 200, cs(100));
+        assert_eq!(whole_cs(skew), 21);
+        assert_eq!(skew, Duration::from_micros(218_750));
+        let down = master_down_interval(Version::V3, 200, cs(100));
+        assert_eq!(whole_cs(down), 321);
     }
 
     #[test]
     fn v3_priority_1_at_1000cs() {
-        assert_eq!(skew_time(Version::V3, 1, cs(1000)), cs(996));
-        assert_eq!(master_down_interval(Version::V3, 1, cs(1000)), cs(3996));
+        let skew = skew_time(Version::V3, 1, cs(1000));
+        assert_eq!(whole_cs(skew), 996);
+        assert_eq!(
+            whole_cs(master_down_interval(Version::V3, 1, cs(1000))),
+            3996
+        );
     }
 
     #[test]
-    fn v3_fast_interval_10ms() {
-        // 1 cs interval, priority 100: skew = 156 * 1 / 256 = 0 cs.
-        assert_eq!(skew_time(Version::V3, 100, cs(1)), Duration::ZERO);
-        assert_eq!(master_down_interval(Version::V3, 100, cs(1)), cs(3));
-        // priority 1 at 1 cs: 255 / 256 = 0 cs too: integer maths, as the RFC.
-        assert_eq!(master_down_interval(Version::V3, 1, cs(1)), cs(3));
+    fn v3_fast_interval_10ms_keeps_priorities_apart() {
+        // In whole centiseconds both would be 0 and the backups would tie.
+        let p100 = skew_time(Version::V3, 100, cs(1));
+        let p50 = skew_time(Version::V3, 50, cs(1));
+        assert_eq!(p100, Duration::from_micros(6093));
+        assert_eq!(p50, Duration::from_micros(8046));
+        assert_eq!(
+            master_down_interval(Version::V3, 100, cs(1)),
+            Duration::from_micros(36_093)
+        );
     }
 
     #[test]

@@ -548,6 +548,28 @@ impl Repr {
     /// received from `src` to `dst`. The address family is that of `src`.
     /// The TTL / hop limit check belongs to the caller (it has the IP header).
     pub fn parse(payload: &[u8], src: IpAddr, dst: IpAddr) -> Result<(Repr, ChecksumKind), Error> {
+        Self::parse_checked(payload, src, dst, true)
+    }
+
+    /// As [`Repr::parse`], but a v3-over-IPv6 advert whose first address is
+    /// not link-local is accepted (RFC 5798 5.2.9 says it MUST be): keepalived
+    /// sends exactly the configured list and only warns when it starts with
+    /// a global address, so a keepalived peer configured that way would
+    /// otherwise never be heard. The caller decides and counts.
+    pub fn parse_lenient(
+        payload: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<(Repr, ChecksumKind), Error> {
+        Self::parse_checked(payload, src, dst, false)
+    }
+
+    fn parse_checked(
+        payload: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
+        link_local_first: bool,
+    ) -> Result<(Repr, ChecksumKind), Error> {
         let family = Family::of(src);
         if Family::of(dst) != family {
             return Err(Error::MixedFamilies);
@@ -580,7 +602,10 @@ impl Repr {
             return Err(Error::IntervalZero);
         }
         let addresses: Vec<IpAddr> = packet.addresses().collect();
-        if family == Family::Ipv6 && !addresses.first().is_some_and(is_link_local) {
+        if link_local_first
+            && family == Family::Ipv6
+            && !addresses.first().is_some_and(is_link_local)
+        {
             return Err(Error::NotLinkLocal);
         }
         let repr = Repr {
@@ -642,9 +667,8 @@ impl Repr {
                 }
             }
         }
-        if family == Family::Ipv6 && !self.addresses.first().is_some_and(is_link_local) {
-            return Err(Error::NotLinkLocal);
-        }
+        // A v3 IPv6 list that does not start with a link-local address is
+        // sent as configured, as keepalived does (see `parse_lenient`).
         Ok(count)
     }
 
@@ -1356,13 +1380,22 @@ mod tests {
             ..base(Version::V3)
         };
         assert_eq!(emit_v4(&repr), Err(Error::CountZero));
+        // A global first address is sent as configured (keepalived does),
+        // refused by the strict parser, accepted by the lenient one.
         let repr = Repr {
             addresses: vec![v6("fd00::1"), v6("fe80::1")],
             ..base(Version::V3)
         };
+        let bytes = repr
+            .to_bytes(NODE_A_V6, GROUP_V6, V3Checksum::WithPseudoHeader)
+            .unwrap();
         assert_eq!(
-            repr.to_bytes(NODE_A_V6, GROUP_V6, V3Checksum::WithPseudoHeader),
+            Repr::parse(&bytes, NODE_A_V6, GROUP_V6),
             Err(Error::NotLinkLocal)
+        );
+        assert_eq!(
+            Repr::parse_lenient(&bytes, NODE_A_V6, GROUP_V6).map(|r| r.0),
+            Ok(repr)
         );
     }
 

@@ -1,0 +1,995 @@
+//! Failover benchmark: keepalived against baton on identical labs.
+//!
+//! Three nodes (priorities 150, 100, 50, preempt on, VRRP v3, VRID 51, VIP
+//! 192.168.77.100/24 on eth0) in a fresh network-namespace lab per run, a
+//! client namespace pinging the VIP every millisecond. Two scenarios:
+//!
+//! - link down: node0's eth0 goes down; node1 must take over after the
+//!   master-down interval;
+//! - SIGTERM: node0's agent shuts down cleanly (priority 0 advert); node1
+//!   must take over after its skew time.
+//!
+//! The outage is the longest time the client saw no echo reply. Memory is
+//! VmRSS / VmHWM from /proc of the agents once node0 has been master for a
+//! while. Needs root; without it, says so and exits 0.
+//!
+//! `cargo bench --bench failover`; `BATON_BENCH_RUNS=N` (default 3) and
+//! `BATON_BENCH_INTERVALS=1s,100ms,10ms` narrow it down.
+
+use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use baton::agent::lab::{is_root, Lab};
+use baton::agent::probe::ProbeReport;
+use nix::sys::signal::Signal;
+use socket2::{Domain, Protocol, Socket, Type};
+
+const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 100);
+const VRID: u8 = 51;
+const PRIORITIES: [u8; 3] = [150, 100, 50];
+/// The client pings this often: the outage resolution.
+const PROBE_INTERVAL: Duration = Duration::from_millis(1);
+/// Pinger running before the trigger, so the client has resolved the VIP.
+const LEAD_IN: Duration = Duration::from_millis(300);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Agent {
+    Keepalived,
+    Baton,
+}
+
+impl Agent {
+    fn name(self) -> &'static str {
+        match self {
+            Agent::Keepalived => "keepalived",
+            Agent::Baton => "baton",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    LinkDown,
+    Sigterm,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::LinkDown => "link down",
+            Scenario::Sigterm => "SIGTERM",
+        }
+    }
+}
+
+struct Interval {
+    label: &'static str,
+    advert: Duration,
+    /// keepalived's `advert_int` (seconds).
+    keepalived: &'static str,
+    /// baton's `advert_interval`.
+    toml: &'static str,
+}
+
+const INTERVALS: [Interval; 3] = [
+    Interval {
+        label: "1 s",
+        advert: Duration::from_secs(1),
+        keepalived: "1",
+        toml: "1s",
+    },
+    Interval {
+        label: "100 ms",
+        advert: Duration::from_millis(100),
+        keepalived: "0.1",
+        toml: "100ms",
+    },
+    Interval {
+        label: "10 ms",
+        advert: Duration::from_millis(10),
+        keepalived: "0.01",
+        toml: "10ms",
+    },
+];
+
+/// RFC 5798: 3 * interval + skew, skew = (256 - priority) * interval / 256.
+fn master_down(advert: Duration, priority: u8) -> Duration {
+    advert * 3 + advert * (256 - u32::from(priority)) / 256
+}
+
+/// Time the prober keeps running after node1 holds the VIP: long enough to
+/// see a flap or a late second gap.
+fn settle(advert: Duration) -> Duration {
+    (master_down(advert, PRIORITIES[1]) * 3).max(Duration::from_millis(500))
+}
+
+fn keepalived_conf(node: usize, priority: u8, iv: &Interval) -> String {
+    // preempt is keepalived's default; GARP settings are left at theirs.
+    format!(
+        "global_defs {{\n    router_id node{node}\n    vrrp_version 3\n}}\n\n\
+         vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    \
+         virtual_router_id {VRID}\n    priority {priority}\n    advert_int {}\n    \
+         virtual_ipaddress {{\n        {VIP}/24 dev eth0\n    }}\n}}\n",
+        iv.keepalived
+    )
+}
+
+fn baton_toml(priority: u8, iv: &Interval) -> String {
+    format!(
+        "[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = {VRID}\n\
+         priority = {priority}\nversion = 3\nadvert_interval = \"{}\"\npreempt = true\n\
+         virtual_ips = [\"{VIP}/24\"]\n",
+        iv.toml
+    )
+}
+
+/// The client: pings the VIP from the client namespace every
+/// `PROBE_INTERVAL` and reports the longest time without a reply.
+///
+/// Same idea as `baton::agent::probe::Prober`, but it waits with ppoll(2),
+/// whose timeout is a high-resolution timer. The shared prober waits with a
+/// 1 ms SO_RCVTIMEO, which the kernel rounds up to whole jiffies (4 ms at
+/// HZ=250): on this machine it sent a request every ~9 ms, too coarse for
+/// 10 ms adverts.
+///
+/// It also counts the VRRP adverts of `master` that reach the client (the
+/// bridge floods 224.0.0.18), so a trigger can be aligned with an advert.
+struct Pinger {
+    stop: Arc<AtomicBool>,
+    adverts: Arc<AtomicU64>,
+    handle: JoinHandle<io::Result<ProbeReport>>,
+}
+
+impl Pinger {
+    fn start(
+        netns: &str,
+        client: Ipv4Addr,
+        target: Ipv4Addr,
+        interval: Duration,
+        master: Ipv4Addr,
+    ) -> io::Result<Pinger> {
+        let ns = std::fs::File::open(format!("/run/netns/{netns}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let adverts = Arc::new(AtomicU64::new(0));
+        let seen = adverts.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            // This thread alone moves into the client namespace.
+            let setup = nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(io::Error::from)
+                .and_then(|()| {
+                    let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+                    let vrrp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
+                    icmp.set_nonblocking(true)?;
+                    vrrp.set_nonblocking(true)?;
+                    // Multicast reaches a raw socket only in a joined group.
+                    vrrp.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 18), &client)?;
+                    Ok((icmp, vrrp))
+                });
+            match setup {
+                Ok((icmp, vrrp)) => {
+                    let _ = ready_tx.send(Ok(()));
+                    let watch = AdvertWatch {
+                        sock: vrrp,
+                        master,
+                        seen,
+                    };
+                    Ok(ping_loop(&icmp, &watch, target, interval, &flag))
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    Err(e)
+                }
+            }
+        });
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Pinger {
+                stop,
+                adverts,
+                handle,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io::Error::other("pinger thread died")),
+        }
+    }
+
+    /// Wait until the client sees the next advert of the master.
+    fn next_advert(&self, timeout: Duration) -> bool {
+        let before = self.adverts.load(Ordering::Relaxed);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.adverts.load(Ordering::Relaxed) > before {
+                return true;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        false
+    }
+
+    fn finish(self) -> io::Result<ProbeReport> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .join()
+            .map_err(|_| io::Error::other("pinger thread panicked"))?
+    }
+}
+
+struct AdvertWatch {
+    sock: Socket,
+    master: Ipv4Addr,
+    seen: Arc<AtomicU64>,
+}
+
+/// Wait until `a` or `b` is readable or `timeout` passes, at sub-millisecond
+/// resolution.
+fn wait_readable(a: &Socket, b: &Socket, timeout: Duration) {
+    let pfd = |s: &Socket| libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let mut fds = [pfd(a), pfd(b)];
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: two valid pollfds and a valid timespec that outlive the call;
+    // a null signal mask keeps the thread's own. nix's poll module (which
+    // would wrap this) is not among the crate's enabled nix features.
+    unsafe {
+        libc::ppoll(fds.as_mut_ptr(), 2, &ts, std::ptr::null());
+    }
+}
+
+fn ping_loop(
+    sock: &Socket,
+    watch: &AdvertWatch,
+    target: Ipv4Addr,
+    interval: Duration,
+    stop: &AtomicBool,
+) -> ProbeReport {
+    let ident = (std::process::id() as u16) ^ 0x6662;
+    let dst = socket2::SockAddr::from(SocketAddrV4::new(target, 0));
+    let mut report = ProbeReport::default();
+    let start = Instant::now();
+    let mut last_reply = start;
+    let mut next_send = start;
+    let mut seq: u16 = 0;
+    let mut buf = [0u8; 1500];
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= next_send {
+            seq = seq.wrapping_add(1);
+            // A failed send (no neighbour yet) counts as a lost request.
+            let _ = sock.send_to(&echo_request(ident, seq), &dst);
+            report.sent += 1;
+            next_send += interval;
+            if next_send < now {
+                next_send = now + interval;
+            }
+        }
+        while let Ok(n) = (&*sock).read(&mut buf) {
+            if is_echo_reply(&buf[..n], target, ident) {
+                let t = Instant::now();
+                report.received += 1;
+                report.longest_gap = report.longest_gap.max(t - last_reply);
+                last_reply = t;
+            }
+        }
+        while let Ok(n) = (&watch.sock).read(&mut buf) {
+            if n >= 20 && buf[12..16] == watch.master.octets() {
+                watch.seen.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let wait = next_send.saturating_duration_since(Instant::now());
+        wait_readable(sock, &watch.sock, wait);
+    }
+    report.longest_gap = report.longest_gap.max(last_reply.elapsed());
+    report
+}
+
+fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn echo_request(ident: u16, seq: u16) -> [u8; 16] {
+    let mut p = [0u8; 16];
+    p[0] = 8;
+    p[4..6].copy_from_slice(&ident.to_be_bytes());
+    p[6..8].copy_from_slice(&seq.to_be_bytes());
+    p[8..16].copy_from_slice(b"fo-bench");
+    let sum = internet_checksum(&p);
+    p[2..4].copy_from_slice(&sum.to_be_bytes());
+    p
+}
+
+/// An echo reply from `from` to us; raw ICMP sockets include the IP header.
+fn is_echo_reply(pkt: &[u8], from: Ipv4Addr, ident: u16) -> bool {
+    let ihl = usize::from(pkt.first().map_or(0, |b| b & 0x0f)) * 4;
+    if ihl < 20 || pkt.len() < ihl + 8 {
+        return false;
+    }
+    let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+    src == from && pkt[ihl] == 0 && pkt[ihl + 4..ihl + 6] == ident.to_be_bytes()
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Mem {
+    rss_kb: u64,
+    hwm_kb: u64,
+    /// Proportional set size: shared pages split between their users, so a
+    /// sum over a process tree does not count the libraries twice.
+    pss_kb: u64,
+    /// VmRSS split: private heap/stack vs mapped files (binary, libraries).
+    anon_kb: u64,
+    file_kb: u64,
+    threads: u64,
+}
+
+impl std::ops::Add for Mem {
+    type Output = Mem;
+    fn add(self, o: Mem) -> Mem {
+        Mem {
+            rss_kb: self.rss_kb + o.rss_kb,
+            hwm_kb: self.hwm_kb + o.hwm_kb,
+            pss_kb: self.pss_kb + o.pss_kb,
+            anon_kb: self.anon_kb + o.anon_kb,
+            file_kb: self.file_kb + o.file_kb,
+            threads: self.threads + o.threads,
+        }
+    }
+}
+
+fn proc_mem(pid: u32) -> Option<Mem> {
+    let field = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    Some(Mem {
+        rss_kb: field(&status, "VmRSS:")?,
+        hwm_kb: field(&status, "VmHWM:")?,
+        pss_kb: field(&rollup, "Pss:").unwrap_or(0),
+        anon_kb: field(&status, "RssAnon:").unwrap_or(0),
+        file_kb: field(&status, "RssFile:").unwrap_or(0),
+        threads: field(&status, "Threads:").unwrap_or(0),
+    })
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: skip past it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `root` and all its descendants.
+fn process_tree(root: u32) -> Vec<u32> {
+    let all: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, parent_of(pid)?)))
+        .collect();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(all.iter().filter(|&&(_, pp)| pp == p).map(|&(c, _)| c));
+        i += 1;
+    }
+    tree
+}
+
+/// Memory of one node's agent: the whole process tree, and the process that
+/// speaks VRRP (keepalived's VRRP child; baton's only process).
+#[derive(Debug, Clone, Copy, Default)]
+struct NodeMem {
+    tree: Mem,
+    vrrp: Mem,
+    processes: usize,
+}
+
+/// A lab with three agents. Dropping it kills every process left in the node
+/// namespaces (keepalived's children too) before the lab itself goes.
+struct Cluster {
+    agent: Agent,
+    pids: Vec<u32>,
+    lab: Lab,
+}
+
+impl Cluster {
+    fn start(agent: Agent, iv: &Interval, baton: &Path) -> Result<Cluster, String> {
+        let lab = Lab::new("fo", PRIORITIES.len()).map_err(|e| format!("lab: {e}"))?;
+        let mut c = Cluster {
+            agent,
+            pids: Vec::new(),
+            lab,
+        };
+        for (i, &prio) in PRIORITIES.iter().enumerate() {
+            let pid = match agent {
+                Agent::Keepalived => c.start_keepalived(i, prio, iv)?,
+                Agent::Baton => c
+                    .lab
+                    .start_baton(baton, i, &baton_toml(prio, iv))
+                    .map_err(|e| format!("node{i}: baton: {e}"))?,
+            };
+            c.pids.push(pid);
+        }
+        Ok(c)
+    }
+
+    fn kfile(&self, i: usize, what: &str) -> PathBuf {
+        self.lab.dir().join(format!("keepalived{i}.{what}"))
+    }
+
+    fn start_keepalived(&mut self, i: usize, prio: u8, iv: &Interval) -> Result<u32, String> {
+        let cfg = self.kfile(i, "conf");
+        std::fs::write(&cfg, keepalived_conf(i, prio, iv)).map_err(|e| e.to_string())?;
+        let ns = self.lab.node_ns(i).to_string();
+        let cfg_s = cfg.display().to_string();
+        self.lab
+            .ns(&ns, "keepalived", &["-t", "-f", &cfg_s])
+            .map_err(|e| format!("node{i}: config test: {e}"))?;
+        let pid = self.kfile(i, "pid").display().to_string();
+        let vrrp = self.kfile(i, "vrrp.pid").display().to_string();
+        let checkers = self.kfile(i, "checkers.pid").display().to_string();
+        let log = self.lab.node_files(i).log;
+        let args = [
+            "-n", "-l", "-D", "-f", &cfg_s, "-p", &pid, "-r", &vrrp, "-c", &checkers,
+        ];
+        self.lab
+            .spawn(&ns, Path::new("keepalived"), &args, &log)
+            .map_err(|e| format!("node{i}: keepalived: {e}"))
+    }
+
+    fn mem(&self, i: usize) -> NodeMem {
+        let tree = process_tree(self.pids[i]);
+        let total = tree
+            .iter()
+            .filter_map(|&p| proc_mem(p))
+            .fold(Mem::default(), |a, b| a + b);
+        let vrrp_pid = match self.agent {
+            Agent::Keepalived => std::fs::read_to_string(self.kfile(i, "vrrp.pid"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok()),
+            Agent::Baton => Some(self.pids[i]),
+        };
+        NodeMem {
+            tree: total,
+            vrrp: vrrp_pid.and_then(proc_mem).unwrap_or_default(),
+            processes: tree.len(),
+        }
+    }
+
+    /// The last lines of every node's log, for failure messages.
+    fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for i in 0..self.lab.nodes() {
+            let log = self.lab.log(i);
+            let all: Vec<&str> = log.lines().collect();
+            out.push_str(&format!("  --- node{i} log (last {lines} lines) ---\n"));
+            for l in &all[all.len().saturating_sub(lines)..] {
+                out.push_str(&format!("  {l}\n"));
+            }
+        }
+        out
+    }
+
+    /// "Entering MASTER STATE" lines over all nodes' logs so far.
+    fn master_entries(&self) -> usize {
+        (0..self.lab.nodes())
+            .map(|i| self.lab.log(i).matches("Entering MASTER STATE").count())
+            .sum()
+    }
+
+    fn holders(&self) -> Vec<usize> {
+        self.lab.holders(IpAddr::V4(VIP))
+    }
+}
+
+fn netns_pids(ns: &str) -> Vec<u32> {
+    Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let me = std::process::id();
+        for _ in 0..50 {
+            let left: Vec<u32> = (0..self.lab.nodes())
+                .flat_map(|i| netns_pids(self.lab.node_ns(i)))
+                .filter(|&p| p != me)
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            for &p in &left {
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), Signal::SIGKILL);
+            }
+            // Reap our own children so they do not linger as zombies.
+            for &p in &self.pids {
+                let _ = self.lab.wait(p, Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Sample {
+    outage: Duration,
+    probe: ProbeReport,
+    /// Trigger to VIP on node1 (polled with `ip`: a few ms resolution).
+    takeover: Duration,
+    /// Transitions to MASTER after the trigger (from the logs): 1 is clean.
+    master_entries: usize,
+    holders_after: Vec<usize>,
+    master: NodeMem,
+    backup: NodeMem,
+}
+
+fn run_once(
+    agent: Agent,
+    iv: &Interval,
+    scenario: Scenario,
+    baton: &Path,
+) -> Result<Sample, String> {
+    let mut c = Cluster::start(agent, iv, baton)?;
+    let startup = master_down(iv.advert, PRIORITIES[0]) * 3 + Duration::from_secs(5);
+    if !c
+        .lab
+        .wait_for(startup, |l| l.holders(IpAddr::V4(VIP)) == [0])
+    {
+        return Err(format!(
+            "node0 was not the only VIP holder within {startup:?} (holders {:?})\n{}",
+            c.holders(),
+            c.log_tails(12)
+        ));
+    }
+    let client = c.lab.client_ns().to_string();
+    if std::env::var_os("BATON_BENCH_CAPTURE").is_some() {
+        // For diagnosis, with BATON_KEEP_LAB=1: what the client saw.
+        let pcap = c.lab.dir().join("client.pcap").display().to_string();
+        let log = c.lab.dir().join("tcpdump.log");
+        let args = [
+            "-i",
+            "eth0",
+            "-nn",
+            "-e",
+            "-U",
+            "--immediate-mode",
+            "-w",
+            &pcap,
+            "arp or vrrp",
+        ];
+        c.lab
+            .spawn(&client, Path::new("tcpdump"), &args, &log)
+            .map_err(|e| format!("tcpdump: {e}"))?;
+        // tcpdump takes a while to open its capture.
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let prober = Pinger::start(
+        &client,
+        c.lab.client_addr4(),
+        VIP,
+        PROBE_INTERVAL,
+        c.lab.node_addr4(0),
+    )
+    .map_err(|e| format!("pinger: {e}"))?;
+    let during = trigger_and_wait(&mut c, &prober, iv, scenario);
+    let probe = prober.finish().map_err(|e| format!("pinger: {e}"))?;
+    let (takeover, master, backup, entries_before) = during?;
+    let master_entries = c.master_entries().saturating_sub(entries_before);
+    if master_entries != 1 {
+        eprintln!(
+            "{} MASTER transitions after the trigger:\n{}",
+            master_entries,
+            c.log_tails(15)
+        );
+    }
+    Ok(Sample {
+        outage: probe.longest_gap,
+        probe,
+        takeover,
+        master_entries,
+        holders_after: c.holders(),
+        master,
+        backup,
+    })
+}
+
+fn trigger_and_wait(
+    c: &mut Cluster,
+    pinger: &Pinger,
+    iv: &Interval,
+    scenario: Scenario,
+) -> Result<(Duration, NodeMem, NodeMem, usize), String> {
+    std::thread::sleep(LEAD_IN);
+    let (master, backup) = (c.mem(0), c.mem(1));
+    let entries_before = c.master_entries();
+    // Trigger right after an advert of node0: otherwise the phase of the
+    // trigger within the advert interval (up to a whole interval of the
+    // outage) depends on how long the election check took, and differed
+    // systematically between the agents.
+    if !pinger.next_advert(iv.advert * 3 + Duration::from_secs(1)) {
+        return Err("the client saw no advert from node0".into());
+    }
+    let t0 = Instant::now();
+    match scenario {
+        Scenario::LinkDown => c.lab.set_link(0, false).map_err(|e| e.to_string())?,
+        Scenario::Sigterm => {
+            let pid = c.pids[0];
+            c.lab
+                .signal(pid, Signal::SIGTERM)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let limit = master_down(iv.advert, PRIORITIES[1]) * 3 + Duration::from_secs(3);
+    let node1 = c.lab.node_ns(1).to_string();
+    let takeover = loop {
+        if c.lab.has_addr(&node1, IpAddr::V4(VIP)) {
+            break t0.elapsed();
+        }
+        if t0.elapsed() > limit {
+            return Err(format!(
+                "node1 did not take the VIP within {limit:?} (holders {:?})\n{}",
+                c.holders(),
+                c.log_tails(12)
+            ));
+        }
+    };
+    std::thread::sleep(settle(iv.advert));
+    Ok((takeover, master, backup, entries_before))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+/// "median (min–max)" in ms, or why there is nothing.
+fn spread(samples: &[Duration]) -> String {
+    if samples.is_empty() {
+        return "n/a".into();
+    }
+    let min = *samples.iter().min().unwrap();
+    let max = *samples.iter().max().unwrap();
+    if samples.len() == 1 {
+        return ms(min);
+    }
+    format!("{} ({}–{})", ms(median(samples.to_vec())), ms(min), ms(max))
+}
+
+fn kb_spread(v: &[u64]) -> String {
+    if v.is_empty() {
+        return "n/a".into();
+    }
+    let mut s = v.to_vec();
+    s.sort();
+    let (min, max, med) = (s[0], s[s.len() - 1], s[s.len() / 2]);
+    let mb = |kb: u64| format!("{:.2}", kb as f64 / 1024.0);
+    if min == max {
+        mb(med)
+    } else {
+        format!("{} ({}–{})", mb(med), mb(min), mb(max))
+    }
+}
+
+/// Which part of a node's memory a table row shows.
+type MemPick = fn(&NodeMem) -> Mem;
+
+struct Cell {
+    agent: Agent,
+    scenario: Scenario,
+    interval: usize,
+    results: Vec<Result<Sample, String>>,
+}
+
+fn machine() -> String {
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    format!("nproc {nproc}, {cpu}, {mem} RAM, Linux {}", kernel.trim())
+}
+
+fn versions(baton: &Path) -> String {
+    let first_line = |program: &Path, arg: &str| {
+        Command::new(program)
+            .arg(arg)
+            .output()
+            .ok()
+            .map(|o| {
+                let mut text = String::from_utf8_lossy(&o.stdout).to_string();
+                text.push_str(&String::from_utf8_lossy(&o.stderr));
+                text.lines().next().unwrap_or("").trim().to_string()
+            })
+            .unwrap_or_else(|| "?".into())
+    };
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into());
+    format!(
+        "{}; baton {} (git {commit}, {})",
+        first_line(Path::new("keepalived"), "--version"),
+        env!("CARGO_PKG_VERSION"),
+        baton.display()
+    )
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; there is nothing to parse.
+    if !is_root() {
+        println!("failover benchmark: needs root (network namespaces, raw sockets); skipped.");
+        println!("run it as root: sudo -E cargo bench --bench failover");
+        return;
+    }
+    let baton = PathBuf::from(env!("CARGO_BIN_EXE_baton"));
+    let runs: usize = std::env::var("BATON_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let wanted = std::env::var("BATON_BENCH_INTERVALS").unwrap_or_default();
+    let intervals: Vec<usize> = (0..INTERVALS.len())
+        .filter(|&i| wanted.is_empty() || wanted.split(',').any(|w| w.trim() == INTERVALS[i].toml))
+        .collect();
+
+    let started = Instant::now();
+    println!("# baton failover benchmark\n");
+    println!("- machine: {}", machine());
+    println!("- versions: {}", versions(&baton));
+    println!(
+        "- {runs} run(s) per cell, a fresh 3-node lab per run; client pings the VIP every {} ms\n",
+        PROBE_INTERVAL.as_millis()
+    );
+
+    let mut cells: Vec<Cell> = Vec::new();
+    for &iv_i in &intervals {
+        let iv = &INTERVALS[iv_i];
+        for scenario in [Scenario::LinkDown, Scenario::Sigterm] {
+            let mut pair = [Agent::Keepalived, Agent::Baton].map(|agent| Cell {
+                agent,
+                scenario,
+                interval: iv_i,
+                results: Vec::new(),
+            });
+            for run in 1..=runs {
+                // Alternate agents run by run so drift on the machine hits both.
+                for cell in &mut pair {
+                    // A baton that failed to elect once will not do better
+                    // on the next run: save the minutes.
+                    let broken = cell
+                        .results
+                        .iter()
+                        .any(|r| matches!(r, Err(e) if e.starts_with("node0 was not")));
+                    if broken {
+                        continue;
+                    }
+                    let r = run_once(cell.agent, iv, scenario, &baton);
+                    match &r {
+                        Ok(s) => eprintln!(
+                            "{:>10} {:>6} {:>9} run {run}/{runs}: outage {} ms, lost {}/{}, VIP on node1 after {} ms, MASTER transitions {}, holders after {:?}",
+                            cell.agent.name(),
+                            iv.label,
+                            scenario.name(),
+                            ms(s.outage),
+                            s.probe.lost(),
+                            s.probe.sent,
+                            ms(s.takeover),
+                            s.master_entries,
+                            s.holders_after
+                        ),
+                        Err(e) => eprintln!(
+                            "{:>10} {:>6} {:>9} run {run}/{runs}: FAILED: {e}",
+                            cell.agent.name(),
+                            iv.label,
+                            scenario.name()
+                        ),
+                    }
+                    cell.results.push(r);
+                }
+            }
+            cells.extend(pair);
+        }
+    }
+    report(&cells, runs);
+    println!("\nwall time: {:.0} s", started.elapsed().as_secs_f64());
+}
+
+fn report(cells: &[Cell], runs: usize) {
+    let find = |agent: Agent, scenario: Scenario, interval: usize| {
+        cells
+            .iter()
+            .find(|c| c.agent == agent && c.scenario == scenario && c.interval == interval)
+    };
+    let ok = |c: Option<&Cell>| -> Vec<Sample> {
+        c.map(|c| {
+            c.results
+                .iter()
+                .filter_map(|r| r.as_ref().ok().cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let mut intervals: Vec<usize> = cells.iter().map(|c| c.interval).collect();
+    intervals.dedup();
+
+    println!("## Client-seen outage (ms, median (min–max) of {runs} runs)\n");
+    println!("| scenario | advert interval | keepalived | baton | baton / keepalived | lost pings k / b (median) | VIP on node1 after, k / b (ms) | MASTER transitions k / b (max) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for scenario in [Scenario::LinkDown, Scenario::Sigterm] {
+        for &i in &intervals {
+            let k = ok(find(Agent::Keepalived, scenario, i));
+            let b = ok(find(Agent::Baton, scenario, i));
+            let outages = |s: &[Sample]| s.iter().map(|s| s.outage).collect::<Vec<_>>();
+            let takeovers = |s: &[Sample]| s.iter().map(|s| s.takeover).collect::<Vec<_>>();
+            let lost = |s: &[Sample]| {
+                let mut v: Vec<u64> = s.iter().map(|s| s.probe.lost()).collect();
+                v.sort();
+                v.get(v.len() / 2).map_or("n/a".into(), |l| l.to_string())
+            };
+            let transitions = |s: &[Sample]| {
+                s.iter()
+                    .map(|s| s.master_entries)
+                    .max()
+                    .map_or("n/a".into(), |m| m.to_string())
+            };
+            let ratio = if k.is_empty() || b.is_empty() {
+                "n/a".to_string()
+            } else {
+                let (km, bm) = (median(outages(&k)), median(outages(&b)));
+                format!("{:.2}", bm.as_secs_f64() / km.as_secs_f64().max(1e-9))
+            };
+            let failed = |agent| {
+                find(agent, scenario, i)
+                    .map(|c| c.results.iter().filter(|r| r.is_err()).count())
+                    .unwrap_or(0)
+            };
+            let note = |s: String, agent| match failed(agent) {
+                0 => s,
+                n => format!("{s} [{n} failed]"),
+            };
+            println!(
+                "| {} | {} | {} | {} | {} | {} / {} | {} / {} | {} / {} |",
+                scenario.name(),
+                INTERVALS[i].label,
+                note(spread(&outages(&k)), Agent::Keepalived),
+                note(spread(&outages(&b)), Agent::Baton),
+                ratio,
+                lost(&k),
+                lost(&b),
+                spread(&takeovers(&k)),
+                spread(&takeovers(&b)),
+                transitions(&k),
+                transitions(&b),
+            );
+        }
+    }
+
+    println!("\n## Memory per node once elected (MB, median (min–max) over all labs)\n");
+    println!(
+        "| agent | node | what | processes / threads | VmRSS | VmHWM | RssAnon | RssFile | Pss |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for agent in [Agent::Keepalived, Agent::Baton] {
+        let samples: Vec<Sample> = cells
+            .iter()
+            .filter(|c| c.agent == agent)
+            .flat_map(|c| ok(Some(c)))
+            .collect();
+        for (node, pick) in [
+            (
+                "node0 (master)",
+                (|s: &Sample| s.master) as fn(&Sample) -> NodeMem,
+            ),
+            ("node1 (backup)", |s: &Sample| s.backup),
+        ] {
+            let mems: Vec<NodeMem> = samples.iter().map(pick).collect();
+            let procs = mems.iter().map(|m| m.processes).max().unwrap_or(0);
+            let rows: Vec<(&str, MemPick)> = match agent {
+                Agent::Keepalived => {
+                    vec![("whole tree", |m| m.tree), ("VRRP child alone", |m| m.vrrp)]
+                }
+                Agent::Baton => vec![("process", |m| m.tree)],
+            };
+            for (what, get) in rows {
+                let col = |f: fn(&Mem) -> u64| {
+                    kb_spread(&mems.iter().map(|m| f(&get(m))).collect::<Vec<_>>())
+                };
+                let p = if what == "VRRP child alone" { 1 } else { procs };
+                let threads = mems.iter().map(|m| get(m).threads).max().unwrap_or(0);
+                println!(
+                    "| {} | {node} | {what} | {p} / {threads} | {} | {} | {} | {} | {} |",
+                    agent.name(),
+                    col(|m| m.rss_kb),
+                    col(|m| m.hwm_kb),
+                    col(|m| m.anon_kb),
+                    col(|m| m.file_kb),
+                    col(|m| m.pss_kb),
+                );
+            }
+        }
+    }
+
+    let errors: Vec<String> = cells
+        .iter()
+        .flat_map(|c| {
+            c.results.iter().filter_map(move |r| {
+                r.as_ref().err().map(|e| {
+                    format!(
+                        "{} {} {}: {e}",
+                        c.agent.name(),
+                        INTERVALS[c.interval].label,
+                        c.scenario.name()
+                    )
+                })
+            })
+        })
+        .collect();
+    if !errors.is_empty() {
+        println!("\n## Failures\n");
+        for e in errors {
+            println!("- {e}");
+        }
+    }
+}
