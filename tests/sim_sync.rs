@@ -333,3 +333,28 @@ fn a_fresh_cluster_adopts_the_control_nodes_file_and_keeps_differing_ones() {
     assert!(sim.on_changes(2).is_empty(), "n2 already had the content");
     assert!(committed_everywhere(&sim, &[0, 1, 2], v(1, 1)));
 }
+
+#[test]
+fn a_control_node_that_finds_a_peer_ahead_fetches_before_serving() {
+    let mut sim = cluster(12, 16 * MIB, true);
+    sim.edit_file(0, "cfg", b"v1");
+    sim.run_for(ms(50));
+    sim.crash(0);
+    sim.run_for(ms(1500));
+    sim.edit_file(1, "cfg", b"v2 from n1");
+    sim.run_for(ms(50));
+    assert!(committed_everywhere(&sim, &[1, 2], v(2, 2)));
+    // n0 returns cut off from the others: it becomes master on its own
+    // with its old version, then the partition heals.
+    sim.partition(&[&[0], &[1, 2]]);
+    sim.start(0);
+    sim.run_for(ms(2000));
+    assert_eq!(sim.file(0, "cfg"), Some(&b"v1"[..]));
+    sim.heal();
+    sim.run_for(ms(3000));
+    assert!(converged(&sim, &[0, 1, 2], b"v2 from n1"));
+    assert!(
+        sim.conflicts(0).is_empty(),
+        "v1 was committed: nothing lost"
+    );
+}

@@ -307,6 +307,11 @@ fn worker(
                             continue;
                         }
                     };
+                    // Changed while read (a writer still at work): look
+                    // again at the next poll rather than sync a torn copy.
+                    if stamp(&e.path) != now {
+                        continue;
+                    }
                     seen.insert(e.name.clone(), now);
                     let ev = FsEvent::Observed {
                         name: e.name.clone(),

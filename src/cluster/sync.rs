@@ -512,6 +512,16 @@ impl SyncCore {
                 if let Some(p) = e.peers.get_mut(peer) {
                     p.have = Some(have);
                 }
+                // A control node that finds a peer ahead of it (it took
+                // over before that peer was heard) settles again: it
+                // fetches the newer version before serving anything.
+                let ahead = have.map(|h| h.0) > e.held.as_ref().map(|h| h.version);
+                if self.control && e.settle.is_none() && e.writing.is_none() && ahead {
+                    e.settle = Some(Settle {
+                        until: now + self.cfg.settle_timeout,
+                        pulling: None,
+                    });
+                }
                 if let Some(h) = &mut e.held {
                     h.committed |= committed == Some(h.version);
                 }
