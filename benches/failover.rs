@@ -16,27 +16,21 @@
 //! `cargo bench --bench failover`; `BATON_BENCH_RUNS=N` (default 3) and
 //! `BATON_BENCH_INTERVALS=1s,100ms,10ms` narrow it down.
 
-use std::io::{self, Read};
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
-use std::os::fd::AsRawFd;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use baton::agent::lab::{is_root, Lab};
-use baton::agent::probe::ProbeReport;
+use baton::agent::probe::{ProbeReport, Prober};
 use nix::sys::signal::Signal;
-use socket2::{Domain, Protocol, Socket, Type};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 100);
 const VRID: u8 = 51;
 const PRIORITIES: [u8; 3] = [150, 100, 50];
 /// The client pings this often: the outage resolution.
 const PROBE_INTERVAL: Duration = Duration::from_millis(1);
-/// Pinger running before the trigger, so the client has resolved the VIP.
+/// Prober running before the trigger, so the client has resolved the VIP.
 const LEAD_IN: Duration = Duration::from_millis(300);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,204 +122,6 @@ fn baton_toml(priority: u8, iv: &Interval) -> String {
          virtual_ips = [\"{VIP}/24\"]\n",
         iv.toml
     )
-}
-
-/// The client: pings the VIP from the client namespace every
-/// `PROBE_INTERVAL` and reports the longest time without a reply.
-///
-/// Same idea as `baton::agent::probe::Prober`, but it waits with ppoll(2),
-/// whose timeout is a high-resolution timer. The shared prober waits with a
-/// 1 ms SO_RCVTIMEO, which the kernel rounds up to whole jiffies (4 ms at
-/// HZ=250): on this machine it sent a request every ~9 ms, too coarse for
-/// 10 ms adverts.
-///
-/// It also counts the VRRP adverts of `master` that reach the client (the
-/// bridge floods 224.0.0.18), so a trigger can be aligned with an advert.
-struct Pinger {
-    stop: Arc<AtomicBool>,
-    adverts: Arc<AtomicU64>,
-    handle: JoinHandle<io::Result<ProbeReport>>,
-}
-
-impl Pinger {
-    fn start(
-        netns: &str,
-        client: Ipv4Addr,
-        target: Ipv4Addr,
-        interval: Duration,
-        master: Ipv4Addr,
-    ) -> io::Result<Pinger> {
-        let ns = std::fs::File::open(format!("/run/netns/{netns}"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let adverts = Arc::new(AtomicU64::new(0));
-        let seen = adverts.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let handle = std::thread::spawn(move || {
-            // This thread alone moves into the client namespace.
-            let setup = nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(io::Error::from)
-                .and_then(|()| {
-                    let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
-                    let vrrp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
-                    icmp.set_nonblocking(true)?;
-                    vrrp.set_nonblocking(true)?;
-                    // Multicast reaches a raw socket only in a joined group.
-                    vrrp.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 18), &client)?;
-                    Ok((icmp, vrrp))
-                });
-            match setup {
-                Ok((icmp, vrrp)) => {
-                    let _ = ready_tx.send(Ok(()));
-                    let watch = AdvertWatch {
-                        sock: vrrp,
-                        master,
-                        seen,
-                    };
-                    Ok(ping_loop(&icmp, &watch, target, interval, &flag))
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-                    Err(e)
-                }
-            }
-        });
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Pinger {
-                stop,
-                adverts,
-                handle,
-            }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(io::Error::other("pinger thread died")),
-        }
-    }
-
-    /// Wait until the client sees the next advert of the master.
-    fn next_advert(&self, timeout: Duration) -> bool {
-        let before = self.adverts.load(Ordering::Relaxed);
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.adverts.load(Ordering::Relaxed) > before {
-                return true;
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        false
-    }
-
-    fn finish(self) -> io::Result<ProbeReport> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle
-            .join()
-            .map_err(|_| io::Error::other("pinger thread panicked"))?
-    }
-}
-
-struct AdvertWatch {
-    sock: Socket,
-    master: Ipv4Addr,
-    seen: Arc<AtomicU64>,
-}
-
-/// Wait until `a` or `b` is readable or `timeout` passes, at sub-millisecond
-/// resolution.
-fn wait_readable(a: &Socket, b: &Socket, timeout: Duration) {
-    let pfd = |s: &Socket| libc::pollfd {
-        fd: s.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let mut fds = [pfd(a), pfd(b)];
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: two valid pollfds and a valid timespec that outlive the call;
-    // a null signal mask keeps the thread's own. nix's poll module (which
-    // would wrap this) is not among the crate's enabled nix features.
-    unsafe {
-        libc::ppoll(fds.as_mut_ptr(), 2, &ts, std::ptr::null());
-    }
-}
-
-fn ping_loop(
-    sock: &Socket,
-    watch: &AdvertWatch,
-    target: Ipv4Addr,
-    interval: Duration,
-    stop: &AtomicBool,
-) -> ProbeReport {
-    let ident = (std::process::id() as u16) ^ 0x6662;
-    let dst = socket2::SockAddr::from(SocketAddrV4::new(target, 0));
-    let mut report = ProbeReport::default();
-    let start = Instant::now();
-    let mut last_reply = start;
-    let mut next_send = start;
-    let mut seq: u16 = 0;
-    let mut buf = [0u8; 1500];
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if now >= next_send {
-            seq = seq.wrapping_add(1);
-            // A failed send (no neighbour yet) counts as a lost request.
-            let _ = sock.send_to(&echo_request(ident, seq), &dst);
-            report.sent += 1;
-            next_send += interval;
-            if next_send < now {
-                next_send = now + interval;
-            }
-        }
-        while let Ok(n) = (&*sock).read(&mut buf) {
-            if is_echo_reply(&buf[..n], target, ident) {
-                let t = Instant::now();
-                report.received += 1;
-                report.longest_gap = report.longest_gap.max(t - last_reply);
-                last_reply = t;
-            }
-        }
-        while let Ok(n) = (&watch.sock).read(&mut buf) {
-            if n >= 20 && buf[12..16] == watch.master.octets() {
-                watch.seen.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let wait = next_send.saturating_duration_since(Instant::now());
-        wait_readable(sock, &watch.sock, wait);
-    }
-    report.longest_gap = report.longest_gap.max(last_reply.elapsed());
-    report
-}
-
-fn internet_checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-fn echo_request(ident: u16, seq: u16) -> [u8; 16] {
-    let mut p = [0u8; 16];
-    p[0] = 8;
-    p[4..6].copy_from_slice(&ident.to_be_bytes());
-    p[6..8].copy_from_slice(&seq.to_be_bytes());
-    p[8..16].copy_from_slice(b"fo-bench");
-    let sum = internet_checksum(&p);
-    p[2..4].copy_from_slice(&sum.to_be_bytes());
-    p
-}
-
-/// An echo reply from `from` to us; raw ICMP sockets include the IP header.
-fn is_echo_reply(pkt: &[u8], from: Ipv4Addr, ident: u16) -> bool {
-    let ihl = usize::from(pkt.first().map_or(0, |b| b & 0x0f)) * 4;
-    if ihl < 20 || pkt.len() < ihl + 8 {
-        return false;
-    }
-    let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
-    src == from && pkt[ihl] == 0 && pkt[ihl + 4..ihl + 6] == ident.to_be_bytes()
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -596,16 +392,17 @@ fn run_once(
         // tcpdump takes a while to open its capture.
         std::thread::sleep(Duration::from_secs(1));
     }
-    let prober = Pinger::start(
-        &client,
+    // The client also counts node0's adverts, to align the trigger.
+    let prober = Prober::start_watching(
+        Some(&client),
         c.lab.client_addr4(),
         VIP,
         PROBE_INTERVAL,
         c.lab.node_addr4(0),
     )
-    .map_err(|e| format!("pinger: {e}"))?;
+    .map_err(|e| format!("prober: {e}"))?;
     let during = trigger_and_wait(&mut c, &prober, iv, scenario);
-    let probe = prober.finish().map_err(|e| format!("pinger: {e}"))?;
+    let probe = prober.finish().map_err(|e| format!("prober: {e}"))?;
     let (takeover, master, backup, entries_before) = during?;
     let master_entries = c.master_entries().saturating_sub(entries_before);
     if master_entries != 1 {
@@ -628,7 +425,7 @@ fn run_once(
 
 fn trigger_and_wait(
     c: &mut Cluster,
-    pinger: &Pinger,
+    prober: &Prober,
     iv: &Interval,
     scenario: Scenario,
 ) -> Result<(Duration, NodeMem, NodeMem, usize), String> {
@@ -639,7 +436,7 @@ fn trigger_and_wait(
     // trigger within the advert interval (up to a whole interval of the
     // outage) depends on how long the election check took, and differed
     // systematically between the agents.
-    if !pinger.next_advert(iv.advert * 3 + Duration::from_secs(1)) {
+    if !prober.next_advert(iv.advert * 3 + Duration::from_secs(1)) {
         return Err("the client saw no advert from node0".into());
     }
     let t0 = Instant::now();

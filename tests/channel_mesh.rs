@@ -152,6 +152,8 @@ async fn three_nodes_full_mesh_in_order() {
             node: "a".into(),
             epoch,
             pinned: false,
+            priority: 100,
+            address: None,
         };
         a.h().send("b", &m).unwrap();
     }

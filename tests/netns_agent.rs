@@ -46,18 +46,6 @@ const FAILOVER: Duration = Duration::from_secs(3);
 /// 3 * 100 ms + skew, (256 - 150) * 100 ms / 256 = 41 ms.
 const MASTER_DOWN: Duration = Duration::from_millis(341);
 
-/// True when the test may go on. Not root: a skip, except in CI.
-fn root_or_skip() -> bool {
-    if lab::is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("netns tests need root; CI runs as root");
-    }
-    println!("skipped: needs root");
-    false
-}
-
 /// One `[[instance]]` table.
 #[derive(Debug, Clone)]
 struct Vi {
@@ -208,35 +196,13 @@ impl Case {
 
     /// Poll `cond` every few ms until it holds; fail with the lab's
     /// context when it does not within `timeout`. Returns the time taken.
-    fn wait(&self, timeout: Duration, what: &str, mut cond: impl FnMut(&Case) -> bool) -> Duration {
-        let start = Instant::now();
-        loop {
-            if cond(self) {
-                return start.elapsed();
-            }
-            if start.elapsed() >= timeout {
-                panic!(
-                    "timed out after {timeout:?} waiting until {what}\n{}",
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn wait(&self, timeout: Duration, what: &str, cond: impl FnMut(&Case) -> bool) -> Duration {
+        lab::wait_until(self, timeout, what, cond, Case::context)
     }
 
     /// `cond` holds for the whole of `period` (checked every few ms).
-    fn stays(&self, period: Duration, what: &str, mut cond: impl FnMut(&Case) -> bool) {
-        let start = Instant::now();
-        while start.elapsed() < period {
-            if !cond(self) {
-                panic!(
-                    "{what} stopped holding after {:?}\n{}",
-                    start.elapsed(),
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn stays(&self, period: Duration, what: &str, cond: impl FnMut(&Case) -> bool) {
+        lab::holds_for(self, period, what, cond, Case::context)
     }
 
     /// Who holds the VIP, every node's state, and every node's log.
@@ -287,7 +253,7 @@ fn ping_report(client_ns: &str, for_how_long: Duration) -> baton::agent::probe::
 
 #[test]
 fn three_nodes_elect_the_highest_priority() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let mut c = Case::new("el", 3, VIP4.into());
@@ -346,7 +312,7 @@ fn three_nodes_elect_the_highest_priority() {
 
 #[test]
 fn master_link_down_moves_the_vip_and_clients_recover() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let mut c = Case::new("ld", 3, VIP4.into());
@@ -419,7 +385,7 @@ fn master_link_down_moves_the_vip_and_clients_recover() {
 
 #[test]
 fn sigterm_hands_over_within_skew_time() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let mut c = Case::new("tm", 3, VIP4.into());
@@ -465,7 +431,7 @@ fn sigterm_hands_over_within_skew_time() {
 
 #[test]
 fn sigkill_leaves_the_vip_and_the_next_start_removes_it() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let mut c = Case::new("kl", 2, VIP4.into());
@@ -510,7 +476,7 @@ fn sigkill_leaves_the_vip_and_the_next_start_removes_it() {
 
 #[test]
 fn higher_priority_returning_preempts() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let mut c = Case::new("pr", 2, VIP4.into());
@@ -541,7 +507,7 @@ fn higher_priority_returning_preempts() {
 
 #[test]
 fn nopreempt_keeps_the_current_master() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let mut c = Case::new("np", 2, VIP4.into());
@@ -584,7 +550,7 @@ fn nopreempt_keeps_the_current_master() {
 
 #[test]
 fn ipv6_vip_is_held_and_fails_over() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let mut c = Case::new("v6", 2, VIP6.into());
@@ -606,7 +572,7 @@ fn ipv6_vip_is_held_and_fails_over() {
 
 #[test]
 fn labels_and_excluded_addresses_follow_the_master() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let excluded: IpAddr = Ipv4Addr::new(192, 168, 77, 150).into();
@@ -656,7 +622,7 @@ fn labels_and_excluded_addresses_follow_the_master() {
 
 #[test]
 fn own_link_down_is_fault_and_link_up_is_backup() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let mut c = Case::new("ft", 2, VIP4.into());
@@ -744,7 +710,7 @@ fn drop_count(status: &Status, reason: &str, per_instance: bool) -> u64 {
 
 #[test]
 fn bad_packets_are_counted_by_reason_and_change_nothing() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let mut c = Case::new("bp", 2, VIP4.into());
@@ -849,7 +815,7 @@ fn bad_packets_are_counted_by_reason_and_change_nothing() {
 
 #[test]
 fn sighup_reload_keeps_the_master_and_applies_changes() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let mut c = Case::new("hu", 2, VIP4.into());
@@ -939,7 +905,7 @@ fn vip_deletions(log: &Path) -> Vec<String> {
 
 #[test]
 fn check_accepts_shipped_configs_and_points_at_errors() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     // Run inside a node namespace so that `eth0` exists, as on a real host.

@@ -44,18 +44,6 @@ const AUTH_PASS: &str = "s3cret";
 /// How long steady state must hold.
 const STEADY: Duration = Duration::from_millis(1500);
 
-/// True when the test may go on. Not root: a skip, except in CI.
-fn root_or_skip() -> bool {
-    if lab::is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("netns tests need root; CI runs as root");
-    }
-    println!("skipped: needs root");
-    false
-}
-
 fn keepalived_bin() -> PathBuf {
     ["/usr/sbin/keepalived", "/usr/local/sbin/keepalived"]
         .iter()
@@ -398,40 +386,13 @@ impl Cluster {
 
     /// Poll `cond` until it holds; fail with the lab's context when it
     /// does not within `timeout`. Returns the time taken.
-    fn wait(
-        &self,
-        timeout: Duration,
-        what: &str,
-        mut cond: impl FnMut(&Cluster) -> bool,
-    ) -> Duration {
-        let start = Instant::now();
-        loop {
-            if cond(self) {
-                return start.elapsed();
-            }
-            if start.elapsed() >= timeout {
-                panic!(
-                    "timed out after {timeout:?} waiting until {what}\n{}",
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn wait(&self, timeout: Duration, what: &str, cond: impl FnMut(&Cluster) -> bool) -> Duration {
+        lab::wait_until(self, timeout, what, cond, Cluster::context)
     }
 
     /// `cond` holds for the whole of `period`.
-    fn stays(&self, period: Duration, what: &str, mut cond: impl FnMut(&Cluster) -> bool) {
-        let start = Instant::now();
-        while start.elapsed() < period {
-            if !cond(self) {
-                panic!(
-                    "{what} stopped holding after {:?}\n{}",
-                    start.elapsed(),
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    fn stays(&self, period: Duration, what: &str, cond: impl FnMut(&Cluster) -> bool) {
+        lab::holds_for(self, period, what, cond, Cluster::context)
     }
 
     /// Wait until `w` is the sole master and holder, then hold it steady.
@@ -632,7 +593,7 @@ fn mixed_pair(tag: &str, router: Router, winner: Impl) {
 
 #[test]
 fn v2_multicast_keepalived_wins() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     mixed_pair("i2k", Router::V2, Keepalived);
@@ -640,7 +601,7 @@ fn v2_multicast_keepalived_wins() {
 
 #[test]
 fn v2_multicast_baton_wins() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     mixed_pair("i2b", Router::V2, Baton);
@@ -648,7 +609,7 @@ fn v2_multicast_baton_wins() {
 
 #[test]
 fn v3_multicast_keepalived_wins() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     mixed_pair("i3k", Router::V3, Keepalived);
@@ -656,7 +617,7 @@ fn v3_multicast_keepalived_wins() {
 
 #[test]
 fn v3_multicast_baton_wins() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     mixed_pair("i3b", Router::V3, Baton);
@@ -670,7 +631,7 @@ const UNICAST_AUTH: Router = Router {
 
 #[test]
 fn v2_unicast_pass_auth_keepalived_wins() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     mixed_pair("iuk", UNICAST_AUTH, Keepalived);
@@ -678,7 +639,7 @@ fn v2_unicast_pass_auth_keepalived_wins() {
 
 #[test]
 fn v2_unicast_pass_auth_baton_wins() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     mixed_pair("iub", UNICAST_AUTH, Baton);
@@ -688,7 +649,7 @@ fn v2_unicast_pass_auth_baton_wins() {
 /// sides advertise the same two addresses.
 #[test]
 fn v3_ipv6_link_local_first_mixed_pair() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let v6 = Router {
@@ -705,7 +666,7 @@ fn v3_ipv6_link_local_first_mixed_pair() {
 /// advertises the one VIP, and each side must accept the other's adverts.
 #[test]
 fn v3_ipv6_global_vip_only_mixed_pair() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let v6 = Router {
@@ -761,7 +722,7 @@ fn three_nodes(tag: &str, nodes: [(Impl, u8); 3]) {
 
 #[test]
 fn three_nodes_two_keepalived_one_baton() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     three_nodes("t2k", [(Keepalived, 100), (Baton, 200), (Keepalived, 150)]);
@@ -769,7 +730,7 @@ fn three_nodes_two_keepalived_one_baton() {
 
 #[test]
 fn three_nodes_one_keepalived_two_baton() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     three_nodes("t2b", [(Baton, 150), (Keepalived, 200), (Baton, 100)]);
@@ -822,7 +783,7 @@ fn link_down_failover(tag: &str, router: Router, master: Impl) {
 
 #[test]
 fn baton_master_link_down_keepalived_takes_over() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     link_down_failover("lb", Router::V3, Baton);
@@ -830,7 +791,7 @@ fn baton_master_link_down_keepalived_takes_over() {
 
 #[test]
 fn keepalived_master_link_down_baton_takes_over() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     link_down_failover("lk", Router::V3, Keepalived);
@@ -895,7 +856,7 @@ fn sigterm_handover(tag: &str, router: Router, master: Impl) {
 
 #[test]
 fn baton_master_sigterm_keepalived_takes_over_in_skew_time() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     sigterm_handover("sb", Router::V2, Baton);
@@ -903,7 +864,7 @@ fn baton_master_sigterm_keepalived_takes_over_in_skew_time() {
 
 #[test]
 fn keepalived_master_sigterm_baton_takes_over_in_skew_time() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     sigterm_handover("sk", Router::V2, Keepalived);
@@ -918,7 +879,7 @@ fn keepalived_master_sigterm_baton_takes_over_in_skew_time() {
 /// adverts for a while and neither drops or complains about one.
 #[test]
 fn steady_state_neither_side_complains() {
-    if !root_or_skip() {
+    if !lab::require_root() {
         return;
     }
     let router = Router::V3;

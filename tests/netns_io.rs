@@ -2,18 +2,28 @@
 //! (root). Each test builds its own lab; code under test runs on a thread
 //! that entered a node's namespace, with its own current_thread runtime.
 
-#[path = "netns/mod.rs"]
-mod netns;
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use baton::agent::garp::GarpSender;
+use baton::agent::lab::{in_netns, require_root, runtime, spawn_in_netns, Lab, IFNAME};
 use baton::agent::netlink::{self, NetEvent, Netlink, NetlinkError};
+use baton::agent::probe::Prober;
 use baton::agent::socket::{Received, VrrpSocket, VRRP_GROUP_V4, VRRP_GROUP_V6, VRRP_TTL};
-use netns::{in_netns, runtime, spawn_in_netns, Lab, IFNAME};
 use tokio::time::timeout;
+
+/// Run `command` (words, no shell) in namespace `ns`; panic with its stderr
+/// unless it succeeds, else return its stdout.
+fn run(lab: &Lab, ns: &str, command: &str) -> String {
+    let mut words = command.split_whitespace();
+    let program = words.next().expect("a program");
+    let args: Vec<&str> = words.collect();
+    let out = lab
+        .ns(ns, program, &args)
+        .unwrap_or_else(|e| panic!("in {ns}: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 /// A VRRPv3 advert for `vrid` (checksum left zero: a raw socket does not
 /// check it).
@@ -108,10 +118,10 @@ fn link_local(lab: &Lab, i: usize) -> Ipv6Addr {
 
 #[test]
 fn ipv4_multicast_advert_arrives_with_ttl_255_and_is_not_looped_back() {
-    if !netns::require_root() {
+    if !require_root() {
         return;
     }
-    let lab = Lab::new("v4m", 2);
+    let lab = Lab::new("v4m", 2).expect("building the lab");
     let vip = IpAddr::V4(Ipv4Addr::new(192, 168, 77, 100));
     let packet = advert_v3(51, 100, &[vip]);
     let got = exchange(
@@ -122,7 +132,7 @@ fn ipv4_multicast_advert_arrives_with_ttl_255_and_is_not_looped_back() {
         None,
         packet.clone(),
     );
-    assert_eq!(got.received.src, IpAddr::V4(lab.node_ip4(0)));
+    assert_eq!(got.received.src, IpAddr::V4(lab.node_addr4(0)));
     assert_eq!(got.received.dst, IpAddr::V4(VRRP_GROUP_V4));
     assert_eq!(got.received.ttl, VRRP_TTL);
     assert_eq!(got.payload, packet, "payload cut to the IP length");
@@ -131,10 +141,10 @@ fn ipv4_multicast_advert_arrives_with_ttl_255_and_is_not_looped_back() {
 
 #[test]
 fn ipv6_multicast_advert_arrives_from_the_link_local_with_hop_limit_255() {
-    if !netns::require_root() {
+    if !require_root() {
         return;
     }
-    let lab = Lab::new("v6m", 2);
+    let lab = Lab::new("v6m", 2).expect("building the lab");
     let sender_ll = link_local(&lab, 0);
     let packet = advert_v3(51, 100, &[IpAddr::V6("fe80::100".parse().unwrap())]);
     let got = exchange(&lab, true, true, VRRP_GROUP_V6.into(), None, packet.clone());
@@ -151,17 +161,18 @@ fn ipv6_multicast_advert_arrives_from_the_link_local_with_hop_limit_255() {
 
 #[test]
 fn ipv4_unicast_advert_leaves_from_the_bound_source() {
-    if !netns::require_root() {
+    if !require_root() {
         return;
     }
-    let lab = Lab::new("v4u", 2);
+    let lab = Lab::new("v4u", 2).expect("building the lab");
     let source = Ipv4Addr::new(192, 168, 77, 50);
-    lab.exec_ok(
+    run(
+        &lab,
         lab.node_ns(0),
         &format!("ip addr add {source}/24 dev {IFNAME}"),
     );
     let packet = advert_v3(7, 200, &[IpAddr::V4(Ipv4Addr::new(192, 168, 77, 100))]);
-    let dst = IpAddr::V4(lab.node_ip4(1));
+    let dst = IpAddr::V4(lab.node_addr4(1));
     let got = exchange(&lab, false, false, dst, Some(source.into()), packet.clone());
     assert_eq!(got.received.src, IpAddr::V4(source));
     assert_eq!(got.received.dst, dst);
@@ -171,17 +182,18 @@ fn ipv4_unicast_advert_leaves_from_the_bound_source() {
 
 #[test]
 fn ipv6_unicast_advert_leaves_from_the_bound_source() {
-    if !netns::require_root() {
+    if !require_root() {
         return;
     }
-    let lab = Lab::new("v6u", 2);
+    let lab = Lab::new("v6u", 2).expect("building the lab");
     let source: Ipv6Addr = "fd00:77::50".parse().unwrap();
-    lab.exec_ok(
+    run(
+        &lab,
         lab.node_ns(0),
         &format!("ip addr add {source}/64 dev {IFNAME} nodad"),
     );
     let packet = advert_v3(7, 200, &[IpAddr::V6("fe80::100".parse().unwrap())]);
-    let dst = IpAddr::V6(lab.node_ip6(1));
+    let dst = IpAddr::V6(lab.node_addr6(1));
     let got = exchange(&lab, true, false, dst, Some(source.into()), packet.clone());
     assert_eq!(got.received.src, IpAddr::V6(source));
     assert_eq!(got.received.dst, dst);
@@ -191,11 +203,11 @@ fn ipv6_unicast_advert_leaves_from_the_bound_source() {
 
 #[test]
 fn interface_facts_match_the_kernel() {
-    if !netns::require_root() {
+    if !require_root() {
         return;
     }
-    let lab = Lab::new("ifc", 1);
-    let mac = lab.mac(lab.node_ns(0), IFNAME);
+    let lab = Lab::new("ifc", 1).expect("building the lab");
+    let mac = lab.mac(lab.node_ns(0), IFNAME).expect("node 0's MAC");
     let (interface, missing) = in_netns(lab.node_ns(0), || {
         runtime().block_on(async {
             let nl = Netlink::new().unwrap();
@@ -208,8 +220,9 @@ fn interface_facts_match_the_kernel() {
     assert_eq!(interface.link.mac, Some(mac));
     assert!(interface.link.up && interface.link.admin_up);
     assert_eq!(interface.link.mtu, 1500);
-    assert_eq!(interface.primary_v4, Some(lab.node_ip4(0)));
-    let ifindex_out = lab.exec_ok(
+    assert_eq!(interface.primary_v4, Some(lab.node_addr4(0)));
+    let ifindex_out = run(
+        &lab,
         lab.node_ns(0),
         &format!("cat /sys/class/net/{IFNAME}/ifindex"),
     );
@@ -220,10 +233,10 @@ fn interface_facts_match_the_kernel() {
 
 #[test]
 fn adding_and_deleting_addresses_is_idempotent() {
-    if !netns::require_root() {
+    if !require_root() {
         return;
     }
-    let lab = Lab::new("addr", 1);
+    let lab = Lab::new("addr", 1).expect("building the lab");
     let ns = lab.node_ns(0).to_owned();
     let vip = IpAddr::V4(Ipv4Addr::new(192, 168, 77, 100));
     let (ifindex, had) = in_netns(&ns, move || {
@@ -240,7 +253,7 @@ fn adding_and_deleting_addresses_is_idempotent() {
         })
     });
     assert!(had);
-    let shown = lab.addresses(&ns, IFNAME);
+    let shown = lab.addresses(&ns, IFNAME).expect("ip addr");
     let entry = shown
         .iter()
         .find(|a| a.addr == vip)
@@ -265,24 +278,28 @@ fn adding_and_deleting_addresses_is_idempotent() {
         })
     });
     assert!(!has);
-    assert!(lab.addresses(&ns, IFNAME).iter().all(|a| a.addr != vip));
+    assert!(lab
+        .addresses(&ns, IFNAME)
+        .expect("ip addr")
+        .iter()
+        .all(|a| a.addr != vip));
 }
 
 #[test]
 fn ipv6_address_added_without_dad_is_not_tentative() {
-    if !netns::require_root() {
+    if !require_root() {
         return;
     }
-    let lab = Lab::new("dad", 1);
+    let lab = Lab::new("dad", 1).expect("building the lab");
     let ns = lab.node_ns(0).to_owned();
     // The lab turns DAD off; turn it on again, and prove it with a control
     // address added the ordinary way.
-    lab.exec_ok(
-        &ns,
-        &format!("sysctl -q -w net.ipv6.conf.{IFNAME}.accept_dad=1 net.ipv6.conf.{IFNAME}.dad_transmits=3"),
+    let dad_on = format!(
+        "sysctl -q -w net.ipv6.conf.{IFNAME}.accept_dad=1 net.ipv6.conf.{IFNAME}.dad_transmits=3"
     );
+    run(&lab, &ns, &dad_on);
     let control: Ipv6Addr = "fd00:77::101".parse().unwrap();
-    lab.exec_ok(&ns, &format!("ip addr add {control}/64 dev {IFNAME}"));
+    run(&lab, &ns, &format!("ip addr add {control}/64 dev {IFNAME}"));
     let vip: Ipv6Addr = "fd00:77::100".parse().unwrap();
     let seen = in_netns(&ns, move || {
         runtime().block_on(async move {
@@ -295,7 +312,7 @@ fn ipv6_address_added_without_dad_is_not_tentative() {
             nl.addresses(ifindex).await.unwrap()
         })
     });
-    let shown = lab.addresses(&ns, IFNAME);
+    let shown = lab.addresses(&ns, IFNAME).expect("ip addr");
     let find = |a: Ipv6Addr| {
         shown
             .iter()
@@ -331,10 +348,10 @@ fn expect_event(
 
 #[test]
 fn link_watch_reports_down_and_up_within_100_ms() {
-    if !netns::require_root() {
+    if !require_root() {
         return;
     }
-    let lab = Lab::new("lnk", 1);
+    let lab = Lab::new("lnk", 1).expect("building the lab");
     let (events_tx, events) = std_mpsc::channel();
     let (ready_tx, ready) = std_mpsc::channel();
     let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
@@ -370,31 +387,32 @@ fn link_watch_reports_down_and_up_within_100_ms() {
 
     // Administrative down and up.
     let t = Instant::now();
-    lab.set_node_link(0, false);
+    lab.set_link(0, false).expect("link down");
     let latency = expect_event(&events, "admin down", link(false)) - t;
     eprintln!("admin down: {latency:?}");
     assert!(latency < limit, "admin down seen after {latency:?}");
     let t = Instant::now();
-    lab.set_node_link(0, true);
+    lab.set_link(0, true).expect("link up");
     let latency = expect_event(&events, "admin up", link(true)) - t;
     eprintln!("admin up: {latency:?}");
     assert!(latency < limit, "admin up seen after {latency:?}");
 
     // Carrier loss: the node's link stays administratively up.
     let t = Instant::now();
-    lab.set_node_carrier(0, false);
+    lab.set_carrier(0, false).expect("carrier down");
     let latency = expect_event(&events, "carrier down", link(false)) - t;
     eprintln!("carrier down: {latency:?}");
     assert!(latency < limit, "carrier down seen after {latency:?}");
     let t = Instant::now();
-    lab.set_node_carrier(0, true);
+    lab.set_carrier(0, true).expect("carrier up");
     let latency = expect_event(&events, "carrier up", link(true)) - t;
     eprintln!("carrier up: {latency:?}");
     assert!(latency < limit, "carrier up seen after {latency:?}");
 
     // Someone else removes an address.
     let extra: IpAddr = "192.168.77.60".parse().unwrap();
-    lab.exec_ok(
+    run(
+        &lab,
         lab.node_ns(0),
         &format!("ip addr add {extra}/24 dev {IFNAME}"),
     );
@@ -403,7 +421,8 @@ fn link_watch_reports_down_and_up_within_100_ms() {
         "address added",
         |e| matches!(e, NetEvent::AddressAdded(a) if a.addr == extra),
     );
-    lab.exec_ok(
+    run(
+        &lab,
         lab.node_ns(0),
         &format!("ip addr del {extra}/24 dev {IFNAME}"),
     );
@@ -434,17 +453,18 @@ fn garp_frame(mac: [u8; 6], ip: Ipv4Addr) -> Vec<u8> {
 
 #[test]
 fn gratuitous_arp_updates_the_other_nodes_neighbour_table() {
-    if !netns::require_root() {
+    if !require_root() {
         return;
     }
-    let lab = Lab::new("garp", 2);
+    let lab = Lab::new("garp", 2).expect("building the lab");
     let vip = Ipv4Addr::new(192, 168, 77, 100);
     // Node 1 believes the VIP is elsewhere (the state a failover fixes).
-    lab.exec_ok(
+    run(
+        &lab,
         lab.node_ns(1),
         &format!("ip neigh replace {vip} lladdr 02:00:00:00:00:99 dev {IFNAME} nud stale"),
     );
-    let mac = lab.mac(lab.node_ns(0), IFNAME);
+    let mac = lab.mac(lab.node_ns(0), IFNAME).expect("node 0's MAC");
     let frame = garp_frame(mac, vip);
     let (missing, send_time) = in_netns(lab.node_ns(0), move || {
         let missing = GarpSender::new("nosuch0").is_err();
@@ -469,7 +489,11 @@ fn gratuitous_arp_updates_the_other_nodes_neighbour_table() {
         .join(":");
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let neigh = lab.exec_ok(lab.node_ns(1), &format!("ip neigh show {vip} dev {IFNAME}"));
+        let neigh = run(
+            &lab,
+            lab.node_ns(1),
+            &format!("ip neigh show {vip} dev {IFNAME}"),
+        );
         if neigh.contains(&want) {
             break;
         }
@@ -483,30 +507,37 @@ fn gratuitous_arp_updates_the_other_nodes_neighbour_table() {
 }
 
 #[test]
-fn pinger_measures_an_outage_of_the_vip() {
-    if !netns::require_root() {
+fn prober_measures_an_outage_of_the_vip() {
+    if !require_root() {
         return;
     }
-    let lab = Lab::new("png", 1);
+    let lab = Lab::new("png", 1).expect("building the lab");
     let ns = lab.node_ns(0).to_owned();
     let vip = "192.168.77.100";
-    lab.exec_ok(&ns, &format!("ip addr add {vip}/24 dev {IFNAME}"));
-    let pinger = lab.pinger(vip.parse().unwrap());
+    run(&lab, &ns, &format!("ip addr add {vip}/24 dev {IFNAME}"));
+    let prober = Prober::start(
+        Some(lab.client_ns()),
+        vip.parse().unwrap(),
+        Duration::from_millis(10),
+    )
+    .expect("starting the prober");
     assert!(
-        pinger.wait_for_replies(20, Duration::from_secs(3)),
+        prober.wait_for_replies(20, Duration::from_secs(3)),
         "the client cannot ping the VIP"
     );
-    lab.exec_ok(&ns, &format!("ip addr del {vip}/24 dev {IFNAME}"));
+    run(&lab, &ns, &format!("ip addr del {vip}/24 dev {IFNAME}"));
     std::thread::sleep(Duration::from_millis(300));
-    lab.exec_ok(&ns, &format!("ip addr add {vip}/24 dev {IFNAME}"));
-    let before = pinger.received();
-    assert!(pinger.wait_for_replies(before + 20, Duration::from_secs(3)));
-    let report = pinger.stop();
+    run(&lab, &ns, &format!("ip addr add {vip}/24 dev {IFNAME}"));
+    let before = prober.received();
+    assert!(prober.wait_for_replies(before + 20, Duration::from_secs(3)));
+    let report = prober.finish().expect("the prober's report");
     assert!(
-        report.max_gap >= Duration::from_millis(250) && report.max_gap < Duration::from_secs(2),
+        report.longest_gap >= Duration::from_millis(250)
+            && report.longest_gap < Duration::from_secs(2),
         "{report:?}"
     );
-    // ping paces itself at "about" 10 ms; count only what is certain.
-    assert!(report.lost >= 10, "{report:?}");
+    // A request every 10 ms, 300 ms without the VIP: count only what is
+    // certain.
+    assert!(report.lost() >= 10, "{report:?}");
     eprintln!("{report:?}");
 }

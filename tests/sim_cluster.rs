@@ -346,3 +346,22 @@ fn some_holder_always_after(sim: &mut Sim, d: Duration, settle: Duration) {
     sim.run_for(settle);
     some_holder_always(sim, d - settle);
 }
+
+#[test]
+fn clear_lets_only_the_best_node_preempt_and_never_leaves_a_gap() {
+    // Four nodes: after the clear, n0, n1 and n2 all outrank the pinned n3;
+    // only n0 may take over, or they contend and drop the VIP in between.
+    let mut sim = cluster(15, &[200, 150, 120, 100], ms(100), Policy::Priority);
+    sim.switchover(1, "VI_1", "n3", false);
+    some_holder_always(&mut sim, ms(1000));
+    assert_eq!(sim.masters(0), vec![3]);
+    let t = sim.elapsed();
+    sim.clear_pin(2, "VI_1").unwrap();
+    some_holder_always(&mut sim, ms(2000));
+    assert_eq!(sim.masters(0), vec![0]);
+    assert_eq!(
+        masters_since(&sim, t),
+        vec![(0, Reason::Cluster(ClusterReason::Preempt))],
+        "one takeover, by the best node"
+    );
+}

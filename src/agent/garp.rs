@@ -27,7 +27,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_millis(200);
 #[derive(Debug)]
 pub struct GarpSender {
     ifname: String,
-    queue: SyncSender<Vec<Vec<u8>>>,
+    queue: SyncSender<Batch>,
 }
 
 impl GarpSender {
@@ -53,27 +53,43 @@ impl GarpSender {
     /// Queue `frames` (complete Ethernet frames) to be sent in order. Never
     /// blocks.
     pub fn send(&self, frames: Vec<Vec<u8>>) {
-        match self.queue.try_send(frames) {
+        self.send_paced(frames, Duration::ZERO);
+    }
+
+    /// As [`GarpSender::send`], with `gap` between frames (keepalived's
+    /// `vrrp_garp_interval` / `vrrp_gna_interval`, for switches that rate
+    /// limit ARP). The pacing happens on the sender thread.
+    pub fn send_paced(&self, frames: Vec<Vec<u8>>, gap: Duration) {
+        match self.queue.try_send(Batch { frames, gap }) {
             Ok(()) => {}
-            Err(TrySendError::Full(frames)) => tracing::warn!(
+            Err(TrySendError::Full(batch)) => tracing::warn!(
                 interface = %self.ifname,
-                dropped = frames.len(),
+                dropped = batch.frames.len(),
                 "announcement queue full, frames dropped"
             ),
-            Err(TrySendError::Disconnected(frames)) => tracing::warn!(
+            Err(TrySendError::Disconnected(batch)) => tracing::warn!(
                 interface = %self.ifname,
-                dropped = frames.len(),
+                dropped = batch.frames.len(),
                 "announcement thread gone, frames dropped"
             ),
         }
     }
 }
 
-fn run(ifname: String, link: Box<dyn DataLinkSender>, batches: Receiver<Vec<Vec<u8>>>) {
+/// Frames to send in order, `gap` apart.
+struct Batch {
+    frames: Vec<Vec<u8>>,
+    gap: Duration,
+}
+
+fn run(ifname: String, link: Box<dyn DataLinkSender>, batches: Receiver<Batch>) {
     let mut link = Some(link);
     // Ends when the GarpSender is dropped.
-    while let Ok(frames) = batches.recv() {
-        for frame in frames {
+    while let Ok(Batch { frames, gap }) = batches.recv() {
+        for (n, frame) in frames.into_iter().enumerate() {
+            if n > 0 && !gap.is_zero() {
+                thread::sleep(gap);
+            }
             if link.is_none() {
                 match open(&ifname) {
                     Ok(reopened) => link = Some(reopened),

@@ -19,11 +19,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The lab's subnet; node i is .11+i, the client .200.
 pub const SUBNET4: [u8; 3] = [192, 168, 77];
+
+/// The interface every node and the client have in the lab.
+pub const IFNAME: &str = "eth0";
 
 pub struct Lab {
     tag: String,
@@ -53,6 +57,147 @@ pub fn sh(program: &str, args: &[&str]) -> io::Result<Output> {
 
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// Whether a root test may go on. Under `CI=true` a missing root panics (a
+/// root test skipped in CI would hide a regression); elsewhere this prints
+/// "skipped: needs root" and returns false.
+pub fn require_root() -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("this test needs root, and CI=true forbids skipping it");
+    }
+    eprintln!("skipped: needs root");
+    false
+}
+
+/// Poll `cond` every 5 ms until it holds and return how long that took; if
+/// it does not hold within `timeout`, panic with `what` and `context` (who
+/// holds what, logs): the shared waiting rule of the netns tests.
+pub fn wait_until<T>(
+    subject: &T,
+    timeout: std::time::Duration,
+    what: &str,
+    mut cond: impl FnMut(&T) -> bool,
+    context: impl Fn(&T) -> String,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    loop {
+        if cond(subject) {
+            return start.elapsed();
+        }
+        if start.elapsed() >= timeout {
+            panic!(
+                "timed out after {timeout:?} waiting until {what}\n{}",
+                context(subject)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// `cond` holds for the whole of `period` (checked every 5 ms); otherwise
+/// panic with `what` and `context`.
+pub fn holds_for<T>(
+    subject: &T,
+    period: std::time::Duration,
+    what: &str,
+    mut cond: impl FnMut(&T) -> bool,
+    context: impl Fn(&T) -> String,
+) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < period {
+        if !cond(subject) {
+            panic!(
+                "{what} stopped holding after {:?}\n{}",
+                start.elapsed(),
+                context(subject)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Move the calling thread into network namespace `ns` (`/run/netns/NS`).
+/// Only network state follows: the thread keeps the mount namespace, so its
+/// `/sys/class/net` still shows the host (ask netlink instead).
+pub fn enter_netns(ns: &str) -> io::Result<()> {
+    let path = format!("/run/netns/{ns}");
+    let file =
+        std::fs::File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("setns {path}: {e}")))
+}
+
+/// Run `f` on a thread that has entered network namespace `ns` and return
+/// its result (a panic in `f` is raised again here). Sockets, netlink and
+/// tokio runtimes made in `f` live in that namespace.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    match spawn_in_netns(ns, f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// [`in_netns`] without waiting: join the handle for the result. Panics on
+/// the new thread if the namespace cannot be entered.
+pub fn spawn_in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> JoinHandle<T> {
+    let ns = ns.to_owned();
+    std::thread::Builder::new()
+        .name(format!("in-{ns}"))
+        .spawn(move || {
+            enter_netns(&ns).unwrap_or_else(|e| panic!("{e}"));
+            f()
+        })
+        .expect("spawning a thread")
+}
+
+/// A current-thread tokio runtime with IO and timers, for [`in_netns`].
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// One address of an interface, as `ip -o addr` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabAddr {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    /// The words after the address: `scope global`, `tentative`, a label...
+    pub rest: String,
+}
+
+impl LabAddr {
+    /// Still in duplicate address detection.
+    pub fn tentative(&self) -> bool {
+        self.rest.split_whitespace().any(|w| w == "tentative")
+    }
+
+    /// The addresses in the output of `ip -o addr show`.
+    fn parse_all(text: &str) -> Vec<LabAddr> {
+        text.lines()
+            .filter_map(|line| {
+                // "2: eth0    inet 192.168.77.11/24 brd ... scope global eth0\ ..."
+                // with the lifetimes after the backslash.
+                let line = line.split('\\').next()?;
+                let mut words = line.split_whitespace().skip(3);
+                let (addr, prefix) = words.next()?.split_once('/')?;
+                let rest: Vec<&str> = words.collect();
+                Some(LabAddr {
+                    addr: addr.parse().ok()?,
+                    prefix_len: prefix.parse().ok()?,
+                    rest: rest.join(" "),
+                })
+            })
+            .collect()
+    }
 }
 
 impl Lab {
@@ -119,19 +264,21 @@ impl Lab {
                 &br,
                 "ip",
                 &[
-                    "link", "add", &peer, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+                    "link", "add", &peer, "type", "veth", "peer", "name", IFNAME, "netns", &ns,
                 ],
             )?;
             self.ns(&br, "ip", &["link", "set", &peer, "master", "br0", "up"])?;
             let a4 = format!("{}.{}.{}.{host}/24", SUBNET4[0], SUBNET4[1], SUBNET4[2]);
-            let a6 = format!("fd00:77::{host:x}/64");
-            self.ns(&ns, "ip", &["addr", "add", &a4, "dev", "eth0"])?;
+            // The IPv4 host's digits read as hex: node0 is fd00:77::11, as
+            // `node_addr6` says, the client fd00:77::200.
+            let a6 = format!("fd00:77::{host}/64");
+            self.ns(&ns, "ip", &["addr", "add", &a4, "dev", IFNAME])?;
             self.ns(
                 &ns,
                 "ip",
-                &["-6", "addr", "add", &a6, "dev", "eth0", "nodad"],
+                &["-6", "addr", "add", &a6, "dev", IFNAME, "nodad"],
             )?;
-            self.ns(&ns, "ip", &["link", "set", "eth0", "up"])?;
+            self.ns(&ns, "ip", &["link", "set", IFNAME, "up"])?;
         }
         Ok(())
     }
@@ -224,18 +371,39 @@ impl Lab {
     /// Take a node's link down (its own eth0) or bring it back.
     pub fn set_link(&self, node: usize, up: bool) -> io::Result<()> {
         let state = if up { "up" } else { "down" };
-        self.ns(&self.nodes[node], "ip", &["link", "set", "eth0", state])
+        self.ns(&self.nodes[node], "ip", &["link", "set", IFNAME, state])
             .map(|_| ())
+    }
+
+    /// Down or up the bridge side of a node's veth: the node's eth0 stays
+    /// administratively up but loses its carrier (NO-CARRIER), as if its
+    /// cable were pulled.
+    pub fn set_carrier(&self, node: usize, up: bool) -> io::Result<()> {
+        let state = if up { "up" } else { "down" };
+        let port = format!("n{node}");
+        self.ns(&self.bridge, "ip", &["link", "set", &port, state])
+            .map(|_| ())
+    }
+
+    /// The addresses on `ifname` in namespace `ns`.
+    pub fn addresses(&self, ns: &str, ifname: &str) -> io::Result<Vec<LabAddr>> {
+        let out = self.ns(ns, "ip", &["-o", "addr", "show", "dev", ifname])?;
+        Ok(LabAddr::parse_all(&String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// The MAC address of `ifname` in namespace `ns`.
+    pub fn mac(&self, ns: &str, ifname: &str) -> io::Result<[u8; 6]> {
+        // `ip netns exec` mounts the namespace's own /sys.
+        let out = self.ns(ns, "cat", &[&format!("/sys/class/net/{ifname}/address")])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        parse_mac(text.trim())
+            .ok_or_else(|| io::Error::other(format!("{ns}: {ifname}: bad MAC {text:?}")))
     }
 
     /// Is `addr` configured on eth0 of namespace `ns`?
     pub fn has_addr(&self, ns: &str, addr: IpAddr) -> bool {
-        let Ok(out) = self.ns(ns, "ip", &["-o", "addr", "show", "dev", "eth0"]) else {
-            return false;
-        };
-        let text = String::from_utf8_lossy(&out.stdout);
-        let needle = format!(" {addr}/");
-        text.contains(&needle)
+        self.addresses(ns, IFNAME)
+            .is_ok_and(|all| all.iter().any(|a| a.addr == addr))
     }
 
     /// Which nodes hold `addr` right now.
@@ -244,6 +412,15 @@ impl Lab {
             .filter(|&i| self.has_addr(&self.nodes[i], addr))
             .collect()
     }
+}
+
+/// `02:00:00:00:00:99` as bytes.
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).ok())
+        .collect::<Option<_>>()?;
+    bytes.try_into().ok()
 }
 
 /// One baton node of a lab: where its files are.
@@ -410,5 +587,35 @@ impl Drop for Lab {
         if std::env::var_os("BATON_KEEP_LAB").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_parsed_from_ip_o_addr() {
+        let text = "2: eth0    inet 192.168.77.11/24 brd 192.168.77.255 scope global eth0\\       valid_lft forever preferred_lft forever\n\
+                    2: eth0    inet 192.168.77.100/32 scope global eth0:vip\\       valid_lft forever preferred_lft forever\n\
+                    2: eth0    inet6 fd00:77::101/64 scope global tentative \\       valid_lft forever preferred_lft forever\n";
+        let all = LabAddr::parse_all(text);
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert_eq!(all[0].addr, IpAddr::V4(Ipv4Addr::new(192, 168, 77, 11)));
+        assert_eq!(all[0].prefix_len, 24);
+        assert_eq!(all[0].rest, "brd 192.168.77.255 scope global eth0");
+        assert!(!all[0].tentative());
+        assert_eq!(all[1].prefix_len, 32);
+        assert!(all[1].rest.ends_with("eth0:vip"));
+        assert_eq!(all[2].addr, "fd00:77::101".parse::<IpAddr>().unwrap());
+        assert!(all[2].tentative());
+        assert!(LabAddr::parse_all("garbage\n\n").is_empty());
+    }
+
+    #[test]
+    fn macs_are_parsed() {
+        assert_eq!(parse_mac("02:00:00:00:00:99"), Some([2, 0, 0, 0, 0, 0x99]));
+        assert_eq!(parse_mac("02:00:00:00:00"), None);
+        assert_eq!(parse_mac("02:00:00:00:00:zz"), None);
     }
 }

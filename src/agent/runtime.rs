@@ -24,9 +24,11 @@ use super::control::{
 };
 use super::garp::GarpSender;
 use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
+use super::notify::Notifier;
 use super::socket::VrrpSocket;
 use super::state::VipLedger;
 use super::syncfs::{self, FsEvent};
+use super::track::{self, TrackEvent, TrackState, Tracker};
 use crate::cluster::sync::{Persisted, SyncSpec};
 use crate::cluster::{
     self, Cluster, ClusterAction, ClusterConfig, LocalInstance, Policy, SyncAction, SyncConfig,
@@ -143,6 +145,7 @@ fn run_agent(config: Config, opts: Options) -> Result<(), AgentError> {
     local.block_on(&rt, async move {
         let mut agent = Agent::start(config, opts).await?;
         agent.run().await;
+        agent.finish().await;
         Ok::<(), AgentError>(())
     })
 }
@@ -167,6 +170,9 @@ struct Iface {
     garp: GarpSender,
     sock4: Option<Rc<VrrpSocket>>,
     sock6: Option<Rc<VrrpSocket>>,
+    /// Whether a unicast socket of this interface already receives.
+    unicast_rx4: bool,
+    unicast_rx6: bool,
     unmatched4: RxStats,
     unmatched6: RxStats,
 }
@@ -179,6 +185,8 @@ struct Slot {
     /// Socket the adverts leave by (multicast, or bound to unicast_src).
     sock: Rc<VrrpSocket>,
     holds_vips: bool,
+    /// Why the instance is faulted or its priority lowered, for status.
+    health: Vec<String>,
 }
 
 struct Agent {
@@ -194,6 +202,14 @@ struct Agent {
     ctl: mpsc::Receiver<Pending>,
     cluster: Option<ClusterRt>,
     sync: Option<SyncRt>,
+    /// Tracked scripts, files and interfaces (keepalived's track_*).
+    track: TrackState,
+    tracker: Tracker,
+    track_events: mpsc::Receiver<TrackEvent>,
+    /// Notify scripts and FIFO, delivered in event order.
+    notifier: Notifier,
+    /// The last state each sync group was notified in.
+    group_states: BTreeMap<String, State>,
 }
 
 /// Data sync beside the cluster channel, when `[[sync]]` entries exist:
@@ -307,6 +323,7 @@ impl Agent {
         let links = nlink::watch().map_err(nl_err("netlink watch"))?;
         let (rx_tx, rx) = mpsc::channel(1024);
         let (ctl_tx, ctl) = mpsc::channel(16);
+        let (tracker, track_events) = Tracker::start(&config);
         control::serve(&config.global.control_socket, ctl_tx).map_err(io_err(format!(
             "control socket {}",
             config.global.control_socket.display()
@@ -324,6 +341,11 @@ impl Agent {
             ctl,
             cluster: None,
             sync: None,
+            track: TrackState::new(&config),
+            tracker,
+            track_events,
+            notifier: Notifier::new(&config.global),
+            group_states: BTreeMap::new(),
         };
         for cfg in &config.instances {
             agent.add_instance(cfg.clone()).await?;
@@ -334,6 +356,18 @@ impl Agent {
                 agent.sync = Some(agent.start_sync(cc)?);
             }
         }
+        // Tracked interfaces start from the kernel's view (a missing one is
+        // down, as keepalived treats it).
+        let tracked: std::collections::BTreeSet<String> = config
+            .instances
+            .iter()
+            .flat_map(|i| i.track_interfaces.iter().map(|t| t.name.clone()))
+            .collect();
+        for name in tracked {
+            let up = agent.nl.link_by_name(&name).await.is_ok_and(|l| l.up);
+            agent.track.set_interface(&name, up);
+        }
+        agent.refresh_health();
         let delay = config.global.startup_delay;
         if !delay.is_zero() {
             info!("vrrp_startup_delay: waiting {delay:?} before starting the instances");
@@ -494,6 +528,8 @@ impl Agent {
             garp,
             sock4: None,
             sock6: None,
+            unicast_rx4: false,
+            unicast_rx6: false,
             unmatched4: RxStats::default(),
             unmatched6: RxStats::default(),
         });
@@ -603,7 +639,19 @@ impl Agent {
             s.bind_source(local)
                 .map_err(io_err(format!("{}: bind unicast_src {local}", cfg.name)))?;
             let s = Rc::new(s);
-            self.spawn_receiver(iface, s.clone(), false);
+            // A raw socket sees every VRRP packet of its interface: one
+            // receiving unicast socket per interface and family is enough
+            // (more would hand each advert over twice); the others only send.
+            let f = &mut self.ifaces[iface];
+            let receiving = if v4 {
+                &mut f.unicast_rx4
+            } else {
+                &mut f.unicast_rx6
+            };
+            if !*receiving {
+                *receiving = true;
+                self.spawn_receiver(iface, s.clone(), false);
+            }
             s
         };
         let mut core = Instance::new(core_config(&cfg), local);
@@ -616,6 +664,7 @@ impl Agent {
             iface,
             sock,
             holds_vips: false,
+            health: Vec::new(),
         });
         Ok(())
     }
@@ -635,6 +684,11 @@ impl Agent {
                 Some(p) = self.rx.recv() => self.on_packet(p),
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
                 Some(ev) = next_sync_event(&mut self.sync) => self.on_sync_fs(ev),
+                Some(ev) = self.track_events.recv() => {
+                    if self.track.apply(&ev) {
+                        self.refresh_health();
+                    }
+                }
                 Some(req) = self.ctl.recv() => self.on_control(req).await,
                 _ = sleep_until(deadline) => self.on_timers(),
             }
@@ -762,7 +816,13 @@ impl Agent {
             s.core.shutdown(now);
         }
         self.apply_all().await;
+        self.tracker.stop();
         let _ = std::fs::remove_file(&self.config.global.control_socket);
+    }
+
+    /// Run what notifications are queued (notify_stop included), then exit.
+    async fn finish(self) {
+        self.notifier.close().await;
         info!("stopped");
     }
 
@@ -827,22 +887,126 @@ impl Agent {
     }
 
     fn on_link(&mut self, ev: LinkEvent) {
-        let Some(i) = self.ifaces.iter().position(|f| f.index == ev.ifindex) else {
+        let tracked = self.track.interface_up(&ev.name).is_some();
+        let changed_track = tracked && self.track.set_interface(&ev.name, ev.up);
+        let own = self.ifaces.iter().position(|f| f.index == ev.ifindex);
+        let changed_own = match own {
+            Some(i) if self.ifaces[i].up != ev.up => {
+                self.ifaces[i].up = ev.up;
+                true
+            }
+            _ => false,
+        };
+        if !(changed_own || changed_track) {
+            return;
+        }
+        if ev.up {
+            info!("Netlink reports {} up", ev.name);
+        } else {
+            warn!("Netlink reports {} down", ev.name);
+        }
+        self.refresh_health();
+    }
+
+    /// Recompute every instance's fault and effective priority from its own
+    /// interface, its tracked scripts, interfaces and files (seed step 6:
+    /// the node's own fault removes the VIPs at once), and its sync group
+    /// (one member's fault faults them all, as keepalived).
+    fn refresh_health(&mut self) {
+        let now = Instant::now();
+        let own: Vec<(bool, u8, Vec<String>)> = self
+            .slots
+            .iter()
+            .map(|s| {
+                let effect = track::instance_effect(&s.cfg, &self.config, &self.track);
+                let f = &self.ifaces[s.iface];
+                let mut reasons = effect.reasons;
+                if !f.up {
+                    reasons.insert(0, format!("interface {} down", f.name));
+                }
+                (!f.up || effect.fault, effect.priority, reasons)
+            })
+            .collect();
+        for i in 0..self.slots.len() {
+            let (mut fault, priority, mut reasons) = own[i].clone();
+            let name = self.slots[i].cfg.name.clone();
+            if let Some(group) = self
+                .config
+                .sync_groups
+                .iter()
+                .find(|g| g.instances.contains(&name))
+            {
+                for (j, other) in self.slots.iter().enumerate() {
+                    if j != i && group.instances.contains(&other.cfg.name) && own[j].0 {
+                        fault = true;
+                        reasons.push(format!(
+                            "sync group {}: {} faulted",
+                            group.name, other.cfg.name
+                        ));
+                    }
+                }
+            }
+            let slot = &mut self.slots[i];
+            if slot.health != reasons {
+                for r in reasons.iter().filter(|r| !slot.health.contains(r)) {
+                    warn!("({name}) {r}");
+                }
+                slot.health = reasons;
+            }
+            slot.core.set_fault(now, fault);
+            slot.core.set_priority(now, priority);
+            let (state, prio) = (slot.core.state(), slot.core.priority());
+            if let Some(c) = &mut self.cluster {
+                c.core.local_update(now, &name, state, prio);
+            }
+        }
+    }
+
+    /// keepalived's sync groups: a member that becomes master pulls the
+    /// others up; one that yields to another master takes the others down.
+    fn follow_sync_group(&mut self, i: usize, from: State, to: State) {
+        let name = self.slots[i].cfg.name.clone();
+        let Some(group) = self
+            .config
+            .sync_groups
+            .iter()
+            .find(|g| g.instances.contains(&name))
+            .cloned()
+        else {
             return;
         };
-        if self.ifaces[i].up == ev.up {
-            return;
-        }
-        self.ifaces[i].up = ev.up;
-        let name = self.ifaces[i].name.clone();
-        if ev.up {
-            info!("Netlink reports {name} up");
-        } else {
-            warn!("Netlink reports {name} down");
-        }
         let now = Instant::now();
-        for s in self.slots.iter_mut().filter(|s| s.iface == i) {
-            s.core.set_fault(now, !ev.up);
+        let why = crate::vrrp::ClusterReason::SyncGroup;
+        for slot in self.slots.iter_mut() {
+            if slot.cfg.name == name || !group.instances.contains(&slot.cfg.name) {
+                continue;
+            }
+            match (from, to) {
+                (_, State::Master) => {
+                    slot.core.take_over(now, why, None);
+                }
+                (State::Master, State::Backup) => {
+                    slot.core.step_down(now, why, None);
+                }
+                _ => {}
+            }
+        }
+        // The group's own notification, once all members agree.
+        let states: Vec<State> = self
+            .slots
+            .iter()
+            .filter(|s| group.instances.contains(&s.cfg.name))
+            .map(|s| s.core.state())
+            .collect();
+        if let Some(&first) = states.first() {
+            if states.iter().all(|s| *s == first)
+                && self.group_states.get(&group.name) != Some(&first)
+            {
+                self.group_states.insert(group.name.clone(), first);
+                info!("(group {}) Entering {first} STATE", group.name);
+                self.notifier
+                    .group_state_change(&group.name, &group.notify, first);
+            }
         }
     }
 
@@ -1084,7 +1248,12 @@ impl Agent {
                         });
                     }
                 }
-                f.garp.send(frames);
+                let gap = if slot.core.local_addr().is_ipv4() {
+                    slot.cfg.garp.interval
+                } else {
+                    slot.cfg.garp.na_interval
+                };
+                f.garp.send_paced(frames, gap);
                 tracing::debug!(
                     "({name}) sending {count} gratuitous ARP/NA per VIP on {}",
                     f.name
@@ -1097,11 +1266,13 @@ impl Agent {
                     State::Fault => warn!("({name}) Entering FAULT STATE ({reason})"),
                     State::Initialize => info!("({name}) Stopped ({reason})"),
                 }
-                let _ = from;
                 let prio = self.slots[i].core.priority();
+                self.notifier
+                    .state_change(&name, &self.slots[i].cfg.notify, to, prio);
                 if let Some(c) = &mut self.cluster {
                     c.core.local_update(Instant::now(), &name, to, prio);
                 }
+                self.follow_sync_group(i, from, to);
             }
         }
     }
@@ -1178,10 +1349,7 @@ impl Agent {
             .iter()
             .map(|s| {
                 let f = &self.ifaces[s.iface];
-                let mut faults = Vec::new();
-                if !f.up {
-                    faults.push(format!("interface {} down", f.name));
-                }
+                let faults = s.health.clone();
                 InstanceStatus {
                     name: s.cfg.name.clone(),
                     interface: f.name.clone(),
@@ -1311,7 +1479,34 @@ impl Agent {
             }
             self.slots.remove(i);
         }
+        let tracking_changed = new.vrrp_scripts != self.config.vrrp_scripts
+            || new.track_files != self.config.track_files;
         self.config = new.clone();
+        if tracking_changed {
+            // New scripts or files: start over (script states reset, as a
+            // keepalived reload does).
+            self.tracker.stop();
+            let (tracker, events) = Tracker::start(&new);
+            self.tracker = tracker;
+            self.track_events = events;
+            let interfaces: Vec<(String, Option<bool>)> = new
+                .instances
+                .iter()
+                .flat_map(|i| i.track_interfaces.iter().map(|t| t.name.clone()))
+                .map(|n| {
+                    let up = self.track.interface_up(&n);
+                    (n, up)
+                })
+                .collect();
+            self.track = TrackState::new(&new);
+            for (n, up) in interfaces {
+                let up = match up {
+                    Some(up) => up,
+                    None => self.nl.link_by_name(&n).await.is_ok_and(|l| l.up),
+                };
+                self.track.set_interface(&n, up);
+            }
+        }
         for n in new
             .instances
             .iter()
@@ -1325,6 +1520,7 @@ impl Agent {
                 Err(e) => error!("reload: instance {}: {e}", n.name),
             }
         }
+        self.refresh_health();
         self.apply_all().await;
         info!("configuration reloaded: {} instance(s)", self.slots.len());
     }

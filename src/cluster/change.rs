@@ -244,6 +244,8 @@ impl Cluster {
                 node: self.cfg.node.clone(),
                 epoch: c.epoch,
                 pinned,
+                priority,
+                address: l.address,
             };
             self.actions.push_back(ClusterAction::Broadcast(msg));
             let me = self.cfg.node.clone();
@@ -280,7 +282,17 @@ impl Cluster {
                 node,
                 epoch,
                 pinned,
-            } => self.on_takeover(now, &instance, &node, epoch, pinned),
+                priority,
+                address,
+            } => {
+                let sender = Candidate {
+                    node,
+                    state: State::Master,
+                    priority,
+                    address,
+                };
+                self.on_takeover(now, &instance, sender, epoch, pinned)
+            }
             Message::Switchover {
                 instance,
                 target,
@@ -465,7 +477,15 @@ impl Cluster {
 
     // ---- flows --------------------------------------------------------
 
-    fn on_takeover(&mut self, _now: Instant, instance: &str, node: &str, epoch: u64, pinned: bool) {
+    fn on_takeover(
+        &mut self,
+        _now: Instant,
+        instance: &str,
+        sender: Candidate,
+        epoch: u64,
+        pinned: bool,
+    ) {
+        let me = self.me_candidate(instance);
         let Some(c) = self.ctl.get_mut(instance) else {
             return;
         };
@@ -473,13 +493,26 @@ impl Cluster {
             self.stale_ignored += 1;
             return;
         }
+        // Two takeovers under one epoch (two nodes acted on the same view):
+        // the one with precedence (priority, then address) wins; the other
+        // steps down. A newer epoch always wins.
+        let i_am_master = me.as_ref().is_some_and(|m| m.state == State::Master);
+        let sender_wins = !i_am_master
+            || epoch > c.own_epoch
+            || me
+                .as_ref()
+                .is_some_and(|m| Policy::Priority.prefers(&sender, m));
         c.epoch = epoch;
+        if !sender_wins {
+            return;
+        }
+        let node = sender.node.as_str();
         c.pinned = if pinned { Some(node.to_string()) } else { None };
         c.master_lost_at = None;
         c.last_master = Some(node.to_string());
         self.complete_pending(instance, node, epoch);
-        if node != self.cfg.node && self.local_state(instance) == Some(State::Master) {
-            let addr = self.peer_address(instance, node);
+        if node != self.cfg.node && i_am_master {
+            let addr = sender.address.or_else(|| self.peer_address(instance, node));
             self.actions.push_back(ClusterAction::StepDown {
                 instance: instance.to_string(),
                 why: ClusterReason::NewerMaster,
@@ -803,7 +836,11 @@ impl Cluster {
                 priority: local.priority,
                 address: local.address,
             };
-            if self.cfg.policy.prefers(&mine, m) {
+            // Only the best live candidate preempts: with several nodes
+            // above the master, all of them taking over at once would
+            // contend and leave gaps.
+            let best = ranking.first().is_some_and(|n| *n == me);
+            if best && self.cfg.policy.prefers(&mine, m) {
                 let since = *c.preempt_since.get_or_insert(now);
                 preempt_now = now >= since + local.preempt_delay;
             } else {

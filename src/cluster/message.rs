@@ -43,6 +43,12 @@ pub enum Message {
         epoch: u64,
         /// The takeover was an operator's choice: it holds against preemption.
         pinned: bool,
+        /// The sender's effective priority and VRRP address, to settle two
+        /// takeovers announced under the same epoch.
+        #[serde(default)]
+        priority: u8,
+        #[serde(default)]
+        address: Option<IpAddr>,
     },
     /// Seed's second config-change message (broadcast by the master): the
     /// operator chose `target` to take `instance`.
@@ -170,6 +176,8 @@ mod tests {
             node: "lb2".into(),
             epoch: 7,
             pinned: true,
+            priority: 100,
+            address: None,
         };
         assert_eq!(Message::from_json(&m.to_json()).unwrap(), m);
         assert!(Message::from_json(b"{\"type\":\"nope\"}").is_err());

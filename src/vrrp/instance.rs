@@ -75,6 +75,9 @@ pub enum ClusterReason {
     SplitBrain,
     /// This node is stopping and handed the VIPs over.
     Handoff,
+    /// Another member of the instance's sync group moved (keepalived's
+    /// `vrrp_sync_group`: members fail over together).
+    SyncGroup,
 }
 
 impl fmt::Display for Reason {
@@ -86,6 +89,7 @@ impl fmt::Display for Reason {
             Reason::PreferredMaster(a) => write!(f, "preferred master {a}"),
             Reason::Fault => f.write_str("fault"),
             Reason::Shutdown => f.write_str("shutdown"),
+            Reason::Cluster(ClusterReason::SyncGroup) => f.write_str("sync group"),
             Reason::Cluster(c) => write!(f, "cluster: {c:?}"),
         }
     }
