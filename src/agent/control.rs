@@ -104,6 +104,10 @@ pub struct ClusterStatus {
     pub stale_ignored: u64,
     /// Transport view per peer: connection and rejected frames by reason.
     pub channel: Vec<ChannelPeerStatus>,
+    /// Data sync: per `[[sync]]` entry, this node's and each peer's
+    /// version and the committed one.
+    #[serde(default)]
+    pub sync: Vec<crate::cluster::sync::SyncView>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -319,6 +323,29 @@ pub fn render(status: &Status) -> String {
                     .map(|(k, v)| format!("{k} {v}"))
                     .collect();
                 let _ = writeln!(out, "  rejected from {}: {}", ch.name, parts.join(", "));
+            }
+        }
+        for s in &c.sync {
+            let v = |v: Option<crate::cluster::SyncVersion>| {
+                v.map_or("none".to_string(), |v| v.to_string())
+            };
+            let _ = writeln!(
+                out,
+                "  sync {}: version {} here, committed {}{}{}",
+                s.name,
+                v(s.version),
+                v(s.committed),
+                if s.locally_modified {
+                    ", local file edited (not synced)"
+                } else {
+                    ""
+                },
+                s.receiving
+                    .map(|r| format!(", receiving {r}"))
+                    .unwrap_or_default()
+            );
+            for (peer, pv) in &s.peers {
+                let _ = writeln!(out, "    {peer}: {}", v(*pv));
             }
         }
     }

@@ -11,4 +11,5 @@ pub mod probe;
 pub mod runtime;
 pub mod socket;
 pub mod state;
+pub mod syncfs;
 pub mod track;

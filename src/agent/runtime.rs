@@ -27,8 +27,13 @@ use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
 use super::notify::Notifier;
 use super::socket::VrrpSocket;
 use super::state::VipLedger;
+use super::syncfs::{self, FsEvent};
 use super::track::{self, TrackEvent, TrackState, Tracker};
-use crate::cluster::{self, Cluster, ClusterAction, ClusterConfig, LocalInstance, Policy};
+use crate::cluster::sync::{Persisted, SyncSpec};
+use crate::cluster::{
+    self, Cluster, ClusterAction, ClusterConfig, LocalInstance, Policy, SyncAction, SyncConfig,
+    SyncCore, SyncVersion,
+};
 use crate::config::model::{Config, Instance as InstanceCfg, Vip};
 use crate::vrrp::{self, Action, GarpSchedule, Instance, InstanceConfig, Received, RxStats, State};
 use crate::wire::vrrp::{V3Checksum, Version};
@@ -196,6 +201,7 @@ struct Agent {
     links: mpsc::UnboundedReceiver<NetEvent>,
     ctl: mpsc::Receiver<Pending>,
     cluster: Option<ClusterRt>,
+    sync: Option<SyncRt>,
     /// Tracked scripts, files and interfaces (keepalived's track_*).
     track: TrackState,
     tracker: Tracker,
@@ -204,6 +210,78 @@ struct Agent {
     notifier: Notifier,
     /// The last state each sync group was notified in.
     group_states: BTreeMap<String, State>,
+}
+
+/// Data sync beside the cluster channel, when `[[sync]]` entries exist:
+/// the sans-IO core, the file worker, and the on_change runner.
+struct SyncRt {
+    core: SyncCore,
+    fs: syncfs::Worker,
+    events: mpsc::UnboundedReceiver<FsEvent>,
+    /// The control node is the master of this instance.
+    instance: String,
+    entries: Vec<crate::config::model::SyncEntry>,
+    state: BTreeMap<String, Persisted>,
+    /// on_change commands, run one at a time in order.
+    runner: mpsc::UnboundedSender<(String, SyncVersion, String)>,
+    /// Test hook (`BATON_TEST_CORRUPT_SYNC`): flip a byte of every chunk
+    /// sent, so the netns tests can show a corrupt transfer changes nothing.
+    corrupt: bool,
+}
+
+/// The next file event, or never when data sync is off.
+async fn next_sync_event(s: &mut Option<SyncRt>) -> Option<FsEvent> {
+    match s {
+        Some(s) => s.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn is_sync_message(msg: &cluster::Message) -> bool {
+    matches!(
+        msg,
+        cluster::Message::SyncOffer { .. }
+            | cluster::Message::SyncHave { .. }
+            | cluster::Message::SyncRequest { .. }
+    )
+}
+
+/// Run each on_change command to completion before the next (in order;
+/// off the event loop). No shell: words split as [`syncfs::split_command`].
+fn spawn_on_change_runner() -> mpsc::UnboundedSender<(String, SyncVersion, String)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, SyncVersion, String)>();
+    tokio::task::spawn_local(async move {
+        while let Some((name, version, cmd)) = rx.recv().await {
+            let words = syncfs::split_command(&cmd);
+            let Some((prog, args)) = words.split_first() else {
+                continue;
+            };
+            let child = tokio::process::Command::new(prog)
+                .args(args)
+                .env("BATON_SYNC_NAME", &name)
+                .env("BATON_SYNC_VERSION", version.to_string())
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn();
+            let mut child = match child {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!("sync {name}: on_change {cmd:?}: {e}");
+                    continue;
+                }
+            };
+            match tokio::time::timeout(std::time::Duration::from_secs(60), child.wait()).await {
+                Ok(Ok(st)) if st.success() => info!("sync {name}: on_change for {version} done"),
+                Ok(Ok(st)) => warn!("sync {name}: on_change for {version} exited with {st}"),
+                Ok(Err(e)) => warn!("sync {name}: on_change for {version}: {e}"),
+                Err(_) => {
+                    let _ = child.kill().await;
+                    warn!("sync {name}: on_change for {version} killed after 60 s");
+                }
+            }
+        }
+    });
+    tx
 }
 
 /// The cluster channel beside the VRRP cores, when configured.
@@ -262,6 +340,7 @@ impl Agent {
             links,
             ctl,
             cluster: None,
+            sync: None,
             track: TrackState::new(&config),
             tracker,
             track_events,
@@ -273,6 +352,9 @@ impl Agent {
         }
         if let Some(cc) = &config.cluster {
             agent.cluster = Some(agent.start_cluster(cc)?);
+            if !config.sync.is_empty() {
+                agent.sync = Some(agent.start_sync(cc)?);
+            }
         }
         // Tracked interfaces start from the kernel's view (a missing one is
         // down, as keepalived treats it).
@@ -356,6 +438,54 @@ impl Agent {
             events,
             waiting: BTreeMap::new(),
             next_id: 1,
+        })
+    }
+
+    fn start_sync(&self, cc: &crate::config::model::Cluster) -> Result<SyncRt, AgentError> {
+        let instance = cc
+            .sync_instance
+            .clone()
+            .or_else(|| self.config.instances.first().map(|i| i.name.clone()))
+            .ok_or_else(|| AgentError::Config("sync: no instance to follow".into()))?;
+        let entries = self.config.sync.clone();
+        let specs = entries
+            .iter()
+            .map(|e| SyncSpec {
+                name: e.name.clone(),
+                max_size: e.max_size,
+            })
+            .collect();
+        let peers = cc.peers.iter().map(|p| p.name.clone()).collect();
+        let mut core = SyncCore::new(SyncConfig::new(&cc.node, peers, specs));
+        let state_file = self.config.global.state_dir.join("sync-state.json");
+        let state = syncfs::load_state(&state_file);
+        for (name, p) in &state {
+            core.restore(name, p);
+        }
+        let fs_entries = entries
+            .iter()
+            .map(|e| syncfs::FsEntry {
+                name: e.name.clone(),
+                path: e.path.clone(),
+                mode: e.mode,
+                max_size: e.max_size,
+            })
+            .collect();
+        let (fs, events) =
+            syncfs::Worker::start(fs_entries, state_file).map_err(io_err("sync file worker"))?;
+        info!(
+            "data sync: {} file(s), following the master of {instance}",
+            entries.len()
+        );
+        Ok(SyncRt {
+            core,
+            fs,
+            events,
+            instance,
+            entries,
+            state,
+            runner: spawn_on_change_runner(),
+            corrupt: std::env::var_os("BATON_TEST_CORRUPT_SYNC").is_some(),
         })
     }
 
@@ -556,6 +686,7 @@ impl Agent {
                 Some(ev) = self.links.recv() => self.on_net_event(ev).await,
                 Some(p) = self.rx.recv() => self.on_packet(p),
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
+                Some(ev) = next_sync_event(&mut self.sync) => self.on_sync_fs(ev),
                 Some(ev) = self.track_events.recv() => {
                     if self.track.apply(&ev) {
                         self.refresh_health();
@@ -575,6 +706,7 @@ impl Agent {
             .iter()
             .filter_map(|s| s.core.next_deadline())
             .chain(self.cluster.as_ref().and_then(|c| c.core.next_deadline()))
+            .chain(self.sync.as_ref().and_then(|s| s.core.next_deadline()))
             .min()
     }
 
@@ -590,6 +722,26 @@ impl Agent {
                 c.core.handle_timeout(now);
             }
         }
+        if let Some(s) = &mut self.sync {
+            if s.core.next_deadline().is_some_and(|d| d <= now) {
+                s.core.handle_timeout(now);
+            }
+        }
+    }
+
+    fn on_sync_fs(&mut self, ev: FsEvent) {
+        let now = Instant::now();
+        let Some(s) = &mut self.sync else {
+            return;
+        };
+        match ev {
+            FsEvent::Observed { name, observed } => s.core.local_file(now, &name, observed),
+            FsEvent::Written {
+                name,
+                version,
+                result,
+            } => s.core.write_done(now, &name, version, result),
+        }
     }
 
     fn on_channel(&mut self, ev: ChannelEvent) {
@@ -601,13 +753,28 @@ impl Agent {
             ChannelEvent::Up { peer } => {
                 info!("cluster: {peer} connected");
                 c.core.connected(now, &peer);
+                if let Some(s) = &mut self.sync {
+                    s.core.connected(now, &peer);
+                }
             }
             ChannelEvent::Down { peer, reason } => {
                 warn!("cluster: {peer} disconnected ({reason})");
                 c.core.disconnected(now, &peer);
+                if let Some(s) = &mut self.sync {
+                    s.core.disconnected(now, &peer);
+                }
+            }
+            ChannelEvent::Message { peer, msg } if is_sync_message(&msg) => {
+                if let Some(s) = &mut self.sync {
+                    s.core.handle_message(now, &peer, msg);
+                }
             }
             ChannelEvent::Message { peer, msg } => c.core.handle_message(now, &peer, msg),
-            ChannelEvent::Data { .. } => {}
+            ChannelEvent::Data { peer, bytes } => {
+                if let Some(s) = &mut self.sync {
+                    s.core.handle_data(now, &peer, &bytes);
+                }
+            }
         }
     }
 
@@ -869,9 +1036,90 @@ impl Agent {
                 did = true;
                 self.apply_cluster(action);
             }
+            if did {
+                continue;
+            }
+            // Data sync last, once the VRRP and cluster cores are quiet (a
+            // takeover's epoch is raised when its state change is drained).
+            self.sync_role();
+            while let Some(action) = self.sync.as_mut().and_then(|s| s.core.poll_action()) {
+                did = true;
+                self.apply_sync(action);
+            }
             if !did {
                 return;
             }
+        }
+    }
+
+    /// The control node for data sync is the master of the sync instance.
+    fn sync_role(&mut self) {
+        let Some(s) = &mut self.sync else {
+            return;
+        };
+        let master = self
+            .slots
+            .iter()
+            .any(|sl| sl.cfg.name == s.instance && sl.core.state() == State::Master);
+        let epoch = self
+            .cluster
+            .as_ref()
+            .map_or(0, |c| c.core.epoch(&s.instance));
+        s.core.set_role(Instant::now(), master, epoch);
+    }
+
+    fn apply_sync(&mut self, action: SyncAction) {
+        let (Some(s), Some(c)) = (&mut self.sync, &self.cluster) else {
+            return;
+        };
+        match action {
+            SyncAction::Send { peer, msg } => {
+                if let Err(e) = c.chan.send(&peer, &msg) {
+                    tracing::debug!("sync: {} to {peer} not sent: {e}", msg.kind());
+                }
+            }
+            SyncAction::Broadcast(msg) => {
+                c.chan.broadcast(&msg);
+            }
+            SyncAction::SendData { peer, mut bytes } => {
+                if s.corrupt {
+                    if let Some(b) = bytes.last_mut() {
+                        *b ^= 0x55;
+                    }
+                }
+                if let Err(e) = c.chan.send_data(&peer, bytes) {
+                    tracing::debug!("sync: data to {peer} not sent: {e}");
+                }
+            }
+            SyncAction::Write {
+                name,
+                version,
+                content,
+                keep_unless,
+                conflict_epoch,
+            } => s.fs.send(syncfs::FsCommand::Write {
+                name,
+                version,
+                content,
+                keep_unless,
+                conflict_epoch,
+            }),
+            SyncAction::RunOnChange { name, version } => {
+                let cmd = s
+                    .entries
+                    .iter()
+                    .find(|e| e.name == name)
+                    .and_then(|e| e.on_change.clone());
+                if let Some(cmd) = cmd {
+                    let _ = s.runner.send((name, version, cmd));
+                }
+            }
+            SyncAction::Persist { name, state } => {
+                s.state.insert(name, state);
+                s.fs.send(syncfs::FsCommand::SaveState(s.state.clone()));
+            }
+            SyncAction::Warn(m) => warn!("{m}"),
+            SyncAction::Info(m) => info!("{m}"),
         }
     }
 
@@ -1181,6 +1429,7 @@ impl Agent {
                     rejected: p.rejected,
                 })
                 .collect(),
+            sync: self.sync.as_ref().map_or(Vec::new(), |s| s.core.views()),
         });
         Status {
             cluster,

@@ -339,6 +339,10 @@ impl Cluster {
                     }
                 }
             }
+            // Data sync has its own core (`cluster::sync`).
+            Message::SyncOffer { .. } | Message::SyncHave { .. } | Message::SyncRequest { .. } => {
+                return;
+            }
         }
         self.evaluate(now);
     }

@@ -83,6 +83,46 @@ pub enum Message {
     /// `baton switchover NAME --clear`: the operator's choice no longer
     /// holds; normal preemption resumes.
     ClearPin { instance: String, epoch: u64 },
+    /// Data sync (seed step 5): `version` of the file `name` follows as
+    /// `chunks` Data frames ([`crate::cluster::sync::Chunk`]); `size`
+    /// bytes whose SHA-256 is `digest` (hex). Sent by the node that holds
+    /// the version: the control node, or a peer asked with `SyncRequest`.
+    SyncOffer {
+        name: String,
+        version: SyncVersion,
+        digest: String,
+        size: u64,
+        chunks: u32,
+    },
+    /// Data sync: what the sender holds of `name` (sent to a peer on
+    /// connection, to all after every change). The control node counts a
+    /// peer's `SyncHave` of its current version as the acknowledgement.
+    SyncHave {
+        name: String,
+        version: Option<SyncVersion>,
+        digest: Option<String>,
+        /// The highest version the sender knows to be committed.
+        committed: Option<SyncVersion>,
+    },
+    /// Data sync: send me `version` of `name` (a new control node catching
+    /// up from a peer that holds a newer version than its own).
+    SyncRequest { name: String, version: SyncVersion },
+}
+
+/// A synced file's version: ordered by epoch (the cluster epoch of the
+/// sync instance when the control node produced it), then counter.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct SyncVersion {
+    pub epoch: u64,
+    pub counter: u64,
+}
+
+impl std::fmt::Display for SyncVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.epoch, self.counter)
+    }
 }
 
 impl Message {
@@ -96,6 +136,9 @@ impl Message {
             Message::SwitchoverRequest { .. } => "switchover_request",
             Message::SwitchoverRefused { .. } => "switchover_refused",
             Message::ClearPin { .. } => "clear_pin",
+            Message::SyncOffer { .. } => "sync_offer",
+            Message::SyncHave { .. } => "sync_have",
+            Message::SyncRequest { .. } => "sync_request",
         }
     }
 
@@ -111,6 +154,20 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_messages_round_trip_and_versions_order() {
+        let v = |epoch, counter| SyncVersion { epoch, counter };
+        let m = Message::SyncHave {
+            name: "haproxy".into(),
+            version: Some(v(2, 7)),
+            digest: Some("ab".into()),
+            committed: None,
+        };
+        assert_eq!(Message::from_json(&m.to_json()).unwrap(), m);
+        assert!(v(1, 9) < v(2, 1) && v(2, 1) < v(2, 2));
+        assert_eq!(v(3, 4).to_string(), "3.4");
+    }
 
     #[test]
     fn round_trip_and_garbage() {

@@ -9,7 +9,9 @@ pub mod change;
 pub mod key;
 pub mod membership;
 pub mod message;
+pub mod sync;
 
 pub use change::{Cluster, ClusterAction, ClusterConfig, LocalInstance, PeerView};
 pub use membership::Policy;
-pub use message::{InstanceBeat, Message};
+pub use message::{InstanceBeat, Message, SyncVersion};
+pub use sync::{SyncAction, SyncConfig, SyncCore};

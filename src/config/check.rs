@@ -54,6 +54,7 @@ pub fn check(config: &Config, origins: &Origins) -> Diagnostics {
         c.cluster(cluster);
     }
     c.sync(&config.sync);
+    c.sync_control(config);
     c.diags.sort();
     c.diags
 }
@@ -843,6 +844,30 @@ impl Checker<'_> {
         }
     }
 
+    /// Which node controls data sync: the master of `sync_instance`.
+    fn sync_control(&mut self, config: &Config) {
+        let Some(cluster) = &config.cluster else {
+            if !config.sync.is_empty() {
+                self.warn(
+                    "sync[0]",
+                    "sync: files are synced over the cluster channel; without [cluster] they are not synced".into(),
+                );
+            }
+            return;
+        };
+        match &cluster.sync_instance {
+            Some(name) if config.instance(name).is_none() => self.err(
+                "cluster.sync_instance",
+                format!("cluster: sync_instance: no instance named \"{name}\""),
+            ),
+            None if !config.sync.is_empty() && config.instances.is_empty() => self.err(
+                "sync[0]",
+                "sync: needs an instance whose master is the control node".into(),
+            ),
+            _ => {}
+        }
+    }
+
     fn sync(&mut self, entries: &[SyncEntry]) {
         let mut names = HashSet::new();
         let mut paths = HashSet::new();
@@ -1035,9 +1060,10 @@ mod tests {
             heartbeat_interval: Duration::from_millis(5),
             selection: Selection::Order,
             order: vec!["lb1".into(), "lb9".into()],
+            sync_instance: Some("VI_9".into()),
         });
         let m = messages(&c);
-        assert_eq!(m.len(), 4, "{m:?}");
+        assert_eq!(m.len(), 5, "{m:?}");
     }
 
     #[test]

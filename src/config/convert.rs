@@ -51,6 +51,9 @@ pub fn to_toml(config: &Config) -> String {
         if !c.order.is_empty() {
             out.kv("order", &strings(c.order.iter().cloned()));
         }
+        if let Some(i) = &c.sync_instance {
+            out.kv("sync_instance", &string(i));
+        }
     }
 
     for s in &config.vrrp_scripts {

@@ -1255,6 +1255,7 @@ const CLUSTER_KEYWORDS: &[&str] = &[
     "heartbeat_interval",
     "selection",
     "order",
+    "sync_instance",
 ];
 const SYNC_KEYWORDS: &[&str] = &["path", "on_change", "mode", "max_size"];
 
@@ -2427,6 +2428,7 @@ impl Reader {
         let mut order = Vec::new();
         let mut heartbeat = Cluster::DEFAULT_HEARTBEAT_INTERVAL;
         let mut selection = Selection::Priority;
+        let mut sync_instance = None;
         for item in items {
             let at = item.at();
             match item.key() {
@@ -2466,6 +2468,12 @@ impl Reader {
                     if let Some((d, at)) = self.duration(ctx, item) {
                         heartbeat = d;
                         self.record("cluster.heartbeat_interval", at);
+                    }
+                }
+                "sync_instance" => {
+                    if let Some(w) = self.single(ctx, item) {
+                        sync_instance = Some(w.text.clone());
+                        self.record("cluster.sync_instance", w.at);
                     }
                 }
                 "selection" => {
@@ -2524,6 +2532,7 @@ impl Reader {
             heartbeat_interval: heartbeat,
             selection,
             order,
+            sync_instance,
         });
     }
 

@@ -590,6 +590,9 @@ pub struct Cluster {
     pub selection: Selection,
     /// Node names, first preferred; used with [`Selection::Order`].
     pub order: Vec<String>,
+    /// The instance whose master is the control node for data sync
+    /// (`[[sync]]`). Default: the first instance.
+    pub sync_instance: Option<String>,
 }
 
 impl Cluster {
@@ -650,7 +653,7 @@ pub struct SyncEntry {
 }
 
 impl SyncEntry {
-    pub const DEFAULT_MAX_SIZE: u64 = 1 << 20;
+    pub const DEFAULT_MAX_SIZE: u64 = 16 << 20;
     pub const MAX_MAX_SIZE: u64 = 1 << 30;
 }
 

@@ -110,6 +110,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "heartbeat_interval",
     "selection",
     "order",
+    "sync_instance",
 ];
 const SYNC_KEYS: &[&str] = &["name", "path", "on_change", "mode", "max_size"];
 const SYNC_GROUP_KEYS: &[&str] = &["name", "instances", "notify"];
@@ -617,6 +618,7 @@ impl<'t> Reader<'t> {
             }
         }
         let order = s.string_list(self, "order").unwrap_or_default();
+        let sync_instance = s.string(self, "sync_instance");
         Cluster {
             node,
             // Placeholders for what was reported missing or malformed.
@@ -626,6 +628,7 @@ impl<'t> Reader<'t> {
             heartbeat_interval,
             selection,
             order,
+            sync_instance,
         }
     }
 
@@ -1248,6 +1251,21 @@ mod tests {
     }
 
     const BASE: &str = "[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1/24\"]\n";
+
+    #[test]
+    fn sync_instance_and_the_sync_defaults() {
+        let cluster = "[cluster]\nlisten = \"192.0.2.11:7480\"\nkey_file = \"/k\"\npeers = [\"b=192.0.2.12:7480\"]\n";
+        let text =
+            format!("{cluster}sync_instance = \"VI_1\"\n{BASE}[[sync]]\npath = \"/etc/a\"\n");
+        let c = parse_toml(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(c.cluster.unwrap().sync_instance.as_deref(), Some("VI_1"));
+        assert_eq!(c.sync[0].max_size, 16 << 20);
+        let text = format!("{cluster}sync_instance = \"VI_9\"\n{BASE}");
+        assert_eq!(
+            errors(&text),
+            ["t.toml:5:17: error: cluster: sync_instance: no instance named \"VI_9\""]
+        );
+    }
 
     #[test]
     fn minimal_defaults() {

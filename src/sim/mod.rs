@@ -13,13 +13,23 @@
 //! after a crash (the kernel closes the socket) or `dead_after` after a
 //! partition (idle timeout), and messages can be lost, duplicated or
 //! reordered on purpose to show the core copes.
+//!
+//! Data sync ([`SyncCore`]) runs on the same modelled connections: Data
+//! frames take link time in proportion to their size (`set_bandwidth`) and
+//! stay in order with the messages of their connection; each node's files
+//! are bytes in memory, kept across crashes with the state the core asked
+//! to persist.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Cluster, ClusterAction, ClusterConfig, LocalInstance, Message, Policy};
+use crate::cluster::sync::{self, Observed, Persisted, SyncSpec};
+use crate::cluster::{
+    Cluster, ClusterAction, ClusterConfig, LocalInstance, Message, Policy, SyncAction, SyncConfig,
+    SyncCore, SyncVersion,
+};
 use crate::vrrp::{self, Action, Instance, InstanceConfig, Reason, Received, RxStats, State};
 use crate::wire::vrrp::V3Checksum;
 
@@ -92,6 +102,24 @@ struct Node {
     links: Vec<bool>,
     switchovers: Vec<(u64, Result<String, String>)>,
     frames_sent: u64,
+    sync: SimSync,
+}
+
+/// A node's data-sync side: its core and what the IO shell would own.
+#[derive(Debug, Default)]
+struct SimSync {
+    core: Option<SyncCore>,
+    /// The files on disk, by entry name (kept across crashes).
+    files: BTreeMap<String, Vec<u8>>,
+    /// What the core asked to persist (kept across crashes).
+    persisted: BTreeMap<String, Persisted>,
+    on_change: Vec<(String, SyncVersion)>,
+    /// Copies kept aside: (file name, content).
+    conflicts: Vec<(String, Vec<u8>)>,
+    log: Vec<String>,
+    fail_writes: bool,
+    data_received: u64,
+    corrupt_next: bool,
 }
 
 impl Node {
@@ -105,6 +133,10 @@ impl Node {
 
 #[derive(Debug)]
 enum Payload {
+    Data {
+        from: NodeId,
+        bytes: Vec<u8>,
+    },
     Vrrp {
         src: IpAddr,
         dst: IpAddr,
@@ -157,6 +189,13 @@ struct ChannelSetup {
     faults: ChannelFaults,
 }
 
+#[derive(Debug, Clone)]
+struct SyncSetup {
+    instance: String,
+    entries: Vec<SyncSpec>,
+    chunk_size: usize,
+}
+
 /// The virtual LAN.
 #[derive(Debug)]
 pub struct Sim {
@@ -175,6 +214,11 @@ pub struct Sim {
     v3_checksum: V3Checksum,
     channel: Option<ChannelSetup>,
     next_id: u64,
+    sync: Option<SyncSetup>,
+    /// Bytes per second of each channel connection (Data frames queue).
+    bandwidth: u64,
+    /// Per (from, to): when the connection has sent everything queued.
+    busy_until: BTreeMap<(NodeId, NodeId), Instant>,
 }
 
 const GROUP4: IpAddr = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
@@ -202,6 +246,9 @@ impl Sim {
             v3_checksum: V3Checksum::WithPseudoHeader,
             channel: None,
             next_id: 1,
+            sync: None,
+            bandwidth: 125_000_000,
+            busy_until: BTreeMap::new(),
         }
     }
 
@@ -225,6 +272,7 @@ impl Sim {
             links: Vec::new(),
             switchovers: Vec::new(),
             frames_sent: 0,
+            sync: SimSync::default(),
         });
         self.nodes.len() - 1
     }
@@ -237,6 +285,80 @@ impl Sim {
             delay: Duration::from_micros(200),
             faults: ChannelFaults::default(),
         });
+    }
+
+    /// Keep files in sync between all nodes (call after `enable_cluster`,
+    /// before starting them): `entries` are (name, max_size); the control
+    /// node is the master of `instance`.
+    pub fn enable_sync(&mut self, instance: &str, entries: &[(&str, u64)]) {
+        self.sync = Some(SyncSetup {
+            instance: instance.to_string(),
+            entries: entries
+                .iter()
+                .map(|(n, m)| SyncSpec {
+                    name: n.to_string(),
+                    max_size: *m,
+                })
+                .collect(),
+            chunk_size: sync::DEFAULT_CHUNK_SIZE,
+        });
+    }
+
+    pub fn set_sync_chunk_size(&mut self, bytes: usize) {
+        if let Some(s) = &mut self.sync {
+            s.chunk_size = bytes;
+        }
+    }
+
+    /// Bytes per second of a channel connection (default 1 Gbit/s).
+    pub fn set_bandwidth(&mut self, bytes_per_sec: u64) {
+        self.bandwidth = bytes_per_sec.max(1);
+    }
+
+    /// An operator (or a deploy tool) writes a synced file on node `id`
+    /// (also while the node is down: it sees the file when it starts).
+    pub fn edit_file(&mut self, id: NodeId, name: &str, content: &[u8]) {
+        let now = self.now;
+        let node = &mut self.nodes[id];
+        node.sync.files.insert(name.to_string(), content.to_vec());
+        if node.up {
+            if let Some(core) = &mut node.sync.core {
+                core.local_file(now, name, Observed::Content(content.to_vec()));
+            }
+            self.pump(id);
+        }
+    }
+
+    pub fn file(&self, id: NodeId, name: &str) -> Option<&[u8]> {
+        self.nodes[id].sync.files.get(name).map(Vec::as_slice)
+    }
+    pub fn sync(&self, id: NodeId) -> Option<&SyncCore> {
+        self.nodes[id].sync.core.as_ref()
+    }
+    /// The on_change runs of node `id`, in order.
+    pub fn on_changes(&self, id: NodeId) -> &[(String, SyncVersion)] {
+        &self.nodes[id].sync.on_change
+    }
+    /// Conflict copies node `id` kept: (file name, content).
+    pub fn conflicts(&self, id: NodeId) -> &[(String, Vec<u8>)] {
+        &self.nodes[id].sync.conflicts
+    }
+    /// Warnings and notes the sync core of node `id` logged.
+    pub fn sync_log(&self, id: NodeId) -> &[String] {
+        &self.nodes[id].sync.log
+    }
+    pub fn set_fail_writes(&mut self, id: NodeId, fail: bool) {
+        self.nodes[id].sync.fail_writes = fail;
+    }
+    /// Data frames delivered to node `id`.
+    pub fn data_received(&self, id: NodeId) -> u64 {
+        self.nodes[id].sync.data_received
+    }
+    /// Flip a byte of the next Data frame delivered to node `id` (a path
+    /// that corrupts what it carries; the channel's MAC would catch it, so
+    /// this stands for a sender's bug: the digest must catch it).
+    pub fn corrupt_next_data(&mut self, id: NodeId) {
+        self.nodes[id].sync.corrupt_next = true;
     }
 
     pub fn set_channel_faults(&mut self, faults: ChannelFaults) {
@@ -283,6 +405,23 @@ impl Sim {
                 switchover_timeout: Duration::from_secs(3),
             };
             node.cluster = Some(Cluster::new(cfg, locals, now));
+            if let Some(ss) = &self.sync {
+                let peers = names.iter().filter(|p| **p != node.name).cloned().collect();
+                let mut sc = SyncConfig::new(&node.name, peers, ss.entries.clone());
+                sc.chunk_size = ss.chunk_size;
+                let mut core = SyncCore::new(sc);
+                for (name, p) in &node.sync.persisted {
+                    core.restore(name, p);
+                }
+                for e in &ss.entries {
+                    let seen = match node.sync.files.get(&e.name) {
+                        Some(c) => Observed::Content(c.clone()),
+                        None => Observed::Missing,
+                    };
+                    core.local_file(now, &e.name, seen);
+                }
+                node.sync.core = Some(core);
+            }
             for peer in 0..n {
                 if peer != id && self.reachable(id, peer) {
                     self.schedule(id, now + CONNECT_DELAY, Payload::ConnUp { peer });
@@ -323,6 +462,11 @@ impl Sim {
         node.instances.clear();
         node.holds_vips.clear();
         node.cluster = None;
+        node.sync.core = None;
+        // What the dead process had not yet handed to the kernel is lost.
+        self.queue.retain(|Reverse(p)| {
+            !(matches!(p.payload, Payload::Data { from, .. } if from == id) && p.at > now)
+        });
     }
 
     /// Graceful stop: every instance shuts down (priority 0 from masters).
@@ -549,6 +693,7 @@ impl Sim {
                     .iter()
                     .filter_map(Instance::next_deadline)
                     .chain(n.cluster.as_ref().and_then(Cluster::next_deadline))
+                    .chain(n.sync.core.as_ref().and_then(SyncCore::next_deadline))
             })
             .min();
         match (packet, timer) {
@@ -577,6 +722,11 @@ impl Sim {
                 }
             }
             if let Some(c) = &mut self.nodes[id].cluster {
+                if c.next_deadline().is_some_and(|d| d <= now) {
+                    c.handle_timeout(now);
+                }
+            }
+            if let Some(c) = &mut self.nodes[id].sync.core {
                 if c.next_deadline().is_some_and(|d| d <= now) {
                     c.handle_timeout(now);
                 }
@@ -619,8 +769,33 @@ impl Sim {
                 let from_name = self.nodes[from].name.clone();
                 let node = &mut self.nodes[to];
                 if linked {
-                    if let Some(c) = &mut node.cluster {
+                    if matches!(
+                        msg,
+                        Message::SyncOffer { .. }
+                            | Message::SyncHave { .. }
+                            | Message::SyncRequest { .. }
+                    ) {
+                        if let Some(c) = &mut node.sync.core {
+                            c.handle_message(now, &from_name, msg);
+                        }
+                    } else if let Some(c) = &mut node.cluster {
                         c.handle_message(now, &from_name, msg);
+                    }
+                }
+            }
+            Payload::Data { from, mut bytes } => {
+                let linked = node.links.get(from).copied().unwrap_or(false);
+                let from_name = self.nodes[from].name.clone();
+                let node = &mut self.nodes[to];
+                if linked {
+                    node.sync.data_received += 1;
+                    if std::mem::take(&mut node.sync.corrupt_next) {
+                        if let Some(b) = bytes.last_mut() {
+                            *b ^= 0x55;
+                        }
+                    }
+                    if let Some(c) = &mut node.sync.core {
+                        c.handle_data(now, &from_name, &bytes);
                     }
                 }
             }
@@ -632,6 +807,9 @@ impl Sim {
                 let node = &mut self.nodes[to];
                 node.links[peer] = true;
                 if let Some(c) = &mut node.cluster {
+                    c.connected(now, &peer_name);
+                }
+                if let Some(c) = &mut node.sync.core {
                     c.connected(now, &peer_name);
                 }
             }
@@ -648,6 +826,9 @@ impl Sim {
                 let node = &mut self.nodes[to];
                 node.links[peer] = false;
                 if let Some(c) = &mut node.cluster {
+                    c.disconnected(now, &peer_name);
+                }
+                if let Some(c) = &mut node.sync.core {
                     c.disconnected(now, &peer_name);
                 }
             }
@@ -688,6 +869,21 @@ impl Sim {
             {
                 did = true;
                 self.apply_cluster(id, action);
+            }
+            if did {
+                continue;
+            }
+            // The role is read once the VRRP and cluster cores are quiet: a
+            // takeover's epoch is raised when its state change is drained.
+            self.sync_role(id);
+            while let Some(action) = self.nodes[id]
+                .sync
+                .core
+                .as_mut()
+                .and_then(SyncCore::poll_action)
+            {
+                did = true;
+                self.apply_sync(id, action);
             }
             if !did {
                 return;
@@ -762,6 +958,105 @@ impl Sim {
         }
     }
 
+    /// The control node is the local MASTER of the sync instance.
+    fn sync_role(&mut self, id: NodeId) {
+        let Some(ss) = &self.sync else {
+            return;
+        };
+        let now = self.now;
+        let node = &mut self.nodes[id];
+        let master = node
+            .instances
+            .iter()
+            .any(|i| i.name() == ss.instance && i.state() == State::Master);
+        let epoch = node.cluster.as_ref().map_or(0, |c| c.epoch(&ss.instance));
+        if let Some(core) = &mut node.sync.core {
+            core.set_role(now, master, epoch);
+        }
+    }
+
+    fn apply_sync(&mut self, id: NodeId, action: SyncAction) {
+        let now = self.now;
+        match action {
+            SyncAction::Send { peer, msg } => {
+                if let Some(to) = self.nodes.iter().position(|n| n.name == peer) {
+                    self.send_frame(id, to, msg);
+                }
+            }
+            SyncAction::Broadcast(msg) => {
+                for to in 0..self.nodes.len() {
+                    if to != id && self.nodes[id].links.get(to) == Some(&true) {
+                        self.send_frame(id, to, msg.clone());
+                    }
+                }
+            }
+            SyncAction::SendData { peer, bytes } => {
+                if let Some(to) = self.nodes.iter().position(|n| n.name == peer) {
+                    self.send_data(id, to, bytes);
+                }
+            }
+            SyncAction::Write {
+                name,
+                version,
+                content,
+                keep_unless,
+                conflict_epoch,
+            } => {
+                let s = &mut self.nodes[id].sync;
+                let result = if s.fail_writes {
+                    Err("simulated write failure".to_string())
+                } else {
+                    let mut kept = None;
+                    if let Some(old) = s.files.get(&name) {
+                        let d = sync::digest(old);
+                        if d != sync::digest(&content) && Some(d) != keep_unless {
+                            let file = format!("{name}.conflict-{conflict_epoch}");
+                            s.conflicts.push((file.clone(), old.clone()));
+                            kept = Some(file);
+                        }
+                    }
+                    s.files.insert(name.clone(), content.to_vec());
+                    Ok(kept)
+                };
+                if let Some(core) = &mut s.core {
+                    core.write_done(now, &name, version, result);
+                }
+            }
+            SyncAction::RunOnChange { name, version } => {
+                self.nodes[id].sync.on_change.push((name, version));
+            }
+            SyncAction::Persist { name, state } => {
+                self.nodes[id].sync.persisted.insert(name, state);
+            }
+            SyncAction::Warn(m) | SyncAction::Info(m) => self.nodes[id].sync.log.push(m),
+        }
+    }
+
+    /// When a frame of `len` bytes sent now on (from, to) arrives: after the
+    /// link delay and everything queued before it on that connection.
+    fn link_slot(&mut self, from: NodeId, to: NodeId, len: usize, delay: Duration) -> Instant {
+        let busy = self.busy_until.get(&(from, to)).copied();
+        let start = busy.map_or(self.now + delay, |b| b.max(self.now + delay));
+        let at = start + Duration::from_nanos(len as u64 * 1_000_000_000 / self.bandwidth);
+        self.busy_until.insert((from, to), at);
+        at
+    }
+
+    fn send_data(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) {
+        let Some(ch) = self.channel.clone() else {
+            return;
+        };
+        if self.nodes[from].links.get(to) != Some(&true) {
+            return;
+        }
+        self.nodes[from].frames_sent += 1;
+        if !self.reachable(from, to) {
+            return;
+        }
+        let at = self.link_slot(from, to, bytes.len(), ch.delay);
+        self.schedule(to, at, Payload::Data { from, bytes });
+    }
+
     fn send_frame(&mut self, from: NodeId, to: NodeId, msg: Message) {
         let Some(ch) = self.channel.clone() else {
             return;
@@ -780,8 +1075,14 @@ impl Sim {
         } else {
             1
         };
+        // Behind any Data frames queued on the connection (TCP keeps order).
+        let queued = self
+            .busy_until
+            .get(&(from, to))
+            .copied()
+            .filter(|b| *b > self.now + ch.delay);
         for _ in 0..copies {
-            let mut at = self.now + ch.delay;
+            let mut at = queued.unwrap_or(self.now + ch.delay);
             if self.rng.chance(ch.faults.reorder) {
                 let w = ch.faults.reorder_window.as_micros().max(1) as u64;
                 at += Duration::from_micros(self.rng.next_u64() % w);

@@ -1,0 +1,452 @@
+//! The file side of data sync: reading synced files, noticing changes,
+//! writing new versions atomically, keeping conflict copies, and the state
+//! file that remembers each entry's version across restarts.
+//!
+//! One worker thread owns all of it, so file IO never blocks the event
+//! loop and a write is never mistaken for a local edit (the worker records
+//! what it wrote before it polls again). Changes are noticed by polling
+//! every [`POLL_INTERVAL`] (200 ms): the file's device, inode, size, mtime
+//! and ctime; the content is read and hashed only when one of those moved.
+//! Polling, not inotify, because it needs nothing from the kernel, follows
+//! editors that replace a file by rename, and sees a file that does not
+//! exist yet or whose directory is replaced.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::cluster::sync::{digest, Digest, Observed, Persisted};
+use crate::cluster::SyncVersion;
+
+/// How often the worker looks at the synced files.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// One synced file as the worker needs it.
+#[derive(Debug, Clone)]
+pub struct FsEntry {
+    pub name: String,
+    pub path: PathBuf,
+    pub mode: Option<u32>,
+    pub max_size: u64,
+}
+
+/// Read a file whole, unless it is missing or larger than `max`.
+pub fn read_file(path: &Path, max: u64) -> io::Result<Observed> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Observed::Missing),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    if len > max {
+        return Ok(Observed::TooLarge(len));
+    }
+    let mut buf = Vec::with_capacity(len as usize);
+    // One byte more than allowed tells a file that grew while read.
+    f.take(max + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > max {
+        return Ok(Observed::TooLarge(buf.len() as u64));
+    }
+    Ok(Observed::Content(buf))
+}
+
+/// Replace `path` with `content` atomically: a temporary file in the same
+/// directory, written and fsynced, renamed over the file, then the
+/// directory fsynced. `mode` None keeps the current file's permission
+/// bits (0644 for a new file). On any error the old file is untouched and
+/// the temporary file is removed.
+pub fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> io::Result<()> {
+    let dir = parent(path)?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let mode = match mode {
+        Some(m) => m,
+        None => match fs::metadata(path) {
+            Ok(m) => m.permissions().mode() & 0o7777,
+            Err(_) => 0o644,
+        },
+    };
+    let tmp = dir.join(format!(
+        ".{}.baton-{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(content)?;
+        // The umask may have narrowed the mode at creation.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn parent(path: &Path) -> io::Result<PathBuf> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => Ok(p.to_path_buf()),
+        _ => Ok(PathBuf::from(".")),
+    }
+}
+
+/// Keep the current content of `path` beside it as
+/// `<path>.conflict-<epoch>` (`.conflict-<epoch>.N` when that exists).
+pub fn keep_conflict(path: &Path, content: &[u8], epoch: u64) -> io::Result<PathBuf> {
+    let base = format!("{}.conflict-{epoch}", path.display());
+    let mut candidate = PathBuf::from(&base);
+    let mut n = 1;
+    while candidate.exists() {
+        if n > 999 {
+            return Err(io::Error::other(format!(
+                "{base}: too many conflict copies"
+            )));
+        }
+        candidate = PathBuf::from(format!("{base}.{n}"));
+        n += 1;
+    }
+    write_atomic(&candidate, content, Some(0o600))?;
+    Ok(candidate)
+}
+
+/// Write a version: keep the current file as a conflict copy when it is
+/// neither the new content nor `keep_unless`, then replace it. Returns the
+/// conflict copy's path, if one was kept.
+pub fn apply_version(
+    entry: &FsEntry,
+    content: &[u8],
+    keep_unless: Option<Digest>,
+    conflict_epoch: u64,
+) -> io::Result<Option<PathBuf>> {
+    let new = digest(content);
+    let kept = match read_file(&entry.path, entry.max_size)? {
+        Observed::Content(old) => {
+            let d = digest(&old);
+            if d != new && Some(d) != keep_unless {
+                Some(keep_conflict(&entry.path, &old, conflict_epoch)?)
+            } else {
+                None
+            }
+        }
+        // Too large to be any synced version: always kept.
+        Observed::TooLarge(_) => {
+            let mut old = Vec::new();
+            File::open(&entry.path)?.read_to_end(&mut old)?;
+            Some(keep_conflict(&entry.path, &old, conflict_epoch)?)
+        }
+        Observed::Missing => None,
+    };
+    write_atomic(&entry.path, content, entry.mode)?;
+    Ok(kept)
+}
+
+/// The state file: each entry's version, by name.
+pub fn load_state(path: &Path) -> BTreeMap<String, Persisted> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+pub fn save_state(path: &Path, state: &BTreeMap<String, Persisted>) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let bytes = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+    write_atomic(path, &bytes, Some(0o600))
+}
+
+/// From the worker to the event loop.
+#[derive(Debug)]
+pub enum FsEvent {
+    /// The file changed (or was read for the first time).
+    Observed { name: String, observed: Observed },
+    /// A `Write` finished: Ok(conflict copy kept, if any) or the error.
+    Written {
+        name: String,
+        version: SyncVersion,
+        result: Result<Option<String>, String>,
+    },
+}
+
+/// From the event loop to the worker.
+#[derive(Debug)]
+pub enum FsCommand {
+    Write {
+        name: String,
+        version: SyncVersion,
+        content: Arc<[u8]>,
+        keep_unless: Option<Digest>,
+        conflict_epoch: u64,
+    },
+    /// Store the state file (written in order with the writes).
+    SaveState(BTreeMap<String, Persisted>),
+}
+
+/// The worker's handle; dropping it stops the thread.
+pub struct Worker {
+    tx: std_mpsc::Sender<FsCommand>,
+}
+
+impl Worker {
+    /// Start the worker: it reads every file at once (an `Observed` per
+    /// entry), then polls.
+    pub fn start(
+        entries: Vec<FsEntry>,
+        state_file: PathBuf,
+    ) -> io::Result<(Worker, mpsc::UnboundedReceiver<FsEvent>)> {
+        let (tx, cmds) = std_mpsc::channel();
+        let (events, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("baton-syncfs".into())
+            .spawn(move || worker(entries, state_file, cmds, events))?;
+        Ok((Worker { tx }, rx))
+    }
+
+    pub fn send(&self, cmd: FsCommand) {
+        let _ = self.tx.send(cmd);
+    }
+}
+
+/// What identifies a file's current content without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = fs::metadata(path).ok()?;
+    Some(Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        ctime: (m.ctime(), m.ctime_nsec()),
+    })
+}
+
+fn worker(
+    entries: Vec<FsEntry>,
+    state_file: PathBuf,
+    cmds: std_mpsc::Receiver<FsCommand>,
+    events: mpsc::UnboundedSender<FsEvent>,
+) {
+    // None: never looked; Some(None): missing or unreadable.
+    let mut seen: BTreeMap<String, Option<Stamp>> = BTreeMap::new();
+    let mut next_poll = std::time::Instant::now();
+    loop {
+        let wait = next_poll.saturating_duration_since(std::time::Instant::now());
+        match cmds.recv_timeout(wait) {
+            Ok(FsCommand::Write {
+                name,
+                version,
+                content,
+                keep_unless,
+                conflict_epoch,
+            }) => {
+                let Some(entry) = entries.iter().find(|e| e.name == name) else {
+                    continue;
+                };
+                let result = apply_version(entry, &content, keep_unless, conflict_epoch)
+                    .map(|kept| kept.map(|p| p.display().to_string()))
+                    .map_err(|e| format!("{}: {e}", entry.path.display()));
+                if result.is_ok() {
+                    seen.insert(name.clone(), stamp(&entry.path));
+                }
+                let ev = FsEvent::Written {
+                    name,
+                    version,
+                    result,
+                };
+                if events.send(ev).is_err() {
+                    return;
+                }
+            }
+            Ok(FsCommand::SaveState(state)) => {
+                if let Err(e) = save_state(&state_file, &state) {
+                    tracing::warn!("sync: state file {}: {e}", state_file.display());
+                }
+            }
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                next_poll = std::time::Instant::now() + POLL_INTERVAL;
+                for e in &entries {
+                    let now = stamp(&e.path);
+                    if seen.get(&e.name) == Some(&now) {
+                        continue;
+                    }
+                    let observed = match read_file(&e.path, e.max_size) {
+                        Ok(o) => o,
+                        Err(err) => {
+                            tracing::warn!(
+                                "sync {}: cannot read {}: {err}",
+                                e.name,
+                                e.path.display()
+                            );
+                            seen.insert(e.name.clone(), now);
+                            continue;
+                        }
+                    };
+                    // Changed while read (a writer still at work): look
+                    // again at the next poll rather than sync a torn copy.
+                    if stamp(&e.path) != now {
+                        continue;
+                    }
+                    seen.insert(e.name.clone(), now);
+                    let ev = FsEvent::Observed {
+                        name: e.name.clone(),
+                        observed,
+                    };
+                    if events.send(ev).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Split an `on_change` command into words: whitespace separates, single
+/// quotes group (no shell is involved).
+pub fn split_command(cmd: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    for c in cmd.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("baton-syncfs-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn atomic_write_sets_the_mode_and_leaves_no_temp_file() {
+        let d = tmpdir("write");
+        let p = d.join("f.cfg");
+        write_atomic(&p, b"one", Some(0o640)).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            0o640
+        );
+        write_atomic(&p, b"two", None).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            0o640,
+            "kept"
+        );
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temp_file() {
+        let d = tmpdir("fail");
+        // The target is a non-empty directory: the rename fails.
+        let p = d.join("target");
+        fs::create_dir_all(p.join("inside")).unwrap();
+        assert!(write_atomic(&p, b"new", None).is_err());
+        assert!(p.join("inside").is_dir());
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1, "temp file removed");
+        // A directory that does not exist: nothing is created.
+        assert!(write_atomic(&d.join("no/such/dir/f"), b"x", None).is_err());
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn conflict_copies_are_kept_unless_the_file_is_the_last_synced_one() {
+        let d = tmpdir("conflict");
+        let entry = FsEntry {
+            name: "f".into(),
+            path: d.join("f"),
+            mode: None,
+            max_size: 1 << 20,
+        };
+        fs::write(&entry.path, b"synced").unwrap();
+        let kept = apply_version(&entry, b"v2", Some(digest(b"synced")), 1).unwrap();
+        assert_eq!(kept, None);
+        fs::write(&entry.path, b"local edit").unwrap();
+        let kept = apply_version(&entry, b"v3", Some(digest(b"v2")), 1).unwrap();
+        assert_eq!(kept.as_deref(), Some(d.join("f.conflict-1").as_path()));
+        assert_eq!(fs::read(d.join("f.conflict-1")).unwrap(), b"local edit");
+        fs::write(&entry.path, b"another edit").unwrap();
+        let kept = apply_version(&entry, b"v4", None, 1).unwrap();
+        assert_eq!(kept.as_deref(), Some(d.join("f.conflict-1.1").as_path()));
+        assert_eq!(fs::read(&entry.path).unwrap(), b"v4");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn read_refuses_files_above_the_limit() {
+        let d = tmpdir("read");
+        let p = d.join("f");
+        assert_eq!(read_file(&p, 10).unwrap(), Observed::Missing);
+        fs::write(&p, [7u8; 11]).unwrap();
+        assert_eq!(read_file(&p, 10).unwrap(), Observed::TooLarge(11));
+        assert_eq!(read_file(&p, 11).unwrap(), Observed::Content(vec![7; 11]));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn commands_split_on_whitespace_with_single_quotes() {
+        assert_eq!(
+            split_command("systemctl  reload haproxy"),
+            vec!["systemctl", "reload", "haproxy"]
+        );
+        assert_eq!(
+            split_command("/bin/sh -c 'echo a b' ''"),
+            vec!["/bin/sh", "-c", "echo a b", ""]
+        );
+        assert!(split_command("   ").is_empty());
+    }
+}

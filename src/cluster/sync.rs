@@ -1,0 +1,1218 @@
+//! Data sync (seed step 5): files that follow the control node. Sans-IO:
+//! fed what the files hold, who is connected, whether this node is the
+//! control node, messages, data chunks, write outcomes and the time;
+//! drained of actions (messages, data frames, atomic writes, on_change
+//! runs, state to persist, warnings).
+//!
+//! ```text
+//!   control node C                                 peer P
+//!   --------------                                 ------
+//!   file edited: version (epoch, n+1)
+//!   SyncOffer{name, v, digest, size, chunks} ----> start assembling v
+//!   Data Chunk{name, v, 0..chunks}           ----> all in, size and digest
+//!                                                  match: Write (atomic)
+//!                                    <----------   SyncHave{name, v} (to all)
+//!   every connected peer has v: committed
+//!   SyncHave{.., committed: v}   -------------->   (status shows it)
+//! ```
+//!
+//! Rules:
+//! - Versions are `(epoch, counter)`, ordered lexicographically; the epoch
+//!   is the cluster epoch of the sync instance under which the control
+//!   node produced the version, so a later control node's versions order
+//!   after everything its predecessors produced.
+//! - Only the control node turns local edits into versions. An edit on
+//!   another node is reported and not propagated.
+//! - A node accepts any offer newer than what it holds (the newest epoch is
+//!   the cluster's authority) and answers every offer with its `SyncHave`.
+//! - A version is committed when every connected peer holds it.
+//! - A new control node first settles: it waits for every connected peer's
+//!   `SyncHave` (or `settle_timeout`), pulls the newest version any of them
+//!   holds if it is newer than its own (`SyncRequest`), then re-stamps what
+//!   it holds under its own epoch and serves it. A committed version was
+//!   held by every live peer, the successor included, so it is never lost;
+//!   a returning node's uncommitted version orders before the re-stamped
+//!   one, so it never overwrites it.
+//! - Nothing is silently overwritten: a write replaces a file only after
+//!   keeping its current content beside it as `<path>.conflict-<epoch>`,
+//!   unless that content is the version the cluster last gave this node
+//!   ([`SyncAction::Write::keep_unless`]).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+
+use super::message::{Message, SyncVersion};
+
+/// SHA-256 of a file's content.
+pub type Digest = [u8; 32];
+
+pub fn digest(bytes: &[u8]) -> Digest {
+    Sha256::digest(bytes).into()
+}
+
+pub fn to_hex(d: &Digest) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(64);
+    for b in d {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+pub fn from_hex(s: &str) -> Option<Digest> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut d = [0u8; 32];
+    for (i, out) in d.iter_mut().enumerate() {
+        *out = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(d)
+}
+
+/// The default chunk: well under the channel's 1 MiB frame payload.
+pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
+
+/// One Data frame of a transfer.
+///
+/// ```text
+///  0        4     5           5+n        13+n        21+n    25+n    29+n
+///  +--------+-----+-----------+----------+-----------+-------+-------+------
+///  | "BSY1" | n   | name (n)  | epoch    | counter   | index | total | bytes
+///  +--------+-----+-----------+----------+-----------+-------+-------+------
+///     magic   u8     UTF-8      u64 BE     u64 BE     u32 BE  u32 BE
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk<'a> {
+    pub name: &'a str,
+    pub version: SyncVersion,
+    pub index: u32,
+    pub total: u32,
+    pub bytes: &'a [u8],
+}
+
+const CHUNK_MAGIC: &[u8; 4] = b"BSY1";
+
+impl<'a> Chunk<'a> {
+    /// Parse a Data frame payload; `None` for anything that is not a
+    /// well-formed chunk.
+    pub fn parse(buf: &'a [u8]) -> Option<Chunk<'a>> {
+        let rest = buf.strip_prefix(CHUNK_MAGIC)?;
+        let (&n, rest) = rest.split_first()?;
+        let n = usize::from(n);
+        let name = std::str::from_utf8(rest.get(..n)?).ok()?;
+        let rest = rest.get(n..)?;
+        let fixed = rest.get(..24)?;
+        let u64_at = |i: usize| -> Option<u64> {
+            Some(u64::from_be_bytes(fixed.get(i..i + 8)?.try_into().ok()?))
+        };
+        let u32_at = |i: usize| -> Option<u32> {
+            Some(u32::from_be_bytes(fixed.get(i..i + 4)?.try_into().ok()?))
+        };
+        Some(Chunk {
+            name,
+            version: SyncVersion {
+                epoch: u64_at(0)?,
+                counter: u64_at(8)?,
+            },
+            index: u32_at(16)?,
+            total: u32_at(20)?,
+            bytes: rest.get(24..)?,
+        })
+    }
+
+    /// The Data frame payload; `None` when the name is over 255 bytes.
+    pub fn emit(&self) -> Option<Vec<u8>> {
+        let n = u8::try_from(self.name.len()).ok()?;
+        let mut out = Vec::with_capacity(29 + self.name.len() + self.bytes.len());
+        out.extend_from_slice(CHUNK_MAGIC);
+        out.push(n);
+        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(&self.version.epoch.to_be_bytes());
+        out.extend_from_slice(&self.version.counter.to_be_bytes());
+        out.extend_from_slice(&self.index.to_be_bytes());
+        out.extend_from_slice(&self.total.to_be_bytes());
+        out.extend_from_slice(self.bytes);
+        Some(out)
+    }
+}
+
+/// One synced file, as the core sees it (matched across nodes by name).
+#[derive(Debug, Clone)]
+pub struct SyncSpec {
+    pub name: String,
+    pub max_size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub node: String,
+    pub peers: Vec<String>,
+    pub entries: Vec<SyncSpec>,
+    pub chunk_size: usize,
+    /// A peer still behind the current version is sent it again after this.
+    pub retry_interval: Duration,
+    /// How long a new control node waits for its peers' `SyncHave`s, and
+    /// then for a pulled version, before it serves what it holds.
+    pub settle_timeout: Duration,
+}
+
+impl SyncConfig {
+    pub fn new(node: &str, peers: Vec<String>, entries: Vec<SyncSpec>) -> Self {
+        SyncConfig {
+            node: node.to_string(),
+            peers,
+            entries,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            retry_interval: Duration::from_secs(1),
+            settle_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What the local file holds, as the IO shell observed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    Missing,
+    Content(Vec<u8>),
+    /// Larger than `max_size` (not read).
+    TooLarge(u64),
+}
+
+/// What a node keeps across restarts per entry (the shell stores it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Persisted {
+    pub version: SyncVersion,
+    pub digest: String,
+    /// This node produced the version as control node.
+    pub produced: bool,
+    pub committed: Option<SyncVersion>,
+}
+
+/// An effect for the IO shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncAction {
+    Send {
+        peer: String,
+        msg: Message,
+    },
+    Broadcast(Message),
+    /// A Data frame payload ([`Chunk`]) for one peer.
+    SendData {
+        peer: String,
+        bytes: Vec<u8>,
+    },
+    /// Replace the file atomically with `content`. If the file exists, its
+    /// digest differs from `content`'s and is not `keep_unless`, first keep
+    /// it as `<path>.conflict-<conflict_epoch>`. Answer with `write_done`.
+    Write {
+        name: String,
+        version: SyncVersion,
+        content: Arc<[u8]>,
+        keep_unless: Option<Digest>,
+        conflict_epoch: u64,
+    },
+    /// A new version was applied here: run the entry's `on_change`.
+    RunOnChange {
+        name: String,
+        version: SyncVersion,
+    },
+    /// Store this entry's state (read back with [`SyncCore::restore`]).
+    Persist {
+        name: String,
+        state: Persisted,
+    },
+    /// Something an operator should see in the log.
+    Warn(String),
+    Info(String),
+}
+
+/// What this node holds of an entry: the last version it produced or
+/// applied (its content too, to serve it).
+#[derive(Debug, Clone)]
+struct Held {
+    version: SyncVersion,
+    digest: Digest,
+    /// None after a restart until the file is read and matches.
+    content: Option<Arc<[u8]>>,
+    produced: bool,
+    /// Known committed (this exact version, not just something later: a
+    /// version produced on a branch that died is never committed).
+    committed: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct PeerSync {
+    /// None: not heard since the connection came up.
+    have: Option<Option<(SyncVersion, Digest)>>,
+    /// The last version pushed to the peer and when.
+    pushed: Option<(SyncVersion, Instant)>,
+}
+
+#[derive(Debug, Clone)]
+struct Incoming {
+    from: String,
+    version: SyncVersion,
+    digest: Digest,
+    size: u64,
+    chunks: u32,
+    next: u32,
+    buf: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+struct Settle {
+    until: Instant,
+    pulling: Option<(String, SyncVersion)>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    spec: SyncSpec,
+    held: Option<Held>,
+    committed: Option<SyncVersion>,
+    /// The file's content as last observed (None: not observed yet).
+    disk: Option<Observed>,
+    disk_digest: Option<Digest>,
+    peers: BTreeMap<String, PeerSync>,
+    incoming: Option<Incoming>,
+    /// A write in progress and the content it writes.
+    writing: Option<(SyncVersion, Digest, Arc<[u8]>, bool)>,
+    settle: Option<Settle>,
+    /// Warned about this local digest already (edit on a non-control node,
+    /// oversize): do not repeat.
+    warned: Option<Digest>,
+    warned_size: Option<u64>,
+}
+
+/// Per entry, for `baton status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncView {
+    pub name: String,
+    pub version: Option<SyncVersion>,
+    pub digest: Option<String>,
+    pub committed: Option<SyncVersion>,
+    /// Each connected peer's version (None: not reported yet or nothing).
+    pub peers: Vec<(String, Option<SyncVersion>)>,
+    /// The local file differs from the held version (an unsynced edit).
+    pub locally_modified: bool,
+    /// A transfer or write in progress.
+    pub receiving: Option<SyncVersion>,
+}
+
+/// The data-sync core of one node.
+#[derive(Debug)]
+pub struct SyncCore {
+    cfg: SyncConfig,
+    entries: BTreeMap<String, Entry>,
+    connected: BTreeSet<String>,
+    control: bool,
+    epoch: u64,
+    actions: VecDeque<SyncAction>,
+}
+
+impl SyncCore {
+    pub fn new(cfg: SyncConfig) -> Self {
+        let entries = cfg
+            .entries
+            .iter()
+            .map(|s| {
+                let e = Entry {
+                    spec: s.clone(),
+                    held: None,
+                    committed: None,
+                    disk: None,
+                    disk_digest: None,
+                    peers: BTreeMap::new(),
+                    incoming: None,
+                    writing: None,
+                    settle: None,
+                    warned: None,
+                    warned_size: None,
+                };
+                (s.name.clone(), e)
+            })
+            .collect();
+        SyncCore {
+            cfg,
+            entries,
+            connected: BTreeSet::new(),
+            control: false,
+            epoch: 0,
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.control
+    }
+
+    pub fn poll_action(&mut self) -> Option<SyncAction> {
+        self.actions.pop_front()
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut d: Option<Instant> = None;
+        let mut at = |t: Instant| d = Some(d.map_or(t, |x| x.min(t)));
+        for e in self.entries.values() {
+            if let Some(s) = &e.settle {
+                at(s.until);
+            }
+            if self.control && e.settle.is_none() {
+                let Some(h) = &e.held else { continue };
+                for p in e.peers.values() {
+                    if let (Some(have), Some((v, t))) = (&p.have, p.pushed) {
+                        if have.map(|x| x.0) < Some(h.version) && v == h.version {
+                            at(t + self.cfg.retry_interval);
+                        }
+                    }
+                }
+            }
+        }
+        d
+    }
+
+    /// State read back at start (before the first `local_file`).
+    pub fn restore(&mut self, name: &str, p: &Persisted) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let Some(d) = from_hex(&p.digest) else {
+            return;
+        };
+        e.held = Some(Held {
+            version: p.version,
+            digest: d,
+            content: None,
+            produced: p.produced,
+            committed: p.committed == Some(p.version),
+        });
+        e.committed = p.committed;
+    }
+
+    /// The cluster's view: is this node the control node, under which epoch.
+    pub fn set_role(&mut self, now: Instant, control: bool, epoch: u64) {
+        let was = self.control;
+        self.control = control;
+        self.epoch = epoch;
+        if control && !was {
+            let until = now + self.cfg.settle_timeout;
+            for e in self.entries.values_mut() {
+                e.settle = Some(Settle {
+                    until,
+                    pulling: None,
+                });
+            }
+            let names: Vec<String> = self.entries.keys().cloned().collect();
+            for n in names {
+                self.try_settle(now, &n);
+            }
+        } else if !control && was {
+            for e in self.entries.values_mut() {
+                e.settle = None;
+            }
+        }
+    }
+
+    /// The shell observed the file (at start, and whenever it changed).
+    pub fn local_file(&mut self, now: Instant, name: &str, observed: Observed) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        e.disk_digest = match &observed {
+            Observed::Content(c) => Some(digest(c)),
+            _ => None,
+        };
+        if let (Some(h), Some(d), Observed::Content(c)) = (&mut e.held, e.disk_digest, &observed) {
+            if h.digest == d && h.content.is_none() {
+                h.content = Some(c.clone().into());
+            }
+        }
+        e.disk = Some(observed);
+        self.serve(now, name);
+        self.note_local_edit(name);
+    }
+
+    pub fn connected(&mut self, now: Instant, peer: &str) {
+        if !self.cfg.peers.iter().any(|p| p == peer) {
+            return;
+        }
+        self.connected.insert(peer.to_string());
+        let names: Vec<String> = self.entries.keys().cloned().collect();
+        for n in &names {
+            if let Some(e) = self.entries.get_mut(n) {
+                e.peers.insert(peer.to_string(), PeerSync::default());
+            }
+            let msg = self.have_msg(n);
+            self.actions.push_back(SyncAction::Send {
+                peer: peer.to_string(),
+                msg,
+            });
+        }
+        let _ = now;
+    }
+
+    pub fn disconnected(&mut self, now: Instant, peer: &str) {
+        self.connected.remove(peer);
+        let names: Vec<String> = self.entries.keys().cloned().collect();
+        for n in names {
+            let Some(e) = self.entries.get_mut(&n) else {
+                continue;
+            };
+            e.peers.remove(peer);
+            if e.incoming.as_ref().is_some_and(|i| i.from == peer) {
+                let i = e.incoming.take();
+                if let Some(i) = i {
+                    self.actions.push_back(SyncAction::Warn(format!(
+                        "sync {n}: {peer} left during the transfer of version {} ({} of {} bytes); the file is unchanged",
+                        i.version,
+                        i.buf.len(),
+                        i.size
+                    )));
+                }
+            }
+            if let Some(s) = &mut e.settle {
+                if s.pulling.as_ref().is_some_and(|p| p.0 == peer) {
+                    s.pulling = None;
+                }
+            }
+            self.try_settle(now, &n);
+            self.serve(now, &n);
+        }
+    }
+
+    pub fn handle_message(&mut self, now: Instant, peer: &str, msg: Message) {
+        if !self.connected.contains(peer) {
+            return;
+        }
+        match msg {
+            Message::SyncOffer {
+                name,
+                version,
+                digest,
+                size,
+                chunks,
+            } => self.on_offer(now, peer, &name, version, &digest, size, chunks),
+            Message::SyncHave {
+                name,
+                version,
+                digest,
+                committed,
+            } => {
+                let Some(e) = self.entries.get_mut(&name) else {
+                    return;
+                };
+                let have = match (version, digest.as_deref().and_then(from_hex)) {
+                    (Some(v), Some(d)) => Some((v, d)),
+                    _ => None,
+                };
+                if let Some(p) = e.peers.get_mut(peer) {
+                    p.have = Some(have);
+                }
+                // A control node that finds a peer ahead of it (it took
+                // over before that peer was heard) settles again: it
+                // fetches the newer version before serving anything.
+                let ahead = have.map(|h| h.0) > e.held.as_ref().map(|h| h.version);
+                if self.control && e.settle.is_none() && e.writing.is_none() && ahead {
+                    e.settle = Some(Settle {
+                        until: now + self.cfg.settle_timeout,
+                        pulling: None,
+                    });
+                }
+                if let Some(h) = &mut e.held {
+                    h.committed |= committed == Some(h.version);
+                }
+                if committed > e.committed {
+                    e.committed = committed;
+                    self.persist(&name);
+                }
+                self.try_settle(now, &name);
+                self.serve(now, &name);
+            }
+            Message::SyncRequest { name, version } => {
+                let held = self
+                    .entries
+                    .get(&name)
+                    .and_then(|e| e.held.as_ref())
+                    .filter(|h| h.version == version && h.content.is_some())
+                    .is_some();
+                if held {
+                    self.push(now, &name, peer);
+                } else {
+                    let msg = self.have_msg(&name);
+                    self.actions.push_back(SyncAction::Send {
+                        peer: peer.to_string(),
+                        msg,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A Data frame from `peer`.
+    pub fn handle_data(&mut self, now: Instant, peer: &str, bytes: &[u8]) {
+        let Some(chunk) = Chunk::parse(bytes) else {
+            self.actions.push_back(SyncAction::Warn(format!(
+                "sync: malformed data frame from {peer} ({} bytes); ignored",
+                bytes.len()
+            )));
+            return;
+        };
+        let name = chunk.name.to_string();
+        let Some(e) = self.entries.get_mut(&name) else {
+            return;
+        };
+        let Some(inc) = e.incoming.as_mut() else {
+            return;
+        };
+        if inc.from != peer || inc.version != chunk.version {
+            return;
+        }
+        let fits = inc.buf.len() as u64 + chunk.bytes.len() as u64 <= inc.size;
+        if chunk.index != inc.next || chunk.total != inc.chunks || !fits {
+            let why = if fits {
+                format!(
+                    "chunk {}/{} where {}/{} was due",
+                    chunk.index, chunk.total, inc.next, inc.chunks
+                )
+            } else {
+                format!("more than the {} bytes offered", inc.size)
+            };
+            let v = inc.version;
+            e.incoming = None;
+            self.actions.push_back(SyncAction::Warn(format!(
+                "sync {name}: transfer of version {v} from {peer} broken ({why}); the file is unchanged"
+            )));
+            self.announce(&name);
+            return;
+        }
+        inc.buf.extend_from_slice(chunk.bytes);
+        inc.next += 1;
+        if inc.next < inc.chunks {
+            return;
+        }
+        let Some(inc) = e.incoming.take() else {
+            return;
+        };
+        let got = digest(&inc.buf);
+        if inc.buf.len() as u64 != inc.size || got != inc.digest {
+            self.actions.push_back(SyncAction::Warn(format!(
+                "sync {name}: version {} from {peer} is corrupt ({} bytes, digest {}, expected {} bytes, digest {}); the file is unchanged",
+                inc.version,
+                inc.buf.len(),
+                short(&got),
+                inc.size,
+                short(&inc.digest)
+            )));
+            self.announce(&name);
+            return;
+        }
+        let content: Arc<[u8]> = inc.buf.into();
+        self.write(&name, inc.version, inc.digest, content, false);
+        let _ = now;
+    }
+
+    /// The shell finished a `Write` (Err: the old file is intact).
+    pub fn write_done(
+        &mut self,
+        now: Instant,
+        name: &str,
+        version: SyncVersion,
+        result: Result<Option<String>, String>,
+    ) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let Some((v, d, content, produced)) = e.writing.take() else {
+            return;
+        };
+        if v != version {
+            e.writing = Some((v, d, content, produced));
+            return;
+        }
+        match result {
+            Ok(conflict) => {
+                let changed = e.disk_digest != Some(d);
+                e.held = Some(Held {
+                    version: v,
+                    digest: d,
+                    content: Some(content.clone()),
+                    produced,
+                    committed: e.committed == Some(v),
+                });
+                e.disk_digest = Some(d);
+                e.disk = Some(Observed::Content(content.to_vec()));
+                if let Some(path) = conflict {
+                    self.actions.push_back(SyncAction::Warn(format!(
+                        "sync {name}: the local copy differed from every synced version; kept as {path}"
+                    )));
+                }
+                self.actions.push_back(SyncAction::Info(format!(
+                    "sync {name}: version {v} written ({} bytes)",
+                    content.len()
+                )));
+                if changed {
+                    self.actions.push_back(SyncAction::RunOnChange {
+                        name: name.to_string(),
+                        version: v,
+                    });
+                }
+                self.persist(name);
+                self.announce(name);
+            }
+            Err(err) => {
+                self.actions.push_back(SyncAction::Warn(format!(
+                    "sync {name}: cannot write version {v}: {err}; the old file is intact"
+                )));
+                self.announce(name);
+            }
+        }
+        if let Some(s) = self.entries.get_mut(name).and_then(|e| e.settle.as_mut()) {
+            if s.pulling.as_ref().is_some_and(|p| p.1 == version) {
+                s.pulling = None;
+            }
+        }
+        self.try_settle(now, name);
+        self.serve(now, name);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let names: Vec<String> = self.entries.keys().cloned().collect();
+        for n in names {
+            let expired = self
+                .entries
+                .get(&n)
+                .and_then(|e| e.settle.as_ref())
+                .is_some_and(|s| s.until <= now);
+            if expired {
+                if let Some(s) = self.entries.get_mut(&n).and_then(|e| e.settle.as_mut()) {
+                    if let Some((peer, v)) = s.pulling.take() {
+                        self.actions.push_back(SyncAction::Warn(format!(
+                            "sync {n}: version {v} from {peer} did not arrive in time; serving this node's own version"
+                        )));
+                    }
+                }
+                self.finish_settle(now, &n);
+            }
+            self.serve(now, &n);
+        }
+    }
+
+    /// Per entry, for `baton status`.
+    pub fn views(&self) -> Vec<SyncView> {
+        self.entries
+            .values()
+            .map(|e| SyncView {
+                name: e.spec.name.clone(),
+                version: e.held.as_ref().map(|h| h.version),
+                digest: e.held.as_ref().map(|h| to_hex(&h.digest)),
+                committed: e.committed,
+                peers: e
+                    .peers
+                    .iter()
+                    .map(|(n, p)| (n.clone(), p.have.flatten().map(|h| h.0)))
+                    .collect(),
+                locally_modified: match (&e.held, e.disk_digest) {
+                    (Some(h), Some(d)) => h.digest != d,
+                    (None, Some(_)) => false,
+                    (Some(_), None) => matches!(e.disk, Some(Observed::Missing)),
+                    (None, None) => false,
+                },
+                receiving: e
+                    .incoming
+                    .as_ref()
+                    .map(|i| i.version)
+                    .or(e.writing.as_ref().map(|w| w.0)),
+            })
+            .collect()
+    }
+
+    /// The version this node holds of `name`.
+    pub fn version(&self, name: &str) -> Option<SyncVersion> {
+        self.entries.get(name)?.held.as_ref().map(|h| h.version)
+    }
+
+    pub fn committed(&self, name: &str) -> Option<SyncVersion> {
+        self.entries.get(name)?.committed
+    }
+
+    // ---- internals ------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_offer(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        name: &str,
+        version: SyncVersion,
+        digest_hex: &str,
+        size: u64,
+        chunks: u32,
+    ) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let Some(d) = from_hex(digest_hex) else {
+            return;
+        };
+        let held_v = e.held.as_ref().map(|h| h.version);
+        if Some(version) <= held_v {
+            self.reply_have(peer, name);
+            return;
+        }
+        if e.writing.as_ref().is_some_and(|w| w.0 >= version)
+            || e.incoming
+                .as_ref()
+                .is_some_and(|i| i.version == version && i.from == peer)
+        {
+            return;
+        }
+        if size > e.spec.max_size {
+            if e.warned_size != Some(size) {
+                e.warned_size = Some(size);
+                self.actions.push_back(SyncAction::Warn(format!(
+                    "sync {name}: version {version} from {peer} is {size} bytes, above max_size {}; not applied",
+                    e.spec.max_size
+                )));
+            }
+            self.reply_have(peer, name);
+            return;
+        }
+        // Same content under a newer number (a re-stamp by a new control
+        // node): adopt the number; write only if the file itself differs.
+        let same = e.held.as_ref().filter(|h| h.digest == d).cloned();
+        if let Some(h) = same {
+            if e.disk_digest == Some(d) {
+                if let Some(hm) = &mut e.held {
+                    hm.version = version;
+                    hm.produced = false;
+                    hm.committed = false;
+                }
+                e.incoming = None;
+                self.persist(name);
+                self.announce(name);
+                return;
+            }
+            if let Some(content) = h.content {
+                e.incoming = None;
+                self.write(name, version, d, content, false);
+                return;
+            }
+        }
+        e.incoming = Some(Incoming {
+            from: peer.to_string(),
+            version,
+            digest: d,
+            size,
+            chunks,
+            next: 0,
+            buf: Vec::with_capacity(size.min(e.spec.max_size) as usize),
+        });
+        let _ = now;
+    }
+
+    /// Ask the shell to write; the outcome comes back via `write_done`.
+    fn write(
+        &mut self,
+        name: &str,
+        version: SyncVersion,
+        d: Digest,
+        content: Arc<[u8]>,
+        produced: bool,
+    ) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        // The content the cluster last gave this node may be replaced
+        // without a copy; anything else (a local edit, a version this node
+        // produced that never committed, a file that predates the cluster)
+        // is kept as a conflict.
+        let keep_unless = e.held.as_ref().and_then(|h| {
+            let own_uncommitted = h.produced && !h.committed;
+            (!own_uncommitted).then_some(h.digest)
+        });
+        let conflict_epoch = e.held.as_ref().map_or(0, |h| h.version.epoch);
+        e.writing = Some((version, d, content.clone(), produced));
+        self.actions.push_back(SyncAction::Write {
+            name: name.to_string(),
+            version,
+            content,
+            keep_unless,
+            conflict_epoch,
+        });
+    }
+
+    fn note_local_edit(&mut self, name: &str) {
+        if self.control {
+            return;
+        }
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let (Some(h), Some(d)) = (&e.held, e.disk_digest) else {
+            return;
+        };
+        if h.digest != d && e.warned != Some(d) && e.writing.is_none() {
+            e.warned = Some(d);
+            self.actions.push_back(SyncAction::Warn(format!(
+                "sync {name}: the file was edited on {}, which is not the control node; the edit is not propagated and is kept as a conflict copy when the next version arrives",
+                self.cfg.node
+            )));
+        }
+    }
+
+    /// The control node's duty: turn a local edit into a version, push the
+    /// current version to peers that lack it, record commits.
+    fn serve(&mut self, now: Instant, name: &str) {
+        if !self.control {
+            return;
+        }
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if e.settle.is_some() || e.writing.is_some() {
+            return;
+        }
+        // A local edit (or the first content of a fresh cluster).
+        match (&e.disk, e.disk_digest) {
+            (Some(Observed::Content(c)), Some(d))
+                if e.held.as_ref().map(|h| h.digest) != Some(d) =>
+            {
+                let size = c.len() as u64;
+                if size > e.spec.max_size {
+                    self.too_large(name, size);
+                } else {
+                    let version = next_version(e.held.as_ref().map(|h| h.version), self.epoch);
+                    e.held = Some(Held {
+                        version,
+                        digest: d,
+                        content: Some(c.clone().into()),
+                        produced: true,
+                        committed: false,
+                    });
+                    e.warned = None;
+                    let size = c.len();
+                    self.actions.push_back(SyncAction::Info(format!(
+                        "sync {name}: version {version} ({size} bytes) from the local file"
+                    )));
+                    self.persist(name);
+                    self.announce(name);
+                }
+            }
+            (Some(Observed::TooLarge(size)), _) => {
+                let size = *size;
+                self.too_large(name, size);
+            }
+            _ => {}
+        }
+        let Some(e) = self.entries.get(name) else {
+            return;
+        };
+        let Some(h) = &e.held else {
+            return;
+        };
+        if h.content.is_none() {
+            return;
+        }
+        let version = h.version;
+        let behind: Vec<String> = e
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                let Some(have) = p.have else {
+                    return false;
+                };
+                let current = have.is_some_and(|(v, d)| v == version && d == h.digest);
+                let due = match p.pushed {
+                    Some((v, t)) => v != version || now >= t + self.cfg.retry_interval,
+                    None => true,
+                };
+                !current && due
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for peer in behind {
+            self.push(now, name, &peer);
+        }
+        self.update_commit(name);
+    }
+
+    fn too_large(&mut self, name: &str, size: u64) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if e.warned_size != Some(size) {
+            e.warned_size = Some(size);
+            let max = e.spec.max_size;
+            self.actions.push_back(SyncAction::Warn(format!(
+                "sync {name}: the file is {size} bytes, above max_size {max}; not synced (raise max_size, at most 1GiB)"
+            )));
+        }
+    }
+
+    fn update_commit(&mut self, name: &str) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let Some(h) = &e.held else {
+            return;
+        };
+        let all = e.peers.values().all(|p| {
+            p.have
+                .flatten()
+                .is_some_and(|(v, d)| v == h.version && d == h.digest)
+        });
+        if all && e.committed < Some(h.version) {
+            let v = h.version;
+            e.committed = Some(v);
+            if let Some(h) = &mut e.held {
+                h.committed = true;
+            }
+            self.actions.push_back(SyncAction::Info(format!(
+                "sync {name}: version {v} committed ({} peer(s))",
+                e.peers.len()
+            )));
+            self.persist(name);
+            self.announce(name);
+        }
+    }
+
+    /// Send the held version of `name` to `peer`: offer, then chunks.
+    fn push(&mut self, now: Instant, name: &str, peer: &str) {
+        let chunk_size = self.cfg.chunk_size.max(1);
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let Some(h) = &e.held else {
+            return;
+        };
+        let Some(content) = h.content.clone() else {
+            return;
+        };
+        let total = content.len().div_ceil(chunk_size).max(1);
+        let Ok(chunks) = u32::try_from(total) else {
+            return;
+        };
+        if let Some(p) = e.peers.get_mut(peer) {
+            p.pushed = Some((h.version, now));
+        }
+        let version = h.version;
+        self.actions.push_back(SyncAction::Send {
+            peer: peer.to_string(),
+            msg: Message::SyncOffer {
+                name: name.to_string(),
+                version,
+                digest: to_hex(&h.digest),
+                size: content.len() as u64,
+                chunks,
+            },
+        });
+        for index in 0..chunks {
+            let start = index as usize * chunk_size;
+            let end = (start + chunk_size).min(content.len());
+            let bytes = content.get(start..end).unwrap_or(&[]);
+            let chunk = Chunk {
+                name,
+                version,
+                index,
+                total: chunks,
+                bytes,
+            };
+            match chunk.emit() {
+                Some(bytes) => self.actions.push_back(SyncAction::SendData {
+                    peer: peer.to_string(),
+                    bytes,
+                }),
+                None => return,
+            }
+        }
+    }
+
+    /// A new control node: once every connected peer has said what it
+    /// holds (or the settle time is up), pull anything newer, then re-stamp.
+    fn try_settle(&mut self, now: Instant, name: &str) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let Some(s) = &mut e.settle else {
+            return;
+        };
+        if s.pulling.is_some() || e.writing.is_some() {
+            return;
+        }
+        let all_heard = e.peers.values().all(|p| p.have.is_some());
+        if !all_heard && now < s.until {
+            return;
+        }
+        let mine = e.held.as_ref().map(|h| h.version);
+        let best = e
+            .peers
+            .iter()
+            .filter_map(|(n, p)| p.have.flatten().map(|(v, _)| (v, n.clone())))
+            .filter(|(v, _)| Some(*v) > mine)
+            .max();
+        if let Some((v, peer)) = best {
+            s.pulling = Some((peer.clone(), v));
+            s.until = now + self.cfg.settle_timeout.max(self.cfg.retry_interval * 5);
+            self.actions.push_back(SyncAction::Info(format!(
+                "sync {name}: {peer} holds version {v}, newer than this node's; fetching it before serving"
+            )));
+            self.actions.push_back(SyncAction::Send {
+                peer,
+                msg: Message::SyncRequest {
+                    name: name.to_string(),
+                    version: v,
+                },
+            });
+            return;
+        }
+        self.finish_settle(now, name);
+    }
+
+    fn finish_settle(&mut self, now: Instant, name: &str) {
+        let epoch = self.epoch;
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if e.settle.take().is_none() {
+            return;
+        }
+        e.incoming = None;
+        if let Some(h) = &mut e.held {
+            if h.version.epoch < epoch && h.content.is_some() {
+                let old = h.version;
+                h.version = SyncVersion { epoch, counter: 1 };
+                h.produced = true;
+                h.committed = false;
+                let v = h.version;
+                self.actions.push_back(SyncAction::Info(format!(
+                    "sync {name}: control node under epoch {epoch}: serving version {v} (content of {old})"
+                )));
+                self.persist(name);
+                self.announce(name);
+            }
+        }
+        self.serve(now, name);
+    }
+
+    fn have_msg(&self, name: &str) -> Message {
+        let e = self.entries.get(name);
+        let h = e.and_then(|e| e.held.as_ref());
+        Message::SyncHave {
+            name: name.to_string(),
+            version: h.map(|h| h.version),
+            digest: h.map(|h| to_hex(&h.digest)),
+            committed: e.and_then(|e| e.committed),
+        }
+    }
+
+    fn reply_have(&mut self, peer: &str, name: &str) {
+        let msg = self.have_msg(name);
+        self.actions.push_back(SyncAction::Send {
+            peer: peer.to_string(),
+            msg,
+        });
+    }
+
+    /// Tell every connected peer what this node holds now.
+    fn announce(&mut self, name: &str) {
+        let msg = self.have_msg(name);
+        self.actions.push_back(SyncAction::Broadcast(msg));
+    }
+
+    fn persist(&mut self, name: &str) {
+        let Some(e) = self.entries.get(name) else {
+            return;
+        };
+        if let Some(h) = &e.held {
+            self.actions.push_back(SyncAction::Persist {
+                name: name.to_string(),
+                state: Persisted {
+                    version: h.version,
+                    digest: to_hex(&h.digest),
+                    produced: h.produced,
+                    committed: e.committed,
+                },
+            });
+        }
+    }
+}
+
+/// The version after `held` for a change under `epoch`.
+pub fn next_version(held: Option<SyncVersion>, epoch: u64) -> SyncVersion {
+    match held {
+        Some(h) if h.epoch >= epoch => SyncVersion {
+            epoch: h.epoch,
+            counter: h.counter.saturating_add(1),
+        },
+        _ => SyncVersion { epoch, counter: 1 },
+    }
+}
+
+fn short(d: &Digest) -> String {
+    to_hex(d).chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(epoch: u64, counter: u64) -> SyncVersion {
+        SyncVersion { epoch, counter }
+    }
+
+    #[test]
+    fn chunk_round_trip_and_malformed() {
+        let c = Chunk {
+            name: "haproxy",
+            version: v(3, 9),
+            index: 1,
+            total: 4,
+            bytes: b"hello",
+        };
+        let bytes = c.emit().unwrap();
+        assert_eq!(Chunk::parse(&bytes), Some(c));
+        for n in 0..bytes.len() - 5 {
+            assert_eq!(Chunk::parse(&bytes[..n]), None, "truncated at {n}");
+        }
+        let mut bad = bytes.clone();
+        bad[0] = b'X';
+        assert_eq!(Chunk::parse(&bad), None);
+        let mut bad = bytes;
+        bad[5] = 0xff; // not UTF-8
+        assert_eq!(Chunk::parse(&bad), None);
+        let long = "x".repeat(256);
+        let c = Chunk {
+            name: &long,
+            version: v(1, 1),
+            index: 0,
+            total: 1,
+            bytes: b"",
+        };
+        assert_eq!(c.emit(), None);
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let d = digest(b"abc");
+        assert_eq!(
+            to_hex(&d),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(from_hex(&to_hex(&d)), Some(d));
+        assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex(&"é".repeat(32)), None);
+    }
+
+    #[test]
+    fn next_version_orders_after_the_held_one() {
+        assert_eq!(next_version(None, 2), v(2, 1));
+        assert_eq!(next_version(Some(v(2, 1)), 2), v(2, 2));
+        assert_eq!(next_version(Some(v(1, 7)), 3), v(3, 1));
+        assert_eq!(next_version(Some(v(4, 2)), 3), v(4, 3));
+    }
+}
