@@ -464,11 +464,27 @@ impl Agent {
         }
         let fs_entries = entries
             .iter()
-            .map(|e| syncfs::FsEntry {
-                name: e.name.clone(),
-                path: e.path.clone(),
-                mode: e.mode,
-                max_size: e.max_size,
+            .map(|e| {
+                let owner = e
+                    .owner
+                    .as_deref()
+                    .and_then(|spec| match track::resolve_user(spec) {
+                        Ok(r) => Some((r.uid.as_raw(), r.gid.as_raw())),
+                        Err(err) => {
+                            error!(
+                                "sync {}: owner {spec}: {err}; the file keeps its owner",
+                                e.name
+                            );
+                            None
+                        }
+                    });
+                syncfs::FsEntry {
+                    name: e.name.clone(),
+                    path: e.path.clone(),
+                    mode: e.mode,
+                    owner,
+                    max_size: e.max_size,
+                }
             })
             .collect();
         let (fs, events) =

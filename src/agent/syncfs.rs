@@ -34,6 +34,8 @@ pub struct FsEntry {
     pub name: String,
     pub path: PathBuf,
     pub mode: Option<u32>,
+    /// Owner (uid, gid) given to the written file.
+    pub owner: Option<(u32, u32)>,
     pub max_size: u64,
 }
 
@@ -63,6 +65,17 @@ pub fn read_file(path: &Path, max: u64) -> io::Result<Observed> {
 /// bits (0644 for a new file). On any error the old file is untouched and
 /// the temporary file is removed.
 pub fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> io::Result<()> {
+    write_atomic_owned(path, content, mode, None)
+}
+
+/// As [`write_atomic`], and the file gets `owner` (uid, gid) before it
+/// replaces the old one (so it is never visible with the wrong owner).
+pub fn write_atomic_owned(
+    path: &Path,
+    content: &[u8],
+    mode: Option<u32>,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
     let dir = parent(path)?;
     let file_name = path
         .file_name()
@@ -87,7 +100,11 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> io::Resul
             .mode(mode)
             .open(&tmp)?;
         f.write_all(content)?;
-        // The umask may have narrowed the mode at creation.
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        }
+        // The umask may have narrowed the mode at creation (and chown may
+        // have cleared set-id bits): set it last.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         drop(f);
@@ -153,7 +170,7 @@ pub fn apply_version(
         }
         Observed::Missing => None,
     };
-    write_atomic(&entry.path, content, entry.mode)?;
+    write_atomic_owned(&entry.path, content, entry.mode, entry.owner)?;
     Ok(kept)
 }
 
@@ -404,12 +421,33 @@ mod tests {
     }
 
     #[test]
+    fn atomic_write_gives_the_owner() {
+        if !nix::unistd::geteuid().is_root() {
+            // Only root may give files away; the owner-less path is tested
+            // above. (CI runs as root.)
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI runs as root"
+            );
+            return;
+        }
+        let d = tmpdir("owner");
+        let p = d.join("f");
+        write_atomic_owned(&p, b"x", Some(0o640), Some((65534, 65534))).unwrap();
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (65534, 65534));
+        assert_eq!(m.permissions().mode() & 0o7777, 0o640);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn conflict_copies_are_kept_unless_the_file_is_the_last_synced_one() {
         let d = tmpdir("conflict");
         let entry = FsEntry {
             name: "f".into(),
             path: d.join("f"),
             mode: None,
+            owner: None,
             max_size: 1 << 20,
         };
         fs::write(&entry.path, b"synced").unwrap();

@@ -918,6 +918,15 @@ impl Checker<'_> {
                     format!("{what}: mode: at most 7777 (octal)"),
                 );
             }
+            if let Some(owner) = &entry.owner {
+                let parts: Vec<&str> = owner.split(':').collect();
+                if parts.len() > 2 || parts.iter().any(|w| w.is_empty() || w.contains(' ')) {
+                    self.err(
+                        &format!("{p}.owner"),
+                        format!("{what}: owner: \"{owner}\" is not USER or USER:GROUP"),
+                    );
+                }
+            }
             if !(1..=SyncEntry::MAX_MAX_SIZE).contains(&entry.max_size) {
                 self.err(
                     &format!("{p}.max_size"),
@@ -1074,8 +1083,21 @@ mod tests {
             path: PathBuf::from("/etc/a"),
             on_change: None,
             mode: None,
+            owner: None,
             max_size: SyncEntry::DEFAULT_MAX_SIZE,
         };
+        let mut bad_owner = entry.clone();
+        bad_owner.name = "b".into();
+        bad_owner.path = PathBuf::from("/etc/b");
+        bad_owner.owner = Some("www:data:x".into());
+        let d = check(
+            &Config {
+                sync: vec![bad_owner],
+                ..config()
+            },
+            &Origins::default(),
+        );
+        assert!(d.to_string().contains("is not USER or USER:GROUP"), "{d}");
         c.sync = vec![entry.clone(), entry];
         c.sync_groups = vec![SyncGroup {
             name: "G".into(),

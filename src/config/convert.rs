@@ -109,6 +109,7 @@ pub fn to_toml(config: &Config) -> String {
         if let Some(mode) = entry.mode {
             out.kv("mode", &string(&format!("0{mode:o}")));
         }
+        out.opt("owner", entry.owner.as_deref());
         out.kv("max_size", &entry.max_size.to_string());
     }
     out.0

@@ -1257,7 +1257,7 @@ const CLUSTER_KEYWORDS: &[&str] = &[
     "order",
     "sync_instance",
 ];
-const SYNC_KEYWORDS: &[&str] = &["path", "on_change", "mode", "max_size"];
+const SYNC_KEYWORDS: &[&str] = &["path", "on_change", "mode", "owner", "max_size"];
 
 /// Options of a virtual address that baton takes (each with a value).
 const VIP_OPTIONS: &[&str] = &["dev", "brd", "broadcast", "label", "scope"];
@@ -2552,6 +2552,7 @@ impl Reader {
         let mut path = None;
         let mut on_change = None;
         let mut mode = None;
+        let mut owner = None;
         let mut max_size = SyncEntry::DEFAULT_MAX_SIZE;
         for item in items {
             match item.key() {
@@ -2565,6 +2566,12 @@ impl Reader {
                     if !item.args().is_empty() {
                         on_change = Some(join_command(item.args()));
                         self.record(&format!("{p}.on_change"), item.args()[0].at);
+                    }
+                }
+                "owner" => {
+                    if let Some(w) = self.single(&ctx, item) {
+                        owner = Some(w.text.clone());
+                        self.record(&format!("{p}.owner"), w.at);
                     }
                 }
                 "mode" => {
@@ -2606,6 +2613,7 @@ impl Reader {
             path: PathBuf::from(path),
             on_change,
             mode,
+            owner,
             max_size,
         });
     }

@@ -648,6 +648,9 @@ pub struct SyncEntry {
     pub on_change: Option<String>,
     /// Permission bits of the written file; `None` keeps the sender's.
     pub mode: Option<u32>,
+    /// Owner of the written file, `user` or `user:group`; `None` keeps the
+    /// current owner (root for a new file).
+    pub owner: Option<String>,
     /// Larger files are refused.
     pub max_size: u64,
 }

@@ -112,7 +112,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "order",
     "sync_instance",
 ];
-const SYNC_KEYS: &[&str] = &["name", "path", "on_change", "mode", "max_size"];
+const SYNC_KEYS: &[&str] = &["name", "path", "on_change", "mode", "owner", "max_size"];
 const SYNC_GROUP_KEYS: &[&str] = &["name", "instances", "notify"];
 
 /// keepalived.conf names that people will type out of habit.
@@ -647,6 +647,7 @@ impl<'t> Reader<'t> {
         s.unknown_keys(self);
         let on_change = s.string(self, "on_change");
         let mode = s.mode(self, "mode");
+        let owner = s.string(self, "owner");
         let max_size = s
             .size(self, "max_size")
             .unwrap_or(SyncEntry::DEFAULT_MAX_SIZE);
@@ -656,6 +657,7 @@ impl<'t> Reader<'t> {
             path: PathBuf::from(path),
             on_change,
             mode,
+            owner,
             max_size,
         }
     }
