@@ -247,12 +247,12 @@ fn is_sync_message(msg: &cluster::Message) -> bool {
 }
 
 /// Run each on_change command to completion before the next (in order;
-/// off the event loop). No shell: words split as [`syncfs::split_command`].
+/// off the event loop). No shell: words split as [`track::split_command`].
 fn spawn_on_change_runner() -> mpsc::UnboundedSender<(String, SyncVersion, String)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(String, SyncVersion, String)>();
     tokio::task::spawn_local(async move {
         while let Some((name, version, cmd)) = rx.recv().await {
-            let words = syncfs::split_command(&cmd);
+            let words = track::split_command(&cmd);
             let Some((prog, args)) = words.split_first() else {
                 continue;
             };

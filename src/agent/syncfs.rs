@@ -344,37 +344,6 @@ fn worker(
     }
 }
 
-/// Split an `on_change` command into words: whitespace separates, single
-/// quotes group (no shell is involved).
-pub fn split_command(cmd: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quoted = false;
-    for c in cmd.chars() {
-        match c {
-            '\'' => {
-                quoted = !quoted;
-                in_word = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    words
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,18 +442,5 @@ mod tests {
         assert_eq!(read_file(&p, 10).unwrap(), Observed::TooLarge(11));
         assert_eq!(read_file(&p, 11).unwrap(), Observed::Content(vec![7; 11]));
         let _ = fs::remove_dir_all(&d);
-    }
-
-    #[test]
-    fn commands_split_on_whitespace_with_single_quotes() {
-        assert_eq!(
-            split_command("systemctl  reload haproxy"),
-            vec!["systemctl", "reload", "haproxy"]
-        );
-        assert_eq!(
-            split_command("/bin/sh -c 'echo a b' ''"),
-            vec!["/bin/sh", "-c", "echo a b", ""]
-        );
-        assert!(split_command("   ").is_empty());
     }
 }
