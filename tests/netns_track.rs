@@ -208,22 +208,11 @@ impl Case {
             )
             .unwrap_or_else(|e| panic!("starting baton on node{i}: {e}"));
         self.pids[i] = Some(pid);
-        let start = Instant::now();
-        while self.lab.status(i).is_none() {
-            if let Ok(Some(code)) = self.lab.wait(pid, Duration::ZERO) {
+        if let Err(e) = self.lab.wait_for_agent(i, pid, ELECTION) {
+            if e.contains("exited") {
                 self.pids[i] = None;
-                panic!(
-                    "baton on node{i} exited ({code}) before answering on its socket\n{}",
-                    self.context()
-                );
             }
-            if start.elapsed() > ELECTION {
-                panic!(
-                    "node{i}'s control socket does not answer\n{}",
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
+            panic!("{e}\n{}", self.context());
         }
     }
 

@@ -511,6 +511,29 @@ impl Lab {
         self.spawn(&ns, baton, &["run", "-f", &cfg], &f.log)
     }
 
+    /// Wait until node i's agent (process `pid`) answers on its control
+    /// socket. Err says why not: it exited (with its code) or stayed silent.
+    pub fn wait_for_agent(
+        &mut self,
+        i: usize,
+        pid: u32,
+        timeout: std::time::Duration,
+    ) -> Result<(), String> {
+        let start = std::time::Instant::now();
+        while self.status(i).is_none() {
+            if let Ok(Some(code)) = self.wait(pid, std::time::Duration::ZERO) {
+                return Err(format!(
+                    "baton on node{i} exited ({code}) before answering on its socket"
+                ));
+            }
+            if start.elapsed() > timeout {
+                return Err(format!("node{i}'s control socket does not answer"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
     /// Node i's status over its control socket, if it answers.
     pub fn status(&self, i: usize) -> Option<crate::agent::control::Status> {
         let f = self.node_files(i);
