@@ -348,6 +348,19 @@ impl Agent {
             group_states: BTreeMap::new(),
         };
         for cfg in &config.instances {
+            for (set, what) in [
+                (cfg.use_vmac, "use_vmac"),
+                (!cfg.virtual_routes.is_empty(), "virtual_routes"),
+                (!cfg.virtual_rules.is_empty(), "virtual_rules"),
+                (cfg.mcast_src.is_some(), "mcast_src"),
+            ] {
+                if set {
+                    warn!(
+                        "({}) {what} is read but not applied by this version",
+                        cfg.name
+                    );
+                }
+            }
             agent.add_instance(cfg.clone()).await?;
         }
         if let Some(cc) = &config.cluster {
