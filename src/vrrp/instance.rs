@@ -674,8 +674,16 @@ impl Instance {
                 }
             }
             State::Master => {
-                if self.adver_at.is_some_and(|t| t <= now) {
+                if let Some(due) = self.adver_at.filter(|t| *t <= now) {
                     self.send_advert_now(now);
+                    // Keep the period: the next advert is due one interval
+                    // after this one was due, not after the (late) wake-up,
+                    // or every period drifts by the timer's lateness. After
+                    // a long stall, restart from now rather than burst.
+                    let next = due + self.cfg.advert_interval;
+                    if next > now {
+                        self.adver_at = Some(next);
+                    }
                 }
                 if self.garp_repeat_at.is_some_and(|t| t <= now) {
                     self.garp_repeat_at = None;
@@ -847,6 +855,17 @@ mod tests {
         let acts = drain(&mut i);
         assert!(acts.contains(&Action::SendGarp { count: 5 }), "{acts:?}");
         assert_eq!(i.times_became_master(), 1);
+    }
+
+    #[test]
+    fn periodic_adverts_keep_their_period_when_woken_late() {
+        let t0 = Instant::now();
+        let mut i = master(200, t0);
+        let due = i.next_deadline().unwrap();
+        // Woken 3 ms late: the next advert is still one interval after `due`.
+        i.handle_timeout(due + Duration::from_millis(3));
+        assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(200, 100))]);
+        assert_eq!(i.next_deadline(), Some(due + Duration::from_secs(1)));
     }
 
     #[test]
