@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod cluster;
 pub mod config;
+pub mod node;
 pub mod sim;
 pub mod vrrp;
 pub mod wire;

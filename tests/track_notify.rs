@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use baton::agent::notify::{Notifier, DEFAULT_SCRIPT_TIMEOUT};
-use baton::agent::track::{check_script_security, TrackEvent, Tracker};
+use baton::agent::script::check_script_security;
+use baton::agent::track::{TrackEvent, Tracker};
 use baton::config::model::{Config, Global, Instance, Notify, TrackRef, VrrpScript};
 use baton::vrrp::State;
 use tokio::sync::mpsc;

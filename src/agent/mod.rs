@@ -9,6 +9,7 @@ pub mod netlink;
 pub mod notify;
 pub mod probe;
 pub mod runtime;
+pub mod script;
 pub mod socket;
 pub mod state;
 pub mod syncfs;

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use super::track::{run_to_completion, script_user_spec, start, Running, ScriptCommand};
+use super::script::{run_to_completion, script_user_spec, start, Running, ScriptCommand};
 use crate::config::model::{Global, Notify};
 use crate::vrrp::State;
 

@@ -25,16 +25,18 @@ use super::control::{
 use super::garp::GarpSender;
 use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
 use super::notify::Notifier;
+use super::script;
 use super::socket::VrrpSocket;
 use super::state::VipLedger;
 use super::syncfs::{self, FsEvent};
-use super::track::{self, TrackEvent, TrackState, Tracker};
+use super::track::{TrackEvent, TrackState, Tracker};
 use crate::cluster::sync::{Persisted, SyncSpec};
 use crate::cluster::{
     self, Cluster, ClusterAction, ClusterConfig, LocalInstance, Policy, SyncAction, SyncConfig,
     SyncCore, SyncVersion,
 };
 use crate::config::model::{Config, Instance as InstanceCfg, Vip};
+use crate::node::track;
 use crate::vrrp::{self, Action, GarpSchedule, Instance, InstanceConfig, Received, RxStats, State};
 use crate::wire::vrrp::{V3Checksum, Version};
 
@@ -247,12 +249,12 @@ fn is_sync_message(msg: &cluster::Message) -> bool {
 }
 
 /// Run each on_change command to completion before the next (in order;
-/// off the event loop). No shell: words split as [`track::split_command`].
+/// off the event loop). No shell: words split as [`script::split_command`].
 fn spawn_on_change_runner() -> mpsc::UnboundedSender<(String, SyncVersion, String)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(String, SyncVersion, String)>();
     tokio::task::spawn_local(async move {
         while let Some((name, version, cmd)) = rx.recv().await {
-            let words = track::split_command(&cmd);
+            let words = script::split_command(&cmd);
             let Some((prog, args)) = words.split_first() else {
                 continue;
             };
@@ -481,7 +483,7 @@ impl Agent {
                 let owner = e
                     .owner
                     .as_deref()
-                    .and_then(|spec| match track::resolve_user(spec) {
+                    .and_then(|spec| match script::resolve_user(spec) {
                         Ok(r) => Some((r.uid.as_raw(), r.gid.as_raw())),
                         Err(err) => {
                             error!(

@@ -1,0 +1,3 @@
+//! One baton node, sans-IO.
+
+pub mod track;
