@@ -10,7 +10,6 @@
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +19,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::vrrp::{RxStats, State};
+pub use crate::node::status::{
+    ChannelPeerStatus, ClusterInstanceStatus, ClusterStatus, InstanceStatus, InterfaceStatus,
+    Status,
+};
+use crate::vrrp::RxStats;
 
 /// A request on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,81 +81,6 @@ impl Reply {
             message: None,
         }
     }
-}
-
-/// What `baton status` shows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Status {
-    pub router_id: String,
-    pub pid: u32,
-    pub config_file: String,
-    pub instances: Vec<InstanceStatus>,
-    /// Drops that no instance could own (unknown VRID, too short to tell).
-    pub interfaces: Vec<InterfaceStatus>,
-    /// The cluster channel, when configured.
-    #[serde(default)]
-    pub cluster: Option<ClusterStatus>,
-}
-
-/// The cluster as this node sees it: every peer, and per instance the
-/// epoch, the master and an operator's pin.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClusterStatus {
-    pub node: String,
-    pub peers: Vec<crate::cluster::PeerView>,
-    pub instances: Vec<ClusterInstanceStatus>,
-    pub stale_ignored: u64,
-    /// Transport view per peer: connection and rejected frames by reason.
-    pub channel: Vec<ChannelPeerStatus>,
-    /// Data sync: per `[[sync]]` entry, this node's and each peer's
-    /// version and the committed one.
-    #[serde(default)]
-    pub sync: Vec<crate::cluster::sync::SyncView>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClusterInstanceStatus {
-    pub name: String,
-    pub epoch: u64,
-    pub master: Option<String>,
-    pub pinned: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChannelPeerStatus {
-    pub name: String,
-    pub addr: String,
-    pub connected: bool,
-    pub rejected: std::collections::BTreeMap<String, u64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InstanceStatus {
-    pub name: String,
-    pub interface: String,
-    pub vrid: u8,
-    pub version: u8,
-    pub state: State,
-    pub base_priority: u8,
-    pub effective_priority: u8,
-    pub local_address: Option<IpAddr>,
-    /// The current master as last heard (this node when MASTER).
-    pub master: Option<IpAddr>,
-    pub master_priority: Option<u8>,
-    pub advert_interval_ms: u64,
-    pub master_adver_interval_ms: u64,
-    pub virtual_ips: Vec<String>,
-    pub holds_vips: bool,
-    pub became_master: u64,
-    pub faults: Vec<String>,
-    pub rx: RxStats,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InterfaceStatus {
-    pub name: String,
-    pub family: String,
-    pub rx: RxStats,
 }
 
 /// A request waiting for the runtime's answer.

@@ -1,27 +1,33 @@
-//! The daemon's one owner of protocol state: a current_thread tokio loop
-//! that feeds sockets, netlink events, signals, control requests and timers
-//! into the VRRP cores and carries out their actions in order.
+//! The daemon: the IO shell around one [`Node`]. A current_thread tokio
+//! loop turns OS events into node inputs and node effects into syscalls;
+//! it makes no protocol decision of its own.
 //!
-//! Receive tasks only read and forward bytes; every decision and every
-//! netlink write happens here, so VIP changes are applied in the order the
-//! cores asked for them.
+//! One loop turn, always in this order:
+//! 1. wait for the first of: TERM/INT (stop), HUP (reload), a netlink
+//!    event, a VRRP packet, a cluster-channel event, a synced-file event,
+//!    a tracker event, a control request, or the node's next deadline;
+//! 2. hand it to the node as one [`Input`] (`Instant::now()` as the time);
+//! 3. drain [`Node::poll_effect`] and carry out each effect in order
+//!    (VIPs are added before the advert and the GARP that follow them,
+//!    and notify scripts run in event order);
+//! 4. sleep until [`Node::next_deadline`] or the next event.
+//!
+//! Receive tasks only read and forward bytes; every netlink write happens
+//! on this task, in the order the node asked for it.
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::channel::{Channel, ChannelEvent, ChannelHandle, ChannelOptions};
-use super::control::{
-    self, ClusterInstanceStatus, ClusterStatus, InstanceStatus, InterfaceStatus, Pending, Reply,
-    Request, Status,
-};
+use super::control::{self, Pending, Reply, Request, Status};
 use super::garp::GarpSender;
 use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
 use super::notify::Notifier;
@@ -29,20 +35,10 @@ use super::script;
 use super::socket::VrrpSocket;
 use super::state::VipLedger;
 use super::syncfs::{self, FsEvent};
-use super::track::{TrackEvent, TrackState, Tracker};
-use crate::cluster::sync::{Persisted, SyncSpec};
-use crate::cluster::{
-    self, Cluster, ClusterAction, ClusterConfig, LocalInstance, Policy, SyncAction, SyncConfig,
-    SyncCore, SyncVersion,
-};
+use super::track::{TrackEvent, Tracker};
+use crate::cluster::{self, SyncVersion};
 use crate::config::model::{Config, Instance as InstanceCfg, Vip};
-use crate::node::track;
-use crate::vrrp::{self, Action, GarpSchedule, Instance, InstanceConfig, Received, RxStats, State};
-use crate::wire::vrrp::{V3Checksum, Version};
-
-const GROUP4: IpAddr = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
-const GROUP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12));
-
+use crate::node::{self, Effect, IfaceId, Input, InstanceId, Level, Node};
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -162,12 +158,13 @@ struct RxPacket {
     bytes: Vec<u8>,
 }
 
+/// An interface as the shell uses it; its index in `Agent::ifaces` is its
+/// [`IfaceId`] in the node.
 struct Iface {
     name: String,
     index: u32,
     mac: [u8; 6],
-    up: bool,
-    addr4: Option<Ipv4Addr>,
+    addr4: Option<std::net::Ipv4Addr>,
     addr6: Option<Ipv6Addr>,
     garp: GarpSender,
     sock4: Option<Rc<VrrpSocket>>,
@@ -175,55 +172,43 @@ struct Iface {
     /// Whether a unicast socket of this interface already receives.
     unicast_rx4: bool,
     unicast_rx6: bool,
-    unmatched4: RxStats,
-    unmatched6: RxStats,
-}
-
-/// One configured instance and what the IO shell keeps beside its core.
-struct Slot {
-    cfg: InstanceCfg,
-    core: Instance,
-    iface: usize,
-    /// Socket the adverts leave by (multicast, or bound to unicast_src).
-    sock: Rc<VrrpSocket>,
-    holds_vips: bool,
-    /// Why the instance is faulted or its priority lowered, for status.
-    health: Vec<String>,
 }
 
 struct Agent {
     opts: Options,
-    config: Config,
+    node: Node,
     nl: Netlink,
     ifaces: Vec<Iface>,
-    slots: Vec<Slot>,
+    /// The socket each instance's adverts leave by (multicast, or bound to
+    /// unicast_src).
+    socks: BTreeMap<InstanceId, Rc<VrrpSocket>>,
     ledger: VipLedger,
     rx_tx: mpsc::Sender<RxPacket>,
     rx: mpsc::Receiver<RxPacket>,
     links: mpsc::UnboundedReceiver<NetEvent>,
     ctl: mpsc::Receiver<Pending>,
-    cluster: Option<ClusterRt>,
-    sync: Option<SyncRt>,
-    /// Tracked scripts, files and interfaces (keepalived's track_*).
-    track: TrackState,
+    cluster: Option<ChannelRt>,
+    sync: Option<SyncIo>,
     tracker: Tracker,
     track_events: mpsc::Receiver<TrackEvent>,
     /// Notify scripts and FIFO, delivered in event order.
     notifier: Notifier,
-    /// The last state each sync group was notified in.
-    group_states: BTreeMap<String, State>,
+    /// Operator requests waiting for the node's answer, by request id.
+    waiting: BTreeMap<u64, tokio::sync::oneshot::Sender<Reply>>,
+    next_request: u64,
 }
 
-/// Data sync beside the cluster channel, when `[[sync]]` entries exist:
-/// the sans-IO core, the file worker, and the on_change runner.
-struct SyncRt {
-    core: SyncCore,
+/// The cluster channel's transport, when configured.
+struct ChannelRt {
+    chan: ChannelHandle,
+    events: mpsc::Receiver<ChannelEvent>,
+}
+
+/// Data sync's IO, when `[[sync]]` entries exist: the file worker and the
+/// on_change runner.
+struct SyncIo {
     fs: syncfs::Worker,
     events: mpsc::UnboundedReceiver<FsEvent>,
-    /// The control node is the master of this instance.
-    instance: String,
-    entries: Vec<crate::config::model::SyncEntry>,
-    state: BTreeMap<String, Persisted>,
     /// on_change commands, run one at a time in order.
     runner: mpsc::UnboundedSender<(String, SyncVersion, String)>,
     /// Test hook (`BATON_TEST_CORRUPT_SYNC`): flip a byte of every chunk
@@ -231,21 +216,20 @@ struct SyncRt {
     corrupt: bool,
 }
 
-/// The next file event, or never when data sync is off.
-async fn next_sync_event(s: &mut Option<SyncRt>) -> Option<FsEvent> {
-    match s {
-        Some(s) => s.events.recv().await,
+/// The next channel event, or never when there is no channel.
+async fn next_channel_event(c: &mut Option<ChannelRt>) -> Option<ChannelEvent> {
+    match c {
+        Some(c) => c.events.recv().await,
         None => std::future::pending().await,
     }
 }
 
-fn is_sync_message(msg: &cluster::Message) -> bool {
-    matches!(
-        msg,
-        cluster::Message::SyncOffer { .. }
-            | cluster::Message::SyncHave { .. }
-            | cluster::Message::SyncRequest { .. }
-    )
+/// The next file event, or never when data sync is off.
+async fn next_sync_event(s: &mut Option<SyncIo>) -> Option<FsEvent> {
+    match s {
+        Some(s) => s.events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Run each on_change command to completion before the next (in order;
@@ -286,24 +270,6 @@ fn spawn_on_change_runner() -> mpsc::UnboundedSender<(String, SyncVersion, Strin
     tx
 }
 
-/// The cluster channel beside the VRRP cores, when configured.
-struct ClusterRt {
-    core: Cluster,
-    chan: ChannelHandle,
-    events: mpsc::Receiver<ChannelEvent>,
-    /// Operator requests waiting for their outcome, by request id.
-    waiting: BTreeMap<u64, tokio::sync::oneshot::Sender<Reply>>,
-    next_id: u64,
-}
-
-/// The next channel event, or never when there is no channel.
-async fn next_channel_event(c: &mut Option<ClusterRt>) -> Option<ChannelEvent> {
-    match c {
-        Some(c) => c.events.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Agent {
     async fn start(config: Config, opts: Options) -> Result<Agent, AgentError> {
         let nl = Netlink::new().map_err(nl_err("netlink"))?;
@@ -332,10 +298,10 @@ impl Agent {
         )))?;
         let mut agent = Agent {
             opts,
-            config: config.clone(),
+            node: Node::new(config.clone()),
             nl,
             ifaces: Vec::new(),
-            slots: Vec::new(),
+            socks: BTreeMap::new(),
             ledger,
             rx_tx,
             rx,
@@ -343,11 +309,11 @@ impl Agent {
             ctl,
             cluster: None,
             sync: None,
-            track: TrackState::new(&config),
             tracker,
             track_events,
             notifier: Notifier::new(&config.global),
-            group_states: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            next_request: 1,
         };
         for cfg in &config.instances {
             for (set, what) in [
@@ -368,116 +334,61 @@ impl Agent {
         if let Some(cc) = &config.cluster {
             agent.cluster = Some(agent.start_cluster(cc)?);
             if !config.sync.is_empty() {
-                agent.sync = Some(agent.start_sync(cc)?);
+                agent.sync = Some(agent.start_sync()?);
             }
         }
         // Tracked interfaces start from the kernel's view (a missing one is
         // down, as keepalived treats it).
-        let tracked: std::collections::BTreeSet<String> = config
-            .instances
-            .iter()
-            .flat_map(|i| i.track_interfaces.iter().map(|t| t.name.clone()))
-            .collect();
-        for name in tracked {
-            let up = agent.nl.link_by_name(&name).await.is_ok_and(|l| l.up);
-            agent.track.set_interface(&name, up);
-        }
+        agent.report_tracked_links().await;
         // The tracker read the files already: apply those values before
         // the first health check, so a bad file faults from the start.
         agent.apply_pending_track_events();
-        agent.refresh_health();
         let delay = config.global.startup_delay;
         if !delay.is_zero() {
             info!("vrrp_startup_delay: waiting {delay:?} before starting the instances");
             tokio::time::sleep(delay).await;
         }
-        let now = Instant::now();
-        for i in 0..agent.slots.len() {
-            agent.slots[i].core.startup(now);
-        }
-        agent.apply_all().await;
+        agent.node.start(Instant::now());
+        agent.apply_effects().await;
         info!(
             "baton {} started with {} instance(s)",
             env!("CARGO_PKG_VERSION"),
-            agent.slots.len()
+            agent.node.instance_ids().len()
         );
         Ok(agent)
     }
 
-    fn start_cluster(&self, cc: &crate::config::model::Cluster) -> Result<ClusterRt, AgentError> {
+    fn start_cluster(
+        &mut self,
+        cc: &crate::config::model::Cluster,
+    ) -> Result<ChannelRt, AgentError> {
         let key = cluster::key::load_key(&cc.key_file)
             .map_err(|e| AgentError::Config(format!("cluster: {e}")))?;
         let peers: Vec<(String, std::net::SocketAddr)> =
             cc.peers.iter().map(|p| (p.name.clone(), p.addr)).collect();
         let opts = ChannelOptions::with_heartbeat(cc.heartbeat_interval);
-        let (chan, events) = Channel::start(&cc.node, cc.listen, peers.clone(), key, opts)
+        let (chan, events) = Channel::start(&cc.node, cc.listen, peers, key, opts)
             .map_err(io_err(format!("cluster channel on {}", cc.listen)))?;
-        let now = Instant::now();
-        let locals = self
-            .slots
-            .iter()
-            .map(|s| LocalInstance {
-                name: s.cfg.name.clone(),
-                state: s.core.state(),
-                priority: s.core.priority(),
-                address: Some(s.core.local_addr()),
-                advert_interval: s.cfg.advert_interval,
-                preempt: s.cfg.preempt,
-                preempt_delay: s.cfg.preempt_delay,
-            })
-            .collect();
-        let policy = match cc.selection {
-            crate::config::model::Selection::Priority => Policy::Priority,
-            crate::config::model::Selection::Order => Policy::Order(cc.order.clone()),
-        };
-        let core = Cluster::new(
-            ClusterConfig {
-                node: cc.node.clone(),
-                peers: peers.into_iter().map(|p| p.0).collect(),
-                heartbeat_interval: cc.heartbeat_interval,
-                policy,
-                switchover_timeout: std::time::Duration::from_secs(5),
-            },
-            locals,
-            now,
-        );
+        self.node.enable_cluster(Instant::now());
         info!(
             "cluster channel: node {} listening on {}, {} peer(s)",
             cc.node,
             cc.listen,
             cc.peers.len()
         );
-        Ok(ClusterRt {
-            core,
-            chan,
-            events,
-            waiting: BTreeMap::new(),
-            next_id: 1,
-        })
+        Ok(ChannelRt { chan, events })
     }
 
-    fn start_sync(&self, cc: &crate::config::model::Cluster) -> Result<SyncRt, AgentError> {
-        let instance = cc
-            .sync_instance
-            .clone()
-            .or_else(|| self.config.instances.first().map(|i| i.name.clone()))
-            .ok_or_else(|| AgentError::Config("sync: no instance to follow".into()))?;
-        let entries = self.config.sync.clone();
-        let specs = entries
-            .iter()
-            .map(|e| SyncSpec {
-                name: e.name.clone(),
-                max_size: e.max_size,
-            })
-            .collect();
-        let peers = cc.peers.iter().map(|p| p.name.clone()).collect();
-        let mut core = SyncCore::new(SyncConfig::new(&cc.node, peers, specs));
-        let state_file = self.config.global.state_dir.join("sync-state.json");
+    fn start_sync(&mut self) -> Result<SyncIo, AgentError> {
+        let config = self.node.config().clone();
+        let state_file = config.global.state_dir.join("sync-state.json");
         let state = syncfs::load_state(&state_file);
-        for (name, p) in &state {
-            core.restore(name, p);
-        }
-        let fs_entries = entries
+        let instance = self
+            .node
+            .enable_sync(state, None)
+            .ok_or_else(|| AgentError::Config("sync: no instance to follow".into()))?;
+        let fs_entries = config
+            .sync
             .iter()
             .map(|e| {
                 let owner = e
@@ -506,18 +417,30 @@ impl Agent {
             syncfs::Worker::start(fs_entries, state_file).map_err(io_err("sync file worker"))?;
         info!(
             "data sync: {} file(s), following the master of {instance}",
-            entries.len()
+            config.sync.len()
         );
-        Ok(SyncRt {
-            core,
+        Ok(SyncIo {
             fs,
             events,
-            instance,
-            entries,
-            state,
             runner: spawn_on_change_runner(),
             corrupt: std::env::var_os("BATON_TEST_CORRUPT_SYNC").is_some(),
         })
+    }
+
+    /// Tell the node every tracked link's state as the kernel has it.
+    async fn report_tracked_links(&mut self) {
+        let tracked: std::collections::BTreeSet<String> = self
+            .node
+            .config()
+            .instances
+            .iter()
+            .flat_map(|i| i.track_interfaces.iter().map(|t| t.name.clone()))
+            .collect();
+        for name in tracked {
+            let up = self.nl.link_by_name(&name).await.is_ok_and(|l| l.up);
+            self.node
+                .handle(Instant::now(), Input::Link { name: &name, up });
+        }
     }
 
     async fn iface(&mut self, name: &str) -> Result<usize, AgentError> {
@@ -552,11 +475,12 @@ impl Agent {
             AgentError::Config(format!("interface {name} has no Ethernet address"))
         })?;
         let garp = GarpSender::new(name).map_err(io_err(format!("packet socket on {name}")))?;
+        let id = self.node.add_interface(name, link.up);
+        debug_assert_eq!(id.0, self.ifaces.len());
         self.ifaces.push(Iface {
             name: name.to_string(),
             index: link.index,
             mac,
-            up: link.up,
             addr4,
             addr6,
             garp,
@@ -564,21 +488,18 @@ impl Agent {
             sock6: None,
             unicast_rx4: false,
             unicast_rx6: false,
-            unmatched4: RxStats::default(),
-            unmatched6: RxStats::default(),
         });
         Ok(self.ifaces.len() - 1)
     }
 
     fn is_vip(&self, a: IpAddr) -> bool {
-        self.config
+        self.node
+            .config()
             .instances
             .iter()
             .any(|i| i.virtual_ips.iter().any(|v| v.addr == a))
     }
 
-    /// The shared multicast socket of an interface and family, opened on
-    /// first use with its receive task.
     /// The shared multicast socket of an interface and family, opened on
     /// first use with its receive task. Its source address is pinned to
     /// `local` (the interface's primary IPv4 or own link-local address):
@@ -642,7 +563,9 @@ impl Agent {
         });
     }
 
-    async fn add_instance(&mut self, cfg: InstanceCfg) -> Result<(), AgentError> {
+    /// Open what an instance needs (interface, address, socket) and add it
+    /// to the node.
+    async fn add_instance(&mut self, cfg: InstanceCfg) -> Result<InstanceId, AgentError> {
         let iface = self.iface(&cfg.interface).await?;
         let v4 = cfg.virtual_ips.first().is_none_or(|v| v.addr.is_ipv4());
         let f = &self.ifaces[iface];
@@ -688,19 +611,11 @@ impl Agent {
             }
             s
         };
-        let mut core = Instance::new(core_config(&cfg), local);
-        if !self.ifaces[iface].up {
-            core.set_fault(Instant::now(), true);
-        }
-        self.slots.push(Slot {
-            cfg,
-            core,
-            iface,
-            sock,
-            holds_vips: false,
-            health: Vec::new(),
-        });
-        Ok(())
+        let id = self
+            .node
+            .add_instance(Instant::now(), cfg, IfaceId(iface), local);
+        self.socks.insert(id, sock);
+        Ok(id)
     }
 
     async fn run(&mut self) {
@@ -708,7 +623,7 @@ impl Agent {
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
         loop {
-            let deadline = self.next_deadline();
+            let deadline = self.node.next_deadline();
             tokio::select! {
                 biased;
                 _ = term.recv() => { info!("SIGTERM: stopping"); break; }
@@ -719,93 +634,63 @@ impl Agent {
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
                 Some(ev) = next_sync_event(&mut self.sync) => self.on_sync_fs(ev),
                 Some(ev) = self.track_events.recv() => {
-                    if self.track.apply(&ev) {
-                        self.refresh_health();
-                    }
+                    self.node.handle(Instant::now(), Input::Track(ev));
                 }
                 Some(req) = self.ctl.recv() => self.on_control(req).await,
-                _ = sleep_until(deadline) => self.on_timers(),
+                _ = sleep_until(deadline) => self.node.handle(Instant::now(), Input::Timeout),
             }
-            self.apply_all().await;
+            self.apply_effects().await;
         }
         self.hand_off().await;
         self.shutdown().await;
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        self.slots
-            .iter()
-            .filter_map(|s| s.core.next_deadline())
-            .chain(self.cluster.as_ref().and_then(|c| c.core.next_deadline()))
-            .chain(self.sync.as_ref().and_then(|s| s.core.next_deadline()))
-            .min()
-    }
-
-    fn on_timers(&mut self) {
-        let now = Instant::now();
-        for s in &mut self.slots {
-            if s.core.next_deadline().is_some_and(|d| d <= now) {
-                s.core.handle_timeout(now);
-            }
-        }
-        if let Some(c) = &mut self.cluster {
-            if c.core.next_deadline().is_some_and(|d| d <= now) {
-                c.core.handle_timeout(now);
-            }
-        }
-        if let Some(s) = &mut self.sync {
-            if s.core.next_deadline().is_some_and(|d| d <= now) {
-                s.core.handle_timeout(now);
-            }
-        }
-    }
-
     fn on_sync_fs(&mut self, ev: FsEvent) {
         let now = Instant::now();
-        let Some(s) = &mut self.sync else {
-            return;
-        };
         match ev {
-            FsEvent::Observed { name, observed } => s.core.local_file(now, &name, observed),
+            FsEvent::Observed { name, observed } => self.node.handle(
+                now,
+                Input::FileObserved {
+                    name: &name,
+                    observed,
+                },
+            ),
             FsEvent::Written {
                 name,
                 version,
                 result,
-            } => s.core.write_done(now, &name, version, result),
+            } => self.node.handle(
+                now,
+                Input::FileWritten {
+                    name: &name,
+                    version,
+                    result,
+                },
+            ),
         }
     }
 
     fn on_channel(&mut self, ev: ChannelEvent) {
         let now = Instant::now();
-        let Some(c) = &mut self.cluster else {
-            return;
-        };
         match ev {
             ChannelEvent::Up { peer } => {
                 info!("cluster: {peer} connected");
-                c.core.connected(now, &peer);
-                if let Some(s) = &mut self.sync {
-                    s.core.connected(now, &peer);
-                }
+                self.node.handle(now, Input::PeerUp { peer: &peer });
             }
             ChannelEvent::Down { peer, reason } => {
                 warn!("cluster: {peer} disconnected ({reason})");
-                c.core.disconnected(now, &peer);
-                if let Some(s) = &mut self.sync {
-                    s.core.disconnected(now, &peer);
-                }
+                self.node.handle(now, Input::PeerDown { peer: &peer });
             }
-            ChannelEvent::Message { peer, msg } if is_sync_message(&msg) => {
-                if let Some(s) = &mut self.sync {
-                    s.core.handle_message(now, &peer, msg);
-                }
+            ChannelEvent::Message { peer, msg } => {
+                self.node.handle(now, Input::Message { peer: &peer, msg })
             }
-            ChannelEvent::Message { peer, msg } => c.core.handle_message(now, &peer, msg),
-            ChannelEvent::Data { peer, bytes } => {
-                if let Some(s) = &mut self.sync {
-                    s.core.handle_data(now, &peer, &bytes);
-                }
-            }
+            ChannelEvent::Data { peer, bytes } => self.node.handle(
+                now,
+                Input::Data {
+                    peer: &peer,
+                    bytes: &bytes,
+                },
+            ),
         }
     }
 
@@ -814,44 +699,39 @@ impl Agent {
     /// over before the VRRP shutdown (priority 0 stays the fallback for
     /// peers without the channel).
     async fn hand_off(&mut self) {
+        if self.cluster.is_none() {
+            return;
+        }
         let now = Instant::now();
-        let handed = match &mut self.cluster {
-            Some(c) => c.core.hand_off_all(now),
-            None => return,
-        };
+        let handed = self.node.hand_off(now);
         if handed.is_empty() {
             return;
         }
         info!("handing over {} before stopping", handed.join(", "));
-        self.apply_all().await;
+        self.apply_effects().await;
         let deadline = now + std::time::Duration::from_secs(2);
-        let still_master = |a: &Agent| {
-            a.slots
-                .iter()
-                .any(|s| handed.contains(&s.cfg.name) && s.core.state() == State::Master)
-        };
-        while still_master(self) && Instant::now() < deadline {
-            let wake = self.next_deadline().map_or(deadline, |d| d.min(deadline));
+        while self.node.masters_any(&handed) && Instant::now() < deadline {
+            let wake = self
+                .node
+                .next_deadline()
+                .map_or(deadline, |d| d.min(deadline));
             tokio::select! {
                 Some(p) = self.rx.recv() => self.on_packet(p),
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
-                _ = sleep_until(Some(wake)) => self.on_timers(),
+                _ = sleep_until(Some(wake)) => self.node.handle(Instant::now(), Input::Timeout),
             }
-            self.apply_all().await;
+            self.apply_effects().await;
         }
-        if still_master(self) {
+        if self.node.masters_any(&handed) {
             warn!("handover not confirmed in time; stopping with priority 0");
         }
     }
 
     async fn shutdown(&mut self) {
-        let now = Instant::now();
-        for s in &mut self.slots {
-            s.core.shutdown(now);
-        }
-        self.apply_all().await;
+        self.node.shutdown(Instant::now());
+        self.apply_effects().await;
         self.tracker.stop();
-        let _ = std::fs::remove_file(&self.config.global.control_socket);
+        let _ = std::fs::remove_file(&self.node.config().global.control_socket);
     }
 
     /// Run what notifications are queued (notify_stop included), then exit.
@@ -861,35 +741,17 @@ impl Agent {
     }
 
     fn on_packet(&mut self, p: RxPacket) {
-        // The multicast socket sees unicast adverts too, and vice versa:
-        // each handles only its own kind so nothing is processed twice.
-        if p.multicast_socket != (p.dst == GROUP4 || p.dst == GROUP6) {
-            return;
-        }
-        let now = Instant::now();
-        let v4 = p.src.is_ipv4();
-        let check_ttl = p.multicast_socket;
-        let pkt = Received {
-            src: p.src,
-            dst: p.dst,
-            ttl: if check_ttl { p.ttl } else { 255 },
-            payload: &p.bytes,
-        };
-        let mut cores: Vec<&mut Instance> = self
-            .slots
-            .iter_mut()
-            .filter(|s| s.iface == p.iface && s.core.local_addr().is_ipv4() == v4)
-            .map(|s| &mut s.core)
-            .collect();
-        let f = &mut self.ifaces[p.iface];
-        let unmatched = if v4 {
-            &mut f.unmatched4
-        } else {
-            &mut f.unmatched6
-        };
-        if let vrrp::Delivery::Dropped(reason) = vrrp::dispatch(now, &mut cores, unmatched, pkt) {
-            tracing::debug!("{}: dropped VRRP packet from {}: {reason}", f.name, p.src);
-        }
+        self.node.handle(
+            Instant::now(),
+            Input::Packet {
+                iface: IfaceId(p.iface),
+                multicast_socket: p.multicast_socket,
+                src: p.src,
+                dst: p.dst,
+                ttl: p.ttl,
+                payload: &p.bytes,
+            },
+        );
     }
 
     async fn on_net_event(&mut self, ev: NetEvent) {
@@ -915,328 +777,56 @@ impl Agent {
                         }),
                     }
                 }
+                self.report_tracked_links().await;
             }
             NetEvent::AddressAdded(_) | NetEvent::AddressRemoved(_) => {}
         }
     }
 
     fn on_link(&mut self, ev: LinkEvent) {
-        let tracked = self.track.interface_up(&ev.name).is_some();
-        let changed_track = tracked && self.track.set_interface(&ev.name, ev.up);
-        let own = self.ifaces.iter().position(|f| f.index == ev.ifindex);
-        let changed_own = match own {
-            Some(i) if self.ifaces[i].up != ev.up => {
-                self.ifaces[i].up = ev.up;
-                true
-            }
-            _ => false,
-        };
-        if !(changed_own || changed_track) {
-            return;
-        }
-        if ev.up {
-            info!("Netlink reports {} up", ev.name);
-        } else {
-            warn!("Netlink reports {} down", ev.name);
-        }
-        self.refresh_health();
-    }
-
-    /// Recompute every instance's fault and effective priority from its own
-    /// interface, its tracked scripts, interfaces and files (seed step 6:
-    /// the node's own fault removes the VIPs at once), and its sync group
-    /// (one member's fault faults them all, as keepalived).
-    fn refresh_health(&mut self) {
-        let now = Instant::now();
-        let own: Vec<(bool, u8, Vec<String>)> = self
-            .slots
-            .iter()
-            .map(|s| {
-                let effect = track::instance_effect(&s.cfg, &self.config, &self.track);
-                let f = &self.ifaces[s.iface];
-                let mut reasons = effect.reasons;
-                if !f.up {
-                    reasons.insert(0, format!("interface {} down", f.name));
-                }
-                (!f.up || effect.fault, effect.priority, reasons)
-            })
-            .collect();
-        for i in 0..self.slots.len() {
-            let (mut fault, priority, mut reasons) = own[i].clone();
-            let name = self.slots[i].cfg.name.clone();
-            if let Some(group) = self
-                .config
-                .sync_groups
-                .iter()
-                .find(|g| g.instances.contains(&name))
-            {
-                for (j, other) in self.slots.iter().enumerate() {
-                    if j != i && group.instances.contains(&other.cfg.name) && own[j].0 {
-                        fault = true;
-                        reasons.push(format!(
-                            "sync group {}: {} faulted",
-                            group.name, other.cfg.name
-                        ));
-                    }
-                }
-            }
-            let slot = &mut self.slots[i];
-            if slot.health != reasons {
-                for r in reasons.iter().filter(|r| !slot.health.contains(r)) {
-                    warn!("({name}) {r}");
-                }
-                slot.health = reasons;
-            }
-            slot.core.set_fault(now, fault);
-            slot.core.set_priority(now, priority);
-            let (state, prio) = (slot.core.state(), slot.core.priority());
-            if let Some(c) = &mut self.cluster {
-                c.core.local_update(now, &name, state, prio);
-            }
-        }
+        self.node.handle(
+            Instant::now(),
+            Input::Link {
+                name: &ev.name,
+                up: ev.up,
+            },
+        );
     }
 
     /// Apply the tracker's events that are already queued (its first file
     /// reads), without waiting for the event loop.
     fn apply_pending_track_events(&mut self) {
         while let Ok(ev) = self.track_events.try_recv() {
-            self.track.apply(&ev);
+            self.node.handle(Instant::now(), Input::Track(ev));
         }
     }
 
-    /// keepalived's sync groups: a member that becomes master pulls the
-    /// others up; one that yields to another master takes the others down.
-    fn follow_sync_group(&mut self, i: usize, from: State, to: State) {
-        let name = self.slots[i].cfg.name.clone();
-        let Some(group) = self
-            .config
-            .sync_groups
-            .iter()
-            .find(|g| g.instances.contains(&name))
-            .cloned()
-        else {
-            return;
-        };
-        let now = Instant::now();
-        let why = crate::vrrp::ClusterReason::SyncGroup;
-        for slot in self.slots.iter_mut() {
-            if slot.cfg.name == name || !group.instances.contains(&slot.cfg.name) {
-                continue;
-            }
-            match (from, to) {
-                (_, State::Master) => {
-                    slot.core.take_over(now, why, None);
-                }
-                (State::Master, State::Backup) => {
-                    slot.core.step_down(now, why, None);
-                }
-                _ => {}
-            }
-        }
-        // The group's own notification, once all members agree.
-        let states: Vec<State> = self
-            .slots
-            .iter()
-            .filter(|s| group.instances.contains(&s.cfg.name))
-            .map(|s| s.core.state())
-            .collect();
-        if let Some(&first) = states.first() {
-            if states.iter().all(|s| *s == first)
-                && self.group_states.get(&group.name) != Some(&first)
-            {
-                self.group_states.insert(group.name.clone(), first);
-                info!("(group {}) Entering {first} STATE", group.name);
-                self.notifier
-                    .group_state_change(&group.name, &group.notify, first);
-            }
+    /// Carry out the node's effects, in order, until it has none left.
+    async fn apply_effects(&mut self) {
+        while let Some(effect) = self.node.poll_effect() {
+            self.apply(effect).await;
         }
     }
 
-    /// Drain every core's actions and carry them out in order, until the
-    /// VRRP cores and the cluster core are both quiet.
-    async fn apply_all(&mut self) {
-        loop {
-            let mut did = false;
-            for i in 0..self.slots.len() {
-                while let Some(action) = self.slots[i].core.poll_action() {
-                    did = true;
-                    self.apply(i, action).await;
-                }
-            }
-            while let Some(action) = self.cluster.as_mut().and_then(|c| c.core.poll_action()) {
-                did = true;
-                self.apply_cluster(action);
-            }
-            if did {
-                continue;
-            }
-            // Data sync last, once the VRRP and cluster cores are quiet (a
-            // takeover's epoch is raised when its state change is drained).
-            self.sync_role();
-            while let Some(action) = self.sync.as_mut().and_then(|s| s.core.poll_action()) {
-                did = true;
-                self.apply_sync(action);
-            }
-            if !did {
-                return;
-            }
-        }
-    }
-
-    /// The control node for data sync is the master of the sync instance.
-    fn sync_role(&mut self) {
-        let Some(s) = &mut self.sync else {
-            return;
-        };
-        let master = self
-            .slots
-            .iter()
-            .any(|sl| sl.cfg.name == s.instance && sl.core.state() == State::Master);
-        let epoch = self
-            .cluster
-            .as_ref()
-            .map_or(0, |c| c.core.epoch(&s.instance));
-        s.core.set_role(Instant::now(), master, epoch);
-    }
-
-    fn apply_sync(&mut self, action: SyncAction) {
-        let (Some(s), Some(c)) = (&mut self.sync, &self.cluster) else {
-            return;
-        };
-        match action {
-            SyncAction::Send { peer, msg } => {
-                if let Err(e) = c.chan.send(&peer, &msg) {
-                    tracing::debug!("sync: {} to {peer} not sent: {e}", msg.kind());
-                }
-            }
-            SyncAction::Broadcast(msg) => {
-                c.chan.broadcast(&msg);
-            }
-            SyncAction::SendData { peer, mut bytes } => {
-                if s.corrupt {
-                    if let Some(b) = bytes.last_mut() {
-                        *b ^= 0x55;
-                    }
-                }
-                if let Err(e) = c.chan.send_data(&peer, bytes) {
-                    tracing::debug!("sync: data to {peer} not sent: {e}");
-                }
-            }
-            SyncAction::Write {
-                name,
-                version,
-                content,
-                keep_unless,
-                conflict_epoch,
-            } => s.fs.send(syncfs::FsCommand::Write {
-                name,
-                version,
-                content,
-                keep_unless,
-                conflict_epoch,
-            }),
-            SyncAction::RunOnChange { name, version } => {
-                let cmd = s
-                    .entries
-                    .iter()
-                    .find(|e| e.name == name)
-                    .and_then(|e| e.on_change.clone());
-                if let Some(cmd) = cmd {
-                    let _ = s.runner.send((name, version, cmd));
-                }
-            }
-            SyncAction::Persist { name, state } => {
-                s.state.insert(name, state);
-                s.fs.send(syncfs::FsCommand::SaveState(s.state.clone()));
-            }
-            SyncAction::Warn(m) => warn!("{m}"),
-            SyncAction::Info(m) => info!("{m}"),
-        }
-    }
-
-    fn apply_cluster(&mut self, action: ClusterAction) {
-        let now = Instant::now();
-        let Some(c) = &mut self.cluster else {
-            return;
-        };
-        let slot =
-            |slots: &mut Vec<Slot>, name: &str| slots.iter_mut().position(|s| s.cfg.name == name);
-        match action {
-            ClusterAction::Send { peer, msg } => {
-                if let Err(e) = c.chan.send(&peer, &msg) {
-                    tracing::debug!("cluster: {} to {peer} not sent: {e}", msg.kind());
-                }
-            }
-            ClusterAction::Broadcast(msg) => {
-                c.chan.broadcast(&msg);
-            }
-            ClusterAction::TakeOver {
+    async fn apply(&mut self, effect: Effect) {
+        match effect {
+            Effect::SendAdvert {
                 instance,
-                why,
-                unless_heard_since,
+                dst,
+                bytes,
             } => {
-                if let Some(i) = slot(&mut self.slots, &instance) {
-                    if !self.slots[i].core.take_over(now, why, unless_heard_since) {
-                        tracing::debug!("({instance}) cluster takeover ({why:?}) not needed");
+                if let Some(sock) = self.socks.get(&instance) {
+                    if let Err(e) = sock.send(&bytes, dst).await {
+                        // A down link fails sends: the link watch turns
+                        // that into FAULT; do not flood the log.
+                        debug!("advert to {dst}: {e}");
                     }
                 }
             }
-            ClusterAction::StepDown {
-                instance,
-                why,
-                new_master,
+            Effect::AddVips {
+                name, iface, vips, ..
             } => {
-                if let Some(i) = slot(&mut self.slots, &instance) {
-                    self.slots[i].core.step_down(now, why, new_master);
-                }
-            }
-            ClusterAction::SetGates { instance, gates } => {
-                if let Some(i) = slot(&mut self.slots, &instance) {
-                    self.slots[i].core.set_gates(gates);
-                }
-            }
-            ClusterAction::SwitchoverDone { id, result } => {
-                if let Some(tx) = c.waiting.remove(&id) {
-                    let _ = tx.send(match result {
-                        Ok(m) => Reply::message(m),
-                        Err(e) => Reply::error(e),
-                    });
-                }
-            }
-        }
-    }
-
-    async fn apply(&mut self, i: usize, action: Action) {
-        let slot = &self.slots[i];
-        let name = slot.cfg.name.clone();
-        match action {
-            Action::SendAdvert(repr) => {
-                let src = slot.core.local_addr();
-                let mode = if slot.cfg.v3_checksum_as_v2 {
-                    V3Checksum::WithoutPseudoHeader
-                } else {
-                    V3Checksum::WithPseudoHeader
-                };
-                let dsts: Vec<IpAddr> = if slot.cfg.unicast_peers.is_empty() {
-                    vec![if src.is_ipv4() { GROUP4 } else { GROUP6 }]
-                } else {
-                    slot.cfg.unicast_peers.clone()
-                };
-                for dst in dsts {
-                    match repr.to_bytes(src, dst, mode) {
-                        Ok(bytes) => {
-                            if let Err(e) = slot.sock.send(&bytes, dst).await {
-                                // A down link fails sends: the link watch turns
-                                // that into FAULT; do not flood the log.
-                                tracing::debug!("({name}) advert to {dst}: {e}");
-                            }
-                        }
-                        Err(e) => error!("({name}) cannot build advert: {e}"),
-                    }
-                }
-            }
-            Action::AddVips => {
-                let targets = self.vip_targets(i).await;
+                let targets = self.vip_targets(&name, iface, &vips).await;
                 let entries: Vec<_> = targets
                     .iter()
                     .map(|(ifname, _, v)| (ifname.clone(), v.addr, v.prefix_len))
@@ -1256,12 +846,13 @@ impl Agent {
                         error!("({name}) cannot add VIP {v} on {ifname}: {e}");
                     }
                 }
-                self.slots[i].holds_vips = true;
                 let all: Vec<Vip> = targets.into_iter().map(|t| t.2).collect();
                 info!("({name}) setting VIPs: {}", vip_list(&all));
             }
-            Action::RemoveVips => {
-                let targets = self.vip_targets(i).await;
+            Effect::RemoveVips {
+                name, iface, vips, ..
+            } => {
+                let targets = self.vip_targets(&name, iface, &vips).await;
                 for (ifname, index, v) in &targets {
                     if let Err(e) = self.nl.delete_address(*index, v.addr, v.prefix_len).await {
                         error!("({name}) cannot remove VIP {v} from {ifname}: {e}");
@@ -1274,15 +865,20 @@ impl Agent {
                 if let Err(e) = self.ledger.forget(&entries) {
                     warn!("state file: {e}");
                 }
-                self.slots[i].holds_vips = false;
                 info!("({name}) removing VIPs");
             }
-            Action::SendGarp { count } => {
-                let f = &self.ifaces[slot.iface];
+            Effect::SendGarp {
+                iface,
+                count,
+                vips,
+                gap,
+                ..
+            } => {
+                let f = &self.ifaces[iface.0];
                 let mut frames = Vec::new();
                 for _ in 0..count {
-                    for v in &slot.cfg.virtual_ips {
-                        frames.push(match v.addr {
+                    for addr in &vips {
+                        frames.push(match *addr {
                             IpAddr::V4(a) => crate::wire::arp::gratuitous_arp(f.mac, a).to_vec(),
                             IpAddr::V6(a) => {
                                 crate::wire::nd::unsolicited_na(f.mac, f.addr6.unwrap_or(a), a)
@@ -1290,53 +886,125 @@ impl Agent {
                         });
                     }
                 }
-                let gap = if slot.core.local_addr().is_ipv4() {
-                    slot.cfg.garp.interval
-                } else {
-                    slot.cfg.garp.na_interval
-                };
                 f.garp.send_paced(frames, gap);
-                tracing::debug!(
-                    "({name}) sending {count} gratuitous ARP/NA per VIP on {}",
-                    f.name
-                );
+                debug!("sending {count} gratuitous ARP/NA per VIP on {}", f.name);
             }
-            Action::StateChange { from, to, reason } => {
+            Effect::StateChanged {
+                name,
+                to,
+                reason,
+                priority,
+                notify,
+                ..
+            } => {
                 match to {
-                    State::Master => info!("({name}) Entering MASTER STATE ({reason})"),
-                    State::Backup => info!("({name}) Entering BACKUP STATE ({reason})"),
-                    State::Fault => warn!("({name}) Entering FAULT STATE ({reason})"),
-                    State::Initialize => info!("({name}) Stopped ({reason})"),
+                    crate::vrrp::State::Master => {
+                        info!("({name}) Entering MASTER STATE ({reason})")
+                    }
+                    crate::vrrp::State::Backup => {
+                        info!("({name}) Entering BACKUP STATE ({reason})")
+                    }
+                    crate::vrrp::State::Fault => warn!("({name}) Entering FAULT STATE ({reason})"),
+                    crate::vrrp::State::Initialize => info!("({name}) Stopped ({reason})"),
                 }
-                let prio = self.slots[i].core.priority();
-                self.notifier
-                    .state_change(&name, &self.slots[i].cfg.notify, to, prio);
-                if let Some(c) = &mut self.cluster {
-                    c.core.local_update(Instant::now(), &name, to, prio);
-                }
-                self.follow_sync_group(i, from, to);
+                self.notifier.state_change(&name, &notify, to, priority);
             }
+            Effect::GroupStateChanged {
+                group,
+                state,
+                notify,
+            } => {
+                info!("(group {group}) Entering {state} STATE");
+                self.notifier.group_state_change(&group, &notify, state);
+            }
+            Effect::Send { peer, msg } => {
+                if let Some(c) = &self.cluster {
+                    if let Err(e) = c.chan.send(&peer, &msg) {
+                        debug!("cluster: {} to {peer} not sent: {e}", msg.kind());
+                    }
+                }
+            }
+            Effect::Broadcast(msg) => {
+                if let Some(c) = &self.cluster {
+                    c.chan.broadcast(&msg);
+                }
+            }
+            Effect::SendData { peer, mut bytes } => {
+                if let (Some(c), Some(s)) = (&self.cluster, &self.sync) {
+                    if s.corrupt {
+                        if let Some(b) = bytes.last_mut() {
+                            *b ^= 0x55;
+                        }
+                    }
+                    if let Err(e) = c.chan.send_data(&peer, bytes) {
+                        debug!("sync: data to {peer} not sent: {e}");
+                    }
+                }
+            }
+            Effect::WriteFile {
+                name,
+                version,
+                content,
+                keep_unless,
+                conflict_epoch,
+            } => {
+                if let Some(s) = &self.sync {
+                    s.fs.send(syncfs::FsCommand::Write {
+                        name,
+                        version,
+                        content,
+                        keep_unless,
+                        conflict_epoch,
+                    });
+                }
+            }
+            Effect::RunOnChange {
+                name,
+                version,
+                command,
+            } => {
+                if let Some(s) = &self.sync {
+                    let _ = s.runner.send((name, version, command));
+                }
+            }
+            Effect::SaveSyncState(state) => {
+                if let Some(s) = &self.sync {
+                    s.fs.send(syncfs::FsCommand::SaveState(state));
+                }
+            }
+            Effect::Reply { id, result } => {
+                if let Some(tx) = self.waiting.remove(&id) {
+                    let _ = tx.send(match result {
+                        Ok(m) => Reply::message(m),
+                        Err(e) => Reply::error(e),
+                    });
+                }
+            }
+            Effect::Log { level, message } => match level {
+                Level::Debug => debug!("{message}"),
+                Level::Info => info!("{message}"),
+                Level::Warn => warn!("{message}"),
+                Level::Error => error!("{message}"),
+            },
         }
     }
 
-    /// Where each address of instance `i` goes: its `dev` (keepalived's
-    /// `dev` option) or the instance's interface; advertised VIPs and
-    /// `virtual_ipaddress_excluded` alike.
-    async fn vip_targets(&self, i: usize) -> Vec<(String, u32, Vip)> {
-        let slot = &self.slots[i];
-        let home = &self.ifaces[slot.iface];
+    /// Where each address goes: its `dev` (keepalived's `dev` option) or
+    /// the instance's interface.
+    async fn vip_targets(
+        &self,
+        name: &str,
+        iface: IfaceId,
+        vips: &[Vip],
+    ) -> Vec<(String, u32, Vip)> {
+        let home = &self.ifaces[iface.0];
         let mut out = Vec::new();
-        for v in slot
-            .cfg
-            .virtual_ips
-            .iter()
-            .chain(&slot.cfg.virtual_ips_excluded)
-        {
+        for v in vips {
             match v.dev.as_deref().filter(|d| *d != home.name) {
                 None => out.push((home.name.clone(), home.index, v.clone())),
                 Some(dev) => match self.nl.link_by_name(dev).await {
                     Ok(l) => out.push((dev.to_string(), l.index, v.clone())),
-                    Err(e) => error!("({}) VIP {v}: interface {dev}: {e}", slot.cfg.name),
+                    Err(e) => error!("({name}) VIP {v}: interface {dev}: {e}"),
                 },
             }
         }
@@ -1356,100 +1024,31 @@ impl Agent {
                 unicast,
                 clear,
             } => {
-                let now = Instant::now();
-                let Some(c) = &mut self.cluster else {
-                    let _ = req.reply.send(Reply::error(
-                        "switchover needs the cluster channel ([cluster] in the configuration)",
-                    ));
-                    return;
-                };
-                if clear {
-                    match c.core.clear_pin(now, &instance) {
-                        Ok(m) => Reply::message(m),
-                        Err(e) => Reply::error(e),
-                    }
-                } else {
-                    let Some(target) = to else {
-                        let _ = req.reply.send(Reply::error("give --to NODE or --clear"));
-                        return;
-                    };
-                    let id = c.next_id;
-                    c.next_id += 1;
-                    c.waiting.insert(id, req.reply);
-                    c.core
-                        .request_switchover(now, &instance, &target, unicast, id);
-                    return;
-                }
+                let id = self.next_request;
+                self.next_request += 1;
+                self.waiting.insert(id, req.reply);
+                self.node.handle(
+                    Instant::now(),
+                    Input::Switchover {
+                        id,
+                        instance: &instance,
+                        to: to.as_deref(),
+                        unicast,
+                        clear,
+                    },
+                );
+                return;
             }
         };
         let _ = req.reply.send(reply);
     }
 
     fn status(&self) -> Status {
-        let instances = self
-            .slots
-            .iter()
-            .map(|s| {
-                let f = &self.ifaces[s.iface];
-                let faults = s.health.clone();
-                InstanceStatus {
-                    name: s.cfg.name.clone(),
-                    interface: f.name.clone(),
-                    vrid: s.cfg.vrid,
-                    version: match s.cfg.version {
-                        Version::V2 => 2,
-                        Version::V3 => 3,
-                    },
-                    state: s.core.state(),
-                    base_priority: s.cfg.priority,
-                    effective_priority: s.core.priority(),
-                    local_address: Some(s.core.local_addr()),
-                    master: s.core.master().map(|m| m.0),
-                    master_priority: s.core.master().map(|m| m.1),
-                    advert_interval_ms: s.cfg.advert_interval.as_millis() as u64,
-                    master_adver_interval_ms: s.core.master_adver_interval().as_millis() as u64,
-                    virtual_ips: s
-                        .cfg
-                        .virtual_ips
-                        .iter()
-                        .map(|v| format!("{}/{}", v.addr, v.prefix_len))
-                        .collect(),
-                    holds_vips: s.holds_vips,
-                    became_master: s.core.times_became_master(),
-                    faults,
-                    rx: s.core.stats().clone(),
-                }
-            })
-            .collect();
-        let mut interfaces = Vec::new();
-        for f in &self.ifaces {
-            interfaces.push(InterfaceStatus {
-                name: f.name.clone(),
-                family: "ipv4".into(),
-                rx: f.unmatched4.clone(),
-            });
-            interfaces.push(InterfaceStatus {
-                name: f.name.clone(),
-                family: "ipv6".into(),
-                rx: f.unmatched6.clone(),
-            });
-        }
-        let now = Instant::now();
-        let cluster = self.cluster.as_ref().map(|c| ClusterStatus {
-            node: c.core.node().to_string(),
-            peers: c.core.peer_views(now),
-            instances: self
-                .slots
-                .iter()
-                .map(|s| ClusterInstanceStatus {
-                    name: s.cfg.name.clone(),
-                    epoch: c.core.epoch(&s.cfg.name),
-                    master: c.core.master(now, &s.cfg.name),
-                    pinned: c.core.pinned(now, &s.cfg.name),
-                })
-                .collect(),
-            stale_ignored: c.core.stale_ignored,
-            channel: c
+        let mut status = self.node.status(Instant::now());
+        status.pid = std::process::id();
+        status.config_file = self.opts.config_path.display().to_string();
+        if let (Some(cs), Some(c)) = (&mut status.cluster, &self.cluster) {
+            cs.channel = c
                 .chan
                 .peers()
                 .into_iter()
@@ -1459,25 +1058,13 @@ impl Agent {
                     connected: p.connected,
                     rejected: p.rejected,
                 })
-                .collect(),
-            sync: self.sync.as_ref().map_or(Vec::new(), |s| s.core.views()),
-        });
-        Status {
-            cluster,
-            router_id: self.config.global.router_id.clone(),
-            pid: std::process::id(),
-            config_file: self.opts.config_path.display().to_string(),
-            instances,
-            interfaces,
+                .collect();
         }
+        status
     }
 
-    /// SIGHUP: read the file again. An instance whose configuration did not
-    /// change keeps running untouched (a master stays master, no VIP flap),
-    /// and so does one where only its priority, preemption or GARP settings
-    /// changed (applied in place, as keepalived does);
-    /// a removed one is shut down (priority 0); a new or changed one starts
-    /// afresh. A config that does not load is refused and nothing changes.
+    /// SIGHUP: read the file again and apply it as [`node::plan_reload`]
+    /// decides. A config that does not load is refused and nothing changes.
     async fn reload(&mut self) {
         let new = match self.opts.load() {
             Ok(c) => c,
@@ -1487,84 +1074,36 @@ impl Agent {
             }
         };
         let now = Instant::now();
-        let mut keep: BTreeMap<String, bool> = BTreeMap::new();
-        for n in &new.instances {
-            let mut same = self.slots.iter().any(|s| &s.cfg == n);
-            // Same interface and sockets, only soft settings changed (a
-            // priority, say): apply in place, no failover.
-            if let Some(slot) = self.slots.iter_mut().find(|s| {
-                !same
-                    && s.cfg.name == n.name
-                    && s.cfg.interface == n.interface
-                    && s.cfg.unicast_src == n.unicast_src
-                    && s.cfg.unicast_peers == n.unicast_peers
-                    && s.cfg.v3_checksum_as_v2 == n.v3_checksum_as_v2
-            }) {
-                if slot.core.reconfigure(now, core_config(n)) {
-                    info!("({}) reconfigured in place", n.name);
-                    slot.cfg = n.clone();
-                    same = true;
-                }
-            }
-            keep.insert(n.name.clone(), same);
+        let plan = node::plan_reload(self.node.config(), &new);
+        let stopped = self.node.reload(now, new.clone(), &plan);
+        // The stopped instances' last adverts (priority 0) leave first.
+        self.apply_effects().await;
+        for id in stopped {
+            self.socks.remove(&id);
         }
-        // Stop what goes away or changes.
-        let mut i = 0;
-        while i < self.slots.len() {
-            if keep.get(&self.slots[i].cfg.name) == Some(&true) {
-                i += 1;
-                continue;
-            }
-            self.slots[i].core.shutdown(now);
-            while let Some(a) = self.slots[i].core.poll_action() {
-                self.apply(i, a).await;
-            }
-            self.slots.remove(i);
-        }
-        let tracking_changed = new.vrrp_scripts != self.config.vrrp_scripts
-            || new.track_files != self.config.track_files;
-        self.config = new.clone();
-        if tracking_changed {
-            // New scripts or files: start over (script states reset, as a
-            // keepalived reload does).
-            // What survives keeps its state: a failing check must not look
-            // good again just because the file was re-read.
-            let mut state = TrackState::new(&new);
-            state.carry_over(&self.track);
+        if plan.tracking_changed {
+            // New scripts or files: the tracker starts over from the states
+            // the node carried over.
             self.tracker.stop();
-            let (tracker, events) = Tracker::start_from(&new, &state);
+            let (tracker, events) = Tracker::start_from(&new, self.node.track());
             self.tracker = tracker;
             self.track_events = events;
-            self.track = state;
             self.apply_pending_track_events();
-            let tracked: Vec<String> = new
-                .instances
-                .iter()
-                .flat_map(|i| i.track_interfaces.iter().map(|t| t.name.clone()))
-                .collect();
-            for n in tracked {
-                if self.track.interface_up(&n).is_none() {
-                    let up = self.nl.link_by_name(&n).await.is_ok_and(|l| l.up);
-                    self.track.set_interface(&n, up);
-                }
+        }
+        self.report_tracked_links().await;
+        for name in &plan.start {
+            let Some(cfg) = new.instance(name) else {
+                continue;
+            };
+            if let Err(e) = self.add_instance(cfg.clone()).await {
+                error!("reload: instance {name}: {e}");
             }
         }
-        for n in new
-            .instances
-            .iter()
-            .filter(|n| keep.get(&n.name) == Some(&false))
-        {
-            match self.add_instance(n.clone()).await {
-                Ok(()) => {
-                    let last = self.slots.len() - 1;
-                    self.slots[last].core.startup(now);
-                }
-                Err(e) => error!("reload: instance {}: {e}", n.name),
-            }
-        }
-        self.refresh_health();
-        self.apply_all().await;
-        info!("configuration reloaded: {} instance(s)", self.slots.len());
+        self.apply_effects().await;
+        info!(
+            "configuration reloaded: {} instance(s)",
+            self.node.instance_ids().len()
+        );
     }
 }
 
@@ -1584,35 +1123,4 @@ fn vip_list(vips: &[Vip]) -> String {
 
 fn is_link_local(a: Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
-}
-
-/// The core's view of a configured instance.
-pub fn core_config(cfg: &InstanceCfg) -> InstanceConfig {
-    let auth = cfg.auth_pass.as_ref().map(|p| {
-        let mut a = [0u8; 8];
-        for (d, s) in a.iter_mut().zip(p.bytes()) {
-            *d = s;
-        }
-        a
-    });
-    InstanceConfig {
-        name: cfg.name.clone(),
-        vrid: cfg.vrid,
-        version: cfg.version,
-        priority: cfg.priority,
-        advert_interval: cfg.advert_interval,
-        preempt: cfg.preempt,
-        preempt_delay: cfg.preempt_delay,
-        vips: cfg.virtual_ips.iter().map(|v| v.addr).collect(),
-        auth,
-        garp: GarpSchedule {
-            repeat: cfg.garp.master_repeat,
-            delay: cfg.garp.master_delay,
-            refresh: cfg.garp.master_refresh.unwrap_or_default(),
-            refresh_repeat: cfg.garp.master_refresh_repeat,
-            lower_prio_repeat: cfg.garp.lower_prio_repeat(),
-            lower_prio_delay: cfg.garp.lower_prio_delay(),
-        },
-        strict: cfg.strict_mode,
-    }
 }

@@ -1,3 +1,1074 @@
-//! One baton node, sans-IO.
+//! One baton node, sans-IO: the only place where the VRRP instances, the
+//! cluster core, the data-sync core, sync groups and tracking meet.
+//!
+//! Both the daemon ([`crate::agent::runtime`]) and the simulator
+//! ([`crate::sim`]) drive a [`Node`] the same way, so every rule the daemon
+//! follows is simulated:
+//!
+//! ```text
+//!   shell (agent or sim)                      Node
+//!   ---------------------                     -----------------------------
+//!   packet, link, track result,   handle()    instances  <-> sync groups
+//!   peer up/down, message, data,  ------->        ^ |
+//!   file event, operator request,                 | v  state, priority
+//!   timer                                     cluster core (takeover,
+//!                                 poll_effect()   step down, gates)
+//!   adverts, VIPs, GARP/NA,       <-------        |
+//!   frames, file writes, notify,                  v  role, epoch
+//!   replies, log lines                        sync core
+//!                                 next_deadline()
+//! ```
+//!
+//! A driver calls, in this order: [`Node::handle`] with one input and the
+//! current time, then [`Node::poll_effect`] until it returns `None`,
+//! carrying out each effect in the order given, then sleeps until
+//! [`Node::next_deadline`] (or the next input) and hands in
+//! [`Input::Timeout`]. Effects are data; the node never does IO and never
+//! reads the clock.
+//!
+//! Inside one `handle`, the cores talk to each other until all are quiet:
+//! an instance's state change is told to the cluster core and to its sync
+//! group; the cluster core's takeovers, step-downs and gates steer the
+//! instances (quinn's endpoint events, here internal); the sync core's role
+//! follows the master of the sync instance, read once the VRRP and cluster
+//! cores are quiet (a takeover's epoch is raised when its state change is
+//! drained).
 
+pub mod convert;
+pub mod reload;
+pub mod status;
 pub mod track;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cluster::sync::{Digest, Observed, Persisted};
+use crate::cluster::{
+    Cluster, ClusterAction, LocalInstance, Message, SyncAction, SyncConfig, SyncCore, SyncVersion,
+};
+use crate::config::model::{self, Config, Notify, Vip};
+use crate::vrrp::{self, Action, ClusterReason, Reason, Received, RxStats, State};
+use crate::wire::vrrp::V3Checksum;
+
+pub use convert::core_config;
+pub use reload::{plan_reload, ReloadPlan};
+pub use status::Status;
+use track::{TrackEvent, TrackState};
+
+/// The VRRP multicast groups (RFC 5798 5.1.1.2, 5.1.2.2).
+pub const GROUP4: IpAddr = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
+pub const GROUP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12));
+
+/// An instance of this node, stable for as long as it runs (a reload that
+/// restarts an instance gives it a new id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceId(pub u32);
+
+/// An interface the node's instances run on, in the order the shell
+/// registered them ([`Node::add_interface`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IfaceId(pub usize);
+
+/// Log levels of [`Effect::Log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// One thing that happened to the node.
+#[derive(Debug, Clone)]
+pub enum Input<'a> {
+    /// A VRRP packet as a socket read it: `multicast_socket` when it came
+    /// in on the multicast socket (which sees unicast adverts too, and vice
+    /// versa: each packet is taken from its own kind of socket only);
+    /// `ttl` is the IPv4 TTL or IPv6 hop limit.
+    Packet {
+        iface: IfaceId,
+        multicast_socket: bool,
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+        payload: &'a [u8],
+    },
+    /// A link went up or down: an instance's own interface, or a tracked one.
+    Link { name: &'a str, up: bool },
+    /// A tracked script or file changed.
+    Track(TrackEvent),
+    /// A cluster-channel connection to `peer` was established (proven).
+    PeerUp { peer: &'a str },
+    /// The connection to `peer` closed.
+    PeerDown { peer: &'a str },
+    /// An authenticated message from `peer`.
+    Message { peer: &'a str, msg: Message },
+    /// An authenticated data frame (sync chunk) from `peer`.
+    Data { peer: &'a str, bytes: &'a [u8] },
+    /// A synced file was read (it changed, or was read the first time).
+    FileObserved { name: &'a str, observed: Observed },
+    /// A [`Effect::WriteFile`] finished: Ok(the conflict copy kept, if any).
+    FileWritten {
+        name: &'a str,
+        version: SyncVersion,
+        result: Result<Option<String>, String>,
+    },
+    /// An operator's `baton switchover NAME --to NODE [--unicast]`, or
+    /// `--clear`; answered by [`Effect::Reply`] with the same `id`.
+    Switchover {
+        id: u64,
+        instance: &'a str,
+        to: Option<&'a str>,
+        unicast: bool,
+        clear: bool,
+    },
+    /// A deadline from [`Node::next_deadline`] has come.
+    Timeout,
+}
+
+/// Something the shell must carry out, in the order given.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Send an advert (IP payload) from the instance's socket to `dst` (the
+    /// multicast group or one unicast peer).
+    SendAdvert {
+        instance: InstanceId,
+        dst: IpAddr,
+        bytes: Vec<u8>,
+    },
+    /// Configure the instance's VIPs and excluded addresses (each on its
+    /// `dev`, or on the instance's interface).
+    AddVips {
+        instance: InstanceId,
+        name: String,
+        iface: IfaceId,
+        vips: Vec<Vip>,
+    },
+    /// Remove them.
+    RemoveVips {
+        instance: InstanceId,
+        name: String,
+        iface: IfaceId,
+        vips: Vec<Vip>,
+    },
+    /// Send `count` gratuitous ARPs / unsolicited NAs for every advertised
+    /// VIP on `iface`, `gap` apart (vrrp_garp_interval / vrrp_gna_interval).
+    SendGarp {
+        instance: InstanceId,
+        iface: IfaceId,
+        count: u32,
+        vips: Vec<IpAddr>,
+        gap: Duration,
+    },
+    /// An instance changed state: log it, run its notify scripts. Comes
+    /// after the transition's own effects (VIPs added or removed).
+    StateChanged {
+        instance: InstanceId,
+        name: String,
+        from: State,
+        to: State,
+        reason: Reason,
+        priority: u8,
+        notify: Notify,
+    },
+    /// Every member of a sync group is now in `state`: the group's notify.
+    GroupStateChanged {
+        group: String,
+        state: State,
+        notify: Notify,
+    },
+    /// A cluster-channel message to one peer.
+    Send { peer: String, msg: Message },
+    /// A cluster-channel message to every connected peer.
+    Broadcast(Message),
+    /// A data frame (sync chunk) to one peer.
+    SendData { peer: String, bytes: Vec<u8> },
+    /// Replace a synced file atomically (see [`SyncAction::Write`]); answer
+    /// with [`Input::FileWritten`].
+    WriteFile {
+        name: String,
+        version: SyncVersion,
+        content: Arc<[u8]>,
+        keep_unless: Option<Digest>,
+        conflict_epoch: u64,
+    },
+    /// A new version of a synced file was applied: run its `on_change`.
+    RunOnChange {
+        name: String,
+        version: SyncVersion,
+        command: String,
+    },
+    /// Store the data-sync state (all entries), read back at the next start
+    /// ([`Node::enable_sync`]).
+    SaveSyncState(BTreeMap<String, Persisted>),
+    /// The answer to an operator request.
+    Reply {
+        id: u64,
+        result: Result<String, String>,
+    },
+    /// A line for the log.
+    Log { level: Level, message: String },
+}
+
+/// One configured instance and its VRRP core.
+#[derive(Debug)]
+struct Slot {
+    id: InstanceId,
+    cfg: model::Instance,
+    core: vrrp::Instance,
+    iface: IfaceId,
+    holds_vips: bool,
+    /// Why the instance is faulted or its priority lowered, for status.
+    health: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Iface {
+    name: String,
+    up: bool,
+    unmatched4: RxStats,
+    unmatched6: RxStats,
+}
+
+/// Data sync beside the cluster core.
+#[derive(Debug)]
+struct SyncSide {
+    core: SyncCore,
+    /// The control node is the master of this instance.
+    instance: String,
+    persisted: BTreeMap<String, Persisted>,
+}
+
+/// One baton node (see the module docs).
+#[derive(Debug)]
+pub struct Node {
+    config: Config,
+    ifaces: Vec<Iface>,
+    slots: Vec<Slot>,
+    next_id: u32,
+    cluster: Option<Cluster>,
+    sync: Option<SyncSide>,
+    track: TrackState,
+    /// The last state each sync group was notified in.
+    group_states: BTreeMap<String, State>,
+    started: bool,
+    effects: VecDeque<Effect>,
+}
+
+impl Node {
+    // -- Building a node -------------------------------------------------
+
+    /// A node for `config`, with no interfaces and no instances yet: the
+    /// shell adds them ([`Node::add_interface`], [`Node::add_instance`]),
+    /// then the cluster and sync cores, then calls [`Node::start`].
+    pub fn new(config: Config) -> Self {
+        Node {
+            track: TrackState::new(&config),
+            config,
+            ifaces: Vec::new(),
+            slots: Vec::new(),
+            next_id: 1,
+            cluster: None,
+            sync: None,
+            group_states: BTreeMap::new(),
+            started: false,
+            effects: VecDeque::new(),
+        }
+    }
+
+    /// Register an interface (once per name) with its link state.
+    pub fn add_interface(&mut self, name: &str, up: bool) -> IfaceId {
+        if let Some(i) = self.iface_id(name) {
+            return i;
+        }
+        self.ifaces.push(Iface {
+            name: name.to_string(),
+            up,
+            unmatched4: RxStats::default(),
+            unmatched6: RxStats::default(),
+        });
+        IfaceId(self.ifaces.len() - 1)
+    }
+
+    pub fn iface_id(&self, name: &str) -> Option<IfaceId> {
+        self.ifaces.iter().position(|f| f.name == name).map(IfaceId)
+    }
+
+    /// Add an instance of the configuration on `iface`, sending from
+    /// `local` (its primary address there, or `unicast_src`). It starts
+    /// with the node ([`Node::start`]), or at once when the node runs.
+    pub fn add_instance(
+        &mut self,
+        now: Instant,
+        cfg: model::Instance,
+        iface: IfaceId,
+        local: IpAddr,
+    ) -> InstanceId {
+        let id = InstanceId(self.next_id);
+        self.next_id += 1;
+        let mut core = vrrp::Instance::new(core_config(&cfg), local);
+        if !self.ifaces[iface.0].up {
+            core.set_fault(now, true);
+        }
+        self.slots.push(Slot {
+            id,
+            cfg,
+            core,
+            iface,
+            holds_vips: false,
+            health: Vec::new(),
+        });
+        if self.started {
+            self.refresh_health(now);
+            if let Some(s) = self.slots.last_mut() {
+                s.core.startup(now);
+            }
+            self.pump(now);
+        }
+        id
+    }
+
+    /// Run the cluster core (the configuration's `[cluster]`) for the
+    /// instances added so far.
+    pub fn enable_cluster(&mut self, now: Instant) {
+        let Some(cfg) = convert::cluster_config(&self.config) else {
+            return;
+        };
+        let locals = self
+            .slots
+            .iter()
+            .map(|s| LocalInstance {
+                name: s.cfg.name.clone(),
+                state: s.core.state(),
+                priority: s.core.priority(),
+                address: Some(s.core.local_addr()),
+                advert_interval: s.cfg.advert_interval,
+                preempt: s.cfg.preempt,
+                preempt_delay: s.cfg.preempt_delay,
+            })
+            .collect();
+        self.cluster = Some(Cluster::new(cfg, locals, now));
+    }
+
+    /// Run data sync (the configuration's `[[sync]]` entries) from the
+    /// state stored by an earlier run; `chunk_size` overrides the default.
+    /// Needs the cluster core. Returns the instance whose master is the
+    /// control node.
+    pub fn enable_sync(
+        &mut self,
+        persisted: BTreeMap<String, Persisted>,
+        chunk_size: Option<usize>,
+    ) -> Option<String> {
+        let cc = self.config.cluster.as_ref()?;
+        if self.config.sync.is_empty() {
+            return None;
+        }
+        let instance = convert::sync_instance(&self.config)?;
+        let peers = cc.peers.iter().map(|p| p.name.clone()).collect();
+        let mut sc = SyncConfig::new(&cc.node, peers, convert::sync_specs(&self.config));
+        if let Some(c) = chunk_size {
+            sc.chunk_size = c;
+        }
+        let mut core = SyncCore::new(sc);
+        for (name, p) in &persisted {
+            core.restore(name, p);
+        }
+        self.sync = Some(SyncSide {
+            core,
+            instance: instance.clone(),
+            persisted,
+        });
+        Some(instance)
+    }
+
+    /// Leave INITIALIZE: every instance starts (after health is known).
+    pub fn start(&mut self, now: Instant) {
+        self.started = true;
+        self.refresh_health(now);
+        for s in &mut self.slots {
+            s.core.startup(now);
+        }
+        self.pump(now);
+    }
+
+    // -- Driving it ------------------------------------------------------
+
+    /// Take one input; then drain [`Node::poll_effect`].
+    pub fn handle(&mut self, now: Instant, input: Input<'_>) {
+        match input {
+            Input::Packet {
+                iface,
+                multicast_socket,
+                src,
+                dst,
+                ttl,
+                payload,
+            } => self.on_packet(now, iface, multicast_socket, src, dst, ttl, payload),
+            Input::Link { name, up } => self.on_link(now, name, up),
+            Input::Track(ev) => {
+                if self.track.apply(&ev) {
+                    self.refresh_health(now);
+                }
+            }
+            Input::PeerUp { peer } => {
+                if let Some(c) = &mut self.cluster {
+                    c.connected(now, peer);
+                }
+                if let Some(s) = &mut self.sync {
+                    s.core.connected(now, peer);
+                }
+            }
+            Input::PeerDown { peer } => {
+                if let Some(c) = &mut self.cluster {
+                    c.disconnected(now, peer);
+                }
+                if let Some(s) = &mut self.sync {
+                    s.core.disconnected(now, peer);
+                }
+            }
+            Input::Message { peer, msg } => {
+                if is_sync_message(&msg) {
+                    if let Some(s) = &mut self.sync {
+                        s.core.handle_message(now, peer, msg);
+                    }
+                } else if let Some(c) = &mut self.cluster {
+                    c.handle_message(now, peer, msg);
+                }
+            }
+            Input::Data { peer, bytes } => {
+                if let Some(s) = &mut self.sync {
+                    s.core.handle_data(now, peer, bytes);
+                }
+            }
+            Input::FileObserved { name, observed } => {
+                if let Some(s) = &mut self.sync {
+                    s.core.local_file(now, name, observed);
+                }
+            }
+            Input::FileWritten {
+                name,
+                version,
+                result,
+            } => {
+                if let Some(s) = &mut self.sync {
+                    s.core.write_done(now, name, version, result);
+                }
+            }
+            Input::Switchover {
+                id,
+                instance,
+                to,
+                unicast,
+                clear,
+            } => {
+                let result = match (&mut self.cluster, to) {
+                    (None, _) => Err(NO_CLUSTER.to_string()),
+                    (Some(c), _) if clear => c.clear_pin(now, instance),
+                    (Some(c), Some(to)) => {
+                        // Answered by the cluster core when it is done.
+                        c.request_switchover(now, instance, to, unicast, id);
+                        self.pump(now);
+                        return;
+                    }
+                    (Some(_), None) => Err("give --to NODE or --clear".to_string()),
+                };
+                self.effects.push_back(Effect::Reply { id, result });
+            }
+            Input::Timeout => self.on_timers(now),
+        }
+        self.pump(now);
+    }
+
+    /// The next effect to carry out, in order.
+    #[must_use]
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// When the node next needs [`Input::Timeout`].
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.core.next_deadline())
+            .chain(self.cluster.as_ref().and_then(Cluster::next_deadline))
+            .chain(self.sync.as_ref().and_then(|s| s.core.next_deadline()))
+            .min()
+    }
+
+    /// A graceful stop's first half with the cluster channel: hand every
+    /// instance this node masters to its successor (make-before-break).
+    /// Returns their names; the shell keeps driving the node until none of
+    /// them is master ([`Node::masters_any`]) or its patience ends, then
+    /// calls [`Node::shutdown`].
+    pub fn hand_off(&mut self, now: Instant) -> Vec<String> {
+        let handed = match &mut self.cluster {
+            Some(c) => c.hand_off_all(now),
+            None => Vec::new(),
+        };
+        self.pump(now);
+        handed
+    }
+
+    /// Whether any of `names` is MASTER here.
+    pub fn masters_any(&self, names: &[String]) -> bool {
+        self.slots
+            .iter()
+            .any(|s| names.contains(&s.cfg.name) && s.core.state() == State::Master)
+    }
+
+    /// Stop every instance (priority 0 from masters, VIPs removed).
+    pub fn shutdown(&mut self, now: Instant) {
+        for s in &mut self.slots {
+            s.core.shutdown(now);
+        }
+        self.pump(now);
+    }
+
+    // -- Reload ----------------------------------------------------------
+
+    /// Apply the part of a reload the node can do alone: stop what
+    /// `plan.stop` names (their ids are returned, for the shell to close
+    /// their sockets), reconfigure what `plan.reconfigure` names in place,
+    /// take the new configuration and carry tracking state over. The shell
+    /// then adds `plan.start` with [`Node::add_instance`].
+    pub fn reload(&mut self, now: Instant, new: Config, plan: &ReloadPlan) -> Vec<InstanceId> {
+        for name in &plan.reconfigure {
+            let Some(n) = new.instance(name) else {
+                continue;
+            };
+            if let Some(slot) = self.slots.iter_mut().find(|s| &s.cfg.name == name) {
+                if slot.core.reconfigure(now, core_config(n)) {
+                    slot.cfg = n.clone();
+                    self.log(Level::Info, format!("({name}) reconfigured in place"));
+                }
+            }
+        }
+        let mut stopped = Vec::new();
+        let mut i = 0;
+        while i < self.slots.len() {
+            if !plan.stop.contains(&self.slots[i].cfg.name) {
+                i += 1;
+                continue;
+            }
+            self.slots[i].core.shutdown(now);
+            while let Some(a) = self.slots[i].core.poll_action() {
+                self.on_instance_action(now, i, a);
+            }
+            stopped.push(self.slots.remove(i).id);
+        }
+        if plan.tracking_changed {
+            // What survives keeps its state: a failing check must not look
+            // good again just because the file was re-read.
+            let mut state = TrackState::new(&new);
+            state.carry_over(&self.track);
+            self.track = state;
+        }
+        self.config = new;
+        self.refresh_health(now);
+        self.pump(now);
+        stopped
+    }
+
+    // -- Queries ---------------------------------------------------------
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The configuration of a running instance.
+    pub fn instance_config(&self, id: InstanceId) -> Option<&model::Instance> {
+        self.slot(id).map(|s| &s.cfg)
+    }
+
+    /// A running instance's VRRP core.
+    pub fn instance(&self, id: InstanceId) -> Option<&vrrp::Instance> {
+        self.slot(id).map(|s| &s.core)
+    }
+
+    /// The interface an instance runs on.
+    pub fn instance_iface(&self, id: InstanceId) -> Option<IfaceId> {
+        self.slot(id).map(|s| s.iface)
+    }
+
+    /// The running instances, in configuration order.
+    pub fn instance_ids(&self) -> Vec<InstanceId> {
+        self.slots.iter().map(|s| s.id).collect()
+    }
+
+    /// The instance called `name`.
+    pub fn instance_by_name(&self, name: &str) -> Option<InstanceId> {
+        self.slots.iter().find(|s| s.cfg.name == name).map(|s| s.id)
+    }
+
+    /// Whether the instance's VIPs are configured (as far as the node has
+    /// asked for it).
+    pub fn holds_vips(&self, id: InstanceId) -> bool {
+        self.slot(id).is_some_and(|s| s.holds_vips)
+    }
+
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    pub fn sync(&self) -> Option<&SyncCore> {
+        self.sync.as_ref().map(|s| &s.core)
+    }
+
+    pub fn track(&self) -> &TrackState {
+        &self.track
+    }
+
+    /// Drops that no instance of the interface could own, IPv4 and IPv6.
+    pub fn unmatched(&self, iface: IfaceId) -> (&RxStats, &RxStats) {
+        let f = &self.ifaces[iface.0];
+        (&f.unmatched4, &f.unmatched6)
+    }
+
+    /// What `baton status` shows, less what only the shell knows (`pid`,
+    /// `config_file`, the transport's view of each peer): those are left
+    /// empty for the shell to fill in.
+    pub fn status(&self, now: Instant) -> Status {
+        status::project(self, now)
+    }
+
+    fn slot(&self, id: InstanceId) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.id == id)
+    }
+
+    fn log(&mut self, level: Level, message: String) {
+        self.effects.push_back(Effect::Log { level, message });
+    }
+
+    // -- Inputs ----------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_packet(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        multicast_socket: bool,
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+        payload: &[u8],
+    ) {
+        if multicast_socket != (dst == GROUP4 || dst == GROUP6) {
+            return;
+        }
+        let Some(f) = self.ifaces.get_mut(iface.0) else {
+            return;
+        };
+        let v4 = src.is_ipv4();
+        // The TTL / hop-limit 255 rule is checked on multicast only: a
+        // routed unicast advert arrives with less (keepalived's default).
+        let pkt = Received {
+            src,
+            dst,
+            ttl: if multicast_socket { ttl } else { 255 },
+            payload,
+        };
+        let mut cores: Vec<&mut vrrp::Instance> = self
+            .slots
+            .iter_mut()
+            .filter(|s| s.iface == iface && s.core.local_addr().is_ipv4() == v4)
+            .map(|s| &mut s.core)
+            .collect();
+        let unmatched = if v4 {
+            &mut f.unmatched4
+        } else {
+            &mut f.unmatched6
+        };
+        if let vrrp::Delivery::Dropped(reason) = vrrp::dispatch(now, &mut cores, unmatched, pkt) {
+            let message = format!("{}: dropped VRRP packet from {src}: {reason}", f.name);
+            self.log(Level::Debug, message);
+        }
+    }
+
+    fn on_link(&mut self, now: Instant, name: &str, up: bool) {
+        let tracked = self
+            .config
+            .instances
+            .iter()
+            .any(|i| i.track_interfaces.iter().any(|t| t.name == name));
+        // The first report of a tracked link is its initial state, not news.
+        let known = self.track.interface_up(name).is_some();
+        let changed_track = tracked && self.track.set_interface(name, up);
+        let changed_own = match self.ifaces.iter_mut().find(|f| f.name == name) {
+            Some(f) if f.up != up => {
+                f.up = up;
+                true
+            }
+            _ => false,
+        };
+        if !(changed_own || changed_track) {
+            return;
+        }
+        if changed_own || known {
+            if up {
+                self.log(Level::Info, format!("Netlink reports {name} up"));
+            } else {
+                self.log(Level::Warn, format!("Netlink reports {name} down"));
+            }
+        }
+        self.refresh_health(now);
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        for s in &mut self.slots {
+            if s.core.next_deadline().is_some_and(|d| d <= now) {
+                s.core.handle_timeout(now);
+            }
+        }
+        if let Some(c) = &mut self.cluster {
+            if c.next_deadline().is_some_and(|d| d <= now) {
+                c.handle_timeout(now);
+            }
+        }
+        if let Some(s) = &mut self.sync {
+            if s.core.next_deadline().is_some_and(|d| d <= now) {
+                s.core.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Recompute every instance's fault and effective priority from its own
+    /// interface, its tracked scripts, interfaces and files (seed step 6:
+    /// the node's own fault removes the VIPs at once), and its sync group
+    /// (one member's fault faults them all, as keepalived).
+    fn refresh_health(&mut self, now: Instant) {
+        let own: Vec<(bool, u8, Vec<String>)> = self
+            .slots
+            .iter()
+            .map(|s| {
+                let effect = track::instance_effect(&s.cfg, &self.config, &self.track);
+                let f = &self.ifaces[s.iface.0];
+                let mut reasons = effect.reasons;
+                if !f.up {
+                    reasons.insert(0, format!("interface {} down", f.name));
+                }
+                (!f.up || effect.fault, effect.priority, reasons)
+            })
+            .collect();
+        for i in 0..self.slots.len() {
+            let (mut fault, priority, mut reasons) = own[i].clone();
+            let name = self.slots[i].cfg.name.clone();
+            if let Some(group) = self
+                .config
+                .sync_groups
+                .iter()
+                .find(|g| g.instances.contains(&name))
+            {
+                for (j, other) in self.slots.iter().enumerate() {
+                    if j != i && group.instances.contains(&other.cfg.name) && own[j].0 {
+                        fault = true;
+                        reasons.push(format!(
+                            "sync group {}: {} faulted",
+                            group.name, other.cfg.name
+                        ));
+                    }
+                }
+            }
+            let slot = &mut self.slots[i];
+            if slot.health != reasons {
+                for r in reasons.iter().filter(|r| !slot.health.contains(r)) {
+                    self.effects.push_back(Effect::Log {
+                        level: Level::Warn,
+                        message: format!("({name}) {r}"),
+                    });
+                }
+                slot.health = reasons;
+            }
+            slot.core.set_fault(now, fault);
+            slot.core.set_priority(now, priority);
+            let (state, prio) = (slot.core.state(), slot.core.priority());
+            if let Some(c) = &mut self.cluster {
+                c.local_update(now, &name, state, prio);
+            }
+        }
+    }
+
+    // -- The cores talking to each other ---------------------------------
+
+    /// Drain every core until all are quiet: VRRP and cluster first, data
+    /// sync once they are.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let mut did = false;
+            for i in 0..self.slots.len() {
+                while let Some(action) = self.slots[i].core.poll_action() {
+                    did = true;
+                    self.on_instance_action(now, i, action);
+                }
+            }
+            while let Some(action) = self.cluster.as_mut().and_then(Cluster::poll_action) {
+                did = true;
+                self.on_cluster_action(now, action);
+            }
+            if did {
+                continue;
+            }
+            self.sync_role(now);
+            while let Some(action) = self.sync.as_mut().and_then(|s| s.core.poll_action()) {
+                did = true;
+                self.on_sync_action(action);
+            }
+            if !did {
+                return;
+            }
+        }
+    }
+
+    fn on_instance_action(&mut self, now: Instant, i: usize, action: Action) {
+        let slot = &mut self.slots[i];
+        let id = slot.id;
+        match action {
+            Action::SendAdvert(repr) => {
+                let src = slot.core.local_addr();
+                let mode = if slot.cfg.v3_checksum_as_v2 {
+                    V3Checksum::WithoutPseudoHeader
+                } else {
+                    V3Checksum::WithPseudoHeader
+                };
+                let group = if src.is_ipv4() { GROUP4 } else { GROUP6 };
+                let dsts: Vec<IpAddr> = if slot.cfg.unicast_peers.is_empty() {
+                    vec![group]
+                } else {
+                    slot.cfg.unicast_peers.clone()
+                };
+                for dst in dsts {
+                    match repr.to_bytes(src, dst, mode) {
+                        Ok(bytes) => self.effects.push_back(Effect::SendAdvert {
+                            instance: id,
+                            dst,
+                            bytes,
+                        }),
+                        Err(e) => {
+                            let message = format!("({}) cannot build advert: {e}", slot.cfg.name);
+                            self.effects.push_back(Effect::Log {
+                                level: Level::Error,
+                                message,
+                            });
+                        }
+                    }
+                }
+            }
+            Action::AddVips | Action::RemoveVips => {
+                let add = action == Action::AddVips;
+                slot.holds_vips = add;
+                let (name, iface) = (slot.cfg.name.clone(), slot.iface);
+                let vips = slot
+                    .cfg
+                    .virtual_ips
+                    .iter()
+                    .chain(&slot.cfg.virtual_ips_excluded)
+                    .cloned()
+                    .collect();
+                self.effects.push_back(if add {
+                    Effect::AddVips {
+                        instance: id,
+                        name,
+                        iface,
+                        vips,
+                    }
+                } else {
+                    Effect::RemoveVips {
+                        instance: id,
+                        name,
+                        iface,
+                        vips,
+                    }
+                });
+            }
+            Action::SendGarp { count } => {
+                let gap = if slot.core.local_addr().is_ipv4() {
+                    slot.cfg.garp.interval
+                } else {
+                    slot.cfg.garp.na_interval
+                };
+                self.effects.push_back(Effect::SendGarp {
+                    instance: id,
+                    iface: slot.iface,
+                    count,
+                    vips: slot.cfg.virtual_ips.iter().map(|v| v.addr).collect(),
+                    gap,
+                });
+            }
+            Action::StateChange { from, to, reason } => {
+                let name = slot.cfg.name.clone();
+                let priority = slot.core.priority();
+                self.effects.push_back(Effect::StateChanged {
+                    instance: id,
+                    name: name.clone(),
+                    from,
+                    to,
+                    reason,
+                    priority,
+                    notify: slot.cfg.notify.clone(),
+                });
+                if let Some(c) = &mut self.cluster {
+                    c.local_update(now, &name, to, priority);
+                }
+                self.follow_sync_group(now, i, from, to);
+            }
+        }
+    }
+
+    /// keepalived's sync groups: a member that becomes master pulls the
+    /// others up; one that yields to another master takes the others down.
+    fn follow_sync_group(&mut self, now: Instant, i: usize, from: State, to: State) {
+        let name = &self.slots[i].cfg.name;
+        let Some(group) = self
+            .config
+            .sync_groups
+            .iter()
+            .find(|g| g.instances.contains(name))
+        else {
+            return;
+        };
+        let why = ClusterReason::SyncGroup;
+        for (j, slot) in self.slots.iter_mut().enumerate() {
+            if j == i || !group.instances.contains(&slot.cfg.name) {
+                continue;
+            }
+            match (from, to) {
+                (_, State::Master) => {
+                    slot.core.take_over(now, why, None);
+                }
+                (State::Master, State::Backup) => {
+                    slot.core.step_down(now, why, None);
+                }
+                _ => {}
+            }
+        }
+        // The group's own notification, once all members agree.
+        let mut states = self
+            .slots
+            .iter()
+            .filter(|s| group.instances.contains(&s.cfg.name))
+            .map(|s| s.core.state());
+        if let Some(first) = states.next() {
+            if states.all(|s| s == first) && self.group_states.get(&group.name) != Some(&first) {
+                self.group_states.insert(group.name.clone(), first);
+                self.effects.push_back(Effect::GroupStateChanged {
+                    group: group.name.clone(),
+                    state: first,
+                    notify: group.notify.clone(),
+                });
+            }
+        }
+    }
+
+    fn on_cluster_action(&mut self, now: Instant, action: ClusterAction) {
+        fn find<'a>(slots: &'a mut [Slot], name: &str) -> Option<&'a mut Slot> {
+            slots.iter_mut().find(|s| s.cfg.name == name)
+        }
+        match action {
+            ClusterAction::Send { peer, msg } => self.effects.push_back(Effect::Send { peer, msg }),
+            ClusterAction::Broadcast(msg) => self.effects.push_back(Effect::Broadcast(msg)),
+            ClusterAction::TakeOver {
+                instance,
+                why,
+                unless_heard_since,
+            } => {
+                if let Some(s) = find(&mut self.slots, &instance) {
+                    s.core.take_over(now, why, unless_heard_since);
+                }
+            }
+            ClusterAction::StepDown {
+                instance,
+                why,
+                new_master,
+            } => {
+                if let Some(s) = find(&mut self.slots, &instance) {
+                    s.core.step_down(now, why, new_master);
+                }
+            }
+            ClusterAction::SetGates { instance, gates } => {
+                if let Some(s) = find(&mut self.slots, &instance) {
+                    s.core.set_gates(gates);
+                }
+            }
+            ClusterAction::SwitchoverDone { id, result } => {
+                self.effects.push_back(Effect::Reply { id, result })
+            }
+        }
+    }
+
+    /// The control node for data sync is the master of the sync instance.
+    fn sync_role(&mut self, now: Instant) {
+        let Some(s) = &mut self.sync else {
+            return;
+        };
+        let master = self
+            .slots
+            .iter()
+            .any(|sl| sl.cfg.name == s.instance && sl.core.state() == State::Master);
+        let epoch = self.cluster.as_ref().map_or(0, |c| c.epoch(&s.instance));
+        s.core.set_role(now, master, epoch);
+    }
+
+    fn on_sync_action(&mut self, action: SyncAction) {
+        let effect = match action {
+            SyncAction::Send { peer, msg } => Effect::Send { peer, msg },
+            SyncAction::Broadcast(msg) => Effect::Broadcast(msg),
+            SyncAction::SendData { peer, bytes } => Effect::SendData { peer, bytes },
+            SyncAction::Write {
+                name,
+                version,
+                content,
+                keep_unless,
+                conflict_epoch,
+            } => Effect::WriteFile {
+                name,
+                version,
+                content,
+                keep_unless,
+                conflict_epoch,
+            },
+            SyncAction::RunOnChange { name, version } => {
+                let command = self
+                    .config
+                    .sync
+                    .iter()
+                    .find(|e| e.name == name)
+                    .and_then(|e| e.on_change.clone());
+                match command {
+                    Some(command) => Effect::RunOnChange {
+                        name,
+                        version,
+                        command,
+                    },
+                    None => return,
+                }
+            }
+            SyncAction::Persist { name, state } => {
+                let Some(s) = &mut self.sync else {
+                    return;
+                };
+                s.persisted.insert(name, state);
+                Effect::SaveSyncState(s.persisted.clone())
+            }
+            SyncAction::Warn(message) => Effect::Log {
+                level: Level::Warn,
+                message,
+            },
+            SyncAction::Info(message) => Effect::Log {
+                level: Level::Info,
+                message,
+            },
+        };
+        self.effects.push_back(effect);
+    }
+}
+
+const NO_CLUSTER: &str = "switchover needs the cluster channel ([cluster] in the configuration)";
+
+fn is_sync_message(msg: &Message) -> bool {
+    matches!(
+        msg,
+        Message::SyncOffer { .. } | Message::SyncHave { .. } | Message::SyncRequest { .. }
+    )
+}

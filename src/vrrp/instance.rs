@@ -170,6 +170,25 @@ impl InstanceConfig {
     }
 }
 
+impl InstanceConfig {
+    /// Whether `new` differs from this configuration only in what an
+    /// instance can change in place ([`Instance::reconfigure`]): priority,
+    /// preemption, GARP schedule, strictness.
+    pub fn reconfigurable_to(&self, new: &InstanceConfig) -> bool {
+        let hard = |c: &InstanceConfig| {
+            (
+                c.name.clone(),
+                c.vrid,
+                c.version,
+                c.advert_interval,
+                c.vips.clone(),
+                c.auth,
+            )
+        };
+        hard(self) == hard(new)
+    }
+}
+
 /// An effect the IO shell must carry out, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -392,17 +411,7 @@ impl Instance {
     /// its state, so a master stays master. Returns false, changing
     /// nothing, when anything else differs (the caller restarts it).
     pub fn reconfigure(&mut self, now: Instant, new: InstanceConfig) -> bool {
-        let hard = |c: &InstanceConfig| {
-            (
-                c.name.clone(),
-                c.vrid,
-                c.version,
-                c.advert_interval,
-                c.vips.clone(),
-                c.auth,
-            )
-        };
-        if hard(&self.cfg) != hard(&new) {
+        if !self.cfg.reconfigurable_to(&new) {
             return false;
         }
         let old_base = self.cfg.priority;

@@ -1,0 +1,155 @@
+//! What `baton status` shows: the node's state projected into plain,
+//! serialisable structs (the control socket's JSON). Built by
+//! [`super::Node::status`]; the shell adds what only it knows (pid, config
+//! file, the transport's view of each peer).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::vrrp::{RxStats, State};
+
+/// What `baton status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub router_id: String,
+    pub pid: u32,
+    pub config_file: String,
+    pub instances: Vec<InstanceStatus>,
+    /// Drops that no instance could own (unknown VRID, too short to tell).
+    pub interfaces: Vec<InterfaceStatus>,
+    /// The cluster channel, when configured.
+    #[serde(default)]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// The cluster as this node sees it: every peer, and per instance the
+/// epoch, the master and an operator's pin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub node: String,
+    pub peers: Vec<crate::cluster::PeerView>,
+    pub instances: Vec<ClusterInstanceStatus>,
+    pub stale_ignored: u64,
+    /// Transport view per peer: connection and rejected frames by reason.
+    pub channel: Vec<ChannelPeerStatus>,
+    /// Data sync: per `[[sync]]` entry, this node's and each peer's
+    /// version and the committed one.
+    #[serde(default)]
+    pub sync: Vec<crate::cluster::sync::SyncView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterInstanceStatus {
+    pub name: String,
+    pub epoch: u64,
+    pub master: Option<String>,
+    pub pinned: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChannelPeerStatus {
+    pub name: String,
+    pub addr: String,
+    pub connected: bool,
+    pub rejected: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub state: State,
+    pub base_priority: u8,
+    pub effective_priority: u8,
+    pub local_address: Option<IpAddr>,
+    /// The current master as last heard (this node when MASTER).
+    pub master: Option<IpAddr>,
+    pub master_priority: Option<u8>,
+    pub advert_interval_ms: u64,
+    pub master_adver_interval_ms: u64,
+    pub virtual_ips: Vec<String>,
+    pub holds_vips: bool,
+    pub became_master: u64,
+    pub faults: Vec<String>,
+    pub rx: RxStats,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterfaceStatus {
+    pub name: String,
+    pub family: String,
+    pub rx: RxStats,
+}
+
+/// The node's state as `baton status` shows it (see [`super::Node::status`]).
+pub(super) fn project(node: &super::Node, now: std::time::Instant) -> Status {
+    let instances = node
+        .slots
+        .iter()
+        .map(|s| InstanceStatus {
+            name: s.cfg.name.clone(),
+            interface: node.ifaces[s.iface.0].name.clone(),
+            vrid: s.cfg.vrid,
+            version: match s.cfg.version {
+                crate::wire::vrrp::Version::V2 => 2,
+                crate::wire::vrrp::Version::V3 => 3,
+            },
+            state: s.core.state(),
+            base_priority: s.cfg.priority,
+            effective_priority: s.core.priority(),
+            local_address: Some(s.core.local_addr()),
+            master: s.core.master().map(|m| m.0),
+            master_priority: s.core.master().map(|m| m.1),
+            advert_interval_ms: s.cfg.advert_interval.as_millis() as u64,
+            master_adver_interval_ms: s.core.master_adver_interval().as_millis() as u64,
+            virtual_ips: s
+                .cfg
+                .virtual_ips
+                .iter()
+                .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+                .collect(),
+            holds_vips: s.holds_vips,
+            became_master: s.core.times_became_master(),
+            faults: s.health.clone(),
+            rx: s.core.stats().clone(),
+        })
+        .collect();
+    let mut interfaces = Vec::new();
+    for f in &node.ifaces {
+        for (family, rx) in [("ipv4", &f.unmatched4), ("ipv6", &f.unmatched6)] {
+            interfaces.push(InterfaceStatus {
+                name: f.name.clone(),
+                family: family.into(),
+                rx: rx.clone(),
+            });
+        }
+    }
+    let cluster = node.cluster.as_ref().map(|c| ClusterStatus {
+        node: c.node().to_string(),
+        peers: c.peer_views(now),
+        instances: node
+            .slots
+            .iter()
+            .map(|s| ClusterInstanceStatus {
+                name: s.cfg.name.clone(),
+                epoch: c.epoch(&s.cfg.name),
+                master: c.master(now, &s.cfg.name),
+                pinned: c.pinned(now, &s.cfg.name),
+            })
+            .collect(),
+        stale_ignored: c.stale_ignored,
+        channel: Vec::new(),
+        sync: node.sync.as_ref().map_or(Vec::new(), |s| s.core.views()),
+    });
+    Status {
+        router_id: node.config.global.router_id.clone(),
+        pid: 0,
+        config_file: String::new(),
+        instances,
+        interfaces,
+        cluster,
+    }
+}
