@@ -10,9 +10,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use baton::cluster::Policy;
-use baton::sim::{ChannelFaults, Sim};
+use baton::config::model::Instance;
+use baton::sim::{instance, ChannelFaults, Sim};
 use baton::vrrp::timers::master_down_interval;
-use baton::vrrp::{ClusterReason, InstanceConfig, Reason, State};
+use baton::vrrp::{ClusterReason, Reason, State};
 use baton::wire::vrrp::Version;
 
 const HB: Duration = Duration::from_millis(100);
@@ -21,12 +22,12 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn cfg(priority: u8, interval: Duration) -> InstanceConfig {
-    let mut c = InstanceConfig::new(
+fn cfg(priority: u8, interval: Duration) -> Instance {
+    let mut c = instance(
         "VI_1",
         51,
         priority,
-        vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))],
+        &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))],
     );
     c.advert_interval = interval;
     c

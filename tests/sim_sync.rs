@@ -13,8 +13,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use baton::cluster::{Policy, SyncVersion};
-use baton::sim::Sim;
-use baton::vrrp::InstanceConfig;
+use baton::config::model::Instance;
+use baton::sim::{instance, Sim};
 
 const MIB: u64 = 1 << 20;
 
@@ -26,12 +26,12 @@ fn v(epoch: u64, counter: u64) -> SyncVersion {
     SyncVersion { epoch, counter }
 }
 
-fn cfg(priority: u8) -> InstanceConfig {
-    let mut c = InstanceConfig::new(
+fn cfg(priority: u8) -> Instance {
+    let mut c = instance(
         "VI_1",
         51,
         priority,
-        vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))],
+        &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))],
     );
     c.advert_interval = ms(100);
     c

@@ -11,9 +11,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use baton::sim::Sim;
+use baton::config::model::Instance;
+use baton::sim::{instance, Sim};
 use baton::vrrp::timers::master_down_interval;
-use baton::vrrp::{InstanceConfig, Reason, State};
+use baton::vrrp::{Reason, State};
 use baton::wire::vrrp::{V3Checksum, Version};
 
 const DELAY: Duration = Duration::from_micros(100);
@@ -22,8 +23,8 @@ fn vip() -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))
 }
 
-fn cfg(priority: u8) -> InstanceConfig {
-    InstanceConfig::new("VI_1", 51, priority, vec![vip()])
+fn cfg(priority: u8) -> Instance {
+    instance("VI_1", 51, priority, &[vip()])
 }
 
 fn three(prios: [u8; 3]) -> Sim {
@@ -261,7 +262,7 @@ fn v2_and_v3_checksum_forms_interoperate() {
     for (i, p) in [100u8, 200].iter().enumerate() {
         let mut c = cfg(*p);
         c.version = Version::V2;
-        c.auth = Some(*b"pass\0\0\0\0");
+        c.auth_pass = Some("pass".into());
         sim.add_node(&format!("v2-{i}"), i as u8 + 1, vec![c]);
     }
     sim.start_all();
@@ -280,7 +281,7 @@ fn ipv6_virtual_router() {
         sim.add_node(
             &format!("n{i}"),
             i as u8 + 1,
-            vec![InstanceConfig::new("VI_6", 51, *p, vec![v6])],
+            vec![instance("VI_6", 51, *p, &[v6])],
         );
     }
     sim.start_all();
@@ -292,10 +293,10 @@ fn ipv6_virtual_router() {
 #[test]
 fn mismatched_password_is_counted_and_ignored() {
     let mut sim = Sim::new(5);
-    for (i, pw) in [b"right\0\0\0", b"wrong\0\0\0"].iter().enumerate() {
+    for (i, pw) in ["right", "wrong"].iter().enumerate() {
         let mut c = cfg(100 + i as u8 * 100);
         c.version = Version::V2;
-        c.auth = Some(**pw);
+        c.auth_pass = Some(pw.to_string());
         sim.add_node(&format!("n{i}"), i as u8 + 1, vec![c]);
     }
     sim.start_all();
@@ -308,8 +309,8 @@ fn mismatched_password_is_counted_and_ignored() {
 #[test]
 fn unknown_vrid_is_counted_per_node() {
     let mut sim = Sim::new(5);
-    sim.add_node("a", 1, vec![InstanceConfig::new("A", 1, 100, vec![vip()])]);
-    sim.add_node("b", 2, vec![InstanceConfig::new("B", 2, 100, vec![vip()])]);
+    sim.add_node("a", 1, vec![instance("A", 1, 100, &[vip()])]);
+    sim.add_node("b", 2, vec![instance("B", 2, 100, &[vip()])]);
     sim.start_all();
     sim.run_for(secs(10));
     assert_eq!(
@@ -329,7 +330,7 @@ fn two_hundred_fifty_five_instances_on_one_lan_stay_stable() {
                 // Spread the masters: node (vrid % 3) has the top priority.
                 let p = if vrid % 3 == n { 200 } else { 100 + n };
                 let v = IpAddr::V4(Ipv4Addr::new(10, 1, 0, vrid));
-                InstanceConfig::new(&format!("VI_{vrid}"), vrid, p, vec![v])
+                instance(&format!("VI_{vrid}"), vrid, p, &[v])
             })
             .collect();
         sim.add_node(&format!("n{n}"), n + 1, cfgs);

@@ -1,36 +1,43 @@
-//! Deterministic simulator: N nodes, each with VRRP instances and
-//! optionally the cluster channel, on one virtual LAN with virtual time,
-//! per-link delay, seeded loss, partitions, crashes and restarts.
+//! Deterministic simulator: N baton nodes on virtual LANs with virtual
+//! time, per-link delay, seeded loss, partitions (symmetric and one-way),
+//! link failures, crashes, restarts and frozen processes.
 //!
-//! It drives the very same cores as the daemon: [`Instance`] through the
-//! same receive path ([`crate::vrrp::dispatch`]) with real packet bytes
-//! (emitted and parsed by [`crate::wire`]), and [`Cluster`] with the same
-//! action plumbing, so a protocol scenario can be checked in milliseconds
-//! and replayed exactly from its seed.
+//! Every node is a [`Node`], the very core the daemon runs: configured from
+//! the same [`Config`] model, fed real VRRP bytes (emitted and parsed by
+//! [`crate::wire`]) through the same receive path, with the same sync
+//! groups, tracking rules, unicast and TTL rules and the same order of
+//! effects. Only the IO is virtual, so a scenario runs in milliseconds and
+//! replays exactly from its seed.
 //!
-//! The channel is modelled at the message level: connections come up a
-//! moment after both ends are up and can reach each other, go down a moment
-//! after a crash (the kernel closes the socket) or `dead_after` after a
-//! partition (idle timeout), and messages can be lost, duplicated or
-//! reordered on purpose to show the core copes.
+//! - VRRP: each interface name is one LAN segment; multicast adverts reach
+//!   every node on it, unicast ones the node owning the destination.
+//! - The cluster channel is modelled at the message level: connections come
+//!   up a moment after both ends can reach each other, go down a moment
+//!   after a crash (the kernel closes the socket) or after the idle timeout
+//!   when the path is cut or the peer is frozen; messages can be lost,
+//!   duplicated or reordered on purpose to show the cores cope.
+//! - Data sync runs on the same connections: data frames take link time in
+//!   proportion to their size ([`Sim::set_bandwidth`]) and stay in order
+//!   with the messages of their connection; each node's files are bytes in
+//!   memory, kept across crashes with the state the node asked to persist.
 //!
-//! Data sync ([`SyncCore`]) runs on the same modelled connections: Data
-//! frames take link time in proportion to their size (`set_bandwidth`) and
-//! stay in order with the messages of their connection; each node's files
-//! are bytes in memory, kept across crashes with the state the core asked
-//! to persist.
+//! [`dst`] builds seeded fault schedules on top of this and checks the
+//! cluster's invariants at every step.
+
+pub mod dst;
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::cluster::sync::{self, Observed, Persisted, SyncSpec};
-use crate::cluster::{
-    Cluster, ClusterAction, ClusterConfig, LocalInstance, Message, Policy, SyncAction, SyncConfig,
-    SyncCore, SyncVersion,
-};
-use crate::vrrp::{self, Action, Instance, InstanceConfig, Reason, Received, RxStats, State};
+use crate::cluster::sync::{self, Observed, Persisted};
+use crate::cluster::{Cluster, Message, Policy, SyncCore, SyncVersion};
+use crate::config::model::{self, Config, Selection, SyncEntry, TrackRef, Vip, VrrpScript};
+use crate::node::track::TrackEvent;
+use crate::node::{Effect, IfaceId, Input, InstanceId, Node, GROUP4, GROUP6};
+use crate::vrrp::{self, Reason, RxStats, State};
 use crate::wire::vrrp::V3Checksum;
 
 pub type NodeId = usize;
@@ -54,6 +61,14 @@ impl Rng {
     /// True with probability `percent` / 100.
     pub fn chance(&mut self, percent: f64) -> bool {
         percent > 0.0 && (self.next_u64() % 10_000) as f64 / 100.0 < percent
+    }
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
     }
 }
 
@@ -80,55 +95,76 @@ pub struct ChannelFaults {
     pub reorder_window: Duration,
 }
 
-#[derive(Debug)]
-struct Node {
-    name: String,
-    addr4: Ipv4Addr,
-    addr6: Ipv6Addr,
-    configs: Vec<InstanceConfig>,
-    instances: Vec<Instance>,
-    /// Whether each instance's VIPs are configured on the node.
-    holds_vips: Vec<bool>,
-    up: bool,
-    /// Bumped on every crash so anything in flight to an old incarnation
-    /// is not delivered to the new one.
-    incarnation: u64,
-    link_delay: Duration,
-    partition: u32,
-    unmatched: RxStats,
-    adverts_sent: u64,
-    cluster: Option<Cluster>,
-    /// Channel connection to each node, as this node sees it.
-    links: Vec<bool>,
-    switchovers: Vec<(u64, Result<String, String>)>,
-    frames_sent: u64,
-    sync: SimSync,
+/// An instance as the simulator's tests write it: interface `eth0`, each
+/// VIP a host address.
+pub fn instance(name: &str, vrid: u8, priority: u8, vips: &[IpAddr]) -> model::Instance {
+    let mut i = model::Instance::new(name, "eth0", vrid);
+    i.priority = priority;
+    i.virtual_ips = vips
+        .iter()
+        .map(|&addr| Vip {
+            addr,
+            prefix_len: if addr.is_ipv4() { 32 } else { 128 },
+            dev: None,
+            brd: None,
+            label: None,
+            scope: None,
+        })
+        .collect();
+    i
 }
 
-/// A node's data-sync side: its core and what the IO shell would own.
+/// The name of the health check the simulator adds to every instance, so
+/// that [`Sim::set_fault`] goes through the node's real tracking rules.
+fn fault_script(instance: &str) -> String {
+    format!("sim-health-{instance}")
+}
+
+/// A node's data-sync side: what the IO shell would own.
 #[derive(Debug, Default)]
-struct SimSync {
-    core: Option<SyncCore>,
+struct SimFiles {
     /// The files on disk, by entry name (kept across crashes).
     files: BTreeMap<String, Vec<u8>>,
-    /// What the core asked to persist (kept across crashes).
+    /// What the node asked to persist (kept across crashes).
     persisted: BTreeMap<String, Persisted>,
     on_change: Vec<(String, SyncVersion)>,
     /// Copies kept aside: (file name, content).
     conflicts: Vec<(String, Vec<u8>)>,
-    log: Vec<String>,
     fail_writes: bool,
     data_received: u64,
     corrupt_next: bool,
 }
 
-impl Node {
-    fn local_addr(&self, cfg: &InstanceConfig) -> IpAddr {
-        match cfg.vips.first() {
-            Some(IpAddr::V6(_)) => IpAddr::V6(self.addr6),
-            _ => IpAddr::V4(self.addr4),
-        }
-    }
+#[derive(Debug)]
+struct SimNode {
+    name: String,
+    addr4: Ipv4Addr,
+    addr6: Ipv6Addr,
+    /// The node's own configuration (without the cluster and sync parts the
+    /// simulation adds).
+    config: Config,
+    /// The running process; None while crashed or stopped.
+    node: Option<Node>,
+    /// Bumped on every crash so anything in flight to an old incarnation
+    /// is not delivered to the new one.
+    incarnation: u64,
+    /// SIGSTOP: nothing runs; what arrives waits in the kernel's buffers.
+    frozen: bool,
+    backlog: Vec<InFlight>,
+    /// The NIC's link (all its interfaces).
+    link_up: bool,
+    link_delay: Duration,
+    partition: u32,
+    adverts_sent: u64,
+    /// Channel connection to each node, as this node sees it.
+    links: Vec<bool>,
+    switchovers: Vec<(u64, Result<String, String>)>,
+    frames_sent: u64,
+    fs: SimFiles,
+    /// Log lines of the node (sync warnings, health reasons...).
+    log: Vec<String>,
+    /// Group notifications, in order.
+    group_events: Vec<(String, State)>,
 }
 
 #[derive(Debug)]
@@ -138,6 +174,7 @@ enum Payload {
         bytes: Vec<u8>,
     },
     Vrrp {
+        iface: String,
         src: IpAddr,
         dst: IpAddr,
         bytes: Vec<u8>,
@@ -192,26 +229,26 @@ struct ChannelSetup {
 #[derive(Debug, Clone)]
 struct SyncSetup {
     instance: String,
-    entries: Vec<SyncSpec>,
+    entries: Vec<(String, u64)>,
     chunk_size: usize,
 }
 
-/// The virtual LAN.
+/// The virtual network and its nodes.
 #[derive(Debug)]
 pub struct Sim {
     start: Instant,
     now: Instant,
     rng: Rng,
-    nodes: Vec<Node>,
+    nodes: Vec<SimNode>,
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     /// Base one-way delay of the LAN.
     delay: Duration,
     /// Percent of VRRP packets lost, per receiver.
     loss: f64,
+    /// One-way cuts: nothing from the first node reaches the second.
+    blocked: BTreeSet<(NodeId, NodeId)>,
     events: Vec<Event>,
-    /// Emit v3-over-IPv4 checksums this way (receivers accept both).
-    v3_checksum: V3Checksum,
     channel: Option<ChannelSetup>,
     next_id: u64,
     sync: Option<SyncSetup>,
@@ -219,16 +256,18 @@ pub struct Sim {
     bandwidth: u64,
     /// Per (from, to): when the connection has sent everything queued.
     busy_until: BTreeMap<(NodeId, NodeId), Instant>,
+    /// Inputs handed to nodes (a measure of work done).
+    steps: u64,
 }
 
-const GROUP4: IpAddr = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
-const GROUP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12));
 /// How long a TCP connection takes to come up in the simulation.
 const CONNECT_DELAY: Duration = Duration::from_millis(1);
 /// How long after a crash the peers see the connection close (FIN/RST).
 const CLOSE_DELAY: Duration = Duration::from_millis(1);
-/// Reconnect backoff after a partition heals.
+/// Reconnect backoff after a cut heals.
 const RECONNECT_DELAY: Duration = Duration::from_millis(100);
+/// Idle timeout of a channel connection, in heartbeats.
+const DEAD_AFTER_HEARTBEATS: u32 = 3;
 
 impl Sim {
     pub fn new(seed: u64) -> Self {
@@ -242,37 +281,58 @@ impl Sim {
             seq: 0,
             delay: Duration::from_micros(100),
             loss: 0.0,
+            blocked: BTreeSet::new(),
             events: Vec::new(),
-            v3_checksum: V3Checksum::WithPseudoHeader,
             channel: None,
             next_id: 1,
             sync: None,
             bandwidth: 125_000_000,
             busy_until: BTreeMap::new(),
+            steps: 0,
         }
     }
 
-    /// Add a node; it is not started. Its IPv4 address is 10.0.0.`host` and
-    /// its IPv6 address fe80::`host` (the tie-breaker for equal priorities).
-    pub fn add_node(&mut self, name: &str, host: u8, configs: Vec<InstanceConfig>) -> NodeId {
-        self.nodes.push(Node {
+    /// Add a node running `instances`; it is not started. Its IPv4 address
+    /// is 10.0.0.`host` and its IPv6 address fe80::`host` (the tie-breaker
+    /// for equal priorities).
+    pub fn add_node(&mut self, name: &str, host: u8, instances: Vec<model::Instance>) -> NodeId {
+        let mut config = Config::new(name);
+        config.instances = instances;
+        self.add_node_config(name, host, config)
+    }
+
+    /// Add a node with a whole configuration (sync groups, tracking,
+    /// unicast...). Its `[cluster]` and `[[sync]]` come from
+    /// [`Sim::enable_cluster`] and [`Sim::enable_sync`].
+    pub fn add_node_config(&mut self, name: &str, host: u8, mut config: Config) -> NodeId {
+        // Every instance tracks a health check of its own, so that
+        // `set_fault` takes the node's real tracking path.
+        for i in &mut config.instances {
+            let script = fault_script(&i.name);
+            i.track_scripts.push(TrackRef::new(script.clone()));
+            config
+                .vrrp_scripts
+                .push(VrrpScript::new(script, "/bin/true"));
+        }
+        self.nodes.push(SimNode {
             name: name.to_string(),
             addr4: Ipv4Addr::new(10, 0, 0, host),
             addr6: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, u16::from(host)),
-            configs,
-            instances: Vec::new(),
-            holds_vips: Vec::new(),
-            up: false,
+            config,
+            node: None,
             incarnation: 0,
+            frozen: false,
+            backlog: Vec::new(),
+            link_up: true,
             link_delay: Duration::ZERO,
             partition: 0,
-            unmatched: RxStats::default(),
             adverts_sent: 0,
-            cluster: None,
             links: Vec::new(),
             switchovers: Vec::new(),
             frames_sent: 0,
-            sync: SimSync::default(),
+            fs: SimFiles::default(),
+            log: Vec::new(),
+            group_events: Vec::new(),
         });
         self.nodes.len() - 1
     }
@@ -293,13 +353,7 @@ impl Sim {
     pub fn enable_sync(&mut self, instance: &str, entries: &[(&str, u64)]) {
         self.sync = Some(SyncSetup {
             instance: instance.to_string(),
-            entries: entries
-                .iter()
-                .map(|(n, m)| SyncSpec {
-                    name: n.to_string(),
-                    max_size: *m,
-                })
-                .collect(),
+            entries: entries.iter().map(|(n, m)| (n.to_string(), *m)).collect(),
             chunk_size: sync::DEFAULT_CHUNK_SIZE,
         });
     }
@@ -315,50 +369,105 @@ impl Sim {
         self.bandwidth = bytes_per_sec.max(1);
     }
 
+    /// Checksum v3-over-IPv4 adverts this way on every node (receivers
+    /// accept both); call before starting them.
+    pub fn set_v3_checksum(&mut self, mode: V3Checksum) {
+        for n in &mut self.nodes {
+            for i in &mut n.config.instances {
+                i.v3_checksum_as_v2 = mode == V3Checksum::WithoutPseudoHeader;
+            }
+        }
+    }
+
+    /// The configuration node `id` runs (cluster and sync parts included).
+    pub fn effective_config(&self, id: NodeId) -> Config {
+        let n = &self.nodes[id];
+        let mut config = n.config.clone();
+        if let Some(ch) = &self.channel {
+            let (selection, order) = match &ch.policy {
+                Policy::Priority => (Selection::Priority, Vec::new()),
+                Policy::Order(o) => (Selection::Order, o.clone()),
+            };
+            let port = |addr: Ipv4Addr| SocketAddr::new(IpAddr::V4(addr), 7480);
+            config.cluster = Some(model::Cluster {
+                node: n.name.clone(),
+                listen: port(n.addr4),
+                peers: self
+                    .nodes
+                    .iter()
+                    .filter(|p| p.name != n.name)
+                    .map(|p| model::Peer {
+                        name: p.name.clone(),
+                        addr: port(p.addr4),
+                    })
+                    .collect(),
+                key_file: PathBuf::from("/sim/cluster.key"),
+                heartbeat_interval: ch.heartbeat,
+                selection,
+                order,
+                sync_instance: self.sync.as_ref().map(|s| s.instance.clone()),
+            });
+            if let Some(s) = &self.sync {
+                config.sync = s
+                    .entries
+                    .iter()
+                    .map(|(name, max_size)| SyncEntry {
+                        name: name.clone(),
+                        path: PathBuf::from(format!("/sim/{name}")),
+                        on_change: Some("on-change".into()),
+                        mode: None,
+                        owner: None,
+                        max_size: *max_size,
+                    })
+                    .collect();
+            }
+        }
+        config
+    }
+
     /// An operator (or a deploy tool) writes a synced file on node `id`
     /// (also while the node is down: it sees the file when it starts).
     pub fn edit_file(&mut self, id: NodeId, name: &str, content: &[u8]) {
-        let now = self.now;
-        let node = &mut self.nodes[id];
-        node.sync.files.insert(name.to_string(), content.to_vec());
-        if node.up {
-            if let Some(core) = &mut node.sync.core {
-                core.local_file(now, name, Observed::Content(content.to_vec()));
-            }
-            self.pump(id);
+        self.nodes[id]
+            .fs
+            .files
+            .insert(name.to_string(), content.to_vec());
+        if self.runs(id) {
+            let observed = Observed::Content(content.to_vec());
+            self.input(id, Input::FileObserved { name, observed });
         }
     }
 
     pub fn file(&self, id: NodeId, name: &str) -> Option<&[u8]> {
-        self.nodes[id].sync.files.get(name).map(Vec::as_slice)
+        self.nodes[id].fs.files.get(name).map(Vec::as_slice)
     }
     pub fn sync(&self, id: NodeId) -> Option<&SyncCore> {
-        self.nodes[id].sync.core.as_ref()
+        self.nodes[id].node.as_ref().and_then(Node::sync)
     }
     /// The on_change runs of node `id`, in order.
     pub fn on_changes(&self, id: NodeId) -> &[(String, SyncVersion)] {
-        &self.nodes[id].sync.on_change
+        &self.nodes[id].fs.on_change
     }
     /// Conflict copies node `id` kept: (file name, content).
     pub fn conflicts(&self, id: NodeId) -> &[(String, Vec<u8>)] {
-        &self.nodes[id].sync.conflicts
+        &self.nodes[id].fs.conflicts
     }
-    /// Warnings and notes the sync core of node `id` logged.
+    /// What node `id` logged (sync warnings and notes, health reasons...).
     pub fn sync_log(&self, id: NodeId) -> &[String] {
-        &self.nodes[id].sync.log
+        &self.nodes[id].log
     }
     pub fn set_fail_writes(&mut self, id: NodeId, fail: bool) {
-        self.nodes[id].sync.fail_writes = fail;
+        self.nodes[id].fs.fail_writes = fail;
     }
     /// Data frames delivered to node `id`.
     pub fn data_received(&self, id: NodeId) -> u64 {
-        self.nodes[id].sync.data_received
+        self.nodes[id].fs.data_received
     }
     /// Flip a byte of the next Data frame delivered to node `id` (a path
     /// that corrupts what it carries; the channel's MAC would catch it, so
     /// this stands for a sender's bug: the digest must catch it).
     pub fn corrupt_next_data(&mut self, id: NodeId) {
-        self.nodes[id].sync.corrupt_next = true;
+        self.nodes[id].fs.corrupt_next = true;
     }
 
     pub fn set_channel_faults(&mut self, faults: ChannelFaults) {
@@ -367,72 +476,59 @@ impl Sim {
         }
     }
 
-    /// Start (or restart after a crash) a node: fresh cores from its
-    /// configuration, then startup; channel connections come up shortly.
+    /// Start (or restart after a crash) a node: a fresh process from its
+    /// configuration; channel connections come up shortly.
     pub fn start(&mut self, id: NodeId) {
+        if self.nodes[id].node.is_some() {
+            return;
+        }
         let now = self.now;
         let n = self.nodes.len();
-        let node = &mut self.nodes[id];
-        node.instances = node
-            .configs
-            .iter()
-            .map(|c| Instance::new(c.clone(), node.local_addr(c)))
-            .collect();
-        node.holds_vips = vec![false; node.instances.len()];
-        node.links = vec![false; n];
-        node.up = true;
-        if let Some(ch) = &self.channel {
-            let names: Vec<String> = (0..n).map(|i| self.nodes[i].name.clone()).collect();
-            let node = &mut self.nodes[id];
-            let locals = node
-                .instances
-                .iter()
-                .map(|i| LocalInstance {
-                    name: i.name().to_string(),
-                    state: i.state(),
-                    priority: i.priority(),
-                    address: Some(i.local_addr()),
-                    advert_interval: i.config().advert_interval,
-                    preempt: i.config().preempt,
-                    preempt_delay: i.config().preempt_delay,
-                })
-                .collect();
-            let cfg = ClusterConfig {
-                node: node.name.clone(),
-                peers: names.iter().filter(|p| **p != node.name).cloned().collect(),
-                heartbeat_interval: ch.heartbeat,
-                policy: ch.policy.clone(),
-                switchover_timeout: Duration::from_secs(3),
+        let config = self.effective_config(id);
+        let mut node = Node::new(config.clone());
+        let sn = &mut self.nodes[id];
+        for inst in &config.instances {
+            let iface = node.add_interface(&inst.interface, sn.link_up);
+            let local = match (inst.unicast_src, inst.family()) {
+                (Some(a), _) => a,
+                (None, model::Family::V4) => IpAddr::V4(sn.addr4),
+                (None, model::Family::V6) => IpAddr::V6(sn.addr6),
             };
-            node.cluster = Some(Cluster::new(cfg, locals, now));
-            if let Some(ss) = &self.sync {
-                let peers = names.iter().filter(|p| **p != node.name).cloned().collect();
-                let mut sc = SyncConfig::new(&node.name, peers, ss.entries.clone());
-                sc.chunk_size = ss.chunk_size;
-                let mut core = SyncCore::new(sc);
-                for (name, p) in &node.sync.persisted {
-                    core.restore(name, p);
-                }
-                for e in &ss.entries {
-                    let seen = match node.sync.files.get(&e.name) {
+            let _ = node.add_instance(now, inst.clone(), iface, local);
+        }
+        sn.links = vec![false; n];
+        sn.frozen = false;
+        sn.backlog.clear();
+        if config.cluster.is_some() {
+            node.enable_cluster(now);
+            let chunk = self.sync.as_ref().map(|s| s.chunk_size);
+            if node.enable_sync(sn.fs.persisted.clone(), chunk).is_some() {
+                for e in &config.sync {
+                    let observed = match sn.fs.files.get(&e.name) {
                         Some(c) => Observed::Content(c.clone()),
                         None => Observed::Missing,
                     };
-                    core.local_file(now, &e.name, seen);
+                    node.handle(
+                        now,
+                        Input::FileObserved {
+                            name: &e.name,
+                            observed,
+                        },
+                    );
                 }
-                node.sync.core = Some(core);
             }
+        }
+        node.start(now);
+        self.nodes[id].node = Some(node);
+        if self.channel.is_some() {
             for peer in 0..n {
-                if peer != id && self.reachable(id, peer) {
+                if peer != id && self.path_open(id, peer) && self.path_open(peer, id) {
                     self.schedule(id, now + CONNECT_DELAY, Payload::ConnUp { peer });
                     self.schedule(peer, now + CONNECT_DELAY, Payload::ConnUp { peer: id });
                 }
             }
         }
-        for i in 0..self.nodes[id].instances.len() {
-            self.nodes[id].instances[i].startup(now);
-        }
-        self.pump(id);
+        self.drain(id);
     }
 
     pub fn start_all(&mut self) {
@@ -441,8 +537,23 @@ impl Sim {
         }
     }
 
-    fn reachable(&self, a: NodeId, b: NodeId) -> bool {
-        self.nodes[a].up && self.nodes[b].up && self.nodes[a].partition == self.nodes[b].partition
+    /// Whether node `id`'s process runs and is not frozen.
+    fn runs(&self, id: NodeId) -> bool {
+        self.nodes[id].node.is_some() && !self.nodes[id].frozen
+    }
+
+    /// Whether the machine is up and on the network (its process may be
+    /// frozen: the kernel still receives).
+    fn attached(&self, id: NodeId) -> bool {
+        self.nodes[id].node.is_some() && self.nodes[id].link_up
+    }
+
+    /// Whether packets from `a` reach `b` now.
+    fn path_open(&self, a: NodeId, b: NodeId) -> bool {
+        self.attached(a)
+            && self.attached(b)
+            && self.nodes[a].partition == self.nodes[b].partition
+            && !self.blocked.contains(&(a, b))
     }
 
     /// The process dies: no priority 0, nothing more is sent; its channel
@@ -457,12 +568,10 @@ impl Sim {
             }
         }
         let node = &mut self.nodes[id];
-        node.up = false;
+        node.node = None;
+        node.frozen = false;
+        node.backlog.clear();
         node.incarnation += 1;
-        node.instances.clear();
-        node.holds_vips.clear();
-        node.cluster = None;
-        node.sync.core = None;
         // What the dead process had not yet handed to the kernel is lost.
         self.queue.retain(|Reverse(p)| {
             !(matches!(p.payload, Payload::Data { from, .. } if from == id) && p.at > now)
@@ -471,46 +580,142 @@ impl Sim {
 
     /// Graceful stop: every instance shuts down (priority 0 from masters).
     pub fn stop(&mut self, id: NodeId) {
-        let now = self.now;
-        for i in 0..self.nodes[id].instances.len() {
-            self.nodes[id].instances[i].shutdown(now);
+        if self.runs(id) {
+            let now = self.now;
+            if let Some(n) = &mut self.nodes[id].node {
+                n.shutdown(now);
+            }
+            self.drain(id);
         }
-        self.pump(id);
         self.crash(id);
+    }
+
+    /// SIGSTOP: the process stops; the machine stays (its VIPs keep
+    /// answering). Peers' channel connections time out without heartbeats.
+    pub fn freeze(&mut self, id: NodeId) {
+        if !self.runs(id) {
+            return;
+        }
+        self.nodes[id].frozen = true;
+        if let Some(ch) = &self.channel {
+            let timeout = ch.heartbeat * DEAD_AFTER_HEARTBEATS;
+            let now = self.now;
+            for peer in 0..self.nodes.len() {
+                if self.nodes[peer].links.get(id) == Some(&true) {
+                    self.schedule(peer, now + timeout, Payload::ConnDown { peer: id });
+                }
+            }
+        }
+    }
+
+    /// SIGCONT: the process runs again and reads what waited for it.
+    pub fn thaw(&mut self, id: NodeId) {
+        if !self.nodes[id].frozen {
+            return;
+        }
+        self.nodes[id].frozen = false;
+        let now = self.now;
+        let backlog = std::mem::take(&mut self.nodes[id].backlog);
+        for mut p in backlog {
+            p.at = now;
+            self.deliver(p);
+        }
+        // Peers that gave up on us closed their side.
+        if self.channel.is_some() {
+            for peer in 0..self.nodes.len() {
+                let mine = self.nodes[id].links.get(peer) == Some(&true);
+                let theirs = self.nodes[peer].links.get(id) == Some(&true);
+                if mine && !theirs {
+                    self.schedule(id, now + CLOSE_DELAY, Payload::ConnDown { peer });
+                }
+            }
+        }
+        self.reconnect_all();
+        if self.runs(id) {
+            self.input(id, Input::Timeout);
+        }
+    }
+
+    pub fn is_frozen(&self, id: NodeId) -> bool {
+        self.nodes[id].frozen
+    }
+
+    /// Whether node `id`'s process is running (frozen or not).
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.nodes[id].node.is_some()
+    }
+
+    /// The node's NIC loses or regains its link: the node sees it (FAULT
+    /// on its instances) and nothing passes while it is down.
+    pub fn set_link(&mut self, id: NodeId, up: bool) {
+        if self.nodes[id].link_up == up {
+            return;
+        }
+        self.nodes[id].link_up = up;
+        let names: BTreeSet<String> = self.nodes[id]
+            .config
+            .instances
+            .iter()
+            .map(|i| i.interface.clone())
+            .collect();
+        if self.runs(id) {
+            for name in names {
+                self.input(id, Input::Link { name: &name, up });
+            }
+        }
+        self.cut_closed_paths();
+        self.reconnect_all();
+    }
+
+    pub fn link_up(&self, id: NodeId) -> bool {
+        self.nodes[id].link_up
     }
 
     /// A graceful stop's first half with the channel: hand every mastered
     /// instance to its successor. Run the simulation, then `stop`.
     pub fn begin_handoff(&mut self, id: NodeId) -> Vec<String> {
         let now = self.now;
-        let handed = match &mut self.nodes[id].cluster {
-            Some(c) => c.hand_off_all(now),
-            None => Vec::new(),
+        let Some(n) = self.nodes[id].node.as_mut() else {
+            return Vec::new();
         };
-        self.pump(id);
+        let handed = n.hand_off(now);
+        self.drain(id);
         handed
     }
 
     /// An operator's `baton switchover INSTANCE --to TARGET` on node `id`.
     pub fn switchover(&mut self, id: NodeId, instance: &str, target: &str, unicast: bool) -> u64 {
-        let now = self.now;
         let rid = self.next_id;
         self.next_id += 1;
-        if let Some(c) = &mut self.nodes[id].cluster {
-            c.request_switchover(now, instance, target, unicast, rid);
-        }
-        self.pump(id);
+        self.input(
+            id,
+            Input::Switchover {
+                id: rid,
+                instance,
+                to: Some(target),
+                unicast,
+                clear: false,
+            },
+        );
         rid
     }
 
+    /// An operator's `baton switchover INSTANCE --clear` on node `id`.
     pub fn clear_pin(&mut self, id: NodeId, instance: &str) -> Result<String, String> {
-        let now = self.now;
-        let r = match &mut self.nodes[id].cluster {
-            Some(c) => c.clear_pin(now, instance),
-            None => Err("no cluster".into()),
-        };
-        self.pump(id);
-        r
+        let rid = self.next_id;
+        self.next_id += 1;
+        self.input(
+            id,
+            Input::Switchover {
+                id: rid,
+                instance,
+                to: None,
+                unicast: false,
+                clear: true,
+            },
+        );
+        self.switchover_result(id, rid)
+            .unwrap_or_else(|| Err("node not running".into()))
     }
 
     pub fn switchover_result(&self, id: NodeId, rid: u64) -> Option<Result<String, String>> {
@@ -522,7 +727,12 @@ impl Sim {
     }
 
     pub fn cluster(&self, id: NodeId) -> Option<&Cluster> {
-        self.nodes[id].cluster.as_ref()
+        self.nodes[id].node.as_ref().and_then(Node::cluster)
+    }
+
+    /// The running node core of `id`.
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes[id].node.as_ref()
     }
 
     /// Channel messages node `id` has sent.
@@ -530,17 +740,67 @@ impl Sim {
         self.nodes[id].frames_sent
     }
 
+    /// Change an instance's configured priority, as an operator's reload
+    /// would (in place: a master stays master unless it should not).
     pub fn set_priority(&mut self, id: NodeId, inst: usize, priority: u8) {
-        let now = self.now;
-        self.nodes[id].instances[inst].set_priority(now, priority);
-        self.notify_cluster(id, inst);
-        self.pump(id);
+        let mut new = self.effective_config(id);
+        let Some(i) = new.instances.get_mut(inst) else {
+            return;
+        };
+        i.priority = priority;
+        if let Some(c) = self.nodes[id].config.instances.get_mut(inst) {
+            c.priority = priority;
+        }
+        self.reload(id, new);
     }
 
-    pub fn set_fault(&mut self, id: NodeId, inst: usize, fault: bool) {
+    /// Reload node `id` with `config` (its `[cluster]` and `[[sync]]` are
+    /// the simulation's): what the daemon does on SIGHUP.
+    pub fn reload(&mut self, id: NodeId, config: Config) {
+        if !self.runs(id) {
+            return;
+        }
         let now = self.now;
-        self.nodes[id].instances[inst].set_fault(now, fault);
-        self.pump(id);
+        let sn = &mut self.nodes[id];
+        let (addr4, addr6, link_up) = (sn.addr4, sn.addr6, sn.link_up);
+        let Some(node) = sn.node.as_mut() else {
+            return;
+        };
+        let plan = crate::node::plan_reload(node.config(), &config);
+        node.reload(now, config.clone(), &plan);
+        for name in &plan.start {
+            let Some(inst) = config.instance(name) else {
+                continue;
+            };
+            let iface = node.add_interface(&inst.interface, link_up);
+            let local = match (inst.unicast_src, inst.family()) {
+                (Some(a), _) => a,
+                (None, model::Family::V4) => IpAddr::V4(addr4),
+                (None, model::Family::V6) => IpAddr::V6(addr6),
+            };
+            let _ = node.add_instance(now, inst.clone(), iface, local);
+        }
+        self.drain(id);
+    }
+
+    /// A tracked health check of instance `inst` fails (`fault`) or passes
+    /// again: the node's tracking rules put the instance in FAULT.
+    pub fn set_fault(&mut self, id: NodeId, inst: usize, fault: bool) {
+        let Some(name) = self.nodes[id]
+            .config
+            .instances
+            .get(inst)
+            .map(|i| i.name.clone())
+        else {
+            return;
+        };
+        self.input(
+            id,
+            Input::Track(TrackEvent::Script {
+                name: fault_script(&name),
+                up: !fault,
+            }),
+        );
     }
 
     pub fn set_loss(&mut self, percent: f64) {
@@ -553,51 +813,63 @@ impl Sim {
     pub fn set_link_delay(&mut self, id: NodeId, delay: Duration) {
         self.nodes[id].link_delay = delay;
     }
-    pub fn set_v3_checksum(&mut self, mode: V3Checksum) {
-        self.v3_checksum = mode;
-    }
 
-    /// Split the LAN: nodes in different groups no longer hear each other.
-    /// Nodes not named stay in group 0. Channel connections across the cut
-    /// time out after `dead_after` (3 heartbeats).
+    /// Split the network: nodes in different groups no longer hear each
+    /// other. Nodes not named stay in group 0. Channel connections across
+    /// the cut time out after the idle timeout (3 heartbeats).
     pub fn partition(&mut self, groups: &[&[NodeId]]) {
         for (g, members) in groups.iter().enumerate() {
             for &id in members.iter() {
                 self.nodes[id].partition = g as u32;
             }
         }
-        self.cut_unreachable_links();
+        self.cut_closed_paths();
     }
 
+    /// Nothing from `from` reaches `to` any more (the other way still
+    /// works): a one-way cut.
+    pub fn block(&mut self, from: NodeId, to: NodeId) {
+        self.blocked.insert((from, to));
+        self.cut_closed_paths();
+    }
+
+    /// Remove every partition and one-way cut.
     pub fn heal(&mut self) {
         for n in &mut self.nodes {
             n.partition = 0;
         }
-        let now = self.now;
-        let n = self.nodes.len();
-        if self.channel.is_some() {
-            for a in 0..n {
-                for b in 0..n {
-                    let linked = self.nodes[a].links.get(b).copied().unwrap_or(false);
-                    if a != b && self.reachable(a, b) && !linked {
-                        self.schedule(a, now + RECONNECT_DELAY, Payload::ConnUp { peer: b });
-                    }
-                }
-            }
-        }
+        self.blocked.clear();
+        self.reconnect_all();
     }
 
-    fn cut_unreachable_links(&mut self) {
-        let Some(ch) = &self.channel else {
+    /// Connections come back (after a backoff) where both ways are open.
+    fn reconnect_all(&mut self) {
+        if self.channel.is_none() {
             return;
-        };
-        let timeout = ch.heartbeat * 3;
+        }
         let now = self.now;
         let n = self.nodes.len();
         for a in 0..n {
             for b in 0..n {
                 let linked = self.nodes[a].links.get(b).copied().unwrap_or(false);
-                if a != b && linked && !self.reachable(a, b) {
+                if a != b && !linked && self.path_open(a, b) && self.path_open(b, a) {
+                    self.schedule(a, now + RECONNECT_DELAY, Payload::ConnUp { peer: b });
+                }
+            }
+        }
+    }
+
+    fn cut_closed_paths(&mut self) {
+        let Some(ch) = &self.channel else {
+            return;
+        };
+        let timeout = ch.heartbeat * DEAD_AFTER_HEARTBEATS;
+        let now = self.now;
+        let n = self.nodes.len();
+        for a in 0..n {
+            for b in 0..n {
+                let linked = self.nodes[a].links.get(b).copied().unwrap_or(false);
+                if a != b && linked && !(self.path_open(a, b) && self.path_open(b, a)) {
                     self.schedule(a, now + timeout, Payload::ConnDown { peer: b });
                 }
             }
@@ -614,20 +886,45 @@ impl Sim {
     pub fn events(&self) -> &[Event] {
         &self.events
     }
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
     pub fn node_name(&self, id: NodeId) -> &str {
         &self.nodes[id].name
     }
-    pub fn instance(&self, id: NodeId, inst: usize) -> Option<&Instance> {
-        self.nodes[id].instances.get(inst)
+    /// Inputs handed to nodes so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn instance_id(&self, id: NodeId, inst: usize) -> Option<(&Node, InstanceId)> {
+        let node = self.nodes[id].node.as_ref()?;
+        let name = &self.nodes[id].config.instances.get(inst)?.name;
+        Some((node, node.instance_by_name(name)?))
+    }
+
+    /// Instance `inst` (in configuration order) of node `id`.
+    pub fn instance(&self, id: NodeId, inst: usize) -> Option<&vrrp::Instance> {
+        let (node, iid) = self.instance_id(id, inst)?;
+        node.instance(iid)
     }
     pub fn state(&self, id: NodeId, inst: usize) -> Option<State> {
-        self.instance(id, inst).map(Instance::state)
+        self.instance(id, inst).map(vrrp::Instance::state)
     }
     pub fn adverts_sent(&self, id: NodeId) -> u64 {
         self.nodes[id].adverts_sent
     }
-    pub fn unmatched_stats(&self, id: NodeId) -> &RxStats {
-        &self.nodes[id].unmatched
+    /// Drops on node `id`'s first interface (IPv4) that no instance owned.
+    pub fn unmatched_stats(&self, id: NodeId) -> RxStats {
+        self.nodes[id]
+            .node
+            .as_ref()
+            .map(|n| n.unmatched(IfaceId(0)).0.clone())
+            .unwrap_or_default()
+    }
+    /// Group notifications of node `id`, in order.
+    pub fn group_events(&self, id: NodeId) -> &[(String, State)] {
+        &self.nodes[id].group_events
     }
 
     /// Nodes whose instance `inst` is MASTER.
@@ -637,10 +934,14 @@ impl Sim {
             .collect()
     }
 
-    /// Nodes that have instance `inst`'s VIPs configured.
+    /// Nodes that have instance `inst`'s VIPs configured (a frozen node
+    /// still does: its kernel answers for them).
     pub fn vip_holders(&self, inst: usize) -> Vec<NodeId> {
         (0..self.nodes.len())
-            .filter(|&id| self.nodes[id].holds_vips.get(inst) == Some(&true))
+            .filter(|&id| {
+                self.instance_id(id, inst)
+                    .is_some_and(|(node, iid)| node.holds_vips(iid))
+            })
             .collect()
     }
 
@@ -684,17 +985,9 @@ impl Sim {
 
     fn next_event_time(&self) -> Option<Instant> {
         let packet = self.queue.peek().map(|Reverse(p)| p.at);
-        let timer = self
-            .nodes
-            .iter()
-            .filter(|n| n.up)
-            .flat_map(|n| {
-                n.instances
-                    .iter()
-                    .filter_map(Instance::next_deadline)
-                    .chain(n.cluster.as_ref().and_then(Cluster::next_deadline))
-                    .chain(n.sync.core.as_ref().and_then(SyncCore::next_deadline))
-            })
+        let timer = (0..self.nodes.len())
+            .filter(|&id| self.runs(id))
+            .filter_map(|id| self.nodes[id].node.as_ref().and_then(Node::next_deadline))
             .min();
         match (packet, timer) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -710,29 +1003,27 @@ impl Sim {
             self.deliver(p);
         }
         for id in 0..self.nodes.len() {
-            if !self.nodes[id].up {
-                continue;
+            let due = self.runs(id)
+                && self.nodes[id]
+                    .node
+                    .as_ref()
+                    .and_then(Node::next_deadline)
+                    .is_some_and(|d| d <= now);
+            if due {
+                self.input(id, Input::Timeout);
             }
-            for i in 0..self.nodes[id].instances.len() {
-                if self.nodes[id].instances[i]
-                    .next_deadline()
-                    .is_some_and(|d| d <= now)
-                {
-                    self.nodes[id].instances[i].handle_timeout(now);
-                }
-            }
-            if let Some(c) = &mut self.nodes[id].cluster {
-                if c.next_deadline().is_some_and(|d| d <= now) {
-                    c.handle_timeout(now);
-                }
-            }
-            if let Some(c) = &mut self.nodes[id].sync.core {
-                if c.next_deadline().is_some_and(|d| d <= now) {
-                    c.handle_timeout(now);
-                }
-            }
-            self.pump(id);
         }
+    }
+
+    /// Hand one input to node `id` and carry out what it asks for.
+    fn input(&mut self, id: NodeId, input: Input<'_>) {
+        let now = self.now;
+        let Some(node) = self.nodes[id].node.as_mut() else {
+            return;
+        };
+        self.steps += 1;
+        node.handle(now, input);
+        self.drain(id);
     }
 
     fn schedule(&mut self, to: NodeId, at: Instant, payload: Payload) {
@@ -748,287 +1039,194 @@ impl Sim {
     }
 
     fn deliver(&mut self, p: InFlight) {
-        let now = self.now;
         let to = p.to;
-        let node = &mut self.nodes[to];
-        if !node.up || node.incarnation != p.incarnation {
+        if self.nodes[to].node.is_none() || self.nodes[to].incarnation != p.incarnation {
+            return;
+        }
+        if self.nodes[to].frozen {
+            // The kernel holds it until the process reads again.
+            self.nodes[to].backlog.push(p);
             return;
         }
         match p.payload {
-            Payload::Vrrp { src, dst, bytes } => {
-                let pkt = Received {
-                    src,
-                    dst,
-                    ttl: 255,
-                    payload: &bytes,
+            Payload::Vrrp {
+                iface,
+                src,
+                dst,
+                bytes,
+            } => {
+                let Some(iface) = self.nodes[to]
+                    .node
+                    .as_ref()
+                    .and_then(|n| n.iface_id(&iface))
+                else {
+                    return;
                 };
-                vrrp::dispatch(now, &mut node.instances, &mut node.unmatched, pkt);
+                let multicast_socket = dst == GROUP4 || dst == GROUP6;
+                self.input(
+                    to,
+                    Input::Packet {
+                        iface,
+                        multicast_socket,
+                        src,
+                        dst,
+                        ttl: 255,
+                        payload: &bytes,
+                    },
+                );
             }
             Payload::Chan { from, msg } => {
-                let linked = node.links.get(from).copied().unwrap_or(false);
-                let from_name = self.nodes[from].name.clone();
-                let node = &mut self.nodes[to];
-                if linked {
-                    if matches!(
-                        msg,
-                        Message::SyncOffer { .. }
-                            | Message::SyncHave { .. }
-                            | Message::SyncRequest { .. }
-                    ) {
-                        if let Some(c) = &mut node.sync.core {
-                            c.handle_message(now, &from_name, msg);
-                        }
-                    } else if let Some(c) = &mut node.cluster {
-                        c.handle_message(now, &from_name, msg);
-                    }
+                if self.nodes[to].links.get(from) == Some(&true) {
+                    let peer = self.nodes[from].name.clone();
+                    self.input(to, Input::Message { peer: &peer, msg });
                 }
             }
             Payload::Data { from, mut bytes } => {
-                let linked = node.links.get(from).copied().unwrap_or(false);
-                let from_name = self.nodes[from].name.clone();
-                let node = &mut self.nodes[to];
-                if linked {
-                    node.sync.data_received += 1;
-                    if std::mem::take(&mut node.sync.corrupt_next) {
+                if self.nodes[to].links.get(from) == Some(&true) {
+                    let fs = &mut self.nodes[to].fs;
+                    fs.data_received += 1;
+                    if std::mem::take(&mut fs.corrupt_next) {
                         if let Some(b) = bytes.last_mut() {
                             *b ^= 0x55;
                         }
                     }
-                    if let Some(c) = &mut node.sync.core {
-                        c.handle_data(now, &from_name, &bytes);
-                    }
+                    let peer = self.nodes[from].name.clone();
+                    self.input(
+                        to,
+                        Input::Data {
+                            peer: &peer,
+                            bytes: &bytes,
+                        },
+                    );
                 }
             }
             Payload::ConnUp { peer } => {
-                if !self.reachable(to, peer) || self.nodes[to].links.get(peer) == Some(&true) {
+                let open = self.path_open(to, peer) && self.path_open(peer, to);
+                if !open || self.nodes[peer].frozen || self.nodes[to].links.get(peer) == Some(&true)
+                {
                     return;
                 }
-                let peer_name = self.nodes[peer].name.clone();
-                let node = &mut self.nodes[to];
-                node.links[peer] = true;
-                if let Some(c) = &mut node.cluster {
-                    c.connected(now, &peer_name);
-                }
-                if let Some(c) = &mut node.sync.core {
-                    c.connected(now, &peer_name);
-                }
+                self.nodes[to].links[peer] = true;
+                let name = self.nodes[peer].name.clone();
+                self.input(to, Input::PeerUp { peer: &name });
             }
             Payload::ConnDown { peer } => {
                 if self.nodes[to].links.get(peer) != Some(&true) {
                     return;
                 }
-                // A partition that healed before the idle timeout keeps the
-                // connection.
-                if self.nodes[peer].up && self.reachable(to, peer) {
+                // A cut that healed, or a peer that thawed, before the idle
+                // timeout keeps the connection.
+                let open = self.path_open(to, peer) && self.path_open(peer, to);
+                if self.nodes[peer].node.is_some() && open && !self.nodes[peer].frozen {
                     return;
                 }
-                let peer_name = self.nodes[peer].name.clone();
-                let node = &mut self.nodes[to];
-                node.links[peer] = false;
-                if let Some(c) = &mut node.cluster {
-                    c.disconnected(now, &peer_name);
-                }
-                if let Some(c) = &mut node.sync.core {
-                    c.disconnected(now, &peer_name);
-                }
+                self.nodes[to].links[peer] = false;
+                let name = self.nodes[peer].name.clone();
+                self.input(to, Input::PeerDown { peer: &name });
             }
         }
-        self.pump(to);
     }
 
-    /// Tell the cluster core about an instance's current state and priority.
-    fn notify_cluster(&mut self, id: NodeId, inst: usize) {
-        let now = self.now;
-        let node = &mut self.nodes[id];
-        let (name, state, prio) = {
-            let i = &node.instances[inst];
-            (i.name().to_string(), i.state(), i.priority())
-        };
-        if let Some(c) = &mut node.cluster {
-            c.local_update(now, &name, state, prio);
-        }
-    }
-
-    /// Carry out every pending action of node `id`'s cores until none is
-    /// left: VRRP adverts go on the wire, VIP and state changes are
-    /// recorded and reported to the cluster core, whose actions steer the
-    /// VRRP instances and send messages.
-    fn pump(&mut self, id: NodeId) {
+    /// Carry out node `id`'s effects, in order, until it has none left.
+    fn drain(&mut self, id: NodeId) {
         loop {
-            let mut did = false;
-            for inst in 0..self.nodes[id].instances.len() {
-                while let Some(action) = self.nodes[id].instances[inst].poll_action() {
-                    did = true;
-                    self.apply_vrrp(id, inst, action);
-                }
-            }
-            while let Some(action) = self.nodes[id]
-                .cluster
-                .as_mut()
-                .and_then(Cluster::poll_action)
-            {
-                did = true;
-                self.apply_cluster(id, action);
-            }
-            if did {
-                continue;
-            }
-            // The role is read once the VRRP and cluster cores are quiet: a
-            // takeover's epoch is raised when its state change is drained.
-            self.sync_role(id);
-            while let Some(action) = self.nodes[id]
-                .sync
-                .core
-                .as_mut()
-                .and_then(SyncCore::poll_action)
-            {
-                did = true;
-                self.apply_sync(id, action);
-            }
-            if !did {
+            let Some(effect) = self.nodes[id].node.as_mut().and_then(Node::poll_effect) else {
                 return;
-            }
+            };
+            self.apply(id, effect);
         }
     }
 
-    fn apply_vrrp(&mut self, id: NodeId, inst: usize, action: Action) {
-        match action {
-            Action::SendAdvert(repr) => self.broadcast_advert(id, inst, &repr),
-            Action::AddVips => self.nodes[id].holds_vips[inst] = true,
-            Action::RemoveVips => self.nodes[id].holds_vips[inst] = false,
-            Action::SendGarp { .. } => {}
-            Action::StateChange { from, to, reason } => {
+    fn apply(&mut self, id: NodeId, effect: Effect) {
+        let now = self.now;
+        match effect {
+            Effect::SendAdvert {
+                instance,
+                dst,
+                bytes,
+            } => self.send_advert(id, instance, dst, bytes),
+            Effect::AddVips { .. } | Effect::RemoveVips { .. } | Effect::SendGarp { .. } => {}
+            Effect::StateChanged {
+                name,
+                from,
+                to,
+                reason,
+                ..
+            } => {
                 let at = self.elapsed();
-                let instance = self.nodes[id].instances[inst].name().to_string();
                 self.events.push(Event {
                     at,
                     node: id,
-                    instance,
+                    instance: name,
                     from,
                     to,
                     reason,
                 });
-                self.notify_cluster(id, inst);
             }
-        }
-    }
-
-    fn apply_cluster(&mut self, id: NodeId, action: ClusterAction) {
-        let now = self.now;
-        let find = |node: &Node, name: &str| node.instances.iter().position(|i| i.name() == name);
-        match action {
-            ClusterAction::Send { peer, msg } => {
+            Effect::GroupStateChanged { group, state, .. } => {
+                self.nodes[id].group_events.push((group, state));
+            }
+            Effect::Send { peer, msg } => {
                 if let Some(to) = self.nodes.iter().position(|n| n.name == peer) {
                     self.send_frame(id, to, msg);
                 }
             }
-            ClusterAction::Broadcast(msg) => {
+            Effect::Broadcast(msg) => {
                 for to in 0..self.nodes.len() {
                     if to != id && self.nodes[id].links.get(to) == Some(&true) {
                         self.send_frame(id, to, msg.clone());
                     }
                 }
             }
-            ClusterAction::TakeOver {
-                instance,
-                why,
-                unless_heard_since,
-            } => {
-                if let Some(i) = find(&self.nodes[id], &instance) {
-                    self.nodes[id].instances[i].take_over(now, why, unless_heard_since);
-                }
-            }
-            ClusterAction::StepDown {
-                instance,
-                why,
-                new_master,
-            } => {
-                if let Some(i) = find(&self.nodes[id], &instance) {
-                    self.nodes[id].instances[i].step_down(now, why, new_master);
-                }
-            }
-            ClusterAction::SetGates { instance, gates } => {
-                if let Some(i) = find(&self.nodes[id], &instance) {
-                    self.nodes[id].instances[i].set_gates(gates);
-                }
-            }
-            ClusterAction::SwitchoverDone { id: rid, result } => {
-                self.nodes[id].switchovers.push((rid, result));
-            }
-        }
-    }
-
-    /// The control node is the local MASTER of the sync instance.
-    fn sync_role(&mut self, id: NodeId) {
-        let Some(ss) = &self.sync else {
-            return;
-        };
-        let now = self.now;
-        let node = &mut self.nodes[id];
-        let master = node
-            .instances
-            .iter()
-            .any(|i| i.name() == ss.instance && i.state() == State::Master);
-        let epoch = node.cluster.as_ref().map_or(0, |c| c.epoch(&ss.instance));
-        if let Some(core) = &mut node.sync.core {
-            core.set_role(now, master, epoch);
-        }
-    }
-
-    fn apply_sync(&mut self, id: NodeId, action: SyncAction) {
-        let now = self.now;
-        match action {
-            SyncAction::Send { peer, msg } => {
-                if let Some(to) = self.nodes.iter().position(|n| n.name == peer) {
-                    self.send_frame(id, to, msg);
-                }
-            }
-            SyncAction::Broadcast(msg) => {
-                for to in 0..self.nodes.len() {
-                    if to != id && self.nodes[id].links.get(to) == Some(&true) {
-                        self.send_frame(id, to, msg.clone());
-                    }
-                }
-            }
-            SyncAction::SendData { peer, bytes } => {
+            Effect::SendData { peer, bytes } => {
                 if let Some(to) = self.nodes.iter().position(|n| n.name == peer) {
                     self.send_data(id, to, bytes);
                 }
             }
-            SyncAction::Write {
+            Effect::WriteFile {
                 name,
                 version,
                 content,
                 keep_unless,
                 conflict_epoch,
             } => {
-                let s = &mut self.nodes[id].sync;
-                let result = if s.fail_writes {
+                let fs = &mut self.nodes[id].fs;
+                let result = if fs.fail_writes {
                     Err("simulated write failure".to_string())
                 } else {
                     let mut kept = None;
-                    if let Some(old) = s.files.get(&name) {
+                    if let Some(old) = fs.files.get(&name) {
                         let d = sync::digest(old);
                         if d != sync::digest(&content) && Some(d) != keep_unless {
                             let file = format!("{name}.conflict-{conflict_epoch}");
-                            s.conflicts.push((file.clone(), old.clone()));
+                            fs.conflicts.push((file.clone(), old.clone()));
                             kept = Some(file);
                         }
                     }
-                    s.files.insert(name.clone(), content.to_vec());
+                    fs.files.insert(name.clone(), content.to_vec());
                     Ok(kept)
                 };
-                if let Some(core) = &mut s.core {
-                    core.write_done(now, &name, version, result);
+                if let Some(node) = self.nodes[id].node.as_mut() {
+                    node.handle(
+                        now,
+                        Input::FileWritten {
+                            name: &name,
+                            version,
+                            result,
+                        },
+                    );
                 }
             }
-            SyncAction::RunOnChange { name, version } => {
-                self.nodes[id].sync.on_change.push((name, version));
+            Effect::RunOnChange { name, version, .. } => {
+                self.nodes[id].fs.on_change.push((name, version));
             }
-            SyncAction::Persist { name, state } => {
-                self.nodes[id].sync.persisted.insert(name, state);
+            Effect::SaveSyncState(state) => self.nodes[id].fs.persisted = state,
+            Effect::Reply { id: rid, result } => self.nodes[id].switchovers.push((rid, result)),
+            Effect::Log { level, message } => {
+                if level != crate::node::Level::Debug {
+                    self.nodes[id].log.push(message);
+                }
             }
-            SyncAction::Warn(m) | SyncAction::Info(m) => self.nodes[id].sync.log.push(m),
         }
     }
 
@@ -1050,7 +1248,7 @@ impl Sim {
             return;
         }
         self.nodes[from].frames_sent += 1;
-        if !self.reachable(from, to) {
+        if !self.path_open(from, to) {
             return;
         }
         let at = self.link_slot(from, to, bytes.len(), ch.delay);
@@ -1065,9 +1263,9 @@ impl Sim {
             return;
         }
         self.nodes[from].frames_sent += 1;
-        // A partitioned pair's connection is still "up" until it times out,
-        // but nothing gets through.
-        if !self.reachable(from, to) || self.rng.chance(ch.faults.loss) {
+        // A cut connection is still "up" until it times out, but nothing
+        // gets through.
+        if !self.path_open(from, to) || self.rng.chance(ch.faults.loss) {
             return;
         }
         let copies = if self.rng.chance(ch.faults.duplicate) {
@@ -1098,28 +1296,39 @@ impl Sim {
         }
     }
 
-    fn broadcast_advert(&mut self, from: NodeId, inst: usize, repr: &crate::wire::vrrp::Repr) {
-        let sender = &self.nodes[from];
-        let src = sender.instances[inst].local_addr();
-        let dst = if src.is_ipv4() { GROUP4 } else { GROUP6 };
-        let bytes = repr
-            .to_bytes(src, dst, self.v3_checksum)
-            .expect("an instance only emits adverts its config can represent");
-        let (partition, sender_delay) = (sender.partition, sender.link_delay);
+    fn send_advert(&mut self, from: NodeId, instance: InstanceId, dst: IpAddr, bytes: Vec<u8>) {
+        let Some((src, iface)) = self.nodes[from].node.as_ref().and_then(|n| {
+            Some((
+                n.instance(instance)?.local_addr(),
+                n.instance_config(instance)?.interface.clone(),
+            ))
+        }) else {
+            return;
+        };
         self.nodes[from].adverts_sent += 1;
+        let multicast = dst == GROUP4 || dst == GROUP6;
+        let sender_delay = self.nodes[from].link_delay;
         for to in 0..self.nodes.len() {
+            if to == from || !self.path_open(from, to) {
+                continue;
+            }
             let rx = &self.nodes[to];
-            if to == from || !rx.up || rx.partition != partition {
+            let owns = match dst {
+                IpAddr::V4(a) => rx.addr4 == a,
+                IpAddr::V6(a) => rx.addr6 == a,
+            };
+            if !(multicast || owns) {
                 continue;
             }
             if self.rng.chance(self.loss) {
                 continue;
             }
-            let at = self.now + self.delay + sender_delay + rx.link_delay;
+            let at = self.now + self.delay + sender_delay + self.nodes[to].link_delay;
             self.schedule(
                 to,
                 at,
                 Payload::Vrrp {
+                    iface: iface.clone(),
                     src,
                     dst,
                     bytes: bytes.clone(),
