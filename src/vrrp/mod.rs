@@ -2,6 +2,7 @@
 //! timer arithmetic, and the receive path shared by the daemon and the
 //! simulator (TTL check, parse, VRID dispatch, per-reason counters).
 
+mod drop;
 pub mod instance;
 pub mod timers;
 
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
+pub use drop::DropReason;
 pub use instance::{
     Action, ClusterGates, ClusterReason, GarpSchedule, Instance, InstanceConfig, Reason, Rejected,
     State,
