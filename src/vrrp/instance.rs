@@ -426,6 +426,8 @@ impl Instance {
         }
     }
 
+    /// The next effect to carry out, in order; `None` once all are drained.
+    #[must_use = "an action popped and not carried out is lost"]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
