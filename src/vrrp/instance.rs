@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::timers;
-use super::RxStats;
+use super::{DropReason, RxStats};
 use crate::wire::vrrp::{ChecksumKind, Repr, Version};
 
 /// The RFC states, with keepalived's FAULT added.
@@ -210,6 +210,7 @@ pub enum Action {
 }
 
 /// Why an advert that parsed was still not accepted by this instance.
+/// Counted under its [`DropReason`] (`DropReason::from`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejected {
     /// v2 vs v3 mismatch with the configured version.
@@ -220,17 +221,6 @@ pub enum Rejected {
     IntervalMismatch,
     /// Our own address as source: a loop or a duplicate address.
     OwnAddress,
-}
-
-impl Rejected {
-    pub fn reason(self) -> &'static str {
-        match self {
-            Rejected::VersionMismatch => "version_mismatch",
-            Rejected::AuthMismatch => "auth_mismatch",
-            Rejected::IntervalMismatch => "interval_mismatch",
-            Rejected::OwnAddress => "own_address",
-        }
-    }
 }
 
 /// One virtual router.
@@ -445,6 +435,8 @@ impl Instance {
         }
     }
 
+    /// The next effect to carry out, in order; `None` once all are drained.
+    #[must_use = "an action popped and not carried out is lost"]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
@@ -561,7 +553,7 @@ impl Instance {
     ) -> Result<(), Rejected> {
         let verdict = self.check_advert(src, adv);
         match verdict {
-            Err(r) => self.stats.count(r.reason()),
+            Err(r) => self.stats.count(DropReason::from(r)),
             Ok(()) => self.stats.accept(checksum),
         }
         verdict?;
@@ -1132,9 +1124,10 @@ mod tests {
             Err(Rejected::VersionMismatch)
         );
         assert_eq!(i.stats().accepted, 1);
-        assert_eq!(i.stats().dropped["auth_mismatch"], 1);
-        assert_eq!(i.stats().dropped["interval_mismatch"], 1);
-        assert_eq!(i.stats().dropped["version_mismatch"], 1);
+        assert_eq!(i.stats().drops(DropReason::AuthMismatch), 1);
+        assert_eq!(i.stats().drops(DropReason::IntervalMismatch), 1);
+        assert_eq!(i.stats().drops(DropReason::VersionMismatch), 1);
+        assert_eq!(i.stats().dropped_total(), 3);
     }
 
     #[test]

@@ -62,8 +62,9 @@ pub struct Repr {
 /// Why a VRRP packet was rejected on receive, or could not be built on emit.
 ///
 /// The receive-side variants map one to one onto the drop counters of
-/// `baton status` through [`Error::reason`]; the caller adds the context
-/// (interface, VRID, source address) to the log line.
+/// `baton status` through [`crate::vrrp::DropReason`] (`From<Error>`), which
+/// owns the counter names; the caller adds the context (interface, VRID,
+/// source address) to the log line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error("packet too short: fewer than 8 bytes of VRRP header")]
@@ -109,34 +110,6 @@ pub enum Error {
     IpHeaderLength(u8),
     #[error("IPv4 header checksum mismatch")]
     IpChecksum,
-}
-
-impl Error {
-    /// Stable snake_case name, used as a counter key in `baton status`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Error::Truncated => "truncated",
-            Error::LengthMismatch => "length_mismatch",
-            Error::Version(_) => "bad_version",
-            Error::Type(_) => "bad_type",
-            Error::VridZero => "vrid_zero",
-            Error::CountZero => "count_zero",
-            Error::AddressesTruncated => "addresses_truncated",
-            Error::AuthType(_) => "bad_auth_type",
-            Error::IntervalZero => "interval_zero",
-            Error::Checksum => "bad_checksum",
-            Error::NotLinkLocal => "not_link_local",
-            Error::Ttl(_) => "bad_ttl",
-            Error::IntervalNotRepresentable => "interval_not_representable",
-            Error::TooManyAddresses => "too_many_addresses",
-            Error::MixedFamilies => "mixed_families",
-            Error::AuthOnV3 => "auth_on_v3",
-            Error::BufferTooSmall => "buffer_too_small",
-            Error::IpVersion(_) => "bad_ip_version",
-            Error::IpHeaderLength(_) => "bad_ip_header_length",
-            Error::IpChecksum => "bad_ip_checksum",
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1235,44 +1208,10 @@ mod tests {
     #[test]
     fn ttl_error_reads_well() {
         let err = Error::Ttl(254);
-        assert_eq!(err.reason(), "bad_ttl");
         assert_eq!(
             err.to_string(),
             "TTL/hop limit 254, expected 255 (sent from off-link?)"
         );
-    }
-
-    #[test]
-    fn reasons_are_distinct() {
-        let all = [
-            Error::Truncated,
-            Error::LengthMismatch,
-            Error::Version(0),
-            Error::Type(0),
-            Error::VridZero,
-            Error::CountZero,
-            Error::AddressesTruncated,
-            Error::AuthType(0),
-            Error::IntervalZero,
-            Error::Checksum,
-            Error::NotLinkLocal,
-            Error::Ttl(0),
-            Error::IntervalNotRepresentable,
-            Error::TooManyAddresses,
-            Error::MixedFamilies,
-            Error::AuthOnV3,
-            Error::BufferTooSmall,
-            Error::IpVersion(0),
-            Error::IpHeaderLength(0),
-            Error::IpChecksum,
-        ];
-        let mut reasons: Vec<_> = all.iter().map(Error::reason).collect();
-        reasons.sort_unstable();
-        reasons.dedup();
-        assert_eq!(reasons.len(), all.len());
-        assert!(reasons.iter().all(|r| r
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')));
     }
 
     // --- emit-side refusals -----------------------------------------------
