@@ -26,12 +26,22 @@
 //!
 //! This module holds the entry points and the glue between the stages; each
 //! stage has its file: `lines.rs`, `lexer.rs` and `tree.rs`, then `reader.rs`
-//! for the keywords.
+//! for the keywords, with one file for each kind of block: `global.rs`,
+//! `instance.rs` (and `vips.rs` for its address blocks), `script.rs`
+//! (vrrp_script, track_file), `sync_group.rs`, and baton's extensions
+//! `cluster.rs` and `sync.rs`.
 
+mod cluster;
+mod global;
+mod instance;
 mod lexer;
 mod lines;
 mod reader;
+mod script;
+mod sync;
+mod sync_group;
 mod tree;
+mod vips;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
@@ -40,9 +50,10 @@ use super::check;
 use super::diag::{Diagnostics, FileId, Origins, Pos};
 use super::model::Config;
 use super::{Loaded, Options};
+use global::GlobalDefaults;
 use lexer::tokenize;
 use lines::Lines;
-use reader::{GlobalDefaults, Reader};
+use reader::Reader;
 use tree::Tree;
 
 /// Where the reader gets included files from.
