@@ -9,6 +9,7 @@ use super::lexer::Word;
 use super::reader::{Block, Keywords, Reader, Top};
 use super::tree::Stmt;
 use crate::config::model::{Cluster, Peer, Selection};
+use crate::config::value::parse_selection;
 
 /// The cluster block being read.
 struct ClusterBlock {
@@ -132,12 +133,14 @@ fn sync_instance(r: &mut Reader, b: &mut ClusterBlock, item: &Stmt) {
 
 fn selection(r: &mut Reader, b: &mut ClusterBlock, item: &Stmt) {
     if let Some(w) = r.single(CTX, item) {
-        match w.text.as_str() {
-            "priority" => b.selection = Selection::Priority,
-            "order" => b.selection = Selection::Order,
-            other => r.warn(
+        match parse_selection(&w.text) {
+            Some(selection) => b.selection = selection,
+            None => r.warn(
                 w.at,
-                format!("{CTX}selection: \"{other}\" is not priority or order; ignored"),
+                format!(
+                    "{CTX}selection: \"{}\" is not priority or order; ignored",
+                    w.text
+                ),
             ),
         }
         r.record("cluster.selection", w.at);

@@ -5,7 +5,8 @@
 use super::lexer::Word;
 use super::reader::{join_command, Block, Keywords, Reader, Top};
 use super::tree::Stmt;
-use crate::config::model::{Family, InitialState, Instance, TrackInterface, TrackRef, Version};
+use crate::config::model::{Family, Instance, TrackInterface, TrackRef, Version};
+use crate::config::value::parse_initial_state;
 
 /// An instance being read.
 pub(super) struct InstanceBlock {
@@ -120,10 +121,9 @@ const KEYWORDS: Keywords<InstanceBlock> = Keywords {
 
 fn state(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
     if let Some(w) = r.single(&b.ctx, item) {
-        match w.text.to_ascii_uppercase().as_str() {
-            "MASTER" => b.inst.initial_state = Some(InitialState::Master),
-            "BACKUP" => b.inst.initial_state = Some(InitialState::Backup),
-            _ => r.warn(
+        match parse_initial_state(&w.text) {
+            Some(state) => b.inst.initial_state = Some(state),
+            None => r.warn(
                 w.at,
                 format!(
                     "{}state: \"{}\" is not MASTER or BACKUP; ignored",

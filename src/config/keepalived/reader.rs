@@ -11,8 +11,9 @@ use super::global::GlobalDefaults;
 use super::lexer::Word;
 use super::tree::Stmt;
 use super::{cluster, global, instance, script, sync, sync_group, At};
-use crate::config::diag::{Diagnostic, Diagnostics, Origins};
+use crate::config::diag::{did_you_mean, Diagnostic, Diagnostics, Origins};
 use crate::config::model::{Config, Notify};
+use crate::config::value::{parse_flag, parse_seconds, parse_seconds_or_unit};
 
 /// A keyword's handler: reads one statement of a block of kind `B` into
 /// the block's state (and the reader).
@@ -303,7 +304,7 @@ impl Reader {
     /// baton extension blocks.
     pub(super) fn duration(&mut self, ctx: &str, s: &Stmt) -> Option<(Duration, At)> {
         let w = self.single(ctx, s)?;
-        match parse_seconds(&w.text).or_else(|| humantime::parse_duration(&w.text).ok()) {
+        match parse_seconds_or_unit(&w.text) {
             Some(d) => Some((d, w.at)),
             None => {
                 self.warn(
@@ -334,20 +335,18 @@ impl Reader {
                 ),
             );
         }
-        match w.text.as_str() {
-            "on" | "true" | "yes" => Some(true),
-            "off" | "false" | "no" => Some(false),
-            other => {
-                self.warn(
-                    w.at,
-                    format!(
-                        "{ctx}{}: \"{other}\" is not on, off, true, false, yes or no; ignored",
-                        s.key()
-                    ),
-                );
-                None
-            }
+        let flag = parse_flag(&w.text);
+        if flag.is_none() {
+            self.warn(
+                w.at,
+                format!(
+                    "{ctx}{}: \"{}\" is not on, off, true, false, yes or no; ignored",
+                    s.key(),
+                    w.text
+                ),
+            );
         }
+        flag
     }
 
     pub(super) fn ip(&mut self, ctx: &str, s: &Stmt) -> Option<(IpAddr, At)> {
@@ -491,42 +490,4 @@ pub(super) fn join_command(words: &[Word]) -> String {
         }
     }
     out
-}
-
-/// ` (did you mean "x"?)` for a near miss; empty otherwise.
-fn did_you_mean<'k>(name: &str, known: impl IntoIterator<Item = &'k str>) -> String {
-    let best = known
-        .into_iter()
-        .map(|k| (crate::config::toml::edit_distance(name, k), k))
-        .min_by_key(|(d, _)| *d);
-    match best {
-        Some((d, k)) if d <= 2.max(name.len() / 4) => format!(" (did you mean \"{k}\"?)"),
-        _ => String::new(),
-    }
-}
-
-/// Seconds, possibly fractional (`1`, `0.01`, `2.71828`); at most 9
-/// fractional digits count.
-fn parse_seconds(text: &str) -> Option<Duration> {
-    let (whole, fraction) = match text.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (text, ""),
-    };
-    if whole.is_empty() && fraction.is_empty() {
-        return None;
-    }
-    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if !all_digits(whole) || !all_digits(fraction) {
-        return None;
-    }
-    let secs: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let mut nanos = 0u32;
-    for (i, b) in fraction.bytes().take(9).enumerate() {
-        nanos += u32::from(b - b'0') * 10u32.pow(8 - u32::try_from(i).unwrap_or(8));
-    }
-    Some(Duration::new(secs, nanos))
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::reader::{join_command, Block, Keywords, Reader, Top};
 use super::tree::Stmt;
 use crate::config::model::SyncEntry;
+use crate::config::value::{parse_octal_mode, parse_size};
 
 /// A sync entry being read.
 struct SyncBlock {
@@ -108,8 +109,8 @@ fn owner(r: &mut Reader, b: &mut SyncBlock, item: &Stmt) {
 
 fn mode(r: &mut Reader, b: &mut SyncBlock, item: &Stmt) {
     if let Some(w) = r.single(&b.ctx, item) {
-        match u32::from_str_radix(&w.text, 8) {
-            Ok(m) if m <= 0o7777 && !w.text.starts_with('+') => {
+        match parse_octal_mode(&w.text) {
+            Some(m) => {
                 b.mode = Some(m);
                 r.record(&format!("{}.mode", b.p), w.at);
             }
@@ -126,7 +127,7 @@ fn mode(r: &mut Reader, b: &mut SyncBlock, item: &Stmt) {
 
 fn max_size(r: &mut Reader, b: &mut SyncBlock, item: &Stmt) {
     if let Some(w) = r.single(&b.ctx, item) {
-        match crate::config::toml::parse_size(&w.text) {
+        match parse_size(&w.text) {
             Some(n) => {
                 b.max_size = n;
                 r.record(&format!("{}.max_size", b.p), w.at);
