@@ -170,3 +170,14 @@ fn peers_or_order(r: &mut Reader, b: &mut ClusterBlock, item: &Stmt) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::keepalived::table_tests::check_table;
+
+    #[test]
+    fn keyword_table() {
+        check_table(&KEYWORDS, |k| format!("cluster {{\n {k}\n}}\n"));
+    }
+}

@@ -294,3 +294,14 @@ const UNSUPPORTED: &[&str] = &[
     "reload_file",
     "data_use_instance",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::keepalived::table_tests::check_table;
+
+    #[test]
+    fn keyword_table() {
+        check_table(&KEYWORDS, |k| format!("global_defs {{\n {k}\n}}\n"));
+    }
+}

@@ -589,3 +589,22 @@ const UNSUPPORTED: &[&str] = &[
     "linkbeat_use_polling",
     "lvs_sync_daemon_interface",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::keepalived::table_tests::check_table;
+
+    #[test]
+    fn keyword_table() {
+        check_table(&KEYWORDS, |k| {
+            format!("vrrp_instance V {{\n interface e\n virtual_router_id 1\n {k}\n}}\n")
+        });
+        check_table(&AUTH_KEYWORDS, |k| {
+            format!(
+                "vrrp_instance V {{\n interface e\n virtual_router_id 1\n \
+                 authentication {{\n {k}\n }}\n}}\n"
+            )
+        });
+    }
+}

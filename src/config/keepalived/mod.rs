@@ -229,3 +229,67 @@ struct At {
     file: FileId,
     pos: Pos,
 }
+
+/// For the keyword tables' tests in the block files.
+#[cfg(test)]
+mod table_tests {
+    use std::path::Path;
+
+    use super::reader::Keywords;
+    use super::{parse_keepalived_in, MemFiles};
+    use crate::config::Options;
+
+    /// Every finding of the reader on `text`, as text.
+    pub(super) fn findings(text: &str) -> Vec<String> {
+        let result = parse_keepalived_in(
+            text,
+            Path::new("k.conf"),
+            &Options::default(),
+            &MemFiles::default(),
+        );
+        let diags = match result {
+            Ok(loaded) => loaded.warnings,
+            Err(diags) => diags,
+        };
+        diags.iter().map(|d| d.to_string()).collect()
+    }
+
+    /// The table's names are distinct keywords, none of them also listed as
+    /// not supported; with `wrap` putting a keyword line in its block, every
+    /// name reaches its handler (it is not reported unknown or not
+    /// supported) and every unsupported one is reported as such.
+    pub(super) fn check_table<B>(table: &Keywords<B>, wrap: impl Fn(&str) -> String) {
+        let names: Vec<&str> = table.names().collect();
+        let all = [names.as_slice(), table.unsupported].concat();
+        for (i, name) in all.iter().enumerate() {
+            assert!(
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name:?} is not a keyword"
+            );
+            assert!(!all[..i].contains(name), "{name} is listed twice");
+        }
+        for name in names {
+            assert!(table.handler(name).is_some());
+            let found = findings(&wrap(name));
+            assert!(
+                !found
+                    .iter()
+                    .any(|f| f.contains(&format!("keyword \"{name}\""))
+                        || f.contains(&format!("\"{name}\" is not supported"))),
+                "{name} is not read: {found:?}"
+            );
+        }
+        for name in table.unsupported {
+            let found = findings(&wrap(name));
+            assert!(
+                found
+                    .iter()
+                    .any(|f| f.contains(&format!("\"{name}\" is not supported by baton"))),
+                "{name} is not reported as not supported: {found:?}"
+            );
+        }
+    }
+}

@@ -491,3 +491,50 @@ pub(super) fn join_command(words: &[Word]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::keepalived::table_tests::{check_table, findings};
+
+    const NO_INSTANCE: &str = "k.conf: warning: no instance: this node runs no virtual router";
+
+    #[test]
+    fn top_keyword_table() {
+        check_table(&TOP, |k| format!("{k}\n"));
+        for name in SKIPPED_BLOCKS {
+            assert!(TOP.handler(name).is_none() && !TOP_UNSUPPORTED.contains(name));
+        }
+    }
+
+    #[test]
+    fn unknown_keywords_are_suggested_from_the_table() {
+        assert_eq!(
+            findings("vrrp_instanse V { }\n"),
+            [
+                NO_INSTANCE,
+                "k.conf:1:1: warning: unknown keyword \"vrrp_instanse\" (did you mean \"vrrp_instance\"?); ignored (its block is skipped)",
+            ]
+        );
+        let found = findings("global_defs {\n router_di x\n smtp_server y\n}\n");
+        assert_eq!(
+            found,
+            [
+                NO_INSTANCE,
+                "k.conf:2:2: warning: global_defs: unknown keyword \"router_di\" (did you mean \"router_id\"?); ignored",
+                "k.conf:3:2: warning: global_defs: \"smtp_server\" is not supported by baton; the keyword is ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_quoted_include_is_an_unknown_keyword_as_before() {
+        assert_eq!(
+            findings("\"include\" x\n"),
+            [
+                NO_INSTANCE,
+                "k.conf:1:1: warning: unknown keyword \"include\" (did you mean \"include\"?); ignored",
+            ]
+        );
+    }
+}

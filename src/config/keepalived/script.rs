@@ -210,3 +210,19 @@ fn file_weight(r: &mut Reader, b: &mut TrackFileBlock, item: &Stmt) {
         None => r.warn(item.at(), format!("{ctx}weight: needs a value; ignored")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::keepalived::table_tests::check_table;
+
+    #[test]
+    fn keyword_tables() {
+        check_table(&SCRIPT_KEYWORDS, |k| {
+            format!("vrrp_script s {{\n script x\n {k}\n}}\n")
+        });
+        check_table(&TRACK_FILE_KEYWORDS, |k| {
+            format!("track_file f {{\n file x\n {k}\n}}\n")
+        });
+    }
+}

@@ -142,3 +142,14 @@ fn max_size(r: &mut Reader, b: &mut SyncBlock, item: &Stmt) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::keepalived::table_tests::check_table;
+
+    #[test]
+    fn keyword_table() {
+        check_table(&KEYWORDS, |k| format!("sync {{\n {k}\n}}\n"));
+    }
+}

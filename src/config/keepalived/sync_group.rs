@@ -83,3 +83,14 @@ fn group(r: &mut Reader, b: &mut GroupBlock, item: &Stmt) {
 fn notify(r: &mut Reader, b: &mut GroupBlock, item: &Stmt) {
     r.notify(&b.ctx, &b.p, item, &mut b.group.notify);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::keepalived::table_tests::check_table;
+
+    #[test]
+    fn keyword_table() {
+        check_table(&KEYWORDS, |k| format!("vrrp_sync_group G {{\n {k}\n}}\n"));
+    }
+}
