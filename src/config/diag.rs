@@ -318,6 +318,35 @@ impl<'t> LineIndex<'t> {
     }
 }
 
+/// ` (did you mean "x"?)` when one of `known` is near `name` (the first of
+/// the nearest); empty otherwise. Both readers' unknown-keyword messages.
+pub(super) fn did_you_mean<'k>(name: &str, known: impl IntoIterator<Item = &'k str>) -> String {
+    let best = known
+        .into_iter()
+        .map(|k| (edit_distance(name, k), k))
+        .min_by_key(|(d, _)| *d);
+    match best {
+        Some((d, k)) if d <= 2.max(name.len() / 4) => format!(" (did you mean \"{k}\"?)"),
+        _ => String::new(),
+    }
+}
+
+/// Levenshtein distance, by characters.
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = Vec::with_capacity(b.len() + 1);
+        cur.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != *cb);
+            cur.push(substitute.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

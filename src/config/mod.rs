@@ -14,6 +14,7 @@ pub mod diag;
 pub mod keepalived;
 pub mod model;
 pub mod toml;
+mod value;
 
 use std::path::Path;
 

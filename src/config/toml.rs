@@ -24,10 +24,15 @@ use ::toml::de::{DeTable, DeValue};
 use ::toml::Spanned;
 
 use super::check;
-use super::diag::{Diagnostic, Diagnostics, LineIndex, Origins, Pos};
+#[cfg(test)]
+use super::diag::edit_distance;
+use super::diag::{did_you_mean, Diagnostic, Diagnostics, LineIndex, Origins, Pos};
 use super::model::{
-    Cluster, Config, Garp, Global, InitialState, Instance, Notify, Peer, Selection, SyncEntry,
-    SyncGroup, TrackFile, TrackInterface, TrackRef, Version, Vip, VrrpScript,
+    Cluster, Config, Garp, Global, Instance, Notify, Peer, Selection, SyncEntry, SyncGroup,
+    TrackFile, TrackInterface, TrackRef, Version, Vip, VrrpScript,
+};
+use super::value::{
+    parse_duration_with_unit, parse_initial_state, parse_octal_mode, parse_selection, parse_size,
 };
 use super::{Defaults, Loaded};
 
@@ -548,10 +553,9 @@ impl<'t> Reader<'t> {
             instance.strict_mode = b;
         }
         if let Some((text, span)) = s.string_spanned(self, "initial_state") {
-            match text.to_ascii_lowercase().as_str() {
-                "backup" => instance.initial_state = Some(InitialState::Backup),
-                "master" => instance.initial_state = Some(InitialState::Master),
-                _ => s.error(
+            match parse_initial_state(&text) {
+                Some(state) => instance.initial_state = Some(state),
+                None => s.error(
                     self,
                     &span,
                     "initial_state",
@@ -606,10 +610,9 @@ impl<'t> Reader<'t> {
             .unwrap_or(Cluster::DEFAULT_HEARTBEAT_INTERVAL);
         let mut selection = Selection::Priority;
         if let Some((text, span)) = s.string_spanned(self, "selection") {
-            match text.as_str() {
-                "priority" => selection = Selection::Priority,
-                "order" => selection = Selection::Order,
-                _ => s.error(
+            match parse_selection(&text) {
+                Some(chosen) => selection = chosen,
+                None => s.error(
                     self,
                     &span,
                     "selection",
@@ -1001,7 +1004,7 @@ impl<'a, 'i> Section<'a, 'i> {
             );
             return None;
         };
-        match humantime::parse_duration(text) {
+        match parse_duration_with_unit(text) {
             Ok(d) => Some(d),
             Err(e) => {
                 self.error(
@@ -1106,11 +1109,7 @@ impl<'a, 'i> Section<'a, 'i> {
     fn mode(&mut self, r: &mut Reader, key: &str) -> Option<u32> {
         let value = self.value(r, key)?;
         let parsed = match value.get_ref() {
-            DeValue::String(s)
-                if !s.is_empty() && s.bytes().all(|b| (b'0'..=b'7').contains(&b)) =>
-            {
-                u32::from_str_radix(s, 8).ok()
-            }
+            DeValue::String(s) => parse_octal_mode(s),
             DeValue::Integer(n) if n.radix() == 8 => u32::from_str_radix(n.as_str(), 8).ok(),
             _ => None,
         };
@@ -1175,23 +1174,6 @@ where
     })
 }
 
-pub(super) fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(scale)
-}
-
 fn describe(value: &DeValue) -> String {
     match value {
         DeValue::String(s) => format!("string \"{s}\""),
@@ -1216,29 +1198,7 @@ fn suggestion(name: &str, known: &[&str]) -> String {
             return format!(" (keepalived's \"{name}\" is \"{ours}\" here)");
         }
     }
-    let best = known
-        .iter()
-        .map(|k| (edit_distance(name, k), *k))
-        .min_by_key(|(d, _)| *d);
-    match best {
-        Some((d, k)) if d <= 2.max(name.len() / 4) => format!(" (did you mean \"{k}\"?)"),
-        _ => String::new(),
-    }
-}
-
-pub(super) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = Vec::with_capacity(b.len() + 1);
-        cur.push(i + 1);
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = prev[j] + usize::from(ca != *cb);
-            cur.push(substitute.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    did_you_mean(name, known.iter().copied())
 }
 
 #[cfg(test)]

@@ -1,0 +1,307 @@
+//! `global_defs { }`: the router id, script security, the notify FIFO, and
+//! the defaults (VRRP version, gratuitous ARP, strict mode) that every
+//! instance starts from.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::reader::{Block, Keywords, Reader, Top};
+use super::tree::Stmt;
+use crate::config::model::{Garp, Version};
+
+/// What global_defs sets for every instance.
+#[derive(Debug, Clone)]
+pub(super) struct GlobalDefaults {
+    pub(super) version: Version,
+    pub(super) garp: Garp,
+    pub(super) strict: bool,
+}
+
+impl Default for GlobalDefaults {
+    fn default() -> Self {
+        GlobalDefaults {
+            // keepalived's default; IPv6 instances use 3.
+            version: Version::V2,
+            garp: Garp::default(),
+            strict: false,
+        }
+    }
+}
+
+/// global_defs sets the reader's [`Reader::config`] and
+/// [`Reader::globals`]; it has no state of its own.
+struct Global;
+
+impl Block for Global {
+    fn ctx(&self) -> &str {
+        "global_defs: "
+    }
+}
+
+/// `global_defs { }`.
+pub(super) fn read(r: &mut Reader, _: &mut Top, s: &Stmt) {
+    r.record("global", s.at());
+    let Some(items) = r.block_of("", s) else {
+        return;
+    };
+    r.keywords(&KEYWORDS, &mut Global, items);
+}
+
+const KEYWORDS: Keywords<Global> = Keywords {
+    known: &[
+        ("router_id", router_id),
+        ("vrrp_version", vrrp_version),
+        ("vrrp_garp_master_delay", garp_master_delay),
+        ("vrrp_garp_master_repeat", garp_master_repeat),
+        ("vrrp_garp_lower_prio_delay", garp_lower_prio_delay),
+        ("vrrp_garp_lower_prio_repeat", garp_lower_prio_repeat),
+        ("vrrp_garp_master_refresh", garp_master_refresh),
+        (
+            "vrrp_garp_master_refresh_repeat",
+            garp_master_refresh_repeat,
+        ),
+        ("vrrp_garp_interval", garp_interval),
+        ("vrrp_gna_interval", gna_interval),
+        ("vrrp_min_garp", min_garp),
+        ("vrrp_strict", strict),
+        ("script_user", script_user),
+        ("enable_script_security", enable_script_security),
+        ("notify_fifo", notify_fifo),
+        ("notify_fifo_script", notify_fifo_script),
+        ("vrrp_notify_fifo", notify_fifo),
+        ("vrrp_notify_fifo_script", notify_fifo_script),
+        ("vrrp_startup_delay", startup_delay),
+    ],
+    unsupported: UNSUPPORTED,
+};
+
+fn router_id(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some(w) = r.single(g.ctx(), item) {
+        r.config.global.router_id = w.text.clone();
+        r.record("global.router_id", w.at);
+    }
+}
+
+fn vrrp_version(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((n, _)) = r.integer(g.ctx(), item, 2..=3) {
+        r.globals.version = if n == 2 { Version::V2 } else { Version::V3 };
+    }
+}
+
+fn garp_master_delay(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((d, _)) = r.timer(g.ctx(), item) {
+        r.globals.garp.master_delay = d;
+    }
+}
+
+fn garp_master_repeat(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((n, _)) = r.u32_value(g.ctx(), item) {
+        r.globals.garp.master_repeat = n;
+    }
+}
+
+fn garp_lower_prio_delay(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((d, _)) = r.timer(g.ctx(), item) {
+        r.globals.garp.lower_prio_delay = Some(d);
+    }
+}
+
+fn garp_lower_prio_repeat(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((n, _)) = r.u32_value(g.ctx(), item) {
+        r.globals.garp.lower_prio_repeat = Some(n);
+    }
+}
+
+fn garp_master_refresh(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((d, _)) = r.timer(g.ctx(), item) {
+        r.globals.garp.master_refresh = (!d.is_zero()).then_some(d);
+    }
+}
+
+fn garp_master_refresh_repeat(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((n, _)) = r.u32_value(g.ctx(), item) {
+        r.globals.garp.master_refresh_repeat = n;
+    }
+}
+
+fn garp_interval(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((d, _)) = r.timer(g.ctx(), item) {
+        r.globals.garp.interval = d;
+    }
+}
+
+fn gna_interval(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((d, _)) = r.timer(g.ctx(), item) {
+        r.globals.garp.na_interval = d;
+    }
+}
+
+fn min_garp(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if r.flag(g.ctx(), item) == Some(true) {
+        // One packet, no second burst.
+        r.globals.garp.master_repeat = 1;
+        r.globals.garp.master_delay = Duration::ZERO;
+    }
+}
+
+fn strict(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    r.no_value(g.ctx(), item);
+    r.globals.strict = true;
+}
+
+fn script_user(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some(user) = r.user(g.ctx(), item) {
+        r.config.global.script_user = Some(user);
+        r.record("global.script_user", item.at());
+    }
+}
+
+fn enable_script_security(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    r.no_value(g.ctx(), item);
+    r.config.global.enable_script_security = true;
+    r.record("global.enable_script_security", item.at());
+}
+
+fn notify_fifo(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((path, at)) = r.command(g.ctx(), item) {
+        r.config.global.notify_fifo = Some(PathBuf::from(path));
+        r.record("global.notify_fifo", at);
+    }
+}
+
+fn notify_fifo_script(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((command, at)) = r.command(g.ctx(), item) {
+        r.config.global.notify_fifo_script = Some(command);
+        r.record("global.notify_fifo_script", at);
+    }
+}
+
+fn startup_delay(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((d, at)) = r.timer(g.ctx(), item) {
+        r.config.global.startup_delay = d;
+        r.record("global.startup_delay", at);
+    }
+}
+
+/// global_defs keywords of keepalived 2.2 that baton does not use (SMTP,
+/// LVS, SNMP, DBus, firewalls, process tuning, ...).
+const UNSUPPORTED: &[&str] = &[
+    "net_namespace",
+    "net_namespace_ipvs",
+    "namespace_with_ipsets",
+    "instance",
+    "use_pid_dir",
+    "linkbeat_use_polling",
+    "child_wait_time",
+    "tmp_config_directory",
+    "config_save_dir",
+    "process_names",
+    "process_name",
+    "vrrp_process_name",
+    "checker_process_name",
+    "bfd_process_name",
+    "startup_script",
+    "startup_script_timeout",
+    "shutdown_script",
+    "shutdown_script_timeout",
+    "notification_email",
+    "notification_email_from",
+    "smtp_server",
+    "smtp_helo_name",
+    "smtp_connect_timeout",
+    "smtp_alert",
+    "smtp_alert_vrrp",
+    "smtp_alert_checker",
+    "checker_log_all_failures",
+    "no_email_faults",
+    "vrrp_mcast_group4",
+    "vrrp_mcast_group6",
+    "default_interface",
+    "lvs_sync_daemon",
+    "lvs_timeouts",
+    "lvs_flush",
+    "lvs_flush_on_stop",
+    "vrrp_down_timer_adverts",
+    "vrrp_garp_extra_if",
+    "vrrp_garp_extra_if_vmac",
+    "vrrp_lower_prio_no_advert",
+    "vrrp_higher_prio_send_advert",
+    "nftables",
+    "nftables_priority",
+    "nftables_counters",
+    "nftables_ifindex",
+    "nftables_ipvs",
+    "nftables_ipvs_priority",
+    "nftables_ipvs_start_fwmark",
+    "vrrp_iptables",
+    "vrrp_ipsets",
+    "disable_local_igmp",
+    "vrrp_check_unicast_src",
+    "vrrp_skip_check_adv_addr",
+    "vrrp_notify_priority_changes",
+    "vrrp_priority",
+    "checker_priority",
+    "bfd_priority",
+    "vrrp_no_swap",
+    "checker_no_swap",
+    "bfd_no_swap",
+    "vrrp_rt_priority",
+    "checker_rt_priority",
+    "bfd_rt_priority",
+    "vrrp_rlimit_rttime",
+    "checker_rlimit_rttime",
+    "bfd_rlimit_rttime",
+    "vrrp_cpu_affinity",
+    "checker_cpu_affinity",
+    "bfd_cpu_affinity",
+    "snmp_socket",
+    "enable_snmp_vrrp",
+    "enable_snmp_keepalived",
+    "enable_snmp_checker",
+    "enable_snmp_rfc",
+    "enable_snmp_rfcv2",
+    "enable_snmp_rfcv3",
+    "enable_traps",
+    "enable_dbus",
+    "dbus_service_name",
+    "lvs_notify_fifo",
+    "lvs_notify_fifo_script",
+    "fifo_write_vrrp_states_on_reload",
+    "dynamic_interfaces",
+    "vrrp_netlink_cmd_rcv_bufs",
+    "vrrp_netlink_cmd_rcv_bufs_force",
+    "vrrp_netlink_monitor_rcv_bufs",
+    "vrrp_netlink_monitor_rcv_bufs_force",
+    "lvs_netlink_cmd_rcv_bufs",
+    "lvs_netlink_cmd_rcv_bufs_force",
+    "lvs_netlink_monitor_rcv_bufs",
+    "lvs_netlink_monitor_rcv_bufs_force",
+    "process_monitor_rcv_bufs",
+    "process_monitor_rcv_bufs_force",
+    "vrrp_rx_bufs_policy",
+    "vrrp_rx_bufs_multiplier",
+    "rs_init_notifies",
+    "no_checker_emails",
+    "umask",
+    "log_unknown_vrids",
+    "vmac_prefix",
+    "vmac_addr_prefix",
+    "random_seed",
+    "reload_check_config",
+    "include_check",
+    "reload_time_file",
+    "reload_repeat",
+    "reload_file",
+    "data_use_instance",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::keepalived::table_tests::check_table;
+
+    #[test]
+    fn keyword_table() {
+        check_table(&KEYWORDS, |k| format!("global_defs {{\n {k}\n}}\n"));
+    }
+}
