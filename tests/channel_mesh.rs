@@ -5,10 +5,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use baton::agent::channel::testing::RogueClient;
 use baton::agent::channel::{Channel, ChannelEvent, ChannelHandle, ChannelOptions, SendError};
 use baton::cluster::Message;
 use tokio::sync::mpsc;
+
+#[path = "support/forger.rs"]
+mod forger;
+use forger::RogueClient;
 
 const KEY: &[u8] = b"test cluster key, 32 bytes long!";
 const HEARTBEAT: Duration = Duration::from_millis(50);
