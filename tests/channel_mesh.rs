@@ -381,9 +381,14 @@ async fn slow_peer_is_dropped_not_waited_for() {
     let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
     let rogue = tokio::task::spawn_blocking(move || {
         let mut r = RogueClient::connect(b_addr, "a", KEY, Duration::from_secs(1)).unwrap();
+        // Never read; keep the socket open until the test is done, and keep
+        // heartbeating (alive, only slow: not dropped for silence).
         r.send_message(&heartbeat("a")).unwrap();
-        // Never read; keep the socket open until the test is done.
-        let _ = hold_rx.recv();
+        while hold_rx.recv_timeout(HEARTBEAT).is_err() {
+            if r.send_message(&heartbeat("a")).is_err() {
+                break;
+            }
+        }
         drop(r);
     });
     b.until(Duration::from_secs(2), |ev| is_up(ev, "a")).await;
