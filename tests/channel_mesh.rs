@@ -5,10 +5,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use baton::agent::channel::testing::RogueClient;
 use baton::agent::channel::{Channel, ChannelEvent, ChannelHandle, ChannelOptions, SendError};
 use baton::cluster::Message;
 use tokio::sync::mpsc;
+
+#[path = "support/forger.rs"]
+mod forger;
+use forger::RogueClient;
 
 const KEY: &[u8] = b"test cluster key, 32 bytes long!";
 const HEARTBEAT: Duration = Duration::from_millis(50);
@@ -378,9 +381,14 @@ async fn slow_peer_is_dropped_not_waited_for() {
     let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
     let rogue = tokio::task::spawn_blocking(move || {
         let mut r = RogueClient::connect(b_addr, "a", KEY, Duration::from_secs(1)).unwrap();
+        // Never read; keep the socket open until the test is done, and keep
+        // heartbeating (alive, only slow: not dropped for silence).
         r.send_message(&heartbeat("a")).unwrap();
-        // Never read; keep the socket open until the test is done.
-        let _ = hold_rx.recv();
+        while hold_rx.recv_timeout(HEARTBEAT).is_err() {
+            if r.send_message(&heartbeat("a")).is_err() {
+                break;
+            }
+        }
         drop(r);
     });
     b.until(Duration::from_secs(2), |ev| is_up(ev, "a")).await;
@@ -410,4 +418,197 @@ async fn slow_peer_is_dropped_not_waited_for() {
     );
     hold_tx.send(()).unwrap();
     rogue.await.unwrap();
+}
+
+/// The connection protocol spelled out with `wire::frame` alone, the way
+/// the channel spoke it before its session core existed: a peer of that
+/// version must still interoperate, whichever end it is.
+mod old_version {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use baton::wire::frame::{
+        encode, Decoder, Frame, FrameType, Hello, SessionKey, DEFAULT_MAX_PAYLOAD,
+        MAX_HELLO_PAYLOAD,
+    };
+
+    pub struct Peer {
+        stream: TcpStream,
+        dec: Decoder,
+        send_key: SessionKey,
+        recv_key: SessionKey,
+        send_seq: u64,
+        recv_seq: u64,
+        /// The other end's name, from its Hello.
+        pub name: String,
+    }
+
+    fn read_hello(stream: &mut TcpStream, dec: &mut Decoder) -> Hello {
+        let mut buf = [0u8; 512];
+        loop {
+            if let Some(f) = dec.next_frame(0, None).unwrap() {
+                return Hello::parse(&f.payload).unwrap();
+            }
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "closed during the hello");
+            dec.push(&buf[..n]);
+        }
+    }
+
+    fn keyed(
+        stream: TcpStream,
+        mut dec: Decoder,
+        keys: (SessionKey, SessionKey),
+        dialer: bool,
+        name: String,
+    ) -> Peer {
+        let (d2a, a2d) = keys;
+        let (send_key, recv_key) = if dialer { (d2a, a2d) } else { (a2d, d2a) };
+        dec.set_max_payload(DEFAULT_MAX_PAYLOAD);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        Peer {
+            stream,
+            dec,
+            send_key,
+            recv_key,
+            send_seq: 1,
+            recv_seq: 1,
+            name,
+        }
+    }
+
+    pub fn dial(addr: SocketAddr, me: &str, key: &[u8]) -> Peer {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let nonce = [0x5a; 32];
+        let hello = Hello {
+            name: me.into(),
+            nonce,
+        };
+        stream.write_all(&hello.encode()).unwrap();
+        let mut dec = Decoder::new(MAX_HELLO_PAYLOAD);
+        let theirs = read_hello(&mut stream, &mut dec);
+        let k = SessionKey::derive(key, me, &nonce, &theirs.name, &theirs.nonce);
+        keyed(stream, dec, k.split(), true, theirs.name)
+    }
+
+    pub fn accept(listener: &TcpListener, me: &str, key: &[u8]) -> Peer {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut dec = Decoder::new(MAX_HELLO_PAYLOAD);
+        let theirs = read_hello(&mut stream, &mut dec);
+        let nonce = [0xa5; 32];
+        let hello = Hello {
+            name: me.into(),
+            nonce,
+        };
+        stream.write_all(&hello.encode()).unwrap();
+        let k = SessionKey::derive(key, &theirs.name, &theirs.nonce, me, &nonce);
+        keyed(stream, dec, k.split(), false, theirs.name)
+    }
+
+    impl Peer {
+        pub fn send(&mut self, kind: FrameType, payload: &[u8]) {
+            let f = encode(kind, self.send_seq, payload, Some(&self.send_key));
+            self.send_seq += 1;
+            self.stream.write_all(&f).unwrap();
+        }
+
+        pub fn recv(&mut self) -> Frame {
+            let mut buf = [0u8; 4096];
+            loop {
+                if let Some(f) = self
+                    .dec
+                    .next_frame(self.recv_seq, Some(&self.recv_key))
+                    .unwrap()
+                {
+                    self.recv_seq += 1;
+                    return f;
+                }
+                let n = self.stream.read(&mut buf).unwrap();
+                assert!(n > 0, "closed");
+                self.dec.push(&buf[..n]);
+            }
+        }
+
+        /// Frames until a Data frame, whose payload is returned.
+        pub fn recv_data(&mut self) -> Vec<u8> {
+            loop {
+                let f = self.recv();
+                assert_ne!(f.kind, FrameType::Close, "{f:?}");
+                if f.kind == FrameType::Data {
+                    return f.payload;
+                }
+            }
+        }
+    }
+}
+
+fn is_data(ev: &ChannelEvent, who: &str, want: &[u8]) -> bool {
+    matches!(ev, ChannelEvent::Data { peer, bytes } if peer == who && bytes == want)
+}
+
+/// An old-version dialer against this version's acceptor.
+#[tokio::test]
+async fn old_version_dialer_interoperates() {
+    use baton::wire::frame::FrameType;
+    let all = mesh(&["a", "b"]);
+    let b_addr = all[1].1;
+    let mut b = Node::start("b", &all, ChannelOptions::default());
+    let old = tokio::task::spawn_blocking(move || {
+        let mut a = old_version::dial(b_addr, "a", KEY);
+        assert_eq!(a.name, "b");
+        a.send(FrameType::Data, b"from old a");
+        let got = a.recv_data();
+        a.send(FrameType::Close, b"shutdown");
+        got
+    });
+    b.until(Duration::from_secs(2), |ev| is_up(ev, "a")).await;
+    b.until(Duration::from_secs(2), |ev| is_data(ev, "a", b"from old a"))
+        .await;
+    b.h().send_data("a", b"from new b".to_vec()).unwrap();
+    assert_eq!(old.await.unwrap(), b"from new b");
+    let down = b.until(Duration::from_secs(2), |ev| is_down(ev, "a")).await;
+    assert!(
+        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason == "closed by peer: shutdown"),
+        "{down:?}"
+    );
+    b.stop().await;
+}
+
+/// This version's dialer against an old-version acceptor.
+#[tokio::test]
+async fn old_version_acceptor_interoperates() {
+    use baton::wire::frame::FrameType;
+    let all = mesh(&["a", "b"]);
+    let listener = std::net::TcpListener::bind(all[1].1).unwrap();
+    let mut a = Node::start("a", &all, ChannelOptions::default());
+    let old = tokio::task::spawn_blocking(move || {
+        let mut b = old_version::accept(&listener, "b", KEY);
+        assert_eq!(b.name, "a");
+        // The dialer speaks first (its heartbeat), then the acceptor.
+        assert_eq!(b.recv().kind, FrameType::Message);
+        b.send(FrameType::Data, b"from old b");
+        let got = b.recv_data();
+        b.send(FrameType::Close, b"shutdown");
+        got
+    });
+    a.until(Duration::from_secs(2), |ev| is_up(ev, "b")).await;
+    a.until(Duration::from_secs(2), |ev| is_data(ev, "b", b"from old b"))
+        .await;
+    a.h().send_data("b", b"from new a".to_vec()).unwrap();
+    assert_eq!(old.await.unwrap(), b"from new a");
+    let down = a.until(Duration::from_secs(2), |ev| is_down(ev, "b")).await;
+    assert!(
+        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason == "closed by peer: shutdown"),
+        "{down:?}"
+    );
+    a.stop().await;
 }

@@ -7,11 +7,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use baton::agent::channel::testing::RogueClient;
 use baton::agent::channel::{Channel, ChannelEvent, ChannelHandle, ChannelOptions};
 use baton::cluster::Message;
 use baton::wire::frame::{self, FrameType, Hello, HEADER_LEN, LENGTH_FIELD};
 use tokio::sync::mpsc;
+
+#[path = "support/forger.rs"]
+mod forger;
+use forger::RogueClient;
 
 const KEY: &[u8] = b"test cluster key, 32 bytes long!";
 const WRONG_KEY: &[u8] = b"some other key, also 32 bytes!!!";

@@ -37,7 +37,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton::agent::channel::testing::RogueClient;
 use baton::agent::control::{ClusterStatus, InstanceStatus};
 use baton::agent::lab::{self, Lab};
 use baton::agent::probe::{ProbeReport, Prober};
@@ -45,6 +44,10 @@ use baton::cluster::{InstanceBeat, Message};
 use baton::vrrp::State;
 use baton::wire::frame::{self, HEADER_LEN};
 use nix::sys::signal::Signal;
+
+#[path = "support/forger.rs"]
+mod forger;
+use forger::RogueClient;
 
 const BATON: &str = env!("CARGO_BIN_EXE_baton");
 const NAME: &str = "VI_1";

@@ -1,10 +1,14 @@
 //! The cluster-channel transport: an authenticated TCP full mesh between the
 //! configured baton nodes.
 //!
-//! This module owns the sockets, the handshake, reconnection, liveness (close
-//! on silence) and the per-peer counters. It does not decide anything: it
-//! delivers [`ChannelEvent`]s to the daemon and sends what the daemon gives
-//! it. Frames are [`crate::wire::frame`]; messages are
+//! This module is the transport: it owns the sockets (listening, dialing with
+//! backoff), the per-peer connection state and counters, and the timers. The
+//! protocol of each connection (Hellos, keys, sequence numbers, the proof
+//! of the key, the hello and idle timeouts) is a sans-IO
+//! [`crate::cluster::session::Session`] that this module feeds with bytes
+//! and the time, and whose output it writes. It does not decide anything:
+//! it delivers [`ChannelEvent`]s to the daemon and sends what the daemon
+//! gives it. Frames are [`crate::wire::frame`]; messages are
 //! [`crate::cluster::Message`].
 //!
 //! ```text
@@ -54,11 +58,11 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::cluster::Message;
-use crate::wire::frame::{
-    encode, Decoder, FrameError, FrameType, Hello, SessionKey, DEFAULT_MAX_PAYLOAD,
-    MAX_HELLO_PAYLOAD, NONCE_LEN,
+use crate::cluster::session::{
+    Outbound, Rejection, Role, Session, SessionConfig, SessionEnd, SessionEvent,
 };
+use crate::cluster::Message;
+use crate::wire::frame::{DEFAULT_MAX_PAYLOAD, NONCE_LEN};
 
 /// How often a rejection is logged, at most, per peer.
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -147,7 +151,8 @@ pub struct PeerStatus {
     /// When the last valid frame arrived from the peer.
     pub last_frame: Option<Instant>,
     /// Rejections in this peer's name: frame error reasons
-    /// ([`FrameError::reason`]), `bad_message`, `wrong_direction`.
+    /// ([`crate::wire::frame::FrameError::reason`]), `bad_message`,
+    /// `wrong_direction`.
     pub rejected: BTreeMap<String, u64>,
 }
 
@@ -253,7 +258,7 @@ impl ChannelHandle {
     /// once the peer is Up.
     pub fn send(&self, peer: &str, msg: &Message) -> Result<(), SendError> {
         let payload: Arc<[u8]> = msg.to_json().into();
-        self.queue(peer, FrameType::Message, payload)
+        self.queue(peer, Outbound::Message, payload)
     }
 
     /// Queue a message for every connected peer (see [`send`](Self::send)
@@ -263,16 +268,16 @@ impl ChannelHandle {
         let names: Vec<String> = self.inner.shared.peers.keys().cloned().collect();
         names
             .iter()
-            .filter(|p| self.queue(p, FrameType::Message, payload.clone()).is_ok())
+            .filter(|p| self.queue(p, Outbound::Message, payload.clone()).is_ok())
             .count()
     }
 
     /// Queue opaque bytes (a Data frame) for one peer.
     pub fn send_data(&self, peer: &str, bytes: Vec<u8>) -> Result<(), SendError> {
-        self.queue(peer, FrameType::Data, bytes.into())
+        self.queue(peer, Outbound::Data, bytes.into())
     }
 
-    fn queue(&self, peer: &str, kind: FrameType, payload: Arc<[u8]>) -> Result<(), SendError> {
+    fn queue(&self, peer: &str, kind: Outbound, payload: Arc<[u8]>) -> Result<(), SendError> {
         let shared = &self.inner.shared;
         let slot = shared
             .peers
@@ -386,7 +391,7 @@ struct ConnRef {
 }
 
 struct Outgoing {
-    kind: FrameType,
+    kind: Outbound,
     payload: Arc<[u8]>,
 }
 
@@ -416,21 +421,11 @@ fn jitter(d: Duration) -> Duration {
     half + Duration::from_nanos(if extra == 0 { 0 } else { r % (extra + 1) })
 }
 
-/// Which end of the connection this node is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Dialer,
-    Acceptor,
-}
-
-/// Why a session ended.
+/// Why a connection ended: the session's own reasons, and the transport's.
 enum End {
     Eof,
     Io(io::Error),
-    Idle,
-    Rejected(FrameError),
-    BadMessage(String),
-    PeerClosed(String),
+    Session(SessionEnd),
     Killed(&'static str),
     Stopped,
 }
@@ -438,39 +433,46 @@ enum End {
 impl End {
     fn rejection(&self) -> Option<&'static str> {
         match self {
-            End::Rejected(e) => Some(e.reason()),
-            End::BadMessage(_) => Some("bad_message"),
+            End::Session(e) => e.rejection().map(Rejection::reason),
             _ => None,
         }
     }
 
-    fn describe(&self, dead_after: Duration) -> String {
+    fn describe(&self) -> String {
         match self {
             End::Eof => "connection closed by peer".into(),
             End::Io(e) => format!("connection error: {e}"),
-            End::Idle => format!("no frame for {dead_after:?}"),
-            End::Rejected(e) => format!("{}: {e}", e.reason()),
-            End::BadMessage(e) => format!("bad_message: undecodable message: {e}"),
-            End::PeerClosed(r) => format!("closed by peer: {r}"),
+            End::Session(e) => e.to_string(),
             End::Killed(r) => (*r).to_string(),
             End::Stopped => "channel stopped".into(),
         }
     }
 
     /// What to tell the peer in a Close frame, if it can still hear us.
-    fn goodbye(&self) -> Option<String> {
+    fn goodbye(&self) -> Option<&'static str> {
         match self {
-            End::Eof | End::Io(_) | End::PeerClosed(_) => None,
-            End::Idle => Some("idle".into()),
-            End::Rejected(e) => Some(e.reason().into()),
-            End::BadMessage(_) => Some("bad_message".into()),
-            End::Killed(r) => Some((*r).into()),
-            End::Stopped => Some("shutdown".into()),
+            End::Eof | End::Io(_) => None,
+            End::Session(e) => e.goodbye(),
+            End::Killed(r) => Some(r),
+            End::Stopped => Some("shutdown"),
         }
     }
 }
 
 impl Shared {
+    /// The settings of a new connection's session. Heartbeats are the
+    /// daemon's (cluster messages): the session only watches for silence.
+    fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            me: self.me.clone(),
+            cluster_key: self.key.clone(),
+            max_payload: self.opts.max_payload,
+            hello_timeout: self.opts.hello_timeout,
+            dead_after: self.opts.dead_after,
+            heartbeat_interval: None,
+        }
+    }
+
     async fn emit(&self, ev: ChannelEvent) {
         // The daemon dropped its receiver: it is stopping too.
         let _ = self.events.send(ev).await;
@@ -567,7 +569,7 @@ impl Shared {
                 None
             }
         };
-        let reason = end.describe(self.opts.dead_after);
+        let reason = end.describe();
         match was_up {
             Some(true) => {
                 info!("cluster: peer {} ({}) down: {reason}", slot.name, slot.addr);
@@ -586,43 +588,89 @@ impl Shared {
     }
 }
 
-/// Read one Hello (the connection's frame 0) within the deadline.
-async fn read_hello(
-    stream: &mut TcpStream,
-    dec: &mut Decoder,
-    deadline: tokio::time::Instant,
-) -> Result<Hello, HelloError> {
-    let mut buf = [0u8; 512];
-    loop {
-        if let Some(f) = dec.next_frame(0, None)? {
-            return Ok(Hello::parse(&f.payload)?);
-        }
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
-            .await
-            .map_err(|_| HelloError::Timeout)??;
-        if n == 0 {
-            return Err(HelloError::Eof);
-        }
-        dec.push(&buf[..n]);
-    }
+/// How the Hello exchange went.
+enum Handshake {
+    /// Acceptor: the peer's Hello is in (admit it or drop the session).
+    Hello(String),
+    /// Dialer: Hellos exchanged, keys derived.
+    Keyed,
 }
 
-enum HelloError {
-    Timeout,
+/// Why the Hello exchange failed.
+enum HandshakeError {
+    Session(SessionEnd),
     Eof,
     Io(io::Error),
-    Frame(FrameError),
+    WriteTimeout,
 }
 
-impl From<io::Error> for HelloError {
-    fn from(e: io::Error) -> Self {
-        HelloError::Io(e)
+fn tokio_deadline(at: Option<Instant>) -> Option<tokio::time::Instant> {
+    at.map(tokio::time::Instant::from_std)
+}
+
+/// Sleep until `at`; never if None.
+async fn sleep_until(at: Option<Instant>) {
+    match tokio_deadline(at) {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
-impl From<FrameError> for HelloError {
-    fn from(e: FrameError) -> Self {
-        HelloError::Frame(e)
+/// The time to hand the session when its deadline `at` has passed by the
+/// runtime's clock: never before `at`.
+fn fired(at: Option<Instant>) -> Instant {
+    let now = Instant::now();
+    at.map_or(now, |at| now.max(at))
+}
+
+/// Write what the session has to send, all of it by `deadline`.
+async fn flush(
+    stream: &mut TcpStream,
+    session: &mut Session,
+    deadline: Option<Instant>,
+) -> Result<(), HandshakeError> {
+    while let Some(bytes) = session.poll_transmit() {
+        let write = stream.write_all(&bytes);
+        match tokio_deadline(deadline) {
+            Some(d) => tokio::time::timeout_at(d, write)
+                .await
+                .map_err(|_| HandshakeError::WriteTimeout)?,
+            None => write.await,
+        }
+        .map_err(HandshakeError::Io)?;
+    }
+    Ok(())
+}
+
+/// Run the Hello exchange of a new connection: write what the session
+/// emits, feed it what arrives, until it has the peer's Hello (acceptor),
+/// the keys (dialer) or fails. The session's deadline bounds it all. Events
+/// behind the one returned stay queued in the session.
+async fn handshake(
+    stream: &mut TcpStream,
+    session: &mut Session,
+) -> Result<Handshake, HandshakeError> {
+    let mut buf = [0u8; 512];
+    loop {
+        let deadline = session.next_deadline();
+        flush(stream, session, deadline).await?;
+        while let Some(ev) = session.poll_event() {
+            match ev {
+                SessionEvent::HelloReceived { name } => return Ok(Handshake::Hello(name)),
+                SessionEvent::Keyed => return Ok(Handshake::Keyed),
+                SessionEvent::Ended(e) => return Err(HandshakeError::Session(e)),
+                // Nothing else comes before the keys.
+                _ => {}
+            }
+        }
+        tokio::select! {
+            r = stream.read(&mut buf) => match r {
+                Ok(0) => return Err(HandshakeError::Eof),
+                Ok(n) => session.handle_read(Instant::now(), &buf[..n]),
+                Err(e) => return Err(HandshakeError::Io(e)),
+            },
+            _ = sleep_until(deadline) => session.handle_timeout(fired(deadline)),
+        }
     }
 }
 
@@ -674,30 +722,32 @@ async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, from: SocketAddr
         return;
     };
     let _ = stream.set_nodelay(true);
-    let mut dec = Decoder::new(MAX_HELLO_PAYLOAD);
-    let deadline = tokio::time::Instant::now() + shared.opts.hello_timeout;
+    let mut session = Session::acceptor(shared.session_config(), Instant::now());
     let hello = tokio::select! {
         _ = stopped(shared.stop.clone()) => return,
-        h = read_hello(&mut stream, &mut dec, deadline) => h,
+        h = handshake(&mut stream, &mut session) => h,
     };
-    let hello = match hello {
-        Ok(h) => h,
-        Err(HelloError::Timeout) => {
+    let name = match hello {
+        Ok(Handshake::Hello(name)) => name,
+        // An acceptor is keyed by `admit` only.
+        Ok(Handshake::Keyed) => return,
+        Err(HandshakeError::Session(SessionEnd::HelloTimeout)) => {
             return shared.count_unknown(from, "hello_timeout", "no hello in time")
         }
-        Err(HelloError::Eof) => {
+        Err(HandshakeError::Session(SessionEnd::Rejected(r))) => {
+            return shared.count_unknown(from, r.reason(), &r.to_string());
+        }
+        Err(HandshakeError::Eof) => {
             return shared.count_unknown(from, "no_hello", "closed before its hello")
         }
-        Err(HelloError::Io(e)) => {
+        Err(HandshakeError::Io(e)) => {
             let detail = format!("closed before its hello: {e}");
             return shared.count_unknown(from, "no_hello", &detail);
         }
-        Err(HelloError::Frame(e)) => {
-            return shared.count_unknown(from, e.reason(), &e.to_string());
-        }
+        Err(HandshakeError::Session(_) | HandshakeError::WriteTimeout) => return,
     };
-    let Some(slot) = shared.peers.get(&hello.name) else {
-        let detail = format!("hello from unknown node {:?}", hello.name);
+    let Some(slot) = shared.peers.get(&name) else {
+        let detail = format!("hello from unknown node {name:?}");
         return shared.count_unknown(from, "unknown_peer", &detail);
     };
     if slot.dials {
@@ -711,33 +761,19 @@ async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, from: SocketAddr
         Ok(n) => n,
         Err(e) => return warn!("cluster: /dev/urandom: {e}"),
     };
-    let reply = Hello {
-        name: shared.me.clone(),
-        nonce,
+    // The reply is due by the hello deadline too.
+    let deadline = session.next_deadline();
+    if session.admit(Instant::now(), nonce).is_err() {
+        return;
     }
-    .encode();
-    match tokio::time::timeout_at(deadline, stream.write_all(&reply)).await {
-        Ok(Ok(())) => {}
-        _ => return,
+    if flush(&mut stream, &mut session, deadline).await.is_err() {
+        return;
     }
-    let key = SessionKey::derive(&shared.key, &slot.name, &hello.nonce, &shared.me, &nonce);
-    let (d2a, a2d) = key.split();
-    dec.set_max_payload(shared.opts.max_payload);
     debug!(
         "cluster: {} connected from {from}, waiting for its first frame",
         slot.name
     );
-    run_session(
-        &shared,
-        slot,
-        Role::Acceptor,
-        stream,
-        dec,
-        a2d,
-        d2a,
-        Some(unproven),
-    )
-    .await;
+    run_session(&shared, slot, stream, session, Some(unproven)).await;
 }
 
 async fn dial_loop(shared: Arc<Shared>, peer: String) {
@@ -770,19 +806,17 @@ async fn dial_once(shared: &Arc<Shared>, slot: &PeerSlot) -> bool {
         _ = stopped(shared.stop.clone()) => return false,
         hs = dial_handshake(shared, slot) => hs,
     };
-    let Some((stream, dec, d2a, a2d)) = hs else {
+    let Some((stream, session)) = hs else {
         return false;
     };
-    run_session(shared, slot, Role::Dialer, stream, dec, d2a, a2d, None).await
+    run_session(shared, slot, stream, session, None).await
 }
 
-/// Connect and exchange Hellos: the stream, its decoder (it may already
-/// hold early bytes) and the (send, receive) keys.
-async fn dial_handshake(
-    shared: &Arc<Shared>,
-    slot: &PeerSlot,
-) -> Option<(TcpStream, Decoder, SessionKey, SessionKey)> {
-    let deadline = tokio::time::Instant::now() + shared.opts.hello_timeout;
+/// Connect and exchange Hellos: the stream and its keyed session (which may
+/// already hold early frames).
+async fn dial_handshake(shared: &Arc<Shared>, slot: &PeerSlot) -> Option<(TcpStream, Session)> {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::from_std(started + shared.opts.hello_timeout);
     let connect = async {
         let socket = if slot.addr.is_ipv4() {
             TcpSocket::new_v4()?
@@ -817,60 +851,47 @@ async fn dial_handshake(
             return None;
         }
     };
-    let hello = Hello {
-        name: shared.me.clone(),
-        nonce,
-    };
-    match tokio::time::timeout_at(deadline, stream.write_all(&hello.encode())).await {
-        Ok(Ok(())) => {}
-        _ => return None,
-    }
-    let mut dec = Decoder::new(MAX_HELLO_PAYLOAD);
-    let theirs = match read_hello(&mut stream, &mut dec, deadline).await {
-        Ok(h) => h,
-        Err(HelloError::Frame(e)) => {
-            shared.count(slot, e.reason(), &e.to_string());
-            return None;
+    // The connect time counts against the hello timeout.
+    let mut session = Session::dialer(shared.session_config(), Some(&slot.name), nonce, started);
+    match handshake(&mut stream, &mut session).await {
+        Ok(_) => Some((stream, session)),
+        // Its Hello was malformed, or it answered in another name.
+        Err(HandshakeError::Session(SessionEnd::Rejected(r))) => {
+            shared.count(slot, r.reason(), &r.to_string());
+            None
         }
-        Err(HelloError::Timeout) => {
+        Err(HandshakeError::Session(_) | HandshakeError::WriteTimeout) => {
             debug!("cluster: {} ({}): no hello in time", slot.name, slot.addr);
-            return None;
+            None
         }
         // The peer refused us (unknown to it, or it thinks it should dial).
-        Err(HelloError::Eof) => {
+        Err(HandshakeError::Eof) => {
             debug!(
                 "cluster: {} ({}): closed during the hello",
                 slot.name, slot.addr
             );
-            return None;
+            None
         }
-        Err(HelloError::Io(e)) => {
+        Err(HandshakeError::Io(e)) => {
             debug!("cluster: {} ({}): hello: {e}", slot.name, slot.addr);
-            return None;
+            None
         }
-    };
-    if theirs.name != slot.name {
-        let detail = format!("answered as {:?}, expected {:?}", theirs.name, slot.name);
-        shared.count(slot, "bad_hello", &detail);
-        return None;
     }
-    let key = SessionKey::derive(&shared.key, &shared.me, &nonce, &slot.name, &theirs.nonce);
-    let (d2a, a2d) = key.split();
-    dec.set_max_payload(shared.opts.max_payload);
-    Some((stream, dec, d2a, a2d))
 }
 
 /// Run an established connection until it ends; report the end. True if
 /// the peer went Up on it.
-#[allow(clippy::too_many_arguments)]
+///
+/// The reader (bytes into the session, its events to the daemon, its
+/// deadlines) and the writer (the daemon's queue through the session onto
+/// the socket) run side by side, so that a daemon slow to take events does
+/// not hold up sending, nor a peer slow to read hold up receiving. They
+/// share the session under a lock that is never held across an await.
 async fn run_session(
     shared: &Arc<Shared>,
     slot: &PeerSlot,
-    role: Role,
     stream: TcpStream,
-    mut dec: Decoder,
-    send_key: SessionKey,
-    recv_key: SessionKey,
+    session: Session,
     mut unproven: Option<Unproven<'_>>,
 ) -> bool {
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -883,15 +904,17 @@ async fn run_session(
         tx: tx.clone(),
         kill: kill.clone(),
     };
-    if role == Role::Dialer {
+    if session.role() == Role::Dialer {
         // The dialer speaks first: its first message proves the key.
         let mut st = lock(&slot.state);
         if let Some(old) = st.active.replace(conn()) {
             old.kill.send_replace(Some("replaced by a new connection"));
         }
     }
-    let dead_after = shared.opts.dead_after;
-    let mut send_seq: u64 = 1;
+    if let Some(t) = session.last_frame() {
+        lock(&slot.state).last_frame = Some(t);
+    }
+    let session = Mutex::new(session);
     // A frame half written when the session ends: a goodbye after it would
     // arrive as garbage, so none is sent.
     let mut mid_frame = false;
@@ -899,66 +922,78 @@ async fn run_session(
     let end = {
         let reader = async {
             let mut buf = vec![0u8; READ_CHUNK];
-            let mut recv_seq: u64 = 1;
-            let mut last_frame = tokio::time::Instant::now();
             loop {
                 loop {
-                    let frame = match dec.next_frame(recv_seq, Some(&recv_key)) {
-                        Ok(Some(f)) => f,
-                        Ok(None) => break,
-                        Err(e) => return End::Rejected(e),
+                    let Some(ev) = lock(&session).poll_event() else {
+                        break;
                     };
-                    recv_seq += 1;
-                    last_frame = tokio::time::Instant::now();
-                    lock(&slot.state).last_frame = Some(Instant::now());
-                    let ev = match frame.kind {
-                        FrameType::Close => {
-                            let r = String::from_utf8_lossy(&frame.payload);
-                            return End::PeerClosed(r.chars().take(200).collect());
-                        }
-                        FrameType::Message => match Message::from_json(&frame.payload) {
-                            Ok(msg) => ChannelEvent::Message {
-                                peer: slot.name.clone(),
-                                msg,
-                            },
-                            Err(e) => return End::BadMessage(e.to_string()),
-                        },
-                        FrameType::Data => ChannelEvent::Data {
+                    let ev = match ev {
+                        SessionEvent::Message(msg) => ChannelEvent::Message {
                             peer: slot.name.clone(),
-                            bytes: frame.payload,
+                            msg,
                         },
-                        // The decoder refuses a Hello once keyed.
-                        FrameType::Hello => {
-                            return End::Rejected(FrameError::BadHello("hello after handshake"))
+                        SessionEvent::Data(bytes) => ChannelEvent::Data {
+                            peer: slot.name.clone(),
+                            bytes,
+                        },
+                        SessionEvent::PeerProven => {
+                            went_up = true;
+                            unproven = None;
+                            shared.mark_up(slot, conn()).await;
+                            continue;
                         }
+                        SessionEvent::Ended(e) => return End::Session(e),
+                        // Handshake events are behind us; heartbeats are
+                        // the daemon's (not enabled here).
+                        SessionEvent::HelloReceived { .. }
+                        | SessionEvent::Keyed
+                        | SessionEvent::HeartbeatDue => continue,
                     };
-                    if !went_up {
-                        went_up = true;
-                        unproven = None;
-                        shared.mark_up(slot, conn()).await;
-                    }
                     shared.deliver(slot, id, ev).await;
                 }
+                let deadline = lock(&session).next_deadline();
                 let read = tokio::select! {
                     r = rd.read(&mut buf) => r,
-                    _ = tokio::time::sleep_until(last_frame + dead_after) => return End::Idle,
+                    _ = sleep_until(deadline) => {
+                        lock(&session).handle_timeout(fired(deadline));
+                        continue;
+                    }
                 };
                 match read {
                     Ok(0) => return End::Eof,
-                    Ok(n) => dec.push(&buf[..n]),
+                    Ok(n) => {
+                        let now = Instant::now();
+                        let heard = {
+                            let mut s = lock(&session);
+                            s.handle_read(now, &buf[..n]);
+                            s.last_frame() == Some(now)
+                        };
+                        if heard {
+                            lock(&slot.state).last_frame = Some(now);
+                        }
+                    }
                     Err(e) => return End::Io(e),
                 }
             }
         };
         let writer = async {
             while let Some(out) = rx.recv().await {
-                let f = encode(out.kind, send_seq, &out.payload, Some(&send_key));
-                send_seq += 1;
-                mid_frame = true;
-                if let Err(e) = wr.write_all(&f).await {
-                    return End::Io(e);
+                let frames: Vec<Vec<u8>> = {
+                    let mut s = lock(&session);
+                    // Refused only once the session has ended: the reader
+                    // is about to report why.
+                    if s.send(Instant::now(), out.kind, &out.payload).is_err() {
+                        continue;
+                    }
+                    std::iter::from_fn(|| s.poll_transmit()).collect()
+                };
+                for f in frames {
+                    mid_frame = true;
+                    if let Err(e) = wr.write_all(&f).await {
+                        return End::Io(e);
+                    }
+                    mid_frame = false;
                 }
-                mid_frame = false;
             }
             End::Killed("send queue closed")
         };
@@ -983,168 +1018,14 @@ async fn run_session(
     };
     drop(unproven);
     if let Some(r) = end.rejection() {
-        shared.count(slot, r, &end.describe(dead_after));
+        shared.count(slot, r, &end.describe());
     }
     if let Some(why) = end.goodbye().filter(|_| !mid_frame) {
-        let f = encode(FrameType::Close, send_seq, why.as_bytes(), Some(&send_key));
-        let _ = tokio::time::timeout(CLOSE_GRACE, wr.write_all(&f)).await;
+        let mut s = session.into_inner().unwrap_or_else(|e| e.into_inner());
+        s.close(why);
+        let bye: Vec<u8> = std::iter::from_fn(|| s.poll_transmit()).flatten().collect();
+        let _ = tokio::time::timeout(CLOSE_GRACE, wr.write_all(&bye)).await;
     }
     shared.mark_end(slot, id, &end).await;
     went_up
-}
-
-/// A misbehaving peer for tests (here and in the netns suite): it speaks
-/// the frame format by hand over a blocking socket, so it can replay,
-/// corrupt, forge and go silent at will.
-pub mod testing {
-    use std::io::{self, Read, Write};
-    use std::net::{SocketAddr, TcpStream};
-    use std::time::{Duration, Instant};
-
-    use crate::cluster::Message;
-    use crate::wire::frame::{
-        encode, Decoder, Frame, FrameType, Hello, SessionKey, DEFAULT_MAX_PAYLOAD,
-        MAX_HELLO_PAYLOAD, NONCE_LEN,
-    };
-
-    pub struct RogueClient {
-        stream: TcpStream,
-        send_key: SessionKey,
-        recv_key: SessionKey,
-        send_seq: u64,
-        recv_seq: u64,
-        dec: Decoder,
-        /// The name the acceptor answered with.
-        pub peer_name: String,
-    }
-
-    fn invalid(e: impl std::fmt::Display) -> io::Error {
-        io::Error::new(io::ErrorKind::InvalidData, e.to_string())
-    }
-
-    impl RogueClient {
-        /// Dial `addr` claiming to be `name`, exchange Hellos, derive the
-        /// session keys from `cluster_key` (the right one or not).
-        pub fn connect(
-            addr: SocketAddr,
-            name: &str,
-            cluster_key: &[u8],
-            timeout: Duration,
-        ) -> io::Result<RogueClient> {
-            let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-            stream.set_nodelay(true)?;
-            stream.set_read_timeout(Some(timeout))?;
-            let nonce: [u8; NONCE_LEN] = super::random_bytes()?;
-            let hello = Hello {
-                name: name.to_string(),
-                nonce,
-            };
-            stream.write_all(&hello.encode())?;
-            let mut dec = Decoder::new(MAX_HELLO_PAYLOAD);
-            let mut buf = [0u8; 512];
-            let theirs = loop {
-                if let Some(f) = dec.next_frame(0, None).map_err(invalid)? {
-                    break Hello::parse(&f.payload).map_err(invalid)?;
-                }
-                let n = stream.read(&mut buf)?;
-                if n == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::ConnectionRefused,
-                        "closed during the hello (refused)",
-                    ));
-                }
-                dec.push(&buf[..n]);
-            };
-            let key = SessionKey::derive(cluster_key, name, &nonce, &theirs.name, &theirs.nonce);
-            let (d2a, a2d) = key.split();
-            dec.set_max_payload(DEFAULT_MAX_PAYLOAD);
-            Ok(RogueClient {
-                stream,
-                send_key: d2a,
-                recv_key: a2d,
-                send_seq: 1,
-                recv_seq: 1,
-                dec,
-                peer_name: theirs.name,
-            })
-        }
-
-        /// A valid frame with the next sequence number (which it uses up).
-        pub fn frame(&mut self, kind: FrameType, payload: &[u8]) -> Vec<u8> {
-            let f = encode(kind, self.send_seq, payload, Some(&self.send_key));
-            self.send_seq += 1;
-            f
-        }
-
-        pub fn message_frame(&mut self, msg: &Message) -> Vec<u8> {
-            self.frame(FrameType::Message, &msg.to_json())
-        }
-
-        pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-            self.stream.write_all(bytes)
-        }
-
-        pub fn send_message(&mut self, msg: &Message) -> io::Result<()> {
-            let f = self.message_frame(msg);
-            self.send_raw(&f)
-        }
-
-        /// The next frame from the node; `Err` on timeout, close or a frame
-        /// that fails its checks.
-        pub fn recv(&mut self, timeout: Duration) -> io::Result<Frame> {
-            let deadline = Instant::now() + timeout;
-            let mut buf = [0u8; 4096];
-            loop {
-                match self.dec.next_frame(self.recv_seq, Some(&self.recv_key)) {
-                    Ok(Some(f)) => {
-                        self.recv_seq += 1;
-                        return Ok(f);
-                    }
-                    Ok(None) => {}
-                    Err(e) => return Err(invalid(e)),
-                }
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-                self.stream.set_read_timeout(Some(left))?;
-                let n = self.stream.read(&mut buf)?;
-                if n == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                self.dec.push(&buf[..n]);
-            }
-        }
-
-        /// Wait until the node closes the connection; true if it did within
-        /// `timeout`. Frames received meanwhile are discarded.
-        pub fn wait_closed(&mut self, timeout: Duration) -> bool {
-            let deadline = Instant::now() + timeout;
-            let mut buf = [0u8; 4096];
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
-                    return false;
-                }
-                match self.stream.read(&mut buf) {
-                    Ok(0) => return true,
-                    Ok(_) => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        return false
-                    }
-                    Err(_) => return true,
-                }
-            }
-        }
-
-        /// The raw socket, to do anything else.
-        pub fn stream(&mut self) -> &mut TcpStream {
-            &mut self.stream
-        }
-    }
 }

@@ -1,6 +1,7 @@
 //! The cluster channel core (sans-IO): membership and heartbeats, the
 //! seed's config-change messages (takeover, switchover, handoff), the
-//! selection policy, and data sync.
+//! selection policy, data sync, and the session protocol of one channel
+//! connection (handshake, keys, sequence numbers, timeouts).
 //!
 //! Messages travel in authenticated frames ([`crate::wire::frame`]) over a
 //! TCP full mesh ([`crate::agent::channel`]); this module only decides.
@@ -9,6 +10,7 @@ pub mod change;
 pub mod key;
 pub mod membership;
 pub mod message;
+pub mod session;
 pub mod sync;
 
 pub use change::{Cluster, ClusterAction, ClusterConfig, LocalInstance, PeerView};
