@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use baton::agent::lab::{is_root, Lab};
-use baton::agent::probe::{ProbeReport, Prober};
+use baton::lab::probe::{ProbeReport, Prober};
+use baton::lab::{is_root, Lab};
 use nix::sys::signal::Signal;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 100);
@@ -986,7 +986,7 @@ mod cluster {
             let nodes = (0..lab.nodes())
                 .map(|i| {
                     let (stop, now, ready) = (stop.clone(), now.clone(), ready_tx.clone());
-                    baton::agent::lab::spawn_in_netns(lab.node_ns(i), move || {
+                    baton::lab::spawn_in_netns(lab.node_ns(i), move || {
                         let mut last = ns_holds_vip();
                         now[i].store(last, Ordering::Relaxed);
                         let mut changes = vec![(Instant::now(), last)];

@@ -39,9 +39,9 @@ use std::time::{Duration, Instant};
 
 use baton::agent::channel::testing::RogueClient;
 use baton::agent::control::{ClusterStatus, InstanceStatus};
-use baton::agent::lab::{self, Lab};
-use baton::agent::probe::{ProbeReport, Prober};
 use baton::cluster::{InstanceBeat, Message};
+use baton::lab::probe::{ProbeReport, Prober};
+use baton::lab::{self, Lab};
 use baton::vrrp::State;
 use baton::wire::frame::{self, HEADER_LEN};
 use nix::sys::signal::Signal;
