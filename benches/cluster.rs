@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use baton::lab::probe::{ProbeReport, Prober};
-use baton::lab::{is_root, Lab};
+use baton::lab::{self, is_root, Lab};
 use nix::sys::signal::Signal;
 
 mod common;
@@ -102,15 +102,7 @@ struct VipWatch {
 }
 
 fn ns_holds_vip() -> bool {
-    nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
-        addrs.any(|a| {
-            a.interface_name == "eth0"
-                && a.address
-                    .as_ref()
-                    .and_then(|s| s.as_sockaddr_in())
-                    .is_some_and(|sin| sin.ip() == VIP)
-        })
-    })
+    lab::has_addr4_here(lab::IFNAME, VIP)
 }
 
 /// What a [`VipWatch`] saw: per node, its changes (the first entry is
@@ -129,7 +121,7 @@ impl VipWatch {
         let nodes = (0..lab.nodes())
             .map(|i| {
                 let (stop, now, ready) = (stop.clone(), now.clone(), ready_tx.clone());
-                baton::lab::spawn_in_netns(lab.node_ns(i), move || {
+                lab::spawn_in_netns(lab.node_ns(i), move || {
                     let mut last = ns_holds_vip();
                     now[i].store(last, Ordering::Relaxed);
                     let mut changes = vec![(Instant::now(), last)];

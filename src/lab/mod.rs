@@ -167,6 +167,21 @@ pub fn spawn_in_netns<T: Send + 'static>(
         .expect("spawning a thread")
 }
 
+/// Whether `ifname` in the calling thread's network namespace has the IPv4
+/// address `addr`. Asks netlink (getifaddrs), so a thread that entered a
+/// node namespace ([`spawn_in_netns`]) can poll it every millisecond.
+pub fn has_addr4_here(ifname: &str, addr: Ipv4Addr) -> bool {
+    nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
+        addrs.any(|a| {
+            a.interface_name == ifname
+                && a.address
+                    .as_ref()
+                    .and_then(|s| s.as_sockaddr_in())
+                    .is_some_and(|sin| sin.ip() == addr)
+        })
+    })
+}
+
 /// A current-thread tokio runtime with IO and timers, for [`in_netns`].
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
