@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use baton::agent::lab;
+use baton::lab;
 
 #[path = "../tests/support/sync_lab.rs"]
 #[allow(dead_code)]

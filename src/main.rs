@@ -313,7 +313,7 @@ fn main() -> ExitCode {
         }
         Command::Demo => {
             init_logging(false);
-            match baton::agent::demo::run() {
+            match baton::lab::demo::run() {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("demo: {e}");

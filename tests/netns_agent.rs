@@ -24,8 +24,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use baton::agent::control::{InstanceStatus, Status};
-use baton::agent::lab::{self, Lab};
-use baton::agent::probe::Prober;
+use baton::lab::probe::Prober;
+use baton::lab::{self, Lab};
 use baton::vrrp::State;
 use baton::wire::vrrp::{Repr, V3Checksum, Version};
 use nix::sys::signal::Signal;
@@ -229,7 +229,7 @@ fn run_in(ns: &str, program: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("running {program} in {ns}: {e}"))
 }
 
-fn ping_report(client_ns: &str, for_how_long: Duration) -> baton::agent::probe::ProbeReport {
+fn ping_report(client_ns: &str, for_how_long: Duration) -> baton::lab::probe::ProbeReport {
     let prober = Prober::start(Some(client_ns), VIP4, Duration::from_millis(10))
         .expect("starting the prober");
     std::thread::sleep(for_how_long);

@@ -30,7 +30,6 @@
 //! other down, leaving nobody with the VIP for a few milliseconds).
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,9 +37,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton::agent::control::{ClusterStatus, InstanceStatus};
-use baton::agent::lab::{self, Lab};
-use baton::agent::probe::{ProbeReport, Prober};
 use baton::cluster::{InstanceBeat, Message};
+use baton::lab::probe::{ProbeReport, Prober};
+use baton::lab::{self, Lab};
 use baton::vrrp::State;
 use baton::wire::frame::{self, HEADER_LEN};
 use nix::sys::signal::Signal;
@@ -297,17 +296,6 @@ impl Cl {
     }
 }
 
-/// Run `f` on a thread inside network namespace `ns`.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let netns = File::open(format!("/run/netns/{ns}")).expect("opening the namespace");
-    std::thread::spawn(move || {
-        nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-    .join()
-    .expect("thread in the namespace panicked")
-}
-
 /// Watches, from one thread per node namespace, whether eth0 holds the VIP
 /// (netlink via getifaddrs, every millisecond), and records each change.
 /// Tells whether some node held the VIP at every instant of a move (to
@@ -334,15 +322,7 @@ struct Coverage {
 }
 
 fn ns_holds_vip() -> bool {
-    nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
-        addrs.any(|a| {
-            a.interface_name == "eth0"
-                && a.address
-                    .as_ref()
-                    .and_then(|s| s.as_sockaddr_in())
-                    .is_some_and(|sin| sin.ip() == VIP4)
-        })
-    })
+    lab::has_addr4_here(lab::IFNAME, VIP4)
 }
 
 impl VipWatch {
@@ -351,12 +331,9 @@ impl VipWatch {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let nodes = (0..3)
             .map(|i| {
-                let netns = File::open(format!("/run/netns/{}", c.lab.node_ns(i)))
-                    .expect("opening a node namespace");
                 let stop = stop.clone();
                 let ready = ready_tx.clone();
-                std::thread::spawn(move || {
-                    nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                lab::spawn_in_netns(c.lab.node_ns(i), move || {
                     let mut last = ns_holds_vip();
                     let mut changes = vec![(Instant::now(), last)];
                     let _ = ready.send(());
@@ -1033,7 +1010,7 @@ fn rogue_connections_are_refused_counted_and_change_nothing() {
     // (0) node0 sorts lowest: it dials everyone and accepts nobody. A
     // connection to it in node2's name is refused before any key matters.
     let to0 = addr(&c, 0);
-    let refused = in_ns(&client, move || {
+    let refused = lab::in_netns(&client, move || {
         RogueClient::connect(to0, "node2", b"wrong key", sec).map(|_| ())
     });
     assert!(
@@ -1053,7 +1030,7 @@ fn rogue_connections_are_refused_counted_and_change_nothing() {
     // that peer: node2 accepts node1. Rejected on the first frame (bad_tag).
     let to2 = addr(&c, 2);
     let msg = heartbeat_like(&c, 1);
-    let closed = in_ns(&client, move || {
+    let closed = lab::in_netns(&client, move || {
         let mut r = RogueClient::connect(to2, "node1", b"not the cluster key", sec)
             .expect("the Hello exchange needs no key");
         r.send_message(&msg).expect("sending");
@@ -1111,7 +1088,7 @@ fn rogue_connections_are_refused_counted_and_change_nothing() {
         ];
         for (reason, attack) in attacks {
             let hb = hb.clone();
-            let (ok, closed) = in_ns(&client, move || {
+            let (ok, closed) = lab::in_netns(&client, move || {
                 let mut r = RogueClient::connect(to2, name, KEY, sec).expect("connecting");
                 let ok = attack(&mut r, &hb);
                 (ok, r.wait_closed(sec))

@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use baton::agent::lab;
+use baton::lab;
 
 const BATON: &str = env!("CARGO_BIN_EXE_baton");
 

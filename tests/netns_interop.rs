@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use baton::agent::control::{self, InstanceStatus, Request, Status};
-use baton::agent::lab::{self, Lab};
+use baton::lab::{self, Lab};
 use baton::vrrp::State;
 use nix::sys::signal::Signal;
 

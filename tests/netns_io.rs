@@ -7,10 +7,10 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use baton::agent::garp::GarpSender;
-use baton::agent::lab::{in_netns, require_root, runtime, spawn_in_netns, Lab, IFNAME};
 use baton::agent::netlink::{self, NetEvent, Netlink, NetlinkError};
-use baton::agent::probe::Prober;
 use baton::agent::socket::{Received, VrrpSocket, VRRP_GROUP_V4, VRRP_GROUP_V6, VRRP_TTL};
+use baton::lab::probe::Prober;
+use baton::lab::{in_netns, require_root, runtime, spawn_in_netns, Lab, IFNAME};
 use tokio::time::timeout;
 
 /// Run `command` (words, no shell) in namespace `ns`; panic with its stderr

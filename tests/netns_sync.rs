@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use baton::agent::lab;
+use baton::lab;
 
 #[path = "support/sync_lab.rs"]
 mod sync_lab;

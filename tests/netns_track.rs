@@ -38,7 +38,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use baton::agent::control::{InstanceStatus, Status};
-use baton::agent::lab::{self, Lab};
+use baton::lab::{self, Lab};
 use baton::vrrp::State;
 use nix::sys::signal::Signal;
 

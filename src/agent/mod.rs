@@ -2,12 +2,9 @@
 
 pub mod channel;
 pub mod control;
-pub mod demo;
 pub mod garp;
-pub mod lab;
 pub mod netlink;
 pub mod notify;
-pub mod probe;
 pub mod runtime;
 pub mod script;
 pub mod socket;

@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use baton::agent::lab::Lab;
 use baton::cluster::sync::SyncView;
+use baton::lab::Lab;
 use nix::sys::signal::Signal;
 
 pub const BATON: &str = env!("CARGO_BIN_EXE_baton");

@@ -1,5 +1,12 @@
-//! A throw-away layer-2 lab in network namespaces, for `baton demo`, the
-//! netns tests and the benchmark.
+//! The network-namespace lab, the prober and `baton demo`: a tool used by
+//! the netns tests, the benches and newcomers, not part of the daemon. It
+//! may use [`crate::agent`] (to talk to a running agent's control socket);
+//! the agent never uses it.
+//!
+//! - this module: a throw-away layer-2 lab in network namespaces
+//!   (namespaces, veth pairs, a bridge, spawned processes, teardown on drop);
+//! - [`probe`]: a client that pings the VIP and measures the outage;
+//! - [`demo`]: `baton demo`, a narrated 3-node failover.
 //!
 //! ```text
 //!   node0 (eth0 .11)   node1 (eth0 .12)   ...   client (eth0 .200)
@@ -13,6 +20,9 @@
 //! own namespaces. Names carry a tag, the process id and a counter, so labs
 //! of parallel tests never meet. Everything is torn down on drop, also when
 //! a test panics.
+
+pub mod demo;
+pub mod probe;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -155,6 +165,21 @@ pub fn spawn_in_netns<T: Send + 'static>(
             f()
         })
         .expect("spawning a thread")
+}
+
+/// Whether `ifname` in the calling thread's network namespace has the IPv4
+/// address `addr`. Asks netlink (getifaddrs), so a thread that entered a
+/// node namespace ([`spawn_in_netns`]) can poll it every millisecond.
+pub fn has_addr4_here(ifname: &str, addr: Ipv4Addr) -> bool {
+    nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
+        addrs.any(|a| {
+            a.interface_name == ifname
+                && a.address
+                    .as_ref()
+                    .and_then(|s| s.as_sockaddr_in())
+                    .is_some_and(|sin| sin.ip() == addr)
+        })
+    })
 }
 
 /// A current-thread tokio runtime with IO and timers, for [`in_netns`].

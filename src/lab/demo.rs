@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
 
-use super::lab::Lab;
 use super::probe::Prober;
+use super::Lab;
 use crate::vrrp::State;
 
 const PRIORITIES: [u8; 3] = [150, 100, 50];
@@ -83,7 +83,7 @@ impl Demo {
 
 /// Run the demo. Needs root (network namespaces).
 pub fn run() -> Result<(), String> {
-    if !super::lab::is_root() {
+    if !super::is_root() {
         return Err("needs root to create network namespaces; run it as root (e.g. `sudo cargo run --release -- demo`)".into());
     }
     let baton = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;

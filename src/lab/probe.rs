@@ -106,7 +106,7 @@ impl Prober {
             // This thread alone moves into the namespace.
             let setup = (|| {
                 if let Some(ns) = &netns {
-                    super::lab::enter_netns(ns)?;
+                    super::enter_netns(ns)?;
                 }
                 let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
                 icmp.set_nonblocking(true)?;
