@@ -6,12 +6,15 @@
 //! TCP full mesh ([`crate::agent::channel`]); this module only decides.
 
 pub mod change;
+mod decide;
+pub mod error;
 pub mod key;
 pub mod membership;
 pub mod message;
 pub mod sync;
 
 pub use change::{Cluster, ClusterAction, ClusterConfig, LocalInstance, PeerView};
+pub use error::OperatorError;
 pub use membership::Policy;
 pub use message::{InstanceBeat, Message, SyncVersion};
 pub use sync::{SyncAction, SyncConfig, SyncCore};
