@@ -432,3 +432,6 @@ pub fn check_switchover(
 pub fn handoff_target(v: &View) -> Option<String> {
     v.ranking().into_iter().find(|n| *n != v.node)
 }
+
+#[cfg(test)]
+mod tests;
