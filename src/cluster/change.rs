@@ -21,7 +21,7 @@
 //! pins and bookkeeping, pending operator requests), the inputs, the
 //! message flows, and applying decisions (queueing [`ClusterAction`]s). The
 //! per-instance decisions themselves are pure functions of a view, in
-//! [`super::decide`]; operator errors are [`super::error::OperatorError`].
+//! `cluster/decide.rs`; operator errors are [`super::error::OperatorError`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
