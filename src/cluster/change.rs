@@ -16,11 +16,19 @@
 //!   last resort.
 //! - Against routers that are not baton peers (keepalived, FRR, a baton
 //!   without the channel), plain RFC VRRP applies, unchanged.
+//!
+//! This file owns the state ([`Cluster`]: membership, per-instance epochs,
+//! pins and bookkeeping, pending operator requests), the inputs, the
+//! message flows, and applying decisions (queueing [`ClusterAction`]s). The
+//! per-instance decisions themselves are pure functions of a view, in
+//! `cluster/decide.rs`; operator errors are [`super::error::OperatorError`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use super::decide::{self, Decision, PeerBeat, Preempt, Successor, Target, Track, View};
+use super::error::OperatorError;
 use super::membership::{Candidate, Membership, Policy};
 use super::message::{InstanceBeat, Message};
 use crate::vrrp::{ClusterGates, ClusterReason, State};
@@ -88,19 +96,11 @@ struct Ctl {
     own_epoch: u64,
     /// The node an operator pinned the instance to.
     pinned: Option<String>,
-    /// The last node seen as the live master, and when it stopped being one
-    /// (left the channel, went silent, or reported another state).
-    last_master: Option<String>,
-    master_lost_at: Option<Instant>,
-    /// Our own successor takeover has been attempted for this loss.
-    takeover_tried: bool,
-    /// When our successor takeover is due (policy rank after the loss).
-    takeover_due: Option<Instant>,
-    /// When we first saw a master we take precedence over (preempt_delay).
-    preempt_since: Option<Instant>,
     /// Announce our next takeover as an operator's (pinned) choice.
     announce_pinned: bool,
-    gates: ClusterGates,
+    /// The master as last seen, its loss, successor and preempt timing, and
+    /// the gates: what one evaluation hands to the next.
+    track: Track,
 }
 
 #[derive(Debug, Clone)]
@@ -163,13 +163,14 @@ impl Cluster {
     }
     /// The node the instance is pinned to by an operator, if the pin holds.
     pub fn pinned(&self, now: Instant, instance: &str) -> Option<String> {
-        self.effective_pin(now, instance)
+        self.view(now, instance)?.pin()
     }
     /// The live master of an instance as the channel sees it.
     pub fn master(&self, now: Instant, instance: &str) -> Option<String> {
         self.current_master(now, instance).map(|c| c.node)
     }
 
+    #[must_use]
     pub fn poll_action(&mut self) -> Option<ClusterAction> {
         self.actions.pop_front()
     }
@@ -179,10 +180,10 @@ impl Cluster {
         d.extend(self.members.next_lapse(self.last_now));
         d.extend(self.pending.values().map(|p| p.deadline));
         for (name, c) in &self.ctl {
-            if let (Some(due), false) = (c.takeover_due, c.takeover_tried) {
+            if let (Some(due), false) = (c.track.takeover_due, c.track.takeover_tried) {
                 d.push(due);
             }
-            if let (Some(since), Some(l)) = (c.preempt_since, self.local.get(name)) {
+            if let (Some(since), Some(l)) = (c.track.preempt_since, self.local.get(name)) {
                 d.push(since + l.preempt_delay);
             }
         }
@@ -211,10 +212,8 @@ impl Cluster {
             .map(|(id, _)| *id)
             .collect();
         for id in failed {
-            self.finish(
-                id,
-                Err(format!("{peer} left the cluster before taking over")),
-            );
+            let target = peer.to_string();
+            self.finish(id, Err(OperatorError::TargetLeft { target }));
         }
         self.evaluate(now);
     }
@@ -231,8 +230,8 @@ impl Cluster {
             let c = self.ctl.entry(instance.to_string()).or_default();
             c.epoch += 1;
             c.own_epoch = c.epoch;
-            c.master_lost_at = None;
-            c.preempt_since = None;
+            c.track.master_lost_at = None;
+            c.track.preempt_since = None;
             let pinned = std::mem::take(&mut c.announce_pinned);
             if pinned {
                 c.pinned = Some(self.cfg.node.clone());
@@ -326,7 +325,7 @@ impl Cluster {
             }
             Message::SwitchoverRefused { id, reason } => {
                 if self.pending.get(&id).is_some_and(|p| p.requester.is_none()) {
-                    self.finish(id, Err(reason));
+                    self.finish(id, Err(OperatorError::Refused(reason)));
                 }
             }
             Message::ClearPin { instance, epoch } => {
@@ -359,11 +358,9 @@ impl Cluster {
         id: u64,
     ) {
         if !self.local.contains_key(instance) {
-            let err = format!("no instance named {instance}");
-            self.actions.push_back(ClusterAction::SwitchoverDone {
-                id,
-                result: Err(err),
-            });
+            let instance = instance.to_string();
+            let err = OperatorError::UnknownInstance { instance };
+            self.done(id, Err(err));
             return;
         }
         let me = self.cfg.node.clone();
@@ -393,10 +390,10 @@ impl Cluster {
                         },
                     });
                 }
-                None => self.actions.push_back(ClusterAction::SwitchoverDone {
-                    id,
-                    result: Err(format!("no live master of {instance} on the channel")),
-                }),
+                None => {
+                    let instance = instance.to_string();
+                    self.done(id, Err(OperatorError::NoMaster { instance }))
+                }
             }
         }
         self.evaluate(now);
@@ -404,8 +401,13 @@ impl Cluster {
 
     /// `baton switchover NAME --clear`: the operator's choice ends.
     pub fn clear_pin(&mut self, now: Instant, instance: &str) -> Result<String, String> {
+        self.clear_pin_typed(now, instance).map_err(String::from)
+    }
+
+    fn clear_pin_typed(&mut self, now: Instant, instance: &str) -> Result<String, OperatorError> {
         let Some(c) = self.ctl.get_mut(instance) else {
-            return Err(format!("no instance named {instance}"));
+            let instance = instance.to_string();
+            return Err(OperatorError::UnknownInstance { instance });
         };
         c.epoch += 1;
         let was = c.pinned.take();
@@ -433,8 +435,9 @@ impl Cluster {
             if self.local_state(&name) != Some(State::Master) {
                 continue;
             }
-            let me = self.cfg.node.clone();
-            let successor = self.ranking(now, &name).into_iter().find(|n| *n != me);
+            let successor = self
+                .view(now, &name)
+                .and_then(|v| decide::handoff_target(&v));
             if let Some(target) = successor {
                 let epoch = self.epoch(&name) + 1;
                 self.actions.push_back(ClusterAction::Send {
@@ -467,10 +470,7 @@ impl Cluster {
             .collect();
         for id in expired {
             let target = self.pending[&id].target.clone();
-            self.finish(
-                id,
-                Err(format!("timed out waiting for {target} to take over")),
-            );
+            self.finish(id, Err(OperatorError::Timeout { target }));
         }
         self.evaluate(now);
     }
@@ -493,23 +493,17 @@ impl Cluster {
             self.stale_ignored += 1;
             return;
         }
-        // Two takeovers under one epoch (two nodes acted on the same view):
-        // the one with precedence (priority, then address) wins; the other
-        // steps down. A newer epoch always wins.
         let i_am_master = me.as_ref().is_some_and(|m| m.state == State::Master);
-        let sender_wins = !i_am_master
-            || epoch > c.own_epoch
-            || me
-                .as_ref()
-                .is_some_and(|m| Policy::Priority.prefers(&sender, m));
+        let sender_wins =
+            decide::takeover_wins(me.as_ref().map(|m| (m, c.own_epoch)), &sender, epoch);
         c.epoch = epoch;
         if !sender_wins {
             return;
         }
         let node = sender.node.as_str();
         c.pinned = if pinned { Some(node.to_string()) } else { None };
-        c.master_lost_at = None;
-        c.last_master = Some(node.to_string());
+        c.track.master_lost_at = None;
+        c.track.last_master = Some(node.to_string());
         self.complete_pending(instance, node, epoch);
         if node != self.cfg.node && i_am_master {
             let addr = sender.address.or_else(|| self.peer_address(instance, node));
@@ -555,35 +549,27 @@ impl Cluster {
         id: u64,
         requester: Option<String>,
     ) {
-        let refuse = |this: &mut Self, reason: String| match &requester {
-            Some(peer) => this.actions.push_back(ClusterAction::Send {
-                peer: peer.clone(),
-                msg: Message::SwitchoverRefused { id, reason },
-            }),
-            None => this.actions.push_back(ClusterAction::SwitchoverDone {
-                id,
-                result: Err(reason),
-            }),
+        let seen = if !self.members.is_peer(target) {
+            Target::Unknown
+        } else if !self.members.alive(now, target) {
+            Target::Dead
+        } else {
+            Target::Live(self.members.beat(now, target, instance).map(|b| b.state))
         };
-        if self.local_state(instance) != Some(State::Master) {
-            return refuse(
-                self,
-                format!("{} is not master of {instance}", self.cfg.node),
-            );
-        }
-        if target == self.cfg.node {
-            return refuse(self, format!("{target} is already master of {instance}"));
-        }
-        if !self.members.is_peer(target) {
-            return refuse(self, format!("unknown node {target}"));
-        }
-        if !self.members.alive(now, target) {
-            return refuse(self, format!("{target} is not alive on the channel"));
-        }
-        match self.members.beat(now, target, instance).map(|b| b.state) {
-            Some(State::Backup) => {}
-            Some(s) => return refuse(self, format!("{target} is {s} for {instance}, not BACKUP")),
-            None => return refuse(self, format!("{target} has no instance {instance}")),
+        let me = self.cfg.node.as_str();
+        let mine = self.local_state(instance);
+        if let Err(e) = decide::check_switchover(me, mine, instance, target, seen) {
+            match requester {
+                Some(peer) => self.actions.push_back(ClusterAction::Send {
+                    peer,
+                    msg: Message::SwitchoverRefused {
+                        id,
+                        reason: e.to_string(),
+                    },
+                }),
+                None => self.done(id, Err(e)),
+            }
+            return;
         }
         let epoch = self.epoch(instance) + 1;
         self.pending.insert(
@@ -629,28 +615,34 @@ impl Cluster {
             .map(|(id, _)| *id)
             .collect();
         for id in done {
-            self.finish(
-                id,
-                Ok(format!("{node} is master of {instance} (epoch {epoch})")),
-            );
+            let ok = format!("{node} is master of {instance} (epoch {epoch})");
+            self.finish(id, Ok(ok));
         }
     }
 
-    fn finish(&mut self, id: u64, result: Result<String, String>) {
+    fn finish(&mut self, id: u64, result: Result<String, OperatorError>) {
         let Some(p) = self.pending.remove(&id) else {
             return;
         };
         match (p.requester, result) {
-            (None, result) => self
-                .actions
-                .push_back(ClusterAction::SwitchoverDone { id, result }),
+            (None, result) => self.done(id, result),
             // A remote requester sees success in the TAKEOVER broadcast.
             (Some(_), Ok(_)) => {}
-            (Some(peer), Err(reason)) => self.actions.push_back(ClusterAction::Send {
+            (Some(peer), Err(e)) => self.actions.push_back(ClusterAction::Send {
                 peer,
-                msg: Message::SwitchoverRefused { id, reason },
+                msg: Message::SwitchoverRefused {
+                    id,
+                    reason: e.to_string(),
+                },
             }),
         }
+    }
+
+    /// Tell the local operator the outcome of request `id`.
+    fn done(&mut self, id: u64, result: Result<String, OperatorError>) {
+        let result = result.map_err(String::from);
+        self.actions
+            .push_back(ClusterAction::SwitchoverDone { id, result });
     }
 
     // ---- derived views ------------------------------------------------
@@ -677,84 +669,48 @@ impl Cluster {
         })
     }
 
-    /// This node and every live peer, as candidates for `instance`.
-    fn candidates(&self, now: Instant, instance: &str) -> Vec<Candidate> {
-        let mut out: Vec<Candidate> = self.me_candidate(instance).into_iter().collect();
-        for (name, _) in self.members.peers() {
-            if let Some(b) = self.members.beat(now, name, instance) {
-                out.push(Candidate {
+    /// The live peers that report `instance`, in name order.
+    fn live_peers(&self, now: Instant, instance: &str) -> Vec<PeerBeat> {
+        self.members
+            .peers()
+            .filter_map(|(name, _)| {
+                let beat = self.members.beat(now, name, instance)?;
+                Some(PeerBeat {
                     node: name.clone(),
-                    state: b.state,
-                    priority: b.priority,
-                    address: b.address,
-                });
-            }
-        }
-        out
+                    vouched: self.members.vouched(now, name),
+                    beat: beat.clone(),
+                })
+            })
+            .collect()
     }
 
-    fn ranking(&self, now: Instant, instance: &str) -> Vec<String> {
-        self.cfg.policy.rank(&self.candidates(now, instance))
+    /// Everything one evaluation of a local instance looks at, built here
+    /// only. None if `instance` is not configured on this node.
+    fn view(&self, now: Instant, instance: &str) -> Option<View> {
+        let local = self.local.get(instance)?.clone();
+        let c = self.ctl.get(instance);
+        Some(View {
+            now,
+            node: self.cfg.node.clone(),
+            local,
+            own_epoch: c.map_or(0, |c| c.own_epoch),
+            pinned: c.and_then(|c| c.pinned.clone()),
+            peers: self.live_peers(now, instance),
+            policy: self.cfg.policy.clone(),
+            heartbeat_interval: self.cfg.heartbeat_interval,
+            leaving: self.leaving,
+            track: c.map(|c| c.track.clone()).unwrap_or_default(),
+        })
     }
 
     /// The live master with the greatest (epoch, priority, address), this
     /// node included. Peers must be vouched for (heard recently).
     fn current_master(&self, now: Instant, instance: &str) -> Option<Candidate> {
-        let mut best: Option<(u64, Candidate)> = None;
-        let mut consider = |epoch: u64, c: Candidate| {
-            let better = match &best {
-                None => true,
-                Some((e, b)) => epoch > *e || (epoch == *e && Policy::Priority.prefers(&c, b)),
-            };
-            if better {
-                best = Some((epoch, c));
-            }
-        };
-        if let Some(me) = self.me_candidate(instance) {
-            if me.state == State::Master {
-                consider(self.ctl.get(instance).map_or(0, |c| c.own_epoch), me);
-            }
+        match self.view(now, instance) {
+            Some(v) => v.master(),
+            // Not configured here: the peers' word only.
+            None => decide::live_master(None, &self.live_peers(now, instance)),
         }
-        for (name, _) in self.members.peers() {
-            if !self.members.vouched(now, name) {
-                continue;
-            }
-            if let Some(b) = self.members.beat(now, name, instance) {
-                if b.state == State::Master {
-                    consider(
-                        b.epoch,
-                        Candidate {
-                            node: name.clone(),
-                            state: b.state,
-                            priority: b.priority,
-                            address: b.address,
-                        },
-                    );
-                }
-            }
-        }
-        best.map(|(_, c)| c)
-    }
-
-    fn effective_pin(&self, now: Instant, instance: &str) -> Option<String> {
-        let pinned = self.ctl.get(instance)?.pinned.clone()?;
-        let holds = if pinned == self.cfg.node {
-            self.local_state(instance) != Some(State::Fault)
-        } else {
-            self.members
-                .beat(now, &pinned, instance)
-                .is_some_and(|b| b.state != State::Fault)
-        };
-        holds.then_some(pinned)
-    }
-
-    /// How long each successor after the first waits for the one before it.
-    fn grace(&self, instance: &str) -> Duration {
-        let interval = self
-            .local
-            .get(instance)
-            .map_or(Duration::from_secs(1), |l| l.advert_interval);
-        (self.cfg.heartbeat_interval * 3).max(interval * 2)
     }
 
     /// Re-derive everything after any input: master loss and successor
@@ -767,124 +723,51 @@ impl Cluster {
         }
     }
 
+    /// Build the view, decide, apply.
     fn evaluate_instance(&mut self, now: Instant, name: &str) {
-        let me = self.cfg.node.clone();
-        let Some(local) = self.local.get(name).cloned() else {
+        let Some(view) = self.view(now, name) else {
             return;
         };
-        let master = self.current_master(now, name);
-        let pin = self.effective_pin(now, name);
-        let ranking = self.ranking(now, name);
-        let grace = self.grace(name);
-        let peer_addrs: Vec<IpAddr> = self
-            .members
-            .peers()
-            .filter(|(n, _)| self.members.alive(now, n))
-            .filter_map(|(n, _)| self.peer_address(name, n))
-            .collect();
-        let mut actions = Vec::new();
-        let c = self.ctl.entry(name.to_string()).or_default();
-        if c.pinned.is_some() && pin.is_none() {
+        let decision = decide::decide(&view);
+        self.apply(name, decision);
+    }
+
+    /// Record a decision and queue its actions.
+    fn apply(&mut self, name: &str, d: Decision) {
+        let instance = || name.to_string();
+        let c = self.ctl.entry(instance()).or_default();
+        if d.pin_lapsed {
             // The pinned node failed or faulted: the operator's choice lapses.
             c.pinned = None;
         }
-
-        // Track the master and notice its loss.
-        match &master {
-            Some(m) => {
-                c.last_master = Some(m.node.clone());
-                c.master_lost_at = None;
-                c.takeover_tried = false;
-            }
-            None => {
-                if c.last_master.take().is_some() && c.master_lost_at.is_none() {
-                    c.master_lost_at = Some(now);
-                    c.takeover_tried = false;
-                }
-            }
+        if let Successor::TakeOver { lost, .. } = d.successor {
+            self.actions.push_back(ClusterAction::TakeOver {
+                instance: instance(),
+                why: ClusterReason::SelectedSuccessor,
+                unless_heard_since: Some(lost),
+            });
         }
-
-        // Successor takeover, in policy order.
-        let mut waiting_for_successor = false;
-        c.takeover_due = None;
-        if let (Some(lost), None) = (c.master_lost_at, &master) {
-            if local.state == State::Backup && !self.leaving {
-                let rank = ranking.iter().position(|n| *n == me).unwrap_or(64);
-                let interval = local.advert_interval;
-                let due = lost + interval + grace * rank.min(64) as u32;
-                c.takeover_due = Some(due);
-                if now >= due && !c.takeover_tried {
-                    c.takeover_tried = true;
-                    actions.push(ClusterAction::TakeOver {
-                        instance: name.to_string(),
-                        why: ClusterReason::SelectedSuccessor,
-                        unless_heard_since: Some(lost),
-                    });
-                } else if now < due {
-                    waiting_for_successor = true;
-                }
-            }
-        }
-
-        // Preemption between baton peers.
-        let mut preempt_now = false;
-        let may_preempt = local.preempt && !self.leaving;
-        if let (Some(m), State::Backup, true, None) = (&master, local.state, may_preempt, &pin) {
-            let mine = Candidate {
-                node: me.clone(),
-                state: local.state,
-                priority: local.priority,
-                address: local.address,
-            };
-            // Only the best live candidate preempts: with several nodes
-            // above the master, all of them taking over at once would
-            // contend and leave gaps.
-            let best = ranking.first().is_some_and(|n| *n == me);
-            if best && self.cfg.policy.prefers(&mine, m) {
-                let since = *c.preempt_since.get_or_insert(now);
-                preempt_now = now >= since + local.preempt_delay;
-            } else {
-                c.preempt_since = None;
-            }
-        } else {
-            c.preempt_since = None;
-        }
-        if preempt_now {
-            c.preempt_since = None;
-            actions.push(ClusterAction::TakeOver {
-                instance: name.to_string(),
+        if d.preempt == Preempt::Now {
+            self.actions.push_back(ClusterAction::TakeOver {
+                instance: instance(),
                 why: ClusterReason::Preempt,
                 unless_heard_since: None,
             });
         }
-
-        // Split brain: another live master with precedence.
-        if local.state == State::Master {
-            if let Some(m) = master.as_ref().filter(|m| m.node != me) {
-                actions.push(ClusterAction::StepDown {
-                    instance: name.to_string(),
-                    why: ClusterReason::SplitBrain,
-                    new_master: m.address,
-                });
-            }
-        }
-
-        // Gates for the VRRP instance.
-        let pinned_elsewhere = pin.as_ref().is_some_and(|p| *p != me);
-        let gates = ClusterGates {
-            peers: peer_addrs,
-            defer_master_down: master.as_ref().is_some_and(|m| m.node != me)
-                || waiting_for_successor
-                || pinned_elsewhere,
-        };
-        if gates != c.gates {
-            c.gates = gates.clone();
-            actions.push(ClusterAction::SetGates {
-                instance: name.to_string(),
-                gates,
+        if let Some(s) = d.step_down {
+            self.actions.push_back(ClusterAction::StepDown {
+                instance: instance(),
+                why: ClusterReason::SplitBrain,
+                new_master: s.new_master,
             });
         }
-        self.actions.extend(actions);
+        if d.track.gates != c.track.gates {
+            self.actions.push_back(ClusterAction::SetGates {
+                instance: instance(),
+                gates: d.track.gates.clone(),
+            });
+        }
+        c.track = d.track;
     }
 
     fn heartbeat_msg(&self) -> Message {
