@@ -1,4 +1,7 @@
-//! The IO shell: the only module that touches the operating system.
+//! The daemon: the IO shell around one [`crate::node::Node`] (sockets,
+//! netlink, the channel's TCP transport, scripts, notify, control socket,
+//! signals). It makes no protocol decision: [`runtime`] turns OS events into
+//! node inputs and node effects into syscalls.
 
 pub mod channel;
 pub mod control;

@@ -976,7 +976,7 @@ impl Agent {
                 if let Some(tx) = self.waiting.remove(&id) {
                     let _ = tx.send(match result {
                         Ok(m) => Reply::message(m),
-                        Err(e) => Reply::error(e),
+                        Err(e) => Reply::error(e.to_string()),
                     });
                 }
             }

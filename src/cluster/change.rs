@@ -84,7 +84,7 @@ pub enum ClusterAction {
     /// The outcome of an operator request made on this node.
     SwitchoverDone {
         id: u64,
-        result: Result<String, String>,
+        result: Result<String, OperatorError>,
     },
 }
 
@@ -400,11 +400,7 @@ impl Cluster {
     }
 
     /// `baton switchover NAME --clear`: the operator's choice ends.
-    pub fn clear_pin(&mut self, now: Instant, instance: &str) -> Result<String, String> {
-        self.clear_pin_typed(now, instance).map_err(String::from)
-    }
-
-    fn clear_pin_typed(&mut self, now: Instant, instance: &str) -> Result<String, OperatorError> {
+    pub fn clear_pin(&mut self, now: Instant, instance: &str) -> Result<String, OperatorError> {
         let Some(c) = self.ctl.get_mut(instance) else {
             let instance = instance.to_string();
             return Err(OperatorError::UnknownInstance { instance });
@@ -640,7 +636,6 @@ impl Cluster {
 
     /// Tell the local operator the outcome of request `id`.
     fn done(&mut self, id: u64, result: Result<String, OperatorError>) {
-        let result = result.map_err(String::from);
         self.actions
             .push_back(ClusterAction::SwitchoverDone { id, result });
     }

@@ -37,6 +37,10 @@ pub enum OperatorError {
     /// The master refused the request; its reason as it sent it (the wire
     /// carries text, so a refusal from any version reads the same).
     Refused(String),
+    /// The node runs without the cluster channel.
+    NoCluster,
+    /// Neither a target nor `--clear` was given.
+    MissingTarget,
 }
 
 impl fmt::Display for OperatorError {
@@ -44,6 +48,10 @@ impl fmt::Display for OperatorError {
         use OperatorError::*;
         match self {
             UnknownInstance { instance } => write!(f, "no instance named {instance}"),
+            NoCluster => {
+                f.write_str("switchover needs the cluster channel ([cluster] in the configuration)")
+            }
+            MissingTarget => f.write_str("give --to NODE or --clear"),
             NoMaster { instance } => write!(f, "no live master of {instance} on the channel"),
             NotMaster { node, instance } => write!(f, "{node} is not master of {instance}"),
             AlreadyMaster { target, instance } => {

@@ -46,7 +46,8 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::sync::{Digest, Observed, Persisted};
 use crate::cluster::{
-    Cluster, ClusterAction, LocalInstance, Message, SyncAction, SyncConfig, SyncCore, SyncVersion,
+    Cluster, ClusterAction, LocalInstance, Message, OperatorError, SyncAction, SyncConfig,
+    SyncCore, SyncVersion,
 };
 use crate::config::model::{self, Config, Notify, Vip};
 use crate::vrrp::{self, Action, ClusterReason, Reason, Received, RxStats, State};
@@ -206,7 +207,7 @@ pub enum Effect {
     /// The answer to an operator request.
     Reply {
         id: u64,
-        result: Result<String, String>,
+        result: Result<String, OperatorError>,
     },
     /// A line for the log.
     Log { level: Level, message: String },
@@ -464,7 +465,7 @@ impl Node {
                 clear,
             } => {
                 let result = match (&mut self.cluster, to) {
-                    (None, _) => Err(NO_CLUSTER.to_string()),
+                    (None, _) => Err(OperatorError::NoCluster),
                     (Some(c), _) if clear => c.clear_pin(now, instance),
                     (Some(c), Some(to)) => {
                         // Answered by the cluster core when it is done.
@@ -472,7 +473,7 @@ impl Node {
                         self.pump(now);
                         return;
                     }
-                    (Some(_), None) => Err("give --to NODE or --clear".to_string()),
+                    (Some(_), None) => Err(OperatorError::MissingTarget),
                 };
                 self.effects.push_back(Effect::Reply { id, result });
             }
@@ -1063,8 +1064,6 @@ impl Node {
         self.effects.push_back(effect);
     }
 }
-
-const NO_CLUSTER: &str = "switchover needs the cluster channel ([cluster] in the configuration)";
 
 fn is_sync_message(msg: &Message) -> bool {
     matches!(

@@ -1123,6 +1123,11 @@ impl Sim {
                 self.nodes[to].links[peer] = false;
                 let name = self.nodes[peer].name.clone();
                 self.input(to, Input::PeerDown { peer: &name });
+                // The dialer tries again after its backoff (both sides'
+                // views come up when the path and the peer allow).
+                let now = self.now;
+                self.schedule(to, now + RECONNECT_DELAY, Payload::ConnUp { peer });
+                self.schedule(peer, now + RECONNECT_DELAY, Payload::ConnUp { peer: to });
             }
         }
     }
@@ -1221,7 +1226,10 @@ impl Sim {
                 self.nodes[id].fs.on_change.push((name, version));
             }
             Effect::SaveSyncState(state) => self.nodes[id].fs.persisted = state,
-            Effect::Reply { id: rid, result } => self.nodes[id].switchovers.push((rid, result)),
+            Effect::Reply { id: rid, result } => {
+                let result = result.map_err(|e| e.to_string());
+                self.nodes[id].switchovers.push((rid, result));
+            }
             Effect::Log { level, message } => {
                 if level != crate::node::Level::Debug {
                     self.nodes[id].log.push(message);
