@@ -464,6 +464,10 @@ impl Node {
                 unicast,
                 clear,
             } => {
+                // Moving one member of a sync group moves the group: ask
+                // for its leader.
+                let leader = self.group_leader(instance).map(str::to_string);
+                let instance = leader.as_deref().unwrap_or(instance);
                 let result = match (&mut self.cluster, to) {
                     (None, _) => Err(OperatorError::NoCluster),
                     (Some(c), _) if clear => c.clear_pin(now, instance),
@@ -917,6 +921,37 @@ impl Node {
         }
     }
 
+    /// The leader of `instance`'s sync group (its first member), when
+    /// `instance` is another member and the cluster channel runs.
+    fn group_leader(&self, instance: &str) -> Option<&str> {
+        self.cluster.as_ref()?;
+        self.config
+            .sync_groups
+            .iter()
+            .find(|g| g.instances.iter().any(|i| i == instance))
+            .and_then(|g| g.instances.first())
+            .filter(|lead| *lead != instance)
+            .map(String::as_str)
+    }
+
+    /// Whether another member of `instance`'s sync group yields to a
+    /// router VRRP prefers.
+    fn group_yields(&self, now: Instant, instance: &str) -> bool {
+        let Some(group) = self
+            .config
+            .sync_groups
+            .iter()
+            .find(|g| g.instances.iter().any(|i| i == instance))
+        else {
+            return false;
+        };
+        self.slots.iter().any(|s| {
+            s.cfg.name != instance
+                && group.instances.contains(&s.cfg.name)
+                && s.core.yields_to_foreign_master(now)
+        })
+    }
+
     /// keepalived's sync groups: a member that becomes master pulls the
     /// others up; one that yields to another master takes the others down.
     fn follow_sync_group(&mut self, now: Instant, i: usize, from: State, to: State) {
@@ -969,6 +1004,22 @@ impl Node {
         match action {
             ClusterAction::Send { peer, msg } => self.effects.push_back(Effect::Send { peer, msg }),
             ClusterAction::Broadcast(msg) => self.effects.push_back(Effect::Broadcast(msg)),
+            // A sync group moves as one among baton peers: its first
+            // member leads, the others follow it (below), never the
+            // cluster core on their own; two members elected on two nodes
+            // would pull each other up and down for ever.
+            ClusterAction::TakeOver { ref instance, .. }
+            | ClusterAction::StepDown { ref instance, .. }
+                if self.group_leader(instance).is_some() => {}
+            // Nor does a leader preempt while another member of its group
+            // yields to a router VRRP prefers (see
+            // `Instance::yields_to_foreign_master`): it would pull that
+            // member over it, and lose it again at its next advert.
+            ClusterAction::TakeOver {
+                ref instance,
+                why: ClusterReason::Preempt,
+                ..
+            } if self.group_yields(now, instance) => {}
             ClusterAction::TakeOver {
                 instance,
                 why,
@@ -987,7 +1038,14 @@ impl Node {
                     s.core.step_down(now, why, new_master);
                 }
             }
-            ClusterAction::SetGates { instance, gates } => {
+            ClusterAction::SetGates {
+                instance,
+                mut gates,
+            } => {
+                if self.group_leader(&instance).is_some() {
+                    // A follower never promotes itself: its leader pulls it.
+                    gates.defer_master_down = true;
+                }
                 if let Some(s) = find(&mut self.slots, &instance) {
                     s.core.set_gates(gates);
                 }

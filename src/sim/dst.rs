@@ -25,7 +25,9 @@
 //!
 //! A failing seed is replayed with
 //! `BATON_SIM_SEED=<seed> cargo test --test sim_dst -- --nocapture replay`,
-//! which prints the plan and every action.
+//! which prints the plan, every action and, on failure, each node's state;
+//! `BATON_SIM_VERBOSE=1` adds every advert, channel message and state
+//! change.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -568,6 +570,7 @@ impl Checker {
 pub fn run_seed(seed: u64, trace: bool) -> Outcome {
     let plan = Plan::from_seed(seed);
     let mut sim = build(&plan);
+    sim.set_verbose(trace && std::env::var_os("BATON_SIM_VERBOSE").is_some());
     let mut rng = Rng::new(seed ^ 0xac71_0000);
     let mut log = Vec::new();
     let mut note = |sim: &Sim, line: String| {

@@ -258,6 +258,8 @@ pub struct Sim {
     busy_until: BTreeMap<(NodeId, NodeId), Instant>,
     /// Inputs handed to nodes (a measure of work done).
     steps: u64,
+    /// Print every advert, frame and state change to stderr.
+    verbose: bool,
 }
 
 /// How long a TCP connection takes to come up in the simulation.
@@ -289,6 +291,7 @@ impl Sim {
             bandwidth: 125_000_000,
             busy_until: BTreeMap::new(),
             steps: 0,
+            verbose: false,
         }
     }
 
@@ -362,6 +365,12 @@ impl Sim {
         if let Some(s) = &mut self.sync {
             s.chunk_size = bytes;
         }
+    }
+
+    /// Print every advert delivered, every channel message and every state
+    /// change to stderr (replaying a failing seed).
+    pub fn set_verbose(&mut self, verbose: bool) {
+        self.verbose = verbose;
     }
 
     /// Bytes per second of a channel connection (default 1 Gbit/s).
@@ -1063,6 +1072,13 @@ impl Sim {
                     return;
                 };
                 let multicast_socket = dst == GROUP4 || dst == GROUP6;
+                if self.verbose {
+                    let priority = bytes.get(2).copied().unwrap_or(0);
+                    eprintln!(
+                        "{:>9.6?} vrrp {src}->n{to} priority {priority}",
+                        self.elapsed()
+                    );
+                }
                 self.input(
                     to,
                     Input::Packet {
@@ -1159,6 +1175,9 @@ impl Sim {
                 ..
             } => {
                 let at = self.elapsed();
+                if self.verbose {
+                    eprintln!("{at:>9.6?} state n{id} {name} {from} -> {to} ({reason})");
+                }
                 self.events.push(Event {
                     at,
                     node: id,
@@ -1271,6 +1290,9 @@ impl Sim {
             return;
         }
         self.nodes[from].frames_sent += 1;
+        if self.verbose {
+            eprintln!("{:>9.6?} frame n{from}->n{to} {msg:?}", self.elapsed());
+        }
         // A cut connection is still "up" until it times out, but nothing
         // gets through.
         if !self.path_open(from, to) || self.rng.chance(ch.faults.loss) {

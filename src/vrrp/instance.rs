@@ -371,6 +371,9 @@ impl Instance {
                 return false;
             }
         }
+        if why == ClusterReason::Preempt && self.yields_to_foreign_master(now) {
+            return false;
+        }
         self.become_master(now, State::Backup, Reason::Cluster(why));
         true
     }
@@ -378,6 +381,22 @@ impl Instance {
     /// The cluster says another node is master now: remove the VIPs and go
     /// backup (after a make-before-break takeover the new master already
     /// holds them). Returns whether anything changed.
+    /// A router the cluster does not speak for (keepalived, FRR, or a
+    /// baton peer whose channel is down) that plain VRRP prefers to us is
+    /// master and alive: the cluster must not preempt it, or the two rules
+    /// would take the VIPs back and forth at every advert.
+    pub fn yields_to_foreign_master(&self, now: Instant) -> bool {
+        let Some((addr, priority)) = self.master else {
+            return false;
+        };
+        let preferred = priority > self.priority
+            || (priority == self.priority && addr_greater(addr, self.local_addr));
+        let alive = self
+            .last_master_advert
+            .is_some_and(|t| now < t + self.master_down_interval());
+        preferred && alive && !self.gates.peers.contains(&addr)
+    }
+
     pub fn step_down(
         &mut self,
         now: Instant,
@@ -640,6 +659,7 @@ impl Instance {
             self.state = State::Backup;
             self.learn_interval(adv);
             self.master = Some((src, adv.priority));
+            self.last_master_advert = Some(now);
             self.master_down_at = Some(now + self.master_down_interval());
             self.push_change(State::Master, State::Backup, Reason::PreferredMaster(src));
         } else {
@@ -1089,6 +1109,38 @@ mod tests {
         cfg.vrid = 52;
         assert!(!i.reconfigure(t0, cfg));
         assert_eq!(i.vrid(), 51);
+    }
+
+    #[test]
+    fn the_cluster_never_preempts_a_preferred_router_it_does_not_speak_for() {
+        let t0 = Instant::now();
+        let mut i = inst(100);
+        i.startup(t0);
+        // A higher-priority router that is no baton peer (keepalived, or a
+        // peer whose channel is down) is master and alive.
+        assert_eq!(rx(&mut i, t0, 2, 150), Ok(()));
+        assert!(i.yields_to_foreign_master(t0));
+        assert!(!i.take_over(t0, ClusterReason::Preempt, None));
+        assert_eq!(i.state(), State::Backup);
+        // Other takeovers still go through (a switchover, a successor).
+        let mut j = inst(100);
+        j.startup(t0);
+        assert_eq!(rx(&mut j, t0, 2, 150), Ok(()));
+        assert!(j.take_over(t0, ClusterReason::Switchover, None));
+        // A baton peer's adverts prove liveness only: the cluster decides.
+        let mut k = inst(100);
+        k.startup(t0);
+        k.set_gates(ClusterGates {
+            peers: vec![ip(2)],
+            defer_master_down: false,
+        });
+        assert_eq!(rx(&mut k, t0, 2, 150), Ok(()));
+        assert!(!k.yields_to_foreign_master(t0));
+        assert!(k.take_over(t0, ClusterReason::Preempt, None));
+        // Once that router is silent for a master-down interval, it no
+        // longer holds the cluster back.
+        let later = t0 + i.master_down_interval() + Duration::from_millis(1);
+        assert!(!i.yields_to_foreign_master(later));
     }
 
     #[test]
