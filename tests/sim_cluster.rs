@@ -366,3 +366,17 @@ fn clear_lets_only_the_best_node_preempt_and_never_leaves_a_gap() {
         "one takeover, by the best node"
     );
 }
+
+/// Found by simulation testing: a switchover cleared before it was done
+/// used to be reported done when the target later preempted, and lose the
+/// VIP a moment after. The clear now calls it off.
+#[test]
+fn a_clear_calls_off_a_pending_switchover() {
+    let mut sim = three(12);
+    let id = sim.switchover(2, "VI_1", "n1", true);
+    sim.clear_pin(2, "VI_1").expect("cleared");
+    let r = sim.switchover_result(2, id).expect("answered at once");
+    assert!(r.as_ref().is_err_and(|e| e.contains("called off")), "{r:?}");
+    sim.run_for(ms(3000));
+    assert_eq!(sim.masters(0).len(), 1, "one master in the end");
+}

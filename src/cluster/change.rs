@@ -407,9 +407,22 @@ impl Cluster {
         };
         c.epoch += 1;
         let was = c.pinned.take();
+        let epoch = c.epoch;
+        // A switchover asked for here and not done yet is called off: the
+        // operator's later word wins, and no "done" may follow it.
+        let cancelled: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.instance == instance && p.requester.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in cancelled {
+            let instance = instance.to_string();
+            self.finish(id, Err(OperatorError::Cancelled { instance }));
+        }
         let msg = Message::ClearPin {
             instance: instance.to_string(),
-            epoch: c.epoch,
+            epoch,
         };
         self.actions.push_back(ClusterAction::Broadcast(msg));
         self.evaluate(now);

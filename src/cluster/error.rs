@@ -37,6 +37,9 @@ pub enum OperatorError {
     /// The master refused the request; its reason as it sent it (the wire
     /// carries text, so a refusal from any version reads the same).
     Refused(String),
+    /// The operator cleared the instance's pin before the switchover was
+    /// done.
+    Cancelled { instance: String },
     /// The node runs without the cluster channel.
     NoCluster,
     /// Neither a target nor `--clear` was given.
@@ -52,6 +55,9 @@ impl fmt::Display for OperatorError {
                 f.write_str("switchover needs the cluster channel ([cluster] in the configuration)")
             }
             MissingTarget => f.write_str("give --to NODE or --clear"),
+            Cancelled { instance } => {
+                write!(f, "switchover of {instance} called off by --clear")
+            }
             NoMaster { instance } => write!(f, "no live master of {instance} on the channel"),
             NotMaster { node, instance } => write!(f, "{node} is not master of {instance}"),
             AlreadyMaster { target, instance } => {
@@ -90,6 +96,17 @@ mod tests {
     fn messages_are_the_ones_baton_always_showed() {
         let s = |x: &str| x.to_string();
         let cases = [
+            (
+                OperatorError::NoCluster,
+                "switchover needs the cluster channel ([cluster] in the configuration)",
+            ),
+            (OperatorError::MissingTarget, "give --to NODE or --clear"),
+            (
+                OperatorError::Cancelled {
+                    instance: s("VI_1"),
+                },
+                "switchover of VI_1 called off by --clear",
+            ),
             (
                 OperatorError::UnknownInstance {
                     instance: s("VI_9"),
