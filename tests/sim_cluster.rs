@@ -1,4 +1,4 @@
-//! The cluster channel's flows on the simulator (seed steps 1-4 and 6).
+//! The cluster channel's flows on the simulator (method steps 1-4 and 6).
 //!
 //! ```text
 //!   n0 (10.0.0.1, prio 200)  n1 (10.0.0.2, 150)  n2 (10.0.0.3, 100)

@@ -95,9 +95,8 @@ fn replay() {
     assert!(out.violations.is_empty(), "{:#?}", out.violations);
 }
 
-/// The checker can fail: a schedule that breaks the cluster on purpose
-/// (every node's health check failing forever is fine, but a node that
-/// never gets its VIP back while healthy is not) is caught.
+/// The seed drives the schedule (the checks themselves are shown to fail
+/// on broken clusters by the unit tests of `baton::sim::dst`).
 #[test]
 fn different_seeds_make_different_histories() {
     let a = run_seed(3, false);

@@ -1,4 +1,4 @@
-//! The cluster core: the seed's config-change exchanges on top of
+//! The cluster core: the method's config-change exchanges on top of
 //! membership. Sans-IO: fed connection events, messages, local VRRP state
 //! changes, operator requests and the time; drained of actions.
 //!

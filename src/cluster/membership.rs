@@ -9,7 +9,7 @@ use super::message::InstanceBeat;
 use crate::vrrp::instance::addr_greater;
 use crate::vrrp::State;
 
-/// The control-node selection policy (seed step 2).
+/// The control-node selection policy (method step 2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Policy {
     /// VRRP's rule: highest effective priority, then highest address.

@@ -29,7 +29,7 @@ pub struct InstanceBeat {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Message {
     /// Every `heartbeat_interval`: who I am and what each instance is doing
-    /// here (seed step 1: every node sees every other node).
+    /// here (method step 1: every node sees every other node).
     Heartbeat {
         node: String,
         instances: Vec<InstanceBeat>,
@@ -83,7 +83,7 @@ pub enum Message {
     /// `baton switchover NAME --clear`: the operator's choice no longer
     /// holds; normal preemption resumes.
     ClearPin { instance: String, epoch: u64 },
-    /// Data sync (seed step 5): `version` of the file `name` follows as
+    /// Data sync (method step 5): `version` of the file `name` follows as
     /// `chunks` Data frames ([`crate::cluster::sync::Chunk`]); `size`
     /// bytes whose SHA-256 is `digest` (hex). Sent by the node that holds
     /// the version: the control node, or a peer asked with `SyncRequest`.

@@ -1,5 +1,5 @@
 //! The cluster channel core (sans-IO): membership and heartbeats, the
-//! seed's config-change messages (takeover, switchover, handoff), the
+//! method's config-change messages (takeover, switchover, handoff), the
 //! selection policy, data sync, and the session protocol of one channel
 //! connection (handshake, keys, sequence numbers, timeouts).
 //!

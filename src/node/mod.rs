@@ -740,7 +740,7 @@ impl Node {
     }
 
     /// Recompute every instance's fault and effective priority from its own
-    /// interface, its tracked scripts, interfaces and files (seed step 6:
+    /// interface, its tracked scripts, interfaces and files (method step 6:
     /// the node's own fault removes the VIPs at once), and its sync group
     /// (one member's fault faults them all, as keepalived).
     fn refresh_health(&mut self, now: Instant) {

@@ -218,6 +218,10 @@ impl Outcome {
 
 const FILE: &str = "cfg";
 
+/// A seed needs a few thousand node inputs; a hundred times that is a
+/// storm (nodes answering each other without end), reported as such.
+const MAX_STEPS: u64 = 1_000_000;
+
 fn instance_name(i: usize) -> String {
     format!("VI_{}", i + 1)
 }
@@ -571,6 +575,7 @@ pub fn run_seed(seed: u64, trace: bool) -> Outcome {
     let plan = Plan::from_seed(seed);
     let mut sim = build(&plan);
     sim.set_verbose(trace && std::env::var_os("BATON_SIM_VERBOSE").is_some());
+    sim.set_max_steps(MAX_STEPS);
     let mut rng = Rng::new(seed ^ 0xac71_0000);
     let mut log = Vec::new();
     let mut note = |sim: &Sim, line: String| {
@@ -624,6 +629,10 @@ pub fn run_seed(seed: u64, trace: bool) -> Outcome {
     if plan.sync {
         sim.run_checking(plan.sync_bound(), |s| checker.check(s));
         checker.check_synced(&sim);
+    }
+    if sim.exhausted() {
+        let what = format!("more than {MAX_STEPS} node inputs: a message storm");
+        checker.violation(&sim, what);
     }
     for v in &checker.violations {
         note(&sim, format!("VIOLATION {v}"));
@@ -771,4 +780,118 @@ fn describe(sim: &Sim, plan: &Plan, n: NodeId) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checker(plan: &Plan) -> Checker {
+        Checker {
+            plan: plan.clone(),
+            violations: Vec::new(),
+            epochs: BTreeMap::new(),
+            gap_since: vec![None; plan.instances],
+            committed: vec![None; plan.nodes],
+            newest_committed: None,
+            pending: Vec::new(),
+            world: World::new(plan),
+        }
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            seed: 1,
+            nodes: 2,
+            instances: 1,
+            advert_interval: Duration::from_millis(100),
+            heartbeat: Duration::from_millis(100),
+            cluster: true,
+            sync: false,
+            unicast: false,
+            sync_group: false,
+            ipv6: false,
+            order_policy: false,
+            actions: 0,
+        }
+    }
+
+    #[test]
+    fn a_healthy_node_left_without_the_vips_is_caught() {
+        let plan = plan();
+        let mut sim = build(&plan);
+        let mut c = checker(&plan);
+        sim.start_all();
+        sim.run_for(plan.settle_bound());
+        c.check_settled(&sim);
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        // Both processes die, but the checker is told node 0 is healthy:
+        // nobody holds the VIPs while a healthy node exists.
+        sim.crash(0);
+        sim.crash(1);
+        sim.run_checking(plan.gap_bound() * 2, |s| c.check(s));
+        assert!(
+            c.violations.iter().any(|v| v.contains("no healthy holder")),
+            "{:?}",
+            c.violations
+        );
+        c.check_settled(&sim);
+        assert!(c.violations.iter().any(|v| v.contains("did not settle")));
+    }
+
+    #[test]
+    fn a_switchover_reported_done_that_does_not_hold_is_caught() {
+        let plan = plan();
+        let mut sim = build(&plan);
+        let mut c = checker(&plan);
+        sim.start_all();
+        sim.run_for(plan.settle_bound());
+        let master = sim.masters(0)[0];
+        let other = 1 - master;
+        let rid = sim.switchover(master, "VI_1", &format!("n{other}"), false);
+        sim.run_for(Duration::from_secs(1));
+        assert!(sim
+            .switchover_result(master, rid)
+            .is_some_and(|r| r.is_ok()));
+        // Claim the request named the old master: the check must object.
+        c.pending.push((master, rid, 0, master));
+        c.check(&sim);
+        assert!(
+            c.violations.iter().any(|v| v.contains("reported done")),
+            "{:?}",
+            c.violations
+        );
+    }
+
+    #[test]
+    fn a_message_storm_ends_the_run_and_is_reported() {
+        let plan = plan();
+        let mut sim = build(&plan);
+        sim.set_max_steps(10);
+        sim.start_all();
+        sim.run_for(Duration::from_secs(5));
+        assert!(sim.exhausted());
+        assert!(
+            sim.elapsed() >= Duration::from_secs(5),
+            "the run still ends"
+        );
+    }
+
+    #[test]
+    fn plans_cover_every_option() {
+        let plans: Vec<Plan> = (0..500).map(Plan::from_seed).collect();
+        for (what, hit) in [
+            ("2 nodes", plans.iter().any(|p| p.nodes == 2)),
+            ("5 nodes", plans.iter().any(|p| p.nodes == 5)),
+            ("3 instances", plans.iter().any(|p| p.instances == 3)),
+            ("plain VRRP", plans.iter().any(|p| !p.cluster)),
+            ("sync", plans.iter().any(|p| p.sync)),
+            ("unicast", plans.iter().any(|p| p.unicast)),
+            ("sync group", plans.iter().any(|p| p.sync_group)),
+            ("IPv6", plans.iter().any(|p| p.ipv6)),
+            ("order", plans.iter().any(|p| p.order_policy)),
+        ] {
+            assert!(hit, "no plan with {what}");
+        }
+    }
 }

@@ -167,6 +167,22 @@ struct SimNode {
     group_events: Vec<(String, State)>,
 }
 
+impl SimNode {
+    /// An instance's advert source: `unicast_src`, else the node's address
+    /// of the instance's family.
+    fn local_addr(&self, inst: &model::Instance) -> IpAddr {
+        Self::local_addr_of(self.addr4, self.addr6, inst)
+    }
+
+    fn local_addr_of(addr4: Ipv4Addr, addr6: Ipv6Addr, inst: &model::Instance) -> IpAddr {
+        match (inst.unicast_src, inst.family()) {
+            (Some(a), _) => a,
+            (None, model::Family::V4) => IpAddr::V4(addr4),
+            (None, model::Family::V6) => IpAddr::V6(addr6),
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Payload {
     Data {
@@ -260,6 +276,8 @@ pub struct Sim {
     steps: u64,
     /// Print every advert, frame and state change to stderr.
     verbose: bool,
+    /// Stop running after this many inputs (see [`Sim::set_max_steps`]).
+    max_steps: u64,
 }
 
 /// How long a TCP connection takes to come up in the simulation.
@@ -292,6 +310,7 @@ impl Sim {
             busy_until: BTreeMap::new(),
             steps: 0,
             verbose: false,
+            max_steps: u64::MAX,
         }
     }
 
@@ -371,6 +390,17 @@ impl Sim {
     /// change to stderr (replaying a failing seed).
     pub fn set_verbose(&mut self, verbose: bool) {
         self.verbose = verbose;
+    }
+
+    /// Stop running once this many inputs were handed to nodes: a message
+    /// storm (nodes answering each other without end) then ends the run
+    /// instead of eating the machine; [`Sim::exhausted`] tells.
+    pub fn set_max_steps(&mut self, max: u64) {
+        self.max_steps = max;
+    }
+
+    pub fn exhausted(&self) -> bool {
+        self.steps > self.max_steps
     }
 
     /// Bytes per second of a channel connection (default 1 Gbit/s).
@@ -498,12 +528,7 @@ impl Sim {
         let sn = &mut self.nodes[id];
         for inst in &config.instances {
             let iface = node.add_interface(&inst.interface, sn.link_up);
-            let local = match (inst.unicast_src, inst.family()) {
-                (Some(a), _) => a,
-                (None, model::Family::V4) => IpAddr::V4(sn.addr4),
-                (None, model::Family::V6) => IpAddr::V6(sn.addr6),
-            };
-            let _ = node.add_instance(now, inst.clone(), iface, local);
+            let _ = node.add_instance(now, inst.clone(), iface, sn.local_addr(inst));
         }
         sn.links = vec![false; n];
         sn.frozen = false;
@@ -771,7 +796,6 @@ impl Sim {
         }
         let now = self.now;
         let sn = &mut self.nodes[id];
-        let (addr4, addr6, link_up) = (sn.addr4, sn.addr6, sn.link_up);
         let Some(node) = sn.node.as_mut() else {
             return;
         };
@@ -781,12 +805,8 @@ impl Sim {
             let Some(inst) = config.instance(name) else {
                 continue;
             };
-            let iface = node.add_interface(&inst.interface, link_up);
-            let local = match (inst.unicast_src, inst.family()) {
-                (Some(a), _) => a,
-                (None, model::Family::V4) => IpAddr::V4(addr4),
-                (None, model::Family::V6) => IpAddr::V6(addr6),
-            };
+            let iface = node.add_interface(&inst.interface, sn.link_up);
+            let local = SimNode::local_addr_of(sn.addr4, sn.addr6, inst);
             let _ = node.add_instance(now, inst.clone(), iface, local);
         }
         self.drain(id);
@@ -971,6 +991,11 @@ impl Sim {
         loop {
             if stop(self) {
                 return true;
+            }
+            if self.steps > self.max_steps {
+                // A message storm: give up rather than run for ever.
+                self.now = deadline.max(self.now);
+                return false;
             }
             match self.next_event_time() {
                 Some(t) if t <= deadline => self.step(t),

@@ -518,7 +518,7 @@ impl Instance {
         self.push_change(from, State::Initialize, Reason::Shutdown);
     }
 
-    /// The node's own fault began or ended (seed step 6).
+    /// The node's own fault began or ended (method step 6).
     pub fn set_fault(&mut self, now: Instant, fault: bool) {
         if self.fault == fault {
             return;
