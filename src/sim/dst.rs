@@ -3,9 +3,10 @@
 //! cluster (2-5 nodes, 1-3 instances, advert interval, cluster channel or
 //! plain VRRP, data sync, unicast, a sync group) and a schedule of faults
 //! and operator actions (crash, restart, graceful stop, freeze/thaw, link
-//! down/up, symmetric and one-way partitions, VRRP-only and channel-only
-//! loss, duplication and reordering, priority reloads, health-check
-//! failures, switchovers, clears, synced-file writes). The invariants are
+//! down/up, symmetric and one-way partitions, link delay, VRRP-only and
+//! channel-only loss, duplication and reordering, reloads (unchanged, or
+//! with a new priority), health-check failures, switchovers, clears,
+//! synced-file writes). The invariants are
 //! checked after every simulation step; then every fault is healed and the
 //! cluster must settle.
 //!
@@ -180,6 +181,10 @@ pub enum Action {
     },
     /// Reload with a new base priority for one instance.
     Priority(NodeId, usize, u8),
+    /// Reload with the same configuration (nothing may move).
+    Reload(NodeId),
+    /// Extra one-way delay on everything a node sends and receives.
+    Delay(NodeId, Duration),
     /// An instance's health check fails (true) or passes again.
     Health(NodeId, usize, bool),
     Switchover {
@@ -338,7 +343,7 @@ fn pick(rng: &mut Rng, plan: &Plan, world: &World, version: &mut u32) -> Action 
     let n = rng.below(plan.nodes as u64) as NodeId;
     let inst = rng.below(plan.instances as u64) as usize;
     loop {
-        let a = match rng.below(17) {
+        let a = match rng.below(19) {
             0 | 1 if world.crashed[n] => Action::Restart(n),
             0 => Action::Crash(n),
             1 => Action::Stop(n),
@@ -378,6 +383,11 @@ fn pick(rng: &mut Rng, plan: &Plan, world: &World, version: &mut u32) -> Action 
                 Action::Write(*version)
             }
             16 => Action::Wait(Duration::from_millis(100 + rng.below(3000))),
+            17 => Action::Reload(n),
+            18 => Action::Delay(
+                n,
+                Duration::from_millis([0, 1, 20, 50][rng.below(4) as usize]),
+            ),
             _ => continue,
         };
         return a;
@@ -613,6 +623,7 @@ pub fn run_seed(seed: u64, trace: bool) -> Outcome {
     sim.set_loss(0.0);
     sim.set_channel_faults(ChannelFaults::default());
     for n in 0..plan.nodes {
+        sim.set_link_delay(n, Duration::ZERO);
         apply(&mut sim, &mut checker, &Action::Thaw(n));
         apply(&mut sim, &mut checker, &Action::LinkUp(n));
         for i in 0..plan.instances {
@@ -710,6 +721,11 @@ fn apply(sim: &mut Sim, checker: &mut Checker, action: &Action) {
             reorder: f64::from(reorder),
             reorder_window: Duration::from_millis(20),
         }),
+        Action::Reload(n) => {
+            let same = sim.effective_config(n);
+            sim.reload(n, same);
+        }
+        Action::Delay(n, d) => sim.set_link_delay(n, d),
         Action::Priority(n, i, p) => {
             // Sync-group members keep sharing their priority.
             let members: &[usize] = if checker.plan.sync_group && i < 2 {
