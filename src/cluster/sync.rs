@@ -250,6 +250,23 @@ struct PeerSync {
     have: Option<Option<(SyncVersion, Digest)>>,
     /// The last version pushed to the peer and when.
     pushed: Option<(SyncVersion, Instant)>,
+    /// When the connection came up, and when the control node last asked
+    /// a peer it has not heard from for its `SyncHave`.
+    since: Option<Instant>,
+    asked: Option<Instant>,
+}
+
+impl PeerSync {
+    /// When a control node that has not heard what this peer holds asks it
+    /// (again): a retry interval after the connection came up or the last
+    /// ask. `SyncHave`s can be lost (a connection that closed under them
+    /// while the other end's new one was already up, a lossy channel).
+    fn ask_due(&self, retry: Duration) -> Option<Instant> {
+        if self.have.is_some() {
+            return None;
+        }
+        Some(self.asked.or(self.since)? + retry)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -361,6 +378,13 @@ impl SyncCore {
             if let Some(s) = &e.settle {
                 at(s.until);
             }
+            if self.control {
+                for p in e.peers.values() {
+                    if let Some(t) = p.ask_due(self.cfg.retry_interval) {
+                        at(t);
+                    }
+                }
+            }
             if self.control && e.settle.is_none() {
                 let Some(h) = &e.held else { continue };
                 for p in e.peers.values() {
@@ -444,7 +468,13 @@ impl SyncCore {
         let names: Vec<String> = self.entries.keys().cloned().collect();
         for n in &names {
             if let Some(e) = self.entries.get_mut(n) {
-                e.peers.insert(peer.to_string(), PeerSync::default());
+                e.peers.insert(
+                    peer.to_string(),
+                    PeerSync {
+                        since: Some(now),
+                        ..PeerSync::default()
+                    },
+                );
             }
             let msg = self.have_msg(n);
             self.actions.push_back(SyncAction::Send {
@@ -452,7 +482,6 @@ impl SyncCore {
                 msg,
             });
         }
-        let _ = now;
     }
 
     pub fn disconnected(&mut self, now: Instant, peer: &str) {
@@ -501,7 +530,11 @@ impl SyncCore {
                 version,
                 digest,
                 committed,
+                ask,
             } => {
+                if ask {
+                    self.reply_have(peer, &name);
+                }
                 let Some(e) = self.entries.get_mut(&name) else {
                     return;
                 };
@@ -689,6 +722,7 @@ impl SyncCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         let names: Vec<String> = self.entries.keys().cloned().collect();
         for n in names {
+            self.ask_silent(now, &n);
             let expired = self
                 .entries
                 .get(&n)
@@ -949,6 +983,46 @@ impl SyncCore {
         self.update_commit(name);
     }
 
+    /// The control node asks the peers it has not heard from what they hold.
+    fn ask_silent(&mut self, now: Instant, name: &str) {
+        if !self.control {
+            return;
+        }
+        let retry = self.cfg.retry_interval;
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let mut silent = Vec::new();
+        for (n, p) in e.peers.iter_mut() {
+            if p.ask_due(retry).is_some_and(|t| t <= now) {
+                p.asked = Some(now);
+                silent.push(n.clone());
+            }
+        }
+        for peer in silent {
+            let Message::SyncHave {
+                name,
+                version,
+                digest,
+                committed,
+                ..
+            } = self.have_msg(name)
+            else {
+                continue;
+            };
+            self.actions.push_back(SyncAction::Send {
+                peer,
+                msg: Message::SyncHave {
+                    name,
+                    version,
+                    digest,
+                    committed,
+                    ask: true,
+                },
+            });
+        }
+    }
+
     fn too_large(&mut self, name: &str, size: u64) {
         let Some(e) = self.entries.get_mut(name) else {
             return;
@@ -1115,6 +1189,7 @@ impl SyncCore {
             version: h.map(|h| h.version),
             digest: h.map(|h| to_hex(&h.digest)),
             committed: e.and_then(|e| e.committed),
+            ask: false,
         }
     }
 
@@ -1225,6 +1300,8 @@ mod tests {
         files: Vec<Option<Vec<u8>>>,
         links: BTreeSet<(usize, usize)>,
         queue: VecDeque<(usize, usize, Result<Message, Vec<u8>>)>,
+        /// Messages and frames from this node are lost.
+        mute: Option<usize>,
     }
 
     fn name(i: usize) -> String {
@@ -1249,6 +1326,7 @@ mod tests {
                 files: vec![None; nodes],
                 links: BTreeSet::new(),
                 queue: VecDeque::new(),
+                mute: None,
             }
         }
 
@@ -1280,15 +1358,6 @@ mod tests {
             self.pump();
         }
 
-        fn disconnect(&mut self, a: usize, b: usize) {
-            self.links.remove(&(a, b));
-            self.links.remove(&(b, a));
-            let now = self.now;
-            self.cores[a].disconnected(now, &name(b));
-            self.cores[b].disconnected(now, &name(a));
-            self.pump();
-        }
-
         fn role(&mut self, i: usize, control: bool, epoch: u64) {
             let now = self.now;
             self.cores[i].set_role(now, control, epoch);
@@ -1305,7 +1374,7 @@ mod tests {
         }
 
         fn send(&mut self, from: usize, to: usize, what: Result<Message, Vec<u8>>) {
-            if self.links.contains(&(from, to)) {
+            if self.links.contains(&(from, to)) && self.mute != Some(from) {
                 self.queue.push_back((from, to, what));
             }
         }
@@ -1381,6 +1450,22 @@ mod tests {
         assert_eq!(net.version(0), Some(v(3, 1)), "settled and re-stamped");
         assert_eq!(net.version(1), Some(v(3, 1)));
         assert_eq!(net.cores[0].committed("cfg"), Some(v(3, 1)));
+    }
+
+    #[test]
+    fn a_control_node_asks_a_peer_whose_have_was_lost() {
+        let mut net = Net::new(2);
+        net.holds(0, v(1, 1), b"one", true);
+        net.role(0, true, 1);
+        // n1's SyncHave on connection is lost: n0 cannot know it is behind.
+        net.mute = Some(1);
+        net.connect(0, 1);
+        net.mute = None;
+        assert_eq!(net.version(1), None);
+        net.advance(Duration::from_secs(1));
+        assert_eq!(net.version(1), Some(v(1, 1)), "asked, answered, pushed");
+        assert_eq!(net.files[1].as_deref(), Some(&b"one"[..]));
+        assert_eq!(net.cores[0].committed("cfg"), Some(v(1, 1)));
     }
 
     #[test]
