@@ -713,6 +713,10 @@ impl SyncCore {
         if let Some(s) = self.entries.get_mut(name).and_then(|e| e.settle.as_mut()) {
             if s.pulling.as_ref().is_some_and(|p| p.1 == version) {
                 s.pulling = None;
+                // A pull starts once every peer was heard or the settle
+                // time was up: nothing more to wait for (the deadline was
+                // pushed out for the pull only).
+                s.until = s.until.min(now);
             }
         }
         self.try_settle(now, name);
@@ -729,14 +733,23 @@ impl SyncCore {
                 .and_then(|e| e.settle.as_ref())
                 .is_some_and(|s| s.until <= now);
             if expired {
-                if let Some(s) = self.entries.get_mut(&n).and_then(|e| e.settle.as_mut()) {
-                    if let Some((peer, v)) = s.pulling.take() {
-                        self.actions.push_back(SyncAction::Warn(format!(
-                            "sync {n}: version {v} from {peer} did not arrive in time; serving this node's own version"
-                        )));
-                    }
+                let Some(e) = self.entries.get_mut(&n) else {
+                    continue;
+                };
+                let writing = e.writing.is_some();
+                let pulled = e.settle.as_mut().and_then(|s| s.pulling.take());
+                if let Some((peer, v)) = pulled {
+                    self.actions.push_back(SyncAction::Warn(format!(
+                        "sync {n}: version {v} from {peer} did not arrive in time; serving this node's own version"
+                    )));
+                    self.finish_settle(now, &n);
+                } else if writing {
+                    self.finish_settle(now, &n);
+                } else {
+                    // Not every peer answered in time: still fetch the
+                    // newest version of those that did before serving.
+                    self.try_settle(now, &n);
                 }
-                self.finish_settle(now, &n);
             }
             self.serve(now, &n);
         }
@@ -1466,6 +1479,25 @@ mod tests {
         assert_eq!(net.version(1), Some(v(1, 1)), "asked, answered, pushed");
         assert_eq!(net.files[1].as_deref(), Some(&b"one"[..]));
         assert_eq!(net.cores[0].committed("cfg"), Some(v(1, 1)));
+    }
+
+    #[test]
+    fn a_settle_that_times_out_still_fetches_the_newest_version_heard() {
+        // n0 takes over holding 1.1; n1 holds 2.1 (newer), n2 is silent.
+        // When the settle time is up n0 must fetch 2.1 from n1 before it
+        // re-stamps and serves, not serve its own older bytes.
+        let mut net = Net::new(3);
+        net.holds(0, v(1, 1), b"old", true);
+        net.holds(1, v(2, 1), b"new", true);
+        net.mute = Some(2);
+        net.connect(0, 1);
+        net.connect(0, 2);
+        net.role(0, true, 3);
+        assert_eq!(net.version(0), Some(v(1, 1)), "settling: waits for n2");
+        net.advance(Duration::from_millis(500));
+        assert_eq!(net.files[0].as_deref(), Some(&b"new"[..]));
+        assert_eq!(net.version(0), Some(v(3, 1)));
+        assert_eq!(net.files[1].as_deref(), Some(&b"new"[..]));
     }
 
     #[test]
