@@ -242,6 +242,10 @@ struct Held {
     /// Known committed (this exact version, not just something later: a
     /// version produced on a branch that died is never committed).
     committed: bool,
+    /// Another node offered different bytes under this very number (two
+    /// control nodes under one epoch, in a split brain): whatever replaces
+    /// it keeps this content as a conflict copy.
+    contested: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -413,6 +417,7 @@ impl SyncCore {
             content: None,
             produced: p.produced,
             committed: p.committed == Some(p.version),
+            contested: false,
         });
         e.committed = p.committed;
     }
@@ -555,8 +560,22 @@ impl SyncCore {
                         pulling: None,
                     });
                 }
-                if let Some(h) = &mut e.held {
-                    h.committed |= committed == Some(h.version);
+                // Only a peer holding these very bytes under this number
+                // speaks for ours (in a split brain two control nodes can
+                // each produce the same number with other bytes).
+                let same = have.is_some_and(|(v, d)| {
+                    e.held
+                        .as_ref()
+                        .is_some_and(|h| h.version == v && h.digest == d)
+                });
+                if let Some(h) = e.held.as_mut().filter(|_| same) {
+                    h.committed |= committed == Some(h.version) && !h.contested;
+                }
+                if let Some(h) = e.held.as_mut() {
+                    if have.is_some_and(|(v, d)| v == h.version && d != h.digest) {
+                        h.contested = true;
+                        h.committed = false;
+                    }
                 }
                 if committed > e.committed {
                     e.committed = committed;
@@ -676,6 +695,7 @@ impl SyncCore {
                     content: Some(content.clone()),
                     produced,
                     committed: e.committed == Some(v),
+                    contested: false,
                 });
                 e.disk_digest = Some(d);
                 e.disk = Some(Observed::Content(content.to_vec()));
@@ -814,6 +834,17 @@ impl SyncCore {
         };
         let held_v = e.held.as_ref().map(|h| h.version);
         if Some(version) <= held_v {
+            if let Some(h) = e
+                .held
+                .as_mut()
+                .filter(|h| h.version == version && h.digest != d)
+            {
+                // The same number for other bytes (see `contested`); the
+                // control node, told by our SyncHave, serves its bytes
+                // under a new number.
+                h.contested = true;
+                h.committed = false;
+            }
             self.reply_have(peer, name);
             return;
         }
@@ -888,7 +919,7 @@ impl SyncCore {
         // is kept as a conflict.
         let keep_unless = e.held.as_ref().and_then(|h| {
             let own_uncommitted = h.produced && !h.committed;
-            (!own_uncommitted).then_some(h.digest)
+            (!own_uncommitted && !h.contested).then_some(h.digest)
         });
         let conflict_epoch = e.held.as_ref().map_or(0, |h| h.version.epoch);
         e.writing = Some((version, d, content.clone(), produced));
@@ -948,6 +979,7 @@ impl SyncCore {
                         content: Some(c.clone().into()),
                         produced: true,
                         committed: false,
+                        contested: false,
                     });
                     e.warned = None;
                     let size = c.len();
@@ -963,6 +995,33 @@ impl SyncCore {
                 self.too_large(name, size);
             }
             _ => {}
+        }
+        // A peer holds other bytes under this node's number (both were
+        // control nodes under one epoch in a split brain): serve ours under
+        // a number after both, so that every node takes it.
+        let epoch = self.epoch;
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let collided = e.held.as_ref().is_some_and(|h| {
+            e.peers.values().any(|p| {
+                p.have
+                    .flatten()
+                    .is_some_and(|(v, d)| v == h.version && d != h.digest)
+            })
+        });
+        if let Some(h) = e.held.as_mut().filter(|h| collided && h.content.is_some()) {
+            let old = h.version;
+            h.version = next_version(Some(old), epoch);
+            h.produced = true;
+            h.committed = false;
+            h.contested = false;
+            let v = h.version;
+            self.actions.push_back(SyncAction::Warn(format!(
+                "sync {name}: a peer holds other content under version {old}; serving this node's as {v}"
+            )));
+            self.persist(name);
+            self.announce(name);
         }
         let Some(e) = self.entries.get(name) else {
             return;
@@ -1315,6 +1374,8 @@ mod tests {
         queue: VecDeque<(usize, usize, Result<Message, Vec<u8>>)>,
         /// Messages and frames from this node are lost.
         mute: Option<usize>,
+        /// (node, content) kept as conflict copies.
+        conflicts: Vec<(usize, Vec<u8>)>,
     }
 
     fn name(i: usize) -> String {
@@ -1340,6 +1401,7 @@ mod tests {
                 links: BTreeSet::new(),
                 queue: VecDeque::new(),
                 mute: None,
+                conflicts: Vec::new(),
             }
         }
 
@@ -1433,8 +1495,15 @@ mod tests {
                     name: n,
                     version,
                     content,
+                    keep_unless,
                     ..
                 } => {
+                    if let Some(old) = self.files[i].take() {
+                        let d = digest(&old);
+                        if d != digest(&content) && Some(d) != keep_unless {
+                            self.conflicts.push((i, old));
+                        }
+                    }
                     self.files[i] = Some(content.to_vec());
                     let now = self.now;
                     self.cores[i].write_done(now, &n, version, Ok(None));
@@ -1498,6 +1567,25 @@ mod tests {
         assert_eq!(net.files[0].as_deref(), Some(&b"new"[..]));
         assert_eq!(net.version(0), Some(v(3, 1)));
         assert_eq!(net.files[1].as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn one_number_for_two_contents_is_served_again_under_a_new_number() {
+        // Two control nodes under epoch 4 (a split brain) each produced
+        // 4.1, with other bytes; n1's was committed on its side. n0 is the
+        // control node when they meet: every node must end with n0's bytes
+        // under one number, and n1 keeps its own as a conflict copy.
+        let mut net = Net::new(2);
+        net.holds(0, v(4, 1), b"from n0", false);
+        net.holds(1, v(4, 1), b"from n1", true);
+        net.role(0, true, 4);
+        net.connect(0, 1);
+        let now = net.version(0).expect("held");
+        assert!(now > v(4, 1), "renumbered: {now}");
+        assert_eq!(net.version(1), Some(now));
+        assert_eq!(net.files[1].as_deref(), Some(&b"from n0"[..]));
+        assert_eq!(net.cores[0].committed("cfg"), Some(now));
+        assert_eq!(net.conflicts, vec![(1, b"from n1".to_vec())]);
     }
 
     #[test]
