@@ -288,6 +288,9 @@ struct Incoming {
 struct Settle {
     until: Instant,
     pulling: Option<(String, SyncVersion)>,
+    /// When the pulled version was last asked for: asked again every
+    /// retry interval (an offer overtaken by its chunks, a request lost).
+    asked: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -381,6 +384,9 @@ impl SyncCore {
         for e in self.entries.values() {
             if let Some(s) = &e.settle {
                 at(s.until);
+                if let (Some(_), Some(t)) = (&s.pulling, s.asked) {
+                    at(t + self.cfg.retry_interval);
+                }
             }
             if self.control {
                 for p in e.peers.values() {
@@ -433,6 +439,7 @@ impl SyncCore {
                 e.settle = Some(Settle {
                     until,
                     pulling: None,
+                    asked: None,
                 });
             }
             let names: Vec<String> = self.entries.keys().cloned().collect();
@@ -558,6 +565,7 @@ impl SyncCore {
                     e.settle = Some(Settle {
                         until: now + self.cfg.settle_timeout,
                         pulling: None,
+                        asked: None,
                     });
                 }
                 // Only a peer holding these very bytes under this number
@@ -752,6 +760,7 @@ impl SyncCore {
                 .get(&n)
                 .and_then(|e| e.settle.as_ref())
                 .is_some_and(|s| s.until <= now);
+            self.ask_pull_again(now, &n);
             if expired {
                 let Some(e) = self.entries.get_mut(&n) else {
                     continue;
@@ -1055,6 +1064,28 @@ impl SyncCore {
         self.update_commit(name);
     }
 
+    /// A pull not answered within a retry interval is asked for again.
+    fn ask_pull_again(&mut self, now: Instant, name: &str) {
+        let retry = self.cfg.retry_interval;
+        let Some(s) = self.entries.get_mut(name).and_then(|e| e.settle.as_mut()) else {
+            return;
+        };
+        let Some((peer, version)) = s.pulling.clone() else {
+            return;
+        };
+        if s.asked.is_some_and(|t| now < t + retry) || now >= s.until {
+            return;
+        }
+        s.asked = Some(now);
+        self.actions.push_back(SyncAction::Send {
+            peer,
+            msg: Message::SyncRequest {
+                name: name.to_string(),
+                version,
+            },
+        });
+    }
+
     /// The control node asks the peers it has not heard from what they hold.
     fn ask_silent(&mut self, now: Instant, name: &str) {
         if !self.control {
@@ -1211,6 +1242,7 @@ impl SyncCore {
             .max();
         if let Some((v, peer)) = best {
             s.pulling = Some((peer.clone(), v));
+            s.asked = Some(now);
             s.until = now + self.cfg.settle_timeout.max(self.cfg.retry_interval * 5);
             self.actions.push_back(SyncAction::Info(format!(
                 "sync {name}: {peer} holds version {v}, newer than this node's; fetching it before serving"
@@ -1586,6 +1618,26 @@ mod tests {
         assert_eq!(net.files[1].as_deref(), Some(&b"from n0"[..]));
         assert_eq!(net.cores[0].committed("cfg"), Some(now));
         assert_eq!(net.conflicts, vec![(1, b"from n1".to_vec())]);
+    }
+
+    #[test]
+    fn a_pull_that_got_lost_is_asked_for_again() {
+        // n0 takes over holding 1.1 and pulls n1's newer 2.1; the offer and
+        // its chunks are lost (or the offer came after its chunks). n0
+        // asks again a retry interval later instead of giving up after
+        // the pull timeout and serving its older bytes.
+        let mut net = Net::new(2);
+        net.holds(0, v(1, 1), b"old", true);
+        net.holds(1, v(2, 1), b"new", true);
+        net.connect(0, 1);
+        net.mute = Some(1);
+        net.role(0, true, 3);
+        net.mute = None;
+        assert_eq!(net.version(0), Some(v(1, 1)));
+        net.advance(Duration::from_secs(1));
+        assert_eq!(net.files[0].as_deref(), Some(&b"new"[..]));
+        assert_eq!(net.version(0), Some(v(3, 1)));
+        assert_eq!(net.version(1), Some(v(3, 1)));
     }
 
     #[test]
