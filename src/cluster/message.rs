@@ -103,6 +103,11 @@ pub enum Message {
         digest: Option<String>,
         /// The highest version the sender knows to be committed.
         committed: Option<SyncVersion>,
+        /// The sender has not heard what the receiver holds (its
+        /// `SyncHave` on connection was lost): answer with a `SyncHave`.
+        /// Absent (false) from older nodes, which ignore it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ask: bool,
     },
     /// Data sync: send me `version` of `name` (a new control node catching
     /// up from a peer that holds a newer version than its own).
@@ -163,8 +168,21 @@ mod tests {
             version: Some(v(2, 7)),
             digest: Some("ab".into()),
             committed: None,
+            ask: false,
         };
         assert_eq!(Message::from_json(&m.to_json()).unwrap(), m);
+        // Without `ask` (an older node), and `ask` only when set.
+        let old = br#"{"type":"sync_have","name":"haproxy","version":{"epoch":2,"counter":7},"digest":"ab","committed":null}"#;
+        assert_eq!(Message::from_json(old).unwrap(), m);
+        assert_eq!(m.to_json(), old.to_vec());
+        let asking = Message::SyncHave {
+            name: "haproxy".into(),
+            version: None,
+            digest: None,
+            committed: None,
+            ask: true,
+        };
+        assert_eq!(Message::from_json(&asking.to_json()).unwrap(), asking);
         assert!(v(1, 9) < v(2, 1) && v(2, 1) < v(2, 2));
         assert_eq!(v(3, 4).to_string(), "3.4");
     }

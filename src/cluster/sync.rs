@@ -242,6 +242,10 @@ struct Held {
     /// Known committed (this exact version, not just something later: a
     /// version produced on a branch that died is never committed).
     committed: bool,
+    /// Another node offered different bytes under this very number (two
+    /// control nodes under one epoch, in a split brain): whatever replaces
+    /// it keeps this content as a conflict copy.
+    contested: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -250,6 +254,23 @@ struct PeerSync {
     have: Option<Option<(SyncVersion, Digest)>>,
     /// The last version pushed to the peer and when.
     pushed: Option<(SyncVersion, Instant)>,
+    /// When the connection came up, and when the control node last asked
+    /// a peer it has not heard from for its `SyncHave`.
+    since: Option<Instant>,
+    asked: Option<Instant>,
+}
+
+impl PeerSync {
+    /// When a control node that has not heard what this peer holds asks it
+    /// (again): a retry interval after the connection came up or the last
+    /// ask. `SyncHave`s can be lost (a connection that closed under them
+    /// while the other end's new one was already up, a lossy channel).
+    fn ask_due(&self, retry: Duration) -> Option<Instant> {
+        if self.have.is_some() {
+            return None;
+        }
+        Some(self.asked.or(self.since)? + retry)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +288,9 @@ struct Incoming {
 struct Settle {
     until: Instant,
     pulling: Option<(String, SyncVersion)>,
+    /// When the pulled version was last asked for: asked again every
+    /// retry interval (an offer overtaken by its chunks, a request lost).
+    asked: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -360,6 +384,16 @@ impl SyncCore {
         for e in self.entries.values() {
             if let Some(s) = &e.settle {
                 at(s.until);
+                if let (Some(_), Some(t)) = (&s.pulling, s.asked) {
+                    at(t + self.cfg.retry_interval);
+                }
+            }
+            if self.control {
+                for p in e.peers.values() {
+                    if let Some(t) = p.ask_due(self.cfg.retry_interval) {
+                        at(t);
+                    }
+                }
             }
             if self.control && e.settle.is_none() {
                 let Some(h) = &e.held else { continue };
@@ -389,6 +423,7 @@ impl SyncCore {
             content: None,
             produced: p.produced,
             committed: p.committed == Some(p.version),
+            contested: false,
         });
         e.committed = p.committed;
     }
@@ -404,6 +439,7 @@ impl SyncCore {
                 e.settle = Some(Settle {
                     until,
                     pulling: None,
+                    asked: None,
                 });
             }
             let names: Vec<String> = self.entries.keys().cloned().collect();
@@ -444,7 +480,13 @@ impl SyncCore {
         let names: Vec<String> = self.entries.keys().cloned().collect();
         for n in &names {
             if let Some(e) = self.entries.get_mut(n) {
-                e.peers.insert(peer.to_string(), PeerSync::default());
+                e.peers.insert(
+                    peer.to_string(),
+                    PeerSync {
+                        since: Some(now),
+                        ..PeerSync::default()
+                    },
+                );
             }
             let msg = self.have_msg(n);
             self.actions.push_back(SyncAction::Send {
@@ -452,7 +494,6 @@ impl SyncCore {
                 msg,
             });
         }
-        let _ = now;
     }
 
     pub fn disconnected(&mut self, now: Instant, peer: &str) {
@@ -501,7 +542,11 @@ impl SyncCore {
                 version,
                 digest,
                 committed,
+                ask,
             } => {
+                if ask {
+                    self.reply_have(peer, &name);
+                }
                 let Some(e) = self.entries.get_mut(&name) else {
                     return;
                 };
@@ -520,10 +565,25 @@ impl SyncCore {
                     e.settle = Some(Settle {
                         until: now + self.cfg.settle_timeout,
                         pulling: None,
+                        asked: None,
                     });
                 }
-                if let Some(h) = &mut e.held {
-                    h.committed |= committed == Some(h.version);
+                // Only a peer holding these very bytes under this number
+                // speaks for ours (in a split brain two control nodes can
+                // each produce the same number with other bytes).
+                let same = have.is_some_and(|(v, d)| {
+                    e.held
+                        .as_ref()
+                        .is_some_and(|h| h.version == v && h.digest == d)
+                });
+                if let Some(h) = e.held.as_mut().filter(|_| same) {
+                    h.committed |= committed == Some(h.version) && !h.contested;
+                }
+                if let Some(h) = e.held.as_mut() {
+                    if have.is_some_and(|(v, d)| v == h.version && d != h.digest) {
+                        h.contested = true;
+                        h.committed = false;
+                    }
                 }
                 if committed > e.committed {
                     e.committed = committed;
@@ -643,6 +703,7 @@ impl SyncCore {
                     content: Some(content.clone()),
                     produced,
                     committed: e.committed == Some(v),
+                    contested: false,
                 });
                 e.disk_digest = Some(d);
                 e.disk = Some(Observed::Content(content.to_vec()));
@@ -671,9 +732,19 @@ impl SyncCore {
                 self.announce(name);
             }
         }
+        self.pulled(now, name, version);
+    }
+
+    /// `version` is now held (or its write failed): a pull of it is over;
+    /// settle on and serve.
+    fn pulled(&mut self, now: Instant, name: &str, version: SyncVersion) {
         if let Some(s) = self.entries.get_mut(name).and_then(|e| e.settle.as_mut()) {
             if s.pulling.as_ref().is_some_and(|p| p.1 == version) {
                 s.pulling = None;
+                // A pull starts once every peer was heard or the settle
+                // time was up: nothing more to wait for (the deadline was
+                // pushed out for the pull only).
+                s.until = s.until.min(now);
             }
         }
         self.try_settle(now, name);
@@ -683,20 +754,31 @@ impl SyncCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         let names: Vec<String> = self.entries.keys().cloned().collect();
         for n in names {
+            self.ask_silent(now, &n);
             let expired = self
                 .entries
                 .get(&n)
                 .and_then(|e| e.settle.as_ref())
                 .is_some_and(|s| s.until <= now);
+            self.ask_pull_again(now, &n);
             if expired {
-                if let Some(s) = self.entries.get_mut(&n).and_then(|e| e.settle.as_mut()) {
-                    if let Some((peer, v)) = s.pulling.take() {
-                        self.actions.push_back(SyncAction::Warn(format!(
-                            "sync {n}: version {v} from {peer} did not arrive in time; serving this node's own version"
-                        )));
-                    }
+                let Some(e) = self.entries.get_mut(&n) else {
+                    continue;
+                };
+                let writing = e.writing.is_some();
+                let pulled = e.settle.as_mut().and_then(|s| s.pulling.take());
+                if let Some((peer, v)) = pulled {
+                    self.actions.push_back(SyncAction::Warn(format!(
+                        "sync {n}: version {v} from {peer} did not arrive in time; serving this node's own version"
+                    )));
+                    self.finish_settle(now, &n);
+                } else if writing {
+                    self.finish_settle(now, &n);
+                } else {
+                    // Not every peer answered in time: still fetch the
+                    // newest version of those that did before serving.
+                    self.try_settle(now, &n);
                 }
-                self.finish_settle(now, &n);
             }
             self.serve(now, &n);
         }
@@ -761,6 +843,17 @@ impl SyncCore {
         };
         let held_v = e.held.as_ref().map(|h| h.version);
         if Some(version) <= held_v {
+            if let Some(h) = e
+                .held
+                .as_mut()
+                .filter(|h| h.version == version && h.digest != d)
+            {
+                // The same number for other bytes (see `contested`); the
+                // control node, told by our SyncHave, serves its bytes
+                // under a new number.
+                h.contested = true;
+                h.committed = false;
+            }
             self.reply_have(peer, name);
             return;
         }
@@ -795,6 +888,9 @@ impl SyncCore {
                 e.incoming = None;
                 self.persist(name);
                 self.announce(name);
+                // A version a settling control node was pulling has
+                // arrived (by number only): the pull is done.
+                self.pulled(now, name, version);
                 return;
             }
             if let Some(content) = h.content {
@@ -812,7 +908,6 @@ impl SyncCore {
             next: 0,
             buf: Vec::with_capacity(size.min(e.spec.max_size) as usize),
         });
-        let _ = now;
     }
 
     /// Ask the shell to write; the outcome comes back via `write_done`.
@@ -833,7 +928,7 @@ impl SyncCore {
         // is kept as a conflict.
         let keep_unless = e.held.as_ref().and_then(|h| {
             let own_uncommitted = h.produced && !h.committed;
-            (!own_uncommitted).then_some(h.digest)
+            (!own_uncommitted && !h.contested).then_some(h.digest)
         });
         let conflict_epoch = e.held.as_ref().map_or(0, |h| h.version.epoch);
         e.writing = Some((version, d, content.clone(), produced));
@@ -893,6 +988,7 @@ impl SyncCore {
                         content: Some(c.clone().into()),
                         produced: true,
                         committed: false,
+                        contested: false,
                     });
                     e.warned = None;
                     let size = c.len();
@@ -908,6 +1004,33 @@ impl SyncCore {
                 self.too_large(name, size);
             }
             _ => {}
+        }
+        // A peer holds other bytes under this node's number (both were
+        // control nodes under one epoch in a split brain): serve ours under
+        // a number after both, so that every node takes it.
+        let epoch = self.epoch;
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let collided = e.held.as_ref().is_some_and(|h| {
+            e.peers.values().any(|p| {
+                p.have
+                    .flatten()
+                    .is_some_and(|(v, d)| v == h.version && d != h.digest)
+            })
+        });
+        if let Some(h) = e.held.as_mut().filter(|h| collided && h.content.is_some()) {
+            let old = h.version;
+            h.version = next_version(Some(old), epoch);
+            h.produced = true;
+            h.committed = false;
+            h.contested = false;
+            let v = h.version;
+            self.actions.push_back(SyncAction::Warn(format!(
+                "sync {name}: a peer holds other content under version {old}; serving this node's as {v}"
+            )));
+            self.persist(name);
+            self.announce(name);
         }
         let Some(e) = self.entries.get(name) else {
             return;
@@ -939,6 +1062,68 @@ impl SyncCore {
             self.push(now, name, &peer);
         }
         self.update_commit(name);
+    }
+
+    /// A pull not answered within a retry interval is asked for again.
+    fn ask_pull_again(&mut self, now: Instant, name: &str) {
+        let retry = self.cfg.retry_interval;
+        let Some(s) = self.entries.get_mut(name).and_then(|e| e.settle.as_mut()) else {
+            return;
+        };
+        let Some((peer, version)) = s.pulling.clone() else {
+            return;
+        };
+        if s.asked.is_some_and(|t| now < t + retry) || now >= s.until {
+            return;
+        }
+        s.asked = Some(now);
+        self.actions.push_back(SyncAction::Send {
+            peer,
+            msg: Message::SyncRequest {
+                name: name.to_string(),
+                version,
+            },
+        });
+    }
+
+    /// The control node asks the peers it has not heard from what they hold.
+    fn ask_silent(&mut self, now: Instant, name: &str) {
+        if !self.control {
+            return;
+        }
+        let retry = self.cfg.retry_interval;
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let mut silent = Vec::new();
+        for (n, p) in e.peers.iter_mut() {
+            if p.ask_due(retry).is_some_and(|t| t <= now) {
+                p.asked = Some(now);
+                silent.push(n.clone());
+            }
+        }
+        for peer in silent {
+            let Message::SyncHave {
+                name,
+                version,
+                digest,
+                committed,
+                ..
+            } = self.have_msg(name)
+            else {
+                continue;
+            };
+            self.actions.push_back(SyncAction::Send {
+                peer,
+                msg: Message::SyncHave {
+                    name,
+                    version,
+                    digest,
+                    committed,
+                    ask: true,
+                },
+            });
+        }
     }
 
     fn too_large(&mut self, name: &str, size: u64) {
@@ -1057,6 +1242,7 @@ impl SyncCore {
             .max();
         if let Some((v, peer)) = best {
             s.pulling = Some((peer.clone(), v));
+            s.asked = Some(now);
             s.until = now + self.cfg.settle_timeout.max(self.cfg.retry_interval * 5);
             self.actions.push_back(SyncAction::Info(format!(
                 "sync {name}: {peer} holds version {v}, newer than this node's; fetching it before serving"
@@ -1107,6 +1293,7 @@ impl SyncCore {
             version: h.map(|h| h.version),
             digest: h.map(|h| to_hex(&h.digest)),
             committed: e.and_then(|e| e.committed),
+            ask: false,
         }
     }
 
@@ -1206,6 +1393,251 @@ mod tests {
         assert_eq!(from_hex(&to_hex(&d)), Some(d));
         assert_eq!(from_hex("zz"), None);
         assert_eq!(from_hex(&"é".repeat(32)), None);
+    }
+
+    /// A few sync cores wired to each other directly: messages and data
+    /// frames delivered in order over the connected pairs, writes done at
+    /// once, time moved by hand.
+    struct Net {
+        now: Instant,
+        cores: Vec<SyncCore>,
+        files: Vec<Option<Vec<u8>>>,
+        links: BTreeSet<(usize, usize)>,
+        queue: VecDeque<(usize, usize, Result<Message, Vec<u8>>)>,
+        /// Messages and frames from this node are lost.
+        mute: Option<usize>,
+        /// (node, content) kept as conflict copies.
+        conflicts: Vec<(usize, Vec<u8>)>,
+    }
+
+    fn name(i: usize) -> String {
+        format!("n{i}")
+    }
+
+    impl Net {
+        fn new(nodes: usize) -> Net {
+            let cores = (0..nodes)
+                .map(|i| {
+                    let peers = (0..nodes).filter(|&p| p != i).map(name).collect();
+                    let spec = SyncSpec {
+                        name: "cfg".into(),
+                        max_size: 1 << 20,
+                    };
+                    SyncCore::new(SyncConfig::new(&name(i), peers, vec![spec]))
+                })
+                .collect();
+            Net {
+                now: Instant::now(),
+                cores,
+                files: vec![None; nodes],
+                links: BTreeSet::new(),
+                queue: VecDeque::new(),
+                mute: None,
+                conflicts: Vec::new(),
+            }
+        }
+
+        /// Node `i` starts holding `version` of `content` (as persisted).
+        fn holds(&mut self, i: usize, version: SyncVersion, content: &[u8], committed: bool) {
+            let state = Persisted {
+                version,
+                digest: to_hex(&digest(content)),
+                produced: false,
+                committed: committed.then_some(version),
+            };
+            self.cores[i].restore("cfg", &state);
+            self.edit(i, content);
+        }
+
+        fn edit(&mut self, i: usize, content: &[u8]) {
+            self.files[i] = Some(content.to_vec());
+            let now = self.now;
+            self.cores[i].local_file(now, "cfg", Observed::Content(content.to_vec()));
+            self.pump();
+        }
+
+        fn connect(&mut self, a: usize, b: usize) {
+            self.links.insert((a, b));
+            self.links.insert((b, a));
+            let now = self.now;
+            self.cores[a].connected(now, &name(b));
+            self.cores[b].connected(now, &name(a));
+            self.pump();
+        }
+
+        fn role(&mut self, i: usize, control: bool, epoch: u64) {
+            let now = self.now;
+            self.cores[i].set_role(now, control, epoch);
+            self.pump();
+        }
+
+        fn advance(&mut self, d: Duration) {
+            self.now += d;
+            let now = self.now;
+            for c in &mut self.cores {
+                c.handle_timeout(now);
+            }
+            self.pump();
+        }
+
+        fn send(&mut self, from: usize, to: usize, what: Result<Message, Vec<u8>>) {
+            if self.links.contains(&(from, to)) && self.mute != Some(from) {
+                self.queue.push_back((from, to, what));
+            }
+        }
+
+        /// Deliver everything until quiet (what is in flight on a pair that
+        /// disconnected is lost).
+        fn pump(&mut self) {
+            loop {
+                let mut did = false;
+                for i in 0..self.cores.len() {
+                    while let Some(a) = self.cores[i].poll_action() {
+                        did = true;
+                        self.act(i, a);
+                    }
+                }
+                if let Some((from, to, what)) = self.queue.pop_front() {
+                    did = true;
+                    if self.links.contains(&(from, to)) {
+                        let now = self.now;
+                        match what {
+                            Ok(msg) => self.cores[to].handle_message(now, &name(from), msg),
+                            Err(bytes) => self.cores[to].handle_data(now, &name(from), &bytes),
+                        }
+                    }
+                }
+                if !did {
+                    return;
+                }
+            }
+        }
+
+        fn act(&mut self, i: usize, a: SyncAction) {
+            let peer_id = |p: &str| p[1..].parse::<usize>().expect("node name");
+            match a {
+                SyncAction::Send { peer, msg } => self.send(i, peer_id(&peer), Ok(msg)),
+                SyncAction::Broadcast(msg) => {
+                    for to in 0..self.cores.len() {
+                        self.send(i, to, Ok(msg.clone()));
+                    }
+                }
+                SyncAction::SendData { peer, bytes } => self.send(i, peer_id(&peer), Err(bytes)),
+                SyncAction::Write {
+                    name: n,
+                    version,
+                    content,
+                    keep_unless,
+                    ..
+                } => {
+                    if let Some(old) = self.files[i].take() {
+                        let d = digest(&old);
+                        if d != digest(&content) && Some(d) != keep_unless {
+                            self.conflicts.push((i, old));
+                        }
+                    }
+                    self.files[i] = Some(content.to_vec());
+                    let now = self.now;
+                    self.cores[i].write_done(now, &n, version, Ok(None));
+                }
+                _ => {}
+            }
+        }
+
+        fn version(&self, i: usize) -> Option<SyncVersion> {
+            self.cores[i].version("cfg")
+        }
+    }
+
+    #[test]
+    fn a_pull_answered_by_a_renumbering_ends_the_settle_at_once() {
+        // n0 becomes the control node holding 1.1; n1 holds the same
+        // bytes under a later number (2.1, a re-stamp n0 missed). n0 pulls
+        // 2.1, which arrives as an offer of bytes it already has: n0 adopts
+        // the number, and must then finish settling at once, not when the
+        // pull times out.
+        let mut net = Net::new(2);
+        net.holds(0, v(1, 1), b"same", true);
+        net.holds(1, v(2, 1), b"same", true);
+        net.connect(0, 1);
+        net.role(0, true, 3);
+        assert_eq!(net.version(0), Some(v(3, 1)), "settled and re-stamped");
+        assert_eq!(net.version(1), Some(v(3, 1)));
+        assert_eq!(net.cores[0].committed("cfg"), Some(v(3, 1)));
+    }
+
+    #[test]
+    fn a_control_node_asks_a_peer_whose_have_was_lost() {
+        let mut net = Net::new(2);
+        net.holds(0, v(1, 1), b"one", true);
+        net.role(0, true, 1);
+        // n1's SyncHave on connection is lost: n0 cannot know it is behind.
+        net.mute = Some(1);
+        net.connect(0, 1);
+        net.mute = None;
+        assert_eq!(net.version(1), None);
+        net.advance(Duration::from_secs(1));
+        assert_eq!(net.version(1), Some(v(1, 1)), "asked, answered, pushed");
+        assert_eq!(net.files[1].as_deref(), Some(&b"one"[..]));
+        assert_eq!(net.cores[0].committed("cfg"), Some(v(1, 1)));
+    }
+
+    #[test]
+    fn a_settle_that_times_out_still_fetches_the_newest_version_heard() {
+        // n0 takes over holding 1.1; n1 holds 2.1 (newer), n2 is silent.
+        // When the settle time is up n0 must fetch 2.1 from n1 before it
+        // re-stamps and serves, not serve its own older bytes.
+        let mut net = Net::new(3);
+        net.holds(0, v(1, 1), b"old", true);
+        net.holds(1, v(2, 1), b"new", true);
+        net.mute = Some(2);
+        net.connect(0, 1);
+        net.connect(0, 2);
+        net.role(0, true, 3);
+        assert_eq!(net.version(0), Some(v(1, 1)), "settling: waits for n2");
+        net.advance(Duration::from_millis(500));
+        assert_eq!(net.files[0].as_deref(), Some(&b"new"[..]));
+        assert_eq!(net.version(0), Some(v(3, 1)));
+        assert_eq!(net.files[1].as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn one_number_for_two_contents_is_served_again_under_a_new_number() {
+        // Two control nodes under epoch 4 (a split brain) each produced
+        // 4.1, with other bytes; n1's was committed on its side. n0 is the
+        // control node when they meet: every node must end with n0's bytes
+        // under one number, and n1 keeps its own as a conflict copy.
+        let mut net = Net::new(2);
+        net.holds(0, v(4, 1), b"from n0", false);
+        net.holds(1, v(4, 1), b"from n1", true);
+        net.role(0, true, 4);
+        net.connect(0, 1);
+        let now = net.version(0).expect("held");
+        assert!(now > v(4, 1), "renumbered: {now}");
+        assert_eq!(net.version(1), Some(now));
+        assert_eq!(net.files[1].as_deref(), Some(&b"from n0"[..]));
+        assert_eq!(net.cores[0].committed("cfg"), Some(now));
+        assert_eq!(net.conflicts, vec![(1, b"from n1".to_vec())]);
+    }
+
+    #[test]
+    fn a_pull_that_got_lost_is_asked_for_again() {
+        // n0 takes over holding 1.1 and pulls n1's newer 2.1; the offer and
+        // its chunks are lost (or the offer came after its chunks). n0
+        // asks again a retry interval later instead of giving up after
+        // the pull timeout and serving its older bytes.
+        let mut net = Net::new(2);
+        net.holds(0, v(1, 1), b"old", true);
+        net.holds(1, v(2, 1), b"new", true);
+        net.connect(0, 1);
+        net.mute = Some(1);
+        net.role(0, true, 3);
+        net.mute = None;
+        assert_eq!(net.version(0), Some(v(1, 1)));
+        net.advance(Duration::from_secs(1));
+        assert_eq!(net.files[0].as_deref(), Some(&b"new"[..]));
+        assert_eq!(net.version(0), Some(v(3, 1)));
+        assert_eq!(net.version(1), Some(v(3, 1)));
     }
 
     #[test]
