@@ -204,6 +204,10 @@ enum Payload {
     },
     ConnDown {
         peer: NodeId,
+        /// The other end closed it (RST/FIN after a crash, or after it
+        /// gave up on us): gone whatever the path does now. Otherwise an
+        /// idle timeout, which a path healed in time cancels.
+        closed: bool,
     },
 }
 
@@ -558,7 +562,6 @@ impl Sim {
             for peer in 0..n {
                 if peer != id && self.path_open(id, peer) && self.path_open(peer, id) {
                     self.schedule(id, now + CONNECT_DELAY, Payload::ConnUp { peer });
-                    self.schedule(peer, now + CONNECT_DELAY, Payload::ConnUp { peer: id });
                 }
             }
         }
@@ -598,7 +601,12 @@ impl Sim {
         let links = std::mem::take(&mut self.nodes[id].links);
         for (peer, up) in links.into_iter().enumerate() {
             if up {
-                self.schedule(peer, now + CLOSE_DELAY, Payload::ConnDown { peer: id });
+                let closed = true;
+                self.schedule(
+                    peer,
+                    now + CLOSE_DELAY,
+                    Payload::ConnDown { peer: id, closed },
+                );
             }
         }
         let node = &mut self.nodes[id];
@@ -636,7 +644,8 @@ impl Sim {
             let now = self.now;
             for peer in 0..self.nodes.len() {
                 if self.nodes[peer].links.get(id) == Some(&true) {
-                    self.schedule(peer, now + timeout, Payload::ConnDown { peer: id });
+                    let closed = false;
+                    self.schedule(peer, now + timeout, Payload::ConnDown { peer: id, closed });
                 }
             }
         }
@@ -660,7 +669,8 @@ impl Sim {
                 let mine = self.nodes[id].links.get(peer) == Some(&true);
                 let theirs = self.nodes[peer].links.get(id) == Some(&true);
                 if mine && !theirs {
-                    self.schedule(id, now + CLOSE_DELAY, Payload::ConnDown { peer });
+                    let closed = true;
+                    self.schedule(id, now + CLOSE_DELAY, Payload::ConnDown { peer, closed });
                 }
             }
         }
@@ -871,6 +881,35 @@ impl Sim {
         self.reconnect_all();
     }
 
+    /// A new connection between `a` and `b`: both ends come up together
+    /// (TCP's handshake), replacing a stale one either end still had; only
+    /// between running processes on open paths.
+    fn connect(&mut self, a: NodeId, b: NodeId) {
+        let open = self.path_open(a, b) && self.path_open(b, a);
+        if !open || !self.runs(a) || !self.runs(b) {
+            return;
+        }
+        let (ab, ba) = (
+            self.nodes[a].links.get(b) == Some(&true),
+            self.nodes[b].links.get(a) == Some(&true),
+        );
+        if ab && ba {
+            return;
+        }
+        for (x, y, stale) in [(a, b, ab), (b, a, ba)] {
+            if stale {
+                self.nodes[x].links[y] = false;
+                let name = self.nodes[y].name.clone();
+                self.input(x, Input::PeerDown { peer: &name });
+            }
+        }
+        for (x, y) in [(a, b), (b, a)] {
+            self.nodes[x].links[y] = true;
+            let name = self.nodes[y].name.clone();
+            self.input(x, Input::PeerUp { peer: &name });
+        }
+    }
+
     /// Connections come back (after a backoff) where both ways are open.
     fn reconnect_all(&mut self) {
         if self.channel.is_none() {
@@ -880,8 +919,9 @@ impl Sim {
         let n = self.nodes.len();
         for a in 0..n {
             for b in 0..n {
-                let linked = self.nodes[a].links.get(b).copied().unwrap_or(false);
-                if a != b && !linked && self.path_open(a, b) && self.path_open(b, a) {
+                let linked = self.nodes[a].links.get(b).copied().unwrap_or(false)
+                    && self.nodes[b].links.get(a).copied().unwrap_or(false);
+                if a < b && !linked && self.path_open(a, b) && self.path_open(b, a) {
                     self.schedule(a, now + RECONNECT_DELAY, Payload::ConnUp { peer: b });
                 }
             }
@@ -899,7 +939,8 @@ impl Sim {
             for b in 0..n {
                 let linked = self.nodes[a].links.get(b).copied().unwrap_or(false);
                 if a != b && linked && !(self.path_open(a, b) && self.path_open(b, a)) {
-                    self.schedule(a, now + timeout, Payload::ConnDown { peer: b });
+                    let closed = false;
+                    self.schedule(a, now + timeout, Payload::ConnDown { peer: b, closed });
                 }
             }
         }
@@ -1141,34 +1182,33 @@ impl Sim {
                     );
                 }
             }
-            Payload::ConnUp { peer } => {
-                let open = self.path_open(to, peer) && self.path_open(peer, to);
-                if !open || self.nodes[peer].frozen || self.nodes[to].links.get(peer) == Some(&true)
-                {
-                    return;
-                }
-                self.nodes[to].links[peer] = true;
-                let name = self.nodes[peer].name.clone();
-                self.input(to, Input::PeerUp { peer: &name });
-            }
-            Payload::ConnDown { peer } => {
+            Payload::ConnUp { peer } => self.connect(to, peer),
+            Payload::ConnDown { peer, closed } => {
                 if self.nodes[to].links.get(peer) != Some(&true) {
                     return;
                 }
                 // A cut that healed, or a peer that thawed, before the idle
                 // timeout keeps the connection.
                 let open = self.path_open(to, peer) && self.path_open(peer, to);
-                if self.nodes[peer].node.is_some() && open && !self.nodes[peer].frozen {
+                if !closed && self.runs(peer) && open {
                     return;
                 }
                 self.nodes[to].links[peer] = false;
                 let name = self.nodes[peer].name.clone();
                 self.input(to, Input::PeerDown { peer: &name });
-                // The dialer tries again after its backoff (both sides'
-                // views come up when the path and the peer allow).
                 let now = self.now;
+                // Our close reaches the other end (FIN) if it still thinks
+                // the connection is up.
+                if self.nodes[peer].links.get(to) == Some(&true) {
+                    let closed = true;
+                    self.schedule(
+                        peer,
+                        now + CLOSE_DELAY,
+                        Payload::ConnDown { peer: to, closed },
+                    );
+                }
+                // The dialer tries again after its backoff.
                 self.schedule(to, now + RECONNECT_DELAY, Payload::ConnUp { peer });
-                self.schedule(peer, now + RECONNECT_DELAY, Payload::ConnUp { peer: to });
             }
         }
     }
