@@ -1,4 +1,4 @@
-//! Data sync (seed step 5) on the simulator: versions, commit, catch-up,
+//! Data sync (method step 5) on the simulator: versions, commit, catch-up,
 //! conflicts, a control node that dies mid-transfer, corrupt transfers,
 //! size limits and failed writes.
 //!

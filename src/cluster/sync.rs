@@ -1,4 +1,4 @@
-//! Data sync (seed step 5): files that follow the control node. Sans-IO:
+//! Data sync (method step 5): files that follow the control node. Sans-IO:
 //! fed what the files hold, who is connected, whether this node is the
 //! control node, messages, data chunks, write outcomes and the time;
 //! drained of actions (messages, data frames, atomic writes, on_change
@@ -374,6 +374,7 @@ impl SyncCore {
         self.control
     }
 
+    #[must_use]
     pub fn poll_action(&mut self) -> Option<SyncAction> {
         self.actions.pop_front()
     }

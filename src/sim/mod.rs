@@ -202,6 +202,10 @@ enum Payload {
     ConnUp {
         peer: NodeId,
     },
+    /// The node's link changed while its process was frozen.
+    Link {
+        up: bool,
+    },
     ConnDown {
         peer: NodeId,
         /// The other end closed it (RST/FIN after a crash, or after it
@@ -706,6 +710,10 @@ impl Sim {
             for name in names {
                 self.input(id, Input::Link { name: &name, up });
             }
+        } else if self.nodes[id].frozen {
+            // Netlink queues the news until the process reads again.
+            let now = self.now;
+            self.schedule(id, now, Payload::Link { up });
         }
         self.cut_closed_paths();
         self.reconnect_all();
@@ -1183,6 +1191,17 @@ impl Sim {
                 }
             }
             Payload::ConnUp { peer } => self.connect(to, peer),
+            Payload::Link { up } => {
+                let names: BTreeSet<String> = self.nodes[to]
+                    .config
+                    .instances
+                    .iter()
+                    .map(|i| i.interface.clone())
+                    .collect();
+                for name in names {
+                    self.input(to, Input::Link { name: &name, up });
+                }
+            }
             Payload::ConnDown { peer, closed } => {
                 if self.nodes[to].links.get(peer) != Some(&true) {
                     return;
