@@ -193,7 +193,11 @@ fn main() {
     }
     let baton = PathBuf::from(env!("CARGO_BIN_EXE_baton"));
     let runs = runs_from_env();
-    let wanted = std::env::var("BATON_BENCH_INTERVALS").unwrap_or_default();
+    let wanted = if smoke() {
+        "100ms".to_string()
+    } else {
+        std::env::var("BATON_BENCH_INTERVALS").unwrap_or_default()
+    };
     let intervals: Vec<usize> = (0..INTERVALS.len())
         .filter(|&i| wanted.is_empty() || wanted.split(',').any(|w| w.trim() == INTERVALS[i].toml))
         .collect();

@@ -20,11 +20,19 @@ fn main() {
         println!("benches/sync: needs root (network namespaces); nothing measured");
         return;
     }
+    // `cargo test --all-targets` runs this too (without `--bench`): then
+    // two rounds of 1 KiB prove it works, without measuring for long.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let (sizes, rounds): (&[(&str, usize)], u8) = if smoke {
+        (&[("1 KiB", 1024)], 2)
+    } else {
+        (&[("1 KiB", 1024), ("1 MiB", 1 << 20)], 10)
+    };
     let mut s = SyncLab::new("syd", 3);
     s.up(&[0, 1, 2]);
-    for (label, size) in [("1 KiB", 1024usize), ("1 MiB", 1 << 20)] {
+    for &(label, size) in sizes {
         let mut times = Vec::new();
-        for round in 0..10u8 {
+        for round in 0..rounds {
             let content: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_add(round)).collect();
             let t0 = Instant::now();
             std::fs::write(s.file(0), &content).unwrap();

@@ -468,7 +468,12 @@ pub struct Parts {
 
 impl Parts {
     pub fn from_env() -> Parts {
-        let wanted = std::env::var("BATON_BENCH_SCENARIOS").unwrap_or_default();
+        let wanted = if smoke() {
+            // One cell of each bench: the failover table and a switchover.
+            "failover,switchover".to_string()
+        } else {
+            std::env::var("BATON_BENCH_SCENARIOS").unwrap_or_default()
+        };
         let words: Vec<&str> = wanted
             .split(',')
             .map(str::trim)
@@ -505,8 +510,19 @@ impl Parts {
     }
 }
 
-/// `BATON_BENCH_RUNS` (default 3, at least 1).
+/// Whether this is `cargo test --all-targets` running the bench binary
+/// (`cargo bench` passes `--bench`): then the bench only proves it still
+/// works, on the smallest cell, instead of measuring for minutes inside
+/// the test suite.
+pub fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+/// `BATON_BENCH_RUNS` (default 3, at least 1; 1 in a smoke run).
 pub fn runs_from_env() -> usize {
+    if smoke() {
+        return 1;
+    }
     std::env::var("BATON_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
