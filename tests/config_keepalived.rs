@@ -696,3 +696,35 @@ proptest! {
         let _ = parse_files(&lines.join("\n"), &[("/etc/keepalived/x", "include x\n")], &options());
     }
 }
+
+#[test]
+fn check_unicast_src_is_accepted_and_cannot_be_turned_off() {
+    let body = "unicast_src_ip 10.0.0.11\n unicast_peer {\n 10.0.0.12\n }\n check_unicast_src\n";
+    let c = ok(&instance(body));
+    assert_eq!(c.instances[0].unicast_peers.len(), 1);
+    let w = warnings(&instance(
+        "unicast_peer {\n 10.0.0.12\n }\n check_unicast_src off\n",
+    ));
+    assert!(
+        w.iter().any(|w| w.contains("always checks the source")),
+        "{w:?}"
+    );
+    let g = warnings(&format!(
+        "global_defs {{\n vrrp_check_unicast_src off\n}}\n{}",
+        instance("unicast_peer {\n 10.0.0.12\n }\n")
+    ));
+    assert!(
+        g.iter().any(|w| w.contains("always checks the source")),
+        "{g:?}"
+    );
+    assert!(
+        ok(&format!(
+            "global_defs {{\n vrrp_check_unicast_src\n}}\n{}",
+            instance("unicast_peer {\n 10.0.0.12\n }\n")
+        ))
+        .instances[0]
+            .unicast_peers
+            .len()
+            == 1
+    );
+}

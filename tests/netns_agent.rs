@@ -54,6 +54,8 @@ struct Vi {
     vip: &'static str,
     version: u8,
     advert_interval: &'static str,
+    /// Unicast mode with these peers when not empty.
+    unicast_peers: Vec<Ipv4Addr>,
 }
 
 impl Vi {
@@ -64,6 +66,14 @@ impl Vi {
             vip: "192.168.77.100/24",
             version: 3,
             advert_interval: "100ms",
+            unicast_peers: Vec::new(),
+        }
+    }
+
+    fn unicast(self, peers: Vec<Ipv4Addr>) -> Vi {
+        Vi {
+            unicast_peers: peers,
+            ..self
         }
     }
 
@@ -82,6 +92,19 @@ impl Vi {
     }
 
     fn toml(&self) -> String {
+        let mut t = self.base_toml();
+        if !self.unicast_peers.is_empty() {
+            let peers: Vec<String> = self
+                .unicast_peers
+                .iter()
+                .map(|p| format!("\"{p}\""))
+                .collect();
+            let _ = writeln!(t, "unicast_peers = [{}]", peers.join(", "));
+        }
+        t
+    }
+
+    fn base_toml(&self) -> String {
         format!(
             "[[instance]]\n\
              name = \"{NAME}\"\n\
@@ -674,6 +697,26 @@ fn inject(ns: &str, packets: Vec<Vec<u8>>) -> io::Result<()> {
     .map_err(|_| io::Error::other("injector thread panicked"))?
 }
 
+/// Send raw IPv4 packets (headers included), each to its own unicast
+/// destination, out of eth0 of namespace `ns`.
+fn inject_to(ns: &str, packets: Vec<(Ipv4Addr, Vec<u8>)>) -> io::Result<()> {
+    let netns = std::fs::File::open(format!("/run/netns/{ns}"))?;
+    std::thread::spawn(move || -> io::Result<()> {
+        nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
+        sock.set_header_included_v4(true)?;
+        sock.bind_device(Some(b"eth0"))?;
+        for (dst, p) in &packets {
+            let to: SockAddr = SocketAddrV4::new(*dst, 0).into();
+            sock.send_to(p, &to)?;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| io::Error::other("injector thread panicked"))?
+}
+
 fn dropped(rx: &baton::vrrp::RxStats, reason: &str) -> u64 {
     rx.dropped.get(reason).copied().unwrap_or(0)
 }
@@ -966,4 +1009,74 @@ fn check_accepts_shipped_configs_and_points_at_errors() {
         col_follows,
         "stderr does not point at {path}:{line}:COL (the `priorty` key)\nstderr: {stderr}"
     );
+}
+
+/// With unicast peers, a third host's adverts (priority 255 to take over,
+/// priority 0 to make the master look gone; on-link TTL 255 and routed TTL
+/// 64) move nothing and are counted as `unknown_unicast_src` on both nodes.
+#[test]
+fn unicast_adverts_from_strangers_are_dropped_and_counted() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut c = Case::new("us", 2, VIP4.into());
+    let (a0, a1) = (c.lab.node_addr4(0), c.lab.node_addr4(1));
+    c.start(0, &Vi::v4(200).unicast(vec![a1]));
+    c.start(1, &Vi::v4(100).unicast(vec![a0]));
+    c.wait(ELECTION, "node0 is the only master and holder", |c| {
+        c.masters() == [0] && c.holders() == [0]
+    });
+    let before: Vec<InstanceStatus> = (0..2).map(|i| c.instance(i)).collect();
+
+    let client = c.lab.client_addr4();
+    let mut packets = Vec::new();
+    for dst in [a0, a1] {
+        for priority in [255u8, 0] {
+            let advert = Repr {
+                version: Version::V3,
+                vrid: VRID,
+                priority,
+                interval_cs: 10,
+                addresses: vec![VIP4.into()],
+                auth: None,
+            }
+            .to_bytes(client.into(), dst.into(), V3Checksum::WithPseudoHeader)
+            .expect("building an advert");
+            for ttl in [255u8, 64] {
+                let ip = baton::wire::ip::emit_ipv4(client, dst, ttl, 112, &advert);
+                // A burst, as a stranger would send every 10 ms.
+                for _ in 0..5 {
+                    packets.push((dst, ip.clone()));
+                }
+            }
+        }
+    }
+    inject_to(c.lab.client_ns(), packets).expect("injecting adverts from the client");
+
+    for (i, was) in before.iter().enumerate() {
+        let counted = |c: &Case| {
+            dropped(&c.instance(i).rx, "unknown_unicast_src")
+                >= dropped(&was.rx, "unknown_unicast_src") + 20
+        };
+        assert!(
+            c.lab.wait_for(Duration::from_secs(2), |_| counted(&c)),
+            "node{i} did not count the stranger's 20 adverts: {:?}\n{}",
+            c.instance(i).rx,
+            c.context()
+        );
+    }
+    c.stays(
+        MASTER_DOWN * 2,
+        "node0 stays the only master and holder",
+        |c| c.masters() == [0] && c.holders() == [0],
+    );
+    for (i, was) in before.iter().enumerate() {
+        let now = c.instance(i);
+        assert_eq!(
+            (now.state, now.became_master),
+            (was.state, was.became_master),
+            "node{i} moved\n{}",
+            c.context()
+        );
+    }
 }

@@ -394,3 +394,36 @@ fn same_seed_same_history() {
     assert_eq!(run(1), run(1));
     assert_ne!(run(1), run(2), "the seed drives the loss");
 }
+
+/// With unicast peers, adverts from any other router are dropped and
+/// counted (`unknown_unicast_src`), whatever their priority: a third host
+/// that claims priority 255 moves nothing.
+#[test]
+fn unicast_instances_ignore_routers_that_are_not_their_peers() {
+    let mut sim = Sim::new(21);
+    let addr = |host: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, host));
+    for (i, p) in [200u8, 100].iter().enumerate() {
+        let mut c = cfg(*p);
+        c.unicast_peers = vec![addr(2 - i as u8)];
+        sim.add_node(&format!("n{i}"), i as u8 + 1, vec![c]);
+    }
+    // The stranger names both as its peers, so its adverts reach them.
+    let mut stranger = cfg(255);
+    stranger.unicast_peers = vec![addr(1), addr(2)];
+    sim.add_node("stranger", 3, vec![stranger]);
+    sim.start_all();
+    sim.run_for(secs(10));
+    assert_eq!(sim.masters(0), vec![0, 2], "n0 elected; the stranger alone");
+    for n in 0..2 {
+        let rx = sim.instance(n, 0).unwrap().stats().clone();
+        assert!(
+            rx.dropped.get("unknown_unicast_src").copied().unwrap_or(0) > 0,
+            "n{n} counted the stranger: {rx:?}"
+        );
+    }
+    assert_eq!(
+        sim.master_transitions(),
+        2,
+        "nobody yielded to the stranger"
+    );
+}

@@ -40,6 +40,9 @@ pub fn core_config(cfg: &model::Instance) -> InstanceConfig {
             lower_prio_delay: cfg.garp.lower_prio_delay(),
         },
         strict: cfg.strict_mode,
+        // With unicast peers, adverts from anyone else are dropped and
+        // counted (keepalived's `check_unicast_src`, on by default here).
+        allowed_sources: cfg.unicast_peers.clone(),
     }
 }
 

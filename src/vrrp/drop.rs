@@ -97,6 +97,9 @@ drop_reasons! {
     IntervalMismatch => "interval_mismatch",
     /// Our own address as source: a loop or a duplicate address.
     OwnAddress => "own_address",
+    /// A unicast instance heard a router that is not one of its peers
+    /// (keepalived's `check_unicast_src`).
+    UnknownUnicastSrc => "unknown_unicast_src",
 }
 
 impl fmt::Display for DropReason {
@@ -146,6 +149,7 @@ impl From<Rejected> for DropReason {
             Rejected::AuthMismatch => DropReason::AuthMismatch,
             Rejected::IntervalMismatch => DropReason::IntervalMismatch,
             Rejected::OwnAddress => DropReason::OwnAddress,
+            Rejected::UnknownUnicastSource => DropReason::UnknownUnicastSrc,
         }
     }
 }
@@ -246,6 +250,7 @@ mod tests {
             (Rejected::AuthMismatch, "auth_mismatch"),
             (Rejected::IntervalMismatch, "interval_mismatch"),
             (Rejected::OwnAddress, "own_address"),
+            (Rejected::UnknownUnicastSource, "unknown_unicast_src"),
         ] {
             assert_eq!(DropReason::from(r).as_str(), old);
         }

@@ -149,6 +149,9 @@ pub struct InstanceConfig {
     /// Strict RFC receive checks (keepalived's `vrrp_strict`): a v3 IPv6
     /// advert must start with a link-local address.
     pub strict: bool,
+    /// Accept adverts only from these addresses (the unicast peers, as
+    /// keepalived's `check_unicast_src`); empty: from anyone.
+    pub allowed_sources: Vec<IpAddr>,
 }
 
 impl InstanceConfig {
@@ -166,6 +169,7 @@ impl InstanceConfig {
             auth: None,
             garp: GarpSchedule::default(),
             strict: false,
+            allowed_sources: Vec::new(),
         }
     }
 }
@@ -221,6 +225,8 @@ pub enum Rejected {
     IntervalMismatch,
     /// Our own address as source: a loop or a duplicate address.
     OwnAddress,
+    /// A unicast instance heard a router that is not one of its peers.
+    UnknownUnicastSource,
 }
 
 /// One virtual router.
@@ -590,6 +596,9 @@ impl Instance {
         }
         if src == self.local_addr {
             return Err(Rejected::OwnAddress);
+        }
+        if !self.cfg.allowed_sources.is_empty() && !self.cfg.allowed_sources.contains(&src) {
+            return Err(Rejected::UnknownUnicastSource);
         }
         if self.cfg.version == Version::V2 {
             if adv.auth != self.cfg.auth {

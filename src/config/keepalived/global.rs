@@ -50,6 +50,7 @@ pub(super) fn read(r: &mut Reader, _: &mut Top, s: &Stmt) {
 const KEYWORDS: Keywords<Global> = Keywords {
     known: &[
         ("router_id", router_id),
+        ("vrrp_check_unicast_src", vrrp_check_unicast_src),
         ("vrrp_version", vrrp_version),
         ("vrrp_garp_master_delay", garp_master_delay),
         ("vrrp_garp_master_repeat", garp_master_repeat),
@@ -74,6 +75,17 @@ const KEYWORDS: Keywords<Global> = Keywords {
     ],
     unsupported: UNSUPPORTED,
 };
+
+/// As `check_unicast_src` in every instance: always on in baton.
+fn vrrp_check_unicast_src(r: &mut Reader, _: &mut Global, item: &Stmt) {
+    if r.flag("global_defs: ", item) == Some(false) {
+        r.warn(
+            item.at(),
+            "global_defs: vrrp_check_unicast_src off: baton always checks the source of unicast adverts"
+                .to_string(),
+        );
+    }
+}
 
 fn router_id(r: &mut Reader, g: &mut Global, item: &Stmt) {
     if let Some(w) = r.single(g.ctx(), item) {
@@ -236,7 +248,6 @@ const UNSUPPORTED: &[&str] = &[
     "vrrp_iptables",
     "vrrp_ipsets",
     "disable_local_igmp",
-    "vrrp_check_unicast_src",
     "vrrp_skip_check_adv_addr",
     "vrrp_notify_priority_changes",
     "vrrp_priority",

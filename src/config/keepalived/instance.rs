@@ -115,6 +115,7 @@ const KEYWORDS: Keywords<InstanceBlock> = Keywords {
         ("virtual_routes", virtual_routes_or_rules),
         ("virtual_rules", virtual_routes_or_rules),
         ("strict_mode", strict_mode),
+        ("check_unicast_src", check_unicast_src),
     ],
     unsupported: UNSUPPORTED,
 };
@@ -420,6 +421,21 @@ fn virtual_routes_or_rules(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
     }
 }
 
+/// keepalived's `check_unicast_src`: baton always drops adverts from
+/// outside `unicast_peer` (counted as `unknown_unicast_src`); the keyword is
+/// accepted and turning it off is refused with a warning.
+fn check_unicast_src(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
+    if r.flag(&b.ctx, item) == Some(false) {
+        r.warn(
+            item.at(),
+            format!(
+                "{}check_unicast_src off: baton always checks the source of unicast adverts",
+                b.ctx
+            ),
+        );
+    }
+}
+
 fn strict_mode(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
     if let Some(on) = r.flag(&b.ctx, item) {
         b.inst.strict_mode = on;
@@ -567,7 +583,6 @@ const UNSUPPORTED: &[&str] = &[
     "track_bfd",
     "mcast_dst_ip",
     "track_src_ip",
-    "check_unicast_src",
     "unicast_fault_no_peer",
     "unicast_ttl",
     "old_unicast_checksum",
