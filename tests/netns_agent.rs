@@ -1080,3 +1080,59 @@ fn unicast_adverts_from_strangers_are_dropped_and_counted() {
         );
     }
 }
+
+/// A second `baton run` on the same state directory stops at once with a
+/// clear error, before it touches anything: the first keeps its VIP, its
+/// role and its control socket.
+#[test]
+fn a_second_agent_on_the_same_state_directory_refuses_to_start() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut c = Case::new("lk", 2, VIP4.into());
+    c.start(0, &Vi::v4(200));
+    c.start(1, &Vi::v4(100));
+    c.wait(ELECTION, "node0 is the only master and holder", |c| {
+        c.masters() == [0] && c.holders() == [0]
+    });
+    let before = c.instance(0);
+    let files = c.lab.node_files(0);
+    let cfg = files.config.display().to_string();
+    let second_log = c.lab.dir().join("second.log");
+    let ns = c.lab.node_ns(0).to_string();
+    let pid = c
+        .lab
+        .spawn(&ns, Path::new(BATON), &["run", "-f", &cfg], &second_log)
+        .expect("starting a second baton");
+    let code = c
+        .lab
+        .wait(pid, Duration::from_secs(5))
+        .expect("waiting for the second baton");
+    let log = std::fs::read_to_string(&second_log).unwrap_or_default();
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "the second baton did not exit with an error ({code:?}):\n{log}"
+    );
+    assert!(log.contains("another baton"), "unclear error:\n{log}");
+    c.stays(MASTER_DOWN * 2, "node0 keeps the VIP and its role", |c| {
+        c.masters() == [0] && c.holders() == [0]
+    });
+    let after = c.instance(0);
+    assert_eq!(
+        (after.state, after.became_master),
+        (before.state, before.became_master),
+        "{}",
+        c.context()
+    );
+    // Its control socket is the first agent's, still answering.
+    assert!(
+        c.lab.status(0).is_some(),
+        "the first agent's socket is gone"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&files.socket)
+        .expect("control socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "control socket mode {mode:o}");
+}

@@ -100,18 +100,39 @@ pub fn serve(path: &Path, to_runtime: mpsc::Sender<Pending>) -> std::io::Result<
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let listener = UnixListener::bind(path)?;
+    // Created 0600 from the start (never briefly open to everyone): the
+    // umask covers the bind; the chmod after it is belt and braces.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, say: do not spin on it.
+                    tracing::warn!("control socket: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let tx = to_runtime.clone();
             tokio::spawn(async move {
                 let (rd, mut wr) = stream.into_split();
-                let mut lines = TokioBufReader::new(rd).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
+                let mut rd = TokioBufReader::new(rd);
+                loop {
+                    let line = match read_request_line(&mut rd).await {
+                        Ok(Some(line)) => line,
+                        Ok(None) => break,
+                        Err(e) => {
+                            let mut out = serde_json::to_vec(&Reply::error(e)).unwrap_or_default();
+                            out.push(b'\n');
+                            let _ = wr.write_all(&out).await;
+                            break;
+                        }
+                    };
                     let reply = match serde_json::from_str::<Request>(&line) {
                         Err(e) => Reply::error(format!("bad request: {e}")),
                         Ok(request) => {
@@ -134,6 +155,36 @@ pub fn serve(path: &Path, to_runtime: mpsc::Sender<Pending>) -> std::io::Result<
         }
     });
     Ok(())
+}
+
+/// The longest request line accepted (a request is a few hundred bytes).
+pub const MAX_REQUEST_LINE: usize = 64 * 1024;
+
+/// One request line, without its newline; None at the end of the stream.
+/// A line longer than [`MAX_REQUEST_LINE`], or not UTF-8, is an error and
+/// ends the connection: nothing unbounded is buffered for a client.
+async fn read_request_line<R: tokio::io::AsyncBufRead + Unpin>(
+    rd: &mut R,
+) -> Result<Option<String>, String> {
+    let mut buf = Vec::new();
+    let mut limited = tokio::io::AsyncReadExt::take(rd, MAX_REQUEST_LINE as u64 + 1);
+    let n = limited
+        .read_until(b'\n', &mut buf)
+        .await
+        .map_err(|e| format!("bad request: {e}"))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_REQUEST_LINE {
+        return Err(format!(
+            "bad request: longer than {MAX_REQUEST_LINE} bytes; closing"
+        ));
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| "bad request: not UTF-8".to_string())
 }
 
 /// Client side (the CLI): send one request, wait for its reply.
@@ -313,5 +364,45 @@ mod tests {
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"bogus"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"status","x":1}"#).is_err());
         assert!(serde_json::from_str::<Request>("not json").is_err());
+    }
+
+    fn lines(input: &[u8]) -> Vec<Result<Option<String>, String>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut rd = TokioBufReader::new(input);
+            let mut out = Vec::new();
+            loop {
+                let r = read_request_line(&mut rd).await;
+                let stop = !matches!(r, Ok(Some(_)));
+                out.push(r);
+                if stop {
+                    return out;
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn request_lines_are_bounded() {
+        assert_eq!(
+            lines(b"{\"cmd\":\"status\"}\nsecond"),
+            vec![
+                Ok(Some("{\"cmd\":\"status\"}".to_string())),
+                Ok(Some("second".to_string())),
+                Ok(None)
+            ]
+        );
+        let long = vec![b'x'; MAX_REQUEST_LINE + 10];
+        let r = lines(&long);
+        assert!(
+            matches!(&r[..], [Err(e)] if e.contains("longer than")),
+            "{r:?}"
+        );
+        let mut exact = vec![b'y'; MAX_REQUEST_LINE];
+        exact.push(b'\n');
+        assert!(matches!(lines(&exact)[0], Ok(Some(ref l)) if l.len() == MAX_REQUEST_LINE));
+        assert!(matches!(&lines(b"\xff\xfe\n")[..], [Err(e)] if e.contains("UTF-8")));
     }
 }

@@ -33,7 +33,7 @@ use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
 use super::notify::Notifier;
 use super::script;
 use super::socket::VrrpSocket;
-use super::state::VipLedger;
+use super::state::{StateLock, VipLedger};
 use super::syncfs::{self, FsEvent};
 use super::track::{TrackEvent, Tracker};
 use crate::cluster::{self, SyncVersion};
@@ -122,6 +122,9 @@ pub fn run(opts: Options) -> Result<(), AgentError> {
     }
     let _ = set.thread_unblock();
     let config = opts.load().map_err(AgentError::Config)?;
+    // Before anything else: a second agent on the same state directory
+    // stops here, without touching the VIPs, the pid file or the socket.
+    let _lock = StateLock::acquire(&config.global.state_dir).map_err(AgentError::Config)?;
     if let Some(p) = &opts.pid_file {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(io_err(format!("pid file {}", p.display())))?;

@@ -1,4 +1,5 @@
-//! The VIP ledger: which addresses this node has configured, kept in
+//! The state directory: the lock that makes one agent its only owner, and
+//! the VIP ledger: which addresses this node has configured, kept in
 //! `state_dir/vips.json`. Written before an add (intent) and after a
 //! removal, so after a SIGKILL the next start knows exactly what to clean
 //! up, and removes nothing it did not add.
@@ -7,6 +8,63 @@ use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+
+/// The exclusive lock on `state_dir/lock`, held for the agent's life (the
+/// kernel drops it when the process dies, however it dies). A second agent
+/// on the same state directory would remove the first one's VIPs as
+/// "stale" and take over its control socket: it must stop before it
+/// touches anything.
+pub struct StateLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl StateLock {
+    /// Take the lock, creating the directory (0700) and the lock file
+    /// (0600, never through a symlink). Err names the running agent.
+    pub fn acquire(state_dir: &Path) -> Result<StateLock, String> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let dir = state_dir.display();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(|e| format!("state directory {dir}: {e}"))?;
+        let path = state_dir.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| format!("lock file {}: {e}", path.display()))?;
+        let mut lock =
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                    let mut holder = String::new();
+                    let _ = std::io::Read::read_to_string(&mut file, &mut holder);
+                    let holder = holder.trim();
+                    let who = if holder.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {holder})")
+                    };
+                    return Err(format!(
+                        "another baton{who} runs with state directory {dir}; \
+                         not starting (nothing was touched)"
+                    ));
+                }
+                Err((_, e)) => return Err(format!("locking {}: {e}", path.display())),
+            };
+        // Who holds it, for the next one's message.
+        let _ = lock.set_len(0);
+        let _ = std::io::Seek::seek(&mut *lock, std::io::SeekFrom::Start(0));
+        let _ = writeln!(lock, "{}", std::process::id());
+        Ok(StateLock { _lock: lock })
+    }
+}
 
 /// One configured address: interface name, address, prefix length.
 pub type Entry = (String, IpAddr, u8);
