@@ -558,6 +558,22 @@ impl SyncCore {
                 if let Some(p) = e.peers.get_mut(peer) {
                     p.have = Some(have);
                 }
+                // A settling control node pulling from this peer a version
+                // it no longer holds (renumbered meanwhile by another
+                // control node, or replaced): the peer answers the request
+                // with this SyncHave, never with the version. Pick the
+                // newest version heard again instead of asking for one
+                // that will not come.
+                if let Some(s) = &mut e.settle {
+                    let gone = s
+                        .pulling
+                        .as_ref()
+                        .is_some_and(|(p, v)| p == peer && have.map(|h| h.0) != Some(*v));
+                    if gone {
+                        s.pulling = None;
+                        s.asked = None;
+                    }
+                }
                 // A control node that finds a peer ahead of it (it took
                 // over before that peer was heard) settles again: it
                 // fetches the newer version before serving anything.
@@ -1639,6 +1655,31 @@ mod tests {
         assert_eq!(net.files[0].as_deref(), Some(&b"new"[..]));
         assert_eq!(net.version(0), Some(v(3, 1)));
         assert_eq!(net.version(1), Some(v(3, 1)));
+    }
+
+    #[test]
+    fn a_pull_of_a_version_the_peer_no_longer_holds_fetches_what_it_holds() {
+        // n0 (holding nothing) heard n1 hold 3.4; before n0 takes over, n1
+        // is renumbered to 4.1 (same bytes) by another, short-lived control
+        // node, and n0 does not hear of it. n0 settles and asks n1 for 3.4;
+        // n1 answers with its SyncHave of 4.1. n0 must fetch 4.1 at once,
+        // not ask for 3.4 again until the pull times out (holding nothing,
+        // serving nothing, meanwhile).
+        let mut net = Net::new(2);
+        net.holds(1, v(3, 4), b"data", true);
+        net.connect(0, 1);
+        let renumbered = Persisted {
+            version: v(4, 1),
+            digest: to_hex(&digest(b"data")),
+            produced: false,
+            committed: Some(v(3, 4)),
+        };
+        net.cores[1].restore("cfg", &renumbered);
+        net.edit(1, b"data");
+        net.role(0, true, 4);
+        assert_eq!(net.version(0), Some(v(4, 1)), "pulled what n1 holds");
+        assert_eq!(net.files[0].as_deref(), Some(&b"data"[..]));
+        assert_eq!(net.cores[0].committed("cfg"), Some(v(4, 1)));
     }
 
     #[test]
