@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use baton::cluster::Policy;
+use baton::cluster::{Message, Policy};
 use baton::config::model::Instance;
 use baton::sim::{instance, ChannelFaults, Sim};
 use baton::vrrp::timers::master_down_interval;
@@ -379,4 +379,38 @@ fn a_clear_calls_off_a_pending_switchover() {
     assert!(r.as_ref().is_err_and(|e| e.contains("called off")), "{r:?}");
     sim.run_for(ms(3000));
     assert_eq!(sim.masters(0).len(), 1, "one master in the end");
+}
+
+/// An authenticated peer that lies is held to what it may say: a TAKEOVER
+/// in another node's name, or an epoch near u64::MAX (which would wrap the
+/// next `+ 1`), is refused and counted; nothing moves.
+#[test]
+fn a_peer_cannot_speak_for_another_or_wrap_the_epoch() {
+    let mut sim = three(13);
+    assert_eq!(sim.masters(0), vec![0]);
+    let epoch = sim.cluster(1).unwrap().epoch("VI_1");
+    let takeover = |node: &str, epoch: u64| Message::Takeover {
+        instance: "VI_1".into(),
+        node: node.into(),
+        epoch,
+        pinned: true,
+        priority: 255,
+        address: None,
+    };
+    // n2 claims n1 took over; then an epoch that would wrap.
+    sim.forge_message(2, 0, takeover("n1", epoch + 1));
+    sim.forge_message(2, 1, takeover("n2", u64::MAX));
+    sim.run_for(ms(2000));
+    assert_eq!(sim.masters(0), vec![0], "nothing moved");
+    assert_eq!(sim.cluster(1).unwrap().epoch("VI_1"), epoch);
+    let refused = |n: usize| {
+        sim.node(n)
+            .unwrap()
+            .status(sim.now())
+            .cluster
+            .unwrap()
+            .refused
+    };
+    assert_eq!(refused(0).get("not_the_sender"), Some(&1));
+    assert_eq!(refused(1).get("epoch_out_of_range"), Some(&1));
 }

@@ -228,7 +228,7 @@ impl Cluster {
         l.priority = priority;
         if state == State::Master && was != State::Master {
             let c = self.ctl.entry(instance.to_string()).or_default();
-            c.epoch += 1;
+            c.epoch = c.epoch.saturating_add(1);
             c.own_epoch = c.epoch;
             c.track.master_lost_at = None;
             c.track.preempt_since = None;
@@ -405,7 +405,7 @@ impl Cluster {
             let instance = instance.to_string();
             return Err(OperatorError::UnknownInstance { instance });
         };
-        c.epoch += 1;
+        c.epoch = c.epoch.saturating_add(1);
         let was = c.pinned.take();
         let epoch = c.epoch;
         // A switchover asked for here and not done yet is called off: the

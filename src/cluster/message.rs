@@ -130,7 +130,49 @@ impl std::fmt::Display for SyncVersion {
     }
 }
 
+/// The largest epoch or version number a peer may send. Honest clusters
+/// raise epochs by one per takeover: no real cluster gets near it, and
+/// refusing what is beyond keeps every `+ 1` far from wrapping.
+pub const MAX_EPOCH: u64 = u64::MAX / 4;
+
 impl Message {
+    /// Why a message from `peer` is refused before it is looked at, if it
+    /// is: it speaks for another node, or carries an epoch or version
+    /// number no honest cluster reaches (counted under the returned name).
+    pub fn refusal(&self, peer: &str) -> Option<&'static str> {
+        let too_big = |e: u64| e > MAX_EPOCH;
+        let version_too_big =
+            |v: &Option<SyncVersion>| v.is_some_and(|v| too_big(v.epoch) || too_big(v.counter));
+        match self {
+            Message::Heartbeat { node, .. } | Message::Takeover { node, .. } if node != peer => {
+                Some("not_the_sender")
+            }
+            Message::SwitchoverRequest { from, .. } if from != peer => Some("not_the_sender"),
+            Message::Heartbeat { instances, .. } if instances.iter().any(|b| too_big(b.epoch)) => {
+                Some("epoch_out_of_range")
+            }
+            Message::Takeover { epoch, .. }
+            | Message::Switchover { epoch, .. }
+            | Message::Handoff { epoch, .. }
+            | Message::ClearPin { epoch, .. }
+                if too_big(*epoch) =>
+            {
+                Some("epoch_out_of_range")
+            }
+            Message::SyncOffer { version, .. } | Message::SyncRequest { version, .. }
+                if version_too_big(&Some(*version)) =>
+            {
+                Some("version_out_of_range")
+            }
+            Message::SyncHave {
+                version, committed, ..
+            } if version_too_big(version) || version_too_big(committed) => {
+                Some("version_out_of_range")
+            }
+            _ => None,
+        }
+    }
+
     /// A short name for logs and counters.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -158,6 +200,63 @@ impl Message {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn messages_that_speak_for_another_node_or_overflow_are_refused() {
+        let takeover = |node: &str, epoch: u64| Message::Takeover {
+            instance: "VI_1".into(),
+            node: node.into(),
+            epoch,
+            pinned: false,
+            priority: 100,
+            address: None,
+        };
+        assert_eq!(takeover("n1", 7).refusal("n1"), None);
+        assert_eq!(takeover("n2", 7).refusal("n1"), Some("not_the_sender"));
+        assert_eq!(
+            takeover("n1", u64::MAX).refusal("n1"),
+            Some("epoch_out_of_range")
+        );
+        assert_eq!(takeover("n1", MAX_EPOCH).refusal("n1"), None);
+        let clear = Message::ClearPin {
+            instance: "VI_1".into(),
+            epoch: MAX_EPOCH + 1,
+        };
+        assert_eq!(clear.refusal("n1"), Some("epoch_out_of_range"));
+        let beat = Message::Heartbeat {
+            node: "n1".into(),
+            instances: vec![InstanceBeat {
+                name: "VI_1".into(),
+                state: State::Master,
+                priority: 100,
+                address: None,
+                epoch: u64::MAX,
+                pinned: None,
+            }],
+        };
+        assert_eq!(beat.refusal("n1"), Some("epoch_out_of_range"));
+        assert_eq!(beat.refusal("n2"), Some("not_the_sender"));
+        let have = Message::SyncHave {
+            name: "cfg".into(),
+            version: Some(SyncVersion {
+                epoch: 1,
+                counter: u64::MAX,
+            }),
+            digest: None,
+            committed: None,
+            ask: false,
+        };
+        assert_eq!(have.refusal("n1"), Some("version_out_of_range"));
+        let request = Message::SwitchoverRequest {
+            instance: "VI_1".into(),
+            target: "n3".into(),
+            unicast: false,
+            id: 1,
+            from: "n2".into(),
+        };
+        assert_eq!(request.refusal("n1"), Some("not_the_sender"));
+    }
+
     use super::*;
 
     #[test]

@@ -668,7 +668,7 @@ impl SyncCore {
             return;
         }
         inc.buf.extend_from_slice(chunk.bytes);
-        inc.next += 1;
+        inc.next = inc.next.saturating_add(1);
         if inc.next < inc.chunks {
             return;
         }

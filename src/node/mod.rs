@@ -256,6 +256,8 @@ pub struct Node {
     group_states: BTreeMap<String, State>,
     started: bool,
     effects: VecDeque<Effect>,
+    /// Peer messages refused before any core saw them, by reason.
+    refused: BTreeMap<String, u64>,
 }
 
 impl Node {
@@ -276,6 +278,7 @@ impl Node {
             group_states: BTreeMap::new(),
             started: false,
             effects: VecDeque::new(),
+            refused: BTreeMap::new(),
         }
     }
 
@@ -430,7 +433,14 @@ impl Node {
                 }
             }
             Input::Message { peer, msg } => {
-                if is_sync_message(&msg) {
+                if let Some(why) = msg.refusal(peer) {
+                    *self.refused.entry(why.to_string()).or_insert(0) += 1;
+                    let kind = msg.kind();
+                    self.log(
+                        Level::Warn,
+                        format!("cluster: {kind} from {peer} refused ({why})"),
+                    );
+                } else if is_sync_message(&msg) {
                     if let Some(s) = &mut self.sync {
                         s.core.handle_message(now, peer, msg);
                     }

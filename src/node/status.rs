@@ -31,6 +31,10 @@ pub struct ClusterStatus {
     pub peers: Vec<crate::cluster::PeerView>,
     pub instances: Vec<ClusterInstanceStatus>,
     pub stale_ignored: u64,
+    /// Peer messages refused by reason (`not_the_sender`,
+    /// `epoch_out_of_range`, `version_out_of_range`).
+    #[serde(default)]
+    pub refused: std::collections::BTreeMap<String, u64>,
     /// Transport view per peer: connection and rejected frames by reason.
     pub channel: Vec<ChannelPeerStatus>,
     /// Data sync: per `[[sync]]` entry, this node's and each peer's
@@ -141,6 +145,7 @@ pub(super) fn project(node: &super::Node, now: std::time::Instant) -> Status {
             })
             .collect(),
         stale_ignored: c.stale_ignored,
+        refused: node.refused.clone(),
         channel: Vec::new(),
         sync: node.sync.as_ref().map_or(Vec::new(), |s| s.core.views()),
     });

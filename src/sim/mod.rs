@@ -782,6 +782,13 @@ impl Sim {
         self.nodes[id].node.as_ref().and_then(Node::cluster)
     }
 
+    /// Hand node `to` a message as if authenticated peer `from` sent it
+    /// (a peer that holds the key but lies).
+    pub fn forge_message(&mut self, from: NodeId, to: NodeId, msg: Message) {
+        let peer = self.nodes[from].name.clone();
+        self.input(to, Input::Message { peer: &peer, msg });
+    }
+
     /// The running node core of `id`.
     pub fn node(&self, id: NodeId) -> Option<&Node> {
         self.nodes[id].node.as_ref()
