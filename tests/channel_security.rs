@@ -271,9 +271,10 @@ async fn rogue_frames_rejected_and_counted() {
     .await;
     assert!(down_reason(&evs).starts_with("unknown_type"));
 
-    // Valid frame, but not a message b understands.
+    // Valid frame, but a malformed message (a known type without its
+    // fields).
     let evs = attack(b_addr, &mut rx, |r| {
-        let f = r.frame(FrameType::Message, b"{\"type\":\"launch_missiles\"}");
+        let f = r.frame(FrameType::Message, b"{\"type\":\"takeover\"}");
         r.send_raw(&f).unwrap();
     })
     .await;
@@ -290,6 +291,24 @@ async fn rogue_frames_rejected_and_counted() {
     .await;
     assert!(down_reason(&evs).starts_with("bad_hello"));
 
+    // A message type from a newer version (a rolling upgrade): skipped and
+    // counted; the connection stays.
+    let kept = tokio::task::spawn_blocking(move || {
+        let mut r = RogueClient::connect(b_addr, "a", KEY, SEC).unwrap();
+        let f = r.frame(FrameType::Message, b"{\"type\":\"from_the_future\"}");
+        r.send_raw(&f).unwrap();
+        !r.wait_closed(Duration::from_millis(100))
+    });
+    let evs = drain(&mut rx, Duration::from_millis(50)).await;
+    assert!(kept.await.unwrap(), "b hung up on an unknown message type");
+    assert!(
+        !evs.iter().any(
+            |e| matches!(e, ChannelEvent::Down { reason, .. } if reason.starts_with("bad_message"))
+        ),
+        "{evs:?}"
+    );
+    let _ = drain(&mut rx, Duration::from_millis(100)).await;
+
     assert_eq!(
         rejected(&b, "a"),
         counts(&[
@@ -300,6 +319,7 @@ async fn rogue_frames_rejected_and_counted() {
             ("unknown_type", 1),
             ("bad_message", 1),
             ("bad_hello", 1),
+            ("unknown_message", 1),
         ])
     );
     assert!(b.unknown_rejected().is_empty());

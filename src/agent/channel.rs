@@ -942,6 +942,11 @@ async fn run_session(
                             shared.mark_up(slot, conn()).await;
                             continue;
                         }
+                        SessionEvent::Skipped { kind } => {
+                            let detail = format!("message type {kind:?} unknown here; skipped");
+                            shared.count(slot, "unknown_message", &detail);
+                            continue;
+                        }
                         SessionEvent::Ended(e) => return End::Session(e),
                         // Handshake events are behind us; heartbeats are
                         // the daemon's (not enabled here).

@@ -196,10 +196,52 @@ impl Message {
     pub fn from_json(bytes: &[u8]) -> Result<Message, serde_json::Error> {
         serde_json::from_slice(bytes)
     }
+
+    /// Every message type this version knows.
+    pub const KINDS: &'static [&'static str] = &[
+        "heartbeat",
+        "takeover",
+        "switchover",
+        "handoff",
+        "switchover_request",
+        "switchover_refused",
+        "clear_pin",
+        "sync_offer",
+        "sync_have",
+        "sync_request",
+    ];
+
+    /// For a payload that did not decode: the message type it names, when
+    /// that is a type this version does not know (a newer peer's, during a
+    /// rolling upgrade: skip it). None for a malformed message.
+    pub fn unknown_kind(bytes: &[u8]) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        let kind = value.get("type")?.as_str()?;
+        (!Self::KINDS.contains(&kind)).then(|| kind.chars().take(64).collect())
+    }
 }
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn unknown_kinds_are_told_from_malformed_messages() {
+        assert_eq!(
+            Message::unknown_kind(br#"{"type":"from_the_future","x":1}"#),
+            Some("from_the_future".to_string())
+        );
+        assert_eq!(Message::unknown_kind(br#"{"type":"takeover"}"#), None);
+        assert_eq!(Message::unknown_kind(b"not json"), None);
+        assert_eq!(Message::unknown_kind(br#"{"no_type":1}"#), None);
+        // Every kind a message reports is in the list.
+        let beat = Message::Heartbeat {
+            node: "n1".into(),
+            instances: Vec::new(),
+        };
+        assert!(Message::KINDS.contains(&beat.kind()));
+        let json: serde_json::Value = serde_json::from_slice(&beat.to_json()).unwrap();
+        assert_eq!(json["type"], "heartbeat");
+    }
 
     #[test]
     fn messages_that_speak_for_another_node_or_overflow_are_refused() {

@@ -121,6 +121,11 @@ pub enum SessionEvent {
     /// Raised before that frame's own event. An acceptor may send now.
     PeerProven,
     Message(Message),
+    /// An authenticated message of a type this version does not know,
+    /// skipped (the transport counts it as `unknown_message`).
+    Skipped {
+        kind: String,
+    },
     Data(Vec<u8>),
     /// Nothing was sent for `heartbeat_interval`.
     HeartbeatDue,
@@ -613,6 +618,14 @@ impl Session {
                     self.events.push_back(SessionEvent::Message(msg));
                     true
                 }
+                // A newer peer's message type (a rolling upgrade): skip
+                // it, keep the connection; the frame itself was genuine.
+                Err(_) if Message::unknown_kind(&frame.payload).is_some() => {
+                    self.prove(now);
+                    let kind = Message::unknown_kind(&frame.payload).unwrap_or_default();
+                    self.events.push_back(SessionEvent::Skipped { kind });
+                    true
+                }
                 Err(e) => {
                     self.reject(Rejection::BadMessage(e.to_string()));
                     false
@@ -956,10 +969,38 @@ mod tests {
     }
 
     #[test]
-    fn undecodable_message_and_late_hello_refused() {
+    fn unknown_message_types_are_skipped_and_the_connection_stays() {
         let t0 = Instant::now();
         let (mut a, mut b) = keyed_pair(t0, KEY);
         a.send(t0, Outbound::Message, b"{\"type\":\"launch_missiles\"}")
+            .unwrap();
+        a.send(
+            t0,
+            Outbound::Message,
+            b"{\"type\":\"clear_pin\",\"instance\":\"VI_1\",\"epoch\":2}",
+        )
+        .unwrap();
+        pump(t0, &mut a, &mut b);
+        let evs = events(&mut b);
+        assert!(ended(&evs).is_none(), "{evs:?}");
+        assert!(
+            evs.iter()
+                .any(|e| matches!(e, SessionEvent::Skipped { kind } if kind == "launch_missiles")),
+            "{evs:?}"
+        );
+        assert!(
+            evs.iter()
+                .any(|e| matches!(e, SessionEvent::Message(Message::ClearPin { .. }))),
+            "the next message still arrives: {evs:?}"
+        );
+    }
+
+    #[test]
+    fn undecodable_message_and_late_hello_refused() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = keyed_pair(t0, KEY);
+        // A known type without its fields: malformed, not merely new.
+        a.send(t0, Outbound::Message, b"{\"type\":\"takeover\"}")
             .unwrap();
         pump(t0, &mut a, &mut b);
         let evs = events(&mut b);
