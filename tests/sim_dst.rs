@@ -9,6 +9,7 @@
 //!   failing seed.
 //! - `replay`: `BATON_SIM_SEED=N` runs one seed and prints its trace.
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -54,7 +55,10 @@ fn seeds() {
     let wall = wall.elapsed();
     let (node_time, steps, runs) = *totals.lock().expect("totals");
     let node_hours = node_time.as_secs_f64() / 3600.0;
-    println!(
+    // Straight to the process's stderr, past the test harness's capture:
+    // the figure shows in every run of the suite.
+    let _ = writeln!(
+        std::io::stderr(),
         "simulation testing: {runs} seeds, {node_hours:.1} simulated node-hours, {steps} node steps \
          in {:.1} s wall: {:.1} node-hours per wall second ({threads} threads)",
         wall.as_secs_f64(),
