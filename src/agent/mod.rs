@@ -8,6 +8,7 @@ pub mod control;
 pub mod garp;
 pub mod netlink;
 pub mod notify;
+pub mod on_change;
 pub mod runtime;
 pub mod script;
 pub mod socket;

@@ -31,12 +31,13 @@ use super::control::{self, Pending, Reply, Request, Status};
 use super::garp::GarpSender;
 use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
 use super::notify::Notifier;
+use super::on_change;
 use super::script;
 use super::socket::VrrpSocket;
 use super::state::{StateLock, VipLedger};
 use super::syncfs::{self, FsEvent};
 use super::track::{TrackEvent, Tracker};
-use crate::cluster::{self, SyncVersion};
+use crate::cluster;
 use crate::config::model::{Config, Instance as InstanceCfg, Vip};
 use crate::node::{self, Effect, IfaceId, Input, InstanceId, Level, Node};
 /// Errors that stop the agent from starting.
@@ -213,7 +214,7 @@ struct SyncIo {
     fs: syncfs::Worker,
     events: mpsc::UnboundedReceiver<FsEvent>,
     /// on_change commands, run one at a time in order.
-    runner: mpsc::UnboundedSender<(String, SyncVersion, String)>,
+    runner: on_change::Runner,
     /// Test hook (`BATON_TEST_CORRUPT_SYNC`): flip a byte of every chunk
     /// sent, so the netns tests can show a corrupt transfer changes nothing.
     corrupt: bool,
@@ -233,44 +234,6 @@ async fn next_sync_event(s: &mut Option<SyncIo>) -> Option<FsEvent> {
         Some(s) => s.events.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// Run each on_change command to completion before the next (in order;
-/// off the event loop). No shell: words split as [`script::split_command`].
-fn spawn_on_change_runner() -> mpsc::UnboundedSender<(String, SyncVersion, String)> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(String, SyncVersion, String)>();
-    tokio::task::spawn_local(async move {
-        while let Some((name, version, cmd)) = rx.recv().await {
-            let words = script::split_command(&cmd);
-            let Some((prog, args)) = words.split_first() else {
-                continue;
-            };
-            let child = tokio::process::Command::new(prog)
-                .args(args)
-                .env("BATON_SYNC_NAME", &name)
-                .env("BATON_SYNC_VERSION", version.to_string())
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .spawn();
-            let mut child = match child {
-                Ok(c) => c,
-                Err(e) => {
-                    warn!("sync {name}: on_change {cmd:?}: {e}");
-                    continue;
-                }
-            };
-            match tokio::time::timeout(std::time::Duration::from_secs(60), child.wait()).await {
-                Ok(Ok(st)) if st.success() => info!("sync {name}: on_change for {version} done"),
-                Ok(Ok(st)) => warn!("sync {name}: on_change for {version} exited with {st}"),
-                Ok(Err(e)) => warn!("sync {name}: on_change for {version}: {e}"),
-                Err(_) => {
-                    let _ = child.kill().await;
-                    warn!("sync {name}: on_change for {version} killed after 60 s");
-                }
-            }
-        }
-    });
-    tx
 }
 
 impl Agent {
@@ -425,7 +388,7 @@ impl Agent {
         Ok(SyncIo {
             fs,
             events,
-            runner: spawn_on_change_runner(),
+            runner: on_change::Runner::start(config.global.clone()),
             corrupt: std::env::var_os("BATON_TEST_CORRUPT_SYNC").is_some(),
         })
     }
@@ -734,6 +697,9 @@ impl Agent {
         self.node.shutdown(Instant::now());
         self.apply_effects().await;
         self.tracker.stop();
+        if let Some(s) = &self.sync {
+            s.runner.kill_all();
+        }
         let _ = std::fs::remove_file(&self.node.config().global.control_socket);
     }
 
@@ -967,7 +933,7 @@ impl Agent {
                 command,
             } => {
                 if let Some(s) = &self.sync {
-                    let _ = s.runner.send((name, version, command));
+                    s.runner.queue(name, version, command);
                 }
             }
             Effect::SaveSyncState(state) => {

@@ -346,7 +346,18 @@ impl Drop for Started {
 /// Starts a prepared command with `extra` arguments after its own, in its
 /// own process group, as its user, with no stdin/stdout/stderr.
 pub fn start(cmd: &ScriptCommand, extra: &[String], running: &Running) -> Result<Started, String> {
+    start_with_env(cmd, extra, &[], running)
+}
+
+/// As [`start`], with these variables added to the script's environment.
+pub fn start_with_env(
+    cmd: &ScriptCommand,
+    extra: &[String],
+    env: &[(&str, String)],
+    running: &Running,
+) -> Result<Started, String> {
     let mut c = tokio::process::Command::new(&cmd.program);
+    c.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     if let Some(argv0) = cmd.argv.first() {
         c.arg0(argv0);
     }
@@ -419,7 +430,19 @@ pub async fn run_to_completion(
     timeout: Duration,
     running: &Running,
 ) -> Outcome {
-    let mut started = match start(cmd, extra, running) {
+    run_to_completion_with_env(cmd, extra, &[], timeout, running).await
+}
+
+/// As [`run_to_completion`], with these variables added to the
+/// environment (data sync's `BATON_SYNC_NAME`, `BATON_SYNC_VERSION`).
+pub async fn run_to_completion_with_env(
+    cmd: &ScriptCommand,
+    extra: &[String],
+    env: &[(&str, String)],
+    timeout: Duration,
+    running: &Running,
+) -> Outcome {
+    let mut started = match start_with_env(cmd, extra, env, running) {
         Ok(s) => s,
         Err(e) => return Outcome::Failed(e),
     };
