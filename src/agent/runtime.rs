@@ -7,10 +7,12 @@
 //!    event, a VRRP packet, a cluster-channel event, a synced-file event,
 //!    a tracker event, a control request, or the node's next deadline;
 //! 2. hand it to the node as one [`Input`] (`Instant::now()` as the time);
-//! 3. drain [`Node::poll_effect`] and carry out each effect in order
+//! 3. hand it [`Input::Timeout`] too if a deadline has passed meanwhile
+//!    (a flood on one queue never starves the timers);
+//! 4. drain [`Node::poll_effect`] and carry out each effect in order
 //!    (VIPs are added before the advert and the GARP that follow them,
 //!    and notify scripts run in event order);
-//! 4. sleep until [`Node::next_deadline`] or the next event.
+//! 5. sleep until [`Node::next_deadline`] or the next event.
 //!
 //! Receive tasks only read and forward bytes; every netlink write happens
 //! on this task, in the order the node asked for it.
@@ -604,6 +606,13 @@ impl Agent {
                 }
                 Some(req) = self.ctl.recv() => self.on_control(req).await,
                 _ = sleep_until(deadline) => self.node.handle(Instant::now(), Input::Timeout),
+            }
+            // Due timers run on every turn, whatever the queues hold: the
+            // select above is biased, and a flood of packets must not
+            // starve the adverts.
+            let now = Instant::now();
+            if self.node.next_deadline().is_some_and(|d| d <= now) {
+                self.node.handle(now, Input::Timeout);
             }
             self.apply_effects().await;
         }
