@@ -414,3 +414,60 @@ fn a_peer_cannot_speak_for_another_or_wrap_the_epoch() {
     assert_eq!(refused(0).get("not_the_sender"), Some(&1));
     assert_eq!(refused(1).get("epoch_out_of_range"), Some(&1));
 }
+
+/// With the channel, a router that is not a cluster member is not heard
+/// (`foreign_advert`): a stranger's priority-255 adverts move nothing.
+/// `accept_foreign_adverts` restores plain VRRP for mixed clusters: the
+/// same adverts then win, as VRRP says.
+#[test]
+fn adverts_from_routers_outside_the_cluster_are_dropped_unless_accepted() {
+    use baton::wire::vrrp::{Repr, V3Checksum, Version};
+    for accept in [false, true] {
+        let mut sim = Sim::new(14);
+        for (i, p) in [200u8, 150, 100].iter().enumerate() {
+            sim.add_node(&format!("n{i}"), i as u8 + 1, vec![cfg(*p, ms(100))]);
+        }
+        sim.enable_cluster(HB, Policy::Priority);
+        sim.set_accept_foreign_adverts(accept);
+        sim.start_all();
+        sim.run_for(ms(3000));
+        assert_eq!(sim.masters(0), vec![0]);
+        let stranger = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 99));
+        let advert = Repr {
+            version: Version::V3,
+            vrid: 51,
+            priority: 255,
+            interval_cs: 10,
+            addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))],
+            auth: None,
+        }
+        .to_bytes(
+            stranger,
+            "224.0.0.18".parse().unwrap(),
+            V3Checksum::WithPseudoHeader,
+        )
+        .unwrap();
+        for _ in 0..20 {
+            sim.inject_advert("eth0", stranger, advert.clone());
+            sim.run_for(ms(100));
+        }
+        let foreign = |n: usize| {
+            sim.instance(n, 0)
+                .unwrap()
+                .stats()
+                .dropped
+                .get("foreign_advert")
+                .copied()
+                .unwrap_or(0)
+        };
+        if accept {
+            assert!(sim.masters(0).is_empty(), "plain VRRP: the owner wins");
+            assert_eq!(foreign(0), 0);
+        } else {
+            assert_eq!(sim.masters(0), vec![0], "nothing moved");
+            for n in 0..3 {
+                assert!(foreign(n) >= 20, "n{n} counted {}", foreign(n));
+            }
+        }
+    }
+}

@@ -1070,6 +1070,7 @@ mod tests {
             selection: Selection::Order,
             order: vec!["lb1".into(), "lb9".into()],
             sync_instance: Some("VI_9".into()),
+            accept_foreign_adverts: false,
         });
         let m = messages(&c);
         assert_eq!(m.len(), 5, "{m:?}");

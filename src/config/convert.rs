@@ -54,6 +54,9 @@ pub fn to_toml(config: &Config) -> String {
         if let Some(i) = &c.sync_instance {
             out.kv("sync_instance", &string(i));
         }
+        if c.accept_foreign_adverts {
+            out.kv("accept_foreign_adverts", "true");
+        }
     }
 
     for s in &config.vrrp_scripts {

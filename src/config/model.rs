@@ -593,6 +593,10 @@ pub struct Cluster {
     /// The instance whose master is the control node for data sync
     /// (`[[sync]]`). Default: the first instance.
     pub sync_instance: Option<String>,
+    /// Accept VRRP adverts from routers that are not cluster members
+    /// (keepalived or FRR in the same virtual router: a mixed cluster).
+    /// Off: such adverts are dropped and counted (`foreign_advert`).
+    pub accept_foreign_adverts: bool,
 }
 
 impl Cluster {

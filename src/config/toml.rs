@@ -116,6 +116,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "selection",
     "order",
     "sync_instance",
+    "accept_foreign_adverts",
 ];
 const SYNC_KEYS: &[&str] = &["name", "path", "on_change", "mode", "owner", "max_size"];
 const SYNC_GROUP_KEYS: &[&str] = &["name", "instances", "notify"];
@@ -622,6 +623,7 @@ impl<'t> Reader<'t> {
         }
         let order = s.string_list(self, "order").unwrap_or_default();
         let sync_instance = s.string(self, "sync_instance");
+        let accept_foreign_adverts = s.boolean(self, "accept_foreign_adverts").unwrap_or(false);
         Cluster {
             node,
             // Placeholders for what was reported missing or malformed.
@@ -632,6 +634,7 @@ impl<'t> Reader<'t> {
             selection,
             order,
             sync_instance,
+            accept_foreign_adverts,
         }
     }
 

@@ -258,6 +258,9 @@ pub struct Node {
     effects: VecDeque<Effect>,
     /// Peer messages refused before any core saw them, by reason.
     refused: BTreeMap<String, u64>,
+    /// Per instance: the VRRP addresses cluster members reported (kept:
+    /// a member whose channel is down still speaks VRRP).
+    member_addrs: BTreeMap<String, std::collections::BTreeSet<IpAddr>>,
 }
 
 impl Node {
@@ -279,6 +282,7 @@ impl Node {
             started: false,
             effects: VecDeque::new(),
             refused: BTreeMap::new(),
+            member_addrs: BTreeMap::new(),
         }
     }
 
@@ -324,6 +328,7 @@ impl Node {
             holds_vips: false,
             health: Vec::new(),
         });
+        self.update_members(self.slots.len() - 1);
         if self.started {
             self.refresh_health(now);
             if let Some(s) = self.slots.last_mut() {
@@ -354,6 +359,33 @@ impl Node {
             })
             .collect();
         self.cluster = Some(Cluster::new(cfg, locals, now));
+        for i in 0..self.slots.len() {
+            self.update_members(i);
+        }
+    }
+
+    /// Which routers instance `i` hears with the cluster channel on: the
+    /// configured peers' addresses, every VRRP address a member reported,
+    /// and its unicast peers; anyone when `accept_foreign_adverts` is set
+    /// (a mixed cluster with keepalived or FRR) or without the channel.
+    fn update_members(&mut self, i: usize) {
+        let Some(cc) = self.config.cluster.as_ref() else {
+            return;
+        };
+        if cc.accept_foreign_adverts || self.cluster.is_none() {
+            self.slots[i].core.set_members(None);
+            return;
+        }
+        let slot = &self.slots[i];
+        let mut members: std::collections::BTreeSet<IpAddr> =
+            cc.peers.iter().map(|p| p.addr.ip()).collect();
+        members.extend(slot.cfg.unicast_peers.iter().copied());
+        if let Some(learned) = self.member_addrs.get(&slot.cfg.name) {
+            members.extend(learned.iter().copied());
+        }
+        self.slots[i]
+            .core
+            .set_members(Some(members.into_iter().collect()));
     }
 
     /// Run data sync (the configuration's `[[sync]]` entries) from the
@@ -1056,8 +1088,15 @@ impl Node {
                     // A follower never promotes itself: its leader pulls it.
                     gates.defer_master_down = true;
                 }
-                if let Some(s) = find(&mut self.slots, &instance) {
-                    s.core.set_gates(gates);
+                let known = self.member_addrs.entry(instance.clone()).or_default();
+                let before = known.len();
+                known.extend(gates.peers.iter().copied());
+                let learned = known.len() != before;
+                if let Some(i) = self.slots.iter().position(|s| s.cfg.name == instance) {
+                    self.slots[i].core.set_gates(gates);
+                    if learned {
+                        self.update_members(i);
+                    }
                 }
             }
             ClusterAction::SwitchoverDone { id, result } => {

@@ -244,6 +244,8 @@ impl Ord for InFlight {
 /// The cluster settings of a simulation.
 #[derive(Debug, Clone)]
 struct ChannelSetup {
+    /// Routers outside the cluster are heard (a mixed cluster).
+    accept_foreign_adverts: bool,
     heartbeat: Duration,
     policy: Policy,
     delay: Duration,
@@ -370,6 +372,7 @@ impl Sim {
     /// Run the cluster channel between all nodes (call before starting them).
     pub fn enable_cluster(&mut self, heartbeat: Duration, policy: Policy) {
         self.channel = Some(ChannelSetup {
+            accept_foreign_adverts: false,
             heartbeat,
             policy,
             delay: Duration::from_micros(200),
@@ -453,6 +456,7 @@ impl Sim {
                 selection,
                 order,
                 sync_instance: self.sync.as_ref().map(|s| s.instance.clone()),
+                accept_foreign_adverts: ch.accept_foreign_adverts,
             });
             if let Some(s) = &self.sync {
                 config.sync = s
@@ -780,6 +784,32 @@ impl Sim {
 
     pub fn cluster(&self, id: NodeId) -> Option<&Cluster> {
         self.nodes[id].node.as_ref().and_then(Node::cluster)
+    }
+
+    /// Hear VRRP routers that are not cluster members (call after
+    /// `enable_cluster`, before starting the nodes).
+    pub fn set_accept_foreign_adverts(&mut self, accept: bool) {
+        if let Some(c) = &mut self.channel {
+            c.accept_foreign_adverts = accept;
+        }
+    }
+
+    /// A router that is no node of the simulation multicasts this advert
+    /// (IP payload) from `src` on `iface`: every node on the LAN hears it.
+    pub fn inject_advert(&mut self, iface: &str, src: IpAddr, bytes: Vec<u8>) {
+        let dst = if src.is_ipv4() { GROUP4 } else { GROUP6 };
+        let at = self.now + self.delay;
+        for to in 0..self.nodes.len() {
+            if self.attached(to) {
+                let payload = Payload::Vrrp {
+                    iface: iface.to_string(),
+                    src,
+                    dst,
+                    bytes: bytes.clone(),
+                };
+                self.schedule(to, at, payload);
+            }
+        }
     }
 
     /// Hand node `to` a message as if authenticated peer `from` sent it

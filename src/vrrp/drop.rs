@@ -100,6 +100,9 @@ drop_reasons! {
     /// A unicast instance heard a router that is not one of its peers
     /// (keepalived's `check_unicast_src`).
     UnknownUnicastSrc => "unknown_unicast_src",
+    /// With the cluster channel: a router that is not a cluster member
+    /// (`accept_foreign_adverts` off).
+    ForeignAdvert => "foreign_advert",
 }
 
 impl fmt::Display for DropReason {
@@ -150,6 +153,7 @@ impl From<Rejected> for DropReason {
             Rejected::IntervalMismatch => DropReason::IntervalMismatch,
             Rejected::OwnAddress => DropReason::OwnAddress,
             Rejected::UnknownUnicastSource => DropReason::UnknownUnicastSrc,
+            Rejected::Foreign => DropReason::ForeignAdvert,
         }
     }
 }
@@ -251,6 +255,7 @@ mod tests {
             (Rejected::IntervalMismatch, "interval_mismatch"),
             (Rejected::OwnAddress, "own_address"),
             (Rejected::UnknownUnicastSource, "unknown_unicast_src"),
+            (Rejected::Foreign, "foreign_advert"),
         ] {
             assert_eq!(DropReason::from(r).as_str(), old);
         }

@@ -227,6 +227,8 @@ pub enum Rejected {
     OwnAddress,
     /// A unicast instance heard a router that is not one of its peers.
     UnknownUnicastSource,
+    /// With the cluster channel: a router that is not a cluster member.
+    Foreign,
 }
 
 /// One virtual router.
@@ -258,6 +260,9 @@ pub struct Instance {
     /// When we last re-announced our VIPs after a lower-priority advert.
     last_lower_prio_garp: Option<Instant>,
     gates: ClusterGates,
+    /// With the cluster channel (and foreign adverts refused): the only
+    /// routers heard; None: anyone.
+    members: Option<Vec<IpAddr>>,
 }
 
 /// How the cluster channel steers the VRRP rules for baton peers. With the
@@ -302,6 +307,7 @@ impl Instance {
             last_master_advert: None,
             last_lower_prio_garp: None,
             gates: ClusterGates::default(),
+            members: None,
         }
     }
 
@@ -350,6 +356,11 @@ impl Instance {
     }
 
     /// Set how the cluster steers this instance (see [`ClusterGates`]).
+    /// Hear only these routers (the cluster's members), or anyone (None).
+    pub fn set_members(&mut self, members: Option<Vec<IpAddr>>) {
+        self.members = members;
+    }
+
     pub fn set_gates(&mut self, gates: ClusterGates) {
         self.gates = gates;
     }
@@ -599,6 +610,9 @@ impl Instance {
         }
         if !self.cfg.allowed_sources.is_empty() && !self.cfg.allowed_sources.contains(&src) {
             return Err(Rejected::UnknownUnicastSource);
+        }
+        if self.members.as_ref().is_some_and(|m| !m.contains(&src)) {
+            return Err(Rejected::Foreign);
         }
         if self.cfg.version == Version::V2 {
             if adv.auth != self.cfg.auth {

@@ -21,6 +21,7 @@ struct ClusterBlock {
     heartbeat: Duration,
     selection: Selection,
     sync_instance: Option<String>,
+    accept_foreign_adverts: bool,
 }
 
 const CTX: &str = "cluster: ";
@@ -46,6 +47,7 @@ pub(super) fn read(r: &mut Reader, _: &mut Top, s: &Stmt) {
         heartbeat: Cluster::DEFAULT_HEARTBEAT_INTERVAL,
         selection: Selection::Priority,
         sync_instance: None,
+        accept_foreign_adverts: false,
     };
     r.keywords(&KEYWORDS, &mut b, items);
     if b.listen.is_none() && !r.origins.is_reported("cluster.listen") {
@@ -65,6 +67,7 @@ pub(super) fn read(r: &mut Reader, _: &mut Top, s: &Stmt) {
         selection: b.selection,
         order: b.order,
         sync_instance: b.sync_instance,
+        accept_foreign_adverts: b.accept_foreign_adverts,
     });
 }
 
@@ -78,6 +81,7 @@ const KEYWORDS: Keywords<ClusterBlock> = Keywords {
         ("selection", selection),
         ("order", peers_or_order),
         ("sync_instance", sync_instance),
+        ("accept_foreign_adverts", accept_foreign_adverts),
     ],
     unsupported: &[],
 };
@@ -121,6 +125,13 @@ fn heartbeat_interval(r: &mut Reader, b: &mut ClusterBlock, item: &Stmt) {
     if let Some((d, at)) = r.duration(CTX, item) {
         b.heartbeat = d;
         r.record("cluster.heartbeat_interval", at);
+    }
+}
+
+fn accept_foreign_adverts(r: &mut Reader, b: &mut ClusterBlock, item: &Stmt) {
+    if let Some(on) = r.flag(CTX, item) {
+        b.accept_foreign_adverts = on;
+        r.record("cluster.accept_foreign_adverts", item.at());
     }
 }
 
