@@ -206,19 +206,56 @@ impl Drop for Notifier {
     }
 }
 
-/// Creates the FIFO if missing; refuses a path that is something else.
+/// Creates the FIFO (0600) if missing, then checks it with
+/// [`check_fifo`]: a symlink, anything but a FIFO, or a FIFO that another
+/// user owns or that others may write is refused.
 fn ensure_fifo(path: &Path) -> Result<(), String> {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_fifo() => Ok(()),
-        Ok(_) => Err("exists and is not a FIFO".into()),
+        Ok(m) => check_fifo(&m)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // mkfifo never follows a symlink (EEXIST).
             nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR)
                 .map_err(|e| format!("cannot create the FIFO: {e}"))?;
             info!("notify_fifo {}: created", path.display());
-            Ok(())
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => return Err(e.to_string()),
     }
+    // Again on an fd of the path itself (O_PATH opens nothing: no reader
+    // is needed and no device is touched), so a swap in between is seen.
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    check_fifo(&f.metadata().map_err(|e| e.to_string())?)
+}
+
+/// What the notify FIFO must be: a FIFO (a symlink is never followed),
+/// owned by root or by this agent's user, not writable by group or others
+/// (who could otherwise feed its reader false state changes or replace it).
+fn check_fifo(m: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let t = m.file_type();
+    if t.is_symlink() {
+        return Err("is a symbolic link (not followed); refused".into());
+    }
+    if !t.is_fifo() {
+        return Err("exists and is not a FIFO; refused".into());
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if m.uid() != 0 && m.uid() != euid {
+        return Err(format!(
+            "is owned by uid {}, not root or this agent; refused",
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(format!(
+            "is writable by group or others (mode {:04o}); refused",
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 fn start_fifo_script(
@@ -356,12 +393,21 @@ impl FifoWriter {
         }
     }
 
+    /// Opens the FIFO for writing, never through a symlink, and only if
+    /// [`check_fifo`] accepts it (looked at before the open, so nothing
+    /// else is opened, and on the open fd).
     async fn open(&mut self) -> io::Result<std::fs::File> {
+        let refused = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
         loop {
+            check_fifo(&std::fs::symlink_metadata(&self.path)?).map_err(refused)?;
             let r = OpenOptions::new()
                 .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&self.path);
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+                .open(&self.path)
+                .and_then(|f| {
+                    check_fifo(&f.metadata()?).map_err(refused)?;
+                    Ok(f)
+                });
             match r {
                 Err(e) if e.raw_os_error() == Some(libc::ENXIO) => match self.grace_until {
                     Some(until) if Instant::now() < until => {
@@ -482,5 +528,107 @@ mod tests {
             assert_eq!(state_word(state), word);
         }
         assert_eq!(specific_script(&Notify::default(), State::Master), None);
+    }
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("baton-notify-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn mkfifo_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600)).unwrap();
+        // chmod: the umask does not narrow it.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Writes one line through a FifoWriter at `path`; true if written.
+    fn write_one(path: &Path) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut w = FifoWriter::new(path.to_path_buf());
+            w.write_line("INSTANCE \"VI_1\" MASTER 100\n").await;
+            !w.complained
+        })
+    }
+
+    #[test]
+    fn a_symlink_at_notify_fifo_is_refused_and_not_written_through() {
+        let d = tmpdir("link");
+        let victim = d.join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let path = d.join("notify.fifo");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let err = ensure_fifo(&path).unwrap_err();
+        assert!(err.contains("symbolic link"), "{err}");
+        // The writer too (the symlink planted after the start).
+        assert!(!write_one(&path));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        // A symlink to a good FIFO with a reader: still not followed.
+        let real = d.join("real.fifo");
+        mkfifo_mode(&real, 0o600);
+        let reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&real)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        assert!(ensure_fifo(&path).is_err());
+        assert!(!write_one(&path));
+        assert!(write_one(&real), "the FIFO itself is written");
+        drop(reader);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_regular_file_at_notify_fifo_is_refused_and_untouched() {
+        let d = tmpdir("regular");
+        let path = d.join("notify.fifo");
+        std::fs::write(&path, b"precious").unwrap();
+        let err = ensure_fifo(&path).unwrap_err();
+        assert!(err.contains("not a FIFO"), "{err}");
+        assert!(!write_one(&path));
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_fifo_others_may_write_or_own_is_refused() {
+        let d = tmpdir("perm");
+        let good = d.join("good.fifo");
+        assert_eq!(ensure_fifo(&good), Ok(()), "created");
+        assert_eq!(ensure_fifo(&good), Ok(()), "accepted as it is");
+        let open = d.join("open.fifo");
+        mkfifo_mode(&open, 0o666);
+        let err = ensure_fifo(&open).unwrap_err();
+        assert!(err.contains("writable by group or others"), "{err}");
+        let group = d.join("group.fifo");
+        mkfifo_mode(&group, 0o620);
+        assert!(ensure_fifo(&group).is_err());
+        // With a reader there, the writer still refuses it.
+        let reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&open)
+            .unwrap();
+        assert!(!write_one(&open));
+        let mut buf = [0u8; 64];
+        let n = std::io::Read::read(&mut &reader, &mut buf);
+        assert!(!matches!(n, Ok(n) if n > 0), "nothing written to it");
+        drop(reader);
+        if nix::unistd::geteuid().is_root() {
+            let theirs = d.join("theirs.fifo");
+            mkfifo_mode(&theirs, 0o600);
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            let err = ensure_fifo(&theirs).unwrap_err();
+            assert!(err.contains("owned by uid 65534"), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -69,6 +69,9 @@ impl StateLock {
 /// One configured address: interface name, address, prefix length.
 pub type Entry = (String, IpAddr, u8);
 
+/// The largest ledger read back (far above any real one).
+const LEDGER_MAX: u64 = 16 << 20;
+
 pub struct VipLedger {
     path: PathBuf,
     entries: std::cell::RefCell<BTreeSet<Entry>>,
@@ -77,8 +80,15 @@ pub struct VipLedger {
 impl VipLedger {
     pub fn open(state_dir: &Path) -> Self {
         let path = state_dir.join("vips.json");
-        let entries = std::fs::read(&path)
-            .ok()
+        // Never through a symlink, and only a regular file.
+        let bytes = match super::syncfs::read_private(&path, LEDGER_MAX) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("VIP ledger {}: {e}; not used", path.display());
+                None
+            }
+        };
+        let entries = bytes
             .and_then(|b| serde_json::from_slice::<Vec<Entry>>(&b).ok())
             .unwrap_or_default();
         VipLedger {
@@ -112,16 +122,72 @@ impl VipLedger {
         self.save()
     }
 
-    /// Atomic replace: temp file, fsync, rename.
+    /// Atomic private replace (0600, an exclusive temporary file at an
+    /// unpredictable name, fsync, rename, directory fsync): a symlink
+    /// planted at the ledger or at any temporary name is never followed.
     fn save(&self) -> io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
         let list: Vec<Entry> = self.entries.borrow().iter().cloned().collect();
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(&list).map_err(io::Error::other)?)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &self.path)
+        let bytes = serde_json::to_vec(&list).map_err(io::Error::other)?;
+        super::syncfs::write_private(&self.path, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("baton-state-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn entry() -> Entry {
+        ("eth0".into(), "192.0.2.1".parse().unwrap(), 24)
+    }
+
+    #[test]
+    fn the_ledger_is_private_and_read_back() {
+        let d = tmpdir("ledger");
+        let l = VipLedger::open(&d);
+        l.record(&[entry()]).unwrap();
+        let m = std::fs::symlink_metadata(d.join("vips.json")).unwrap();
+        assert!(m.file_type().is_file());
+        assert_eq!(m.permissions().mode() & 0o7777, 0o600);
+        assert_eq!(VipLedger::open(&d).stale(), vec![entry()]);
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "no temp file");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn symlinks_at_the_ledger_and_its_old_temp_name_are_not_followed() {
+        let d = tmpdir("ledgerlink");
+        let outside = tmpdir("ledgerlink-outside");
+        let victim = outside.join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&victim, d.join("vips.json.tmp")).unwrap();
+        std::os::unix::fs::symlink(&victim, d.join("vips.json")).unwrap();
+        let l = VipLedger::open(&d);
+        assert!(l.stale().is_empty());
+        l.record(&[entry()]).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        let m = std::fs::metadata(&victim).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o644);
+        // The symlink at the ledger was replaced by the ledger itself.
+        let m = std::fs::symlink_metadata(d.join("vips.json")).unwrap();
+        assert!(m.file_type().is_file());
+        assert_eq!(m.permissions().mode() & 0o7777, 0o600);
+        assert_eq!(VipLedger::open(&d).stale(), vec![entry()]);
+        // A ledger-shaped file behind a symlink is not read as the ledger.
+        let planted = outside.join("planted.json");
+        std::fs::write(&planted, serde_json::to_vec(&vec![entry()]).unwrap()).unwrap();
+        std::fs::remove_file(d.join("vips.json")).unwrap();
+        std::os::unix::fs::symlink(&planted, d.join("vips.json")).unwrap();
+        assert!(VipLedger::open(&d).stale().is_empty());
+        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(&outside);
     }
 }

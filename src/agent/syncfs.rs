@@ -39,12 +39,67 @@ pub struct FsEntry {
     pub max_size: u64,
 }
 
-/// Read a file whole, unless it is missing or larger than `max`.
-pub fn read_file(path: &Path, max: u64) -> io::Result<Observed> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Observed::Missing),
+/// Open `path` for reading without following a symbolic link at its last
+/// component and only if it is a regular file: a symlink, FIFO, device,
+/// socket or directory is refused with an error that says what it is (a
+/// FIFO is never waited on and a device never read). Ok(None): missing.
+pub fn open_regular(path: &Path) -> io::Result<Option<File>> {
+    // Looked at first so that a device or FIFO is not even opened; the
+    // fstat after the open closes the race with a swap in between.
+    match fs::symlink_metadata(path) {
+        Ok(m) => refuse_unless_regular(&m)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
+    }
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refused("a symbolic link (not followed)"))
+        }
+        Err(e) => return Err(e),
+    };
+    refuse_unless_regular(&f.metadata()?)?;
+    Ok(Some(f))
+}
+
+fn refused(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("is {what}, not a regular file; refused"),
+    )
+}
+
+fn refuse_unless_regular(m: &fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    let what = if t.is_file() {
+        return Ok(());
+    } else if t.is_symlink() {
+        "a symbolic link (not followed)"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "something else"
+    };
+    Err(refused(what))
+}
+
+/// Read a file whole, unless it is missing or larger than `max`. A path
+/// that is not a regular file (a symlink included) is an error.
+pub fn read_file(path: &Path, max: u64) -> io::Result<Observed> {
+    let Some(f) = open_regular(path)? else {
+        return Ok(Observed::Missing);
     };
     let len = f.metadata()?.len();
     if len > max {
@@ -59,13 +114,76 @@ pub fn read_file(path: &Path, max: u64) -> io::Result<Observed> {
     Ok(Observed::Content(buf))
 }
 
+/// A new file for writing at an unpredictable name in `dir`, made by this
+/// call (`O_CREAT|O_EXCL|O_NOFOLLOW`: nothing planted there is followed,
+/// truncated or reused), mode 0600.
+fn create_temp(dir: &Path, file_name: &std::ffi::OsStr) -> io::Result<(PathBuf, File)> {
+    let mut last = None;
+    for _ in 0..16 {
+        let tmp = dir.join(format!(
+            ".{}.baton-{}.tmp",
+            file_name.to_string_lossy(),
+            random_hex()?
+        ));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no free temporary name")))
+}
+
+/// 16 hex digits from the kernel's random source.
+fn random_hex() -> io::Result<String> {
+    let mut b = [0u8; 8];
+    File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
 /// Replace `path` with `content` atomically: a temporary file in the same
-/// directory, written and fsynced, renamed over the file, then the
-/// directory fsynced. `mode` None keeps the current file's permission
-/// bits (0644 for a new file). On any error the old file is untouched and
-/// the temporary file is removed.
+/// directory (unpredictable name, created exclusively, never through a
+/// symlink, 0600 until it gets its mode), written and fsynced, renamed
+/// over the file, then the directory fsynced. A symlink at `path` is
+/// replaced, never followed. `mode` None keeps the current file's
+/// permission bits (0644 for a new file). On any error the old file is
+/// untouched and the temporary file is removed.
 pub fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> io::Result<()> {
     write_atomic_owned(path, content, mode, None)
+}
+
+/// A private file (0600) written as [`write_atomic`] does, its directory
+/// created (0700) if missing: the state files (`sync-state.json`, the VIP
+/// ledger).
+pub fn write_private(path: &Path, content: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    write_atomic(path, content, Some(0o600))
+}
+
+/// Read a private state file written by [`write_private`]: None when it is
+/// missing, Err when it is not a regular file (never followed) or larger
+/// than `max`.
+pub fn read_private(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
+    match read_file(path, max)? {
+        Observed::Content(b) => Ok(Some(b)),
+        Observed::Missing => Ok(None),
+        Observed::TooLarge(n) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{n} bytes, more than {max}"),
+        )),
+    }
 }
 
 /// As [`write_atomic`], and the file gets `owner` (uid, gid) before it
@@ -82,35 +200,26 @@ pub fn write_atomic_owned(
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let mode = match mode {
         Some(m) => m,
-        None => match fs::metadata(path) {
-            Ok(m) => m.permissions().mode() & 0o7777,
-            Err(_) => 0o644,
+        // The mode of what is there, never of what a symlink points to.
+        None => match fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_file() => m.permissions().mode() & 0o7777,
+            _ => 0o644,
         },
     };
-    let tmp = dir.join(format!(
-        ".{}.baton-{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
+    let (tmp, mut f) = create_temp(&dir, file_name)?;
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
         f.write_all(content)?;
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
         }
-        // The umask may have narrowed the mode at creation (and chown may
-        // have cleared set-id bits): set it last.
+        // Created 0600; the final mode is set last (chown may have cleared
+        // set-id bits).
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
-        drop(f);
         fs::rename(&tmp, path)?;
         File::open(&dir)?.sync_all()
     })();
+    drop(f);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -130,7 +239,8 @@ pub fn keep_conflict(path: &Path, content: &[u8], epoch: u64) -> io::Result<Path
     let base = format!("{}.conflict-{epoch}", path.display());
     let mut candidate = PathBuf::from(&base);
     let mut n = 1;
-    while candidate.exists() {
+    // symlink_metadata: a dangling symlink is a taken name too.
+    while fs::symlink_metadata(&candidate).is_ok() {
         if n > 999 {
             return Err(io::Error::other(format!(
                 "{base}: too many conflict copies"
@@ -165,7 +275,9 @@ pub fn apply_version(
         // Too large to be any synced version: always kept.
         Observed::TooLarge(_) => {
             let mut old = Vec::new();
-            File::open(&entry.path)?.read_to_end(&mut old)?;
+            if let Some(mut f) = open_regular(&entry.path)? {
+                f.read_to_end(&mut old)?;
+            }
             Some(keep_conflict(&entry.path, &old, conflict_epoch)?)
         }
         Observed::Missing => None,
@@ -176,18 +288,22 @@ pub fn apply_version(
 
 /// The state file: each entry's version, by name.
 pub fn load_state(path: &Path) -> BTreeMap<String, Persisted> {
-    match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
-        Err(_) => BTreeMap::new(),
+    match read_private(path, STATE_FILE_MAX) {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Ok(None) => BTreeMap::new(),
+        Err(e) => {
+            tracing::warn!("sync: state file {}: {e}; not used", path.display());
+            BTreeMap::new()
+        }
     }
 }
 
+/// The largest state file read back (far above any real one).
+pub const STATE_FILE_MAX: u64 = 16 << 20;
+
 pub fn save_state(path: &Path, state: &BTreeMap<String, Persisted>) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
     let bytes = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
-    write_atomic(path, &bytes, Some(0o600))
+    write_private(path, &bytes)
 }
 
 /// From the worker to the event loop.
@@ -253,7 +369,8 @@ struct Stamp {
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
-    let m = fs::metadata(path).ok()?;
+    // The path itself: a symlink is stamped (and refused), not followed.
+    let m = fs::symlink_metadata(path).ok()?;
     Some(Stamp {
         dev: m.dev(),
         ino: m.ino(),
@@ -441,6 +558,159 @@ mod tests {
         fs::write(&p, [7u8; 11]).unwrap();
         assert_eq!(read_file(&p, 10).unwrap(), Observed::TooLarge(11));
         assert_eq!(read_file(&p, 11).unwrap(), Observed::Content(vec![7; 11]));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// A file outside the synced directory that a planted symlink points
+    /// at, with known content.
+    fn victim(d: &Path) -> PathBuf {
+        let v = d.join("victim");
+        fs::write(&v, b"precious").unwrap();
+        fs::set_permissions(&v, fs::Permissions::from_mode(0o644)).unwrap();
+        v
+    }
+
+    fn untouched(v: &Path) {
+        assert_eq!(fs::read(v).unwrap(), b"precious", "symlink target changed");
+        assert_eq!(
+            fs::metadata(v).unwrap().permissions().mode() & 0o7777,
+            0o644,
+            "symlink target's mode changed"
+        );
+    }
+
+    #[test]
+    fn a_symlink_at_the_old_temporary_name_is_not_followed() {
+        let d = tmpdir("tmplink");
+        let v = victim(&d);
+        let p = d.join("f.cfg");
+        let old_tmp = d.join(format!(".f.cfg.baton-{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&v, &old_tmp).unwrap();
+        write_atomic(&p, b"new", Some(0o640)).unwrap();
+        untouched(&v);
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        assert!(fs::symlink_metadata(&p).unwrap().file_type().is_file());
+        assert!(fs::symlink_metadata(&old_tmp).unwrap().is_symlink());
+        // The state file and the private writer too.
+        let state = d.join("sync-state.json");
+        let old_tmp = d.join(format!(".sync-state.json.baton-{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&v, &old_tmp).unwrap();
+        save_state(&state, &BTreeMap::new()).unwrap();
+        untouched(&v);
+        assert_eq!(
+            fs::symlink_metadata(&state).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn temporary_names_are_unpredictable_and_created_exclusively() {
+        let d = tmpdir("tmpname");
+        let (a, fa) = create_temp(&d, std::ffi::OsStr::new("f")).unwrap();
+        let (b, _fb) = create_temp(&d, std::ffi::OsStr::new("f")).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(fa.metadata().unwrap().permissions().mode() & 0o7777, 0o600);
+        let name = a.file_name().unwrap().to_string_lossy().into_owned();
+        let suffix = name
+            .strip_prefix(".f.baton-")
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .unwrap();
+        assert_eq!(suffix.len(), 16);
+        assert!(suffix.bytes().all(|c| c.is_ascii_hexdigit()));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_symlink_at_the_target_is_replaced_not_followed() {
+        let d = tmpdir("targetlink");
+        let v = victim(&d);
+        let p = d.join("f.cfg");
+        std::os::unix::fs::symlink(&v, &p).unwrap();
+        // The mode is not taken from what the symlink points to.
+        write_atomic(&p, b"new", None).unwrap();
+        untouched(&v);
+        let m = fs::symlink_metadata(&p).unwrap();
+        assert!(m.file_type().is_file());
+        assert_eq!(m.permissions().mode() & 0o7777, 0o644);
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        // A synced version onto a symlink is refused (the reader will not
+        // read through it either) and nothing moves.
+        fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(&v, &p).unwrap();
+        let entry = FsEntry {
+            name: "f".into(),
+            path: p.clone(),
+            mode: Some(0o600),
+            owner: None,
+            max_size: 1 << 20,
+        };
+        let err = apply_version(&entry, b"v2", None, 1).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        untouched(&v);
+        assert!(fs::symlink_metadata(&p).unwrap().is_symlink());
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_reader_refuses_symlinks_fifos_devices_and_directories() {
+        let d = tmpdir("nonregular");
+        let v = victim(&d);
+        let link = d.join("link");
+        std::os::unix::fs::symlink(&v, &link).unwrap();
+        let err = read_file(&link, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(read_private(&link, 1 << 20).is_err());
+        // A FIFO without a writer: refused at once, not waited on.
+        let fifo = d.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let err = read_file(&fifo, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
+        // A symlink to the FIFO as well.
+        let fifo_link = d.join("fifo-link");
+        std::os::unix::fs::symlink(&fifo, &fifo_link).unwrap();
+        assert!(read_file(&fifo_link, 1 << 20).is_err());
+        let err = read_file(&d, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("directory"), "{err}");
+        if nix::unistd::geteuid().is_root() {
+            // A character device like /dev/zero (1, 5): never read.
+            let dev = d.join("zero");
+            nix::sys::stat::mknod(
+                &dev,
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+                nix::sys::stat::makedev(1, 5),
+            )
+            .unwrap();
+            let err = read_file(&dev, 1 << 20).unwrap_err();
+            assert!(err.to_string().contains("device"), "{err}");
+        }
+        untouched(&v);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_symlinked_state_file_is_not_read() {
+        let d = tmpdir("statelink");
+        let v = d.join("victim.json");
+        let mut planted = BTreeMap::new();
+        planted.insert(
+            "f".to_string(),
+            Persisted {
+                version: SyncVersion {
+                    epoch: 7,
+                    counter: 7,
+                },
+                digest: "x".into(),
+                produced: true,
+                committed: None,
+            },
+        );
+        save_state(&v, &planted).unwrap();
+        assert_eq!(load_state(&v).len(), 1, "a real state file is read");
+        let state = d.join("sync-state.json");
+        std::os::unix::fs::symlink(&v, &state).unwrap();
+        assert!(load_state(&state).is_empty(), "read through a symlink");
         let _ = fs::remove_dir_all(&d);
     }
 }
