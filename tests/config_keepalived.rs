@@ -728,3 +728,390 @@ fn check_unicast_src_is_accepted_and_cannot_be_turned_off() {
             == 1
     );
 }
+
+// ---------------------------------------------------------------- bounds
+
+/// `text` with `bad` (`KEYWORD VALUE`, indented) on line `line` is refused
+/// with exactly one error, at the value, that reads `message`; with `good`
+/// in its place it is accepted.
+fn bounded(text: &str, line: usize, bad: &str, good: &str, message: &str) {
+    let indent = bad.len() - bad.trim_start().len();
+    let col = indent + bad.trim_start().find(' ').expect("KEYWORD VALUE") + 2;
+    assert_eq!(
+        errors(&text.replace("@LINE@", bad)),
+        [format!("{MAIN}:{line}:{col}: error: {message}")],
+        "{bad}"
+    );
+    loaded(&text.replace("@LINE@", good));
+}
+
+#[test]
+fn garp_durations_and_counts_have_upper_bounds() {
+    let text = instance("@LINE@\n");
+    let vi = "instance \"VI_1\": garp";
+    for (key, bad, good, message) in [
+        (
+            "garp_master_delay",
+            "4295",
+            "4294",
+            "master_delay: 1h 11m 35s is more than 1h 11m 34s",
+        ),
+        (
+            "garp_lower_prio_delay",
+            "18446744073709551615",
+            "10",
+            "lower_prio_delay: 584542046090years 7months 15days 17h 5m 3s is more than 1h 11m 34s",
+        ),
+        (
+            "garp_master_refresh",
+            "86401",
+            "86400",
+            "master_refresh: 1day 1s is more than 1day",
+        ),
+        (
+            "garp_interval",
+            "4294.5",
+            "0.001",
+            "interval: 1h 11m 34s 500ms is more than 1h 11m 34s",
+        ),
+        (
+            "gna_interval",
+            "5000",
+            "4294",
+            "na_interval: 1h 23m 20s is more than 1h 11m 34s",
+        ),
+        (
+            "garp_master_repeat",
+            "1001",
+            "1000",
+            "master_repeat: 1001 is more than 1000",
+        ),
+        (
+            "garp_master_refresh_repeat",
+            "4294967295",
+            "1000",
+            "master_refresh_repeat: 4294967295 is more than 1000",
+        ),
+        (
+            "garp_lower_prio_repeat",
+            "1001",
+            "0",
+            "lower_prio_repeat: 1001 is more than 1000",
+        ),
+    ] {
+        bounded(
+            &text,
+            2,
+            &format!("    {key} {bad}"),
+            &format!("    {key} {good}"),
+            &format!("{vi}: {message}"),
+        );
+    }
+}
+
+#[test]
+fn global_garp_bounds_are_enforced_on_the_instances_that_take_them() {
+    let e = errors(&format!(
+        "global_defs {{\n    vrrp_garp_master_repeat 5000\n    vrrp_garp_master_delay 99999\n}}\n{}",
+        instance("")
+    ));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e.iter().any(|e| e.starts_with(&format!("{MAIN}:5:"))
+            && e.ends_with("instance \"VI_1\": garp: master_repeat: 5000 is more than 1000")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|e| e.ends_with(
+            "instance \"VI_1\": garp: master_delay: 1day 3h 46m 39s is more than 1h 11m 34s"
+        )),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn other_durations_and_counts_have_upper_bounds() {
+    let inst = instance("");
+    bounded(
+        &format!("{}{inst}", "global_defs {\n@LINE@\n}\n"),
+        2,
+        "    vrrp_startup_delay 4295",
+        "    vrrp_startup_delay 4294",
+        "global: startup_delay: 1h 11m 35s is more than 1h 11m 34s",
+    );
+    bounded(
+        &instance("@LINE@\n"),
+        2,
+        "    preempt_delay 1001",
+        "    preempt_delay 1000",
+        "instance \"VI_1\": preempt_delay: 16m 41s is more than 16m 40s",
+    );
+    let script = format!("vrrp_script chk {{\n    script /bin/true\n@LINE@\n}}\n{inst}");
+    for (key, bad, good, message) in [
+        (
+            "interval",
+            "7200",
+            "3600",
+            "interval: 2h is more than 1h 11m 34s",
+        ),
+        (
+            "timeout",
+            "4295",
+            "4294",
+            "timeout: 1h 11m 35s is more than 1h 11m 34s",
+        ),
+        ("rise", "1001", "1000", "rise: 1001 is more than 1000"),
+        (
+            "fall",
+            "4294967295",
+            "1000",
+            "fall: 4294967295 is more than 1000",
+        ),
+    ] {
+        bounded(
+            &script,
+            3,
+            &format!("    {key} {bad}"),
+            &format!("    {key} {good}"),
+            &format!("vrrp_script \"chk\": {message}"),
+        );
+    }
+    let file = format!("track_file f {{\n    file /run/f\n@LINE@\n}}\n{inst}");
+    for (bad, good, n) in [
+        ("    weight 255", "    weight 254", 255),
+        ("    weight -2147483648", "    weight -254", -2147483648_i64),
+    ] {
+        bounded(
+            &file,
+            3,
+            bad,
+            good,
+            &format!("track_file \"f\": weight: {n} is out of range -254..=254"),
+        );
+    }
+    let cluster = format!(
+        "cluster {{\n    node lb1\n    listen 192.0.2.11:7480\n    peers lb2=192.0.2.12:7480\n    \
+         key_file /k\n@LINE@\n}}\n{inst}"
+    );
+    bounded(
+        &cluster,
+        6,
+        "    heartbeat_interval 11",
+        "    heartbeat_interval 10s",
+        "cluster: heartbeat_interval: 11s is more than 10s",
+    );
+}
+
+#[test]
+fn names_longer_than_messages_carry_are_refused() {
+    let a = |n: usize| "a".repeat(n);
+    let shown = format!("{}...", a(40));
+    let inst = instance("");
+    let named = inst.replace("VI_1", "@NAME@");
+    loaded(&named.replace("@NAME@", &a(64)));
+    assert_eq!(
+        errors(&named.replace("@NAME@", &a(65))),
+        [format!(
+            "{MAIN}:1:15: error: instance \"{shown}\": name: \"{shown}\" is 65 bytes long, \
+             at most 64 (it travels in cluster messages)"
+        )]
+    );
+    let cluster = format!(
+        "cluster {{\n    node @NODE@\n    listen 192.0.2.11:7480\n    peers @PEER@=192.0.2.12:7480\n    \
+         key_file /k\n}}\n{inst}"
+    );
+    loaded(
+        &cluster
+            .replace("@NODE@", &a(255))
+            .replace("@PEER@", &a(254)),
+    );
+    assert_eq!(
+        errors(&cluster.replace("@NODE@", &a(256)).replace("@PEER@", "lb2")),
+        [format!(
+            "{MAIN}:2:10: error: cluster: node: \"{shown}\" is 256 bytes long, at most 255 \
+             (what a cluster Hello carries)"
+        )]
+    );
+    assert_eq!(
+        errors(&cluster.replace("@NODE@", "lb1").replace("@PEER@", &a(256))),
+        [format!(
+            "{MAIN}:4:11: error: cluster: peers: \"{shown}\" is 256 bytes long, at most 255 \
+             (what a cluster Hello carries)"
+        )]
+    );
+    let sync = format!("{}{inst}", "sync @NAME@ {\n    path /etc/a\n}\n");
+    loaded(&sync.replace("@NAME@", &a(255)));
+    let e = errors(&sync.replace("@NAME@", &a(256)));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(&format!("{MAIN}:1:"))
+            && e[0].ends_with(&format!(
+                "sync \"{shown}\": name: \"{shown}\" is 256 bytes long, at most 255 \
+                 (it travels in sync messages; give a long path a shorter name)"
+            )),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn sync_modes_with_setuid_setgid_or_sticky_are_refused() {
+    let text = format!(
+        "{}{}",
+        "sync cfg {\n    path /etc/a\n@LINE@\n}\n",
+        instance("")
+    );
+    for mode in ["4755", "2750", "1777", "06755"] {
+        bounded(
+            &text,
+            3,
+            &format!("    mode {mode}"),
+            "    mode 0777",
+            &format!(
+                "sync \"cfg\": mode: {} sets setuid, setgid or sticky; a synced file may have \
+                 at most 0777",
+                mode.trim_start_matches('0')
+            ),
+        );
+    }
+}
+
+/// What a checked config promises the runtime: every duration and count is
+/// within its bound, so timers and bursts built from them cannot overflow.
+fn within_bounds(c: &Config) {
+    use baton::config::model::{Cluster, Garp, Global, Instance, VrrpScript};
+    let now = std::time::Instant::now();
+    assert!(c.global.startup_delay <= Global::MAX_STARTUP_DELAY);
+    let _ = now + c.global.startup_delay;
+    for i in &c.instances {
+        let g = &i.garp;
+        assert!(i.preempt_delay <= Instance::MAX_PREEMPT_DELAY);
+        assert!(g.master_delay.max(g.lower_prio_delay()) <= Garp::MAX_DELAY);
+        assert!(g.interval.max(g.na_interval) <= Garp::MAX_INTERVAL);
+        assert!(g.master_refresh.unwrap_or_default() <= Garp::MAX_REFRESH);
+        let repeat = g
+            .master_repeat
+            .max(g.master_refresh_repeat)
+            .max(g.lower_prio_repeat());
+        assert!(repeat <= Garp::MAX_REPEAT);
+        let burst = g.interval.max(g.na_interval) * repeat;
+        let _ = now + burst + g.lower_prio_delay() + i.preempt_delay + i.advert_interval * 3;
+        let _ = now + g.master_refresh.unwrap_or_default();
+    }
+    for s in &c.vrrp_scripts {
+        assert!(s.interval <= VrrpScript::MAX_INTERVAL);
+        assert!(s.rise.max(s.fall) <= VrrpScript::MAX_RISE_FALL);
+        let _ = now + s.interval * s.rise.max(s.fall) + s.timeout.unwrap_or(s.interval);
+    }
+    if let Some(cl) = &c.cluster {
+        assert!(cl.heartbeat_interval <= Cluster::MAX_HEARTBEAT_INTERVAL);
+        let _ = now + cl.heartbeat_interval * 3;
+    }
+}
+
+/// Every numeric keyword of a keepalived.conf with baton's blocks, each
+/// with a valid value.
+const NUMERIC_KEYWORDS: &[(&str, &str)] = &[
+    ("vrrp_startup_delay", "1"),
+    ("vrrp_garp_master_delay", "5"),
+    ("vrrp_garp_master_repeat", "5"),
+    ("vrrp_garp_lower_prio_delay", "5"),
+    ("vrrp_garp_lower_prio_repeat", "5"),
+    ("vrrp_garp_master_refresh", "60"),
+    ("vrrp_garp_master_refresh_repeat", "1"),
+    ("vrrp_garp_interval", "0.001"),
+    ("vrrp_gna_interval", "0.001"),
+    ("script_interval", "2"),
+    ("script_timeout", "1"),
+    ("script_weight", "-10"),
+    ("rise", "2"),
+    ("fall", "3"),
+    ("file_weight", "1"),
+    ("virtual_router_id", "51"),
+    ("priority", "100"),
+    ("advert_int", "1"),
+    ("preempt_delay", "0"),
+    ("track_weight", "5"),
+    ("garp_master_delay", "5"),
+    ("garp_master_repeat", "5"),
+    ("garp_master_refresh", "60"),
+    ("garp_master_refresh_repeat", "1"),
+    ("garp_interval", "0"),
+    ("gna_interval", "0"),
+    ("garp_lower_prio_delay", "5"),
+    ("garp_lower_prio_repeat", "5"),
+    ("heartbeat_interval", "0.1"),
+    ("mode", "0640"),
+    ("max_size", "4096"),
+];
+
+const NUMERIC_TEMPLATE: &str = "global_defs {\n    vrrp_startup_delay @vrrp_startup_delay@\n\
+    vrrp_garp_master_delay @vrrp_garp_master_delay@\n\
+    vrrp_garp_master_repeat @vrrp_garp_master_repeat@\n\
+    vrrp_garp_lower_prio_delay @vrrp_garp_lower_prio_delay@\n\
+    vrrp_garp_lower_prio_repeat @vrrp_garp_lower_prio_repeat@\n\
+    vrrp_garp_master_refresh @vrrp_garp_master_refresh@\n\
+    vrrp_garp_master_refresh_repeat @vrrp_garp_master_refresh_repeat@\n\
+    vrrp_garp_interval @vrrp_garp_interval@\nvrrp_gna_interval @vrrp_gna_interval@\n}\n\
+    vrrp_script chk {\n    script /bin/true\n    interval @script_interval@\n\
+    timeout @script_timeout@\n    weight @script_weight@\n    rise @rise@\n    fall @fall@\n}\n\
+    track_file f {\n    file /run/f\n    weight @file_weight@\n}\n\
+    vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id @virtual_router_id@\n\
+    priority @priority@\n    advert_int @advert_int@\n    preempt_delay @preempt_delay@\n\
+    virtual_ipaddress {\n        192.0.2.1/24\n    }\n\
+    track_script {\n        chk weight @track_weight@\n    }\n    track_file {\n        f\n    }\n\
+    garp_master_delay @garp_master_delay@\n    garp_master_repeat @garp_master_repeat@\n\
+    garp_master_refresh @garp_master_refresh@\n\
+    garp_master_refresh_repeat @garp_master_refresh_repeat@\n\
+    garp_interval @garp_interval@\n    gna_interval @gna_interval@\n\
+    garp_lower_prio_delay @garp_lower_prio_delay@\n\
+    garp_lower_prio_repeat @garp_lower_prio_repeat@\n}\n\
+    cluster {\n    node lb1\n    listen 192.0.2.11:7480\n    peers lb2=192.0.2.12:7480\n\
+    key_file /k\n    heartbeat_interval @heartbeat_interval@\n}\n\
+    sync cfg {\n    path /etc/a\n    mode @mode@\n    max_size @max_size@\n}\n";
+
+fn numeric_config(key: usize, value: &str) -> String {
+    let mut text = NUMERIC_TEMPLATE.to_string();
+    for (k, (name, good)) in NUMERIC_KEYWORDS.iter().enumerate() {
+        let v = if k == key { value } else { good };
+        text = text.replace(&format!("@{name}@"), v);
+    }
+    text
+}
+
+#[test]
+fn the_numeric_template_is_valid() {
+    assert!(!numeric_config(usize::MAX, "").contains('@'));
+    within_bounds(&loaded(&numeric_config(usize::MAX, "")).config);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Huge, negative, fractional and boundary numbers for any numeric
+    /// keyword: an error or a config within bounds, never a panic.
+    #[test]
+    fn huge_numbers_never_panic(
+        key in 0..NUMERIC_KEYWORDS.len(),
+        n in prop_oneof![
+            0u64..3000,
+            any::<u64>(),
+            Just(u64::MAX),
+            Just(u64::from(u32::MAX)),
+            Just(4294u64),
+            Just(4295u64),
+        ],
+        form in 0..6usize,
+    ) {
+        let value = match form {
+            0 => n.to_string(),
+            1 => format!("-{n}"),
+            2 => format!("{n}.999999999999"),
+            3 => format!("{n}{n}{n}"),
+            4 => format!("{n}ms"),
+            _ => format!("0.{n}"),
+        };
+        if let Ok(l) = parse_files(&numeric_config(key, &value), &[], &options()) {
+            within_bounds(&l.config);
+        }
+    }
+}

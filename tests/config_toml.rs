@@ -750,3 +750,352 @@ mod never_panics {
         }
     }
 }
+
+// ---------------------------------------------------------------- bounds
+
+/// `text` with `bad` at line `line` is refused with exactly one error, at
+/// the value of `bad` (`KEY = VALUE`), that reads `message`; with `good` in
+/// its place it is accepted.
+fn bounded(text: &str, line: usize, bad: &str, good: &str, message: &str) {
+    let col = bad.find(" = ").expect("KEY = VALUE") + 4;
+    assert_eq!(
+        errors(&text.replace("@LINE@", bad)),
+        [format!("baton.toml:{line}:{col}: error: {message}")],
+        "{bad}"
+    );
+    ok(&text.replace("@LINE@", good));
+}
+
+const BOUND_INSTANCE: &str = "[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\n\
+                              virtual_ips = [\"192.0.2.1\"]\n";
+const BOUND_CLUSTER: &str = "[cluster]\nlisten = \"192.0.2.11:7480\"\nkey_file = \"/k\"\n\
+                             node = \"lb1\"\npeers = [\"lb2=192.0.2.12:7480\"]\n";
+
+#[test]
+fn garp_durations_and_counts_have_upper_bounds() {
+    let garp = format!("{BOUND_INSTANCE}[instance.garp]\n@LINE@\n");
+    let vi = "instance \"VI_1\": garp";
+    for (bad, good, message) in [
+        (
+            "master_delay = \"4295s\"",
+            "master_delay = \"4294s\"",
+            "master_delay: 1h 11m 35s is more than 1h 11m 34s",
+        ),
+        (
+            "lower_prio_delay = \"2h\"",
+            "lower_prio_delay = \"1h\"",
+            "lower_prio_delay: 2h is more than 1h 11m 34s",
+        ),
+        (
+            "master_refresh = \"25h\"",
+            "master_refresh = \"24h\"",
+            "master_refresh: 1day 1h is more than 1day",
+        ),
+        (
+            "interval = \"4295s\"",
+            "interval = \"4294s\"",
+            "interval: 1h 11m 35s is more than 1h 11m 34s",
+        ),
+        (
+            "na_interval = \"100000000y\"",
+            "na_interval = \"1s\"",
+            "na_interval: 100000000years is more than 1h 11m 34s",
+        ),
+        (
+            "master_repeat = 1001",
+            "master_repeat = 1000",
+            "master_repeat: 1001 is more than 1000",
+        ),
+        (
+            "master_refresh_repeat = 4294967295",
+            "master_refresh_repeat = 1000",
+            "master_refresh_repeat: 4294967295 is more than 1000",
+        ),
+        (
+            "lower_prio_repeat = 1001",
+            "lower_prio_repeat = 1000",
+            "lower_prio_repeat: 1001 is more than 1000",
+        ),
+    ] {
+        bounded(&garp, 7, bad, good, &format!("{vi}: {message}"));
+    }
+}
+
+#[test]
+fn other_durations_and_counts_have_upper_bounds() {
+    let preempt = format!("{BOUND_INSTANCE}@LINE@\n");
+    bounded(
+        &preempt,
+        6,
+        "preempt_delay = \"1001s\"",
+        "preempt_delay = \"1000s\"",
+        "instance \"VI_1\": preempt_delay: 16m 41s is more than 16m 40s",
+    );
+    let global = format!("[global]\n@LINE@\n{BOUND_INSTANCE}");
+    bounded(
+        &global,
+        2,
+        "startup_delay = \"4295s\"",
+        "startup_delay = \"4294s\"",
+        "global: startup_delay: 1h 11m 35s is more than 1h 11m 34s",
+    );
+    let script = format!(
+        "[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\n@LINE@\n{BOUND_INSTANCE}"
+    );
+    for (bad, good, message) in [
+        (
+            "interval = \"2h\"",
+            "interval = \"1h\"",
+            "interval: 2h is more than 1h 11m 34s",
+        ),
+        (
+            "timeout = \"4295s\"",
+            "timeout = \"4294s\"",
+            "timeout: 1h 11m 35s is more than 1h 11m 34s",
+        ),
+        ("rise = 1001", "rise = 1000", "rise: 1001 is more than 1000"),
+        (
+            "fall = 4294967295",
+            "fall = 1000",
+            "fall: 4294967295 is more than 1000",
+        ),
+    ] {
+        bounded(
+            &script,
+            4,
+            bad,
+            good,
+            &format!("vrrp_script \"chk\": {message}"),
+        );
+    }
+    let file = format!("[[track_file]]\nname = \"f\"\npath = \"/run/f\"\n@LINE@\n{BOUND_INSTANCE}");
+    for (bad, good, n) in [
+        ("weight = 255", "weight = 254", 255),
+        ("weight = -255", "weight = -254", -255),
+    ] {
+        bounded(
+            &file,
+            4,
+            bad,
+            good,
+            &format!("track_file \"f\": weight: {n} is out of range -254..=254"),
+        );
+    }
+    let cluster = format!("{BOUND_CLUSTER}@LINE@\n{BOUND_INSTANCE}");
+    bounded(
+        &cluster,
+        6,
+        "heartbeat_interval = \"11s\"",
+        "heartbeat_interval = \"10s\"",
+        "cluster: heartbeat_interval: 11s is more than 10s",
+    );
+}
+
+#[test]
+fn names_longer_than_messages_carry_are_refused() {
+    let a = |n: usize| "a".repeat(n);
+    let shown = format!("{}...", a(40));
+    // Instance names: 64 bytes.
+    let text = BOUND_INSTANCE.replace("VI_1", "@NAME@");
+    ok(&text.replace("@NAME@", &a(64)));
+    assert_eq!(
+        errors(&text.replace("@NAME@", &a(65))),
+        [format!(
+            "baton.toml:2:8: error: instance \"{shown}\": name: \"{shown}\" is 65 bytes long, \
+             at most 64 (it travels in cluster messages)"
+        )]
+    );
+    // Node and peer names: what a Hello carries.
+    let node = BOUND_CLUSTER.replace("node = \"lb1\"", "node = \"@NAME@\"");
+    let node = format!("{node}{BOUND_INSTANCE}");
+    ok(&node.replace("@NAME@", &a(255)));
+    assert_eq!(
+        errors(&node.replace("@NAME@", &a(256))),
+        [format!(
+            "baton.toml:4:8: error: cluster: node: \"{shown}\" is 256 bytes long, at most 255 \
+             (what a cluster Hello carries)"
+        )]
+    );
+    let peer = format!(
+        "{}{BOUND_INSTANCE}",
+        BOUND_CLUSTER.replace("lb2=", "@NAME@=")
+    );
+    ok(&peer.replace("@NAME@", &a(255)));
+    assert_eq!(
+        errors(&peer.replace("@NAME@", &a(256))),
+        [format!(
+            "baton.toml:5:10: error: cluster: peers: \"{shown}\" is 256 bytes long, at most 255 \
+             (what a cluster Hello carries)"
+        )]
+    );
+    // Sync names: 255 bytes, whether given or taken from the path.
+    let sync =
+        format!("{BOUND_CLUSTER}{BOUND_INSTANCE}[[sync]]\nname = \"@NAME@\"\npath = \"/etc/a\"\n");
+    ok(&sync.replace("@NAME@", &a(255)));
+    assert_eq!(
+        errors(&sync.replace("@NAME@", &a(256))),
+        [format!(
+            "baton.toml:12:8: error: sync \"{shown}\": name: \"{shown}\" is 256 bytes long, \
+             at most 255 (it travels in sync messages; give a long path a shorter name)"
+        )]
+    );
+    let long_path = format!("/{}", a(300));
+    let e = errors(&format!(
+        "{BOUND_CLUSTER}{BOUND_INSTANCE}[[sync]]\npath = \"{long_path}\"\n"
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("baton.toml:11:1: error: sync \"/aaa")
+            && e[0].contains("name: \"/aaa")
+            && e[0].contains("is 301 bytes long, at most 255"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn sync_modes_with_setuid_setgid_or_sticky_are_refused() {
+    let text = format!(
+        "{BOUND_CLUSTER}{BOUND_INSTANCE}[[sync]]\nname = \"cfg\"\npath = \"/etc/a\"\n@LINE@\n"
+    );
+    for (bad, shown) in [
+        ("mode = 0o4755", "4755"),
+        ("mode = \"2750\"", "2750"),
+        ("mode = 0o1777", "1777"),
+        ("mode = \"6755\"", "6755"),
+    ] {
+        bounded(
+            &text,
+            14,
+            bad,
+            "mode = 0o777",
+            &format!(
+                "sync \"cfg\": mode: {shown} sets setuid, setgid or sticky; a synced file may \
+                 have at most 0777"
+            ),
+        );
+    }
+}
+
+/// What a checked config promises the runtime: every duration and count is
+/// within its bound, so timers and bursts built from them cannot overflow.
+fn within_bounds(c: &Config) {
+    use baton::config::model::{Cluster, Global, Instance, VrrpScript, MAX_TIMER};
+    let now = std::time::Instant::now();
+    assert!(c.global.startup_delay <= Global::MAX_STARTUP_DELAY);
+    let _ = now + c.global.startup_delay;
+    for i in &c.instances {
+        let g = &i.garp;
+        assert!(i.preempt_delay <= Instance::MAX_PREEMPT_DELAY);
+        assert!(g.master_delay.max(g.lower_prio_delay()) <= Garp::MAX_DELAY);
+        assert!(g.interval.max(g.na_interval) <= Garp::MAX_INTERVAL);
+        assert!(g.master_refresh.unwrap_or_default() <= Garp::MAX_REFRESH);
+        let repeat = g
+            .master_repeat
+            .max(g.master_refresh_repeat)
+            .max(g.lower_prio_repeat());
+        assert!(repeat <= Garp::MAX_REPEAT);
+        let burst = g.interval.max(g.na_interval) * repeat;
+        let _ = now + burst + g.lower_prio_delay() + i.preempt_delay + i.advert_interval * 3;
+        let _ = now + g.master_refresh.unwrap_or_default();
+    }
+    for s in &c.vrrp_scripts {
+        assert!(s.interval <= VrrpScript::MAX_INTERVAL && s.interval <= MAX_TIMER);
+        assert!(s.rise.max(s.fall) <= VrrpScript::MAX_RISE_FALL);
+        let _ = now + s.interval * s.rise.max(s.fall) + s.timeout.unwrap_or(s.interval);
+    }
+    if let Some(cl) = &c.cluster {
+        assert!(cl.heartbeat_interval <= Cluster::MAX_HEARTBEAT_INTERVAL);
+        let _ = now + cl.heartbeat_interval * 3;
+    }
+}
+
+/// Every numeric key of a full baton.toml, each with a valid value.
+const NUMERIC_KEYS: &[(&str, &str)] = &[
+    ("startup_delay", "\"1s\""),
+    ("script_interval", "\"2s\""),
+    ("script_timeout", "\"1s\""),
+    ("script_weight", "-10"),
+    ("rise", "2"),
+    ("fall", "3"),
+    ("file_weight", "1"),
+    ("vrid", "51"),
+    ("priority", "100"),
+    ("version", "3"),
+    ("advert_interval", "\"1s\""),
+    ("preempt_delay", "\"0s\""),
+    ("track_weight", "5"),
+    ("master_delay", "\"5s\""),
+    ("master_repeat", "5"),
+    ("master_refresh", "\"60s\""),
+    ("master_refresh_repeat", "1"),
+    ("garp_interval", "\"0s\""),
+    ("na_interval", "\"0s\""),
+    ("lower_prio_delay", "\"5s\""),
+    ("lower_prio_repeat", "5"),
+    ("heartbeat_interval", "\"100ms\""),
+    ("mode", "0o640"),
+    ("max_size", "4096"),
+];
+
+const NUMERIC_TEMPLATE: &str = "[global]\nstartup_delay = @startup_delay@\n\
+    [[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\ninterval = @script_interval@\n\
+    timeout = @script_timeout@\nweight = @script_weight@\nrise = @rise@\nfall = @fall@\n\
+    [[track_file]]\nname = \"f\"\npath = \"/run/f\"\nweight = @file_weight@\n\
+    [[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = @vrid@\npriority = @priority@\n\
+    version = @version@\nadvert_interval = @advert_interval@\npreempt_delay = @preempt_delay@\n\
+    virtual_ips = [\"192.0.2.1/24\"]\n\
+    track_scripts = [{ name = \"chk\", weight = @track_weight@ }]\ntrack_files = [\"f\"]\n\
+    [instance.garp]\nmaster_delay = @master_delay@\nmaster_repeat = @master_repeat@\n\
+    master_refresh = @master_refresh@\nmaster_refresh_repeat = @master_refresh_repeat@\n\
+    interval = @garp_interval@\nna_interval = @na_interval@\n\
+    lower_prio_delay = @lower_prio_delay@\nlower_prio_repeat = @lower_prio_repeat@\n\
+    [cluster]\nlisten = \"192.0.2.11:7480\"\nkey_file = \"/k\"\nnode = \"lb1\"\n\
+    peers = [\"lb2=192.0.2.12:7480\"]\nheartbeat_interval = @heartbeat_interval@\n\
+    [[sync]]\nname = \"cfg\"\npath = \"/etc/a\"\nmode = @mode@\nmax_size = @max_size@\n";
+
+fn numeric_config(key: usize, value: &str) -> String {
+    let mut text = NUMERIC_TEMPLATE.to_string();
+    for (k, (name, good)) in NUMERIC_KEYS.iter().enumerate() {
+        let v = if k == key { value } else { good };
+        text = text.replace(&format!("@{name}@"), v);
+    }
+    text
+}
+
+#[test]
+fn the_numeric_template_is_valid() {
+    assert!(!numeric_config(usize::MAX, "").contains('@'));
+    within_bounds(&ok(&numeric_config(usize::MAX, "")));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Huge, negative and boundary numbers for any numeric key: an error or
+    /// a config within bounds, never a panic.
+    #[test]
+    fn huge_numbers_never_panic(
+        key in 0..NUMERIC_KEYS.len(),
+        n in proptest::prop_oneof![
+            0u64..3000,
+            proptest::prelude::any::<u64>(),
+            proptest::prelude::Just(u64::MAX),
+            proptest::prelude::Just(u64::from(u32::MAX)),
+            proptest::prelude::Just(4294u64),
+            proptest::prelude::Just(4295u64),
+        ],
+        form in 0..6usize,
+    ) {
+        let value = match form {
+            0 => n.to_string(),
+            1 => format!("-{n}"),
+            2 => format!("\"{n}\""),
+            3 => format!("\"{n}s\""),
+            4 => format!("\"{n}ms\""),
+            _ => format!("\"{n}y\""),
+        };
+        if let Ok(c) = parse_toml(&numeric_config(key, &value), Path::new("baton.toml")) {
+            within_bounds(&c);
+        }
+    }
+}

@@ -14,7 +14,8 @@ use humantime::format_duration;
 
 use super::diag::{Diagnostics, Origins};
 use super::model::{
-    Cluster, Config, Family, Global, Instance, Notify, Selection, SyncEntry, TrackRef, Version, Vip,
+    Cluster, Config, Family, Garp, Global, Instance, Notify, Selection, SyncEntry, TrackFile,
+    TrackRef, Version, Vip, VrrpScript,
 };
 
 /// v3: Max Adver Int is 12 bits of centiseconds.
@@ -28,7 +29,9 @@ const MAX_IFNAME: usize = 15;
 /// keepalived's range for interface and script weights.
 const MAX_WEIGHT: i32 = 253;
 /// keepalived's range for a track_file weight given by an instance.
-const MAX_FILE_WEIGHT: i32 = 254;
+const MAX_FILE_WEIGHT: i32 = TrackFile::MAX_WEIGHT;
+/// How much of an overlong name a message shows.
+const SHOWN_NAME: usize = 40;
 
 /// Every finding (errors and warnings) about `config`, in file order.
 pub fn check(config: &Config, origins: &Origins) -> Diagnostics {
@@ -75,6 +78,52 @@ impl Checker<'_> {
         if !self.origins.is_reported(path) {
             self.diags.push(self.origins.warning(path, message));
         }
+    }
+
+    /// A duration past its bound: `WHAT: KEY: VALUE is more than MAX`.
+    fn duration_at_most(&mut self, path: &str, what: &str, key: &str, d: Duration, max: Duration) {
+        if d > max {
+            self.err(
+                path,
+                format!(
+                    "{what}: {key}: {} is more than {}",
+                    format_duration(d),
+                    format_duration(max)
+                ),
+            );
+        }
+    }
+
+    /// A count past its bound: `WHAT: KEY: N is more than MAX`.
+    fn count_at_most(&mut self, path: &str, what: &str, key: &str, n: u32, max: u32) {
+        if n > max {
+            self.err(path, format!("{what}: {key}: {n} is more than {max}"));
+        }
+    }
+
+    /// A name longer than `max` bytes: `WHAT: KEY: "NAME" is N bytes long,
+    /// at most MAX (WHY)`. True when it is.
+    fn name_too_long(
+        &mut self,
+        path: &str,
+        what: &str,
+        key: &str,
+        name: &str,
+        max: usize,
+        why: &str,
+    ) -> bool {
+        if name.len() <= max {
+            return false;
+        }
+        self.err(
+            path,
+            format!(
+                "{what}: {key}: \"{}\" is {} bytes long, at most {max} ({why})",
+                shown(name),
+                name.len()
+            ),
+        );
+        true
     }
 
     /// "line N" of a model path, for messages that point at a second place.
@@ -133,6 +182,13 @@ impl Checker<'_> {
                 );
             }
         }
+        self.duration_at_most(
+            "global.startup_delay",
+            "global",
+            "startup_delay",
+            g.startup_delay,
+            Global::MAX_STARTUP_DELAY,
+        );
     }
 
     fn notify(&mut self, p: &str, what: &str, notify: &Notify) {
@@ -180,10 +236,26 @@ impl Checker<'_> {
                     format!("{what}: interval: must not be 0"),
                 );
             }
-            if script.timeout.is_some_and(|t| t.is_zero()) {
-                self.err(
+            self.duration_at_most(
+                &format!("{p}.interval"),
+                &what,
+                "interval",
+                script.interval,
+                VrrpScript::MAX_INTERVAL,
+            );
+            if let Some(timeout) = script.timeout {
+                if timeout.is_zero() {
+                    self.err(
+                        &format!("{p}.timeout"),
+                        format!("{what}: timeout: must not be 0"),
+                    );
+                }
+                self.duration_at_most(
                     &format!("{p}.timeout"),
-                    format!("{what}: timeout: must not be 0"),
+                    &what,
+                    "timeout",
+                    timeout,
+                    VrrpScript::MAX_TIMEOUT,
                 );
             }
             if !(-MAX_WEIGHT..=MAX_WEIGHT).contains(&script.weight) {
@@ -202,6 +274,13 @@ impl Checker<'_> {
                         format!("{what}: {key}: must be at least 1"),
                     );
                 }
+                self.count_at_most(
+                    &format!("{p}.{key}"),
+                    &what,
+                    key,
+                    n,
+                    VrrpScript::MAX_RISE_FALL,
+                );
             }
             if script.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
                 self.err(
@@ -231,6 +310,15 @@ impl Checker<'_> {
                     format!(
                         "{what}: path: \"{}\" is not an absolute path",
                         file.path.display()
+                    ),
+                );
+            }
+            if !(-MAX_FILE_WEIGHT..=MAX_FILE_WEIGHT).contains(&file.weight) {
+                self.err(
+                    &format!("{p}.weight"),
+                    format!(
+                        "{what}: weight: {} is out of range -{MAX_FILE_WEIGHT}..={MAX_FILE_WEIGHT}",
+                        file.weight
                     ),
                 );
             }
@@ -337,7 +425,7 @@ impl Checker<'_> {
         let what = if inst.name.is_empty() {
             format!("instance #{}", i + 1)
         } else {
-            format!("instance \"{}\"", inst.name)
+            format!("instance \"{}\"", shown(&inst.name))
         };
         if inst.name.trim().is_empty() {
             self.err(
@@ -345,6 +433,14 @@ impl Checker<'_> {
                 format!("{what}: name: must not be empty"),
             );
         }
+        self.name_too_long(
+            &format!("{p}.name"),
+            &what,
+            "name",
+            &inst.name,
+            Instance::MAX_NAME_LEN,
+            "it travels in cluster messages",
+        );
         if let Some(reason) = bad_ifname(&inst.interface) {
             self.err(
                 &format!("{p}.interface"),
@@ -425,17 +521,7 @@ impl Checker<'_> {
                 }
             }
         }
-        for (key, n) in [
-            ("master_repeat", inst.garp.master_repeat),
-            ("master_refresh_repeat", inst.garp.master_refresh_repeat),
-        ] {
-            if n == 0 {
-                self.err(
-                    &format!("{p}.garp.{key}"),
-                    format!("{what}: garp: {key}: must be at least 1"),
-                );
-            }
-        }
+        self.garp(&p, &what, &inst.garp);
         if !inst.preempt && !inst.preempt_delay.is_zero() {
             self.warn(
                 &format!("{p}.preempt_delay"),
@@ -456,6 +542,33 @@ impl Checker<'_> {
                 &format!("{p}.v3_checksum_as_v2"),
                 format!("{what}: v3_checksum_as_v2: only affects version 3 over IPv4"),
             );
+        }
+    }
+
+    fn garp(&mut self, p: &str, what: &str, garp: &Garp) {
+        let what = format!("{what}: garp");
+        for (key, n) in [
+            ("master_repeat", Some(garp.master_repeat)),
+            ("master_refresh_repeat", Some(garp.master_refresh_repeat)),
+            ("lower_prio_repeat", garp.lower_prio_repeat),
+        ] {
+            let Some(n) = n else { continue };
+            let path = format!("{p}.garp.{key}");
+            if n == 0 && key != "lower_prio_repeat" {
+                self.err(&path, format!("{what}: {key}: must be at least 1"));
+            }
+            self.count_at_most(&path, &what, key, n, Garp::MAX_REPEAT);
+        }
+        for (key, d, max) in [
+            ("master_delay", Some(garp.master_delay), Garp::MAX_DELAY),
+            ("lower_prio_delay", garp.lower_prio_delay, Garp::MAX_DELAY),
+            ("master_refresh", garp.master_refresh, Garp::MAX_REFRESH),
+            ("interval", Some(garp.interval), Garp::MAX_INTERVAL),
+            ("na_interval", Some(garp.na_interval), Garp::MAX_INTERVAL),
+        ] {
+            if let Some(d) = d {
+                self.duration_at_most(&format!("{p}.garp.{key}"), &what, key, d, max);
+            }
         }
     }
 
@@ -737,9 +850,18 @@ impl Checker<'_> {
     }
 
     fn cluster(&mut self, c: &Cluster) {
+        const WHY: &str = "what a cluster Hello carries";
         if c.node.trim().is_empty() {
             self.err("cluster.node", "cluster: node: must not be empty".into());
         }
+        self.name_too_long(
+            "cluster.node",
+            "cluster",
+            "node",
+            &c.node,
+            Cluster::MAX_NODE_NAME_LEN,
+            WHY,
+        );
         if c.listen.port() == 0 {
             self.err(
                 "cluster.listen",
@@ -764,6 +886,13 @@ impl Checker<'_> {
                 ),
             );
         }
+        self.duration_at_most(
+            "cluster.heartbeat_interval",
+            "cluster",
+            "heartbeat_interval",
+            c.heartbeat_interval,
+            Cluster::MAX_HEARTBEAT_INTERVAL,
+        );
         if c.peers.is_empty() {
             self.warn(
                 "cluster.peers",
@@ -774,6 +903,16 @@ impl Checker<'_> {
         let mut addrs = HashSet::new();
         for (j, peer) in c.peers.iter().enumerate() {
             let path = format!("cluster.peers[{j}]");
+            if self.name_too_long(
+                &path,
+                "cluster",
+                "peers",
+                &peer.name,
+                Cluster::MAX_NODE_NAME_LEN,
+                WHY,
+            ) {
+                continue;
+            }
             if peer.name == c.node {
                 self.err(
                     &path,
@@ -873,7 +1012,15 @@ impl Checker<'_> {
         let mut paths = HashSet::new();
         for (k, entry) in entries.iter().enumerate() {
             let p = format!("sync[{k}]");
-            let what = format!("sync \"{}\"", entry.name);
+            let what = format!("sync \"{}\"", shown(&entry.name));
+            self.name_too_long(
+                &format!("{p}.name"),
+                &what,
+                "name",
+                &entry.name,
+                SyncEntry::MAX_NAME_LEN,
+                "it travels in sync messages; give a long path a shorter name",
+            );
             if entry.name.trim().is_empty() {
                 self.err(
                     &format!("{p}.name"),
@@ -912,11 +1059,21 @@ impl Checker<'_> {
                     format!("{what}: on_change: must not be empty (leave it out instead)"),
                 );
             }
-            if entry.mode.is_some_and(|m| m > 0o7777) {
-                self.err(
-                    &format!("{p}.mode"),
-                    format!("{what}: mode: at most 7777 (octal)"),
-                );
+            if let Some(mode) = entry.mode {
+                if mode > 0o7777 {
+                    self.err(
+                        &format!("{p}.mode"),
+                        format!("{what}: mode: at most 7777 (octal)"),
+                    );
+                } else if mode & SyncEntry::SPECIAL_MODE_BITS != 0 {
+                    self.err(
+                        &format!("{p}.mode"),
+                        format!(
+                            "{what}: mode: {mode:04o} sets setuid, setgid or sticky; \
+                             a synced file may have at most 0777"
+                        ),
+                    );
+                }
             }
             if let Some(owner) = &entry.owner {
                 let parts: Vec<&str> = owner.split(':').collect();
@@ -937,6 +1094,14 @@ impl Checker<'_> {
                 );
             }
         }
+    }
+}
+
+/// `name`, cut to [`SHOWN_NAME`] characters with "..." when longer.
+fn shown(name: &str) -> String {
+    match name.char_indices().nth(SHOWN_NAME) {
+        Some((cut, _)) => format!("{}...", &name[..cut]),
+        None => name.to_string(),
     }
 }
 

@@ -13,6 +13,13 @@ use std::time::Duration;
 
 pub use crate::wire::vrrp::Version;
 
+/// The longest timer keepalived accepts for its second-counted settings
+/// (`UINT_MAX` microseconds, in whole seconds: 1h 11m 34s). baton's bound
+/// for the GARP delays and intervals, `vrrp_startup_delay` and a
+/// `vrrp_script`'s `interval` and `timeout`, so that every keepalived.conf
+/// keepalived accepts is accepted.
+pub const MAX_TIMER: Duration = Duration::from_secs(4294);
+
 /// A whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -82,13 +89,15 @@ pub struct Global {
     pub script_user: Option<String>,
     /// Refuse to run a script as root when a non-root user could change it.
     pub enable_script_security: bool,
-    /// Instances start (leave INIT) this long after the agent does.
+    /// Instances start (leave INIT) this long after the agent does. At most
+    /// [`Global::MAX_STARTUP_DELAY`].
     pub startup_delay: Duration,
 }
 
 impl Global {
     pub const DEFAULT_CONTROL_SOCKET: &'static str = "/run/baton/baton.sock";
     pub const DEFAULT_STATE_DIR: &'static str = "/var/lib/baton";
+    pub const MAX_STARTUP_DELAY: Duration = MAX_TIMER;
 
     pub fn new(router_id: impl Into<String>) -> Self {
         Global {
@@ -140,6 +149,8 @@ pub enum InitialState {
 /// One virtual router (keepalived's `vrrp_instance`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
+    /// At most [`Instance::MAX_NAME_LEN`] bytes (it travels in cluster
+    /// messages and notify lines).
     pub name: String,
     pub interface: String,
     /// 1..=255.
@@ -202,6 +213,7 @@ impl Instance {
     pub const DEFAULT_VERSION: Version = Version::V3;
     pub const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_secs(1);
     pub const MAX_PREEMPT_DELAY: Duration = Duration::from_secs(1000);
+    pub const MAX_NAME_LEN: usize = 64;
 
     /// An instance with every optional setting at its default and no VIPs.
     pub fn new(name: impl Into<String>, interface: impl Into<String>, vrid: u8) -> Self {
@@ -319,15 +331,16 @@ pub struct VrrpScript {
     /// The command line. Words are separated by spaces; a word containing
     /// spaces is in single quotes (keepalived's convention). No shell.
     pub script: String,
+    /// Not 0; at most [`VrrpScript::MAX_INTERVAL`].
     pub interval: Duration,
-    /// Default: `interval`.
+    /// Default: `interval`. Not 0; at most [`VrrpScript::MAX_TIMEOUT`].
     pub timeout: Option<Duration>,
     /// -253..=253.
     pub weight: i32,
     pub weight_reverse: bool,
-    /// At least 1.
+    /// 1..=[`VrrpScript::MAX_RISE_FALL`].
     pub rise: u32,
-    /// At least 1.
+    /// 1..=[`VrrpScript::MAX_RISE_FALL`].
     pub fall: u32,
     /// `user` or `user:group`; default: [`Global::script_user`].
     pub user: Option<String>,
@@ -337,6 +350,11 @@ pub struct VrrpScript {
 
 impl VrrpScript {
     pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+    pub const MAX_INTERVAL: Duration = MAX_TIMER;
+    pub const MAX_TIMEOUT: Duration = MAX_TIMER;
+    /// keepalived accepts up to `INT_MAX`; a thousand checks in a row is
+    /// already more than any health check needs.
+    pub const MAX_RISE_FALL: u32 = 1000;
 
     pub fn new(name: impl Into<String>, script: impl Into<String>) -> Self {
         VrrpScript {
@@ -362,9 +380,14 @@ impl VrrpScript {
 pub struct TrackFile {
     pub name: String,
     pub path: PathBuf,
-    /// Default 1.
+    /// Default 1; -[`TrackFile::MAX_WEIGHT`]..=[`TrackFile::MAX_WEIGHT`].
     pub weight: i32,
     pub reverse: bool,
+}
+
+impl TrackFile {
+    /// keepalived's range for a track_file weight.
+    pub const MAX_WEIGHT: i32 = 254;
 }
 
 /// Commands run on state changes, each a command line as
@@ -514,27 +537,45 @@ impl fmt::Display for Vip {
 /// Gratuitous ARP / unsolicited neighbour advertisement on becoming master.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Garp {
-    /// Delay before the second burst.
+    /// Delay before the second burst; at most [`Garp::MAX_DELAY`].
     pub master_delay: Duration,
-    /// Packets per burst.
+    /// Packets per burst; 1..=[`Garp::MAX_REPEAT`].
     pub master_repeat: u32,
-    /// Period of the refresh bursts while master; none by default.
+    /// Period of the refresh bursts while master; none by default. At most
+    /// [`Garp::MAX_REFRESH`].
     pub master_refresh: Option<Duration>,
-    /// Packets per refresh burst.
+    /// Packets per refresh burst; 1..=[`Garp::MAX_REPEAT`].
     pub master_refresh_repeat: u32,
-    /// Delay between the ARP packets of a burst.
+    /// Delay between the ARP packets of a burst; at most
+    /// [`Garp::MAX_INTERVAL`].
     pub interval: Duration,
-    /// Delay between the neighbour advertisements of a burst (IPv6).
+    /// Delay between the neighbour advertisements of a burst (IPv6); at
+    /// most [`Garp::MAX_INTERVAL`].
     pub na_interval: Duration,
     /// Delay of the second burst sent by a master that received a lower
-    /// priority advert; default (`None`): `master_delay`.
+    /// priority advert; default (`None`): `master_delay`. At most
+    /// [`Garp::MAX_DELAY`].
     pub lower_prio_delay: Option<Duration>,
     /// Packets per burst on receiving a lower priority advert as master;
-    /// default (`None`): `master_repeat`.
+    /// default (`None`): `master_repeat`. At most [`Garp::MAX_REPEAT`].
     pub lower_prio_repeat: Option<u32>,
 }
 
 impl Garp {
+    /// keepalived's own limit for `garp_master_delay` and
+    /// `garp_lower_prio_delay`.
+    pub const MAX_DELAY: Duration = MAX_TIMER;
+    /// keepalived's limit for `garp_interval` and `gna_interval` (it logs
+    /// anything from 1 s on as "very large").
+    pub const MAX_INTERVAL: Duration = MAX_TIMER;
+    /// keepalived takes up to `UINT_MAX` seconds; a day between refreshes
+    /// is already no refresh to speak of.
+    pub const MAX_REFRESH: Duration = Duration::from_secs(86_400);
+    /// Packets per burst, for each of the three repeat counts. keepalived
+    /// takes up to `UINT_MAX`, which would flood the segment; its default
+    /// is 5.
+    pub const MAX_REPEAT: u32 = 1000;
+
     pub fn lower_prio_delay(&self) -> Duration {
         self.lower_prio_delay.unwrap_or(self.master_delay)
     }
@@ -580,12 +621,13 @@ pub enum Selection {
 /// The cluster channel (TCP full mesh between named nodes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
-    /// This node's name. Default: `global.router_id`.
+    /// This node's name. Default: `global.router_id`. At most
+    /// [`Cluster::MAX_NODE_NAME_LEN`] bytes.
     pub node: String,
     pub listen: SocketAddr,
     pub peers: Vec<Peer>,
     pub key_file: PathBuf,
-    /// At least 10 ms; default 100 ms.
+    /// 10 ms..=[`Cluster::MAX_HEARTBEAT_INTERVAL`]; default 100 ms.
     pub heartbeat_interval: Duration,
     pub selection: Selection,
     /// Node names, first preferred; used with [`Selection::Order`].
@@ -602,11 +644,17 @@ pub struct Cluster {
 impl Cluster {
     pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
     pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(10);
+    /// A peer is dead after three silent intervals; past 10 s a failed node
+    /// would go unnoticed for half a minute.
+    pub const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+    /// The longest node or peer name: what a Hello can carry.
+    pub const MAX_NODE_NAME_LEN: usize = crate::wire::frame::MAX_NAME_LEN;
 }
 
 /// Another node of the cluster: `name=ip:port` (`name=[v6]:port`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Peer {
+    /// At most [`Cluster::MAX_NODE_NAME_LEN`] bytes.
     pub name: String,
     pub addr: SocketAddr,
 }
@@ -644,13 +692,16 @@ impl fmt::Display for Peer {
 /// A file kept identical on every node by the cluster channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncEntry {
-    /// Default: the path.
+    /// Default: the path. At most [`SyncEntry::MAX_NAME_LEN`] bytes (it
+    /// travels in sync messages).
     pub name: String,
     /// Absolute.
     pub path: PathBuf,
     /// Shell command run after a new version is written.
     pub on_change: Option<String>,
-    /// Permission bits of the written file; `None` keeps the sender's.
+    /// Permission bits of the written file; `None` keeps the sender's. At
+    /// most 0777: setuid, setgid and sticky ([`SyncEntry::SPECIAL_MODE_BITS`])
+    /// are refused.
     pub mode: Option<u32>,
     /// Owner of the written file, `user` or `user:group`; `None` keeps the
     /// current owner (root for a new file).
@@ -662,6 +713,10 @@ pub struct SyncEntry {
 impl SyncEntry {
     pub const DEFAULT_MAX_SIZE: u64 = 16 << 20;
     pub const MAX_MAX_SIZE: u64 = 1 << 30;
+    pub const MAX_NAME_LEN: usize = 255;
+    /// setuid, setgid and sticky: a synced file must not become a setuid
+    /// binary on every node.
+    pub const SPECIAL_MODE_BITS: u32 = 0o7000;
 }
 
 #[cfg(test)]
