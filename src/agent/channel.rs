@@ -48,7 +48,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -221,7 +221,7 @@ impl Channel {
             unknown: Mutex::new(Unknown::default()),
             events,
             next_conn: AtomicU64::new(1),
-            unproven: AtomicUsize::new(0),
+            unproven: Mutex::default(),
             stop: stop_rx,
         });
         tokio::spawn(accept_loop(shared.clone(), listener));
@@ -350,7 +350,7 @@ struct Shared {
     unknown: Mutex<Unknown>,
     events: mpsc::Sender<ChannelEvent>,
     next_conn: AtomicU64,
-    unproven: AtomicUsize,
+    unproven: Mutex<UnprovenTable>,
     stop: watch::Receiver<()>,
 }
 
@@ -674,20 +674,56 @@ async fn handshake(
     }
 }
 
+/// Unauthenticated connections from one source address at a time: a
+/// stranger cannot fill the table on its own.
+const MAX_UNPROVEN_PER_SOURCE: usize = 4;
+
+/// Who holds the unproven connections: in all, and per source address.
+#[derive(Default)]
+struct UnprovenTable {
+    total: usize,
+    per_source: BTreeMap<std::net::IpAddr, usize>,
+}
+
 /// Counts a connection that has not (yet) proven the key.
-struct Unproven<'a>(&'a AtomicUsize);
+struct Unproven<'a> {
+    table: &'a Mutex<UnprovenTable>,
+    source: std::net::IpAddr,
+}
 
 impl<'a> Unproven<'a> {
-    fn take(counter: &'a AtomicUsize) -> Option<Unproven<'a>> {
-        let prev = counter.fetch_add(1, Ordering::AcqRel);
-        let guard = Unproven(counter);
-        (prev < MAX_UNPROVEN).then_some(guard)
+    /// A slot for a connection from `source`, or why not. A configured
+    /// peer's address always has one slot of its own beyond the shared
+    /// table, so strangers that fill it cannot keep a real peer out.
+    fn take(
+        table: &'a Mutex<UnprovenTable>,
+        source: std::net::IpAddr,
+        is_peer: bool,
+    ) -> Result<Unproven<'a>, &'static str> {
+        let mut t = lock(table);
+        let mine = t.per_source.get(&source).copied().unwrap_or(0);
+        if mine >= MAX_UNPROVEN_PER_SOURCE {
+            return Err("too_many_unproven_from_source");
+        }
+        if t.total >= MAX_UNPROVEN && !(is_peer && mine == 0) {
+            return Err("too_many_unproven");
+        }
+        t.total += 1;
+        *t.per_source.entry(source).or_insert(0) += 1;
+        Ok(Unproven { table, source })
     }
 }
 
 impl Drop for Unproven<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut t = lock(self.table);
+        t.total = t.total.saturating_sub(1);
+        if let Some(n) = t.per_source.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                t.per_source.remove(&self.source);
+            }
+        }
     }
 }
 
@@ -713,13 +749,13 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 }
 
 async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, from: SocketAddr) {
-    let Some(unproven) = Unproven::take(&shared.unproven) else {
-        shared.count_unknown(
-            from,
-            "too_many_unproven",
-            "too many unauthenticated connections",
-        );
-        return;
+    let is_peer = shared.peers.values().any(|p| p.addr.ip() == from.ip());
+    let unproven = match Unproven::take(&shared.unproven, from.ip(), is_peer) {
+        Ok(u) => u,
+        Err(reason) => {
+            shared.count_unknown(from, reason, "too many unauthenticated connections");
+            return;
+        }
     };
     let _ = stream.set_nodelay(true);
     let mut session = Session::acceptor(shared.session_config(), Instant::now());
@@ -1033,4 +1069,45 @@ async fn run_session(
     }
     shared.mark_end(slot, id, &end).await;
     went_up
+}
+
+#[cfg(test)]
+mod unproven_tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[test]
+    fn one_source_cannot_fill_the_table_and_a_peer_keeps_a_slot() {
+        let table = Mutex::new(UnprovenTable::default());
+        let ip = |last: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, last));
+        let mut held = Vec::new();
+        for _ in 0..MAX_UNPROVEN_PER_SOURCE {
+            held.push(Unproven::take(&table, ip(1), false).expect("a slot"));
+        }
+        assert_eq!(
+            Unproven::take(&table, ip(1), false).err(),
+            Some("too_many_unproven_from_source")
+        );
+        // Many strangers fill the shared table...
+        let mut last = 2u8;
+        while lock(&table).total < MAX_UNPROVEN {
+            for _ in 0..MAX_UNPROVEN_PER_SOURCE {
+                if lock(&table).total < MAX_UNPROVEN {
+                    held.push(Unproven::take(&table, ip(last), false).expect("a slot"));
+                }
+            }
+            last += 1;
+        }
+        assert_eq!(
+            Unproven::take(&table, ip(200), false).err(),
+            Some("too_many_unproven")
+        );
+        // ...but a configured peer still gets its own slot, one.
+        let peer = Unproven::take(&table, ip(250), true).expect("the peer's slot");
+        assert!(Unproven::take(&table, ip(250), true).is_err());
+        drop(peer);
+        drop(held);
+        assert_eq!(lock(&table).total, 0);
+        assert!(lock(&table).per_source.is_empty());
+    }
 }

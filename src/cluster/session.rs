@@ -50,6 +50,11 @@ use crate::wire::frame::{
 /// Longest Close reason kept from the peer (characters).
 const MAX_CLOSE_REASON: usize = 200;
 
+/// The largest frame payload accepted before the peer proved the key with
+/// a valid tag: room for a heartbeat of a few hundred instances, far below
+/// the megabyte of a sync chunk.
+pub const MAX_UNPROVEN_PAYLOAD: usize = 64 * 1024;
+
 /// Which end of the connection a session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -494,7 +499,10 @@ impl Session {
         // The connection keys are all that is needed from now on.
         self.cluster_key.fill(0);
         self.cluster_key = Vec::new();
-        self.dec.set_max_payload(self.max_payload);
+        // Until a frame's tag proves the key, a peer may not make us buffer
+        // more than a small frame (a stranger's megabyte goes nowhere).
+        self.dec
+            .set_max_payload(self.max_payload.min(MAX_UNPROVEN_PAYLOAD));
         self.phase = Phase::Keyed;
         self.idle_from = now;
         if self.role == Role::Dialer {
@@ -519,6 +527,7 @@ impl Session {
     fn prove(&mut self, now: Instant) {
         if !self.proven {
             self.proven = true;
+            self.dec.set_max_payload(self.max_payload);
             self.events.push_back(SessionEvent::PeerProven);
             if self.role == Role::Acceptor {
                 self.arm_heartbeat(now);
@@ -966,6 +975,29 @@ mod tests {
             let r = ended(&evs).and_then(|e| e.rejection()).unwrap();
             assert_eq!(r.reason(), reason);
         }
+    }
+
+    #[test]
+    fn a_large_frame_before_the_proof_is_refused_after_it_is_fine() {
+        let t0 = Instant::now();
+        let big = vec![7u8; MAX_UNPROVEN_PAYLOAD + 1];
+        // First frame of the connection: too big to buffer unproven.
+        let (mut a, mut b) = keyed_pair(t0, KEY);
+        a.send(t0, Outbound::Data, &big).unwrap();
+        pump(t0, &mut a, &mut b);
+        let evs = events(&mut b);
+        let end = ended(&evs).expect("refused");
+        assert!(end.to_string().starts_with("oversized"), "{end}");
+        // Once a small frame proved the key, the same frame passes.
+        let (mut a, mut b) = keyed_pair(t0, KEY);
+        a.send(t0, Outbound::Data, b"small").unwrap();
+        a.send(t0, Outbound::Data, &big).unwrap();
+        pump(t0, &mut a, &mut b);
+        let evs = events(&mut b);
+        assert!(ended(&evs).is_none(), "{evs:?}");
+        assert!(evs
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Data(d) if d.len() == big.len())));
     }
 
     #[test]
