@@ -680,21 +680,7 @@ fn own_link_down_is_fault_and_link_up_is_backup() {
 /// Send raw IPv4 packets (headers included) to 224.0.0.18 out of eth0 of
 /// namespace `ns`, from a thread that enters it.
 fn inject(ns: &str, packets: Vec<Vec<u8>>) -> io::Result<()> {
-    let netns = std::fs::File::open(format!("/run/netns/{ns}"))?;
-    std::thread::spawn(move || -> io::Result<()> {
-        nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
-        sock.set_header_included_v4(true)?;
-        sock.bind_device(Some(b"eth0"))?;
-        let group: SockAddr = SocketAddrV4::new(VRRP_GROUP, 0).into();
-        for p in &packets {
-            sock.send_to(p, &group)?;
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        Ok(())
-    })
-    .join()
-    .map_err(|_| io::Error::other("injector thread panicked"))?
+    inject_to(ns, packets.into_iter().map(|p| (VRRP_GROUP, p)).collect())
 }
 
 /// Send raw IPv4 packets (headers included), each to its own unicast

@@ -413,6 +413,19 @@ struct Checker {
 }
 
 impl Checker {
+    fn new(plan: &Plan) -> Checker {
+        Checker {
+            plan: plan.clone(),
+            violations: Vec::new(),
+            epochs: BTreeMap::new(),
+            gap_since: vec![None; plan.instances],
+            committed: vec![None; plan.nodes],
+            newest_committed: None,
+            pending: Vec::new(),
+            world: World::new(plan),
+        }
+    }
+
     fn violation(&mut self, sim: &Sim, what: String) {
         if self.violations.len() < 20 {
             self.violations
@@ -596,16 +609,7 @@ pub fn run_seed(seed: u64, trace: bool) -> Outcome {
         log.push(line);
     };
     note(&sim, plan.to_string());
-    let mut checker = Checker {
-        plan: plan.clone(),
-        violations: Vec::new(),
-        epochs: BTreeMap::new(),
-        gap_since: vec![None; plan.instances],
-        committed: vec![None; plan.nodes],
-        newest_committed: None,
-        pending: Vec::new(),
-        world: World::new(&plan),
-    };
+    let mut checker = Checker::new(&plan);
     sim.start_all();
     sim.run_for(plan.settle_bound());
     checker.check_settled(&sim);
@@ -803,16 +807,7 @@ mod tests {
     use super::*;
 
     fn checker(plan: &Plan) -> Checker {
-        Checker {
-            plan: plan.clone(),
-            violations: Vec::new(),
-            epochs: BTreeMap::new(),
-            gap_since: vec![None; plan.instances],
-            committed: vec![None; plan.nodes],
-            newest_committed: None,
-            pending: Vec::new(),
-            world: World::new(plan),
-        }
+        Checker::new(plan)
     }
 
     fn plan() -> Plan {
