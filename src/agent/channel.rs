@@ -478,7 +478,10 @@ impl Shared {
         let _ = self.events.send(ev).await;
     }
 
-    fn count(&self, slot: &PeerSlot, reason: &str, detail: &str) {
+    /// Count a rejection of `slot`'s connection; the log names the
+    /// address the bytes really came from (`remote`), else the configured
+    /// one.
+    fn count(&self, slot: &PeerSlot, remote: Option<SocketAddr>, reason: &str, detail: &str) {
         let now = Instant::now();
         let mut st = lock(&slot.state);
         *st.rejected.entry(reason.to_string()).or_default() += 1;
@@ -488,8 +491,9 @@ impl Shared {
         {
             st.last_warn = Some(now);
             warn!(
-                "cluster: peer {} ({}): rejected: {detail} (further rejections of this peer are only counted for a minute)",
-                slot.name, slot.addr
+                "cluster: peer {} (from {}): rejected: {detail} (further rejections of this peer are only counted for a minute)",
+                slot.name,
+                remote.unwrap_or(slot.addr)
             );
         }
     }
@@ -791,7 +795,7 @@ async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, from: SocketAddr
             "it dialed, but {} sorts lower than {} and dials it",
             shared.me, slot.name
         );
-        return shared.count(slot, "wrong_direction", &detail);
+        return shared.count(slot, Some(from), "wrong_direction", &detail);
     }
     let nonce: [u8; NONCE_LEN] = match random_bytes() {
         Ok(n) => n,
@@ -893,7 +897,7 @@ async fn dial_handshake(shared: &Arc<Shared>, slot: &PeerSlot) -> Option<(TcpStr
         Ok(_) => Some((stream, session)),
         // Its Hello was malformed, or it answered in another name.
         Err(HandshakeError::Session(SessionEnd::Rejected(r))) => {
-            shared.count(slot, r.reason(), &r.to_string());
+            shared.count(slot, Some(slot.addr), r.reason(), &r.to_string());
             None
         }
         Err(HandshakeError::Session(_) | HandshakeError::WriteTimeout) => {
@@ -931,6 +935,7 @@ async fn run_session(
     mut unproven: Option<Unproven<'_>>,
 ) -> bool {
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let remote = stream.peer_addr().ok();
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Outgoing>(shared.opts.queue_len.max(1));
     let (kill_tx, kill_rx) = watch::channel(None);
@@ -980,7 +985,7 @@ async fn run_session(
                         }
                         SessionEvent::Skipped { kind } => {
                             let detail = format!("message type {kind:?} unknown here; skipped");
-                            shared.count(slot, "unknown_message", &detail);
+                            shared.count(slot, remote, "unknown_message", &detail);
                             continue;
                         }
                         SessionEvent::Ended(e) => return End::Session(e),
@@ -1059,7 +1064,7 @@ async fn run_session(
     };
     drop(unproven);
     if let Some(r) = end.rejection() {
-        shared.count(slot, r, &end.describe());
+        shared.count(slot, remote, r, &end.describe());
     }
     if let Some(why) = end.goodbye().filter(|_| !mid_frame) {
         let mut s = session.into_inner().unwrap_or_else(|e| e.into_inner());
