@@ -384,7 +384,7 @@ impl Instance {
             return false;
         }
         if let (Some(since), Some(heard)) = (unless_heard_since, self.last_master_advert) {
-            if heard > since {
+            if heard >= since {
                 return false;
             }
         }
@@ -1132,6 +1132,21 @@ mod tests {
         cfg.vrid = 52;
         assert!(!i.reconfigure(t0, cfg));
         assert_eq!(i.vrid(), 51);
+    }
+
+    /// A master that yields to a preferred router's advert at the instant
+    /// the cluster marks the master lost must not be made master again by
+    /// the successor rule "unless heard since the loss": it just heard one.
+    #[test]
+    fn a_yield_counts_as_heard_for_the_successor_rule() {
+        let t0 = Instant::now();
+        let mut i = master(100, t0);
+        assert_eq!(rx(&mut i, t0, 2, 150), Ok(()));
+        assert_eq!(i.state(), State::Backup);
+        assert!(!i.take_over(t0, ClusterReason::SelectedSuccessor, Some(t0)));
+        assert_eq!(i.state(), State::Backup);
+        let later = t0 + Duration::from_millis(1);
+        assert!(i.take_over(later, ClusterReason::SelectedSuccessor, Some(later)));
     }
 
     #[test]
