@@ -629,16 +629,17 @@ impl Session {
                 }
                 // A newer peer's message type (a rolling upgrade): skip
                 // it, keep the connection; the frame itself was genuine.
-                Err(_) if Message::unknown_kind(&frame.payload).is_some() => {
-                    self.prove(now);
-                    let kind = Message::unknown_kind(&frame.payload).unwrap_or_default();
-                    self.events.push_back(SessionEvent::Skipped { kind });
-                    true
-                }
-                Err(e) => {
-                    self.reject(Rejection::BadMessage(e.to_string()));
-                    false
-                }
+                Err(e) => match Message::unknown_kind(&frame.payload) {
+                    Some(kind) => {
+                        self.prove(now);
+                        self.events.push_back(SessionEvent::Skipped { kind });
+                        true
+                    }
+                    None => {
+                        self.reject(Rejection::BadMessage(e.to_string()));
+                        false
+                    }
+                },
             },
             FrameType::Data => {
                 self.prove(now);

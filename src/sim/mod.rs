@@ -741,37 +741,33 @@ impl Sim {
 
     /// An operator's `baton switchover INSTANCE --to TARGET` on node `id`.
     pub fn switchover(&mut self, id: NodeId, instance: &str, target: &str, unicast: bool) -> u64 {
-        let rid = self.next_id;
-        self.next_id += 1;
-        self.input(
-            id,
-            Input::Switchover {
-                id: rid,
-                instance,
-                to: Some(target),
-                unicast,
-                clear: false,
-            },
-        );
-        rid
+        self.operator(id, instance, Some(target), unicast)
     }
 
     /// An operator's `baton switchover INSTANCE --clear` on node `id`.
     pub fn clear_pin(&mut self, id: NodeId, instance: &str) -> Result<String, String> {
+        let rid = self.operator(id, instance, None, false);
+        self.switchover_result(id, rid)
+            .unwrap_or_else(|| Err("node not running".into()))
+    }
+
+    /// Hand node `id` an operator's request (`to` None: `--clear`); its
+    /// answer is found with [`Sim::switchover_result`].
+    fn operator(&mut self, id: NodeId, instance: &str, to: Option<&str>, unicast: bool) -> u64 {
         let rid = self.next_id;
         self.next_id += 1;
+        let clear = to.is_none();
         self.input(
             id,
             Input::Switchover {
                 id: rid,
                 instance,
-                to: None,
-                unicast: false,
-                clear: true,
+                to,
+                unicast,
+                clear,
             },
         );
-        self.switchover_result(id, rid)
-            .unwrap_or_else(|| Err("node not running".into()))
+        rid
     }
 
     pub fn switchover_result(&self, id: NodeId, rid: u64) -> Option<Result<String, String>> {
