@@ -294,15 +294,23 @@ pub fn render(status: &Status) -> String {
                     .unwrap_or_default()
             );
         }
+        let counts = |m: &std::collections::BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         for ch in &c.channel {
             if !ch.rejected.is_empty() {
-                let parts: Vec<String> = ch
-                    .rejected
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect();
-                let _ = writeln!(out, "  rejected from {}: {}", ch.name, parts.join(", "));
+                let _ = writeln!(out, "  rejected from {}: {}", ch.name, counts(&ch.rejected));
             }
+        }
+        if !c.rejected_unknown.is_empty() {
+            let _ = writeln!(
+                out,
+                "  rejected before naming a peer: {}",
+                counts(&c.rejected_unknown)
+            );
         }
         for s in &c.sync {
             let v = |v: Option<crate::cluster::SyncVersion>| {

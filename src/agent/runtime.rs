@@ -204,10 +204,84 @@ struct Agent {
     next_request: u64,
 }
 
-/// The cluster channel's transport, when configured.
+/// The cluster channel's transport, when configured. Fields drop in
+/// order: the handle first (connections say goodbye), then the thread.
 struct ChannelRt {
     chan: ChannelHandle,
     events: mpsc::Receiver<ChannelEvent>,
+    _thread: ChannelThread,
+}
+
+/// The thread the channel runs on: its own current_thread runtime, so
+/// that connection handling (a flood of strangers' TCP connections, the
+/// Hello and AEAD work of every frame) never takes time from the VRRP
+/// timers of the protocol thread. Dropped, it stops the runtime after a
+/// short grace for the goodbyes of the closing connections.
+struct ChannelThread {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long the channel's runtime goes on after the agent let go of it:
+/// time for `Close("shutdown")` to leave.
+const CHANNEL_GOODBYE_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl Drop for ChannelThread {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+type ChannelStart = (ChannelHandle, mpsc::Receiver<ChannelEvent>, ChannelThread);
+
+/// Start the channel on a thread of its own (see [`ChannelThread`]).
+fn start_channel_thread(
+    me: &str,
+    listen: std::net::SocketAddr,
+    peers: Vec<(String, std::net::SocketAddr)>,
+    key: Vec<u8>,
+    opts: ChannelOptions,
+) -> io::Result<ChannelStart> {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let me = me.to_string();
+    let thread = std::thread::Builder::new()
+        .name("baton-channel".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
+                    return;
+                }
+            };
+            let started = {
+                let _in = rt.enter();
+                Channel::start(&me, listen, peers, key, opts)
+            };
+            let ok = started.is_ok();
+            let _ = started_tx.send(started);
+            if ok {
+                rt.block_on(async {
+                    let _ = stop_rx.await;
+                    tokio::time::sleep(CHANNEL_GOODBYE_GRACE).await;
+                });
+            }
+        })?;
+    let (chan, events) = started_rx
+        .recv()
+        .map_err(|_| io::Error::other("the channel thread ended before starting"))??;
+    let thread = ChannelThread {
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    };
+    Ok((chan, events, thread))
 }
 
 /// Data sync's IO, when `[[sync]]` entries exist: the file worker and the
@@ -335,7 +409,7 @@ impl Agent {
         let peers: Vec<(String, std::net::SocketAddr)> =
             cc.peers.iter().map(|p| (p.name.clone(), p.addr)).collect();
         let opts = ChannelOptions::with_heartbeat(cc.heartbeat_interval);
-        let (chan, events) = Channel::start(&cc.node, cc.listen, peers, key, opts)
+        let (chan, events, thread) = start_channel_thread(&cc.node, cc.listen, peers, key, opts)
             .map_err(io_err(format!("cluster channel on {}", cc.listen)))?;
         self.node.enable_cluster(Instant::now());
         info!(
@@ -344,7 +418,11 @@ impl Agent {
             cc.listen,
             cc.peers.len()
         );
-        Ok(ChannelRt { chan, events })
+        Ok(ChannelRt {
+            chan,
+            events,
+            _thread: thread,
+        })
     }
 
     fn start_sync(&mut self) -> Result<SyncIo, AgentError> {
@@ -1037,6 +1115,7 @@ impl Agent {
                     rejected: p.rejected,
                 })
                 .collect();
+            cs.rejected_unknown = c.chan.unknown_rejected();
         }
         status
     }

@@ -22,6 +22,7 @@
 //! a test panics.
 
 pub mod demo;
+pub mod flood;
 pub mod probe;
 
 use std::io;

@@ -37,6 +37,11 @@ pub struct ClusterStatus {
     pub refused: std::collections::BTreeMap<String, u64>,
     /// Transport view per peer: connection and rejected frames by reason.
     pub channel: Vec<ChannelPeerStatus>,
+    /// Connections refused before they named a configured peer, by reason
+    /// (`unknown_peer`, `no_hello`, `hello_timeout`, `too_many_unproven`,
+    /// frame errors of the Hello).
+    #[serde(default)]
+    pub rejected_unknown: std::collections::BTreeMap<String, u64>,
     /// Data sync: per `[[sync]]` entry, this node's and each peer's
     /// version and the committed one.
     #[serde(default)]
@@ -147,6 +152,7 @@ pub(super) fn project(node: &super::Node, now: std::time::Instant) -> Status {
         stale_ignored: c.stale_ignored,
         refused: node.refused.clone(),
         channel: Vec::new(),
+        rejected_unknown: Default::default(),
         sync: node.sync.as_ref().map_or(Vec::new(), |s| s.core.views()),
     });
     Status {
