@@ -125,6 +125,9 @@ pub fn run(opts: Options) -> Result<(), AgentError> {
     }
     let _ = set.thread_unblock();
     let config = opts.load().map_err(AgentError::Config)?;
+    // Every user the configuration names, looked up once, here: never on
+    // the protocol thread when a script starts.
+    script::UserTable::resolve(&config).install();
     // Before anything else: a second agent on the same state directory
     // stops here, without touching the VIPs, the pid file or the socket.
     let _lock = StateLock::acquire(&config.global.state_dir).map_err(AgentError::Config)?;
@@ -202,6 +205,37 @@ struct Agent {
     /// Operator requests waiting for the node's answer, by request id.
     waiting: BTreeMap<u64, tokio::sync::oneshot::Sender<Reply>>,
     next_request: u64,
+    /// Reloads: the configuration is read (and its users looked up) on a
+    /// blocking thread, its result comes back here.
+    reloads: ReloadQueue,
+}
+
+/// A configuration read off the protocol thread, with its users.
+type Loaded = Result<(Config, script::UserTable), String>;
+
+/// The reload in flight, if any, and who waits for it.
+struct ReloadQueue {
+    tx: mpsc::UnboundedSender<Loaded>,
+    rx: mpsc::UnboundedReceiver<Loaded>,
+    in_flight: bool,
+    /// Another SIGHUP or request came while one was in flight: read the
+    /// file again once it lands (the newer file wins).
+    again: bool,
+    /// Control requests answered when the reload they asked for lands.
+    replies: Vec<tokio::sync::oneshot::Sender<Reply>>,
+}
+
+impl ReloadQueue {
+    fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        ReloadQueue {
+            tx,
+            rx,
+            in_flight: false,
+            again: false,
+            replies: Vec::new(),
+        }
+    }
 }
 
 /// The cluster channel's transport, when configured. Fields drop in
@@ -356,6 +390,7 @@ impl Agent {
             notifier: Notifier::new(&config.global),
             waiting: BTreeMap::new(),
             next_request: 1,
+            reloads: ReloadQueue::new(),
         };
         for cfg in &config.instances {
             for (set, what) in [
@@ -674,7 +709,8 @@ impl Agent {
                 biased;
                 _ = term.recv() => { info!("SIGTERM: stopping"); break; }
                 _ = int.recv() => { info!("SIGINT: stopping"); break; }
-                _ = hup.recv() => self.reload().await,
+                _ = hup.recv() => self.request_reload(None),
+                Some(loaded) = self.reloads.rx.recv() => self.reload_loaded(loaded).await,
                 Some(ev) = self.links.recv() => self.on_net_event(ev).await,
                 Some(p) = self.rx.recv() => self.on_packet(p),
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
@@ -888,10 +924,8 @@ impl Agent {
                     .map(|(ifname, _, v)| (ifname.clone(), v.addr, v.prefix_len))
                     .collect();
                 // Intent first: if we are killed after the add, the next start
-                // still knows what to clean up.
-                if let Err(e) = self.ledger.record(&entries) {
-                    warn!("state file: {e}");
-                }
+                // still knows what to clean up (queued to the ledger's thread).
+                self.ledger.record(&entries);
                 for (ifname, index, v) in &targets {
                     let label = v.label.as_deref();
                     if let Err(e) = self
@@ -918,9 +952,7 @@ impl Agent {
                     .iter()
                     .map(|(ifname, _, v)| (ifname.clone(), v.addr, v.prefix_len))
                     .collect();
-                if let Err(e) = self.ledger.forget(&entries) {
-                    warn!("state file: {e}");
-                }
+                self.ledger.forget(&entries);
                 info!("({name}) removing VIPs");
             }
             Effect::SendGarp {
@@ -1071,8 +1103,8 @@ impl Agent {
         let reply = match req.request {
             Request::Status {} => Reply::status(self.status()),
             Request::Reload {} => {
-                self.reload().await;
-                Reply::message("reloaded")
+                self.request_reload(Some(req.reply));
+                return;
             }
             Request::Switchover {
                 instance,
@@ -1120,16 +1152,52 @@ impl Agent {
         status
     }
 
-    /// SIGHUP: read the file again and apply it as [`node::plan_reload`]
-    /// decides. A config that does not load is refused and nothing changes.
-    async fn reload(&mut self) {
-        let new = match self.opts.load() {
-            Ok(c) => c,
+    /// SIGHUP or `baton reload`: read the file again on a blocking thread
+    /// (the file system and the name service may be slow; the protocol
+    /// thread goes on meanwhile), then [`reload_loaded`](Self::reload_loaded).
+    fn request_reload(&mut self, reply: Option<tokio::sync::oneshot::Sender<Reply>>) {
+        self.reloads.replies.extend(reply);
+        if self.reloads.in_flight {
+            self.reloads.again = true;
+            return;
+        }
+        self.reloads.in_flight = true;
+        let opts = self.opts.clone();
+        let tx = self.reloads.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let loaded = opts.load().map(|c| {
+                let users = script::UserTable::resolve(&c);
+                (c, users)
+            });
+            let _ = tx.send(loaded);
+        });
+    }
+
+    /// Apply a configuration read by [`request_reload`](Self::request_reload)
+    /// and answer who asked for it.
+    async fn reload_loaded(&mut self, loaded: Loaded) {
+        self.reloads.in_flight = false;
+        let reply = match loaded {
+            Ok((new, users)) => {
+                users.install();
+                self.reload(new).await;
+                Reply::message("reloaded")
+            }
             Err(d) => {
                 error!("reload refused, keeping the running configuration:\n{d}");
-                return;
+                Reply::error(format!("reload refused: {d}"))
             }
         };
+        for r in std::mem::take(&mut self.reloads.replies) {
+            let _ = r.send(reply.clone());
+        }
+        if std::mem::take(&mut self.reloads.again) {
+            self.request_reload(None);
+        }
+    }
+
+    /// Apply a new configuration as [`node::plan_reload`] decides.
+    async fn reload(&mut self, new: Config) {
         let now = Instant::now();
         let plan = node::plan_reload(self.node.config(), &new);
         let stopped = self.node.reload(now, new.clone(), &plan);

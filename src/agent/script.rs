@@ -63,9 +63,72 @@ pub struct RunAs {
     pub gid: Gid,
 }
 
+// ---------------------------------------------------------------------------
+// Users, resolved when the configuration is loaded.
+// ---------------------------------------------------------------------------
+
+/// The answers of the name service (users and groups) for every user a
+/// configuration names, looked up when it is loaded, off the protocol
+/// thread: a look-up may go to LDAP or NIS and hang, and scripts start on
+/// the protocol thread. Installed with [`UserTable::install`]; a name
+/// missing from the installed table is looked up on the spot (and logged).
+#[derive(Debug, Clone, Default)]
+pub struct UserTable {
+    users: std::collections::HashMap<String, Result<RunAs, String>>,
+    keepalived_script: bool,
+}
+
+static USERS: Mutex<Option<UserTable>> = Mutex::new(None);
+
+impl UserTable {
+    /// Look up every user `config` names: `script_user`, each script's
+    /// `user`, each synced file's `owner`, and whether `keepalived_script`
+    /// exists. Blocking (the name service): call it where blocking is fine.
+    pub fn resolve(config: &crate::config::model::Config) -> UserTable {
+        let specs = config
+            .global
+            .script_user
+            .iter()
+            .chain(config.vrrp_scripts.iter().filter_map(|s| s.user.as_ref()))
+            .chain(config.sync.iter().filter_map(|s| s.owner.as_ref()));
+        let mut users = std::collections::HashMap::new();
+        for spec in specs {
+            users
+                .entry(spec.clone())
+                .or_insert_with(|| lookup_user(spec));
+        }
+        UserTable {
+            users,
+            keepalived_script: matches!(User::from_name("keepalived_script"), Ok(Some(_))),
+        }
+    }
+
+    /// Make this table the one [`resolve_user`] and [`script_user_spec`]
+    /// answer from.
+    pub fn install(self) {
+        *USERS.lock().unwrap_or_else(|e| e.into_inner()) = Some(self);
+    }
+
+    fn with<R>(f: impl FnOnce(Option<&UserTable>) -> R) -> R {
+        f(USERS.lock().unwrap_or_else(|e| e.into_inner()).as_ref())
+    }
+}
+
 /// Resolves `user`, `user:group` (or keepalived's `user group`); the group
-/// defaults to the user's own.
+/// defaults to the user's own. From the installed [`UserTable`] when it
+/// has the name (no name-service call), else looked up now.
 pub fn resolve_user(spec: &str) -> Result<RunAs, String> {
+    if let Some(known) = UserTable::with(|t| t.and_then(|t| t.users.get(spec).cloned())) {
+        return known;
+    }
+    if UserTable::with(|t| t.is_some()) {
+        tracing::debug!("user \"{spec}\" was not resolved at load; looking it up now");
+    }
+    lookup_user(spec)
+}
+
+/// The name-service look-up behind [`resolve_user`].
+fn lookup_user(spec: &str) -> Result<RunAs, String> {
     let mut parts = spec
         .split(|c: char| c == ':' || c.is_whitespace())
         .filter(|p| !p.is_empty());
@@ -99,8 +162,9 @@ pub fn script_user_spec(own: Option<&str>, global: &Global) -> Option<String> {
     own.map(str::to_string)
         .or_else(|| global.script_user.clone())
         .or_else(|| {
-            matches!(User::from_name("keepalived_script"), Ok(Some(_)))
-                .then(|| "keepalived_script".to_string())
+            let exists = UserTable::with(|t| t.map(|t| t.keepalived_script))
+                .unwrap_or_else(|| matches!(User::from_name("keepalived_script"), Ok(Some(_))));
+            exists.then(|| "keepalived_script".to_string())
         })
 }
 
@@ -462,6 +526,31 @@ pub async fn run_to_completion_with_env(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn users_named_by_the_configuration_are_answered_from_the_table() {
+        let mut config = crate::config::model::Config::new("t");
+        config.global.script_user = Some("root".into());
+        let mut table = UserTable::resolve(&config);
+        assert_eq!(
+            table.users.get("root").cloned().unwrap().unwrap().uid,
+            Uid::from_raw(0)
+        );
+        // A user the name service does not know, planted in the table: the
+        // answer comes from the table, so no look-up happened.
+        let ghost = RunAs {
+            user: "baton-ghost-user".into(),
+            uid: Uid::from_raw(4242),
+            gid: Gid::from_raw(4242),
+        };
+        table
+            .users
+            .insert("baton-ghost-user".into(), Ok(ghost.clone()));
+        table.install();
+        assert_eq!(resolve_user("baton-ghost-user"), Ok(ghost));
+        // A name missing from the table is looked up on the spot.
+        assert!(resolve_user("baton-no-such-user-at-all").is_err());
+    }
 
     #[test]
     fn commands_split_by_the_model_rule() {

@@ -1,8 +1,12 @@
 //! The state directory: the lock that makes one agent its only owner, and
 //! the VIP ledger: which addresses this node has configured, kept in
-//! `state_dir/vips.json`. Written before an add (intent) and after a
-//! removal, so after a SIGKILL the next start knows exactly what to clean
-//! up, and removes nothing it did not add.
+//! `state_dir/vips.json`. Queued before an add (intent) and after a
+//! removal, so after a SIGKILL the next start knows what to clean up, and
+//! removes nothing it did not add. The file is written (fsync, rename,
+//! directory fsync) by a thread of its own: a slow disk never delays an
+//! advert. The price is a window of a few milliseconds after an add in
+//! which a SIGKILL can leave a VIP the ledger does not name yet; a VIP
+//! lease (`vip_lease`) removes such an address by itself.
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -75,6 +79,76 @@ const LEDGER_MAX: u64 = 16 << 20;
 pub struct VipLedger {
     path: PathBuf,
     entries: std::cell::RefCell<BTreeSet<Entry>>,
+    writer: Writer,
+}
+
+enum WriterCmd {
+    Save(Vec<Entry>),
+    /// Answer once every save queued before it is on disk.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// The thread that writes the ledger; saves queued while it writes are
+/// merged (only the newest list is written).
+struct Writer {
+    tx: Option<std::sync::mpsc::Sender<WriterCmd>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(path: PathBuf) -> Writer {
+        let (tx, rx) = std::sync::mpsc::channel::<WriterCmd>();
+        let thread = std::thread::Builder::new()
+            .name("baton-ledger".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut latest = None;
+                    let mut flushes = Vec::new();
+                    for cmd in std::iter::once(first).chain(rx.try_iter()) {
+                        match cmd {
+                            WriterCmd::Save(list) => latest = Some(list),
+                            WriterCmd::Flush(done) => flushes.push(done),
+                        }
+                    }
+                    if let Some(list) = latest {
+                        if let Err(e) = write_list(&path, &list) {
+                            tracing::warn!("VIP ledger {}: {e}", path.display());
+                        }
+                    }
+                    for done in flushes {
+                        let _ = done.send(());
+                    }
+                }
+            });
+        match thread {
+            Ok(t) => Writer {
+                tx: Some(tx),
+                thread: Some(t),
+            },
+            Err(e) => {
+                tracing::warn!("VIP ledger: no writer thread ({e}); writing inline");
+                Writer {
+                    tx: None,
+                    thread: None,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue lets the thread write what is left and end.
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn write_list(path: &Path, list: &[Entry]) -> io::Result<()> {
+    let bytes = serde_json::to_vec(list).map_err(io::Error::other)?;
+    super::syncfs::write_private(path, &bytes)
 }
 
 impl VipLedger {
@@ -92,6 +166,7 @@ impl VipLedger {
             .and_then(|b| serde_json::from_slice::<Vec<Entry>>(&b).ok())
             .unwrap_or_default();
         VipLedger {
+            writer: Writer::start(path.clone()),
             path,
             entries: std::cell::RefCell::new(entries.into_iter().collect()),
         }
@@ -102,33 +177,57 @@ impl VipLedger {
         self.entries.borrow().iter().cloned().collect()
     }
 
+    /// Empty the ledger now (at start, before any VIP is added): written
+    /// before it returns.
     pub fn clear(&self) -> io::Result<()> {
         self.entries.borrow_mut().clear();
-        self.save()
+        self.flush();
+        write_list(&self.path, &[])
     }
 
-    pub fn record(&self, added: &[Entry]) -> io::Result<()> {
+    /// Queue the addition of `added` (written by the ledger's thread).
+    pub fn record(&self, added: &[Entry]) {
         self.entries.borrow_mut().extend(added.iter().cloned());
-        self.save()
+        self.save();
     }
 
-    pub fn forget(&self, removed: &[Entry]) -> io::Result<()> {
+    /// Queue the removal of `removed` (written by the ledger's thread).
+    pub fn forget(&self, removed: &[Entry]) {
         {
             let mut e = self.entries.borrow_mut();
             for r in removed {
                 e.remove(r);
             }
         }
-        self.save()
+        self.save();
+    }
+
+    /// Wait until everything queued is on disk.
+    pub fn flush(&self) {
+        if let Some(tx) = &self.writer.tx {
+            let (done, wait) = std::sync::mpsc::channel();
+            if tx.send(WriterCmd::Flush(done)).is_ok() {
+                let _ = wait.recv();
+            }
+        }
     }
 
     /// Atomic private replace (0600, an exclusive temporary file at an
     /// unpredictable name, fsync, rename, directory fsync): a symlink
     /// planted at the ledger or at any temporary name is never followed.
-    fn save(&self) -> io::Result<()> {
+    /// On the ledger's thread; inline only if that thread could not start.
+    fn save(&self) {
         let list: Vec<Entry> = self.entries.borrow().iter().cloned().collect();
-        let bytes = serde_json::to_vec(&list).map_err(io::Error::other)?;
-        super::syncfs::write_private(&self.path, &bytes)
+        match &self.writer.tx {
+            Some(tx) => {
+                let _ = tx.send(WriterCmd::Save(list));
+            }
+            None => {
+                if let Err(e) = write_list(&self.path, &list) {
+                    tracing::warn!("VIP ledger {}: {e}", self.path.display());
+                }
+            }
+        }
     }
 }
 
@@ -152,12 +251,29 @@ mod tests {
     fn the_ledger_is_private_and_read_back() {
         let d = tmpdir("ledger");
         let l = VipLedger::open(&d);
-        l.record(&[entry()]).unwrap();
+        l.record(&[entry()]);
+        l.flush();
         let m = std::fs::symlink_metadata(d.join("vips.json")).unwrap();
         assert!(m.file_type().is_file());
         assert_eq!(m.permissions().mode() & 0o7777, 0o600);
         assert_eq!(VipLedger::open(&d).stale(), vec![entry()]);
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "no temp file");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn saves_land_in_order_and_the_newest_list_wins() {
+        let d = tmpdir("ledgerorder");
+        let l = VipLedger::open(&d);
+        let other: Entry = ("eth0".into(), "192.0.2.2".parse().unwrap(), 24);
+        for _ in 0..50 {
+            l.record(&[entry(), other.clone()]);
+            l.forget(&[entry()]);
+        }
+        drop(l);
+        // Dropping the ledger writes what was queued.
+        let back = VipLedger::open(&d);
+        assert_eq!(back.stale(), vec![other]);
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -172,7 +288,8 @@ mod tests {
         std::os::unix::fs::symlink(&victim, d.join("vips.json")).unwrap();
         let l = VipLedger::open(&d);
         assert!(l.stale().is_empty());
-        l.record(&[entry()]).unwrap();
+        l.record(&[entry()]);
+        l.flush();
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         let m = std::fs::metadata(&victim).unwrap();
         assert_eq!(m.permissions().mode() & 0o7777, 0o644);
