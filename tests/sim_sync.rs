@@ -316,6 +316,33 @@ fn a_failed_write_keeps_the_old_file_and_blocks_the_commit_until_it_succeeds() {
     assert_eq!(sim.on_changes(2).len(), 2);
 }
 
+/// on_change runs for committed versions only: while one peer cannot
+/// write version 2, the other has it on disk but does not run on_change;
+/// it does once the control node commits it.
+#[test]
+fn on_change_waits_for_the_commit() {
+    let mut sim = cluster(11, 16 * MIB, true);
+    sim.edit_file(0, "cfg", b"a");
+    sim.run_for(ms(50));
+    assert_eq!(sim.on_changes(1).len(), 1);
+    sim.set_fail_writes(2, true);
+    sim.edit_file(0, "cfg", b"b");
+    sim.run_for(ms(2500));
+    assert_eq!(sim.file(1, "cfg"), Some(&b"b"[..]), "node1 holds version 2");
+    assert_eq!(sim.sync(0).unwrap().committed("cfg"), Some(v(1, 1)));
+    let runs = |sim: &Sim, n| sim.on_changes(n).iter().map(|r| r.1).collect::<Vec<_>>();
+    assert_eq!(
+        runs(&sim, 1),
+        vec![v(1, 1)],
+        "on_change ran before the commit"
+    );
+    sim.set_fail_writes(2, false);
+    sim.run_for(ms(1500));
+    assert!(committed_everywhere(&sim, &[0, 1, 2], v(1, 2)));
+    assert_eq!(runs(&sim, 1), vec![v(1, 1), v(1, 2)]);
+    assert_eq!(runs(&sim, 2), vec![v(1, 1), v(1, 2)]);
+}
+
 #[test]
 fn a_fresh_cluster_adopts_the_control_nodes_file_and_keeps_differing_ones() {
     let mut sim = cluster(11, 16 * MIB, false);

@@ -215,7 +215,7 @@ pub enum SyncAction {
         keep_unless: Option<Digest>,
         conflict_epoch: u64,
     },
-    /// A new version was applied here: run the entry's `on_change`.
+    /// A version written here is committed: run the entry's `on_change`.
     RunOnChange {
         name: String,
         version: SyncVersion,
@@ -310,6 +310,10 @@ struct Entry {
     /// oversize): do not repeat.
     warned: Option<Digest>,
     warned_size: Option<u64>,
+    /// A version written here whose `on_change` waits for its commit (the
+    /// control node's word that every peer holds it); a newer write
+    /// replaces it, so a version that never commits never fires.
+    on_change_pending: Option<SyncVersion>,
 }
 
 /// Per entry, for `baton status`.
@@ -356,6 +360,7 @@ impl SyncCore {
                     settle: None,
                     warned: None,
                     warned_size: None,
+                    on_change_pending: None,
                 };
                 (s.name.clone(), e)
             })
@@ -606,6 +611,7 @@ impl SyncCore {
                     e.committed = committed;
                     self.persist(&name);
                 }
+                self.fire_on_change(&name);
                 self.try_settle(now, &name);
                 self.serve(now, &name);
             }
@@ -734,11 +740,11 @@ impl SyncCore {
                     content.len()
                 )));
                 if changed {
-                    self.actions.push_back(SyncAction::RunOnChange {
-                        name: name.to_string(),
-                        version: v,
-                    });
+                    e.on_change_pending = Some(v);
+                } else if e.on_change_pending.is_some_and(|p| p < v) {
+                    e.on_change_pending = None;
                 }
+                self.fire_on_change(name);
                 self.persist(name);
                 self.announce(name);
             }
@@ -1180,6 +1186,29 @@ impl SyncCore {
             )));
             self.persist(name);
             self.announce(name);
+            self.fire_on_change(name);
+        }
+    }
+
+    /// Run `on_change` for the pending version of `name` once the held
+    /// copy is that version and known committed (these very bytes).
+    fn fire_on_change(&mut self, name: &str) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let Some(p) = e.on_change_pending else {
+            return;
+        };
+        let ready = e
+            .held
+            .as_ref()
+            .is_some_and(|h| h.version == p && h.committed && !h.contested);
+        if ready {
+            e.on_change_pending = None;
+            self.actions.push_back(SyncAction::RunOnChange {
+                name: name.to_string(),
+                version: p,
+            });
         }
     }
 
