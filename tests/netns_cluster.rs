@@ -1046,6 +1046,14 @@ fn rogue_connections_are_refused_counted_and_change_nothing() {
     c.wait(MOVE, "node2 counts bad_tag for node1", |c| {
         c.rejected(2, "node1").get("bad_tag").copied() >= Some(1)
     });
+    // The log names the address the bytes came from (the client), not the
+    // configured address of the peer whose name the rogue used.
+    let from = format!("peer node1 (from {}:", c.lab.client_addr4());
+    assert!(
+        c.lab.log(2).contains(&from),
+        "node2's log does not name the rogue's real address ({from}...)\n{}",
+        c.lab.log(2)
+    );
     // The real node1 was never disturbed.
     let ch = c.cluster(2).channel;
     assert!(
