@@ -238,6 +238,18 @@ impl ReloadQueue {
     }
 }
 
+/// The netns tests' hook `BATON_TEST_CORRUPT_SYNC`: in debug builds only,
+/// so a release binary has no such switch.
+#[cfg(debug_assertions)]
+fn corrupt_sync_hook() -> bool {
+    std::env::var_os("BATON_TEST_CORRUPT_SYNC").is_some()
+}
+
+#[cfg(not(debug_assertions))]
+fn corrupt_sync_hook() -> bool {
+    false
+}
+
 /// The cluster channel's transport, when configured. Fields drop in
 /// order: the handle first (connections say goodbye), then the thread.
 struct ChannelRt {
@@ -325,7 +337,7 @@ struct SyncIo {
     events: mpsc::UnboundedReceiver<FsEvent>,
     /// on_change commands, run one at a time in order.
     runner: on_change::Runner,
-    /// Test hook (`BATON_TEST_CORRUPT_SYNC`): flip a byte of every chunk
+    /// Test hook (`BATON_TEST_CORRUPT_SYNC`, debug builds only): flip a byte of every chunk
     /// sent, so the netns tests can show a corrupt transfer changes nothing.
     corrupt: bool,
 }
@@ -504,7 +516,7 @@ impl Agent {
             fs,
             events,
             runner: on_change::Runner::start(config.global.clone()),
-            corrupt: std::env::var_os("BATON_TEST_CORRUPT_SYNC").is_some(),
+            corrupt: corrupt_sync_hook(),
         })
     }
 
