@@ -17,7 +17,8 @@ use baton::agent::control::{self, Request};
         Without a subcommand, baton runs the agent and accepts keepalived's \
         command-line flags, so `ExecStart=/usr/sbin/baton --dont-fork $DAEMON_ARGS` \
         works unchanged.",
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    disable_version_flag = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,38 +27,110 @@ struct Cli {
     run: RunArgs,
 }
 
-/// The agent's flags: keepalived's, plus baton's own.
-#[derive(Args, Debug, Clone)]
+/// The agent's flags: every one of keepalived 2.2.7's (`keepalived
+/// --help`), with its meaning where it has one for a VRRP-only daemon and
+/// accepted (logged once) where it has none, plus baton's own.
+#[derive(Args, Debug, Clone, Default)]
 struct RunArgs {
     /// Configuration file: baton TOML or keepalived.conf (chosen by content).
     /// Default: /etc/baton/baton.toml, else /etc/keepalived/keepalived.conf.
     #[arg(short = 'f', long = "use-file")]
     file: Option<PathBuf>,
-    /// Stay in the foreground (baton never forks; accepted for keepalived units).
-    #[arg(short = 'n', long = "dont-fork")]
-    dont_fork: bool,
-    /// Log to the console (stderr). Always on; accepted for keepalived units.
+    /// Only run the VRRP subsystem (baton's only one; accepted).
+    #[arg(short = 'P', long = "vrrp")]
+    vrrp_only: bool,
+    /// Only run the health checkers (baton has none: accepted, logged; VRRP runs).
+    #[arg(short = 'C', long = "check")]
+    checkers_only: bool,
+    /// Don't run BFD (baton has none; accepted).
+    #[arg(short = 'B', long = "no_bfd")]
+    no_bfd: bool,
+    /// Force all child processes to run (baton has one process; accepted).
+    #[arg(long = "all")]
+    all: bool,
+    /// Log to the console (stderr, baton's log; accepted).
     #[arg(short = 'l', long = "log-console")]
     log_console: bool,
     /// Detailed (debug) logging.
     #[arg(short = 'D', long = "log-detail")]
     log_detail: bool,
-    /// Test the configuration and exit: 0 valid, 5 invalid (as keepalived),
-    /// but a missing file is an error too.
-    #[arg(short = 't', long = "config-test")]
-    config_test: bool,
+    /// Syslog facility: 0-7, local0-local7, user or daemon (checked;
+    /// baton logs to stderr, which journald or the unit collects).
+    #[arg(short = 'S', long = "log-facility", value_parser = parse_facility)]
+    log_facility: Option<String>,
+    /// Don't log via syslog (baton logs to stderr; accepted).
+    #[arg(short = 'G', long = "no-syslog")]
+    no_syslog: bool,
+    /// umask for files baton creates (numeric: 022, 0077, 0x12...).
+    #[arg(short = 'u', long = "umask", value_parser = parse_umask)]
+    umask: Option<u32>,
+    /// Drop VIPs on a transition caused by a signal (baton always removes
+    /// VIPs when it leaves MASTER; accepted).
+    #[arg(short = 'X', long = "release-vips")]
+    release_vips: bool,
+    /// Leave the VIPs configured when stopping (keepalived's -V).
+    #[arg(short = 'V', long = "dont-release-vrrp")]
+    dont_release_vrrp: bool,
+    /// Don't remove IPVS topology on stop (baton has no IPVS; accepted).
+    #[arg(short = 'I', long = "dont-release-ipvs")]
+    dont_release_ipvs: bool,
+    /// Don't respawn child processes (baton has none; accepted).
+    #[arg(short = 'R', long = "dont-respawn")]
+    dont_respawn: bool,
+    /// Stay in the foreground (baton never forks; accepted).
+    #[arg(short = 'n', long = "dont-fork")]
+    dont_fork: bool,
+    /// Log the configuration as read, at start.
+    #[arg(short = 'd', long = "dump-conf")]
+    dump_conf: bool,
     /// Write the pid to this file (removed on exit).
     #[arg(short = 'p', long = "pid")]
     pid_file: Option<PathBuf>,
+    /// The VRRP process's pid file: baton's own pid (it is the VRRP process).
+    #[arg(short = 'r', long = "vrrp_pid")]
+    vrrp_pid_file: Option<PathBuf>,
+    /// The checkers' pid file (baton has no checker process; accepted).
+    #[arg(short = 'c', long = "checkers_pid")]
+    checkers_pid_file: Option<PathBuf>,
+    /// The BFD process's pid file (baton has none; accepted).
+    #[arg(short = 'b', long = "bfd_pid")]
+    bfd_pid_file: Option<PathBuf>,
+    /// Log every address added or removed on the host (netlink).
+    #[arg(short = 'a', long = "address-monitoring")]
+    address_monitoring: bool,
+    /// Enable SNMP (baton has no SNMP agent; accepted, logged).
+    #[arg(short = 'x', long = "snmp")]
+    snmp: bool,
+    /// SNMP master agent socket (accepted, logged).
+    #[arg(short = 'A', long = "snmp-agent-socket")]
+    snmp_agent_socket: Option<PathBuf>,
+    /// Run in network namespace NAME (/run/netns/NAME), before anything else.
+    #[arg(short = 's', long = "namespace")]
+    namespace: Option<String>,
+    /// Produce a core dump on abnormal termination (RLIMIT_CORE unlimited).
+    #[arg(short = 'm', long = "core-dump")]
+    core_dump: bool,
+    /// As -m; keepalived also sets /proc/sys/kernel/core_pattern, a host-wide
+    /// setting baton leaves alone (logged).
+    #[arg(short = 'M', long = "core-dump-pattern", num_args = 0..=1, require_equals = true, default_missing_value = "core")]
+    core_dump_pattern: Option<String>,
+    /// A missing included file is an error (as `includet`).
+    #[arg(short = 'e', long = "all-config")]
+    all_config: bool,
     /// keepalived.conf config id for `@id` lines (default: short host name).
     #[arg(short = 'i', long = "config-id")]
     config_id: Option<String>,
-    /// Run the VRRP subsystem only (baton has no other; accepted).
-    #[arg(short = 'P', long = "vrrp")]
-    vrrp_only: bool,
-    /// Syslog facility (accepted; baton logs to stderr for journald).
-    #[arg(short = 'S', long = "log-facility")]
-    log_facility: Option<String>,
+    /// Print the number of a keepalived signal function (STOP, RELOAD, DATA,
+    /// STATS, STATS_CLEAR, JSON) and exit.
+    #[arg(long = "signum")]
+    signum: Option<String>,
+    /// Test the configuration and exit: 0 valid, 5 invalid (as keepalived);
+    /// the report goes to LOG_FILE when given, else stderr.
+    #[arg(short = 't', long = "config-test", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    config_test: Option<String>,
+    /// Print the version and exit.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
     /// Control socket (overrides the configuration's).
     #[arg(long = "control-socket")]
     control_socket: Option<PathBuf>,
@@ -66,6 +139,52 @@ struct RunArgs {
     state_dir: Option<PathBuf>,
 }
 
+/// keepalived's `-S`: 0-7, local0-local7, user or daemon.
+fn parse_facility(s: &str) -> Result<String, String> {
+    let ok = matches!(s, "user" | "daemon")
+        || s.parse::<u8>().is_ok_and(|n| n <= 7)
+        || s.strip_prefix("local")
+            .is_some_and(|n| n.parse::<u8>().is_ok_and(|n| n <= 7));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("expected 0-7, local0-local7, user or daemon".into())
+    }
+}
+
+/// keepalived's `-u`: a number as C's strtol with base 0 reads it (0x..
+/// hex, a leading 0 octal, else decimal), at most 0777.
+fn parse_umask(s: &str) -> Result<u32, String> {
+    let v = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u32::from_str_radix(h, 16)
+    } else if s.len() > 1 && s.starts_with('0') {
+        u32::from_str_radix(&s[1..], 8)
+    } else {
+        s.parse()
+    }
+    .map_err(|_| format!("not a number: {s:?}"))?;
+    if v > 0o777 {
+        return Err(format!("{s} is more than 0777"));
+    }
+    Ok(v)
+}
+
+/// keepalived's `--signum` table (keepalived 2.2.7 on Linux).
+fn signum(name: &str) -> Option<i32> {
+    let rtmin = nix::libc::SIGRTMIN();
+    Some(match name {
+        "STOP" => nix::libc::SIGTERM,
+        "RELOAD" => nix::libc::SIGHUP,
+        "DATA" => nix::libc::SIGUSR1,
+        "STATS" => nix::libc::SIGUSR2,
+        "STATS_CLEAR" => rtmin + 29,
+        "JSON" => rtmin + 2,
+        _ => return None,
+    })
+}
+
+// One value per process: the size of `Run` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the agent in the foreground.
@@ -155,6 +274,35 @@ fn load(
 
 /// The agent (or, with -t, a config test), from keepalived-style flags.
 fn run(args: RunArgs) -> ExitCode {
+    if args.version {
+        println!(
+            "baton {} (keepalived 2.2.7 command line and configuration)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(name) = &args.signum {
+        return match signum(name) {
+            Some(n) => {
+                println!("{n}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("Unknown sigfunc {name}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    if let Some(ns) = &args.namespace {
+        // Before anything else (threads, sockets, the config's interfaces).
+        if let Err(e) = enter_namespace(ns) {
+            eprintln!("network namespace {ns}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(mask) = args.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
     let file = args.file.clone().unwrap_or_else(|| {
         let baton = PathBuf::from("/etc/baton/baton.toml");
         let keepalived = PathBuf::from("/etc/keepalived/keepalived.conf");
@@ -164,31 +312,48 @@ fn run(args: RunArgs) -> ExitCode {
             baton
         }
     });
-    if args.config_test {
-        return match load(&file, args.config_id.clone(), false) {
-            Ok(loaded) => {
-                eprint!("{}", loaded.warnings);
-                ExitCode::SUCCESS
-            }
-            Err(diags) => {
-                eprintln!("{diags}");
-                ExitCode::from(5)
-            }
+    if let Some(log_file) = &args.config_test {
+        let opts = baton::config::Options {
+            config_id: args.config_id.clone(),
+            all_config: args.all_config,
+            ..baton::config::Options::from_host()
         };
+        let (report, code) = match baton::config::load_with_options(&file, &opts) {
+            Ok(loaded) => (loaded.warnings.to_string(), ExitCode::SUCCESS),
+            Err(diags) => (format!("{diags}\n"), ExitCode::from(5)),
+        };
+        if log_file.is_empty() {
+            eprint!("{report}");
+        } else if let Err(e) = std::fs::write(log_file, &report) {
+            eprintln!("{log_file}: {e}");
+            eprint!("{report}");
+        }
+        return code;
     }
     init_logging(args.log_detail);
-    let _ = (
-        args.dont_fork,
-        args.log_console,
-        args.vrrp_only,
-        &args.log_facility,
-    );
+    log_accepted_flags(&args);
+    if args.core_dump || args.core_dump_pattern.is_some() {
+        let inf = nix::sys::resource::RLIM_INFINITY;
+        if let Err(e) =
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, inf, inf)
+        {
+            tracing::warn!("-m: cannot lift the core size limit: {e}");
+        }
+    }
     let opts = baton::agent::runtime::Options {
         config_path: file,
         config_id: args.config_id,
         control_socket: args.control_socket,
         state_dir: args.state_dir,
-        pid_file: args.pid_file,
+        pid_files: args
+            .pid_file
+            .into_iter()
+            .chain(args.vrrp_pid_file)
+            .collect(),
+        all_config: args.all_config,
+        keep_vips_on_stop: args.dont_release_vrrp,
+        address_monitoring: args.address_monitoring,
+        dump_conf: args.dump_conf,
     };
     match baton::agent::runtime::run(opts) {
         Ok(()) => ExitCode::SUCCESS,
@@ -196,6 +361,57 @@ fn run(args: RunArgs) -> ExitCode {
             tracing::error!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// keepalived's `-s NAME`: this process joins /run/netns/NAME.
+fn enter_namespace(name: &str) -> std::io::Result<()> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(std::io::Error::other("not a namespace name"));
+    }
+    let f = std::fs::File::open(format!("/run/netns/{name}"))?;
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+}
+
+/// One log line per keepalived flag that has no meaning for baton.
+fn log_accepted_flags(a: &RunArgs) {
+    let accepted: [(bool, &str); 15] = [
+        (a.vrrp_only, "-P (baton only runs VRRP)"),
+        (
+            a.checkers_only,
+            "-C (baton has no health checkers; VRRP runs)",
+        ),
+        (a.no_bfd, "-B (baton has no BFD)"),
+        (a.all, "--all (baton is one process)"),
+        (a.log_console, "-l (baton logs to stderr)"),
+        (
+            a.log_facility.is_some(),
+            "-S (baton logs to stderr, for journald)",
+        ),
+        (a.no_syslog, "-G (baton logs to stderr)"),
+        (
+            a.release_vips,
+            "-X (baton removes VIPs whenever it leaves MASTER)",
+        ),
+        (a.dont_release_ipvs, "-I (baton has no IPVS)"),
+        (a.dont_respawn, "-R (baton has no child processes)"),
+        (a.dont_fork, "-n (baton never forks)"),
+        (
+            a.checkers_pid_file.is_some(),
+            "-c (baton has no checker process)",
+        ),
+        (a.bfd_pid_file.is_some(), "-b (baton has no BFD process)"),
+        (
+            a.snmp || a.snmp_agent_socket.is_some(),
+            "-x/-A (baton has no SNMP agent)",
+        ),
+        (
+            a.core_dump_pattern.is_some(),
+            "-M (core dumps on, as -m; the host's core_pattern is left alone)",
+        ),
+    ];
+    for (_, what) in accepted.iter().filter(|(on, _)| *on) {
+        tracing::info!("keepalived flag accepted, nothing to do: {what}");
     }
 }
 

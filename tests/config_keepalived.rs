@@ -27,6 +27,7 @@ fn options() -> Options {
         defaults: Defaults::default(),
         config_id: Some("lb1".into()),
         strict: false,
+        all_config: false,
     }
 }
 
@@ -315,6 +316,7 @@ fn conditional_lines() {
             router_id: "lb2".into(),
         },
         strict: false,
+        all_config: false,
     };
     assert_eq!(
         parse_files(&text, &[], &by_router_id)

@@ -11,6 +11,7 @@ pub mod notify;
 pub mod on_change;
 pub mod runtime;
 pub mod script;
+pub mod sdnotify;
 pub mod socket;
 pub mod state;
 pub mod syncfs;

@@ -74,8 +74,17 @@ pub struct Options {
     /// Overrides of the configuration's `control_socket` and `state_dir`.
     pub control_socket: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
-    /// Write our pid here (`-p`), removed on exit.
-    pub pid_file: Option<PathBuf>,
+    /// Write our pid to each (`-p`, and `-r`: baton is its own VRRP
+    /// process), removed on exit.
+    pub pid_files: Vec<PathBuf>,
+    /// keepalived's `-e`: a missing included file is an error.
+    pub all_config: bool,
+    /// keepalived's `-V`: leave the VIPs configured when stopping.
+    pub keep_vips_on_stop: bool,
+    /// keepalived's `-a`: log every address added or removed on the host.
+    pub address_monitoring: bool,
+    /// keepalived's `-d`: log the configuration as read, at start.
+    pub dump_conf: bool,
 }
 
 impl Options {
@@ -85,7 +94,11 @@ impl Options {
             config_id: None,
             control_socket: None,
             state_dir: None,
-            pid_file: None,
+            pid_files: Vec::new(),
+            all_config: false,
+            keep_vips_on_stop: false,
+            address_monitoring: false,
+            dump_conf: false,
         }
     }
 
@@ -93,6 +106,7 @@ impl Options {
     pub fn load(&self) -> Result<Config, String> {
         let opts = crate::config::Options {
             config_id: self.config_id.clone(),
+            all_config: self.all_config,
             ..crate::config::Options::from_host()
         };
         let loaded = crate::config::load_with_options(&self.config_path, &opts)
@@ -131,13 +145,20 @@ pub fn run(opts: Options) -> Result<(), AgentError> {
     // Before anything else: a second agent on the same state directory
     // stops here, without touching the VIPs, the pid file or the socket.
     let _lock = StateLock::acquire(&config.global.state_dir).map_err(AgentError::Config)?;
-    if let Some(p) = &opts.pid_file {
+    for p in &opts.pid_files {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(io_err(format!("pid file {}", p.display())))?;
     }
-    let pid_file = opts.pid_file.clone();
+    if opts.dump_conf {
+        info!(
+            "configuration {} as read (-d):\n{}",
+            opts.config_path.display(),
+            crate::config::convert::to_toml(&config)
+        );
+    }
+    let pid_files = opts.pid_files.clone();
     let result = run_agent(config, opts);
-    if let Some(p) = &pid_file {
+    for p in &pid_files {
         let _ = std::fs::remove_file(p);
     }
     result
@@ -151,6 +172,8 @@ fn run_agent(config: Config, opts: Options) -> Result<(), AgentError> {
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let mut agent = Agent::start(config, opts).await?;
+        // Every instance has its initial state (BACKUP, MASTER or FAULT).
+        agent.sd.ready(&agent.summary());
         agent.run().await;
         agent.finish().await;
         Ok::<(), AgentError>(())
@@ -205,9 +228,68 @@ struct Agent {
     /// Operator requests waiting for the node's answer, by request id.
     waiting: BTreeMap<u64, tokio::sync::oneshot::Sender<Reply>>,
     next_request: u64,
+    /// Stopping under `-V`: VIPs stay configured.
+    keeping_vips: bool,
+    /// systemd notifications (`Type=notify`).
+    sd: super::sdnotify::SdNotify,
+    /// An instance changed state this turn: tell systemd's STATUS=.
+    status_changed: bool,
     /// Reloads: the configuration is read (and its users looked up) on a
     /// blocking thread, its result comes back here.
     reloads: ReloadQueue,
+}
+
+/// What a dump signal asks for.
+#[derive(Debug, Clone, Copy)]
+enum Dump {
+    Data,
+    Stats,
+    Json,
+}
+
+impl Dump {
+    fn file_name(self) -> &'static str {
+        match self {
+            Dump::Data => "baton.data",
+            Dump::Stats => "baton.stats",
+            Dump::Json => "baton.json",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Dump::Data => "data dump (SIGUSR1)",
+            Dump::Stats => "stats dump (SIGUSR2)",
+            Dump::Json => "JSON dump",
+        }
+    }
+}
+
+/// keepalived's stats dump, per instance: transitions and receive counters.
+fn render_stats(status: &Status) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for i in &status.instances {
+        let _ = writeln!(out, "VRRP Instance: {}", i.name);
+        let _ = writeln!(out, "  State: {:?}", i.state);
+        let _ = writeln!(out, "  Became master: {}", i.became_master);
+        let _ = writeln!(out, "  Advertisements received: {}", i.rx.accepted);
+        let _ = writeln!(out, "  Packets dropped: {}", i.rx.dropped_total());
+        for (reason, n) in &i.rx.dropped {
+            let _ = writeln!(out, "    {reason}: {n}");
+        }
+    }
+    for f in &status.interfaces {
+        let _ = writeln!(
+            out,
+            "Interface {} ({}), outside any instance:",
+            f.name, f.family
+        );
+        for (reason, n) in &f.rx.dropped {
+            let _ = writeln!(out, "    {reason}: {n}");
+        }
+    }
+    out
 }
 
 /// A configuration read off the protocol thread, with its users.
@@ -403,6 +485,9 @@ impl Agent {
             waiting: BTreeMap::new(),
             next_request: 1,
             reloads: ReloadQueue::new(),
+            keeping_vips: false,
+            sd: super::sdnotify::SdNotify::from_env(),
+            status_changed: false,
         };
         for cfg in &config.instances {
             for (set, what) in [
@@ -715,13 +800,34 @@ impl Agent {
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        // keepalived's dump signals: none of them may stop the agent.
+        let mut usr1 = signal(SignalKind::user_defined1()).expect("SIGUSR1 handler");
+        let mut usr2 = signal(SignalKind::user_defined2()).expect("SIGUSR2 handler");
+        let rtmin = nix::libc::SIGRTMIN();
+        let mut json = signal(SignalKind::from_raw(rtmin + 2)).expect("JSON signal handler");
+        let mut clear =
+            signal(SignalKind::from_raw(rtmin + 29)).expect("STATS_CLEAR signal handler");
+        // systemd's watchdog: pinged from this loop, so a stuck loop is seen.
+        let mut watchdog = self.sd.watchdog_interval().map(|p| {
+            let mut t = tokio::time::interval(p);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
         loop {
             let deadline = self.node.next_deadline();
             tokio::select! {
                 biased;
-                _ = term.recv() => { info!("SIGTERM: stopping"); break; }
-                _ = int.recv() => { info!("SIGINT: stopping"); break; }
+                _ = term.recv() => { info!("SIGTERM: stopping"); self.sd.stopping(); break; }
+                _ = int.recv() => { info!("SIGINT: stopping"); self.sd.stopping(); break; }
+                _ = tick(&mut watchdog) => self.sd.watchdog(),
                 _ = hup.recv() => self.request_reload(None),
+                _ = usr1.recv() => self.dump(Dump::Data),
+                _ = usr2.recv() => self.dump(Dump::Stats),
+                _ = json.recv() => self.dump(Dump::Json),
+                _ = clear.recv() => {
+                    self.node.clear_stats();
+                    info!("statistics cleared (STATS_CLEAR signal)");
+                }
                 Some(loaded) = self.reloads.rx.recv() => self.reload_loaded(loaded).await,
                 Some(ev) = self.links.recv() => self.on_net_event(ev).await,
                 Some(p) = self.rx.recv() => self.on_packet(p),
@@ -741,6 +847,9 @@ impl Agent {
                 self.node.handle(now, Input::Timeout);
             }
             self.apply_effects().await;
+            if std::mem::take(&mut self.status_changed) {
+                self.sd.status(&self.summary());
+            }
         }
         self.hand_off().await;
         self.shutdown().await;
@@ -829,6 +938,7 @@ impl Agent {
     }
 
     async fn shutdown(&mut self) {
+        self.keeping_vips = self.opts.keep_vips_on_stop;
         self.node.shutdown(Instant::now());
         self.apply_effects().await;
         self.tracker.stop();
@@ -882,6 +992,21 @@ impl Agent {
                     }
                 }
                 self.report_tracked_links().await;
+            }
+            NetEvent::AddressAdded(ref a) | NetEvent::AddressRemoved(ref a)
+                if self.opts.address_monitoring =>
+            {
+                let what = if matches!(ev, NetEvent::AddressAdded(_)) {
+                    "added"
+                } else {
+                    "removed"
+                };
+                let dev = self
+                    .ifaces
+                    .iter()
+                    .find(|f| f.index == a.ifindex)
+                    .map_or_else(|| format!("ifindex {}", a.ifindex), |f| f.name.clone());
+                info!("address {what}: {}/{} on {dev} (-a)", a.addr, a.prefix_len);
             }
             NetEvent::AddressAdded(_) | NetEvent::AddressRemoved(_) => {}
         }
@@ -951,6 +1076,9 @@ impl Agent {
                 let all: Vec<Vip> = targets.into_iter().map(|t| t.2).collect();
                 info!("({name}) setting VIPs: {}", vip_list(&all));
             }
+            Effect::RemoveVips { name, .. } if self.keeping_vips => {
+                info!("({name}) leaving the VIPs configured on stop (-V)");
+            }
             Effect::RemoveVips {
                 name, iface, vips, ..
             } => {
@@ -1008,6 +1136,7 @@ impl Agent {
                     crate::vrrp::State::Initialize => info!("({name}) Stopped ({reason})"),
                 }
                 self.notifier.state_change(&name, &notify, to, priority);
+                self.status_changed = true;
             }
             Effect::GroupStateChanged {
                 group,
@@ -1164,6 +1293,48 @@ impl Agent {
         status
     }
 
+    /// One line for systemd's STATUS=: each instance and its state.
+    fn summary(&self) -> String {
+        let st = self.node.status(Instant::now());
+        let parts: Vec<String> = st
+            .instances
+            .iter()
+            .map(|i| format!("{} {:?}", i.name, i.state).to_uppercase())
+            .collect();
+        format!("{} instance(s): {}", parts.len(), parts.join(", "))
+    }
+
+    /// keepalived's USR1 (data), USR2 (stats) and JSON signals: the state
+    /// as text or JSON, written (0600, never through a symlink) next to the
+    /// control socket, on a blocking thread.
+    fn dump(&mut self, what: Dump) {
+        let status = self.status();
+        let text = match what {
+            Dump::Data => format!(
+                "{}\n# configuration\n{}",
+                control::render(&status),
+                crate::config::convert::to_toml(self.node.config())
+            ),
+            Dump::Stats => render_stats(&status),
+            Dump::Json => serde_json::to_string_pretty(&status).unwrap_or_default() + "\n",
+        };
+        let dir = self
+            .node
+            .config()
+            .global
+            .control_socket
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/run/baton"));
+        let path = dir.join(what.file_name());
+        tokio::task::spawn_blocking(
+            move || match syncfs::write_private(&path, text.as_bytes()) {
+                Ok(()) => info!("{} written to {}", what.title(), path.display()),
+                Err(e) => warn!("{}: {}: {e}", what.title(), path.display()),
+            },
+        );
+    }
+
     /// SIGHUP or `baton reload`: read the file again on a blocking thread
     /// (the file system and the name service may be slow; the protocol
     /// thread goes on meanwhile), then [`reload_loaded`](Self::reload_loaded).
@@ -1174,6 +1345,7 @@ impl Agent {
             return;
         }
         self.reloads.in_flight = true;
+        self.sd.reloading();
         let opts = self.opts.clone();
         let tx = self.reloads.tx.clone();
         tokio::task::spawn_blocking(move || {
@@ -1203,6 +1375,7 @@ impl Agent {
         for r in std::mem::take(&mut self.reloads.replies) {
             let _ = r.send(reply.clone());
         }
+        self.sd.ready(&self.summary());
         if std::mem::take(&mut self.reloads.again) {
             self.request_reload(None);
         }
@@ -1241,6 +1414,16 @@ impl Agent {
             "configuration reloaded: {} instance(s)",
             self.node.instance_ids().len()
         );
+    }
+}
+
+/// The next tick of an optional interval (never without one).
+async fn tick(t: &mut Option<tokio::time::Interval>) {
+    match t {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -65,6 +65,9 @@ pub struct Options {
     pub config_id: Option<String>,
     /// Warnings are errors (the CLI's `check --strict`).
     pub strict: bool,
+    /// keepalived's `-e`/`--all-config`: an `include` that matches no file
+    /// is an error, not a warning.
+    pub all_config: bool,
 }
 
 impl Options {
@@ -75,6 +78,7 @@ impl Options {
             defaults: Defaults::from_host(),
             config_id: None,
             strict: false,
+            all_config: false,
         }
     }
 }

@@ -668,6 +668,18 @@ impl Node {
         &self.track
     }
 
+    /// Zero the receive counters of every instance and interface
+    /// (keepalived's STATS_CLEAR signal). Roles and epochs are untouched.
+    pub fn clear_stats(&mut self) {
+        for s in &mut self.slots {
+            *s.core.stats_mut() = RxStats::default();
+        }
+        for f in &mut self.ifaces {
+            f.unmatched4 = RxStats::default();
+            f.unmatched6 = RxStats::default();
+        }
+    }
+
     /// Drops that no instance of the interface could own, IPv4 and IPv6.
     pub fn unmatched(&self, iface: IfaceId) -> (&RxStats, &RxStats) {
         let f = &self.ifaces[iface.0];

@@ -28,6 +28,8 @@ pub(super) struct Line {
 pub(super) struct Lines<'a> {
     pub(super) files: &'a dyn Files,
     pub(super) config_id: &'a str,
+    /// A missing include is an error (`-e`, or the `includet` keyword).
+    pub(super) all_config: bool,
     pub(super) origins: &'a mut Origins,
     pub(super) diags: &'a mut Diagnostics,
     pub(super) params: HashMap<String, String>,
@@ -176,7 +178,7 @@ impl Lines<'_> {
             .unwrap_or("");
         if matches!(
             first,
-            "include" | "includer" | "includem" | "includew" | "includeb" | "includea"
+            "include" | "includet" | "includer" | "includem" | "includew" | "includeb" | "includea"
         ) {
             let rest = trimmed[first.len()..].trim();
             self.include(first, rest, at);
@@ -268,9 +270,10 @@ impl Lines<'_> {
         let full = self.current_dir().join(pattern);
         let matches = glob(self.files, &full);
         if matches.is_empty() {
+            let error = self.all_config || keyword == "includet";
             self.report(
                 at,
-                false,
+                error,
                 format!("{keyword}: no file matches \"{}\"", full.display()),
             );
         }

@@ -151,6 +151,7 @@ pub fn parse_keepalived_in(
         let mut pre = Lines {
             files,
             config_id: &config_id,
+            all_config: options.all_config,
             origins: &mut origins,
             diags: &mut diags,
             params: HashMap::new(),

@@ -1,0 +1,380 @@
+//! keepalived's command line, signals and systemd protocol, end to end:
+//! `baton` started as a keepalived unit would start it, every keepalived
+//! 2.2.7 flag on its command line, a `NOTIFY_SOCKET` datagram socket of the
+//! test's own standing in for systemd, and keepalived's signals sent to it.
+//!
+//! The agent is started from the lab's client namespace with `-s <node0's
+//! namespace>`: the VIP must appear on node0, not on the client (which has
+//! an eth0 too), or `-s` did nothing.
+//!
+//! The flag and `--signum` checks that need no network run without root.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use baton::lab::{self, Lab};
+use nix::sys::signal::Signal;
+
+const BATON: &str = env!("CARGO_BIN_EXE_baton");
+const VIP4: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 100);
+
+fn instance_toml() -> String {
+    format!(
+        "[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = 150\n\
+         version = 3\nadvert_interval = \"100ms\"\nvirtual_ips = [\"{VIP4}/24\"]\n"
+    )
+}
+
+/// The test's stand-in for systemd: every datagram, in order.
+struct Systemd {
+    sock: UnixDatagram,
+    seen: Vec<(Instant, String)>,
+}
+
+impl Systemd {
+    fn bind(path: &Path) -> Systemd {
+        let sock = UnixDatagram::bind(path).expect("binding the notify socket");
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        Systemd {
+            sock,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Read what arrived until `cond` holds over everything seen, or time out.
+    fn until(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        cond: impl Fn(&[(Instant, String)]) -> bool,
+    ) {
+        let end = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while !cond(&self.seen) {
+            assert!(
+                Instant::now() < end,
+                "systemd never saw {what}; it saw: {:#?}",
+                self.seen.iter().map(|s| &s.1).collect::<Vec<_>>()
+            );
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                self.seen
+                    .push((Instant::now(), String::from_utf8_lossy(&buf[..n]).into()));
+            }
+        }
+    }
+
+    /// Index of the first message after `from` that starts with `prefix`.
+    fn find(&self, from: usize, prefix: &str) -> Option<usize> {
+        (from..self.seen.len()).find(|&i| self.seen[i].1.starts_with(prefix))
+    }
+}
+
+/// kill(2) with any signal number: real-time ones are not in nix's enum.
+fn send(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory effects; a bad pid or signal is an error.
+    let r = unsafe { nix::libc::kill(pid as i32, sig) };
+    assert_eq!(r, 0, "kill({pid}, {sig}): {}", nix::errno::Errno::last());
+}
+
+fn has(seen: &[(Instant, String)], from: usize, prefix: &str) -> bool {
+    seen.iter().skip(from).any(|s| s.1.starts_with(prefix))
+}
+
+/// Wait until `cond` holds (polling), or panic with `what`.
+fn wait(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn every_keepalived_flag_signal_and_systemd_notification() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut lab = Lab::new("di", 1).expect("building the namespace lab");
+    let dir = lab.dir().to_path_buf();
+    let files = lab.node_files(0);
+    std::fs::write(
+        &files.config,
+        format!("{}{}", lab.global_toml(0), instance_toml()),
+    )
+    .unwrap();
+    let notify = dir.join("notify.sock");
+    let mut systemd = Systemd::bind(&notify);
+    let p = |name: &str| dir.join(name).display().to_string();
+    let (pid_file, vrrp_pid, checkers_pid, bfd_pid) =
+        (p("k.pid"), p("vrrp.pid"), p("checkers.pid"), p("bfd.pid"));
+    let cfg = files.config.display().to_string();
+    let node_ns = lab.node_ns(0).to_string();
+    let notify_env = format!("NOTIFY_SOCKET={}", notify.display());
+    let snmp = p("snmp.sock");
+    // Every keepalived 2.2.7 flag but -V (tested below), -t, -v, -h and
+    // --signum (they exit at once: tested further down).
+    let args: Vec<&str> = vec![
+        &notify_env,
+        "WATCHDOG_USEC=200000",
+        BATON,
+        "-f",
+        &cfg,
+        "-P",
+        "-C",
+        "-B",
+        "--all",
+        "-l",
+        "-D",
+        "-S",
+        "local3",
+        "-G",
+        "-u",
+        "0077",
+        "-X",
+        "-I",
+        "-R",
+        "-n",
+        "-d",
+        "-p",
+        &pid_file,
+        "-r",
+        &vrrp_pid,
+        "-c",
+        &checkers_pid,
+        "-b",
+        &bfd_pid,
+        "-a",
+        "-x",
+        "-A",
+        &snmp,
+        "-s",
+        &node_ns,
+        "-m",
+        "-M",
+        "-e",
+        "-i",
+        "node0",
+    ];
+    let client_ns = lab.client_ns().to_string();
+    let pid = lab
+        .spawn(&client_ns, Path::new("/usr/bin/env"), &args, &files.log)
+        .expect("starting baton");
+
+    systemd.until(Duration::from_secs(10), "READY=1", |s| has(s, 0, "READY=1"));
+    let ready = systemd.find(0, "READY=1").unwrap();
+    assert!(
+        systemd.seen[ready]
+            .1
+            .contains("STATUS=1 instance(s): VI_1 "),
+        "{:?}",
+        systemd.seen[ready].1
+    );
+    wait(
+        "node0 holds the VIP (-s moved baton there)",
+        Duration::from_secs(5),
+        || lab.has_addr(&node_ns, IpAddr::V4(VIP4)),
+    );
+    assert!(
+        !lab.has_addr(&client_ns, IpAddr::V4(VIP4)),
+        "the VIP is on the client: -s did not move baton to node0's namespace"
+    );
+    // -p and -r hold our pid, written under -u 0077.
+    for f in [&pid_file, &vrrp_pid] {
+        let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(text.trim(), pid.to_string(), "{f}");
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f} was not created under umask 0077");
+    }
+    assert!(!Path::new(&checkers_pid).exists() && !Path::new(&bfd_pid).exists());
+    // Watchdog pings at half of WATCHDOG_USEC (100 ms): about 10 a second.
+    let from = systemd.seen.len();
+    let t0 = Instant::now();
+    systemd.until(Duration::from_secs(3), "a second of watchdog pings", |_| {
+        t0.elapsed() >= Duration::from_secs(1)
+    });
+    let pings = systemd.seen[from..]
+        .iter()
+        .filter(|s| s.1 == "WATCHDOG=1")
+        .count();
+    assert!(
+        (6..=14).contains(&pings),
+        "{pings} watchdog pings in a second at WATCHDOG_USEC=200000"
+    );
+
+    // keepalived's signals: the agent lives on, the VIP stays, the files
+    // appear next to the control socket.
+    let run_dir = files.socket.parent().unwrap().to_path_buf();
+    let rtmin = nix::libc::SIGRTMIN();
+    for (sig, file) in [
+        (Signal::SIGUSR1 as i32, "baton.data"),
+        (Signal::SIGUSR2 as i32, "baton.stats"),
+        (rtmin + 2, "baton.json"),
+    ] {
+        let path = run_dir.join(file);
+        let _ = std::fs::remove_file(&path);
+        send(pid, sig);
+        wait(&format!("{file} appears"), Duration::from_secs(5), || {
+            path.exists()
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("VI_1"), "{file}: {text}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("baton.json")).unwrap())
+            .expect("baton.json is JSON");
+    assert_eq!(json["instances"][0]["name"], "VI_1");
+    send(pid, rtmin + 29);
+    wait("statistics cleared", Duration::from_secs(5), || {
+        lab.log(0).contains("statistics cleared")
+    });
+    assert!(
+        lab.wait(pid, Duration::ZERO).unwrap().is_none(),
+        "baton died of a signal"
+    );
+    assert!(
+        lab.has_addr(&node_ns, IpAddr::V4(VIP4)),
+        "the VIP went away"
+    );
+
+    // A reload: RELOADING=1 with MONOTONIC_USEC, then READY=1.
+    let from = systemd.seen.len();
+    lab.signal(pid, Signal::SIGHUP).unwrap();
+    systemd.until(Duration::from_secs(5), "RELOADING=1 then READY=1", |s| {
+        let r = (from..s.len()).find(|&i| s[i].1.starts_with("RELOADING=1"));
+        r.is_some_and(|r| has(s, r + 1, "READY=1"))
+    });
+    let r = systemd.find(from, "RELOADING=1").unwrap();
+    assert!(systemd.seen[r].1.contains("MONOTONIC_USEC="));
+
+    // The log says what was accepted and what -d and -a did.
+    let log = lab.log(0);
+    for want in [
+        "keepalived flag accepted, nothing to do: -P",
+        "-x/-A",
+        "-M (core dumps on",
+        "as read (-d)",
+        "address added: 192.168.77.100/24 on eth0 (-a)",
+    ] {
+        assert!(log.contains(want), "log lacks {want:?}:\n{log}");
+    }
+
+    // Stop: STOPPING=1, exit 0, pid files removed.
+    let from = systemd.seen.len();
+    lab.signal(pid, Signal::SIGTERM).unwrap();
+    systemd.until(Duration::from_secs(5), "STOPPING=1", |s| {
+        has(s, from, "STOPPING=1")
+    });
+    let code = lab.wait(pid, Duration::from_secs(10)).unwrap();
+    assert_eq!(code, Some(0), "baton's exit\n{}", lab.log(0));
+    assert!(!Path::new(&pid_file).exists() && !Path::new(&vrrp_pid).exists());
+    assert!(!lab.has_addr(&node_ns, IpAddr::V4(VIP4)));
+}
+
+/// `-V` (`--dont-release-vrrp`): the VIPs stay configured after a stop.
+#[test]
+fn dont_release_vrrp_leaves_the_vips_on_stop() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut lab = Lab::new("dv", 1).expect("building the namespace lab");
+    let files = lab.node_files(0);
+    std::fs::write(
+        &files.config,
+        format!("{}{}", lab.global_toml(0), instance_toml()),
+    )
+    .unwrap();
+    let cfg = files.config.display().to_string();
+    let ns = lab.node_ns(0).to_string();
+    let pid = lab
+        .spawn(&ns, Path::new(BATON), &["-V", "-f", &cfg], &files.log)
+        .unwrap();
+    wait("node0 holds the VIP", Duration::from_secs(5), || {
+        lab.has_addr(&ns, IpAddr::V4(VIP4))
+    });
+    lab.signal(pid, Signal::SIGTERM).unwrap();
+    assert_eq!(lab.wait(pid, Duration::from_secs(10)).unwrap(), Some(0));
+    assert!(
+        lab.has_addr(&ns, IpAddr::V4(VIP4)),
+        "-V: the VIP was removed on stop\n{}",
+        lab.log(0)
+    );
+    assert!(lab
+        .log(0)
+        .contains("leaving the VIPs configured on stop (-V)"));
+}
+
+fn baton(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BATON)
+        .args(args)
+        .output()
+        .expect("running baton");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn signum_version_and_config_test_flags() {
+    for (name, n) in [
+        ("STOP", "15"),
+        ("RELOAD", "1"),
+        ("DATA", "10"),
+        ("STATS", "12"),
+        ("STATS_CLEAR", "63"),
+        ("JSON", "36"),
+    ] {
+        let (code, out, _) = baton(&[&format!("--signum={name}")]);
+        assert_eq!((code, out.trim()), (0, n), "--signum={name}");
+    }
+    let (code, _, err) = baton(&["--signum=NOPE"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Unknown sigfunc NOPE"));
+    for v in ["-v", "--version"] {
+        let (code, out, _) = baton(&[v]);
+        assert_eq!(code, 0);
+        assert!(out.starts_with("baton "), "{out}");
+    }
+    let dir = std::env::temp_dir().join(format!("baton-flags-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.conf");
+    std::fs::write(
+        &good,
+        "vrrp_instance VI_1 {\n state BACKUP\n interface eth0\n virtual_router_id 51\n \
+         priority 100\n virtual_ipaddress {\n  192.168.77.100/24\n }\n}\n",
+    )
+    .unwrap();
+    let bad = dir.join("bad.conf");
+    std::fs::write(&bad, "vrrp_instance VI_1 {\n virtual_router_id 300\n}\n").unwrap();
+    let g = good.display().to_string();
+    let b = bad.display().to_string();
+    assert_eq!(baton(&["-t", "-f", &g]).0, 0);
+    assert_eq!(baton(&["-t", "-f", &b]).0, 5);
+    // -t=LOG_FILE: the report goes to the file.
+    let log: PathBuf = dir.join("t.log");
+    let arg = format!("--config-test={}", log.display());
+    assert_eq!(baton(&[&arg, "-f", &b]).0, 5);
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("bad.conf:2"));
+    // -e: an include that matches nothing is an error, not a warning.
+    let inc = dir.join("inc.conf");
+    std::fs::write(&inc, format!("include {}/missing-*.conf\n", dir.display())).unwrap();
+    let i = inc.display().to_string();
+    let (code, _, err) = baton(&["-t", "-f", &i]);
+    assert_eq!(code, 0, "a missing include is only a warning: {err}");
+    assert_eq!(baton(&["-t", "-e", "-f", &i]).0, 5);
+    // Values keepalived refuses are refused.
+    assert_ne!(baton(&["-S", "local9", "-t", "-f", &g]).0, 0);
+    assert_ne!(baton(&["-u", "0999", "-t", "-f", &g]).0, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
