@@ -133,8 +133,8 @@ pub fn serve(path: &Path, to_runtime: mpsc::Sender<Pending>) -> std::io::Result<
                             break;
                         }
                     };
-                    let reply = match serde_json::from_str::<Request>(&line) {
-                        Err(e) => Reply::error(format!("bad request: {e}")),
+                    let reply = match parse_request(&line) {
+                        Err(e) => Reply::error(e),
                         Ok(request) => {
                             let (reply, rx) = oneshot::channel();
                             if tx.send(Pending { request, reply }).await.is_err() {
@@ -160,10 +160,16 @@ pub fn serve(path: &Path, to_runtime: mpsc::Sender<Pending>) -> std::io::Result<
 /// The longest request line accepted (a request is a few hundred bytes).
 pub const MAX_REQUEST_LINE: usize = 64 * 1024;
 
+/// One request line (without its newline) as a request, or the error the
+/// client is answered with.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    serde_json::from_str::<Request>(line).map_err(|e| format!("bad request: {e}"))
+}
+
 /// One request line, without its newline; None at the end of the stream.
 /// A line longer than [`MAX_REQUEST_LINE`], or not UTF-8, is an error and
 /// ends the connection: nothing unbounded is buffered for a client.
-async fn read_request_line<R: tokio::io::AsyncBufRead + Unpin>(
+pub async fn read_request_line<R: tokio::io::AsyncBufRead + Unpin>(
     rd: &mut R,
 ) -> Result<Option<String>, String> {
     let mut buf = Vec::new();

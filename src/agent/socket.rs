@@ -332,14 +332,28 @@ fn recv_v6(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
             format!("packet truncated: buffer of {capacity} bytes too small"),
         ));
     }
-    let len = msg.bytes;
-    let src = msg
-        .address
-        .map(|a| IpAddr::V6(a.ip()))
-        .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    let src = msg.address.map(|a| a.ip());
+    Ok(received_v6(
+        src,
+        msg.bytes,
+        msg.cmsgs().map_err(io::Error::from)?,
+    ))
+}
+
+/// What an IPv6 receive hands over, from the sender's address (None: the
+/// kernel gave none), the payload length and the control messages: the hop
+/// limit (0 when missing or out of range, which the TTL check drops) and
+/// the destination from the packet info (unspecified when missing). Pure,
+/// so that it can be fuzzed.
+pub fn received_v6(
+    src: Option<Ipv6Addr>,
+    len: usize,
+    cmsgs: impl IntoIterator<Item = ControlMessageOwned>,
+) -> Received {
+    let src = IpAddr::V6(src.unwrap_or(Ipv6Addr::UNSPECIFIED));
     let mut dst = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
     let mut ttl = 0;
-    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+    for cmsg in cmsgs {
         match cmsg {
             ControlMessageOwned::Ipv6HopLimit(hops) => ttl = u8::try_from(hops).unwrap_or(0),
             ControlMessageOwned::Ipv6PacketInfo(info) => {
@@ -348,25 +362,29 @@ fn recv_v6(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
             _ => {}
         }
     }
-    Ok(Received {
+    Received {
         src,
         dst,
         ttl,
         payload: 0..len,
-    })
+    }
 }
 
 /// The fields of an IPv4 header that VRRP needs. Temporary: replaced by
 /// `wire::ip` when the branches merge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Ipv4Fields {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    ttl: u8,
-    payload: Range<usize>,
+pub struct Ipv4Fields {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub ttl: u8,
+    /// The IP payload within the packet: after the header (options
+    /// included), up to the total length (Ethernet padding excluded).
+    pub payload: Range<usize>,
 }
 
-fn parse_ipv4_header(packet: &[u8]) -> io::Result<Ipv4Fields> {
+/// The IPv4 header at the start of what a raw socket received. Pure, so
+/// that it can be fuzzed.
+pub fn parse_ipv4_header(packet: &[u8]) -> io::Result<Ipv4Fields> {
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("IPv4 header: {why}"));
     if packet.len() < 20 {
         return Err(bad("shorter than 20 bytes"));
