@@ -633,20 +633,17 @@ impl Session {
         match frame.kind {
             FrameType::Proof if proof_due => {
                 self.prove(now);
-                return true;
+                true
             }
             FrameType::Proof => {
                 self.reject(FrameError::BadHello("a proof out of place"));
-                return false;
+                false
             }
             // A Close needs no proof first: its tag is one.
             FrameType::Message | FrameType::Data if proof_due => {
                 self.reject(FrameError::BadHello("expected the acceptor's proof"));
-                return false;
+                false
             }
-            _ => {}
-        }
-        match frame.kind {
             FrameType::Close => {
                 let r = String::from_utf8_lossy(&frame.payload);
                 self.end(SessionEnd::PeerClosed(
@@ -679,7 +676,6 @@ impl Session {
                 self.events.push_back(SessionEvent::Data(frame.payload));
                 true
             }
-            FrameType::Proof => false, // handled above
             // The decoder refuses a Hello once keyed.
             FrameType::Hello => {
                 self.reject(FrameError::BadHello("hello after handshake"));
