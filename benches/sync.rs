@@ -3,10 +3,17 @@
 //! rounds each. Includes the 200 ms change poll. Needs root.
 //!
 //! `cargo bench --bench sync` (rows of BENCHMARKS.md "Data sync").
+//!
+//! First, without root, the cost of the channel's frame sealing: encode +
+//! decode of a 256 KiB sync chunk and of a 200-byte message, with
+//! ChaCha20-Poly1305 (this version) and, for comparison, the CRC +
+//! HMAC-SHA256 tag that protocol version 1 computed on both sides.
 
 use std::time::{Duration, Instant};
 
 use baton::lab;
+use baton::wire::frame::{encode, Decoder, FrameType, SessionKey};
+use hmac::{Hmac, KeyInit, Mac};
 
 #[path = "../tests/support/sync_lab.rs"]
 #[allow(dead_code)]
@@ -16,13 +23,14 @@ use sync_lab::*;
 /// BENCHMARKS.md "Data sync": time from writing the file on the master to
 /// the content on both peers, 3-node cluster. Includes the 200 ms poll.
 fn main() {
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    codec(if smoke { 20 } else { 2000 });
     if !lab::is_root() {
         println!("benches/sync: needs root (network namespaces); nothing measured");
         return;
     }
     // `cargo test --all-targets` runs this too (without `--bench`): then
     // two rounds of 1 KiB prove it works, without measuring for long.
-    let smoke = !std::env::args().any(|a| a == "--bench");
     let (sizes, rounds): (&[(&str, usize)], u8) = if smoke {
         (&[("1 KiB", 1024)], 2)
     } else {
@@ -50,6 +58,52 @@ fn main() {
             times[0],
             times[times.len() / 2],
             times[times.len() - 1]
+        );
+    }
+}
+
+/// Frame sealing cost, per frame and in MB/s of payload: this version's
+/// encode + decode (CRC32, ChaCha20-Poly1305 both ways), then what version
+/// 1 computed on each side (CRC32 + HMAC-SHA256 over the frame, twice).
+fn codec(rounds: u32) {
+    let key = SessionKey::derive(
+        b"0123456789abcdef0123456789abcdef",
+        "a",
+        &[1; 32],
+        "b",
+        &[2; 32],
+    );
+    for (label, size) in [("256 KiB chunk", 256 * 1024), ("200 B message", 200)] {
+        let payload = vec![0x5au8; size];
+        let mut dec = Decoder::new(1 << 20);
+        let t = Instant::now();
+        for seq in 1..=u64::from(rounds) {
+            let f = encode(FrameType::Data, seq, &payload, Some(&key));
+            dec.push(&f);
+            let got = dec.next_frame(seq, Some(&key)).unwrap().unwrap();
+            assert_eq!(got.payload.len(), size);
+        }
+        let aead = t.elapsed() / rounds;
+        let t = Instant::now();
+        let mut frame = vec![0u8; 20 + size];
+        for seq in 0..rounds {
+            frame[0] = seq as u8;
+            for _ in 0..2 {
+                let crc = crc32fast::hash(&frame);
+                let mut m =
+                    <Hmac<sha2::Sha256>>::new_from_slice(b"a 32-byte session key, v1 style!")
+                        .unwrap();
+                m.update(&frame);
+                m.update(&crc.to_be_bytes());
+                std::hint::black_box(m.finalize());
+            }
+        }
+        let hmac = t.elapsed() / rounds;
+        let mbs = |d: Duration| size as f64 / d.as_secs_f64() / 1e6;
+        println!(
+            "codec {label}: ChaCha20-Poly1305 seal+open {aead:?} ({:.0} MB/s); v1 CRC+HMAC-SHA256 both sides {hmac:?} ({:.0} MB/s)",
+            mbs(aead),
+            mbs(hmac)
         );
     }
 }

@@ -420,195 +420,125 @@ async fn slow_peer_is_dropped_not_waited_for() {
     rogue.await.unwrap();
 }
 
-/// The connection protocol spelled out with `wire::frame` alone, the way
-/// the channel spoke it before its session core existed: a peer of that
-/// version must still interoperate, whichever end it is.
-mod old_version {
-    use std::io::{Read, Write};
-    use std::net::{SocketAddr, TcpListener, TcpStream};
-    use std::time::Duration;
+/// Protocol version 1 (HMAC-SHA256 tags, payloads in clear, the dialer
+/// speaking first), spelled out byte by byte: its Hello, and how it read
+/// one. Version 2 is not wire-compatible; each side must refuse the other
+/// by name, not hang.
+mod version_1 {
+    use baton::wire::frame::{HEADER_LEN, MAGIC};
 
-    use baton::wire::frame::{
-        encode, Decoder, Frame, FrameType, Hello, SessionKey, DEFAULT_MAX_PAYLOAD,
-        MAX_HELLO_PAYLOAD,
-    };
-
-    pub struct Peer {
-        stream: TcpStream,
-        dec: Decoder,
-        send_key: SessionKey,
-        recv_key: SessionKey,
-        send_seq: u64,
-        recv_seq: u64,
-        /// The other end's name, from its Hello.
-        pub name: String,
+    /// A version 1 Hello frame: header, payload (version 1, name, nonce),
+    /// CRC32, and a 32-byte zero tag.
+    pub fn hello(name: &str, nonce: [u8; 32]) -> Vec<u8> {
+        let mut payload = vec![1, name.len() as u8];
+        payload.extend_from_slice(name.as_bytes());
+        payload.extend_from_slice(&nonce);
+        let mut f = MAGIC.to_vec();
+        f.extend_from_slice(&[1, 0, 0, 0]);
+        f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        f.extend_from_slice(&0u64.to_be_bytes());
+        f.extend_from_slice(&payload);
+        let crc = crc32fast::hash(&f);
+        f.extend_from_slice(&crc.to_be_bytes());
+        f.extend_from_slice(&[0; 32]);
+        f
     }
 
-    fn read_hello(stream: &mut TcpStream, dec: &mut Decoder) -> Hello {
-        let mut buf = [0u8; 512];
-        loop {
-            if let Some(f) = dec.next_frame(0, None).unwrap() {
-                return Hello::parse(&f.payload).unwrap();
-            }
-            let n = stream.read(&mut buf).unwrap();
-            assert!(n > 0, "closed during the hello");
-            dec.push(&buf[..n]);
+    /// Read a Hello as version 1 did from the front of `buf`: the frame's
+    /// length in version 1's layout (CRC checked) and the version byte of
+    /// its payload, or None if more bytes are needed.
+    pub fn parse_hello(buf: &[u8]) -> Option<(usize, u8)> {
+        if buf.len() < HEADER_LEN {
+            return None;
         }
-    }
-
-    fn keyed(
-        stream: TcpStream,
-        mut dec: Decoder,
-        keys: (SessionKey, SessionKey),
-        dialer: bool,
-        name: String,
-    ) -> Peer {
-        let (d2a, a2d) = keys;
-        let (send_key, recv_key) = if dialer { (d2a, a2d) } else { (a2d, d2a) };
-        dec.set_max_payload(DEFAULT_MAX_PAYLOAD);
-        stream
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
-        Peer {
-            stream,
-            dec,
-            send_key,
-            recv_key,
-            send_seq: 1,
-            recv_seq: 1,
-            name,
+        assert_eq!(&buf[..4], &MAGIC, "a baton frame");
+        assert_eq!(buf[4], 1, "a Hello");
+        let len = u32::from_be_bytes(buf[8..12].try_into().unwrap()) as usize;
+        let total = HEADER_LEN + len + 4 + 32;
+        if buf.len() < total {
+            return None;
         }
-    }
-
-    pub fn dial(addr: SocketAddr, me: &str, key: &[u8]) -> Peer {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
-        let nonce = [0x5a; 32];
-        let hello = Hello {
-            name: me.into(),
-            nonce,
-        };
-        stream.write_all(&hello.encode()).unwrap();
-        let mut dec = Decoder::new(MAX_HELLO_PAYLOAD);
-        let theirs = read_hello(&mut stream, &mut dec);
-        let k = SessionKey::derive(key, me, &nonce, &theirs.name, &theirs.nonce);
-        keyed(stream, dec, k.split(), true, theirs.name)
-    }
-
-    pub fn accept(listener: &TcpListener, me: &str, key: &[u8]) -> Peer {
-        let (mut stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
-        let mut dec = Decoder::new(MAX_HELLO_PAYLOAD);
-        let theirs = read_hello(&mut stream, &mut dec);
-        let nonce = [0xa5; 32];
-        let hello = Hello {
-            name: me.into(),
-            nonce,
-        };
-        stream.write_all(&hello.encode()).unwrap();
-        let k = SessionKey::derive(key, &theirs.name, &theirs.nonce, me, &nonce);
-        keyed(stream, dec, k.split(), false, theirs.name)
-    }
-
-    impl Peer {
-        pub fn send(&mut self, kind: FrameType, payload: &[u8]) {
-            let f = encode(kind, self.send_seq, payload, Some(&self.send_key));
-            self.send_seq += 1;
-            self.stream.write_all(&f).unwrap();
-        }
-
-        pub fn recv(&mut self) -> Frame {
-            let mut buf = [0u8; 4096];
-            loop {
-                if let Some(f) = self
-                    .dec
-                    .next_frame(self.recv_seq, Some(&self.recv_key))
-                    .unwrap()
-                {
-                    self.recv_seq += 1;
-                    return f;
-                }
-                let n = self.stream.read(&mut buf).unwrap();
-                assert!(n > 0, "closed");
-                self.dec.push(&buf[..n]);
-            }
-        }
-
-        /// Frames until a Data frame, whose payload is returned.
-        pub fn recv_data(&mut self) -> Vec<u8> {
-            loop {
-                let f = self.recv();
-                assert_ne!(f.kind, FrameType::Close, "{f:?}");
-                if f.kind == FrameType::Data {
-                    return f.payload;
-                }
-            }
-        }
+        let crc_at = HEADER_LEN + len;
+        let crc = u32::from_be_bytes(buf[crc_at..crc_at + 4].try_into().unwrap());
+        assert_eq!(crc, crc32fast::hash(&buf[..crc_at]), "CRC");
+        Some((total, buf[HEADER_LEN]))
     }
 }
 
-fn is_data(ev: &ChannelEvent, who: &str, want: &[u8]) -> bool {
-    matches!(ev, ChannelEvent::Data { peer, bytes } if peer == who && bytes == want)
-}
-
-/// An old-version dialer against this version's acceptor.
+/// A version 1 dialer: refused at its Hello, by name (counted as
+/// `protocol_version`), and answered with nothing.
 #[tokio::test]
-async fn old_version_dialer_interoperates() {
-    use baton::wire::frame::FrameType;
+async fn version_1_dialer_refused_by_name() {
     let all = mesh(&["a", "b"]);
     let b_addr = all[1].1;
-    let mut b = Node::start("b", &all, ChannelOptions::default());
-    let old = tokio::task::spawn_blocking(move || {
-        let mut a = old_version::dial(b_addr, "a", KEY);
-        assert_eq!(a.name, "b");
-        a.send(FrameType::Data, b"from old a");
-        let got = a.recv_data();
-        a.send(FrameType::Close, b"shutdown");
-        got
-    });
-    b.until(Duration::from_secs(2), |ev| is_up(ev, "a")).await;
-    b.until(Duration::from_secs(2), |ev| is_data(ev, "a", b"from old a"))
-        .await;
-    b.h().send_data("a", b"from new b".to_vec()).unwrap();
-    assert_eq!(old.await.unwrap(), b"from new b");
-    let down = b.until(Duration::from_secs(2), |ev| is_down(ev, "a")).await;
-    assert!(
-        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason == "closed by peer: shutdown"),
-        "{down:?}"
-    );
+    let b = Node::start("b", &all, ChannelOptions::default());
+    let got = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(b_addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(&version_1::hello("a", [0x5a; 32])).unwrap();
+        let mut buf = [0u8; 64];
+        s.read(&mut buf).unwrap_or(usize::MAX)
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, 0, "b hangs up without a word");
+    let want: std::collections::BTreeMap<String, u64> =
+        [("protocol_version".to_string(), 1)].into();
+    assert_eq!(b.h().unknown_rejected(), want);
+    assert!(b.h().peers().iter().all(|p| !p.connected));
     b.stop().await;
 }
 
-/// This version's dialer against an old-version acceptor.
+/// A version 1 acceptor: it reads this version's Hello in its own layout
+/// (and would refuse version 2 by name); if it answered, this dialer
+/// refuses version 1 by name, counted for that peer, and sends nothing.
 #[tokio::test]
-async fn old_version_acceptor_interoperates() {
-    use baton::wire::frame::FrameType;
+async fn version_1_acceptor_refused_by_name() {
     let all = mesh(&["a", "b"]);
     let listener = std::net::TcpListener::bind(all[1].1).unwrap();
-    let mut a = Node::start("a", &all, ChannelOptions::default());
+    let a = Node::start("a", &all, ChannelOptions::default());
     let old = tokio::task::spawn_blocking(move || {
-        let mut b = old_version::accept(&listener, "b", KEY);
-        assert_eq!(b.name, "a");
-        // The dialer speaks first (its heartbeat), then the acceptor.
-        assert_eq!(b.recv().kind, FrameType::Message);
-        b.send(FrameType::Data, b"from old b");
-        let got = b.recv_data();
-        b.send(FrameType::Close, b"shutdown");
-        got
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut got = vec![];
+        let mut buf = [0u8; 512];
+        let (total, version) = loop {
+            if let Some(h) = version_1::parse_hello(&got) {
+                break h;
+            }
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed during the hello");
+            got.extend_from_slice(&buf[..n]);
+        };
+        s.write_all(&version_1::hello("b", [0xa5; 32])).unwrap();
+        // Then nothing but the end of the stream.
+        let mut rest = got[total..].to_vec();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => rest.extend_from_slice(&buf[..n]),
+            }
+        }
+        (version, rest)
     });
-    a.until(Duration::from_secs(2), |ev| is_up(ev, "b")).await;
-    a.until(Duration::from_secs(2), |ev| is_data(ev, "b", b"from old b"))
-        .await;
-    a.h().send_data("b", b"from new a".to_vec()).unwrap();
-    assert_eq!(old.await.unwrap(), b"from new a");
-    let down = a.until(Duration::from_secs(2), |ev| is_down(ev, "b")).await;
-    assert!(
-        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason == "closed by peer: shutdown"),
-        "{down:?}"
+    let (version, rest) = old.await.unwrap();
+    assert_eq!(version, 2, "the version a version 1 node refuses by name");
+    assert_eq!(
+        rest,
+        Vec::<u8>::new(),
+        "the dialer sent nothing after its Hello"
     );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let rej = a.h().peers()[0].rejected.clone();
+        if rej.get("protocol_version").copied() >= Some(1) {
+            assert_eq!(rej.len(), 1, "{rej:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not counted: {rej:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     a.stop().await;
 }

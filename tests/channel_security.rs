@@ -86,7 +86,8 @@ async fn wrong_key_never_up_nothing_delivered() {
     };
     let (a_ev, b_ev) = tokio::join!(drain(&mut a_rx, SEC), drain(&mut b_rx, SEC));
     beats.abort();
-    // b (the acceptor) got a's first frame, tagged under the wrong key.
+    // a (the dialer) could not open b's Proof and sent nothing but its
+    // goodbye, sealed under the wrong key: b counts that.
     assert!(!b_ev.is_empty());
     for ev in &b_ev {
         match ev {
@@ -97,7 +98,7 @@ async fn wrong_key_never_up_nothing_delivered() {
             other => panic!("b: unexpected {other:?}"),
         }
     }
-    // a hears only b's goodbye, which fails a's check in turn.
+    // a refused b's Proof.
     for ev in &a_ev {
         assert!(
             matches!(ev, ChannelEvent::Down { reason, .. } if reason.starts_with("bad_tag")),
@@ -107,6 +108,9 @@ async fn wrong_key_never_up_nothing_delivered() {
     let b_rej = rejected(&b, "a");
     assert!(b_rej["bad_tag"] >= 1, "{b_rej:?}");
     assert_eq!(b_rej.len(), 1, "{b_rej:?}");
+    let a_rej = rejected(&a, "b");
+    assert!(a_rej.get("bad_tag").copied() >= Some(1), "{a_rej:?}");
+    assert_eq!(a_rej.len(), 1, "{a_rej:?}");
     assert!(!b.peers()[0].connected && !a.peers()[0].connected);
     assert!(b.peers()[0].last_frame.is_none());
     eprintln!(
@@ -241,7 +245,10 @@ async fn rogue_frames_rejected_and_counted() {
             instance: "VI_1".into(),
             epoch: 1,
         });
-        let at = f.len() - 38; // the epoch digit: "1" becomes "0"
+        // The epoch digit, before the closing brace: ChaCha20 is a stream
+        // cipher, so flipping a ciphertext bit flips the same plaintext
+        // bit ("1" would become "0"); only the tag stands in the way.
+        let at = f.len() - frame::TAG_LEN - frame::CRC_LEN - 2;
         f[at] ^= 0x01;
         frame::fix_crc(&mut f);
         r.send_raw(&f).unwrap();
@@ -351,17 +358,19 @@ async fn impostor_cannot_disturb_an_up_peer() {
     assert_eq!(evs[0], ChannelEvent::Up { peer: "a".into() });
 
     let impostor = tokio::task::spawn_blocking(move || {
-        let mut r = RogueClient::connect(b_addr, "a", WRONG_KEY, SEC).unwrap();
+        // It ignores b's Proof (which it cannot open) and sends anyway.
+        let mut r = RogueClient::connect_unverified(b_addr, "a", WRONG_KEY, SEC).unwrap();
         let f = r.message_frame(&heartbeat("impostor"));
         r.send_raw(&f).unwrap();
-        // b sends it nothing at all before hanging up.
+        // b sends it nothing it can open before hanging up.
         let got = r.recv(SEC);
         (r.wait_closed(SEC), got.err().map(|e| e.kind()))
     });
     let evs = drain(&mut rx, Duration::from_millis(300)).await;
     let (closed, got) = impostor.await.unwrap();
     assert!(closed);
-    // Its only frame from b is the Close, which it cannot verify.
+    // Its only frames from b are the Proof and the Close, neither of which
+    // it can open (the first already fails).
     assert_eq!(got, Some(std::io::ErrorKind::InvalidData));
     assert!(
         evs.iter().all(|ev| matches!(

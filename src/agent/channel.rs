@@ -1,5 +1,5 @@
-//! The cluster-channel transport: an authenticated TCP full mesh between the
-//! configured baton nodes.
+//! The cluster-channel transport: an encrypted and authenticated TCP full
+//! mesh between the configured baton nodes.
 //!
 //! This module is the transport: it owns the sockets (listening, dialing with
 //! backoff), the per-peer connection state and counters, and the timers. The
@@ -15,11 +15,12 @@
 //!   dialer (name sorts lower)                 acceptor
 //!   -------------------------                 --------
 //!   Hello{name, nonce_d}       ---------->    is name a peer that dials me?
-//!                              <----------    Hello{name, nonce_a}
+//!                              <----------    Hello{name, nonce_a}, Proof
 //!   both: k = SessionKey::derive(cluster_key, dialer, nonce_d, acceptor, nonce_a)
 //!         (dialer->acceptor, acceptor->dialer) = k.split(); seq starts at 1
-//!   first daemon message       ---------->    valid tag: dialer is Up
-//!                              <----------    first daemon message: acceptor is Up
+//!   Proof opens: acceptor is Up
+//!   first daemon message       ---------->    opens: dialer is Up
+//!                              <----------    daemon messages
 //! ```
 //!
 //! Rules:
@@ -28,10 +29,14 @@
 //!   instead is refused and counted.
 //! - A peer is Up only once a frame with a valid tag has arrived from it: a
 //!   node without the key never becomes Up and never has a message
-//!   delivered. The dialer may send right after the Hellos; the acceptor
-//!   sends only once the dialer has proven the key, so a stranger who dials
-//!   in under a peer's name receives nothing. A new connection in a peer's
-//!   name replaces an Up one only once it, too, has proven the key.
+//!   delivered. The acceptor proves the key first (its Proof); the dialer
+//!   sends nothing before that Proof opened, and the acceptor nothing more
+//!   before the dialer's first frame opened, so a stranger at either end
+//!   receives nothing it can open. A new connection in a peer's name
+//!   replaces an Up one only once it, too, has proven the key.
+//! - Every frame after the Hellos is encrypted (ChaCha20-Poly1305, see
+//!   [`crate::wire::frame`]): on the wire are the Hellos (names, nonces,
+//!   version) and each frame's type, length and sequence number.
 //! - Any rejected frame (bad CRC, bad tag, out of order...) or undecodable
 //!   message closes the connection, is counted per peer and reason, and is
 //!   logged at most once per peer and minute.
@@ -59,7 +64,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::cluster::session::{
-    Outbound, Rejection, Role, Session, SessionConfig, SessionEnd, SessionEvent,
+    Outbound, Rejection, Session, SessionConfig, SessionEnd, SessionEvent,
 };
 use crate::cluster::Message;
 use crate::wire::frame::{DEFAULT_MAX_PAYLOAD, NONCE_LEN};
@@ -596,7 +601,8 @@ impl Shared {
 enum Handshake {
     /// Acceptor: the peer's Hello is in (admit it or drop the session).
     Hello(String),
-    /// Dialer: Hellos exchanged, keys derived.
+    /// Dialer: Hellos exchanged, keys derived (the acceptor's Proof may be
+    /// still to come: the session says PeerProven when it opened).
     Keyed,
 }
 
@@ -945,13 +951,8 @@ async fn run_session(
         tx: tx.clone(),
         kill: kill.clone(),
     };
-    if session.role() == Role::Dialer {
-        // The dialer speaks first: its first message proves the key.
-        let mut st = lock(&slot.state);
-        if let Some(old) = st.active.replace(conn()) {
-            old.kill.send_replace(Some("replaced by a new connection"));
-        }
-    }
+    // Either end's sends go to this connection once its peer has proven
+    // the key (PeerProven: `mark_up`); a dialer hears the Proof first.
     if let Some(t) = session.last_frame() {
         lock(&slot.state).last_frame = Some(t);
     }

@@ -15,17 +15,29 @@
 //!   Session::dialer -> Hello{name, nonce_d}   Session::acceptor
 //!                              ---------->    HelloReceived{name}: the
 //!                                             transport checks the name,
-//!                              <----------    admit(nonce_a) -> Hello
-//!   Keyed: may send now                       (Keyed)
+//!                              <----------    admit(nonce_a) -> Hello,
+//!   Keyed                                     Proof (Keyed)
+//!   Proof's tag verifies:
+//!   PeerProven: may send now
 //!   first Message/Data         ---------->    PeerProven: may send now
-//!   PeerProven                 <----------    first Message/Data
+//!                              <----------    first Message/Data
 //! ```
 //!
 //! Rules (the wire format is [`crate::wire::frame`]):
-//! - The dialer sends right after the Hellos; the acceptor only once the
-//!   dialer has proven the key (its first Message or Data with a valid
-//!   tag), so a stranger who dials in under a peer's name receives nothing
-//!   but, at most, a Close it cannot verify.
+//! - The acceptor proves the key first: its Hello is followed at once by a
+//!   Proof, an empty frame sealed under the acceptor-to-dialer key, which
+//!   is derived from the cluster key, both names and both nonces. The
+//!   dialer sends nothing (no message, no data) until that Proof verified:
+//!   whoever answers a dialer without the key hears nothing but, at most,
+//!   a Close it cannot open.
+//! - The acceptor sends nothing after its Proof until the dialer has proven
+//!   the key in turn (its first Message or Data with a valid tag), so a
+//!   stranger who dials in under a peer's name receives nothing but the
+//!   Proof and, at most, a Close, neither of which it can open.
+//! - Both proofs are tags under keys that depend on the cluster key, so
+//!   each lets its receiver test guesses of the cluster key offline: the
+//!   key must be random (it is at least 16 bytes; 32 from /dev/urandom is
+//!   what the documentation asks for).
 //! - The first bad frame ends the session with a typed [`Rejection`]; a
 //!   Close from the peer, the hello timeout and the idle timeout (no valid
 //!   frame for `dead_after`) end it too. After [`SessionEvent::Ended`] input
@@ -120,10 +132,12 @@ pub enum SessionEvent {
     HelloReceived {
         name: String,
     },
-    /// The Hellos are exchanged and the keys derived. A dialer may send.
+    /// The Hellos are exchanged and the keys derived. Nobody may send
+    /// yet: the peer has not proven the key.
     Keyed,
-    /// The peer's first Message or Data frame verified: it holds the key.
-    /// Raised before that frame's own event. An acceptor may send now.
+    /// The peer holds the key: for a dialer, the acceptor's Proof verified;
+    /// for an acceptor, the dialer's first Message or Data frame did
+    /// (raised before that frame's own event). This end may send now.
     PeerProven,
     Message(Message),
     /// An authenticated message of a type this version does not know,
@@ -253,6 +267,7 @@ pub struct Session {
     hello_deadline: Instant,
     dead_after: Duration,
     /// The idle timeout runs from here: keying, then each valid frame.
+    /// (A dialer whose acceptor never proves the key ends on it too.)
     idle_from: Instant,
     last_frame: Option<Instant>,
     heartbeat_interval: Option<Duration>,
@@ -417,8 +432,9 @@ impl Session {
     }
 
     /// Answer the Hello announced by [`SessionEvent::HelloReceived`] with
-    /// ours (`nonce`: fresh random bytes) and derive the keys. Frames the
-    /// peer sent right behind its Hello are processed now.
+    /// ours (`nonce`: fresh random bytes) and the Proof of the key, and
+    /// derive the keys. Frames the peer sent right behind its Hello are
+    /// processed now.
     pub fn admit(&mut self, now: Instant, nonce: [u8; NONCE_LEN]) -> Result<(), AdmitError> {
         if self.phase != Phase::Admit {
             return Err(AdmitError::NoHelloPending);
@@ -438,13 +454,17 @@ impl Session {
         );
         let (d2a, a2d) = key.split();
         self.keyed(now, a2d, d2a);
+        // Sequence 1 of this direction, behind the Hello in one write.
+        let proof = encode(FrameType::Proof, self.send_seq, &[], self.send_key.as_ref());
+        self.send_seq += 1;
+        self.transmit.push_back(proof);
         self.process(now);
         Ok(())
     }
 
-    /// Queue a payload for the peer. A dialer may send once keyed, an
-    /// acceptor once the peer is proven. The receiver's size limit is the
-    /// caller's to respect.
+    /// Queue a payload (encrypted) for the peer. Either end may send once
+    /// the peer has proven the key ([`SessionEvent::PeerProven`]). The
+    /// receiver's size limit is the caller's to respect.
     pub fn send(
         &mut self,
         now: Instant,
@@ -456,7 +476,7 @@ impl Session {
             Phase::Hello | Phase::Admit => return Err(SendRefused::NotKeyed),
             Phase::Keyed => {}
         }
-        if self.role == Role::Acceptor && !self.proven {
+        if !self.proven {
             return Err(SendRefused::NotProven);
         }
         let f = encode(
@@ -479,8 +499,8 @@ impl Session {
     }
 
     /// End the session from this side: a Close frame with `reason` is
-    /// queued if the keys exist (even for an unproven peer, which cannot
-    /// verify it) and none was sent yet. Works after [`SessionEvent::Ended`]
+    /// queued if the keys exist (even for an unproven peer: one with the
+    /// key learns why, a stranger cannot open it) and none was sent yet. Works after [`SessionEvent::Ended`]
     /// too; the caller leaves it out if the peer cannot hear it any more
     /// (it closed, or a frame is half written).
     pub fn close(&mut self, reason: &str) {
@@ -505,9 +525,6 @@ impl Session {
             .set_max_payload(self.max_payload.min(MAX_UNPROVEN_PAYLOAD));
         self.phase = Phase::Keyed;
         self.idle_from = now;
-        if self.role == Role::Dialer {
-            self.arm_heartbeat(now);
-        }
         self.events.push_back(SessionEvent::Keyed);
     }
 
@@ -529,9 +546,7 @@ impl Session {
             self.proven = true;
             self.dec.set_max_payload(self.max_payload);
             self.events.push_back(SessionEvent::PeerProven);
-            if self.role == Role::Acceptor {
-                self.arm_heartbeat(now);
-            }
+            self.arm_heartbeat(now);
         }
     }
 
@@ -613,7 +628,22 @@ impl Session {
         self.recv_seq += 1;
         self.last_frame = Some(now);
         self.idle_from = now;
+        // A dialer hears the acceptor's Proof first, and only then.
+        let proof_due = self.role == Role::Dialer && !self.proven;
         match frame.kind {
+            FrameType::Proof if proof_due => {
+                self.prove(now);
+                true
+            }
+            FrameType::Proof => {
+                self.reject(FrameError::BadHello("a proof out of place"));
+                false
+            }
+            // A Close needs no proof first: its tag is one.
+            FrameType::Message | FrameType::Data if proof_due => {
+                self.reject(FrameError::BadHello("expected the acceptor's proof"));
+                false
+            }
             FrameType::Close => {
                 let r = String::from_utf8_lossy(&frame.payload);
                 self.end(SessionEnd::PeerClosed(
@@ -658,7 +688,10 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::frame::{fix_crc, HEADER_LEN};
+    use crate::wire::frame::{fix_crc, CRC_LEN, HEADER_LEN, OVERHEAD, TAG_LEN};
+
+    /// An empty sealed frame (the Proof) is all overhead.
+    const OVERHEAD_OF_PROOF: usize = OVERHEAD;
 
     const KEY: &[u8] = b"test cluster key, 32 bytes long!";
     const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
@@ -709,10 +742,10 @@ mod tests {
         }
     }
 
-    /// Dialer "a" (with `dialer_key`) and acceptor "b" (with KEY), Hellos
-    /// exchanged at `now`.
-    fn keyed_pair(now: Instant, dialer_key: &[u8]) -> (Session, Session) {
-        let mut a = Session::dialer(cfg("a", dialer_key), Some("b"), ND, now);
+    /// Dialer "a" and acceptor "b" (with KEY), Hellos and the acceptor's
+    /// Proof exchanged at `now`: the dialer may send, the acceptor waits.
+    fn keyed_pair(now: Instant) -> (Session, Session) {
+        let mut a = Session::dialer(cfg("a", KEY), Some("b"), ND, now);
         let mut b = Session::acceptor(cfg("b", KEY), now);
         pump(now, &mut a, &mut b);
         assert_eq!(
@@ -722,16 +755,40 @@ mod tests {
         b.admit(now, NA).unwrap();
         assert_eq!(events(&mut b), [SessionEvent::Keyed]);
         pump(now, &mut b, &mut a);
-        assert_eq!(events(&mut a), [SessionEvent::Keyed]);
+        assert_eq!(
+            events(&mut a),
+            [SessionEvent::Keyed, SessionEvent::PeerProven]
+        );
         (a, b)
+    }
+
+    /// The frame types in `bytes` (whole frames of one direction), read
+    /// from their clear headers.
+    fn frame_types(bytes: &[u8]) -> Vec<FrameType> {
+        let mut out = vec![];
+        let mut at = 0;
+        while at + HEADER_LEN <= bytes.len() {
+            let kind = FrameType::from_u8(bytes[at + 4]).unwrap();
+            let len = u32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+            let trailer = if kind == FrameType::Hello {
+                32
+            } else {
+                TAG_LEN
+            };
+            at += HEADER_LEN + len + CRC_LEN + trailer;
+            out.push(kind);
+        }
+        assert_eq!(at, bytes.len());
+        out
     }
 
     #[test]
     fn handshake_in_memory_then_both_ways() {
         let t0 = Instant::now();
-        let (mut a, mut b) = keyed_pair(t0, KEY);
+        let (mut a, mut b) = keyed_pair(t0);
         assert_eq!((a.peer(), b.peer()), (Some("b"), Some("a")));
-        assert!(a.is_keyed() && b.is_keyed() && !a.is_proven() && !b.is_proven());
+        // The acceptor proved the key; the dialer has not yet.
+        assert!(a.is_keyed() && b.is_keyed() && a.is_proven() && !b.is_proven());
         // The acceptor says nothing until the dialer proved the key.
         assert_eq!(b.send_message(t0, &hb("b")), Err(SendRefused::NotProven));
         assert!(b.poll_transmit().is_none());
@@ -750,10 +807,7 @@ mod tests {
         assert_eq!(b.last_frame(), Some(t0));
         b.send_message(t0, &hb("b")).unwrap();
         pump(t0, &mut b, &mut a);
-        assert_eq!(
-            events(&mut a),
-            [SessionEvent::PeerProven, SessionEvent::Message(hb("b"))]
-        );
+        assert_eq!(events(&mut a), [SessionEvent::Message(hb("b"))]);
         // A goodbye ends the other side with its reason.
         a.close("shutdown");
         assert!(a.is_ended());
@@ -772,10 +826,11 @@ mod tests {
         );
     }
 
-    /// The session writes exactly the frames of `wire::frame`: peers of
-    /// the version before the session core interoperate.
+    /// The session writes exactly the frames of `wire::frame`, in the
+    /// order of the module documentation: the protocol can be spoken with
+    /// `wire::frame` alone.
     #[test]
-    fn bytes_on_the_wire_are_unchanged() {
+    fn bytes_on_the_wire_are_the_frames_of_wire_frame() {
         let t0 = Instant::now();
         let mut a = Session::dialer(cfg("a", KEY), Some("b"), ND, t0);
         let hello_a = Hello {
@@ -789,16 +844,15 @@ mod tests {
         let _ = events(&mut b);
         b.admit(t0, NA).unwrap();
         let hello_b = bytes(&mut b);
-        assert_eq!(
-            hello_b,
-            Hello {
-                name: "b".into(),
-                nonce: NA
-            }
-            .encode()
-        );
-        a.handle_read(t0, &hello_b);
         let (d2a, a2d) = SessionKey::derive(KEY, "a", &ND, "b", &NA).split();
+        let mut want = Hello {
+            name: "b".into(),
+            nonce: NA,
+        }
+        .encode();
+        want.extend(encode(FrameType::Proof, 1, &[], Some(&a2d)));
+        assert_eq!(hello_b, want);
+        a.handle_read(t0, &hello_b);
         a.send_message(t0, &hb("a")).unwrap();
         a.send(t0, Outbound::Data, b"x").unwrap();
         let mut want = encode(FrameType::Message, 1, &hb("a").to_json(), Some(&d2a));
@@ -808,7 +862,7 @@ mod tests {
         b.close("idle");
         assert_eq!(
             bytes(&mut b),
-            encode(FrameType::Close, 1, b"idle", Some(&a2d))
+            encode(FrameType::Close, 2, b"idle", Some(&a2d))
         );
     }
 
@@ -820,13 +874,18 @@ mod tests {
         // The dialer's Hello and first message in one burst, fed one byte
         // at a time: the message waits behind the Hello until admitted.
         let mut burst = bytes(&mut a);
-        let b_hello = Hello {
+        let mut b_hello = Hello {
             name: "b".into(),
             nonce: NA,
         }
         .encode();
+        let (_, a2d) = SessionKey::derive(KEY, "a", &ND, "b", &NA).split();
+        b_hello.extend(encode(FrameType::Proof, 1, &[], Some(&a2d)));
         a.handle_read(t0, &b_hello);
-        assert_eq!(events(&mut a), [SessionEvent::Keyed]);
+        assert_eq!(
+            events(&mut a),
+            [SessionEvent::Keyed, SessionEvent::PeerProven]
+        );
         a.send_message(t0, &hb("a")).unwrap();
         burst.extend(bytes(&mut a));
         for byte in &burst {
@@ -848,25 +907,161 @@ mod tests {
         assert_eq!(b.admit(t0, NA), Err(AdmitError::NoHelloPending));
     }
 
-    #[test]
-    fn wrong_key_refused_never_proven() {
-        let t0 = Instant::now();
-        let (mut a, mut b) = keyed_pair(t0, b"some other key, also 32 bytes!!!");
-        a.send_message(t0, &hb("a")).unwrap();
+    /// A dialer "a" with `a_key`, its Hello read by acceptor "b" (KEY),
+    /// which admits it: b's Hello and Proof are returned, unread by a.
+    fn admitted(t0: Instant, a_key: &[u8]) -> (Session, Session, Vec<u8>) {
+        let mut a = Session::dialer(cfg("a", a_key), Some("b"), ND, t0);
+        let mut b = Session::acceptor(cfg("b", KEY), t0);
         pump(t0, &mut a, &mut b);
-        let evs = events(&mut b);
+        let _ = events(&mut b);
+        b.admit(t0, NA).unwrap();
+        assert_eq!(events(&mut b), [SessionEvent::Keyed]);
+        let reply = bytes(&mut b);
+        assert_eq!(frame_types(&reply), [FrameType::Hello, FrameType::Proof]);
+        (a, b, reply)
+    }
+
+    /// A dialer whose key differs from the acceptor's (or an acceptor
+    /// that does not hold the cluster key): the Proof fails, the dialer
+    /// ends with a typed rejection and has written nothing but its Hello,
+    /// then at most a Close that the other end cannot open.
+    #[test]
+    fn wrong_key_dialer_refuses_the_proof_and_sends_nothing() {
+        let t0 = Instant::now();
+        let (mut a, mut b, reply) = admitted(t0, b"some other key, also 32 bytes!!!");
+        a.handle_read(t0, &reply);
         let end = SessionEnd::Rejected(Rejection::Frame(FrameError::BadTag));
-        assert_eq!(evs, [SessionEvent::Ended(end.clone())]);
-        assert!(!b.is_proven() && b.last_frame().is_none());
+        assert_eq!(
+            events(&mut a),
+            [SessionEvent::Keyed, SessionEvent::Ended(end.clone())]
+        );
+        assert!(!a.is_proven() && a.last_frame().is_none());
         assert_eq!(end.goodbye(), Some("bad_tag"));
         assert!(end.to_string().starts_with("bad_tag: "), "{end}");
-        // Its goodbye cannot be verified by the stranger either.
-        b.close("bad_tag");
-        pump(t0, &mut b, &mut a);
+        assert_eq!(a.send_message(t0, &hb("a")), Err(SendRefused::Ended));
+        assert_eq!(a.send(t0, Outbound::Data, b"x"), Err(SendRefused::Ended));
+        assert_eq!(a.poll_transmit(), None);
+        // Its goodbye is all it writes, and the acceptor cannot open it.
+        a.close("bad_tag");
+        let bye = bytes(&mut a);
+        assert_eq!(frame_types(&bye), [FrameType::Close]);
+        b.handle_read(t0, &bye);
+        assert_eq!(events(&mut b), [SessionEvent::Ended(end)]);
+        assert!(!b.is_proven() && b.last_frame().is_none());
+    }
+
+    /// Before the Proof has opened, the dialer sends nothing: not on
+    /// keying, not on a heartbeat deadline (none is armed), and not when
+    /// asked. An acceptor that never proves is left by the idle timeout.
+    #[test]
+    fn dialer_sends_nothing_before_the_proof() {
+        let t0 = Instant::now();
+        let every = ms(50);
+        let mut a = Session::dialer(
+            SessionConfig {
+                heartbeat_interval: Some(every),
+                ..cfg("a", KEY)
+            },
+            Some("b"),
+            ND,
+            t0,
+        );
+        let hello_a = bytes(&mut a);
+        assert_eq!(frame_types(&hello_a), [FrameType::Hello]);
+        let (_, _, reply) = admitted(t0, KEY);
+        // The Hello alone: keyed, not proven.
+        let split = reply.len() - (OVERHEAD_OF_PROOF);
+        a.handle_read(t0, &reply[..split]);
+        assert_eq!(events(&mut a), [SessionEvent::Keyed]);
+        assert!(a.is_keyed() && !a.is_proven());
+        assert_eq!(a.send_message(t0, &hb("a")), Err(SendRefused::NotProven));
         assert_eq!(
-            ended(&events(&mut a)).and_then(|e| e.rejection()),
+            a.send(t0, Outbound::Data, b"x"),
+            Err(SendRefused::NotProven)
+        );
+        assert_eq!(a.next_deadline(), Some(t0 + DEAD_AFTER));
+        a.handle_timeout(t0 + every);
+        assert_eq!(events(&mut a), []);
+        assert_eq!(a.poll_transmit(), None);
+        // The Proof, byte by byte: proven on its last byte, and only then.
+        for (i, byte) in reply[split..].iter().enumerate() {
+            assert!(!a.is_proven(), "after {i} bytes of the proof");
+            a.handle_read(t0 + ms(1), std::slice::from_ref(byte));
+        }
+        assert_eq!(events(&mut a), [SessionEvent::PeerProven]);
+        assert_eq!(a.next_deadline(), Some(t0 + ms(1) + every));
+        a.send_message(t0 + ms(1), &hb("a")).unwrap();
+        assert_eq!(frame_types(&bytes(&mut a)), [FrameType::Message]);
+
+        // An acceptor that never proves: the idle timeout ends it.
+        let mut a = Session::dialer(cfg("a", KEY), Some("b"), ND, t0);
+        let _ = bytes(&mut a);
+        a.handle_read(t0, &reply[..split]);
+        let _ = events(&mut a);
+        a.handle_timeout(t0 + DEAD_AFTER);
+        assert_eq!(
+            events(&mut a),
+            [SessionEvent::Ended(SessionEnd::Idle(DEAD_AFTER))]
+        );
+        assert_eq!(a.poll_transmit(), None);
+    }
+
+    /// A forged Proof (right length, bit flipped, CRC made right), an
+    /// acceptor that skips it and sends a genuine message first, and a
+    /// Proof where none belongs: each a typed rejection, nothing sent.
+    #[test]
+    fn forged_missing_or_misplaced_proof_refused() {
+        let t0 = Instant::now();
+        let (mut a, _, mut reply) = admitted(t0, KEY);
+        let last = reply.len() - 1;
+        reply[last] ^= 0x01;
+        a.handle_read(t0, &reply);
+        let evs = events(&mut a);
+        assert_eq!(
+            ended(&evs).and_then(|e| e.rejection()),
             Some(&Rejection::Frame(FrameError::BadTag))
         );
+        assert!(!a.is_proven() && a.poll_transmit().is_none());
+
+        // The acceptor's Hello, then a genuine message where the Proof
+        // belongs.
+        let (mut a, _, reply) = admitted(t0, KEY);
+        let (_, a2d) = SessionKey::derive(KEY, "a", &ND, "b", &NA).split();
+        let mut skip = reply[..reply.len() - OVERHEAD_OF_PROOF].to_vec();
+        skip.extend(encode(
+            FrameType::Message,
+            1,
+            &hb("b").to_json(),
+            Some(&a2d),
+        ));
+        a.handle_read(t0, &skip);
+        let evs = events(&mut a);
+        let r = ended(&evs).and_then(|e| e.rejection()).unwrap();
+        assert_eq!(
+            r,
+            &Rejection::Frame(FrameError::BadHello("expected the acceptor's proof"))
+        );
+        assert!(!evs.iter().any(|e| matches!(e, SessionEvent::Message(_))));
+        assert!(!a.is_proven() && a.poll_transmit().is_none());
+
+        // A second Proof to a dialer, a Proof to an acceptor.
+        let (mut a, mut b) = keyed_pair(t0);
+        a.handle_read(t0, &encode(FrameType::Proof, 2, &[], Some(&a2d)));
+        let evs = events(&mut a);
+        assert_eq!(
+            ended(&evs)
+                .and_then(|e| e.rejection())
+                .map(|r| r.to_string()),
+            Some("bad hello: a proof out of place".into())
+        );
+        let (d2a, _) = SessionKey::derive(KEY, "a", &ND, "b", &NA).split();
+        b.handle_read(t0, &encode(FrameType::Proof, 1, &[], Some(&d2a)));
+        let evs = events(&mut b);
+        assert_eq!(
+            ended(&evs).and_then(|e| e.rejection()).map(|r| r.reason()),
+            Some("bad_hello")
+        );
+        assert!(!b.is_proven());
     }
 
     #[test]
@@ -915,7 +1110,7 @@ mod tests {
     #[test]
     fn replayed_and_reordered_frames_refused() {
         let t0 = Instant::now();
-        let (mut a, mut b) = keyed_pair(t0, KEY);
+        let (mut a, mut b) = keyed_pair(t0);
         a.send_message(t0, &hb("a")).unwrap();
         let first = bytes(&mut a);
         b.handle_read(t0, &first);
@@ -938,7 +1133,7 @@ mod tests {
         b.handle_read(t0, &first);
         assert_eq!(events(&mut b), []);
 
-        let (mut a, mut b) = keyed_pair(t0, KEY);
+        let (mut a, mut b) = keyed_pair(t0);
         a.send(t0, Outbound::Data, b"1").unwrap();
         let one = bytes(&mut a);
         a.send(t0, Outbound::Data, b"2").unwrap();
@@ -963,7 +1158,7 @@ mod tests {
     fn tampered_frames_refused_crc_apart_from_tag() {
         let t0 = Instant::now();
         for (fix, reason) in [(false, "bad_crc"), (true, "bad_tag")] {
-            let (mut a, mut b) = keyed_pair(t0, KEY);
+            let (mut a, mut b) = keyed_pair(t0);
             a.send_message(t0, &hb("a")).unwrap();
             let mut f = bytes(&mut a);
             f[HEADER_LEN + 3] ^= 0x10;
@@ -983,14 +1178,14 @@ mod tests {
         let t0 = Instant::now();
         let big = vec![7u8; MAX_UNPROVEN_PAYLOAD + 1];
         // First frame of the connection: too big to buffer unproven.
-        let (mut a, mut b) = keyed_pair(t0, KEY);
+        let (mut a, mut b) = keyed_pair(t0);
         a.send(t0, Outbound::Data, &big).unwrap();
         pump(t0, &mut a, &mut b);
         let evs = events(&mut b);
         let end = ended(&evs).expect("refused");
         assert!(end.to_string().starts_with("oversized"), "{end}");
         // Once a small frame proved the key, the same frame passes.
-        let (mut a, mut b) = keyed_pair(t0, KEY);
+        let (mut a, mut b) = keyed_pair(t0);
         a.send(t0, Outbound::Data, b"small").unwrap();
         a.send(t0, Outbound::Data, &big).unwrap();
         pump(t0, &mut a, &mut b);
@@ -1004,7 +1199,7 @@ mod tests {
     #[test]
     fn unknown_message_types_are_skipped_and_the_connection_stays() {
         let t0 = Instant::now();
-        let (mut a, mut b) = keyed_pair(t0, KEY);
+        let (mut a, mut b) = keyed_pair(t0);
         a.send(t0, Outbound::Message, b"{\"type\":\"launch_missiles\"}")
             .unwrap();
         a.send(
@@ -1031,7 +1226,7 @@ mod tests {
     #[test]
     fn undecodable_message_and_late_hello_refused() {
         let t0 = Instant::now();
-        let (mut a, mut b) = keyed_pair(t0, KEY);
+        let (mut a, mut b) = keyed_pair(t0);
         // A known type without its fields: malformed, not merely new.
         a.send(t0, Outbound::Message, b"{\"type\":\"takeover\"}")
             .unwrap();
@@ -1048,7 +1243,7 @@ mod tests {
         // A valid frame still counts as heard from.
         assert_eq!(b.last_frame(), Some(t0));
 
-        let (_, mut b) = keyed_pair(t0, KEY);
+        let (_, mut b) = keyed_pair(t0);
         b.handle_read(
             t0,
             &Hello {
@@ -1093,7 +1288,7 @@ mod tests {
     #[test]
     fn idle_timeout_fires_at_the_right_virtual_time() {
         let t0 = Instant::now();
-        let (mut a, mut b) = keyed_pair(t0, KEY);
+        let (mut a, mut b) = keyed_pair(t0);
         // From keying.
         assert_eq!(b.next_deadline(), Some(t0 + DEAD_AFTER));
         // Each valid frame restarts it.
@@ -1119,7 +1314,6 @@ mod tests {
         assert_eq!(
             events(&mut a),
             [
-                SessionEvent::PeerProven,
                 SessionEvent::Message(hb("b")),
                 SessionEvent::Ended(SessionEnd::PeerClosed("idle".into()))
             ]
@@ -1142,8 +1336,8 @@ mod tests {
         b.admit(t0, NA).unwrap();
         pump(t0, &mut b, &mut a);
         let _ = (events(&mut a), events(&mut b));
-        // The dialer may send: due one interval after keying. The acceptor
-        // may not: only its idle timeout.
+        // The dialer may send (the Proof opened): due one interval after
+        // it. The acceptor may not: only its idle timeout.
         assert_eq!(a.next_deadline(), Some(t0 + every));
         assert_eq!(b.next_deadline(), Some(t0 + ms(1000)));
         a.handle_timeout(t0 + ms(99));

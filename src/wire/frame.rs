@@ -19,30 +19,52 @@
 //! +                   sequence (64 bits, big-endian)              +
 //! |                                                               |
 //! +---------------------------------------------------------------+
-//! |                 payload (payload length bytes)                |
-//! ~                                                               ~
+//! |   payload (payload length bytes; ChaCha20 ciphertext once     |
+//! ~   keyed, in clear in a Hello)                                 ~
 //! +---------------------------------------------------------------+
 //! |            CRC32 of everything before it (big-endian)         |
 //! +---------------------------------------------------------------+
-//! |                                                               |
-//! ~        HMAC-SHA256 tag over everything before it (32)         ~
-//! |                                                               |
+//! |      Poly1305 tag (16 bytes; a Hello: 32 zero bytes)          |
+//! ~                                                               ~
 //! +---------------------------------------------------------------+
 //! ```
 //!
-//! Types: 1 Hello (unauthenticated; payload: version, name, nonce; tag all
-//! zeros and never checked), 2 Message (JSON of [`crate::cluster::Message`]),
-//! 3 Data (opaque bytes), 4 Close (a UTF-8 reason).
+//! Types: 1 Hello (in clear and unauthenticated; payload: version, name,
+//! nonce; its trailer is 32 zero bytes, never checked), 2 Message (JSON of
+//! [`crate::cluster::Message`]), 3 Data (opaque bytes), 4 Close (a UTF-8
+//! reason), 5 Proof (empty: the acceptor's proof of the key, see
+//! [`crate::cluster::session`]).
+//!
+//! Every frame but the Hello is sealed with ChaCha20-Poly1305 (RFC 8439)
+//! under its direction's key: the payload is encrypted, and the 20 header
+//! bytes (magic, type, flags, reserved, length, sequence) are authenticated
+//! as associated data but stay in clear. The AEAD nonce is the frame's
+//! sequence number (four zero bytes, then the 64-bit sequence). A sender
+//! never seals two frames with one sequence number under one key, and a
+//! key is never used on two connections: it is derived from both ends'
+//! fresh random nonces ([`SessionKey::derive`]), and each direction has its
+//! own ([`SessionKey::split`]). So a (key, nonce) pair never repeats, which
+//! is what ChaCha20-Poly1305 needs to stay secret and unforgeable.
+//!
+//! What an eavesdropper learns: the Hellos (both node names, the protocol
+//! version, the nonces), and for every other frame its type, length,
+//! sequence number and timing. Never a payload.
+//!
+//! The Hello keeps the layout of protocol version 1 (a 32-byte trailer
+//! where version 1 had its HMAC tag), so that nodes of either version read
+//! the other's Hello and refuse its version by name
+//! ([`FrameError::Version`]) instead of waiting for bytes that never come.
 //!
 //! Receive checks run in a fixed order so that one bad frame is counted under
 //! one reason: magic (as soon as 4 bytes are in, so a stranger speaking
 //! another protocol is told apart at once), length (before any payload is
 //! buffered), CRC (corruption), type, tag (forgery, wrong key, a frame
 //! spliced in from another connection), sequence (replay, reordering). The
-//! CRC before the tag is what tells a flaky link from an attacker.
+//! CRC before the tag is what tells a flaky link from an attacker; it is
+//! computed over the ciphertext, so it reveals nothing of the payload.
 //!
 //! Sequence numbers are per connection and per direction: the Hello is 0,
-//! the first authenticated frame is 1. Each direction has its own key
+//! the first sealed frame is 1. Each direction has its own key
 //! ([`SessionKey::split`]), so a frame cannot be reflected back to its sender.
 
 use std::ops::Range;
@@ -57,13 +79,18 @@ pub const MAGIC: [u8; 4] = *b"BTN1";
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 20;
 pub const CRC_LEN: usize = 4;
-pub const TAG_LEN: usize = 32;
-/// Bytes of a frame that are not payload.
+/// The Poly1305 tag closing every frame but the Hello.
+pub const TAG_LEN: usize = baton_seal::TAG_LEN;
+/// The Hello's trailer: zeros, where protocol version 1 had a 32-byte tag.
+pub const HELLO_TRAILER_LEN: usize = 32;
+/// Bytes of a sealed frame that are not payload.
 pub const OVERHEAD: usize = HEADER_LEN + CRC_LEN + TAG_LEN;
 /// Default largest payload a receiver accepts (1 MiB).
 pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
-/// The Hello's protocol version.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The Hello's protocol version. 2: payloads encrypted (ChaCha20-Poly1305)
+/// and the acceptor proves the key first; version 1 (HMAC-SHA256 tags,
+/// payloads in clear) is refused.
+pub const PROTOCOL_VERSION: u8 = 2;
 pub const NONCE_LEN: usize = 32;
 /// Longest node name a Hello can carry.
 pub const MAX_NAME_LEN: usize = 255;
@@ -71,8 +98,9 @@ pub const MAX_NAME_LEN: usize = 255;
 /// waiting for a Hello should cap its decoder at this, so that a stranger
 /// cannot make it buffer a megabyte before proving anything.
 pub const MAX_HELLO_PAYLOAD: usize = 2 + MAX_NAME_LEN + NONCE_LEN;
-/// Label mixed into every session key (domain separation).
-const KEY_LABEL: &[u8] = b"baton cluster v1";
+/// Label mixed into every session key (domain separation; the protocol
+/// version is in it, so no key is shared with another version).
+const KEY_LABEL: &[u8] = b"baton cluster v2";
 
 mod field {
     use std::ops::Range;
@@ -96,6 +124,7 @@ pub enum FrameType {
     Message = 2,
     Data = 3,
     Close = 4,
+    Proof = 5,
 }
 
 impl FrameType {
@@ -105,12 +134,22 @@ impl FrameType {
             2 => Some(FrameType::Message),
             3 => Some(FrameType::Data),
             4 => Some(FrameType::Close),
+            5 => Some(FrameType::Proof),
             _ => None,
+        }
+    }
+
+    /// Bytes after the CRC: the tag, or the Hello's zero trailer.
+    fn trailer_len(type_byte: u8) -> usize {
+        if type_byte == FrameType::Hello as u8 {
+            HELLO_TRAILER_LEN
+        } else {
+            TAG_LEN
         }
     }
 }
 
-/// A frame that passed every check.
+/// A frame that passed every check (its payload decrypted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub kind: FrameType,
@@ -138,6 +177,12 @@ pub enum FrameError {
     UnknownType(u8),
     #[error("bad hello: {0}")]
     BadHello(&'static str),
+    #[error(
+        "the peer speaks cluster protocol version {got}, this node version {}: \
+         every node of a cluster must run a baton of the same protocol version",
+        PROTOCOL_VERSION
+    )]
+    Version { got: u8 },
 }
 
 impl FrameError {
@@ -151,6 +196,7 @@ impl FrameError {
             FrameError::OutOfOrder { .. } => "out_of_order",
             FrameError::UnknownType(_) => "unknown_type",
             FrameError::BadHello(_) => "bad_hello",
+            FrameError::Version { .. } => "protocol_version",
         }
     }
 }
@@ -161,13 +207,16 @@ fn hmac(key: &[u8]) -> HmacSha256 {
     HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length")
 }
 
-/// The key that authenticates one direction (or, before [`split`], one
-/// connection). Holds the keyed HMAC state; never printed.
+/// The key of one direction (or, before [`split`], of one connection): a
+/// 32-byte secret, used as the ChaCha20-Poly1305 key of its frames and, by
+/// `split`, to derive the direction keys. Never printed.
 ///
 /// [`split`]: SessionKey::split
 #[derive(Clone)]
 pub struct SessionKey {
-    mac: HmacSha256,
+    /// HMAC keyed with the secret (for `split`).
+    prf: HmacSha256,
+    aead: baton_seal::Key,
 }
 
 impl std::fmt::Debug for SessionKey {
@@ -176,12 +225,37 @@ impl std::fmt::Debug for SessionKey {
     }
 }
 
+/// The AEAD nonce of the frame with sequence `seq`: unique per direction
+/// key, because a sender numbers its frames 1, 2, 3... and a key lives for
+/// one direction of one connection.
+fn aead_nonce(seq: u64) -> [u8; baton_seal::NONCE_LEN] {
+    let mut n = [0u8; baton_seal::NONCE_LEN];
+    n[4..].copy_from_slice(&seq.to_be_bytes());
+    n
+}
+
 impl SessionKey {
-    /// The connection key: HMAC-SHA256(cluster_key, "baton cluster v1" ||
+    fn from_secret(secret: &[u8; 32]) -> SessionKey {
+        SessionKey {
+            prf: hmac(secret),
+            aead: baton_seal::Key::new(secret),
+        }
+    }
+
+    fn prf(&self, data: &[u8]) -> [u8; 32] {
+        let mut m = self.prf.clone();
+        m.update(data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&m.finalize().into_bytes());
+        out
+    }
+
+    /// The connection key: HMAC-SHA256(cluster_key, "baton cluster v2" ||
     /// len16(dialer) || dialer || len16(acceptor) || acceptor ||
     /// dialer_nonce || acceptor_nonce). Fresh nonces on both sides make it
     /// unique per connection, so a frame from another connection (or an
-    /// earlier one) fails the tag.
+    /// earlier one) fails the tag, and no (key, AEAD nonce) pair is ever
+    /// used twice even though AEAD nonces restart at 1 on each connection.
     pub fn derive(
         cluster_key: &[u8],
         dialer_name: &str,
@@ -198,48 +272,48 @@ impl SessionKey {
         }
         m.update(dialer_nonce);
         m.update(acceptor_nonce);
-        SessionKey {
-            mac: hmac(&m.finalize().into_bytes()),
-        }
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(&m.finalize().into_bytes());
+        SessionKey::from_secret(&secret)
     }
 
     /// The two direction keys: (dialer to acceptor, acceptor to dialer).
     /// With one key for both directions, a man in the middle could send a
-    /// node's own frame back to it and it would verify.
+    /// node's own frame back to it and it would verify (and both ends
+    /// would seal with the same nonces).
     pub fn split(&self) -> (SessionKey, SessionKey) {
-        let sub = |label: &[u8]| {
-            let mut m = self.mac.clone();
-            m.update(label);
-            SessionKey {
-                mac: hmac(&m.finalize().into_bytes()),
-            }
-        };
+        let sub = |label: &[u8]| SessionKey::from_secret(&self.prf(label));
         (sub(b"dialer to acceptor"), sub(b"acceptor to dialer"))
     }
 
-    fn tag(&self, data: &[u8]) -> [u8; TAG_LEN] {
-        let mut m = self.mac.clone();
-        m.update(data);
-        let mut out = [0u8; TAG_LEN];
-        out.copy_from_slice(&m.finalize().into_bytes());
-        out
+    /// Encrypt `payload` in place; the tag over it and `header`.
+    fn seal(&self, seq: u64, header: &[u8], payload: &mut [u8]) -> [u8; TAG_LEN] {
+        // Only fails for a payload over 256 GiB; the length field (u32)
+        // and every receiver's limit are far below.
+        self.aead
+            .seal(&aead_nonce(seq), header, payload)
+            .unwrap_or([0; TAG_LEN])
     }
 
-    /// Constant-time comparison (the hmac crate's `verify_slice`).
-    fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
-        let mut m = self.mac.clone();
-        m.update(data);
-        m.verify_slice(tag).is_ok()
+    /// Check the tag and decrypt `payload` in place (constant-time tag
+    /// comparison: the crate's).
+    fn open(&self, seq: u64, header: &[u8], payload: &mut [u8], tag: &[u8]) -> bool {
+        let Ok(tag) = <[u8; TAG_LEN]>::try_from(tag) else {
+            return false;
+        };
+        self.aead.open(&aead_nonce(seq), header, payload, &tag)
     }
 }
 
-/// Encode one frame. `key` is ignored for a Hello (its tag is all zeros) and
-/// required for the others: without one the tag is zeros and every receiver
-/// rejects the frame (`BadTag`). Payloads are limited by the receiver's
+/// Encode one frame. `key` is ignored for a Hello (in clear, zero trailer)
+/// and required for the others, whose payload it encrypts: without one the
+/// payload stays in clear, the tag is zeros and every receiver rejects the
+/// frame (`BadTag`; for tests only). Payloads are limited by the receiver's
 /// `max_payload`; a payload over 4 GiB would saturate the length field and
 /// be rejected too.
 pub fn encode(kind: FrameType, seq: u64, payload: &[u8], key: Option<&SessionKey>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(OVERHEAD + payload.len());
+    let trailer = FrameType::trailer_len(kind as u8);
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + CRC_LEN + trailer);
     out.extend_from_slice(&MAGIC);
     out.push(kind as u8);
     out.push(0); // flags
@@ -248,13 +322,19 @@ pub fn encode(kind: FrameType, seq: u64, payload: &[u8], key: Option<&SessionKey
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(payload);
+    let tag = match (kind, key) {
+        (FrameType::Hello, _) | (_, None) => None,
+        (_, Some(k)) => {
+            let (header, body) = out.split_at_mut(HEADER_LEN);
+            Some(k.seal(seq, header, body))
+        }
+    };
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_be_bytes());
-    let tag = match (kind, key) {
-        (FrameType::Hello, _) | (_, None) => [0u8; TAG_LEN],
-        (_, Some(k)) => k.tag(&out),
-    };
-    out.extend_from_slice(&tag);
+    match tag {
+        Some(t) => out.extend_from_slice(&t),
+        None => out.resize(out.len() + trailer, 0),
+    }
     out
 }
 
@@ -347,7 +427,8 @@ impl Decoder {
         };
         let crc_at = HEADER_LEN + len;
         let tag_at = crc_at + CRC_LEN;
-        let total = tag_at + TAG_LEN;
+        // Read once 4 bytes are in, which the length needed already.
+        let total = tag_at + FrameType::trailer_len(self.buf[field::TYPE]);
         if self.buf.len() < total {
             return Ok(None);
         }
@@ -358,6 +439,9 @@ impl Decoder {
         }
         let kind =
             FrameType::from_u8(b[field::TYPE]).ok_or(FrameError::UnknownType(b[field::TYPE]))?;
+        let s = &b[field::SEQ];
+        let seq = u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
+        let mut payload = b[HEADER_LEN..crc_at].to_vec();
         match (kind, key) {
             (FrameType::Hello, Some(_)) => {
                 return Err(FrameError::BadHello("hello after handshake"))
@@ -365,13 +449,13 @@ impl Decoder {
             (FrameType::Hello, None) => {}
             (_, None) => return Err(FrameError::BadHello("expected a hello first")),
             (_, Some(k)) => {
-                if !k.verify(&b[..tag_at], &b[tag_at..total]) {
+                // The sequence is checked after the tag (which covers it),
+                // so that a forged one is counted as forged.
+                if !k.open(seq, &b[..HEADER_LEN], &mut payload, &b[tag_at..total]) {
                     return Err(FrameError::BadTag);
                 }
             }
         }
-        let s = &b[field::SEQ];
-        let seq = u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
         if seq != expected_seq {
             return Err(FrameError::OutOfOrder {
                 expected: expected_seq,
@@ -382,7 +466,7 @@ impl Decoder {
             kind,
             flags: b[field::FLAGS],
             seq,
-            payload: b[HEADER_LEN..crc_at].to_vec(),
+            payload,
         };
         self.buf.drain(..total);
         Ok(Some(frame))
@@ -416,15 +500,17 @@ impl Hello {
         out
     }
 
-    /// A whole Hello frame (sequence 0, zero tag).
+    /// A whole Hello frame (sequence 0, in clear, zero trailer).
     pub fn encode(&self) -> Vec<u8> {
         encode(FrameType::Hello, 0, &self.payload(), None)
     }
 
     pub fn parse(payload: &[u8]) -> Result<Hello, FrameError> {
         let (&version, rest) = payload.split_first().ok_or(FrameError::BadHello("empty"))?;
+        // First, so that any other version is refused by name, whatever
+        // else its Hello carries.
         if version != PROTOCOL_VERSION {
-            return Err(FrameError::BadHello("unsupported protocol version"));
+            return Err(FrameError::Version { got: version });
         }
         let (&len, rest) = rest
             .split_first()
@@ -474,18 +560,75 @@ mod tests {
         let f = encode(FrameType::Message, 1, b"{}", Some(&key()));
         assert_eq!(f.len(), OVERHEAD + 2);
         assert_eq!(
-            &f[..HEADER_LEN + 2],
+            &f[..HEADER_LEN],
             &[
                 b'B', b'T', b'N', b'1', // magic
                 2, 0, 0, 0, // type, flags, reserved
                 0, 0, 0, 2, // length
                 0, 0, 0, 0, 0, 0, 0, 1, // sequence
-                b'{', b'}', // payload
             ]
         );
+        // The payload is ciphertext: ChaCha20 under the key, nonce = seq.
+        assert_ne!(&f[HEADER_LEN..HEADER_LEN + 2], b"{}");
         let crc = crc32fast::hash(&f[..22]).to_be_bytes();
         assert_eq!(&f[22..26], &crc);
-        assert_ne!(&f[26..], &[0u8; 32]);
+        assert_eq!(f[26..].len(), TAG_LEN);
+        assert_ne!(&f[26..], &[0u8; TAG_LEN]);
+    }
+
+    /// The Hello keeps the version 1 layout (32-byte zero trailer), with
+    /// version 2 in its first payload byte: what a version 1 node parses
+    /// to refuse it, and what this version parses of a version 1 Hello.
+    #[test]
+    fn hello_layout_and_version_1_refused_by_name() {
+        let h = Hello {
+            name: "lb1".into(),
+            nonce: [7; 32],
+        };
+        let f = h.encode();
+        assert_eq!(f.len(), HEADER_LEN + 2 + 3 + 32 + CRC_LEN + 32);
+        assert_eq!(f[4], 1);
+        assert_eq!(&f[HEADER_LEN..HEADER_LEN + 5], &[2, 3, b'l', b'b', b'1']);
+        assert_eq!(&f[HEADER_LEN + 5..HEADER_LEN + 37], &[7; 32]);
+        assert_eq!(&f[f.len() - 32..], &[0; 32]);
+        // A version 1 Hello, byte for byte as version 1 wrote it.
+        let mut v1 = f.clone();
+        v1[HEADER_LEN] = 1;
+        fix_crc(&mut v1);
+        let got = decode_all(&v1, 0, None).unwrap().unwrap();
+        let e = Hello::parse(&got.payload).unwrap_err();
+        assert_eq!(e, FrameError::Version { got: 1 });
+        assert_eq!(e.reason(), "protocol_version");
+        assert_eq!(
+            e.to_string(),
+            "the peer speaks cluster protocol version 1, this node version 2: \
+             every node of a cluster must run a baton of the same protocol version"
+        );
+    }
+
+    /// What is on the wire of a sealed frame: header and lengths, never a
+    /// byte of the payload (no 4-byte window of it survives).
+    #[test]
+    fn payload_never_in_clear() {
+        let k = key();
+        let secret: Vec<u8> = (0..200u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+        let mut d = Decoder::new(DEFAULT_MAX_PAYLOAD);
+        for seq in 1..4 {
+            let f = encode(FrameType::Data, seq, &secret, Some(&k));
+            for w in secret.windows(4) {
+                assert!(!f.windows(4).any(|x| x == w), "seq {seq}: {w:?} in clear");
+            }
+            d.push(&f);
+            assert_eq!(
+                d.next_frame(seq, Some(&k)).unwrap().unwrap().payload,
+                secret
+            );
+        }
+        // Same payload, another sequence number: another ciphertext.
+        assert_ne!(
+            encode(FrameType::Data, 1, &secret, Some(&k))[HEADER_LEN..],
+            encode(FrameType::Data, 2, &secret, Some(&k))[HEADER_LEN..]
+        );
     }
 
     #[test]
@@ -502,6 +645,7 @@ mod tests {
         d.push(&encode(FrameType::Message, 1, b"{\"a\":1}", Some(&k)));
         d.push(&encode(FrameType::Data, 2, &[0, 255, 3], Some(&k)));
         d.push(&encode(FrameType::Close, 3, b"shutdown", Some(&k)));
+        d.push(&encode(FrameType::Proof, 4, &[], Some(&k)));
         let h = d.next_frame(0, None).unwrap().unwrap();
         assert_eq!(h.kind, FrameType::Hello);
         assert_eq!(
@@ -526,7 +670,9 @@ mod tests {
             (c.kind, &c.payload[..]),
             (FrameType::Close, &b"shutdown"[..])
         );
-        assert_eq!(d.next_frame(4, Some(&k)), Ok(None));
+        let p = d.next_frame(4, Some(&k)).unwrap().unwrap();
+        assert_eq!((p.kind, p.payload.len()), (FrameType::Proof, 0));
+        assert_eq!(d.next_frame(5, Some(&k)), Ok(None));
         assert_eq!(d.buffered(), 0);
     }
 
@@ -692,15 +838,10 @@ mod tests {
         }
         .payload();
         assert!(Hello::parse(&good).is_ok());
-        let mut v2 = good.clone();
-        v2[0] = 2;
-        for bad in [
-            &[][..],
-            &[1][..],
-            &good[..good.len() - 1],
-            &v2[..],
-            &[1, 0, 0][..],
-        ] {
+        let mut v3 = good.clone();
+        v3[0] = 3;
+        assert_eq!(Hello::parse(&v3), Err(FrameError::Version { got: 3 }));
+        for bad in [&[][..], &[2][..], &good[..good.len() - 1], &[2, 0, 0][..]] {
             assert!(
                 matches!(Hello::parse(bad), Err(FrameError::BadHello(_))),
                 "{bad:?}"
@@ -814,7 +955,7 @@ mod tests {
         }
 
         #[test]
-        fn round_trip(kind in 2u8..=4, seq in any::<u64>(), payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+        fn round_trip(kind in 2u8..=5, seq in any::<u64>(), payload in proptest::collection::vec(any::<u8>(), 0..512)) {
             let k = key();
             let kind = FrameType::from_u8(kind).unwrap();
             let f = encode(kind, seq, &payload, Some(&k));

@@ -1,8 +1,9 @@
 //! A misbehaving cluster-channel peer for tests (tests/channel_*.rs and the
-//! netns suite): it dials over a blocking socket and speaks through the
-//! sans-IO [`Session`] like a real dialer, but hands out the frames it
-//! builds as bytes, so a test can replay, corrupt, forge, or go silent at
-//! will. Include it with `#[path = "support/forger.rs"] mod forger;`.
+//! netns suite): it dials over a blocking socket and speaks the protocol
+//! with `wire::frame` alone (Hello, keys, the acceptor's Proof, sealed
+//! frames), but hands out the frames it builds as bytes, so a test can
+//! replay, corrupt, forge, or go silent at will. Include it with
+//! `#[path = "support/forger.rs"] mod forger;`.
 
 #![allow(dead_code)] // each test crate uses a part
 
@@ -10,13 +11,19 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use baton::cluster::session::{Outbound, Session, SessionConfig, SessionEnd, SessionEvent};
 use baton::cluster::Message;
-use baton::wire::frame::{encode, FrameType, DEFAULT_MAX_PAYLOAD, NONCE_LEN};
+use baton::wire::frame::{
+    encode, Decoder, Frame, FrameType, Hello, SessionKey, DEFAULT_MAX_PAYLOAD, MAX_HELLO_PAYLOAD,
+    NONCE_LEN,
+};
 
 pub struct RogueClient {
     stream: TcpStream,
-    session: Session,
+    dec: Decoder,
+    send_key: SessionKey,
+    recv_key: SessionKey,
+    send_seq: u64,
+    recv_seq: u64,
     /// The name the acceptor answered with.
     pub peer_name: String,
 }
@@ -31,10 +38,59 @@ fn nonce() -> io::Result<[u8; NONCE_LEN]> {
     Ok(out)
 }
 
+/// The next frame of `dec`, reading `stream` as needed.
+fn read_frame(
+    stream: &mut TcpStream,
+    dec: &mut Decoder,
+    seq: u64,
+    key: Option<&SessionKey>,
+    what: &str,
+) -> io::Result<Frame> {
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(f) = dec.next_frame(seq, key).map_err(invalid)? {
+            return Ok(f);
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("closed during the {what} (refused)"),
+            ));
+        }
+        dec.push(&buf[..n]);
+    }
+}
+
 impl RogueClient {
     /// Dial `addr` claiming to be `name`, exchange Hellos, derive the
-    /// session keys from `cluster_key` (the right one or not).
+    /// session keys from `cluster_key` (the right one or not) and check the
+    /// acceptor's Proof like a real dialer: `InvalidData` if it fails.
     pub fn connect(
+        addr: SocketAddr,
+        name: &str,
+        cluster_key: &[u8],
+        timeout: Duration,
+    ) -> io::Result<RogueClient> {
+        let mut r = RogueClient::connect_unverified(addr, name, cluster_key, timeout)?;
+        let proof = read_frame(
+            &mut r.stream,
+            &mut r.dec,
+            r.recv_seq,
+            Some(&r.recv_key),
+            "proof",
+        )?;
+        if proof.kind != FrameType::Proof {
+            return Err(invalid(format!("expected a proof, got {:?}", proof.kind)));
+        }
+        r.recv_seq += 1;
+        Ok(r)
+    }
+
+    /// Like [`connect`](Self::connect), but the acceptor's Proof is left
+    /// unread and unchecked (the next [`recv`](Self::recv) returns it):
+    /// a stranger that sends anyway.
+    pub fn connect_unverified(
         addr: SocketAddr,
         name: &str,
         cluster_key: &[u8],
@@ -43,68 +99,38 @@ impl RogueClient {
         let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(timeout))?;
-        let cfg = SessionConfig {
-            me: name.to_string(),
-            cluster_key: cluster_key.to_vec(),
-            max_payload: DEFAULT_MAX_PAYLOAD,
-            hello_timeout: timeout,
-            // It goes silent when told, never on its own: the session's
-            // timers are never run.
-            dead_after: Duration::from_secs(3600),
-            heartbeat_interval: None,
+        let my_nonce = nonce()?;
+        let hello = Hello {
+            name: name.to_string(),
+            nonce: my_nonce,
         };
-        // Whoever answers.
-        let mut session = Session::dialer(cfg, None, nonce()?, Instant::now());
-        while let Some(b) = session.poll_transmit() {
-            stream.write_all(&b)?;
-        }
-        let mut buf = [0u8; 512];
-        loop {
-            match session.poll_event() {
-                Some(SessionEvent::Keyed) => break,
-                Some(SessionEvent::Ended(e)) => return Err(invalid(e)),
-                Some(_) => continue,
-                None => {}
-            }
-            let n = stream.read(&mut buf)?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::ConnectionRefused,
-                    "closed during the hello (refused)",
-                ));
-            }
-            session.handle_read(Instant::now(), &buf[..n]);
-        }
-        let peer_name = session.peer().unwrap_or_default().to_string();
+        stream.write_all(&hello.encode())?;
+        let mut dec = Decoder::new(MAX_HELLO_PAYLOAD);
+        let f = read_frame(&mut stream, &mut dec, 0, None, "hello")?;
+        let theirs = Hello::parse(&f.payload).map_err(invalid)?;
+        dec.set_max_payload(DEFAULT_MAX_PAYLOAD);
+        let k = SessionKey::derive(cluster_key, name, &my_nonce, &theirs.name, &theirs.nonce);
+        let (send_key, recv_key) = k.split();
         Ok(RogueClient {
             stream,
-            session,
-            peer_name,
+            dec,
+            send_key,
+            recv_key,
+            send_seq: 1,
+            recv_seq: 1,
+            peer_name: theirs.name,
         })
     }
 
-    /// A valid frame with the next sequence number (which it uses up).
-    /// Message, Data and Close go through the session; a Hello is built
-    /// unkeyed, as the handshake's.
+    /// A valid frame with the next sequence number (which it uses up); a
+    /// Hello is built unsealed, as the handshake's.
     pub fn frame(&mut self, kind: FrameType, payload: &[u8]) -> Vec<u8> {
-        let now = Instant::now();
-        match kind {
-            FrameType::Message | FrameType::Data => {
-                let out = if kind == FrameType::Message {
-                    Outbound::Message
-                } else {
-                    Outbound::Data
-                };
-                self.session
-                    .send(now, out, payload)
-                    .expect("the rogue's session sends once keyed");
-            }
-            FrameType::Close => self.session.close(&String::from_utf8_lossy(payload)),
-            FrameType::Hello => return encode(FrameType::Hello, 0, payload, None),
+        if kind == FrameType::Hello {
+            return encode(FrameType::Hello, 0, payload, None);
         }
-        std::iter::from_fn(|| self.session.poll_transmit())
-            .flatten()
-            .collect()
+        let f = encode(kind, self.send_seq, payload, Some(&self.send_key));
+        self.send_seq += 1;
+        f
     }
 
     pub fn message_frame(&mut self, msg: &Message) -> Vec<u8> {
@@ -120,21 +146,19 @@ impl RogueClient {
         self.send_raw(&f)
     }
 
-    /// The next message, data or close from the node; `Err` on timeout,
-    /// end of stream or a frame that fails its checks (`InvalidData`).
-    pub fn recv(&mut self, timeout: Duration) -> io::Result<SessionEvent> {
+    /// The next frame from the node, opened; `Err` on timeout, end of
+    /// stream or a frame that fails its checks (`InvalidData`).
+    pub fn recv(&mut self, timeout: Duration) -> io::Result<Frame> {
         let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 4096];
         loop {
-            match self.session.poll_event() {
-                Some(ev @ (SessionEvent::Message(_) | SessionEvent::Data(_))) => return Ok(ev),
-                Some(SessionEvent::Ended(SessionEnd::Rejected(r))) => return Err(invalid(r)),
-                Some(ev @ SessionEvent::Ended(_)) => return Ok(ev),
-                Some(_) => continue,
-                None => {}
-            }
-            if self.session.is_ended() {
-                return Err(invalid("the session has ended"));
+            match self.dec.next_frame(self.recv_seq, Some(&self.recv_key)) {
+                Ok(Some(f)) => {
+                    self.recv_seq += 1;
+                    return Ok(f);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(invalid(e)),
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -145,7 +169,7 @@ impl RogueClient {
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
-            self.session.handle_read(Instant::now(), &buf[..n]);
+            self.dec.push(&buf[..n]);
         }
     }
 
