@@ -12,7 +12,8 @@
 //! adverts kept their pace: no advert later than one interval past its
 //! time (a gap over two intervals, with 5 ms for the veth) more often than
 //! in the same lab without the flood (5 s recorded just before it: a
-//! shared 2-core host has scheduling gaps of its own).
+//! shared 2-core host has scheduling gaps of its own), give or take 1 % of
+//! the adverts.
 //! Figures are printed on `MEASURED:` lines
 //! (`cargo test --test netns_flood -- --nocapture`).
 
@@ -218,11 +219,14 @@ fn a_flood_of_garbage_and_unproven_connections_moves_nothing_and_delays_no_adver
         "node1 saw only {} of about {expected} adverts",
         spacing.adverts
     );
-    // As often late as without the flood (per advert, with room for one
-    // or two of the host's own hiccups). A gap as long as the backup's
-    // master-down interval would have shown as its takeover, above.
+    // As often late as without the flood (per advert, with room for the
+    // host's own hiccups: 1 % of the adverts). A gap as long as the
+    // backup's master-down interval would have shown as its takeover,
+    // above. (With the channel on the protocol thread, this flood made 5 %
+    // of the adverts late and a backup take over.)
     let quiet_rate = quiet.late_over(late) as f64 / quiet.adverts.max(1) as f64;
-    let allowed = (quiet_rate * spacing.adverts as f64 * 2.0).ceil() as usize + 2;
+    let allowed =
+        (quiet_rate * spacing.adverts as f64 * 2.0).ceil() as usize + spacing.adverts / 100;
     assert!(
         spacing.late_over(late) <= allowed,
         "{} adverts late by more than an interval under the flood (without it: {} in {} adverts)",
