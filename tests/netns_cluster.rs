@@ -79,6 +79,8 @@ struct Cl {
     advert: &'static str,
     priorities: [u8; 3],
     pids: Vec<Option<u32>>,
+    /// Lines added to every node's `[cluster]` table.
+    cluster_extra: &'static str,
 }
 
 impl Cl {
@@ -86,6 +88,16 @@ impl Cl {
     /// highest priority) is the only master and holder and, with the
     /// channel, the mesh is up.
     fn new(tag: &str, advert: &'static str, cluster: bool) -> Cl {
+        Cl::with_cluster_lines(tag, advert, cluster, "")
+    }
+
+    /// [`Cl::new`], with `extra` in every node's `[cluster]` table.
+    fn with_cluster_lines(
+        tag: &str,
+        advert: &'static str,
+        cluster: bool,
+        extra: &'static str,
+    ) -> Cl {
         let lab = Lab::new(tag, 3).expect("building the namespace lab");
         let key = lab.write_cluster_key(KEY).expect("writing the cluster key");
         let mut c = Cl {
@@ -95,6 +107,7 @@ impl Cl {
             advert,
             priorities: PRIORITIES,
             pids: vec![None; 3],
+            cluster_extra: extra,
         };
         for i in 0..3 {
             c.start(i);
@@ -110,7 +123,10 @@ impl Cl {
 
     fn toml(&self, i: usize) -> String {
         let cluster = if self.cluster {
-            self.lab.cluster_toml(i, &self.key, "100ms")
+            // The table's last line ends it: the extra lines go before the
+            // blank line that separates it from the instances.
+            let t = self.lab.cluster_toml(i, &self.key, "100ms");
+            format!("{}\n{}\n", t.trim_end(), self.cluster_extra)
         } else {
             String::new()
         };
@@ -999,6 +1015,35 @@ fn heartbeat_like(c: &Cl, i: usize) -> Message {
     }
 }
 
+/// With `check_peer_source` on (the default), a Hello in node1's name
+/// from the client's address is refused before any key matters, counted
+/// as `wrong_source` and logged with the real address; the mesh is
+/// untouched.
+#[test]
+fn a_hello_from_another_address_than_the_peers_is_refused() {
+    if !lab::require_root() {
+        return;
+    }
+    let c = Cl::new("cw", "100ms", true);
+    let client = c.lab.client_ns().to_string();
+    let to2 = addr(&c, 2);
+    let sec = Duration::from_secs(1);
+    let refused = lab::in_netns(&client, move || {
+        RogueClient::connect(to2, "node1", KEY, sec).map(|_| ())
+    });
+    assert!(
+        refused.is_err(),
+        "node2 answered a Hello from the wrong address"
+    );
+    c.wait(MOVE, "node2 counts wrong_source for node1", |c| {
+        c.rejected(2, "node1").get("wrong_source").copied() >= Some(1)
+    });
+    let from = format!("peer node1 (from {}:", c.lab.client_addr4());
+    assert!(c.lab.log(2).contains(&from), "{}", c.lab.log(2));
+    assert!(c.lab.mesh_ready(), "the mesh broke\n{}", c.context());
+    assert_eq!(c.masters(), [0]);
+}
+
 /// A misbehaving peer's act; true if what it saw before misbehaving was right.
 type Attack = fn(&mut RogueClient, &Message) -> bool;
 
@@ -1007,7 +1052,11 @@ fn rogue_connections_are_refused_counted_and_change_nothing() {
     if !lab::require_root() {
         return;
     }
-    let c = Cl::new("cx", "100ms", true);
+    // The rogues connect from the client's address in the nodes' names:
+    // the source check would refuse them all at the Hello (see
+    // `a_hello_from_another_address_than_the_peers_is_refused`); off here,
+    // so that every later check is reached.
+    let c = Cl::with_cluster_lines("cx", "100ms", true, "check_peer_source = false");
     let client = c.lab.client_ns().to_string();
     let epoch = c.epoch(0);
     let became = c.became();

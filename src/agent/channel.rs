@@ -96,6 +96,9 @@ pub struct ChannelOptions {
     /// Capacity of the event queue to the daemon. When full, receiving
     /// waits (TCP pushes back on the peer); nothing is dropped.
     pub event_queue: usize,
+    /// Refuse a Hello whose source address is not the configured address
+    /// of the peer it names (`wrong_source`).
+    pub check_peer_source: bool,
 }
 
 impl Default for ChannelOptions {
@@ -108,6 +111,7 @@ impl Default for ChannelOptions {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
             event_queue: 1024,
+            check_peer_source: true,
         }
     }
 }
@@ -796,6 +800,14 @@ async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, from: SocketAddr
         let detail = format!("hello from unknown node {name:?}");
         return shared.count_unknown(from, "unknown_peer", &detail);
     };
+    if shared.opts.check_peer_source && from.ip() != slot.addr.ip() {
+        let detail = format!(
+            "hello in its name from {}, but it is configured at {} (check_peer_source)",
+            from.ip(),
+            slot.addr.ip()
+        );
+        return shared.count(slot, Some(from), "wrong_source", &detail);
+    }
     if slot.dials {
         let detail = format!(
             "it dialed, but {} sorts lower than {} and dials it",

@@ -540,7 +540,10 @@ impl Agent {
             .map_err(|e| AgentError::Config(format!("cluster: {e}")))?;
         let peers: Vec<(String, std::net::SocketAddr)> =
             cc.peers.iter().map(|p| (p.name.clone(), p.addr)).collect();
-        let opts = ChannelOptions::with_heartbeat(cc.heartbeat_interval);
+        let opts = ChannelOptions {
+            check_peer_source: cc.check_peer_source,
+            ..ChannelOptions::with_heartbeat(cc.heartbeat_interval)
+        };
         let (chan, events, thread) = start_channel_thread(&cc.node, cc.listen, peers, key, opts)
             .map_err(io_err(format!("cluster channel on {}", cc.listen)))?;
         self.node.enable_cluster(Instant::now());

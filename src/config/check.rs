@@ -1236,6 +1236,7 @@ mod tests {
             order: vec!["lb1".into(), "lb9".into()],
             sync_instance: Some("VI_9".into()),
             accept_foreign_adverts: false,
+            check_peer_source: true,
         });
         let m = messages(&c);
         assert_eq!(m.len(), 5, "{m:?}");

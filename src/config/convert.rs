@@ -57,6 +57,9 @@ pub fn to_toml(config: &Config) -> String {
         if c.accept_foreign_adverts {
             out.kv("accept_foreign_adverts", "true");
         }
+        if !c.check_peer_source {
+            out.kv("check_peer_source", "false");
+        }
     }
 
     for s in &config.vrrp_scripts {

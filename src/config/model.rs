@@ -639,6 +639,11 @@ pub struct Cluster {
     /// (keepalived or FRR in the same virtual router: a mixed cluster).
     /// Off: such adverts are dropped and counted (`foreign_advert`).
     pub accept_foreign_adverts: bool,
+    /// Refuse a Hello whose source address is not the configured address
+    /// of the peer it names (`wrong_source`). On by default: a baton node
+    /// dials from its listen address. Off for peers behind NAT or that
+    /// listen on a wildcard address of a multi-homed host.
+    pub check_peer_source: bool,
 }
 
 impl Cluster {

@@ -117,6 +117,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "order",
     "sync_instance",
     "accept_foreign_adverts",
+    "check_peer_source",
 ];
 const SYNC_KEYS: &[&str] = &["name", "path", "on_change", "mode", "owner", "max_size"];
 const SYNC_GROUP_KEYS: &[&str] = &["name", "instances", "notify"];
@@ -624,6 +625,7 @@ impl<'t> Reader<'t> {
         let order = s.string_list(self, "order").unwrap_or_default();
         let sync_instance = s.string(self, "sync_instance");
         let accept_foreign_adverts = s.boolean(self, "accept_foreign_adverts").unwrap_or(false);
+        let check_peer_source = s.boolean(self, "check_peer_source").unwrap_or(true);
         Cluster {
             node,
             // Placeholders for what was reported missing or malformed.
@@ -635,6 +637,7 @@ impl<'t> Reader<'t> {
             order,
             sync_instance,
             accept_foreign_adverts,
+            check_peer_source,
         }
     }
 

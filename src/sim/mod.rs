@@ -457,6 +457,7 @@ impl Sim {
                 order,
                 sync_instance: self.sync.as_ref().map(|s| s.instance.clone()),
                 accept_foreign_adverts: ch.accept_foreign_adverts,
+                check_peer_source: true,
             });
             if let Some(s) = &self.sync {
                 config.sync = s

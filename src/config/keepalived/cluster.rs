@@ -22,6 +22,7 @@ struct ClusterBlock {
     selection: Selection,
     sync_instance: Option<String>,
     accept_foreign_adverts: bool,
+    check_peer_source: bool,
 }
 
 const CTX: &str = "cluster: ";
@@ -48,6 +49,7 @@ pub(super) fn read(r: &mut Reader, _: &mut Top, s: &Stmt) {
         selection: Selection::Priority,
         sync_instance: None,
         accept_foreign_adverts: false,
+        check_peer_source: true,
     };
     r.keywords(&KEYWORDS, &mut b, items);
     if b.listen.is_none() && !r.origins.is_reported("cluster.listen") {
@@ -68,6 +70,7 @@ pub(super) fn read(r: &mut Reader, _: &mut Top, s: &Stmt) {
         order: b.order,
         sync_instance: b.sync_instance,
         accept_foreign_adverts: b.accept_foreign_adverts,
+        check_peer_source: b.check_peer_source,
     });
 }
 
@@ -82,6 +85,7 @@ const KEYWORDS: Keywords<ClusterBlock> = Keywords {
         ("order", peers_or_order),
         ("sync_instance", sync_instance),
         ("accept_foreign_adverts", accept_foreign_adverts),
+        ("check_peer_source", check_peer_source),
     ],
     unsupported: &[],
 };
@@ -132,6 +136,13 @@ fn accept_foreign_adverts(r: &mut Reader, b: &mut ClusterBlock, item: &Stmt) {
     if let Some(on) = r.flag(CTX, item) {
         b.accept_foreign_adverts = on;
         r.record("cluster.accept_foreign_adverts", item.at());
+    }
+}
+
+fn check_peer_source(r: &mut Reader, b: &mut ClusterBlock, item: &Stmt) {
+    if let Some(on) = r.flag(CTX, item) {
+        b.check_peer_source = on;
+        r.record("cluster.check_peer_source", item.at());
     }
 }
 
