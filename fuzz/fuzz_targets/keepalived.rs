@@ -27,6 +27,8 @@ fuzz_target!(|data: &[u8]| {
         defaults: Defaults::default(),
         config_id: Some("lb1".to_string()),
         strict: false,
+        // Vary it too: the first byte of the text picks.
+        all_config: main.starts_with('!'),
     };
     let Ok(loaded) = parse_keepalived_in(main, file, &options, &files) else {
         return;
