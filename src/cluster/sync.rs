@@ -8,13 +8,29 @@
 //!   control node C                                 peer P
 //!   --------------                                 ------
 //!   file edited: version (epoch, n+1)
-//!   SyncOffer{name, v, digest, size, chunks} ----> start assembling v
-//!   Data Chunk{name, v, 0..chunks}           ----> all in, size and digest
+//!   SyncOffer{name, v, digest, size, chunks, window} --> start (or resume)
+//!                                    <----------   SyncAck{v, next: k}
+//!   Data Chunk{name, v, k..} (a window's worth) -->
+//!                                    <----------   SyncAck{v, next} per chunk
+//!   Data Chunk{..} as acks free the window   ----> all in, size and digest
 //!                                                  match: Write (atomic)
 //!                                    <----------   SyncHave{name, v} (to all)
 //!   every connected peer has v: committed
 //!   SyncHave{.., committed: v}   -------------->   (status shows it)
 //! ```
+//!
+//! Flow (a large file must not flood the channel it shares with heartbeats):
+//! - A peer whose `SyncHave` says `acks` is sent chunks under a window
+//!   ([`SyncConfig::window`] bytes unacknowledged per peer and file); an
+//!   older peer gets every chunk at once (and everything again on retry).
+//! - The receiver keeps a stopped transfer; an offer of the same content
+//!   (digest, size, chunks; any version, any peer) resumes it: its first
+//!   ack names the chunk it needs next. A windowed transfer with no ack for
+//!   `retry_interval` is offered again, and so resumes.
+//! - A receiver whose write fails answers `SyncAck{error}` and keeps the
+//!   content; the sender retries after `retry_interval`, doubled per failed
+//!   attempt up to `retry_max` ([`backoff`]); the retry's offer is written
+//!   from the kept content, with no transfer. Both sides' views show why.
 //!
 //! Rules:
 //! - Versions are `(epoch, counter)`, ordered lexicographically; the epoch
@@ -327,13 +343,20 @@ struct Failure {
     reason: String,
     attempts: u32,
     retry_at: Instant,
+    /// The retry went out: until the peer answers it, the usual retry
+    /// interval applies.
+    retried: bool,
 }
 
 impl PeerSync {
     /// When `version` is (next) due to be pushed to this peer; None: now
     /// (never pushed, or another version was).
     fn push_due(&self, version: SyncVersion, retry: Duration) -> Option<Instant> {
-        if let Some(f) = self.failed.as_ref().filter(|f| f.version == version) {
+        if let Some(f) = self
+            .failed
+            .as_ref()
+            .filter(|f| f.version == version && !f.retried)
+        {
             return Some(f.retry_at);
         }
         if let Some(s) = self.sending.as_ref().filter(|s| s.version == version) {
@@ -1191,6 +1214,7 @@ impl SyncCore {
                 reason: reason.clone(),
                 attempts,
                 retry_at: now + wait,
+                retried: false,
             });
             self.actions.push_back(SyncAction::Warn(format!(
                 "sync {name}: {peer} could not write version {version}: {reason}; retrying in {} (attempt {attempts})",
@@ -1522,6 +1546,9 @@ impl SyncCore {
         let mut window = false;
         if let Some(p) = e.peers.get_mut(peer) {
             p.pushed = Some((version, now));
+            if let Some(f) = &mut p.failed {
+                f.retried = true;
+            }
             // A peer that acknowledges gets chunks as its acks come (the
             // first names where to start); an older one gets them all.
             window = p.acks;
