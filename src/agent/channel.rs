@@ -112,7 +112,7 @@ impl Default for ChannelOptions {
             hello_timeout: Duration::from_secs(1),
             max_payload: DEFAULT_MAX_PAYLOAD,
             queue_len: 1024,
-            data_queue_bytes: 4 << 20,
+            data_queue_bytes: 8 << 20,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
             event_queue: 1024,

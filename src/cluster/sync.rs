@@ -807,6 +807,12 @@ impl SyncCore {
         if chunk.index < inc.next && chunk.total == inc.chunks {
             return;
         }
+        // A windowed sender whose earlier chunk was dropped (its channel's
+        // data queue was full): keep what is held; with no ack coming, the
+        // sender offers again and resumes from `next`.
+        if inc.window && chunk.index > inc.next && chunk.total == inc.chunks {
+            return;
+        }
         let fits = inc.buf.len() as u64 + chunk.bytes.len() as u64 <= inc.size;
         if chunk.index != inc.next || chunk.total != inc.chunks || !fits {
             let why = if fits {
@@ -1806,6 +1812,9 @@ mod tests {
         cut_after: Option<usize>,
         /// Writes on this node fail (a full disk).
         full: Option<usize>,
+        /// The data frame sent as this one (counted from 1) is lost.
+        lose_data: Option<usize>,
+        data_sent: usize,
     }
 
     fn name(i: usize) -> String {
@@ -1836,6 +1845,8 @@ mod tests {
                 max_in_flight: 0,
                 cut_after: None,
                 full: None,
+                lose_data: None,
+                data_sent: 0,
             }
         }
 
@@ -1891,6 +1902,12 @@ mod tests {
         }
 
         fn send(&mut self, from: usize, to: usize, what: Result<Message, Vec<u8>>) {
+            if what.is_err() {
+                self.data_sent += 1;
+                if self.lose_data == Some(self.data_sent) {
+                    return;
+                }
+            }
             if self.links.contains(&(from, to)) && self.mute != Some(from) {
                 self.queue.push_back((from, to, what));
             }
@@ -2161,6 +2178,27 @@ mod tests {
         net.advance(Duration::from_millis(1));
         assert_eq!(net.files[1].as_deref(), Some(&content[..]));
         assert_eq!(net.data_delivered, 8, "each chunk once");
+    }
+
+    #[test]
+    fn a_chunk_lost_on_the_way_is_sent_again_from_where_the_peer_stands() {
+        // The third chunk never arrives (a data queue was full): n1 keeps
+        // chunks 0..2 and ignores the later ones; n0, without an ack for
+        // a retry interval, offers again and sends from chunk 2.
+        let mut net = Net::new(2);
+        let content = big(2 << 20, 5);
+        net.role(0, true, 1);
+        net.connect(0, 1);
+        net.lose_data = Some(3);
+        net.edit(0, &content);
+        assert_eq!(net.files[1], None);
+        // Delivered so far: chunks 0, 1, 3, 4, 5 (the window refilled by
+        // the acks of 0 and 1); n1 holds 0..2.
+        assert_eq!(net.data_delivered, 5);
+        net.advance(Duration::from_secs(1));
+        assert_eq!(net.files[1].as_deref(), Some(&content[..]));
+        assert_eq!(net.data_delivered, 5 + 6, "resumed at chunk 2");
+        assert_eq!(net.cores[0].committed("cfg"), net.version(0));
     }
 
     #[test]
