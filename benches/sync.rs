@@ -1,6 +1,8 @@
 //! Data sync latency: the time from writing a file on the control node to
-//! the same content on both peers of a 3-node cluster, 1 KiB and 1 MiB, 10
-//! rounds each. Includes the 200 ms change poll. Needs root.
+//! the same content on both peers of a 3-node cluster, 1 KiB and 1 MiB (10
+//! rounds each) and 64 MiB (3 rounds). Includes the 200 ms change poll.
+//! Also the oldest heartbeat any node had from a peer while it ran (100 ms
+//! heartbeats: ~100 ms when nothing waits behind the data). Needs root.
 //!
 //! `cargo bench --bench sync` (rows of BENCHMARKS.md "Data sync").
 //!
@@ -34,19 +36,41 @@ fn main() {
     let (sizes, rounds): (&[(&str, usize)], u8) = if smoke {
         (&[("1 KiB", 1024)], 2)
     } else {
-        (&[("1 KiB", 1024), ("1 MiB", 1 << 20)], 10)
+        (
+            &[("1 KiB", 1024), ("1 MiB", 1 << 20), ("64 MiB", 64 << 20)],
+            10,
+        )
     };
     let mut s = SyncLab::new("syd", 3);
+    s.max_size = Some("128MiB");
     s.up(&[0, 1, 2]);
     for &(label, size) in sizes {
         let mut times = Vec::new();
+        let mut oldest_beat = 0u64;
+        let rounds = if size > 1 << 20 {
+            rounds.min(3)
+        } else {
+            rounds
+        };
         for round in 0..rounds {
             let content: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_add(round)).collect();
+            // Written beside and renamed in: the poll never sees half of it.
+            let tmp = s.lab.dir().join("bench.tmp");
+            std::fs::write(&tmp, &content).unwrap();
             let t0 = Instant::now();
-            std::fs::write(s.file(0), &content).unwrap();
-            s.wait("the change on both peers", SETTLE, |s| {
-                s.everywhere(&[1, 2], &content)
-            });
+            std::fs::rename(&tmp, s.file(0)).unwrap();
+            while !s.everywhere(&[1, 2], &content) {
+                assert!(t0.elapsed() < SETTLE * 6, "{label} did not arrive");
+                for i in 0..3 {
+                    let Some(c) = s.lab.status(i).and_then(|st| st.cluster) else {
+                        continue;
+                    };
+                    for p in &c.peers {
+                        oldest_beat = oldest_beat.max(p.last_heard_ms.unwrap_or(0));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
             times.push(t0.elapsed());
             s.committed(0);
             // Desynchronise from the poll phase.
@@ -54,7 +78,7 @@ fn main() {
         }
         times.sort();
         println!(
-            "{label}: min {:?} median {:?} max {:?}",
+            "{label}: min {:?} median {:?} max {:?}; oldest heartbeat seen meanwhile {oldest_beat} ms",
             times[0],
             times[times.len() / 2],
             times[times.len() - 1]

@@ -367,8 +367,9 @@ async fn silent_peer_is_down_after_dead_after() {
     assert!(after < dead_after + Duration::from_millis(150), "{after:?}");
 }
 
-/// A peer that does not read: its queue fills and it is dropped; the
-/// sender never blocks.
+/// A peer that does not read: its data queue fills and further data is
+/// refused (the connection stays: sync resumes); then its message queue
+/// fills and it is dropped. The sender never blocks.
 #[tokio::test]
 async fn slow_peer_is_dropped_not_waited_for() {
     let all = mesh(&["a", "b"]);
@@ -407,9 +408,19 @@ async fn slow_peer_is_dropped_not_waited_for() {
     }
     let (i, e) = full.expect("queue never filled");
     eprintln!(
-        "queue full after {i} chunks of 512 KiB in {:?}",
+        "data queue full after {i} chunks of 512 KiB in {:?}",
         t.elapsed()
     );
+    assert!(matches!(e, SendError::DataQueueFull(_)), "{e:?}");
+    let mut refused = None;
+    for _ in 0..100 {
+        if let Err(e) = b.h().send("a", &heartbeat("b")) {
+            refused = Some(e);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let e = refused.expect("message queue never filled");
     assert!(matches!(e, SendError::QueueFull(_)), "{e:?}");
     let down = b.until(Duration::from_secs(1), |ev| is_down(ev, "a")).await;
     assert!(

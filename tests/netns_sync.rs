@@ -152,3 +152,94 @@ fn a_corrupt_transfer_leaves_the_old_file_intact() {
     let view = s.sync_view(0).unwrap();
     assert_ne!(view.committed, view.version, "not committed");
 }
+
+/// Issue 10 item 7: a large transfer cannot flood the channel. A 64 MiB
+/// file syncs to both peers while 100 ms heartbeats keep every peer alive
+/// (no connection drops, no peer seen dead) and 10 ms VRRP adverts cause
+/// no takeover.
+#[test]
+fn a_64_mib_file_syncs_without_a_membership_change_or_a_takeover() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut s = SyncLab::new("sye", 3);
+    s.advert_interval = "10ms";
+    s.max_size = Some("128MiB");
+    s.up(&[0, 1, 2]);
+    // Let the 10 ms adverts settle before counting.
+    std::thread::sleep(Duration::from_millis(500));
+    let became = |s: &SyncLab, i: usize| {
+        s.lab
+            .status(i)
+            .map(|st| st.instances[0].became_master)
+            .unwrap_or(u64::MAX)
+    };
+    let before: Vec<u64> = (0..3).map(|i| became(&s, i)).collect();
+    let drops = |s: &SyncLab| -> Vec<usize> {
+        (0..3)
+            .map(|i| s.lab.log(i).matches("disconnected").count())
+            .collect()
+    };
+    let drops_before = drops(&s);
+
+    // Incompressible content, written beside and renamed in (the change
+    // poll never sees half a file).
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let content: Vec<u8> = (0..64usize << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let tmp = s.lab.dir().join("big.tmp");
+    std::fs::write(&tmp, &content).unwrap();
+    let t0 = std::time::Instant::now();
+    std::fs::rename(&tmp, s.file(0)).unwrap();
+
+    // While it travels: every node sees every peer alive, node0 stays the
+    // only master.
+    let mut problems: Vec<String> = Vec::new();
+    let deadline = t0 + Duration::from_secs(60);
+    while !s.everywhere(&[1, 2], &content) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "64 MiB not on both peers in 60 s; seen: {problems:?}\n{}",
+            s.lab.log(0)
+        );
+        for i in 0..3 {
+            if let Some(c) = s.lab.status(i).and_then(|st| st.cluster) {
+                for p in c.peers.iter().filter(|p| !p.alive) {
+                    problems.push(format!("node{i} saw {} dead", p.name));
+                }
+            }
+        }
+        let masters = s.lab.masters("VI_1");
+        if masters != vec![0] {
+            problems.push(format!("masters {masters:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = t0.elapsed();
+    s.committed(0);
+    let want = baton::cluster::sync::to_hex(&baton::cluster::sync::digest(&content));
+    for i in 0..3 {
+        let view = s.sync_view(i).expect("status");
+        assert_eq!(view.digest.as_deref(), Some(want.as_str()), "node{i}");
+    }
+    let after: Vec<u64> = (0..3).map(|i| became(&s, i)).collect();
+    let logs = || -> String {
+        (0..3)
+            .map(|i| format!("--- node{i} ---\n{}\n", s.lab.log(i)))
+            .collect()
+    };
+    assert!(
+        after == before && drops(&s) == drops_before && problems.is_empty(),
+        "became master {before:?} -> {after:?}, connections dropped {drops_before:?} -> {:?}, \
+         during the transfer: {problems:?}\n{}",
+        drops(&s),
+        logs()
+    );
+    eprintln!("64 MiB on both peers in {took:?}");
+}

@@ -42,8 +42,14 @@
 //!   logged at most once per peer and minute.
 //! - A connection with no frame for `dead_after` is closed (heartbeats come
 //!   from the daemon; this module only watches for silence).
-//! - Sends never block: each connection has a bounded queue; a peer whose
-//!   queue is full is disconnected (it cannot keep up: treat it as down).
+//! - Sends never block. Each connection has two bounded queues: messages
+//!   (heartbeats, takeovers...) and data (sync chunks). The writer always
+//!   takes a waiting message before the next data frame, so a message
+//!   waits behind at most one data frame and what the kernel holds unsent,
+//!   which `TCP_NOTSENT_LOWAT` keeps small. A peer whose message queue is
+//!   full is disconnected (it cannot keep up: treat it as down); data
+//!   beyond the data queue's bound is refused (`DataQueueFull`) and the
+//!   connection stays: sync sends under a window and resumes.
 //!
 //! Tasks are `Send` and spawned with `tokio::spawn`, so the channel runs on
 //! a current_thread runtime (inside or outside a `LocalSet`) or a
@@ -77,6 +83,9 @@ const READ_CHUNK: usize = 16 * 1024;
 const MAX_UNPROVEN: usize = 64;
 /// How long a goodbye (Close frame) may take before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_millis(100);
+/// Unsent bytes the kernel may hold for a connection before the socket
+/// stops taking more: what a message can find ahead of it there.
+const NOTSENT_LOWAT: u32 = 128 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ChannelOptions {
@@ -87,8 +96,11 @@ pub struct ChannelOptions {
     pub hello_timeout: Duration,
     /// Largest accepted payload.
     pub max_payload: usize,
-    /// Frames queued per connection before the peer counts as too slow.
+    /// Messages queued per connection before the peer counts as too slow.
     pub queue_len: usize,
+    /// Data frame bytes queued per connection; more is refused (and the
+    /// connection kept).
+    pub data_queue_bytes: usize,
     /// Reconnect delay: starts here, doubles per failure, capped, jittered
     /// (each wait is drawn between half and all of the current delay).
     pub backoff_min: Duration,
@@ -108,6 +120,7 @@ impl Default for ChannelOptions {
             hello_timeout: Duration::from_secs(1),
             max_payload: DEFAULT_MAX_PAYLOAD,
             queue_len: 1024,
+            data_queue_bytes: 8 << 20,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
             event_queue: 1024,
@@ -179,6 +192,8 @@ pub enum SendError {
     },
     #[error("{0}: send queue full, connection dropped")]
     QueueFull(String),
+    #[error("{0}: data queue full, data frame not sent")]
+    DataQueueFull(String),
 }
 
 /// Starts the channel.
@@ -303,6 +318,26 @@ impl ChannelHandle {
         let Some(conn) = &st.active else {
             return Err(SendError::NotConnected(peer.to_string()));
         };
+        if kind == Outbound::Data {
+            let len = payload.len();
+            let queued = conn.data_bytes.load(Ordering::Relaxed);
+            if queued + len > shared.opts.data_queue_bytes.max(len) {
+                return Err(SendError::DataQueueFull(peer.to_string()));
+            }
+            return match conn.data.try_send(Outgoing { kind, payload }) {
+                Ok(()) => {
+                    conn.data_bytes.fetch_add(len, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    st.active = None;
+                    Err(SendError::NotConnected(peer.to_string()))
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    Err(SendError::DataQueueFull(peer.to_string()))
+                }
+            };
+        }
         match conn.tx.try_send(Outgoing { kind, payload }) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -396,6 +431,9 @@ struct PeerState {
 struct ConnRef {
     id: u64,
     tx: mpsc::Sender<Outgoing>,
+    /// Data frames, written only when no message waits; and their bytes.
+    data: mpsc::Sender<Outgoing>,
+    data_bytes: Arc<std::sync::atomic::AtomicUsize>,
     kill: Arc<watch::Sender<Option<&'static str>>>,
 }
 
@@ -954,13 +992,20 @@ async fn run_session(
 ) -> bool {
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let remote = stream.peer_addr().ok();
+    // Messages queued behind a bulk of data would starve heartbeats: keep
+    // the kernel's unsent bytes low (best effort).
+    let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Outgoing>(shared.opts.queue_len.max(1));
+    let (data_tx, mut data_rx) = mpsc::channel::<Outgoing>(shared.opts.queue_len.max(1));
+    let data_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (kill_tx, kill_rx) = watch::channel(None);
     let kill = Arc::new(kill_tx);
     let conn = || ConnRef {
         id,
         tx: tx.clone(),
+        data: data_tx.clone(),
+        data_bytes: data_bytes.clone(),
         kill: kill.clone(),
     };
     // Either end's sends go to this connection once its peer has proven
@@ -1036,7 +1081,17 @@ async fn run_session(
             }
         };
         let writer = async {
-            while let Some(out) = rx.recv().await {
+            loop {
+                // Messages first: a heartbeat never waits behind queued data.
+                let out = tokio::select! {
+                    biased;
+                    m = rx.recv() => m,
+                    d = data_rx.recv() => d,
+                };
+                let Some(out) = out else { break };
+                if out.kind == Outbound::Data {
+                    data_bytes.fetch_sub(out.payload.len(), Ordering::Relaxed);
+                }
                 let frames: Vec<Vec<u8>> = {
                     let mut s = lock(&session);
                     // Refused only once the session has ended: the reader

@@ -337,8 +337,22 @@ pub fn render(status: &Status) -> String {
                     .map(|r| format!(", receiving {r}"))
                     .unwrap_or_default()
             );
+            if let Some(err) = &s.write_error {
+                let _ = writeln!(out, "    cannot write here: {err}");
+            }
             for (peer, pv) in &s.peers {
-                let _ = writeln!(out, "    {peer}: {}", v(*pv));
+                let failing = s
+                    .failing
+                    .iter()
+                    .find(|f| &f.peer == peer)
+                    .map(|f| {
+                        format!(
+                            ", cannot write {}: {} (attempt {}, retried with backoff)",
+                            f.version, f.reason, f.attempts
+                        )
+                    })
+                    .unwrap_or_default();
+                let _ = writeln!(out, "    {peer}: {}{failing}", v(*pv));
             }
         }
     }

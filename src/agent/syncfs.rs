@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::cluster::sync::{digest, Digest, Observed, Persisted};
+use crate::cluster::sync::{digest, Content, Digest, Observed, Persisted};
 use crate::cluster::SyncVersion;
 
 /// How often the worker looks at the synced files.
@@ -111,7 +111,7 @@ pub fn read_file(path: &Path, max: u64) -> io::Result<Observed> {
     if buf.len() as u64 > max {
         return Ok(Observed::TooLarge(buf.len() as u64));
     }
-    Ok(Observed::Content(buf))
+    Ok(Observed::Content(Content::new(buf)))
 }
 
 /// A new file for writing at an unpredictable name in `dir`, made by this
@@ -177,7 +177,7 @@ pub fn write_private(path: &Path, content: &[u8]) -> io::Result<()> {
 /// than `max`.
 pub fn read_private(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
     match read_file(path, max)? {
-        Observed::Content(b) => Ok(Some(b)),
+        Observed::Content(c) => Ok(Some(c.bytes.to_vec())),
         Observed::Missing => Ok(None),
         Observed::TooLarge(n) => Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -265,7 +265,7 @@ pub fn apply_version(
     let new = digest(content);
     let kept = match read_file(&entry.path, entry.max_size)? {
         Observed::Content(old) => {
-            let d = digest(&old);
+            let (d, old) = (old.digest, old.bytes);
             if d != new && Some(d) != keep_unless {
                 Some(keep_conflict(&entry.path, &old, conflict_epoch)?)
             } else {
@@ -557,7 +557,10 @@ mod tests {
         assert_eq!(read_file(&p, 10).unwrap(), Observed::Missing);
         fs::write(&p, [7u8; 11]).unwrap();
         assert_eq!(read_file(&p, 10).unwrap(), Observed::TooLarge(11));
-        assert_eq!(read_file(&p, 11).unwrap(), Observed::Content(vec![7; 11]));
+        assert_eq!(
+            read_file(&p, 11).unwrap(),
+            Observed::Content(Content::new(vec![7; 11]))
+        );
         let _ = fs::remove_dir_all(&d);
     }
 

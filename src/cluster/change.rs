@@ -339,7 +339,10 @@ impl Cluster {
                 }
             }
             // Data sync has its own core (`cluster::sync`).
-            Message::SyncOffer { .. } | Message::SyncHave { .. } | Message::SyncRequest { .. } => {
+            Message::SyncOffer { .. }
+            | Message::SyncHave { .. }
+            | Message::SyncRequest { .. }
+            | Message::SyncAck { .. } => {
                 return;
             }
         }

@@ -87,12 +87,20 @@ pub enum Message {
     /// `chunks` Data frames ([`crate::cluster::sync::Chunk`]); `size`
     /// bytes whose SHA-256 is `digest` (hex). Sent by the node that holds
     /// the version: the control node, or a peer asked with `SyncRequest`.
+    ///
+    /// With `window` set (only to a peer whose `SyncHave` said `acks`),
+    /// no chunk follows until the receiver's first `SyncAck`, which names
+    /// the chunk to start from (a resumed transfer), and then no more
+    /// than a window of unacknowledged chunks is in flight. Absent (false)
+    /// from older nodes, which send every chunk at once.
     SyncOffer {
         name: String,
         version: SyncVersion,
         digest: String,
         size: u64,
         chunks: u32,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        window: bool,
     },
     /// Data sync: what the sender holds of `name` (sent to a peer on
     /// connection, to all after every change). The control node counts a
@@ -108,10 +116,27 @@ pub enum Message {
         /// Absent (false) from older nodes, which ignore it.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         ask: bool,
+        /// The sender acknowledges chunks (`SyncAck`) and resumes
+        /// transfers: offer it with `window`. Absent (false) from older
+        /// nodes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        acks: bool,
     },
     /// Data sync: send me `version` of `name` (a new control node catching
     /// up from a peer that holds a newer version than its own).
     SyncRequest { name: String, version: SyncVersion },
+    /// Data sync, answering a `window` offer: the receiver holds chunks
+    /// `0..next` of `version` (sent at the offer: where to start or
+    /// resume; then as each chunk is stored). With `error`, the version
+    /// arrived whole but could not be written here (a full disk...): the
+    /// sender retries later, with backoff. Older nodes skip this type.
+    SyncAck {
+        name: String,
+        version: SyncVersion,
+        next: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 /// A synced file's version: ordered by epoch (the cluster epoch of the
@@ -159,7 +184,9 @@ impl Message {
             {
                 Some("epoch_out_of_range")
             }
-            Message::SyncOffer { version, .. } | Message::SyncRequest { version, .. }
+            Message::SyncOffer { version, .. }
+            | Message::SyncRequest { version, .. }
+            | Message::SyncAck { version, .. }
                 if version_too_big(&Some(*version)) =>
             {
                 Some("version_out_of_range")
@@ -186,6 +213,7 @@ impl Message {
             Message::SyncOffer { .. } => "sync_offer",
             Message::SyncHave { .. } => "sync_have",
             Message::SyncRequest { .. } => "sync_request",
+            Message::SyncAck { .. } => "sync_ack",
         }
     }
 
@@ -209,6 +237,7 @@ impl Message {
         "sync_offer",
         "sync_have",
         "sync_request",
+        "sync_ack",
     ];
 
     /// For a payload that did not decode: the message type it names, when
@@ -287,6 +316,7 @@ mod tests {
             digest: None,
             committed: None,
             ask: false,
+            acks: false,
         };
         assert_eq!(have.refusal("n1"), Some("version_out_of_range"));
         let request = Message::SwitchoverRequest {
@@ -310,6 +340,7 @@ mod tests {
             digest: Some("ab".into()),
             committed: None,
             ask: false,
+            acks: false,
         };
         assert_eq!(Message::from_json(&m.to_json()).unwrap(), m);
         // Without `ask` (an older node), and `ask` only when set.
@@ -322,6 +353,7 @@ mod tests {
             digest: None,
             committed: None,
             ask: true,
+            acks: false,
         };
         assert_eq!(Message::from_json(&asking.to_json()).unwrap(), asking);
         assert!(v(1, 9) < v(2, 1) && v(2, 1) < v(2, 2));

@@ -8,13 +8,29 @@
 //!   control node C                                 peer P
 //!   --------------                                 ------
 //!   file edited: version (epoch, n+1)
-//!   SyncOffer{name, v, digest, size, chunks} ----> start assembling v
-//!   Data Chunk{name, v, 0..chunks}           ----> all in, size and digest
+//!   SyncOffer{name, v, digest, size, chunks, window} --> start (or resume)
+//!                                    <----------   SyncAck{v, next: k}
+//!   Data Chunk{name, v, k..} (a window's worth) -->
+//!                                    <----------   SyncAck{v, next} per chunk
+//!   Data Chunk{..} as acks free the window   ----> all in, size and digest
 //!                                                  match: Write (atomic)
 //!                                    <----------   SyncHave{name, v} (to all)
 //!   every connected peer has v: committed
 //!   SyncHave{.., committed: v}   -------------->   (status shows it)
 //! ```
+//!
+//! Flow (a large file must not flood the channel it shares with heartbeats):
+//! - A peer whose `SyncHave` says `acks` is sent chunks under a window
+//!   ([`SyncConfig::window`] bytes unacknowledged per peer and file); an
+//!   older peer gets every chunk at once (and everything again on retry).
+//! - The receiver keeps a stopped transfer; an offer of the same content
+//!   (digest, size, chunks; any version, any peer) resumes it: its first
+//!   ack names the chunk it needs next. A windowed transfer with no ack for
+//!   `retry_interval` is offered again, and so resumes.
+//! - A receiver whose write fails answers `SyncAck{error}` and keeps the
+//!   content; the sender retries after `retry_interval`, doubled per failed
+//!   attempt up to `retry_max` ([`backoff`]); the retry's offer is written
+//!   from the kept content, with no transfer. Both sides' views show why.
 //!
 //! Rules:
 //! - Versions are `(epoch, counter)`, ordered lexicographically; the epoch
@@ -75,6 +91,21 @@ pub fn from_hex(s: &str) -> Option<Digest> {
 
 /// The default chunk: well under the channel's 1 MiB frame payload.
 pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
+
+/// The default window: unacknowledged chunk bytes in flight per peer and
+/// file. A few chunks keep a LAN busy; more would only queue on the
+/// socket, ahead of the heartbeats that share the connection.
+pub const DEFAULT_WINDOW: usize = 1024 * 1024;
+
+/// The longest wait between retries to a peer that failed to write.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The wait before retry `attempt` (1, 2, ...) to a peer that failed:
+/// `retry` doubled per attempt, at most `max`.
+pub fn backoff(retry: Duration, max: Duration, attempt: u32) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(16);
+    retry.saturating_mul(1 << doublings).min(max.max(retry))
+}
 
 /// One Data frame of a transfer.
 ///
@@ -153,11 +184,17 @@ pub struct SyncConfig {
     pub peers: Vec<String>,
     pub entries: Vec<SyncSpec>,
     pub chunk_size: usize,
+    /// Unacknowledged chunk bytes in flight per peer and file (at least
+    /// one chunk), for peers that acknowledge chunks.
+    pub window: usize,
     /// A peer still behind the current version is sent it again after this.
     pub retry_interval: Duration,
     /// How long a new control node waits for its peers' `SyncHave`s, and
     /// then for a pulled version, before it serves what it holds.
     pub settle_timeout: Duration,
+    /// A peer that could not write a version is retried after
+    /// `retry_interval`, doubled per failed attempt up to this.
+    pub retry_max: Duration,
 }
 
 impl SyncConfig {
@@ -167,8 +204,10 @@ impl SyncConfig {
             peers,
             entries,
             chunk_size: DEFAULT_CHUNK_SIZE,
+            window: DEFAULT_WINDOW,
             retry_interval: Duration::from_secs(1),
             settle_timeout: Duration::from_millis(500),
+            retry_max: DEFAULT_RETRY_MAX,
         }
     }
 }
@@ -177,9 +216,25 @@ impl SyncConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observed {
     Missing,
-    Content(Vec<u8>),
+    Content(Content),
     /// Larger than `max_size` (not read).
     TooLarge(u64),
+}
+
+/// A file's bytes and their digest, computed where the file was read (the
+/// file worker's thread: hashing a large file must not stall the node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    pub bytes: Arc<[u8]>,
+    pub digest: Digest,
+}
+
+impl Content {
+    pub fn new(bytes: impl Into<Arc<[u8]>>) -> Content {
+        let bytes = bytes.into();
+        let digest = digest(&bytes);
+        Content { bytes, digest }
+    }
 }
 
 /// What a node keeps across restarts per entry (the shell stores it).
@@ -258,9 +313,61 @@ struct PeerSync {
     /// a peer it has not heard from for its `SyncHave`.
     since: Option<Instant>,
     asked: Option<Instant>,
+    /// The peer acknowledges chunks (its `SyncHave` said so): it is sent
+    /// under a window, and a retry resumes where it stopped.
+    acks: bool,
+    sending: Option<Sending>,
+    /// The peer could not write what it was sent (until it holds the
+    /// current version).
+    failed: Option<Failure>,
+}
+
+/// A windowed transfer to one peer.
+#[derive(Debug, Clone)]
+struct Sending {
+    version: SyncVersion,
+    chunks: u32,
+    /// The peer answered the offer (its first ack names where to start).
+    started: bool,
+    /// The next chunk to send, and the chunks the peer holds (`0..acked`).
+    next: u32,
+    acked: u32,
+    /// The offer or the last ack: without progress for a retry interval
+    /// the offer is sent again, and the peer's answer resumes it.
+    progress: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Failure {
+    version: SyncVersion,
+    reason: String,
+    attempts: u32,
+    retry_at: Instant,
+    /// The retry went out: until the peer answers it, the usual retry
+    /// interval applies.
+    retried: bool,
 }
 
 impl PeerSync {
+    /// When `version` is (next) due to be pushed to this peer; None: now
+    /// (never pushed, or another version was).
+    fn push_due(&self, version: SyncVersion, retry: Duration) -> Option<Instant> {
+        if let Some(f) = self
+            .failed
+            .as_ref()
+            .filter(|f| f.version == version && !f.retried)
+        {
+            return Some(f.retry_at);
+        }
+        if let Some(s) = self.sending.as_ref().filter(|s| s.version == version) {
+            return Some(s.progress + retry);
+        }
+        match self.pushed {
+            Some((v, t)) if v == version => Some(t + retry),
+            _ => None,
+        }
+    }
+
     /// When a control node that has not heard what this peer holds asks it
     /// (again): a retry interval after the connection came up or the last
     /// ask. `SyncHave`s can be lost (a connection that closed under them
@@ -273,6 +380,9 @@ impl PeerSync {
     }
 }
 
+/// A transfer being received. Kept when its sender goes away: an offer of
+/// the same content (digest, size, chunks; under any version, from any
+/// peer) resumes it at `next`.
 #[derive(Debug, Clone)]
 struct Incoming {
     from: String,
@@ -282,6 +392,11 @@ struct Incoming {
     chunks: u32,
     next: u32,
     buf: Vec<u8>,
+    /// The digest of `buf` so far: no pass over the whole file when it
+    /// completes.
+    hasher: Sha256,
+    /// The sender wants `SyncAck`s.
+    window: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -305,6 +420,13 @@ struct Entry {
     incoming: Option<Incoming>,
     /// A write in progress and the content it writes.
     writing: Option<(SyncVersion, Digest, Arc<[u8]>, bool)>,
+    /// The peer whose windowed transfer is being written: told if the
+    /// write fails.
+    write_from: Option<String>,
+    /// The last write failed: why, and the content (a retry offering the
+    /// same digest is written again without a transfer).
+    write_error: Option<String>,
+    failed_write: Option<(Digest, Arc<[u8]>)>,
     settle: Option<Settle>,
     /// Warned about this local digest already (edit on a non-control node,
     /// oversize): do not repeat.
@@ -329,6 +451,22 @@ pub struct SyncView {
     pub locally_modified: bool,
     /// A transfer or write in progress.
     pub receiving: Option<SyncVersion>,
+    /// Peers this (control) node could not bring up to date: why, and the
+    /// attempts so far (retried with backoff).
+    #[serde(default)]
+    pub failing: Vec<PeerFailure>,
+    /// This node could not write the last version it received: why.
+    #[serde(default)]
+    pub write_error: Option<String>,
+}
+
+/// A peer that reported it could not write a version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerFailure {
+    pub peer: String,
+    pub version: SyncVersion,
+    pub reason: String,
+    pub attempts: u32,
 }
 
 /// The data-sync core of one node.
@@ -357,6 +495,9 @@ impl SyncCore {
                     peers: BTreeMap::new(),
                     incoming: None,
                     writing: None,
+                    write_from: None,
+                    write_error: None,
+                    failed_write: None,
                     settle: None,
                     warned: None,
                     warned_size: None,
@@ -404,9 +545,10 @@ impl SyncCore {
             if self.control && e.settle.is_none() {
                 let Some(h) = &e.held else { continue };
                 for p in e.peers.values() {
-                    if let (Some(have), Some((v, t))) = (&p.have, p.pushed) {
-                        if have.map(|x| x.0) < Some(h.version) && v == h.version {
-                            at(t + self.cfg.retry_interval);
+                    let Some(have) = p.have else { continue };
+                    if have != Some((h.version, h.digest)) {
+                        if let Some(t) = p.push_due(h.version, self.cfg.retry_interval) {
+                            at(t);
                         }
                     }
                 }
@@ -465,12 +607,12 @@ impl SyncCore {
             return;
         };
         e.disk_digest = match &observed {
-            Observed::Content(c) => Some(digest(c)),
+            Observed::Content(c) => Some(c.digest),
             _ => None,
         };
         if let (Some(h), Some(d), Observed::Content(c)) = (&mut e.held, e.disk_digest, &observed) {
             if h.digest == d && h.content.is_none() {
-                h.content = Some(c.clone().into());
+                h.content = Some(c.bytes.clone());
             }
         }
         e.disk = Some(observed);
@@ -510,16 +652,13 @@ impl SyncCore {
                 continue;
             };
             e.peers.remove(peer);
-            if e.incoming.as_ref().is_some_and(|i| i.from == peer) {
-                let i = e.incoming.take();
-                if let Some(i) = i {
-                    self.actions.push_back(SyncAction::Warn(format!(
-                        "sync {n}: {peer} left during the transfer of version {} ({} of {} bytes); the file is unchanged",
-                        i.version,
-                        i.buf.len(),
-                        i.size
-                    )));
-                }
+            if let Some(i) = e.incoming.as_ref().filter(|i| i.from == peer) {
+                self.actions.push_back(SyncAction::Warn(format!(
+                    "sync {n}: {peer} left during the transfer of version {} ({} of {} bytes); the file is unchanged, and an offer of the same content resumes the transfer",
+                    i.version,
+                    i.buf.len(),
+                    i.size
+                )));
             }
             if let Some(s) = &mut e.settle {
                 if s.pulling.as_ref().is_some_and(|p| p.0 == peer) {
@@ -542,13 +681,21 @@ impl SyncCore {
                 digest,
                 size,
                 chunks,
-            } => self.on_offer(now, peer, &name, version, &digest, size, chunks),
+                window,
+            } => self.on_offer(now, peer, &name, version, &digest, size, chunks, window),
+            Message::SyncAck {
+                name,
+                version,
+                next,
+                error,
+            } => self.on_ack(now, peer, &name, version, next, error),
             Message::SyncHave {
                 name,
                 version,
                 digest,
                 committed,
                 ask,
+                acks,
             } => {
                 if ask {
                     self.reply_have(peer, &name);
@@ -560,8 +707,14 @@ impl SyncCore {
                     (Some(v), Some(d)) => Some((v, d)),
                     _ => None,
                 };
+                let current = e.held.as_ref().map(|h| (h.version, h.digest));
                 if let Some(p) = e.peers.get_mut(peer) {
                     p.have = Some(have);
+                    p.acks = acks;
+                    if have.is_some() && have == current {
+                        p.sending = None;
+                        p.failed = None;
+                    }
                 }
                 // A settling control node pulling from this peer a version
                 // it no longer holds (renumbered meanwhile by another
@@ -655,6 +808,17 @@ impl SyncCore {
         if inc.from != peer || inc.version != chunk.version {
             return;
         }
+        // Already held: sent again by a sender that resumed from 0 (an
+        // older node) or before it heard where to resume.
+        if chunk.index < inc.next && chunk.total == inc.chunks {
+            return;
+        }
+        // A windowed sender whose earlier chunk was dropped (its channel's
+        // data queue was full): keep what is held; with no ack coming, the
+        // sender offers again and resumes from `next`.
+        if inc.window && chunk.index > inc.next && chunk.total == inc.chunks {
+            return;
+        }
         let fits = inc.buf.len() as u64 + chunk.bytes.len() as u64 <= inc.size;
         if chunk.index != inc.next || chunk.total != inc.chunks || !fits {
             let why = if fits {
@@ -674,14 +838,27 @@ impl SyncCore {
             return;
         }
         inc.buf.extend_from_slice(chunk.bytes);
+        inc.hasher.update(chunk.bytes);
         inc.next = inc.next.saturating_add(1);
+        if inc.window {
+            let ack = Message::SyncAck {
+                name: name.clone(),
+                version: inc.version,
+                next: inc.next,
+                error: None,
+            };
+            self.actions.push_back(SyncAction::Send {
+                peer: peer.to_string(),
+                msg: ack,
+            });
+        }
         if inc.next < inc.chunks {
             return;
         }
         let Some(inc) = e.incoming.take() else {
             return;
         };
-        let got = digest(&inc.buf);
+        let got: Digest = inc.hasher.finalize().into();
         if inc.buf.len() as u64 != inc.size || got != inc.digest {
             self.actions.push_back(SyncAction::Warn(format!(
                 "sync {name}: version {} from {peer} is corrupt ({} bytes, digest {}, expected {} bytes, digest {}); the file is unchanged",
@@ -695,6 +872,9 @@ impl SyncCore {
             return;
         }
         let content: Arc<[u8]> = inc.buf.into();
+        if let Some(e) = self.entries.get_mut(&name) {
+            e.write_from = inc.window.then(|| peer.to_string());
+        }
         self.write(&name, inc.version, inc.digest, content, false);
         let _ = now;
     }
@@ -717,8 +897,11 @@ impl SyncCore {
             e.writing = Some((v, d, content, produced));
             return;
         }
+        let from = e.write_from.take();
         match result {
             Ok(conflict) => {
+                e.write_error = None;
+                e.failed_write = None;
                 let changed = e.disk_digest != Some(d);
                 e.held = Some(Held {
                     version: v,
@@ -729,7 +912,10 @@ impl SyncCore {
                     contested: false,
                 });
                 e.disk_digest = Some(d);
-                e.disk = Some(Observed::Content(content.to_vec()));
+                e.disk = Some(Observed::Content(Content {
+                    bytes: content.clone(),
+                    digest: d,
+                }));
                 if let Some(path) = conflict {
                     self.actions.push_back(SyncAction::Warn(format!(
                         "sync {name}: the local copy differed from every synced version; kept as {path}"
@@ -749,9 +935,22 @@ impl SyncCore {
                 self.announce(name);
             }
             Err(err) => {
+                e.write_error = Some(err.clone());
+                e.failed_write = Some((d, content));
                 self.actions.push_back(SyncAction::Warn(format!(
                     "sync {name}: cannot write version {v}: {err}; the old file is intact"
                 )));
+                if let Some(peer) = from {
+                    self.actions.push_back(SyncAction::Send {
+                        peer,
+                        msg: Message::SyncAck {
+                            name: name.to_string(),
+                            version: v,
+                            next: 0,
+                            error: Some(err),
+                        },
+                    });
+                }
                 self.announce(name);
             }
         }
@@ -832,6 +1031,20 @@ impl SyncCore {
                     .as_ref()
                     .map(|i| i.version)
                     .or(e.writing.as_ref().map(|w| w.0)),
+                failing: e
+                    .peers
+                    .iter()
+                    .filter_map(|(n, p)| {
+                        let f = p.failed.as_ref()?;
+                        Some(PeerFailure {
+                            peer: n.clone(),
+                            version: f.version,
+                            reason: f.reason.clone(),
+                            attempts: f.attempts,
+                        })
+                    })
+                    .collect(),
+                write_error: e.write_error.clone(),
             })
             .collect()
     }
@@ -857,12 +1070,22 @@ impl SyncCore {
         digest_hex: &str,
         size: u64,
         chunks: u32,
+        window: bool,
     ) {
         let Some(e) = self.entries.get_mut(name) else {
             return;
         };
         let Some(d) = from_hex(digest_hex) else {
             return;
+        };
+        let ack = |next: u32| SyncAction::Send {
+            peer: peer.to_string(),
+            msg: Message::SyncAck {
+                name: name.to_string(),
+                version,
+                next,
+                error: None,
+            },
         };
         let held_v = e.held.as_ref().map(|h| h.version);
         if Some(version) <= held_v {
@@ -880,11 +1103,38 @@ impl SyncCore {
             self.reply_have(peer, name);
             return;
         }
-        if e.writing.as_ref().is_some_and(|w| w.0 >= version)
-            || e.incoming
-                .as_ref()
-                .is_some_and(|i| i.version == version && i.from == peer)
+        if let Some(w) = e.writing.as_ref().filter(|w| w.0 >= version) {
+            // Whole and being written: nothing to send (a write that fails
+            // is reported to a windowed sender).
+            if window && w.0 == version {
+                self.actions.push_back(ack(chunks));
+            }
+            return;
+        }
+        // The same content as a transfer that stopped (its sender left, or
+        // went silent and offers again): resume it where it stopped.
+        if let Some(inc) = e
+            .incoming
+            .as_mut()
+            .filter(|i| i.digest == d && i.size == size && i.chunks == chunks)
         {
+            inc.from = peer.to_string();
+            inc.version = version;
+            inc.window = window;
+            let next = inc.next;
+            if window {
+                self.actions.push_back(ack(next));
+            }
+            return;
+        }
+        // Whole already, but the write failed (a full disk): write again,
+        // with no transfer.
+        if let Some((_, content)) = e.failed_write.clone().filter(|f| f.0 == d) {
+            if window {
+                self.actions.push_back(ack(chunks));
+            }
+            e.write_from = window.then(|| peer.to_string());
+            self.write(name, version, d, content, false);
             return;
         }
         if size > e.spec.max_size {
@@ -918,6 +1168,10 @@ impl SyncCore {
             }
             if let Some(content) = h.content {
                 e.incoming = None;
+                if window {
+                    self.actions.push_back(ack(chunks));
+                }
+                e.write_from = window.then(|| peer.to_string());
                 self.write(name, version, d, content, false);
                 return;
             }
@@ -930,7 +1184,101 @@ impl SyncCore {
             chunks,
             next: 0,
             buf: Vec::with_capacity(size.min(e.spec.max_size) as usize),
+            hasher: Sha256::new(),
+            window,
         });
+        if window {
+            self.actions.push_back(ack(0));
+        }
+    }
+
+    /// A peer's `SyncAck` of a windowed transfer from this node: more
+    /// chunks go out as earlier ones land; an error is retried with
+    /// backoff.
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        name: &str,
+        version: SyncVersion,
+        next: u32,
+        error: Option<String>,
+    ) {
+        let (retry, max) = (self.cfg.retry_interval, self.cfg.retry_max);
+        let Some(p) = self
+            .entries
+            .get_mut(name)
+            .and_then(|e| e.peers.get_mut(peer))
+        else {
+            return;
+        };
+        if let Some(reason) = error {
+            let reason: String = reason.chars().take(200).collect();
+            let attempts = p
+                .failed
+                .as_ref()
+                .map_or(0, |f| f.attempts)
+                .saturating_add(1);
+            let wait = backoff(retry, max, attempts);
+            p.sending = None;
+            p.failed = Some(Failure {
+                version,
+                reason: reason.clone(),
+                attempts,
+                retry_at: now + wait,
+                retried: false,
+            });
+            self.actions.push_back(SyncAction::Warn(format!(
+                "sync {name}: {peer} could not write version {version}: {reason}; retrying in {} (attempt {attempts})",
+                humantime::format_duration(wait)
+            )));
+            return;
+        }
+        let Some(s) = p.sending.as_mut().filter(|s| s.version == version) else {
+            return;
+        };
+        let next = next.min(s.chunks);
+        if !s.started {
+            s.started = true;
+            s.next = next;
+        }
+        s.acked = s.acked.max(next);
+        s.next = s.next.max(s.acked);
+        s.progress = now;
+        self.fill_window(name, peer);
+    }
+
+    /// Send the chunks of a windowed transfer that the window allows.
+    fn fill_window(&mut self, name: &str, peer: &str) {
+        let chunk_size = self.cfg.chunk_size.max(1);
+        let window = self.cfg.window.max(chunk_size);
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let Some(h) = &e.held else {
+            return;
+        };
+        let Some(content) = h.content.clone() else {
+            return;
+        };
+        let version = h.version;
+        let Some(s) = e.peers.get_mut(peer).and_then(|p| p.sending.as_mut()) else {
+            return;
+        };
+        if s.version != version || !s.started {
+            return;
+        }
+        while s.next < s.chunks && (s.next - s.acked + 1) as usize * chunk_size <= window {
+            let Some(bytes) = chunk_frame(name, version, s.next, s.chunks, &content, chunk_size)
+            else {
+                return;
+            };
+            s.next += 1;
+            self.actions.push_back(SyncAction::SendData {
+                peer: peer.to_string(),
+                bytes,
+            });
+        }
     }
 
     /// Ask the shell to write; the outcome comes back via `write_done`.
@@ -1000,7 +1348,7 @@ impl SyncCore {
             (Some(Observed::Content(c)), Some(d))
                 if e.held.as_ref().map(|h| h.digest) != Some(d) =>
             {
-                let size = c.len() as u64;
+                let size = c.bytes.len() as u64;
                 if size > e.spec.max_size {
                     self.too_large(name, size);
                 } else {
@@ -1008,13 +1356,13 @@ impl SyncCore {
                     e.held = Some(Held {
                         version,
                         digest: d,
-                        content: Some(c.clone().into()),
+                        content: Some(c.bytes.clone()),
                         produced: true,
                         committed: false,
                         contested: false,
                     });
                     e.warned = None;
-                    let size = c.len();
+                    let size = c.bytes.len();
                     self.actions.push_back(SyncAction::Info(format!(
                         "sync {name}: version {version} ({size} bytes) from the local file"
                     )));
@@ -1073,10 +1421,9 @@ impl SyncCore {
                     return false;
                 };
                 let current = have.is_some_and(|(v, d)| v == version && d == h.digest);
-                let due = match p.pushed {
-                    Some((v, t)) => v != version || now >= t + self.cfg.retry_interval,
-                    None => true,
-                };
+                let due = p
+                    .push_due(version, self.cfg.retry_interval)
+                    .is_none_or(|t| now >= t);
                 !current && due
             })
             .map(|(n, _)| n.clone())
@@ -1131,6 +1478,7 @@ impl SyncCore {
                 version,
                 digest,
                 committed,
+                acks,
                 ..
             } = self.have_msg(name)
             else {
@@ -1144,6 +1492,7 @@ impl SyncCore {
                     digest,
                     committed,
                     ask: true,
+                    acks,
                 },
             });
         }
@@ -1228,10 +1577,25 @@ impl SyncCore {
         let Ok(chunks) = u32::try_from(total) else {
             return;
         };
-        if let Some(p) = e.peers.get_mut(peer) {
-            p.pushed = Some((h.version, now));
-        }
         let version = h.version;
+        let mut window = false;
+        if let Some(p) = e.peers.get_mut(peer) {
+            p.pushed = Some((version, now));
+            if let Some(f) = &mut p.failed {
+                f.retried = true;
+            }
+            // A peer that acknowledges gets chunks as its acks come (the
+            // first names where to start); an older one gets them all.
+            window = p.acks;
+            p.sending = window.then_some(Sending {
+                version,
+                chunks,
+                started: false,
+                next: 0,
+                acked: 0,
+                progress: now,
+            });
+        }
         self.actions.push_back(SyncAction::Send {
             peer: peer.to_string(),
             msg: Message::SyncOffer {
@@ -1240,20 +1604,14 @@ impl SyncCore {
                 digest: to_hex(&h.digest),
                 size: content.len() as u64,
                 chunks,
+                window,
             },
         });
+        if window {
+            return;
+        }
         for index in 0..chunks {
-            let start = index as usize * chunk_size;
-            let end = (start + chunk_size).min(content.len());
-            let bytes = content.get(start..end).unwrap_or(&[]);
-            let chunk = Chunk {
-                name,
-                version,
-                index,
-                total: chunks,
-                bytes,
-            };
-            match chunk.emit() {
+            match chunk_frame(name, version, index, chunks, &content, chunk_size) {
                 Some(bytes) => self.actions.push_back(SyncAction::SendData {
                     peer: peer.to_string(),
                     bytes,
@@ -1340,6 +1698,7 @@ impl SyncCore {
             digest: h.map(|h| to_hex(&h.digest)),
             committed: e.and_then(|e| e.committed),
             ask: false,
+            acks: true,
         }
     }
 
@@ -1373,6 +1732,27 @@ impl SyncCore {
             });
         }
     }
+}
+
+/// Chunk `index` of `content` as a Data frame payload.
+fn chunk_frame(
+    name: &str,
+    version: SyncVersion,
+    index: u32,
+    total: u32,
+    content: &[u8],
+    chunk_size: usize,
+) -> Option<Vec<u8>> {
+    let start = (index as usize).saturating_mul(chunk_size);
+    let end = start.saturating_add(chunk_size).min(content.len());
+    Chunk {
+        name,
+        version,
+        index,
+        total,
+        bytes: content.get(start..end).unwrap_or(&[]),
+    }
+    .emit()
 }
 
 /// The version after `held` for a change under `epoch`.
@@ -1454,6 +1834,16 @@ mod tests {
         mute: Option<usize>,
         /// (node, content) kept as conflict copies.
         conflicts: Vec<(usize, Vec<u8>)>,
+        /// Data frames delivered, and the most ever queued on one link.
+        data_delivered: usize,
+        max_in_flight: usize,
+        /// Cut every link once this many data frames were delivered.
+        cut_after: Option<usize>,
+        /// Writes on this node fail (a full disk).
+        full: Option<usize>,
+        /// The data frame sent as this one (counted from 1) is lost.
+        lose_data: Option<usize>,
+        data_sent: usize,
     }
 
     fn name(i: usize) -> String {
@@ -1467,7 +1857,7 @@ mod tests {
                     let peers = (0..nodes).filter(|&p| p != i).map(name).collect();
                     let spec = SyncSpec {
                         name: "cfg".into(),
-                        max_size: 1 << 20,
+                        max_size: 64 << 20,
                     };
                     SyncCore::new(SyncConfig::new(&name(i), peers, vec![spec]))
                 })
@@ -1480,7 +1870,21 @@ mod tests {
                 queue: VecDeque::new(),
                 mute: None,
                 conflicts: Vec::new(),
+                data_delivered: 0,
+                max_in_flight: 0,
+                cut_after: None,
+                full: None,
+                lose_data: None,
+                data_sent: 0,
             }
+        }
+
+        fn disconnect(&mut self, a: usize, b: usize) {
+            self.links.remove(&(a, b));
+            self.links.remove(&(b, a));
+            let now = self.now;
+            self.cores[a].disconnected(now, &name(b));
+            self.cores[b].disconnected(now, &name(a));
         }
 
         /// Node `i` starts holding `version` of `content` (as persisted).
@@ -1498,7 +1902,7 @@ mod tests {
         fn edit(&mut self, i: usize, content: &[u8]) {
             self.files[i] = Some(content.to_vec());
             let now = self.now;
-            self.cores[i].local_file(now, "cfg", Observed::Content(content.to_vec()));
+            self.cores[i].local_file(now, "cfg", Observed::Content(Content::new(content)));
             self.pump();
         }
 
@@ -1527,6 +1931,12 @@ mod tests {
         }
 
         fn send(&mut self, from: usize, to: usize, what: Result<Message, Vec<u8>>) {
+            if what.is_err() {
+                self.data_sent += 1;
+                if self.lose_data == Some(self.data_sent) {
+                    return;
+                }
+            }
             if self.links.contains(&(from, to)) && self.mute != Some(from) {
                 self.queue.push_back((from, to, what));
             }
@@ -1543,13 +1953,28 @@ mod tests {
                         self.act(i, a);
                     }
                 }
+                for (a, b) in self.links.clone() {
+                    let queued = self
+                        .queue
+                        .iter()
+                        .filter(|q| q.0 == a && q.1 == b && q.2.is_err())
+                        .count();
+                    self.max_in_flight = self.max_in_flight.max(queued);
+                }
                 if let Some((from, to, what)) = self.queue.pop_front() {
                     did = true;
                     if self.links.contains(&(from, to)) {
                         let now = self.now;
                         match what {
                             Ok(msg) => self.cores[to].handle_message(now, &name(from), msg),
-                            Err(bytes) => self.cores[to].handle_data(now, &name(from), &bytes),
+                            Err(bytes) => {
+                                self.cores[to].handle_data(now, &name(from), &bytes);
+                                self.data_delivered += 1;
+                                if self.cut_after == Some(self.data_delivered) {
+                                    self.cut_after = None;
+                                    self.disconnect(from, to);
+                                }
+                            }
                         }
                     }
                 }
@@ -1576,6 +2001,12 @@ mod tests {
                     keep_unless,
                     ..
                 } => {
+                    let now = self.now;
+                    if self.full == Some(i) {
+                        let err = "No space left on device (os error 28)".to_string();
+                        self.cores[i].write_done(now, &n, version, Err(err));
+                        return;
+                    }
                     if let Some(old) = self.files[i].take() {
                         let d = digest(&old);
                         if d != digest(&content) && Some(d) != keep_unless {
@@ -1709,6 +2140,145 @@ mod tests {
         assert_eq!(net.version(0), Some(v(4, 1)), "pulled what n1 holds");
         assert_eq!(net.files[0].as_deref(), Some(&b"data"[..]));
         assert_eq!(net.cores[0].committed("cfg"), Some(v(4, 1)));
+    }
+
+    /// Content of `len` bytes that differs at every offset.
+    fn big(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8) ^ ((i >> 8) as u8) ^ seed)
+            .collect()
+    }
+
+    #[test]
+    fn a_large_version_goes_out_under_the_window() {
+        // 3 MiB in 256 KiB chunks under a 1 MiB window: never more than 4
+        // chunks on a link, however the acks interleave.
+        let mut net = Net::new(3);
+        let content = big(3 << 20, 1);
+        net.role(0, true, 1);
+        net.connect(0, 1);
+        net.connect(0, 2);
+        net.edit(0, &content);
+        assert_eq!(net.files[1].as_deref(), Some(&content[..]));
+        assert_eq!(net.files[2].as_deref(), Some(&content[..]));
+        assert_eq!(net.cores[0].committed("cfg"), net.version(0));
+        assert_eq!(net.data_delivered, 2 * 12, "each chunk once");
+        let window = DEFAULT_WINDOW / DEFAULT_CHUNK_SIZE;
+        assert!(
+            (1..=window).contains(&net.max_in_flight),
+            "{} chunks in flight, window {window}",
+            net.max_in_flight
+        );
+    }
+
+    #[test]
+    fn a_transfer_cut_short_resumes_where_it_stopped() {
+        // The link drops after 5 of 8 chunks; once back, n1 answers the
+        // offer with "from 5" and only chunks 5..8 travel again.
+        let mut net = Net::new(2);
+        let content = big(2 << 20, 2);
+        net.role(0, true, 1);
+        net.connect(0, 1);
+        net.cut_after = Some(5);
+        net.edit(0, &content);
+        assert_eq!(net.files[1], None, "cut short");
+        assert_eq!(net.data_delivered, 5);
+        net.connect(0, 1);
+        assert_eq!(net.files[1].as_deref(), Some(&content[..]));
+        assert_eq!(net.data_delivered, 8, "resumed at chunk 5, nothing resent");
+        assert_eq!(net.cores[0].committed("cfg"), net.version(0));
+    }
+
+    #[test]
+    fn a_silent_transfer_is_offered_again_and_resumes() {
+        // n1's answer to the offer is lost: n0 offers again after a retry
+        // interval without progress (not before), and the transfer runs.
+        let mut net = Net::new(2);
+        let content = big(2 << 20, 3);
+        net.role(0, true, 1);
+        net.connect(0, 1);
+        net.mute = Some(1);
+        net.edit(0, &content);
+        net.mute = None;
+        assert_eq!(net.files[1], None);
+        let before = net.data_delivered;
+        net.advance(Duration::from_millis(999));
+        assert_eq!(net.data_delivered, before, "no retry before the interval");
+        net.advance(Duration::from_millis(1));
+        assert_eq!(net.files[1].as_deref(), Some(&content[..]));
+        assert_eq!(net.data_delivered, 8, "each chunk once");
+    }
+
+    #[test]
+    fn a_chunk_lost_on_the_way_is_sent_again_from_where_the_peer_stands() {
+        // The third chunk never arrives (a data queue was full): n1 keeps
+        // chunks 0..2 and ignores the later ones; n0, without an ack for
+        // a retry interval, offers again and sends from chunk 2.
+        let mut net = Net::new(2);
+        let content = big(2 << 20, 5);
+        net.role(0, true, 1);
+        net.connect(0, 1);
+        net.lose_data = Some(3);
+        net.edit(0, &content);
+        assert_eq!(net.files[1], None);
+        // Delivered so far: chunks 0, 1, 3, 4, 5 (the window refilled by
+        // the acks of 0 and 1); n1 holds 0..2.
+        assert_eq!(net.data_delivered, 5);
+        net.advance(Duration::from_secs(1));
+        assert_eq!(net.files[1].as_deref(), Some(&content[..]));
+        assert_eq!(net.data_delivered, 5 + 6, "resumed at chunk 2");
+        assert_eq!(net.cores[0].committed("cfg"), net.version(0));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let s = Duration::from_secs;
+        assert_eq!(backoff(s(1), s(30), 1), s(1));
+        assert_eq!(backoff(s(1), s(30), 2), s(2));
+        assert_eq!(backoff(s(1), s(30), 3), s(4));
+        assert_eq!(backoff(s(1), s(30), 6), s(30));
+        assert_eq!(backoff(s(1), s(30), u32::MAX), s(30));
+    }
+
+    #[test]
+    fn a_peer_that_cannot_write_is_retried_with_backoff_and_status_says_why() {
+        let mut net = Net::new(2);
+        let content = big(1 << 20, 4);
+        net.role(0, true, 1);
+        net.connect(0, 1);
+        net.full = Some(1);
+        net.edit(0, &content);
+        let failing = |net: &Net| net.cores[0].views()[0].failing.clone();
+        let f = failing(&net);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].peer, "n1");
+        assert!(f[0].reason.contains("No space left"), "{}", f[0].reason);
+        assert_eq!(f[0].attempts, 1);
+        let here = net.cores[1].views()[0].write_error.clone();
+        assert!(here.is_some_and(|e| e.contains("No space left")));
+        let sent = net.data_delivered;
+        assert_eq!(sent, 4);
+        // Retried after 1 s, then 2 s, then 4 s: the content is whole on
+        // n1, so a retry transfers nothing.
+        let attempts = |net: &Net| failing(net).first().map_or(0, |f| f.attempts);
+        net.advance(Duration::from_secs(1));
+        assert_eq!(attempts(&net), 2);
+        net.advance(Duration::from_millis(1999));
+        assert_eq!(attempts(&net), 2, "backoff: 2 s after the second attempt");
+        net.advance(Duration::from_millis(1));
+        assert_eq!(attempts(&net), 3);
+        net.advance(Duration::from_secs(3));
+        assert_eq!(attempts(&net), 3);
+        net.advance(Duration::from_secs(1));
+        assert_eq!(attempts(&net), 4);
+        assert_eq!(net.data_delivered, sent, "retries resend no chunk");
+        // Space again: the next retry writes, and the failure clears.
+        net.full = None;
+        net.advance(Duration::from_secs(8));
+        assert_eq!(net.files[1].as_deref(), Some(&content[..]));
+        assert!(failing(&net).is_empty());
+        assert_eq!(net.cores[1].views()[0].write_error, None);
+        assert_eq!(net.cores[0].committed("cfg"), net.version(0));
     }
 
     #[test]

@@ -1187,6 +1187,9 @@ impl Node {
 fn is_sync_message(msg: &Message) -> bool {
     matches!(
         msg,
-        Message::SyncOffer { .. } | Message::SyncHave { .. } | Message::SyncRequest { .. }
+        Message::SyncOffer { .. }
+            | Message::SyncHave { .. }
+            | Message::SyncRequest { .. }
+            | Message::SyncAck { .. }
     )
 }

@@ -32,7 +32,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::cluster::sync::{self, Observed, Persisted};
+use crate::cluster::sync::{self, Content, Observed, Persisted};
 use crate::cluster::{Cluster, Message, Policy, SyncCore, SyncVersion};
 use crate::config::model::{self, Config, Selection, SyncEntry, TrackRef, Vip, VrrpScript};
 use crate::node::track::TrackEvent;
@@ -485,7 +485,7 @@ impl Sim {
             .files
             .insert(name.to_string(), content.to_vec());
         if self.runs(id) {
-            let observed = Observed::Content(content.to_vec());
+            let observed = Observed::Content(Content::new(content));
             self.input(id, Input::FileObserved { name, observed });
         }
     }
@@ -552,7 +552,7 @@ impl Sim {
             if node.enable_sync(sn.fs.persisted.clone(), chunk).is_some() {
                 for e in &config.sync {
                     let observed = match sn.fs.files.get(&e.name) {
-                        Some(c) => Observed::Content(c.clone()),
+                        Some(c) => Observed::Content(Content::new(c.as_slice())),
                         None => Observed::Missing,
                     };
                     node.handle(

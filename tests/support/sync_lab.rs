@@ -16,6 +16,10 @@ pub struct SyncLab {
     pub lab: Lab,
     key: PathBuf,
     pids: Vec<Option<u32>>,
+    /// VRRP advert interval of every node ("100ms" unless changed).
+    pub advert_interval: &'static str,
+    /// The `[[sync]]` entry's `max_size`, when not the default.
+    pub max_size: Option<&'static str>,
 }
 
 pub const PRIORITIES: [u8; 3] = [200, 150, 100];
@@ -33,6 +37,8 @@ impl SyncLab {
             lab,
             key,
             pids: vec![None; nodes],
+            advert_interval: "100ms",
+            max_size: None,
         }
     }
 
@@ -58,13 +64,17 @@ impl SyncLab {
         let changes = self.lab.dir().join(format!("files{i}/changes"));
         format!(
             "{}sync_instance = \"VI_1\"\n\n[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\n\
-             vrid = 51\npriority = {}\nversion = 3\nadvert_interval = \"100ms\"\npreempt = true\n\
+             vrid = 51\npriority = {}\nversion = 3\nadvert_interval = \"{}\"\npreempt = true\n\
              virtual_ips = [\"{vip}/24\"]\n\n[[sync]]\nname = \"app\"\npath = \"{}\"\nmode = \"0640\"\n\
-             on_change = \"/bin/sh -c 'echo $BATON_SYNC_VERSION >> {}'\"\n",
+             on_change = \"/bin/sh -c 'echo $BATON_SYNC_VERSION >> {}'\"\n{}",
             self.lab.cluster_toml(i, &self.key, "100ms"),
             PRIORITIES[i],
+            self.advert_interval,
             self.file(i).display(),
-            changes.display()
+            changes.display(),
+            self.max_size
+                .map(|m| format!("max_size = \"{m}\"\n"))
+                .unwrap_or_default()
         )
     }
 
