@@ -260,3 +260,54 @@ fn a_frozen_master_loses_its_vip_and_thaws_as_backup_without_a_second_takeover()
         c.context()
     );
 }
+
+// ---------------------------------------------------------------------------
+// 3. IPv6: preferred equals valid, so a leased VIP is never deprecated
+// ---------------------------------------------------------------------------
+
+#[test]
+fn an_ipv6_vip_stays_preferred_while_refreshed_and_expires_after_sigkill() {
+    if !lab::require_root() {
+        return;
+    }
+    let vip: IpAddr = "fd00:77::100".parse().unwrap();
+    let mut c = Case::new("l6");
+    let toml = format!(
+        "[[instance]]\nname = \"{NAME}\"\ninterface = \"eth0\"\nvrid = 51\n\
+         priority = 200\nversion = 3\nadvert_interval = \"100ms\"\n\
+         virtual_ips = [\"{vip}/64\"]\n"
+    );
+    let pid = c
+        .lab
+        .start_baton(Path::new(BATON), 0, &toml)
+        .expect("starting baton");
+    c.pids[0] = pid;
+    c.lab
+        .wait_for_agent(0, pid, ELECTION)
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.context()));
+    let ns = c.lab.node_ns(0).to_string();
+    let vip_entry = |c: &Case| {
+        c.lab
+            .addresses(&ns, lab::IFNAME)
+            .ok()
+            .and_then(|all| all.into_iter().find(|a| a.addr == vip))
+    };
+    c.wait(ELECTION, "node0 holds the IPv6 VIP", |c| {
+        vip_entry(c).is_some()
+    });
+    // Three leases long: refreshed, never deprecated, never gone.
+    c.stays(LEASE * 3, "the IPv6 VIP stays, leased and preferred", |c| {
+        vip_entry(c).is_some_and(|a| a.rest.contains("dynamic") && !a.rest.contains("deprecated"))
+    });
+    let killed = Instant::now();
+    c.signal(0, Signal::SIGKILL);
+    c.wait(
+        LEASE + EXPIRY_SLACK,
+        "the kernel drops the dead node's IPv6 VIP",
+        |c| vip_entry(c).is_none(),
+    );
+    println!(
+        "MEASURED: IPv6 VIP gone {} ms after SIGKILL (lease {LEASE:?})",
+        killed.elapsed().as_millis()
+    );
+}
