@@ -164,9 +164,15 @@ fn trigger_and_wait(
                 .map_err(|e| e.to_string())?;
         }
         Scenario::Sigkill => {
-            // keepalived's VRRP child outlives its parent: the whole tree.
-            for pid in process_tree(c.pids[0]) {
-                let _ = c.lab.signal(pid, Signal::SIGKILL);
+            // keepalived's VRRP child outlives its parent, and is told of
+            // its death (it would then stop cleanly, priority 0 and VIPs
+            // removed) or respawned by it: stop the whole tree first, so
+            // that no handler runs, then kill it.
+            let tree = process_tree(c.pids[0]);
+            for sig in [Signal::SIGSTOP, Signal::SIGKILL] {
+                for &pid in &tree {
+                    let _ = c.lab.signal(pid, sig);
+                }
             }
         }
     }
