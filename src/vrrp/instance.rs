@@ -811,7 +811,8 @@ impl Instance {
     }
 
     /// The frozen-master rule: a master whose advert was due longer than
-    /// a master-down interval ago has been silent for so long that the
+    /// a master-down interval ago (and than its lease, and than 1 s) has
+    /// been silent for so long that the
     /// backups declared it down and one of them took over (and, with a
     /// lease, its own VIPs have expired). Claiming the VIPs back would be
     /// a second takeover and, meanwhile, two holders: it leaves MASTER
@@ -825,7 +826,15 @@ impl Instance {
         let Some(due) = self.adver_at else {
             return;
         };
-        if now.saturating_duration_since(due) < self.master_down_interval() {
+        // Never less than the lease, nor a second: at small intervals a
+        // loaded host is often late by a master-down interval, and with the
+        // channel the backups do not take over on silence alone; until the
+        // lease runs out the VIPs are still ours.
+        let stalled = self
+            .master_down_interval()
+            .max(self.cfg.vip_lease)
+            .max(timers::MIN_VIP_LEASE);
+        if now.saturating_duration_since(due) < stalled {
             return;
         }
         self.leave_master(now, false);
