@@ -7,7 +7,14 @@
 //! - link down: node0's eth0 goes down; node1 must take over after the
 //!   master-down interval;
 //! - SIGTERM: node0's agent shuts down cleanly (priority 0 advert); node1
-//!   must take over after its skew time.
+//!   must take over after its skew time;
+//! - SIGKILL: node0's agent (keepalived: its whole process tree) dies with
+//!   no word; node1 takes over after the master-down interval, and the
+//!   dead node0 keeps answering for the VIP until its lease runs out
+//!   (baton, `vip_lease` "auto") or for good (keepalived). Its own table:
+//!   how long two nodes held the VIP, watched every millisecond in each
+//!   node's namespace for the lease plus 1.5 s. Not in the smoke run of
+//!   `cargo test --all-targets` (tests/netns_lease.rs covers it there).
 //!
 //! The outage is the longest time the client saw no echo reply. Memory is
 //! VmRSS / VmHWM from /proc of the agents once node0 has been master for a
@@ -33,8 +40,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use baton::lab::is_root;
 use baton::lab::probe::{ProbeReport, Prober};
+use baton::lab::{is_root, HoldWatch};
 use nix::sys::signal::Signal;
 
 mod common;
@@ -44,6 +51,7 @@ use common::*;
 enum Scenario {
     LinkDown,
     Sigterm,
+    Sigkill,
 }
 
 impl Scenario {
@@ -51,6 +59,7 @@ impl Scenario {
         match self {
             Scenario::LinkDown => "link down",
             Scenario::Sigterm => "SIGTERM",
+            Scenario::Sigkill => "SIGKILL",
         }
     }
 }
@@ -72,6 +81,16 @@ struct Sample {
     holders_after: Vec<usize>,
     master: NodeMem,
     backup: NodeMem,
+    /// SIGKILL: how long two nodes held the VIP, and whether node0 still
+    /// held it when the watch ended.
+    two_holders: Option<(Duration, bool)>,
+}
+
+/// How long a SIGKILL run watches the holders after the trigger: baton's
+/// default lease at this interval, plus the kernel's rounding and slack.
+fn sigkill_window(advert: Duration) -> Duration {
+    baton::vrrp::timers::auto_vip_lease(baton::wire::vrrp::Version::V3, PRIORITIES[0], advert)
+        + Duration::from_millis(1500)
 }
 
 fn run_once(
@@ -93,9 +112,12 @@ fn run_once(
         c.lab.node_addr4(0),
     )
     .map_err(|e| format!("prober: {e}"))?;
+    let watch = (scenario == Scenario::Sigkill).then(|| HoldWatch::start(&c.lab, VIP));
     let during = trigger_and_wait(&mut c, &prober, iv, scenario);
     let probe = prober.finish().map_err(|e| format!("prober: {e}"))?;
-    let (takeover, master, backup, entries_before) = during?;
+    let seen = watch.map(HoldWatch::finish);
+    let (takeover, master, backup, entries_before, t0) = during?;
+    let two_holders = seen.map(|s| (s.overlap(t0), s.released(0).is_none()));
     let master_entries = c.master_entries().saturating_sub(entries_before);
     if master_entries != 1 {
         eprintln!(
@@ -112,6 +134,7 @@ fn run_once(
         holders_after: c.holders(),
         master,
         backup,
+        two_holders,
     })
 }
 
@@ -120,7 +143,7 @@ fn trigger_and_wait(
     prober: &Prober,
     iv: &Interval,
     scenario: Scenario,
-) -> Result<(Duration, NodeMem, NodeMem, usize), String> {
+) -> Result<(Duration, NodeMem, NodeMem, usize, Instant), String> {
     std::thread::sleep(LEAD_IN);
     let (master, backup) = (c.mem(0), c.mem(1));
     let entries_before = c.master_entries();
@@ -140,6 +163,18 @@ fn trigger_and_wait(
                 .signal(pid, Signal::SIGTERM)
                 .map_err(|e| e.to_string())?;
         }
+        Scenario::Sigkill => {
+            // keepalived's VRRP child outlives its parent, and is told of
+            // its death (it would then stop cleanly, priority 0 and VIPs
+            // removed) or respawned by it: stop the whole tree first, so
+            // that no handler runs, then kill it.
+            let tree = process_tree(c.pids[0]);
+            for sig in [Signal::SIGSTOP, Signal::SIGKILL] {
+                for &pid in &tree {
+                    let _ = c.lab.signal(pid, sig);
+                }
+            }
+        }
     }
     let limit = master_down(iv.advert, PRIORITIES[1]) * 3 + Duration::from_secs(3);
     let node1 = c.lab.node_ns(1).to_string();
@@ -155,8 +190,12 @@ fn trigger_and_wait(
             ));
         }
     };
-    std::thread::sleep(settle(iv.advert));
-    Ok((takeover, master, backup, entries_before))
+    let settle = match scenario {
+        Scenario::Sigkill => sigkill_window(iv.advert).saturating_sub(t0.elapsed()),
+        _ => settle(iv.advert),
+    };
+    std::thread::sleep(settle);
+    Ok((takeover, master, backup, entries_before, t0))
 }
 
 fn kb_spread(v: &[u64]) -> String {
@@ -216,7 +255,12 @@ fn main() {
     let mut cells: Vec<Cell> = Vec::new();
     for &iv_i in &intervals {
         let iv = &INTERVALS[iv_i];
-        for scenario in [Scenario::LinkDown, Scenario::Sigterm] {
+        let scenarios: &[Scenario] = if smoke() {
+            &[Scenario::LinkDown, Scenario::Sigterm]
+        } else {
+            &[Scenario::LinkDown, Scenario::Sigterm, Scenario::Sigkill]
+        };
+        for &scenario in scenarios {
             let mut pair = [Agent::Keepalived, Agent::Baton].map(|agent| Cell {
                 agent,
                 scenario,
@@ -287,10 +331,13 @@ fn report(cells: &[Cell], runs: usize) {
     println!("## Client-seen outage (ms, median (min–max) of {runs} runs)\n");
     println!("| scenario | advert interval | keepalived | baton | baton / keepalived | lost pings k / b (median) | VIP on node1 after, k / b (ms) | MASTER transitions k / b (max) |");
     println!("|---|---|---|---|---|---|---|---|");
-    for scenario in [Scenario::LinkDown, Scenario::Sigterm] {
+    for scenario in [Scenario::LinkDown, Scenario::Sigterm, Scenario::Sigkill] {
         for &i in &intervals {
             let k = ok(find(Agent::Keepalived, scenario, i));
             let b = ok(find(Agent::Baton, scenario, i));
+            if k.is_empty() && b.is_empty() && find(Agent::Baton, scenario, i).is_none() {
+                continue;
+            }
             let outages = |s: &[Sample]| s.iter().map(|s| s.outage).collect::<Vec<_>>();
             let takeovers = |s: &[Sample]| s.iter().map(|s| s.takeover).collect::<Vec<_>>();
             let lost = |s: &[Sample]| {
@@ -332,6 +379,59 @@ fn report(cells: &[Cell], runs: usize) {
                 spread(&takeovers(&b)),
                 transitions(&k),
                 transitions(&b),
+            );
+        }
+    }
+
+    let sigkill: Vec<usize> = intervals
+        .iter()
+        .copied()
+        .filter(|&i| find(Agent::Baton, Scenario::Sigkill, i).is_some())
+        .collect();
+    if !sigkill.is_empty() {
+        println!(
+            "\n## Seconds with two VIP holders after SIGKILL of the master (median (min–max) of {runs} runs)\n"
+        );
+        println!("| advert interval | watched for (s) | keepalived | baton (vip_lease auto) | dead node0 still holds at the end, k / b |");
+        println!("|---|---|---|---|---|");
+        for i in sigkill {
+            let window = sigkill_window(INTERVALS[i].advert);
+            let cell = |agent| {
+                let s = ok(find(agent, Scenario::Sigkill, i));
+                let both: Vec<Duration> = s
+                    .iter()
+                    .filter_map(|s| s.two_holders.map(|t| t.0))
+                    .collect();
+                let still = s
+                    .iter()
+                    .filter(|s| s.two_holders.is_some_and(|t| t.1))
+                    .count();
+                let mut v = both.clone();
+                v.sort();
+                let secs = |d: Duration| format!("{:.2}", d.as_secs_f64());
+                let text = match (v.first(), v.last()) {
+                    (Some(min), Some(max)) if min == max => secs(*min),
+                    (Some(min), Some(max)) => format!(
+                        "{} ({}–{})",
+                        secs(median(both.clone())),
+                        secs(*min),
+                        secs(*max)
+                    ),
+                    _ => "n/a".into(),
+                };
+                let text = if still > 0 && still == s.len() {
+                    format!("{text} (never released: forever)")
+                } else {
+                    text
+                };
+                (text, format!("{still}/{}", s.len()))
+            };
+            let (kt, ks) = cell(Agent::Keepalived);
+            let (bt, bs) = cell(Agent::Baton);
+            println!(
+                "| {} | {:.1} | {kt} | {bt} | {ks} / {bs} |",
+                INTERVALS[i].label,
+                window.as_secs_f64()
             );
         }
     }

@@ -1117,3 +1117,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn vip_lease_is_a_baton_extension_of_vrrp_instance() {
+    let lease = |v: &str| ok(&instance(&format!("    vip_lease {v}\n"))).instances[0].vip_lease;
+    assert_eq!(
+        ok(&instance("")).instances[0].vip_lease,
+        None,
+        "auto by default"
+    );
+    assert_eq!(lease("auto"), None);
+    assert_eq!(lease("0"), Some(Duration::ZERO));
+    assert_eq!(lease("3"), Some(Duration::from_secs(3)));
+    assert_eq!(lease("5s"), Some(Duration::from_secs(5)));
+    let c = ok(&instance("    vip_lease 4\n"));
+    roundtrip(&c);
+    let c = ok(&instance("    vip_lease 0\n"));
+    roundtrip(&c);
+    let e = errors(&instance("    vip_lease 0.5\n"));
+    assert_eq!(
+        e,
+        ["/etc/keepalived/keepalived.conf:2:15: error: instance \"VI_1\": vip_lease: 500ms is not whole \
+          seconds (the kernel counts address lifetimes in seconds)"]
+    );
+}

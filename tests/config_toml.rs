@@ -1099,3 +1099,47 @@ proptest::proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------- vip_lease
+
+#[test]
+fn vip_lease_forms_and_bounds() {
+    let base = "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1\"]\n";
+    let lease = |v: &str| ok(&instance(&format!("{base}vip_lease = {v}\n"))).instances[0].vip_lease;
+    assert_eq!(
+        ok(&instance(base)).instances[0].vip_lease,
+        None,
+        "auto by default"
+    );
+    assert_eq!(lease("\"auto\""), None);
+    assert_eq!(lease("0"), Some(Duration::ZERO));
+    assert_eq!(lease("\"0s\""), Some(Duration::ZERO));
+    assert_eq!(lease("3"), Some(Duration::from_secs(3)));
+    assert_eq!(lease("\"1m\""), Some(Duration::from_secs(60)));
+    let e = errors(&instance(&format!(
+        "{base}vip_lease = \"1500ms\"\n\n[[instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\n\
+         vrid = 52\nvirtual_ips = [\"192.0.2.2\"]\nvip_lease = \"2days\"\n"
+    )));
+    assert_eq!(
+        e,
+        [
+            "baton.toml:6:13: error: instance \"VI_1\": vip_lease: 1s 500ms is not whole \
+             seconds (the kernel counts address lifetimes in seconds)",
+            "baton.toml:13:13: error: instance \"VI_2\": vip_lease: 2days is more than 1day \
+             (0 keeps the VIPs for good)",
+        ]
+    );
+    let e = errors(&instance(&format!("{base}vip_lease = \"soon\"\n")));
+    assert!(
+        e[0].starts_with(
+            "baton.toml:6:13: error: instance \"VI_1\": vip_lease: \"soon\" is not \"auto\" \
+             or a duration"
+        ),
+        "{e:?}"
+    );
+    let e = errors(&instance(&format!("{base}vip_lease = -1\n")));
+    assert!(
+        e[0].starts_with("baton.toml:6:13: error: instance \"VI_1\": vip_lease: -1"),
+        "{e:?}"
+    );
+}

@@ -56,6 +56,8 @@ struct Vi {
     advert_interval: &'static str,
     /// Unicast mode with these peers when not empty.
     unicast_peers: Vec<Ipv4Addr>,
+    /// `vip_lease` when set (else the default, "auto").
+    vip_lease: Option<&'static str>,
 }
 
 impl Vi {
@@ -67,6 +69,15 @@ impl Vi {
             version: 3,
             advert_interval: "100ms",
             unicast_peers: Vec::new(),
+            vip_lease: None,
+        }
+    }
+
+    /// VIPs without a lease (keepalived's behaviour).
+    fn forever(self) -> Vi {
+        Vi {
+            vip_lease: Some("0"),
+            ..self
         }
     }
 
@@ -100,6 +111,9 @@ impl Vi {
                 .map(|p| format!("\"{p}\""))
                 .collect();
             let _ = writeln!(t, "unicast_peers = [{}]", peers.join(", "));
+        }
+        if let Some(lease) = self.vip_lease {
+            let _ = writeln!(t, "vip_lease = {lease}");
         }
         t
     }
@@ -446,9 +460,11 @@ fn sigkill_leaves_the_vip_and_the_next_start_removes_it() {
     if !lab::require_root() {
         return;
     }
+    // Without a lease, as keepalived: the kernel keeps the address for good
+    // (netns_lease tests the lease).
     let mut c = Case::new("kl", 2, VIP4.into());
-    c.start(0, &Vi::v4(200));
-    c.start(1, &Vi::v4(150));
+    c.start(0, &Vi::v4(200).forever());
+    c.start(1, &Vi::v4(150).forever());
     c.wait(ELECTION, "node0 is the only master and holder", |c| {
         c.masters() == [0] && c.holders() == [0]
     });
@@ -468,7 +484,7 @@ fn sigkill_leaves_the_vip_and_the_next_start_removes_it() {
 
     // A restart that must not win (lower priority) still removes the
     // leftover first.
-    c.start(0, &Vi::v4(100));
+    c.start(0, &Vi::v4(100).forever());
     c.wait(FAILOVER, "the stale VIP is gone from node0", |c| {
         !c.holds(0)
     });

@@ -285,9 +285,11 @@ fn dont_release_vrrp_leaves_the_vips_on_stop() {
     }
     let mut lab = Lab::new("dv", 1).expect("building the namespace lab");
     let files = lab.node_files(0);
+    // No lease: the address would otherwise expire a second later, by
+    // design, and this checks -V alone.
     std::fs::write(
         &files.config,
-        format!("{}{}", lab.global_toml(0), instance_toml()),
+        format!("{}{}vip_lease = 0\n", lab.global_toml(0), instance_toml()),
     )
     .unwrap();
     let cfg = files.config.display().to_string();

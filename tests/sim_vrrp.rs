@@ -427,3 +427,66 @@ fn unicast_instances_ignore_routers_that_are_not_their_peers() {
         "nobody yielded to the stranger"
     );
 }
+
+// ---------------------------------------------------------------- VIP lease
+
+/// Two equal-priority nodes at 100 ms adverts (lease "auto": 1 s); n1
+/// (the higher address) wins. Returns the sim with n1 master.
+fn leased_pair(seed: u64) -> Sim {
+    let mut sim = Sim::new(seed);
+    sim.set_delay(DELAY);
+    for i in 0..2u8 {
+        let mut c = cfg(100);
+        c.advert_interval = Duration::from_millis(100);
+        sim.add_node(&format!("n{i}"), i + 1, vec![c]);
+    }
+    sim.start_all();
+    sim.run_for(secs(2));
+    assert_eq!(sim.masters(0), vec![1]);
+    assert_eq!(sim.vip_holders(0), vec![1]);
+    sim
+}
+
+#[test]
+fn a_master_keeps_its_leased_vips_by_refreshing_them() {
+    let mut sim = leased_pair(21);
+    // Thirty leases long: without refreshes the VIPs would be gone.
+    for _ in 0..300 {
+        sim.run_for(Duration::from_millis(100));
+        assert_eq!(sim.vip_holders(0), vec![1], "at {:?}", sim.elapsed());
+    }
+}
+
+#[test]
+fn a_frozen_master_loses_its_vips_with_the_lease_and_thaws_as_backup() {
+    let mut sim = leased_pair(22);
+    let before = sim.master_transitions();
+    sim.freeze(1);
+    let frozen_at = sim.elapsed();
+    // The successor takes over after its master-down interval (361 ms)...
+    sim.run_for(Duration::from_millis(500));
+    assert_eq!(sim.state(0, 0), Some(State::Master));
+    // ...and once the frozen node's lease (1 s from its last refresh,
+    // at most a third of it before the freeze) has run out, only n0 holds.
+    let left = (frozen_at + Duration::from_millis(1000)).saturating_sub(sim.elapsed());
+    sim.run_for(left);
+    assert_eq!(sim.vip_holders(0), vec![0]);
+    sim.run_for(secs(2));
+    sim.thaw(1);
+    sim.run_for(secs(5));
+    assert_eq!(sim.state(1, 0), Some(State::Backup));
+    assert_eq!(sim.masters(0), vec![0], "the successor stays master");
+    assert_eq!(sim.vip_holders(0), vec![0]);
+    assert_eq!(
+        sim.master_transitions(),
+        before + 1,
+        "one takeover (n0's), no second one on the thaw: {:?}",
+        sim.events()
+    );
+    let back = sim
+        .events()
+        .iter()
+        .find(|e| e.node == 1 && e.to == State::Backup && e.at > frozen_at)
+        .expect("n1 went back to BACKUP");
+    assert_eq!(back.reason, Reason::Stalled);
+}

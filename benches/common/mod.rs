@@ -152,7 +152,7 @@ fn parent_of(pid: u32) -> Option<u32> {
 }
 
 /// `root` and all its descendants.
-fn process_tree(root: u32) -> Vec<u32> {
+pub fn process_tree(root: u32) -> Vec<u32> {
     let all: Vec<(u32, u32)> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()

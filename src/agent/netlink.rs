@@ -12,11 +12,12 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use futures_util::stream::{StreamExt, TryStreamExt};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -115,11 +116,11 @@ impl Netlink {
         Ok(Netlink { handle })
     }
 
-    /// Add `addr/prefix_len` to interface `ifindex`. Already there is
-    /// success. IPv6 addresses skip duplicate address detection (a VIP
-    /// moving between nodes must be usable at once, and VRRP already decides
-    /// who owns it); `label` applies to IPv4 only (the kernel has no IPv6
-    /// labels) and must start with the interface name.
+    /// Add `addr/prefix_len` to interface `ifindex`, for good. Already
+    /// there is success. IPv6 addresses skip duplicate address detection (a
+    /// VIP moving between nodes must be usable at once, and VRRP already
+    /// decides who owns it); `label` applies to IPv4 only (the kernel has no
+    /// IPv6 labels) and must start with the interface name.
     pub async fn add_address(
         &self,
         ifindex: u32,
@@ -127,8 +128,39 @@ impl Netlink {
         prefix_len: u8,
         label: Option<&str>,
     ) -> Result<(), NetlinkError> {
-        let mut request = self.handle.address().add(ifindex, addr, prefix_len);
+        self.add_address_leased(ifindex, addr, prefix_len, label, Duration::ZERO)
+            .await
+    }
+
+    /// [`Netlink::add_address`] with a valid and preferred lifetime of
+    /// `lease` (whole seconds, rounded up; zero: forever). The request is a
+    /// replace: an address already there keeps existing (no delete is
+    /// seen on the address watch) and takes the new lifetime, which is how
+    /// a lease is refreshed. The kernel removes the address by itself once
+    /// the lifetime runs out (IPv4: within about a quarter second after,
+    /// its lifetime check rounds to whole seconds). Preferred equals valid:
+    /// an IPv6 address past its preferred lifetime would be deprecated and
+    /// not chosen as a source.
+    pub async fn add_address_leased(
+        &self,
+        ifindex: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        label: Option<&str>,
+        lease: Duration,
+    ) -> Result<(), NetlinkError> {
+        let mut request = self
+            .handle
+            .address()
+            .add(ifindex, addr, prefix_len)
+            .replace();
         let message = request.message_mut();
+        if let Some(seconds) = lease_seconds(lease) {
+            let mut info = CacheInfo::default();
+            info.ifa_valid = seconds;
+            info.ifa_preferred = seconds;
+            message.attributes.push(AddressAttribute::CacheInfo(info));
+        }
         match addr {
             IpAddr::V6(_) => {
                 message.header.flags |= AddressHeaderFlags::Nodad;
@@ -250,6 +282,21 @@ impl Netlink {
             link_local_v6,
         })
     }
+}
+
+/// A lease in the kernel's unit, whole seconds rounded up; None for zero
+/// (forever, the kernel's default when no lifetime is given). Never the
+/// kernel's "infinity" (u32::MAX) by accident.
+fn lease_seconds(lease: Duration) -> Option<u32> {
+    if lease.is_zero() {
+        return None;
+    }
+    let secs = lease.as_secs() + u64::from(lease.subsec_nanos() > 0);
+    Some(
+        u32::try_from(secs)
+            .unwrap_or(u32::MAX - 1)
+            .min(u32::MAX - 1),
+    )
 }
 
 async fn first_link(
@@ -487,6 +534,18 @@ mod tests {
             [NetEvent::Link(LinkEvent { up: false, .. })]
         ));
         assert!(translate(link(3, LinkFlags::empty()), &mut state).is_empty());
+    }
+
+    #[test]
+    fn leases_are_whole_seconds_rounded_up_and_never_infinite() {
+        assert_eq!(lease_seconds(Duration::ZERO), None);
+        assert_eq!(lease_seconds(Duration::from_millis(1)), Some(1));
+        assert_eq!(lease_seconds(Duration::from_secs(6)), Some(6));
+        assert_eq!(lease_seconds(Duration::from_millis(6001)), Some(7));
+        assert_eq!(
+            lease_seconds(Duration::from_secs(1 << 40)),
+            Some(u32::MAX - 1)
+        );
     }
 
     #[test]

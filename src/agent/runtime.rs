@@ -1056,7 +1056,11 @@ impl Agent {
                 }
             }
             Effect::AddVips {
-                name, iface, vips, ..
+                name,
+                iface,
+                vips,
+                lease,
+                ..
             } => {
                 let targets = self.vip_targets(&name, iface, &vips).await;
                 let entries: Vec<_> = targets
@@ -1070,14 +1074,37 @@ impl Agent {
                     let label = v.label.as_deref();
                     if let Err(e) = self
                         .nl
-                        .add_address(*index, v.addr, v.prefix_len, label)
+                        .add_address_leased(*index, v.addr, v.prefix_len, label, lease)
                         .await
                     {
                         error!("({name}) cannot add VIP {v} on {ifname}: {e}");
                     }
                 }
                 let all: Vec<Vip> = targets.into_iter().map(|t| t.2).collect();
-                info!("({name}) setting VIPs: {}", vip_list(&all));
+                info!(
+                    "({name}) setting VIPs: {}{}",
+                    vip_list(&all),
+                    lease_note(lease)
+                );
+            }
+            Effect::RefreshVips {
+                name,
+                iface,
+                vips,
+                lease,
+                ..
+            } => {
+                // Already in the ledger since their AddVips.
+                for (ifname, index, v) in self.vip_targets(&name, iface, &vips).await {
+                    let label = v.label.as_deref();
+                    if let Err(e) = self
+                        .nl
+                        .add_address_leased(index, v.addr, v.prefix_len, label, lease)
+                        .await
+                    {
+                        warn!("({name}) cannot refresh the lease of VIP {v} on {ifname}: {e}");
+                    }
+                }
             }
             Effect::RemoveVips { name, .. } if self.keeping_vips => {
                 info!("({name}) leaving the VIPs configured on stop (-V)");
@@ -1442,6 +1469,14 @@ fn vip_list(vips: &[Vip]) -> String {
         .map(|v| format!("{}/{}", v.addr, v.prefix_len))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn lease_note(lease: std::time::Duration) -> String {
+    if lease.is_zero() {
+        String::new()
+    } else {
+        format!(" (lease {} s, refreshed while master)", lease.as_secs())
+    }
 }
 
 fn is_link_local(a: Ipv6Addr) -> bool {

@@ -473,6 +473,28 @@ impl Checker<'_> {
                 ),
             );
         }
+        if let Some(lease) = inst.vip_lease {
+            let path = format!("{p}.vip_lease");
+            if lease > Instance::MAX_VIP_LEASE {
+                self.err(
+                    &path,
+                    format!(
+                        "{what}: vip_lease: {} is more than {} (0 keeps the VIPs for good)",
+                        format_duration(lease),
+                        format_duration(Instance::MAX_VIP_LEASE)
+                    ),
+                );
+            } else if lease.subsec_nanos() != 0 {
+                self.err(
+                    &path,
+                    format!(
+                        "{what}: vip_lease: {} is not whole seconds (the kernel counts \
+                         address lifetimes in seconds)",
+                        format_duration(lease)
+                    ),
+                );
+            }
+        }
         if let Some(pass) = &inst.auth_pass {
             let path = format!("{p}.auth_pass");
             if self.origins.is_reported(&format!("{p}.version")) {

@@ -197,6 +197,9 @@ fn instance(out: &mut Out, i: &Instance) {
     if i.strict_mode {
         out.kv("strict_mode", "true");
     }
+    if let Some(lease) = i.vip_lease {
+        out.kv("vip_lease", &lease.as_secs().to_string());
+    }
     garp(out, &i.garp);
     notify(out, "instance", &i.notify);
 }

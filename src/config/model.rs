@@ -205,6 +205,12 @@ pub struct Instance {
     /// keepalived's `strict_mode` / `vrrp_strict`: RFC-strict behaviour.
     /// Stored; baton's checks are already strict about what the RFCs refuse.
     pub strict_mode: bool,
+    /// The valid lifetime the VIPs are added with, refreshed while MASTER
+    /// (a baton extension): None is "auto" (derived from the master-down
+    /// interval, [`crate::vrrp::timers::auto_vip_lease`]); zero is forever
+    /// (keepalived's behaviour); otherwise whole seconds up to
+    /// [`Instance::MAX_VIP_LEASE`].
+    pub vip_lease: Option<Duration>,
 }
 
 impl Instance {
@@ -214,6 +220,9 @@ impl Instance {
     pub const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_secs(1);
     pub const MAX_PREEMPT_DELAY: Duration = Duration::from_secs(1000);
     pub const MAX_NAME_LEN: usize = 64;
+    /// The longest `vip_lease`: a dead node keeps answering for its VIPs
+    /// this long, which past a day is no lease at all (use 0: forever).
+    pub const MAX_VIP_LEASE: Duration = Duration::from_secs(86_400);
 
     /// An instance with every optional setting at its default and no VIPs.
     pub fn new(name: impl Into<String>, interface: impl Into<String>, vrid: u8) -> Self {
@@ -244,6 +253,7 @@ impl Instance {
             virtual_routes: Vec::new(),
             virtual_rules: Vec::new(),
             strict_mode: false,
+            vip_lease: None,
         }
     }
 

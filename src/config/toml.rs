@@ -81,6 +81,7 @@ const INSTANCE_KEYS: &[&str] = &[
     "virtual_routes",
     "virtual_rules",
     "strict_mode",
+    "vip_lease",
 ];
 const GARP_KEYS: &[&str] = &[
     "master_delay",
@@ -554,6 +555,9 @@ impl<'t> Reader<'t> {
         if let Some(b) = s.boolean(self, "strict_mode") {
             instance.strict_mode = b;
         }
+        if let Some(lease) = s.vip_lease(self) {
+            instance.vip_lease = lease;
+        }
         if let Some((text, span)) = s.string_spanned(self, "initial_state") {
             match parse_initial_state(&text) {
                 Some(state) => instance.initial_state = Some(state),
@@ -1018,6 +1022,49 @@ impl<'a, 'i> Section<'a, 'i> {
                     &value.span(),
                     key,
                     format!("\"{text}\" is not a duration such as \"1s\" or \"100ms\" ({e})"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `vip_lease`: "auto" (Some(None)), whole seconds as an integer, or a
+    /// duration string ("0", "3s"); the checker holds it to whole seconds.
+    fn vip_lease(&mut self, r: &mut Reader) -> Option<Option<Duration>> {
+        const KEY: &str = "vip_lease";
+        let value = self.value(r, KEY)?;
+        match value.get_ref() {
+            DeValue::String(text) if &**text == "auto" => Some(None),
+            DeValue::String(text) => match parse_duration_with_unit(text) {
+                Ok(d) => Some(Some(d)),
+                Err(e) => {
+                    self.error(
+                        r,
+                        &value.span(),
+                        KEY,
+                        format!("\"{text}\" is not \"auto\" or a duration such as \"3s\" ({e})"),
+                    );
+                    None
+                }
+            },
+            DeValue::Integer(n) => match u64::from_str_radix(n.as_str(), n.radix()) {
+                Ok(secs) => Some(Some(Duration::from_secs(secs))),
+                Err(_) => {
+                    self.error(
+                        r,
+                        &value.span(),
+                        KEY,
+                        format!("{n} is not a number of seconds (0 or more)"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.mistyped(
+                    r,
+                    KEY,
+                    value,
+                    "\"auto\", seconds, or a duration such as \"3s\"",
                 );
                 None
             }

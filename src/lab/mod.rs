@@ -183,6 +183,105 @@ pub fn has_addr4_here(ifname: &str, addr: Ipv4Addr) -> bool {
     })
 }
 
+/// Watches which nodes hold an IPv4 address, every millisecond, from one
+/// thread in each node's namespace (netlink, no `ip` process per look), and
+/// keeps the times it appeared and disappeared: how long two nodes held it
+/// at once is read from the result ([`HoldTimeline::overlap`]).
+pub struct HoldWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<JoinHandle<Vec<(std::time::Instant, bool)>>>,
+}
+
+impl HoldWatch {
+    pub fn start(lab: &Lab, addr: Ipv4Addr) -> HoldWatch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..lab.nodes())
+            .map(|i| {
+                let stop = stop.clone();
+                spawn_in_netns(lab.node_ns(i), move || {
+                    let mut seen: Vec<(std::time::Instant, bool)> = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let held = has_addr4_here(IFNAME, addr);
+                        if seen.last().is_none_or(|(_, h)| *h != held) {
+                            seen.push((std::time::Instant::now(), held));
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        HoldWatch { stop, threads }
+    }
+
+    pub fn finish(self) -> HoldTimeline {
+        self.stop.store(true, Ordering::Relaxed);
+        let nodes = self
+            .threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_default())
+            .collect();
+        HoldTimeline {
+            nodes,
+            end: std::time::Instant::now(),
+        }
+    }
+}
+
+/// What a [`HoldWatch`] saw: per node, when the address appeared (true)
+/// and disappeared (false), the first entry being the state at the start.
+#[derive(Debug, Clone)]
+pub struct HoldTimeline {
+    pub nodes: Vec<Vec<(std::time::Instant, bool)>>,
+    pub end: std::time::Instant,
+}
+
+impl HoldTimeline {
+    /// How long, after `from`, two or more nodes held the address at once.
+    pub fn overlap(&self, from: std::time::Instant) -> std::time::Duration {
+        let mut edges: Vec<(std::time::Instant, i32)> = self
+            .nodes
+            .iter()
+            .flat_map(|n| {
+                // A first "not held" is the starting state, not a loss.
+                let skip = usize::from(n.first().is_some_and(|(_, held)| !held));
+                n.iter()
+                    .skip(skip)
+                    .map(|&(t, held)| (t, if held { 1 } else { -1 }))
+            })
+            .collect();
+        edges.sort();
+        let (mut count, mut total) = (0, std::time::Duration::ZERO);
+        let mut last = from;
+        for (t, step) in edges.into_iter().chain([(self.end, 0)]) {
+            let t_in = t.max(from);
+            if count >= 2 {
+                total += t_in.saturating_duration_since(last);
+            }
+            last = last.max(t_in);
+            count += step;
+        }
+        total
+    }
+
+    /// When node `i` last lost the address, if it ended without it.
+    pub fn released(&self, i: usize) -> Option<std::time::Instant> {
+        match self.nodes.get(i)?.last() {
+            Some(&(t, false)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// When node `i` first got the address after `from`.
+    pub fn acquired_after(&self, i: usize, from: std::time::Instant) -> Option<std::time::Instant> {
+        self.nodes
+            .get(i)?
+            .iter()
+            .find(|(t, held)| *held && *t >= from)
+            .map(|(t, _)| *t)
+    }
+}
+
 /// A current-thread tokio runtime with IO and timers, for [`in_netns`].
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -642,6 +741,24 @@ impl Drop for Lab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hold_overlap_counts_only_two_holders_after_the_start() {
+        let t0 = std::time::Instant::now();
+        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+        let t = HoldTimeline {
+            nodes: vec![
+                vec![(ms(0), true), (ms(900), false)],
+                vec![(ms(0), false), (ms(400), true)],
+            ],
+            end: ms(2000),
+        };
+        assert_eq!(t.overlap(ms(100)), std::time::Duration::from_millis(500));
+        assert_eq!(t.overlap(ms(600)), std::time::Duration::from_millis(300));
+        assert_eq!(t.released(0), Some(ms(900)));
+        assert_eq!(t.released(1), None);
+        assert_eq!(t.acquired_after(1, ms(100)), Some(ms(400)));
+    }
 
     #[test]
     fn addresses_are_parsed_from_ip_o_addr() {

@@ -43,7 +43,17 @@ pub fn core_config(cfg: &model::Instance) -> InstanceConfig {
         // With unicast peers, adverts from anyone else are dropped and
         // counted (keepalived's `check_unicast_src`, on by default here).
         allowed_sources: cfg.unicast_peers.clone(),
+        vip_lease: vip_lease(cfg),
     }
+}
+
+/// The lease an instance's VIPs get: `vip_lease` as configured (zero is
+/// forever), or by default 1.5 master-down intervals in whole seconds
+/// ([`crate::vrrp::timers::auto_vip_lease`]).
+pub fn vip_lease(cfg: &model::Instance) -> Duration {
+    cfg.vip_lease.unwrap_or_else(|| {
+        crate::vrrp::timers::auto_vip_lease(cfg.version, cfg.priority, cfg.advert_interval)
+    })
 }
 
 /// The cluster core's configuration, when `[cluster]` is on.

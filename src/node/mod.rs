@@ -140,12 +140,24 @@ pub enum Effect {
         bytes: Vec<u8>,
     },
     /// Configure the instance's VIPs and excluded addresses (each on its
-    /// `dev`, or on the instance's interface).
+    /// `dev`, or on the instance's interface), with `lease` as their valid
+    /// and preferred lifetime (zero: forever).
     AddVips {
         instance: InstanceId,
         name: String,
         iface: IfaceId,
         vips: Vec<Vip>,
+        lease: Duration,
+    },
+    /// Add them again with a fresh `lease` (a replace: the addresses stay,
+    /// the kernel restarts their lifetime). Comes every third of the lease
+    /// while the instance is MASTER.
+    RefreshVips {
+        instance: InstanceId,
+        name: String,
+        iface: IfaceId,
+        vips: Vec<Vip>,
+        lease: Duration,
     },
     /// Remove them.
     RemoveVips {
@@ -914,10 +926,10 @@ impl Node {
                     }
                 }
             }
-            Action::AddVips | Action::RemoveVips => {
-                let add = action == Action::AddVips;
-                slot.holds_vips = add;
+            Action::AddVips | Action::RefreshVips | Action::RemoveVips => {
+                slot.holds_vips = action != Action::RemoveVips;
                 let (name, iface) = (slot.cfg.name.clone(), slot.iface);
+                let lease = slot.core.config().vip_lease;
                 let vips = slot
                     .cfg
                     .virtual_ips
@@ -925,20 +937,27 @@ impl Node {
                     .chain(&slot.cfg.virtual_ips_excluded)
                     .cloned()
                     .collect();
-                self.effects.push_back(if add {
-                    Effect::AddVips {
+                self.effects.push_back(match action {
+                    Action::AddVips => Effect::AddVips {
                         instance: id,
                         name,
                         iface,
                         vips,
-                    }
-                } else {
-                    Effect::RemoveVips {
+                        lease,
+                    },
+                    Action::RefreshVips => Effect::RefreshVips {
                         instance: id,
                         name,
                         iface,
                         vips,
-                    }
+                        lease,
+                    },
+                    _ => Effect::RemoveVips {
+                        instance: id,
+                        name,
+                        iface,
+                        vips,
+                    },
                 });
             }
             Action::SendGarp { count } => {

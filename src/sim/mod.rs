@@ -165,6 +165,9 @@ struct SimNode {
     log: Vec<String>,
     /// Group notifications, in order.
     group_events: Vec<(String, State)>,
+    /// When the kernel drops each instance's VIPs unless refreshed (the
+    /// VIP lease); absent: held for good (no lease) or not held.
+    lease_ends: BTreeMap<InstanceId, Instant>,
 }
 
 impl SimNode {
@@ -365,6 +368,7 @@ impl Sim {
             fs: SimFiles::default(),
             log: Vec::new(),
             group_events: Vec::new(),
+            lease_ends: BTreeMap::new(),
         });
         self.nodes.len() - 1
     }
@@ -622,6 +626,7 @@ impl Sim {
         node.node = None;
         node.frozen = false;
         node.backlog.clear();
+        node.lease_ends.clear();
         node.incarnation += 1;
         // What the dead process had not yet handed to the kernel is lost.
         self.queue.retain(|Reverse(p)| {
@@ -1047,12 +1052,17 @@ impl Sim {
     }
 
     /// Nodes that have instance `inst`'s VIPs configured (a frozen node
-    /// still does: its kernel answers for them).
+    /// still does, its kernel answers for them, until their lease runs out).
     pub fn vip_holders(&self, inst: usize) -> Vec<NodeId> {
         (0..self.nodes.len())
             .filter(|&id| {
-                self.instance_id(id, inst)
-                    .is_some_and(|(node, iid)| node.holds_vips(iid))
+                self.instance_id(id, inst).is_some_and(|(node, iid)| {
+                    node.holds_vips(iid)
+                        && self.nodes[id]
+                            .lease_ends
+                            .get(&iid)
+                            .is_none_or(|end| self.now < *end)
+                })
             })
             .collect()
     }
@@ -1284,7 +1294,23 @@ impl Sim {
                 dst,
                 bytes,
             } => self.send_advert(id, instance, dst, bytes),
-            Effect::AddVips { .. } | Effect::RemoveVips { .. } | Effect::SendGarp { .. } => {}
+            Effect::AddVips {
+                instance, lease, ..
+            }
+            | Effect::RefreshVips {
+                instance, lease, ..
+            } => {
+                let ends = &mut self.nodes[id].lease_ends;
+                if lease.is_zero() {
+                    ends.remove(&instance);
+                } else {
+                    ends.insert(instance, now + lease);
+                }
+            }
+            Effect::RemoveVips { instance, .. } => {
+                self.nodes[id].lease_ends.remove(&instance);
+            }
+            Effect::SendGarp { .. } => {}
             Effect::StateChanged {
                 name,
                 from,

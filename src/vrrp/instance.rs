@@ -54,6 +54,11 @@ pub enum Reason {
     Fault,
     /// Shut down by the operator or the daemon.
     Shutdown,
+    /// As master, this node ran nothing for longer than the master-down
+    /// interval (SIGSTOP, a stalled host): the backups have taken over and
+    /// its VIP lease has run out, so it listens again instead of claiming
+    /// the VIPs back.
+    Stalled,
     /// The cluster channel decided (selected successor, switchover,
     /// preemption, split-brain resolution).
     Cluster(ClusterReason),
@@ -89,6 +94,7 @@ impl fmt::Display for Reason {
             Reason::PreferredMaster(a) => write!(f, "preferred master {a}"),
             Reason::Fault => f.write_str("fault"),
             Reason::Shutdown => f.write_str("shutdown"),
+            Reason::Stalled => f.write_str("stalled longer than master down, replaced"),
             Reason::Cluster(ClusterReason::SyncGroup) => f.write_str("sync group"),
             Reason::Cluster(c) => write!(f, "cluster: {c:?}"),
         }
@@ -152,6 +158,9 @@ pub struct InstanceConfig {
     /// Accept adverts only from these addresses (the unicast peers, as
     /// keepalived's `check_unicast_src`); empty: from anyone.
     pub allowed_sources: Vec<IpAddr>,
+    /// The valid lifetime the VIPs are added with, refreshed every
+    /// [`timers::vip_lease_refresh`] while MASTER; zero: forever.
+    pub vip_lease: Duration,
 }
 
 impl InstanceConfig {
@@ -170,6 +179,7 @@ impl InstanceConfig {
             garp: GarpSchedule::default(),
             strict: false,
             allowed_sources: Vec::new(),
+            vip_lease: Duration::ZERO,
         }
     }
 }
@@ -177,7 +187,7 @@ impl InstanceConfig {
 impl InstanceConfig {
     /// Whether `new` differs from this configuration only in what an
     /// instance can change in place ([`Instance::reconfigure`]): priority,
-    /// preemption, GARP schedule, strictness.
+    /// preemption, GARP schedule, strictness, VIP lease.
     pub fn reconfigurable_to(&self, new: &InstanceConfig) -> bool {
         let hard = |c: &InstanceConfig| {
             (
@@ -198,8 +208,10 @@ impl InstanceConfig {
 pub enum Action {
     /// Send this advertisement (to the multicast group or the unicast peers).
     SendAdvert(Repr),
-    /// Configure every VIP on the interface.
+    /// Configure every VIP on the interface (with the lease, if any).
     AddVips,
+    /// Add every VIP again with a fresh lease (a replace: the addresses stay).
+    RefreshVips,
     /// Remove every VIP from the interface.
     RemoveVips,
     /// Send `count` gratuitous ARPs / unsolicited NAs for every VIP.
@@ -248,6 +260,8 @@ pub struct Instance {
     adver_at: Option<Instant>,
     garp_repeat_at: Option<Instant>,
     garp_refresh_at: Option<Instant>,
+    /// When the VIP lease is next refreshed (MASTER with a lease).
+    lease_refresh_at: Option<Instant>,
     /// When we first tolerated a lower-priority master (preempt_delay).
     lower_master_since: Option<Instant>,
     actions: VecDeque<Action>,
@@ -299,6 +313,7 @@ impl Instance {
             adver_at: None,
             garp_repeat_at: None,
             garp_refresh_at: None,
+            lease_refresh_at: None,
             lower_master_since: None,
             actions: VecDeque::new(),
             stats: RxStats::default(),
@@ -442,7 +457,13 @@ impl Instance {
         }
         let old_base = self.cfg.priority;
         let tracked_delta = i16::from(self.priority) - i16::from(old_base);
+        let lease_changed = self.cfg.vip_lease != new.vip_lease;
         self.cfg = new;
+        if lease_changed && self.state == State::Master {
+            // The addresses take the new lifetime (or lose theirs) now.
+            self.actions.push_back(Action::RefreshVips);
+            self.lease_refresh_at = self.next_lease_refresh(now);
+        }
         let wanted = (i16::from(self.cfg.priority) + tracked_delta).clamp(0, 255) as u8;
         self.set_priority(now, wanted);
         true
@@ -484,6 +505,7 @@ impl Instance {
             self.adver_at,
             self.garp_repeat_at,
             self.garp_refresh_at,
+            self.lease_refresh_at,
         ]
         .into_iter()
         .flatten()
@@ -561,6 +583,7 @@ impl Instance {
     /// Set the effective priority (base priority adjusted by tracking).
     /// An address owner stays at 255; others are clamped to 1..=254.
     pub fn set_priority(&mut self, now: Instant, priority: u8) {
+        self.check_stalled(now);
         let priority = if self.cfg.priority == 255 {
             255
         } else {
@@ -593,6 +616,7 @@ impl Instance {
             Ok(()) => self.stats.accept(checksum),
         }
         verdict?;
+        self.check_stalled(now);
         match self.state {
             State::Initialize | State::Fault => {}
             State::Backup => self.backup_receive(now, src, adv),
@@ -705,6 +729,7 @@ impl Instance {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.check_stalled(now);
         match self.state {
             State::Backup => {
                 if self.master_down_at.is_some_and(|t| t <= now) {
@@ -741,6 +766,10 @@ impl Instance {
                         count: self.cfg.garp.refresh_repeat,
                     });
                 }
+                if self.lease_refresh_at.is_some_and(|t| t <= now) {
+                    self.actions.push_back(Action::RefreshVips);
+                    self.lease_refresh_at = self.next_lease_refresh(now);
+                }
             }
             State::Initialize | State::Fault => {}
         }
@@ -753,6 +782,7 @@ impl Instance {
         self.last_lower_prio_garp = None;
         self.master = Some((self.local_addr, self.priority));
         self.actions.push_back(Action::AddVips);
+        self.lease_refresh_at = self.next_lease_refresh(now);
         self.send_advert_now(now);
         let garp = &self.cfg.garp;
         self.actions
@@ -776,6 +806,44 @@ impl Instance {
         self.master = None;
     }
 
+    fn next_lease_refresh(&self, now: Instant) -> Option<Instant> {
+        (!self.cfg.vip_lease.is_zero()).then(|| now + timers::vip_lease_refresh(self.cfg.vip_lease))
+    }
+
+    /// The frozen-master rule: a master whose advert was due longer than
+    /// a master-down interval ago (and than its lease, and than 1 s) has
+    /// been silent for so long that the
+    /// backups declared it down and one of them took over (and, with a
+    /// lease, its own VIPs have expired). Claiming the VIPs back would be
+    /// a second takeover and, meanwhile, two holders: it leaves MASTER
+    /// (removing the VIPs from its books), listens as BACKUP, and from
+    /// there follows plain VRRP (a preferred router still preempts after
+    /// a master-down interval of silence from the others).
+    fn check_stalled(&mut self, now: Instant) {
+        if self.state != State::Master {
+            return;
+        }
+        let Some(due) = self.adver_at else {
+            return;
+        };
+        // Never less than the lease, nor a second: at small intervals a
+        // loaded host is often late by a master-down interval, and with the
+        // channel the backups do not take over on silence alone; until the
+        // lease runs out the VIPs are still ours.
+        let stalled = self
+            .master_down_interval()
+            .max(self.cfg.vip_lease)
+            .max(timers::MIN_VIP_LEASE);
+        if now.saturating_duration_since(due) < stalled {
+            return;
+        }
+        self.leave_master(now, false);
+        self.state = State::Backup;
+        self.master_adver_interval = self.cfg.advert_interval;
+        self.master_down_at = Some(now + self.master_down_interval());
+        self.push_change(State::Master, State::Backup, Reason::Stalled);
+    }
+
     fn send_advert_now(&mut self, now: Instant) {
         self.actions
             .push_back(Action::SendAdvert(self.advert(self.priority)));
@@ -787,6 +855,7 @@ impl Instance {
         self.adver_at = None;
         self.garp_repeat_at = None;
         self.garp_refresh_at = None;
+        self.lease_refresh_at = None;
         self.lower_master_since = None;
     }
 
@@ -1059,10 +1128,141 @@ mod tests {
         let t2 = t + Duration::from_millis(10);
         rx(&mut i, t2, 2, 100).unwrap();
         assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(200, 100))]);
-        // After garp_lower_prio_delay, GARPs again.
+        // After garp_lower_prio_delay, GARPs again (the master's own timers
+        // run meanwhile: a master silent that long would have stalled).
         let t3 = t + Duration::from_secs(5);
+        while let Some(d) = i.next_deadline().filter(|d| *d <= t3) {
+            i.handle_timeout(d);
+        }
+        drain(&mut i);
         rx(&mut i, t3, 2, 100).unwrap();
         assert!(drain(&mut i).contains(&Action::SendGarp { count: 5 }));
+    }
+
+    fn leased(priority: u8, interval_ms: u64, lease_s: u64) -> Instance {
+        let mut cfg = InstanceConfig::new("VI_1", 51, priority, vec![vip()]);
+        cfg.advert_interval = Duration::from_millis(interval_ms);
+        cfg.vip_lease = Duration::from_secs(lease_s);
+        Instance::new(cfg, ip(1))
+    }
+
+    /// Run every timer up to `until`, returning what they asked for.
+    fn run_until(i: &mut Instance, until: Instant) -> Vec<Action> {
+        let mut acts = Vec::new();
+        while let Some(d) = i.next_deadline().filter(|d| *d <= until) {
+            i.handle_timeout(d);
+            acts.extend(drain(i));
+        }
+        acts
+    }
+
+    #[test]
+    fn a_master_refreshes_its_lease_every_third_and_only_while_master() {
+        let t0 = Instant::now();
+        let mut i = leased(200, 100, 3);
+        i.startup(t0);
+        drain(&mut i);
+        let up = i.next_deadline().unwrap();
+        i.handle_timeout(up);
+        assert_eq!(drain(&mut i)[0], Action::AddVips);
+        let acts = run_until(&mut i, up + Duration::from_millis(3500));
+        let refreshes = acts.iter().filter(|a| **a == Action::RefreshVips).count();
+        assert_eq!(refreshes, 3, "one per second of a 3 s lease: {acts:?}");
+        // A backup refreshes nothing, and a master that yields stops.
+        let t = up + Duration::from_millis(3550);
+        rx(&mut i, t, 200, 250).unwrap();
+        assert_eq!(i.state(), State::Backup);
+        drain(&mut i);
+        let acts = run_until(&mut i, t + Duration::from_millis(300));
+        assert!(!acts.contains(&Action::RefreshVips), "{acts:?}");
+        // Without a lease (forever), no refresh at all.
+        let mut f = leased(200, 100, 0);
+        f.startup(t0);
+        let acts = run_until(&mut f, t0 + Duration::from_secs(5));
+        assert!(acts.contains(&Action::AddVips));
+        assert!(!acts.contains(&Action::RefreshVips), "{acts:?}");
+    }
+
+    #[test]
+    fn a_lease_change_on_reload_refreshes_at_once() {
+        let t0 = Instant::now();
+        let mut i = leased(200, 100, 0);
+        i.startup(t0);
+        let up = i.next_deadline().unwrap();
+        i.handle_timeout(up);
+        drain(&mut i);
+        let mut cfg = i.config().clone();
+        cfg.vip_lease = Duration::from_secs(2);
+        assert!(i.reconfigure(up, cfg));
+        assert_eq!(drain(&mut i), vec![Action::RefreshVips]);
+        assert_eq!(i.state(), State::Master);
+    }
+
+    #[test]
+    fn a_master_thawed_after_master_down_listens_instead_of_claiming() {
+        let t0 = Instant::now();
+        let mut i = leased(100, 100, 1);
+        i.startup(t0);
+        let up = i.next_deadline().unwrap();
+        i.handle_timeout(up);
+        drain(&mut i);
+        let due = i.adver_at.unwrap();
+        // Late by less than master down (361 ms): still master, advert out.
+        i.handle_timeout(due + Duration::from_millis(300));
+        assert_eq!(i.state(), State::Master);
+        assert!(drain(&mut i).contains(&Action::SendAdvert(adv(100, 10))));
+        // Frozen for 2 s: its next timer fires far too late.
+        let due = i.adver_at.unwrap();
+        let thaw = due + Duration::from_secs(2);
+        i.handle_timeout(thaw);
+        assert_eq!(i.state(), State::Backup);
+        assert_eq!(
+            drain(&mut i),
+            vec![
+                Action::RemoveVips,
+                Action::StateChange {
+                    from: State::Master,
+                    to: State::Backup,
+                    reason: Reason::Stalled
+                }
+            ],
+            "no advert, no refresh: the VIPs are dropped from the books"
+        );
+        // The successor's adverts (equal priority, lower address) keep it
+        // backup with preempt on: no second takeover.
+        let lower = IpAddr::V4(Ipv4Addr::new(9, 0, 0, 1));
+        for k in 0..10u32 {
+            let t = thaw + Duration::from_millis(100) * k;
+            i.handle_timeout(t);
+            i.handle_advert(t, lower, &adv(100, 10), ChecksumKind::Standard)
+                .unwrap();
+        }
+        assert_eq!(i.state(), State::Backup);
+        assert!(!drain(&mut i).contains(&Action::AddVips));
+    }
+
+    #[test]
+    fn a_thawed_master_that_first_reads_a_backlog_advert_does_not_reassert() {
+        let t0 = Instant::now();
+        let mut i = leased(100, 100, 1);
+        i.startup(t0);
+        let up = i.next_deadline().unwrap();
+        i.handle_timeout(up);
+        drain(&mut i);
+        // The first thing read after the thaw is the successor's advert
+        // (lower address, equal priority): reasserting would make the
+        // successor yield, a second takeover.
+        let thaw = i.adver_at.unwrap() + Duration::from_secs(2);
+        let lower = IpAddr::V4(Ipv4Addr::new(9, 0, 0, 1));
+        i.handle_advert(thaw, lower, &adv(100, 10), ChecksumKind::Standard)
+            .unwrap();
+        assert_eq!(i.state(), State::Backup);
+        let acts = drain(&mut i);
+        assert!(
+            !acts.iter().any(|a| matches!(a, Action::SendAdvert(_))),
+            "{acts:?}"
+        );
+        assert_eq!(i.master(), Some((lower, 100)), "it follows the successor");
     }
 
     #[test]

@@ -46,6 +46,29 @@ pub fn master_down_interval(
     interval * 3 + skew_time(version, priority, master_adver_interval)
 }
 
+/// The shortest VIP lease: the kernel counts address lifetimes in whole
+/// seconds.
+pub const MIN_VIP_LEASE: Duration = Duration::from_secs(1);
+
+/// The VIP lease (valid lifetime) chosen when `vip_lease` is not set:
+/// 1.5 times the master-down interval of the instance's own priority and
+/// interval, rounded up to whole seconds (the kernel's unit), at least
+/// [`MIN_VIP_LEASE`]. A master that has not refreshed its addresses for
+/// that long has been replaced by a backup anyway: every backup's
+/// master-down interval is at most 4 advert intervals (skew under one),
+/// and 1.5 x (3 intervals + skew) is at least 4.5.
+pub fn auto_vip_lease(version: Version, priority: u8, advert_interval: Duration) -> Duration {
+    let down = master_down_interval(version, priority, advert_interval);
+    let ms = (down.as_millis() * 3).div_ceil(2);
+    Duration::from_secs(ms.div_ceil(1000) as u64).max(MIN_VIP_LEASE)
+}
+
+/// How often a master refreshes a lease of `lease`: a third of it, so two
+/// refreshes can be late or lost before the kernel drops the address.
+pub fn vip_lease_refresh(lease: Duration) -> Duration {
+    lease / 3
+}
+
 /// A duration in whole centiseconds, the unit of the v3 interval field.
 pub fn centiseconds(d: Duration) -> u64 {
     (d.as_millis() / 10) as u64
@@ -120,5 +143,29 @@ mod tests {
                 last = d;
             }
         }
+    }
+
+    #[test]
+    fn auto_vip_lease_is_one_and_a_half_master_down_in_whole_seconds() {
+        let ms = Duration::from_millis;
+        // 100 ms, priority 100: master down 361 ms -> 542 ms -> 1 s.
+        assert_eq!(auto_vip_lease(Version::V3, 100, ms(100)), ms(1000));
+        // 10 ms: the floor.
+        assert_eq!(auto_vip_lease(Version::V3, 100, ms(10)), ms(1000));
+        // 1 s, priority 100: 3.609 s -> 5.414 s -> 6 s.
+        assert_eq!(auto_vip_lease(Version::V3, 100, ms(1000)), ms(6000));
+        // 1 s, priority 255: 3 s -> 4.5 s -> 5 s, still above the longest
+        // master-down of any backup (priority 1: 3.996 s).
+        assert_eq!(auto_vip_lease(Version::V3, 255, ms(1000)), ms(5000));
+        assert!(
+            auto_vip_lease(Version::V3, 255, ms(1000))
+                > master_down_interval(Version::V3, 1, ms(1000))
+        );
+        // v2 at 1 s: the skew does not scale with the interval.
+        assert_eq!(auto_vip_lease(Version::V2, 100, ms(1000)), ms(6000));
+        assert_eq!(
+            vip_lease_refresh(ms(1000)),
+            Duration::from_nanos(333_333_333)
+        );
     }
 }

@@ -116,6 +116,8 @@ const KEYWORDS: Keywords<InstanceBlock> = Keywords {
         ("virtual_rules", virtual_routes_or_rules),
         ("strict_mode", strict_mode),
         ("check_unicast_src", check_unicast_src),
+        // baton extension: the VIPs' valid lifetime.
+        ("vip_lease", vip_lease),
     ],
     unsupported: UNSUPPORTED,
 };
@@ -440,6 +442,19 @@ fn strict_mode(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
     if let Some(on) = r.flag(&b.ctx, item) {
         b.inst.strict_mode = on;
         r.record(&format!("{}.strict_mode", b.p), item.at());
+    }
+}
+
+/// `vip_lease auto|SECONDS|DURATION` (a baton extension; keepalived has
+/// no lease: 0).
+fn vip_lease(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
+    let auto = item.args().len() == 1 && item.args()[0].text == "auto";
+    if auto {
+        b.inst.vip_lease = None;
+        r.record(&format!("{}.vip_lease", b.p), item.at());
+    } else if let Some((d, at)) = r.duration(&b.ctx, item) {
+        b.inst.vip_lease = Some(d);
+        r.record(&format!("{}.vip_lease", b.p), at);
     }
 }
 
