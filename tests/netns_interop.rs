@@ -939,8 +939,8 @@ fn rolling_migration_from_keepalived_to_baton_and_back() {
     )
     .expect("writing the shared keepalived.conf");
     let ids = ["node0", "node1", "node2"];
-    for i in 0..3 {
-        c.start_with(i, Keepalived, &conf, &["-i", ids[i]]);
+    for (i, id) in ids.iter().enumerate() {
+        c.start_with(i, Keepalived, &conf, &["-i", id]);
     }
     c.settles_on(0, router.election());
 
