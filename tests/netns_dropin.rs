@@ -380,3 +380,60 @@ fn signum_version_and_config_test_flags() {
     assert_ne!(baton(&["-u", "0999", "-t", "-f", &g]).0, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// dist/baton.service passes `systemd-analyze verify` with nothing to say
+/// (its binary path pointed at this build), and keepalived.service's own
+/// `ExecStart` line (`--dont-fork $DAEMON_ARGS`) is a command line baton
+/// takes.
+#[test]
+fn the_shipped_unit_verifies_and_keepalived_units_command_line_runs() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dist/baton.service"))
+        .expect("dist/baton.service");
+    for key in [
+        "Type=notify",
+        "ExecReload=",
+        "Restart=on-failure",
+        "WatchdogSec=",
+        "CapabilityBoundingSet=",
+    ] {
+        assert!(unit.contains(key), "dist/baton.service lacks {key}");
+    }
+    let dir = std::env::temp_dir().join(format!("baton-unit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("baton.service");
+    std::fs::write(&path, unit.replace("/usr/sbin/baton", BATON)).unwrap();
+    match Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+    {
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && err.trim().is_empty(),
+                "systemd-analyze verify: {:?}\n{err}",
+                out.status
+            );
+        }
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "systemd-analyze is needed under CI: {e}"
+            );
+            eprintln!("skipped the unit check: no systemd-analyze ({e})");
+        }
+    }
+    let conf = dir.join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n priority 100\n \
+         virtual_ipaddress {\n  192.168.77.100/24\n }\n}\n",
+    )
+    .unwrap();
+    let c = conf.display().to_string();
+    // Debian's /etc/default/keepalived: DAEMON_ARGS="-D -P" and friends.
+    let (code, _, err) = baton(&["--dont-fork", "-D", "-P", "-f", &c, "-t"]);
+    assert_eq!(code, 0, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
