@@ -139,6 +139,17 @@ struct RunArgs {
     state_dir: Option<PathBuf>,
 }
 
+/// Findings as text, each line ended (keepalived's warnings end with a
+/// newline too); nothing for none.
+fn with_newline(d: &baton::config::diag::Diagnostics) -> String {
+    let text = d.to_string();
+    if text.is_empty() || text.ends_with('\n') {
+        text
+    } else {
+        text + "\n"
+    }
+}
+
 /// keepalived's `-S`: 0-7, local0-local7, user or daemon.
 fn parse_facility(s: &str) -> Result<String, String> {
     let ok = matches!(s, "user" | "daemon")
@@ -199,6 +210,10 @@ enum Command {
         /// keepalived.conf config id for `@id` lines (default: short host name).
         #[arg(short = 'i', long = "config-id")]
         config_id: Option<String>,
+        /// Check the file only, not this host (its interfaces, scripts and
+        /// users): for a configuration meant for another machine.
+        #[arg(long)]
+        no_host: bool,
     },
     /// Print the TOML equivalent of a configuration (keepalived.conf or TOML).
     Convert {
@@ -318,8 +333,18 @@ fn run(args: RunArgs) -> ExitCode {
             all_config: args.all_config,
             ..baton::config::Options::from_host()
         };
+        // As keepalived's -t: the file, then the host (interfaces,
+        // scripts, users); any error is status 5.
         let (report, code) = match baton::config::load_with_options(&file, &opts) {
-            Ok(loaded) => (loaded.warnings.to_string(), ExitCode::SUCCESS),
+            Ok(loaded) => {
+                let host = baton::agent::hostcheck::check(&loaded.config, &loaded.origins);
+                let code = if host.has_errors() {
+                    ExitCode::from(5)
+                } else {
+                    ExitCode::SUCCESS
+                };
+                (format!("{}{}", loaded.warnings, with_newline(&host)), code)
+            }
             Err(diags) => (format!("{diags}\n"), ExitCode::from(5)),
         };
         if log_file.is_empty() {
@@ -465,9 +490,17 @@ fn main() -> ExitCode {
             file,
             strict,
             config_id,
+            no_host,
         } => match load(&file, config_id, strict) {
             Ok(loaded) => {
                 eprint!("{}", loaded.warnings);
+                if !no_host {
+                    let host = baton::agent::hostcheck::check(&loaded.config, &loaded.origins);
+                    eprint!("{}", with_newline(&host));
+                    if host.has_errors() || (strict && !host.is_empty()) {
+                        return ExitCode::FAILURE;
+                    }
+                }
                 println!(
                     "{}: OK ({} instance(s))",
                     file.display(),

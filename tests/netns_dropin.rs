@@ -351,7 +351,7 @@ fn signum_version_and_config_test_flags() {
     let good = dir.join("good.conf");
     std::fs::write(
         &good,
-        "vrrp_instance VI_1 {\n state BACKUP\n interface eth0\n virtual_router_id 51\n \
+        "vrrp_instance VI_1 {\n state BACKUP\n interface lo\n virtual_router_id 51\n \
          priority 100\n virtual_ipaddress {\n  192.168.77.100/24\n }\n}\n",
     )
     .unwrap();
@@ -375,6 +375,31 @@ fn signum_version_and_config_test_flags() {
     let (code, _, err) = baton(&["-t", "-f", &i]);
     assert_eq!(code, 0, "a missing include is only a warning: {err}");
     assert_eq!(baton(&["-t", "-e", "-f", &i]).0, 5);
+    // The host, as keepalived's -t checks it: an interface that does not
+    // exist here, a script that is missing, a user that does not exist.
+    let host = dir.join("host.conf");
+    std::fs::write(
+        &host,
+        "global_defs {\n  script_user baton-no-such-user\n}\n\
+         vrrp_script chk {\n  script \"/nonexistent/check.sh\"\n}\n\
+         vrrp_instance VI_1 {\n  interface bt-nosuch0\n  virtual_router_id 51\n  \
+         priority 100\n  virtual_ipaddress {\n    192.168.77.100/24\n  }\n  \
+         track_script {\n    chk\n  }\n}\n",
+    )
+    .unwrap();
+    let h = host.display().to_string();
+    let (code, _, err) = baton(&["-t", "-f", &h]);
+    assert_eq!(code, 5, "{err}");
+    for want in [
+        "host.conf:8:13: error: instance \"VI_1\": interface: bt-nosuch0 does not exist",
+        "baton-no-such-user",
+    ] {
+        assert!(err.contains(want), "-t lacks {want:?}:\n{err}");
+    }
+    let (code, _, err) = baton(&["check", "-f", &h]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = baton(&["check", "--no-host", "-f", &h]);
+    assert_eq!(code, 0, "--no-host: {err}");
     // Values keepalived refuses are refused.
     assert_ne!(baton(&["-S", "local9", "-t", "-f", &g]).0, 0);
     assert_ne!(baton(&["-u", "0999", "-t", "-f", &g]).0, 0);
@@ -427,7 +452,7 @@ fn the_shipped_unit_verifies_and_keepalived_units_command_line_runs() {
     let conf = dir.join("keepalived.conf");
     std::fs::write(
         &conf,
-        "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n priority 100\n \
+        "vrrp_instance VI_1 {\n interface lo\n virtual_router_id 51\n priority 100\n \
          virtual_ipaddress {\n  192.168.77.100/24\n }\n}\n",
     )
     .unwrap();

@@ -88,6 +88,9 @@ impl Options {
 pub struct Loaded {
     pub config: Config,
     pub warnings: Diagnostics,
+    /// Where each part of the configuration was written (for findings
+    /// made after loading, such as the host checks of `baton check`).
+    pub origins: diag::Origins,
 }
 
 /// The formats a config file can be in.

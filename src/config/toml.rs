@@ -191,6 +191,7 @@ pub fn parse_toml_with(
         Some(config) if !diags.has_errors() => Ok(Loaded {
             config,
             warnings: diags,
+            origins: reader.origins,
         }),
         _ => Err(diags),
     }

@@ -193,6 +193,7 @@ pub fn parse_keepalived_in(
         Ok(Loaded {
             config,
             warnings: diags,
+            origins,
         })
     };
     if options.strict {

@@ -1,0 +1,181 @@
+//! What `baton check` and `-t` look at on this host besides the file, as
+//! keepalived's `-t` does: interfaces that do not exist (here, in this
+//! network namespace), scripts that are missing, not executable, or unsafe
+//! to run as root under `enable_script_security`, and users that do not
+//! exist. Findings carry the position of the key that named them.
+//!
+//! These are errors for a config test (keepalived's exit status 5); the
+//! daemon does not refuse to start on them: an interface may come later
+//! (the instance waits in FAULT), a script may be installed later.
+
+use crate::config::diag::{Diagnostics, Origins};
+use crate::config::model::Config;
+
+use super::script;
+
+/// Every host finding about `config`.
+pub fn check(config: &Config, origins: &Origins) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    for (i, inst) in config.instances.iter().enumerate() {
+        let what = format!("instance \"{}\"", inst.name);
+        let p = format!("instance[{i}]");
+        if !interface_exists(&inst.interface) {
+            d.push(origins.error(
+                &format!("{p}.interface"),
+                format!(
+                    "{what}: interface: {} does not exist on this host",
+                    inst.interface
+                ),
+            ));
+        }
+        for (k, t) in inst.track_interfaces.iter().enumerate() {
+            if !interface_exists(&t.name) {
+                d.push(origins.error(
+                    &format!("{p}.track_interface[{k}]"),
+                    format!(
+                        "{what}: track_interface: {} does not exist on this host",
+                        t.name
+                    ),
+                ));
+            }
+        }
+        let n = &inst.notify;
+        for (key, cmd) in [
+            ("notify_master", &n.master),
+            ("notify_backup", &n.backup),
+            ("notify_fault", &n.fault),
+            ("notify_stop", &n.stop),
+            ("notify", &n.generic),
+        ] {
+            if let Some(cmd) = cmd {
+                let user = script::script_user_spec(None, &config.global);
+                runnable(
+                    &mut d,
+                    origins,
+                    &format!("{p}.{key}"),
+                    &what,
+                    key,
+                    cmd,
+                    user,
+                    config,
+                );
+            }
+        }
+    }
+    for (k, s) in config.vrrp_scripts.iter().enumerate() {
+        let p = format!("vrrp_script[{k}]");
+        let what = format!("vrrp_script \"{}\"", s.name);
+        if let Some(u) = &s.user {
+            user_exists(&mut d, origins, &format!("{p}.user"), &what, u);
+        }
+        let user = script::script_user_spec(s.user.as_deref(), &config.global);
+        runnable(
+            &mut d,
+            origins,
+            &format!("{p}.script"),
+            &what,
+            "script",
+            &s.script,
+            user,
+            config,
+        );
+    }
+    if let Some(u) = &config.global.script_user {
+        user_exists(&mut d, origins, "global.script_user", "global", u);
+    }
+    for (k, s) in config.sync.iter().enumerate() {
+        let what = format!("sync \"{}\"", s.name);
+        if let Some(u) = &s.owner {
+            user_exists(&mut d, origins, &format!("sync[{k}].owner"), &what, u);
+        }
+    }
+    d.sort();
+    d
+}
+
+fn interface_exists(name: &str) -> bool {
+    nix::net::if_::if_nametoindex(name).is_ok()
+}
+
+fn user_exists(d: &mut Diagnostics, origins: &Origins, path: &str, what: &str, spec: &str) {
+    if let Err(e) = script::resolve_user(spec) {
+        d.push(origins.error(path, format!("{what}: user: {e}")));
+    }
+}
+
+/// A command that must be found, executable, and (under
+/// `enable_script_security`) safe to run as its user.
+#[allow(clippy::too_many_arguments)]
+fn runnable(
+    d: &mut Diagnostics,
+    origins: &Origins,
+    path: &str,
+    what: &str,
+    key: &str,
+    command: &str,
+    user: Option<String>,
+    config: &Config,
+) {
+    use std::os::unix::fs::PermissionsExt;
+    let words = script::split_command(command);
+    let program = words
+        .first()
+        .ok_or_else(|| "empty command".to_string())
+        .and_then(|w| script::resolve_program(w));
+    let found = program.and_then(|p| match std::fs::metadata(&p) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
+        Ok(_) => Err(format!("{} is not an executable file", p.display())),
+        Err(e) => Err(format!("{}: {e}", p.display())),
+    });
+    let result = found.and_then(|()| {
+        script::ScriptCommand::prepare(command, user.as_deref(), &config.global).map(|_| ())
+    });
+    if let Err(e) = result {
+        d.push(origins.error(path, format!("{what}: {key}: {e}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn load(text: &str) -> crate::config::Loaded {
+        let opts = crate::config::Options {
+            config_id: Some("t".into()),
+            ..crate::config::Options::from_host()
+        };
+        crate::config::keepalived::parse_keepalived(text, Path::new("k.conf"), &opts)
+            .expect("a valid file")
+    }
+
+    #[test]
+    fn missing_interface_script_and_user_are_errors_at_their_keys() {
+        let l = load(
+            "global_defs {\n  script_user baton-no-such-user\n}\n\
+             vrrp_script chk {\n  script \"/nonexistent/check.sh\"\n}\n\
+             vrrp_instance VI_1 {\n  interface bt-no-such0\n  virtual_router_id 51\n  \
+             priority 100\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  \
+             track_script {\n    chk\n  }\n}\n",
+        );
+        let d = check(&l.config, &l.origins);
+        let text = d.to_string();
+        assert!(d.has_errors(), "{text}");
+        assert!(
+            text.contains("k.conf:8:") && text.contains("bt-no-such0 does not exist"),
+            "{text}"
+        );
+        assert!(text.contains("/nonexistent/check.sh"), "{text}");
+        assert!(text.contains("baton-no-such-user"), "{text}");
+    }
+
+    #[test]
+    fn a_clean_host_config_has_no_findings() {
+        let l = load(
+            "vrrp_instance VI_1 {\n  interface lo\n  virtual_router_id 51\n  \
+             priority 100\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n}\n",
+        );
+        let d = check(&l.config, &l.origins);
+        assert!(!d.has_errors(), "{d}");
+    }
+}
