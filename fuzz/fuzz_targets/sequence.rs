@@ -14,7 +14,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use baton::cluster::sync::{Chunk, Observed, SyncSpec};
+use baton::cluster::sync::{Chunk, Content, Observed, SyncSpec};
 use baton::cluster::{
     Cluster, ClusterAction, ClusterConfig, InstanceBeat, LocalInstance, Message, Policy,
     SyncAction, SyncConfig, SyncCore, SyncVersion,
@@ -138,7 +138,7 @@ fn run(u: &mut Unstructured<'_>, base: usize) -> Result<()> {
                     1 => Observed::TooLarge(u.arbitrary()?),
                     _ => {
                         let n = u.int_in_range(0..=200)?;
-                        Observed::Content(u.bytes(n)?.to_vec())
+                        Observed::Content(Content::new(u.bytes(n)?.to_vec()))
                     }
                 };
                 sync.local_file(now, *u.choose(&FILES)?, observed);
@@ -236,7 +236,7 @@ fn digest(u: &mut Unstructured<'_>) -> Result<String> {
 fn message(u: &mut Unstructured<'_>) -> Result<Message> {
     let inst = |u: &mut Unstructured<'_>| name(u, &["VI_1", "VI_2", "nope"]);
     let node = |u: &mut Unstructured<'_>| name(u, &NODES);
-    Ok(match u.int_in_range(0..=9)? {
+    Ok(match u.int_in_range(0..=10)? {
         0 => {
             let mut instances = Vec::new();
             for _ in 0..u.int_in_range(0..=3)? {
@@ -309,6 +309,7 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
             } else {
                 u.int_in_range(0..=6)?
             },
+            window: u.arbitrary()?,
         },
         8 => Message::SyncHave {
             name: name(u, &["f", "g", "h"])?,
@@ -328,6 +329,21 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
                 None
             },
             ask: u.arbitrary()?,
+            acks: u.arbitrary()?,
+        },
+        9 => Message::SyncAck {
+            name: name(u, &["f", "g", "h"])?,
+            version: version(u)?,
+            next: if u.ratio(1, 4)? {
+                u.arbitrary()?
+            } else {
+                u.int_in_range(0..=6)?
+            },
+            error: if u.ratio(1, 4)? {
+                Some("No space left on device".into())
+            } else {
+                None
+            },
         },
         _ => Message::SyncRequest {
             name: name(u, &["f", "g", "h"])?,
