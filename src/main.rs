@@ -343,7 +343,10 @@ fn run(args: RunArgs) -> ExitCode {
                 } else {
                     ExitCode::SUCCESS
                 };
-                (format!("{}{}", loaded.warnings, with_newline(&host)), code)
+                (
+                    format!("{}{}", with_newline(&loaded.warnings), with_newline(&host)),
+                    code,
+                )
             }
             Err(diags) => (format!("{diags}\n"), ExitCode::from(5)),
         };
@@ -493,7 +496,7 @@ fn main() -> ExitCode {
             no_host,
         } => match load(&file, config_id, strict) {
             Ok(loaded) => {
-                eprint!("{}", loaded.warnings);
+                eprint!("{}", with_newline(&loaded.warnings));
                 if !no_host {
                     let host = baton::agent::hostcheck::check(&loaded.config, &loaded.origins);
                     eprint!("{}", with_newline(&host));
@@ -515,7 +518,7 @@ fn main() -> ExitCode {
         },
         Command::Convert { file, config_id } => match load(&file, config_id, false) {
             Ok(loaded) => {
-                eprint!("{}", loaded.warnings);
+                eprint!("{}", with_newline(&loaded.warnings));
                 print!("{}", baton::config::convert::to_toml(&loaded.config));
                 ExitCode::SUCCESS
             }

@@ -615,12 +615,88 @@ fn required_values_are_errors() {
 #[test]
 fn checks_use_keepalived_positions() {
     let e = errors(&instance(
-        "    advert_int 1.5\n    unicast_peer {\n        192.0.2.1\n    }\n",
+        "    advert_int 300\n    unicast_peer {\n        192.0.2.1\n    }\n",
     ));
     assert_eq!(
         e,
-        [format!("{MAIN}:2:16: error: instance \"VI_1\": advert_interval: 1s 500ms is not whole seconds (version 2 counts in seconds)")]
+        [format!("{MAIN}:2:16: error: instance \"VI_1\": advert_interval: 5m is out of range 1s..=255s (version 2)")]
     );
+}
+
+/// What keepalived 2.2.7 starts with a warning and a fallback, baton
+/// starts with the same fallback and a warning at the same place; under
+/// `--strict` each is an error.
+#[test]
+fn keepalived_fallbacks_are_warnings_with_the_same_fallback() {
+    let vips = |list: &str| {
+        format!(
+            "vrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 51\n    \
+             virtual_ipaddress {{\n{list}    }}\n}}\n"
+        )
+    };
+    type Case = (String, &'static str, fn(&Config) -> bool);
+    let cases: Vec<Case> = vec![
+        (
+            vips("        192.0.2.1/24\n        192.0.2.1/24\n"),
+            "192.0.2.1 is listed twice: kept once",
+            |c| c.instances[0].virtual_ips.len() == 1,
+        ),
+        (
+            vips("        192.0.2.1/24\n        fd00::1/64\n"),
+            "address family must match",
+            |c| c.instances[0].virtual_ips.len() == 1,
+        ),
+        (
+            vips("        fd00::1/64\n").replace("    interface", "    version 2\n    interface"),
+            "VRRP version 2 does not carry IPv6: using version 3",
+            |c| c.instances[0].version == baton::config::model::Version::V3,
+        ),
+        (
+            instance("    version 3\n    authentication {\n        auth_type PASS\n        auth_pass x\n    }\n"),
+            "VRRP version 3 does not support authentication: ignored",
+            |c| c.instances[0].auth_pass.is_none(),
+        ),
+        (
+            instance("    advert_int 1.5\n"),
+            "rounded to 2s",
+            |c| c.instances[0].advert_interval == Duration::from_secs(2),
+        ),
+        (
+            instance("    state MASTER\n    nopreempt\n"),
+            "nopreempt does not work with state MASTER: cleared",
+            |c| c.instances[0].preempt,
+        ),
+        (
+            format!(
+                "vrrp_script chk {{\n    interval 1\n}}\n{}",
+                instance("    track_script {\n        chk\n    }\n")
+            ),
+            "vrrp_script chk: no script set: removed",
+            |c| c.vrrp_scripts.is_empty() && c.instances[0].track_scripts.is_empty(),
+        ),
+        (
+            format!("{}vrrp_sync_group G {{\n    group {{\n    }}\n}}\n", instance("")),
+            "sync group G has no virtual router: removed",
+            |c| c.sync_groups.is_empty(),
+        ),
+    ];
+    for (text, warning, fallback) in cases {
+        let l = loaded(&text);
+        let w: Vec<String> = l.warnings.iter().map(|d| d.to_string()).collect();
+        assert!(
+            w.iter().any(|m| m.contains(warning) && m.starts_with(MAIN)),
+            "no warning {warning:?} in {w:#?}\n{text}"
+        );
+        assert!(fallback(&l.config), "fallback not applied for {warning:?}");
+        let strict = Options {
+            strict: true,
+            ..options()
+        };
+        assert!(
+            parse_files(&text, &[], &strict).is_err(),
+            "--strict accepted {warning:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- extensions

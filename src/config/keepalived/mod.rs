@@ -40,6 +40,7 @@ mod reader;
 mod script;
 mod sync;
 mod sync_group;
+mod tolerate;
 mod tree;
 mod vips;
 
@@ -180,11 +181,12 @@ pub fn parse_keepalived_in(
     };
     reader.document(&tree);
     let Reader {
-        config,
+        mut config,
         origins,
         mut diags,
         ..
     } = reader;
+    tolerate::tolerate(&mut config, &origins, &mut diags);
     diags.extend(check::check(&config, &origins));
     sort_by_file(&mut diags, &origins);
     let result = if diags.has_errors() {

@@ -12,7 +12,6 @@ struct ScriptBlock {
     ctx: String,
     p: String,
     script: VrrpScript,
-    has_script: bool,
 }
 
 impl Block for ScriptBlock {
@@ -37,13 +36,10 @@ pub(super) fn read_vrrp_script(r: &mut Reader, _: &mut Top, s: &Stmt) {
         ctx,
         p,
         script: VrrpScript::new(name.text.clone(), ""),
-        has_script: false,
     };
     r.keywords(&SCRIPT_KEYWORDS, &mut b, items);
-    if !b.has_script {
-        r.error(s.at(), format!("{}script is missing", b.ctx));
-        r.origins.mark_reported(format!("{}.script", b.p));
-    }
+    // Without `script` keepalived removes the block with a warning; so does
+    // `tolerate` (the script stays empty until then).
     r.config.vrrp_scripts.push(b.script);
 }
 
@@ -66,7 +62,6 @@ fn script(r: &mut Reader, b: &mut ScriptBlock, item: &Stmt) {
         r.warn(item.at(), format!("{}script: needs a command", b.ctx));
     } else {
         b.script.script = join_command(item.args());
-        b.has_script = true;
         r.record(&format!("{}.script", b.p), item.args()[0].at);
     }
 }
