@@ -338,7 +338,10 @@ fn run(args: RunArgs) -> ExitCode {
         let (report, code) = match baton::config::load_with_options(&file, &opts) {
             Ok(loaded) => {
                 let host = baton::agent::hostcheck::check(&loaded.config, &loaded.origins);
-                let code = if host.has_errors() {
+                // keepalived's -t is 5 for what it warns about too (an
+                // unknown keyword, a fallback); notes are what it passes
+                // over in silence.
+                let code = if host.has_errors() || loaded.warnings.has_warnings() {
                     ExitCode::from(5)
                 } else {
                     ExitCode::SUCCESS

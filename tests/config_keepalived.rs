@@ -232,7 +232,7 @@ fn include_problems() {
     let all: Vec<String> = d.iter().map(|d| d.to_string()).collect();
     assert!(
         all[0].starts_with(&format!(
-            "{MAIN}:1:1: warning: include: no file matches \"/etc/keepalived/nothing/*.conf\""
+            "{MAIN}:1:1: note: include: no file matches \"/etc/keepalived/nothing/*.conf\""
         )),
         "{all:#?}"
     );

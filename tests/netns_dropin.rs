@@ -368,12 +368,46 @@ fn signum_version_and_config_test_flags() {
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("bad.conf:2"));
-    // -e: an include that matches nothing is an error, not a warning.
+    // As keepalived's -t: a warning (an unknown keyword) is status 5; what
+    // keepalived passes over in silence (a VIP listed twice) is a note.
+    let unk = dir.join("unk.conf");
+    std::fs::write(
+        &unk,
+        "vrrp_instance VI_1 {\n interface lo\n virtual_router_id 51\n bogus_keyword 1\n \
+         virtual_ipaddress {\n  192.168.77.100/24\n  192.168.77.100/24\n }\n}\n",
+    )
+    .unwrap();
+    let u = unk.display().to_string();
+    let (code, _, err) = baton(&["-t", "-f", &u]);
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("note: (VI_1) 192.168.77.100 is listed twice"),
+        "{err}"
+    );
+    let dup = dir.join("dup.conf");
+    std::fs::write(
+        &dup,
+        std::fs::read_to_string(&unk)
+            .unwrap()
+            .replace(" bogus_keyword 1\n", ""),
+    )
+    .unwrap();
+    let (code, _, err) = baton(&["-t", "-f", &dup.display().to_string()]);
+    assert_eq!(code, 0, "a note is not a problem for -t: {err}");
+    // -e: an include that matches nothing is an error, not a note.
     let inc = dir.join("inc.conf");
-    std::fs::write(&inc, format!("include {}/missing-*.conf\n", dir.display())).unwrap();
+    std::fs::write(
+        &inc,
+        format!(
+            "include {}/missing-*.conf\n{}",
+            dir.display(),
+            std::fs::read_to_string(&good).unwrap()
+        ),
+    )
+    .unwrap();
     let i = inc.display().to_string();
     let (code, _, err) = baton(&["-t", "-f", &i]);
-    assert_eq!(code, 0, "a missing include is only a warning: {err}");
+    assert_eq!(code, 0, "a missing include is only a note: {err}");
     assert_eq!(baton(&["-t", "-e", "-f", &i]).0, 5);
     // The host, as keepalived's -t checks it: an interface that does not
     // exist here, a script that is missing, a user that does not exist.

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 pub enum Severity {
     Error,
     Warning,
+    /// Something keepalived passes over in silence (a duplicate VIP, an
+    /// include that matches nothing): said, but not a problem for `-t`.
+    Note,
 }
 
 impl fmt::Display for Severity {
@@ -17,6 +20,7 @@ impl fmt::Display for Severity {
         f.write_str(match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         })
     }
 }
@@ -39,6 +43,10 @@ impl Diagnostic {
 
     pub fn warning(file: &Path, pos: Pos, message: impl Into<String>) -> Self {
         Self::new(file, pos, Severity::Warning, message)
+    }
+
+    pub fn note(file: &Path, pos: Pos, message: impl Into<String>) -> Self {
+        Self::new(file, pos, Severity::Note, message)
     }
 
     fn new(file: &Path, pos: Pos, severity: Severity, message: impl Into<String>) -> Self {
@@ -97,6 +105,11 @@ impl Diagnostics {
 
     pub fn has_errors(&self) -> bool {
         self.0.iter().any(Diagnostic::is_error)
+    }
+
+    /// Warnings proper (not notes): what keepalived's `-t` would report.
+    pub fn has_warnings(&self) -> bool {
+        self.0.iter().any(|d| d.severity == Severity::Warning)
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
@@ -277,6 +290,11 @@ impl Origins {
     pub fn warning(&self, path: &str, message: impl Into<String>) -> Diagnostic {
         let (file, pos) = self.locate(path);
         Diagnostic::warning(self.path_of(file), pos, message)
+    }
+
+    pub fn note(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        let (file, pos) = self.locate(path);
+        Diagnostic::note(self.path_of(file), pos, message)
     }
 }
 

@@ -270,12 +270,14 @@ impl Lines<'_> {
         let full = self.current_dir().join(pattern);
         let matches = glob(self.files, &full);
         if matches.is_empty() {
-            let error = self.all_config || keyword == "includet";
-            self.report(
-                at,
-                error,
-                format!("{keyword}: no file matches \"{}\"", full.display()),
-            );
+            let message = format!("{keyword}: no file matches \"{}\"", full.display());
+            if self.all_config || keyword == "includet" {
+                self.report(at, true, message);
+            } else {
+                // keepalived passes over it in silence: a note.
+                let file = self.origins.path_of(at.file);
+                self.diags.push(Diagnostic::note(file, at.pos, message));
+            }
         }
         for path in matches {
             if self.stack.contains(&path) {

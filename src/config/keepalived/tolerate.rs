@@ -1,5 +1,6 @@
 //! What keepalived 2.2.7 runs with a warning and a fallback, baton runs with
-//! the same fallback and a warning (`--strict` makes each an error): a
+//! the same fallback and a warning (a note where keepalived says nothing;
+//! `--strict` makes each an error): a
 //! keepalived.conf that keepalived starts must start baton too. Applied to
 //! the model read from keepalived.conf before it is checked; baton's own
 //! TOML gets no such leniency.
@@ -7,8 +8,8 @@
 //! | construct | keepalived's fallback |
 //! |---|---|
 //! | a VIP of the other family than the instance's first | ignored |
-//! | a VIP listed twice | kept once |
-//! | version 2 with IPv6 VIPs | version 3 |
+//! | a VIP listed twice | kept once (a note: keepalived is silent) |
+//! | version 2 with IPv6 VIPs | version 3 (a note: keepalived is silent) |
 //! | version 3 with `authentication` | authentication ignored |
 //! | version 2 with a fractional `advert_int` | rounded to whole seconds (at least 1) |
 //! | `state MASTER` with `nopreempt` | nopreempt cleared |
@@ -23,6 +24,8 @@ use crate::config::model::{Config, Family, InitialState, Version};
 
 /// Apply keepalived's fallbacks to `config`, one warning each.
 pub(super) fn tolerate(config: &mut Config, origins: &Origins, diags: &mut Diagnostics) {
+    // keepalived says nothing of some: those are notes, not warnings.
+    let mut notes: Vec<(String, String)> = Vec::new();
     let mut warn = |path: &str, message: String| diags.push(origins.warning(path, message));
     for (i, inst) in config.instances.iter_mut().enumerate() {
         let p = format!("instance[{i}]");
@@ -41,20 +44,20 @@ pub(super) fn tolerate(config: &mut Config, origins: &Origins, diags: &mut Diagn
                         ),
                     );
                 } else if !seen.insert(vip.addr) {
-                    warn(
-                        &path,
+                    notes.push((
+                        path,
                         format!("{what} {} is listed twice: kept once", vip.addr),
-                    );
+                    ));
                 } else {
                     keep.push(vip);
                 }
             }
             inst.virtual_ips = keep;
             if family == Family::V6 && inst.version == Version::V2 {
-                warn(
-                    &format!("{p}.version"),
+                notes.push((
+                    format!("{p}.version"),
                     format!("{what} VRRP version 2 does not carry IPv6: using version 3"),
-                );
+                ));
                 inst.version = Version::V3;
             }
         }
@@ -122,4 +125,7 @@ pub(super) fn tolerate(config: &mut Config, origins: &Origins, diags: &mut Diagn
         }
     }
     config.sync_groups.retain(|g| !g.instances.is_empty());
+    for (path, message) in notes {
+        diags.push(origins.note(&path, message));
+    }
 }
