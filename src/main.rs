@@ -48,17 +48,17 @@ struct RunArgs {
     /// Force all child processes to run (baton has one process; accepted).
     #[arg(long = "all")]
     all: bool,
-    /// Log to the console (stderr, baton's log; accepted).
+    /// Log to the console (standard error) too.
     #[arg(short = 'l', long = "log-console")]
     log_console: bool,
     /// Detailed (debug) logging.
     #[arg(short = 'D', long = "log-detail")]
     log_detail: bool,
-    /// Syslog facility: 0-7, local0-local7, user or daemon (checked;
-    /// baton logs to stderr, which journald or the unit collects).
+    /// Syslog facility: 0-7 (local0-local7), local0-local7, user or daemon
+    /// (default).
     #[arg(short = 'S', long = "log-facility", value_parser = parse_facility)]
     log_facility: Option<String>,
-    /// Don't log via syslog (baton logs to stderr; accepted).
+    /// Don't log via syslog (without -l: to the console instead).
     #[arg(short = 'G', long = "no-syslog")]
     no_syslog: bool,
     /// umask for files baton creates (numeric: 022, 0077, 0x12...).
@@ -274,6 +274,47 @@ fn init_logging(detail: bool) {
         .init();
 }
 
+/// The agent's log with keepalived's flags (see `agent::logging`):
+/// syslog unless -G, the console with -l, the journal under systemd.
+fn init_flag_logging(args: &RunArgs) {
+    use baton::agent::logging::{self, Plan, SocketLayer};
+    use tracing_subscriber::prelude::*;
+    let level = if args.log_detail {
+        tracing_subscriber::filter::LevelFilter::DEBUG
+    } else {
+        tracing_subscriber::filter::LevelFilter::INFO
+    };
+    let facility = logging::facility(args.log_facility.as_deref());
+    let journal = logging::under_systemd()
+        .then(|| SocketLayer::journal(std::path::Path::new(logging::JOURNAL_SOCKET), facility))
+        .flatten();
+    let syslog = (journal.is_none() && !args.no_syslog)
+        .then(|| SocketLayer::syslog(std::path::Path::new(logging::SYSLOG_SOCKET), facility))
+        .flatten();
+    let plan = Plan::choose(
+        args.log_console,
+        args.no_syslog,
+        journal.is_some(),
+        syslog.is_some(),
+    );
+    let console = plan.console.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
+    });
+    tracing_subscriber::registry()
+        .with(level)
+        .with(console)
+        .with(
+            journal
+                .filter(|_| plan.journal)
+                .map(SocketLayer::nonblocking),
+        )
+        .with(syslog.filter(|_| plan.syslog).map(SocketLayer::nonblocking))
+        .init();
+}
+
 fn load(
     file: &std::path::Path,
     config_id: Option<String>,
@@ -361,7 +402,7 @@ fn run(args: RunArgs) -> ExitCode {
         }
         return code;
     }
-    init_logging(args.log_detail);
+    init_flag_logging(&args);
     log_accepted_flags(&args);
     if args.core_dump || args.core_dump_pattern.is_some() {
         let inf = nix::sys::resource::RLIM_INFINITY;
@@ -406,7 +447,7 @@ fn enter_namespace(name: &str) -> std::io::Result<()> {
 
 /// One log line per keepalived flag that has no meaning for baton.
 fn log_accepted_flags(a: &RunArgs) {
-    let accepted: [(bool, &str); 15] = [
+    let accepted: [(bool, &str); 12] = [
         (a.vrrp_only, "-P (baton only runs VRRP)"),
         (
             a.checkers_only,
@@ -414,12 +455,6 @@ fn log_accepted_flags(a: &RunArgs) {
         ),
         (a.no_bfd, "-B (baton has no BFD)"),
         (a.all, "--all (baton is one process)"),
-        (a.log_console, "-l (baton logs to stderr)"),
-        (
-            a.log_facility.is_some(),
-            "-S (baton logs to stderr, for journald)",
-        ),
-        (a.no_syslog, "-G (baton logs to stderr)"),
         (
             a.release_vips,
             "-X (baton removes VIPs whenever it leaves MASTER)",

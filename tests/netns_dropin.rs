@@ -295,7 +295,7 @@ fn dont_release_vrrp_leaves_the_vips_on_stop() {
     let cfg = files.config.display().to_string();
     let ns = lab.node_ns(0).to_string();
     let pid = lab
-        .spawn(&ns, Path::new(BATON), &["-V", "-f", &cfg], &files.log)
+        .spawn(&ns, Path::new(BATON), &["-V", "-l", "-f", &cfg], &files.log)
         .unwrap();
     wait("node0 holds the VIP", Duration::from_secs(5), || {
         lab.has_addr(&ns, IpAddr::V4(VIP4))
@@ -310,6 +310,122 @@ fn dont_release_vrrp_leaves_the_vips_on_stop() {
     assert!(lab
         .log(0)
         .contains("leaving the VIPs configured on stop (-V)"));
+}
+
+/// Start baton in node0's namespace through `sh -c SETUP` (mounts in the
+/// private mount namespace `ip netns exec` gives it), with `args`; the
+/// control socket and state directory in the lab.
+fn spawn_with_setup(lab: &mut Lab, setup: &str, env: &[&str], args: &[&str]) -> u32 {
+    let files = lab.node_files(0);
+    std::fs::write(
+        &files.config,
+        format!("{}{}", lab.global_toml(0), instance_toml()),
+    )
+    .unwrap();
+    let cfg = files.config.display().to_string();
+    let script = format!("{setup} && exec env \"$@\"");
+    let mut all: Vec<&str> = vec!["-c", &script, "sh"];
+    all.extend_from_slice(env);
+    all.push(BATON);
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-f", &cfg]);
+    let ns = lab.node_ns(0).to_string();
+    lab.spawn(&ns, Path::new("sh"), &all, &files.log)
+        .expect("starting baton")
+}
+
+/// Datagrams received on `sock` until one contains `want` (or time out).
+fn datagrams_until(sock: &UnixDatagram, want: &str, timeout: Duration) -> Vec<Vec<u8>> {
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let end = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            seen.push(buf[..n].to_vec());
+            if String::from_utf8_lossy(&buf[..n]).contains(want) {
+                break;
+            }
+        }
+    }
+    seen
+}
+
+/// Under systemd (JOURNAL_STREAM set) the log goes to the journal's
+/// native socket with real priorities, once (not also to standard error);
+/// without it, to syslog (/dev/log) with the facility of -S. Both sockets
+/// are the test's own, mounted where baton looks for them in its private
+/// mount namespace.
+#[test]
+fn logs_go_to_the_journal_with_priorities_or_to_syslog_with_the_facility() {
+    if !lab::require_root() {
+        return;
+    }
+    // The journal.
+    let mut lab = Lab::new("lj", 1).expect("building the namespace lab");
+    let dir = lab.dir().to_path_buf();
+    let jsock = dir.join("journal.sock");
+    let journal = UnixDatagram::bind(&jsock).unwrap();
+    let setup = format!(
+        "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && \
+         touch /run/systemd/journal/socket && mount --bind '{}' /run/systemd/journal/socket",
+        jsock.display()
+    );
+    let pid = spawn_with_setup(&mut lab, &setup, &["JOURNAL_STREAM=8:1234"], &["-l"]);
+    let got = datagrams_until(&journal, "Entering MASTER STATE", Duration::from_secs(10));
+    let text: Vec<String> = got
+        .iter()
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .collect();
+    let master = text
+        .iter()
+        .find(|t| t.contains("MESSAGE=(VI_1) Entering MASTER STATE"))
+        .unwrap_or_else(|| panic!("no MASTER entry in the journal: {text:#?}\n{}", lab.log(0)));
+    assert!(
+        master.starts_with("PRIORITY=6\nSYSLOG_IDENTIFIER=baton\n"),
+        "{master}"
+    );
+    assert!(master.contains(&format!("SYSLOG_PID={pid}\n")), "{master}");
+    lab.signal(pid, Signal::SIGTERM).unwrap();
+    assert_eq!(lab.wait(pid, Duration::from_secs(10)).unwrap(), Some(0));
+    assert!(
+        !lab.log(0).contains("Entering MASTER STATE"),
+        "under systemd the lines went to standard error too:\n{}",
+        lab.log(0)
+    );
+    drop(lab);
+
+    // Syslog, facility local3 (19): an INFO line is <158>.
+    let mut lab = Lab::new("ls", 1).expect("building the namespace lab");
+    let dir = lab.dir().to_path_buf();
+    let ssock = dir.join("syslog.sock");
+    let syslog = UnixDatagram::bind(&ssock).unwrap();
+    let dev = dir.join("dev");
+    let setup = format!(
+        "mkdir -p '{d}' && for f in null zero random urandom; do touch '{d}'/$f && \
+         mount --bind /dev/$f '{d}'/$f; done && ln -s '{s}' '{d}'/log && mount --rbind '{d}' /dev",
+        d = dev.display(),
+        s = ssock.display()
+    );
+    let pid = spawn_with_setup(&mut lab, &setup, &[], &["-S", "local3"]);
+    let got = datagrams_until(&syslog, "Entering MASTER STATE", Duration::from_secs(10));
+    let text: Vec<String> = got
+        .iter()
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .collect();
+    let want = format!("<158>baton[{pid}]: (VI_1) Entering MASTER STATE");
+    assert!(
+        text.iter().any(|t| t.starts_with(&want)),
+        "no {want:?} in {text:#?}\n{}",
+        lab.log(0)
+    );
+    lab.signal(pid, Signal::SIGTERM).unwrap();
+    assert_eq!(lab.wait(pid, Duration::from_secs(10)).unwrap(), Some(0));
+    assert!(
+        !lab.log(0).contains("Entering MASTER STATE"),
+        "without -l the lines went to standard error too"
+    );
 }
 
 fn baton(args: &[&str]) -> (i32, String, String) {

@@ -7,6 +7,7 @@ pub mod channel;
 pub mod control;
 pub mod garp;
 pub mod hostcheck;
+pub mod logging;
 pub mod netlink;
 pub mod notify;
 pub mod on_change;
