@@ -150,6 +150,44 @@ fn with_newline(d: &baton::config::diag::Diagnostics) -> String {
     }
 }
 
+/// `baton check`: the file, then (unless `no_host`) the host.
+fn check(file: PathBuf, config_id: Option<String>, strict: bool, no_host: bool) -> ExitCode {
+    match load(&file, config_id, strict) {
+        Ok(loaded) => {
+            eprint!("{}", with_newline(&loaded.warnings));
+            if !no_host {
+                let host = baton::agent::hostcheck::check(&loaded.config, &loaded.origins);
+                eprint!("{}", with_newline(&host));
+                if host.has_errors() || (strict && !host.is_empty()) {
+                    return ExitCode::FAILURE;
+                }
+            }
+            println!(
+                "{}: OK ({} instance(s))",
+                file.display(),
+                loaded.config.instances.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            eprintln!("{diags}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The configuration file when none is named: /etc/baton/baton.toml,
+/// else keepalived's /etc/keepalived/keepalived.conf.
+fn default_config() -> PathBuf {
+    let baton = PathBuf::from("/etc/baton/baton.toml");
+    let keepalived = PathBuf::from("/etc/keepalived/keepalived.conf");
+    if !baton.exists() && keepalived.exists() {
+        keepalived
+    } else {
+        baton
+    }
+}
+
 /// keepalived's `-S`: 0-7, local0-local7, user or daemon.
 fn parse_facility(s: &str) -> Result<String, String> {
     let ok = matches!(s, "user" | "daemon")
@@ -202,8 +240,10 @@ enum Command {
     Run(RunArgs),
     /// Validate a configuration file: errors as file:line:col, exit 0 or 1.
     Check {
+        /// Default: as the agent's (/etc/baton/baton.toml, else
+        /// /etc/keepalived/keepalived.conf).
         #[arg(short = 'f', long = "use-file")]
-        file: PathBuf,
+        file: Option<PathBuf>,
         /// Warnings (unknown keywords, skipped blocks) are errors.
         #[arg(long)]
         strict: bool,
@@ -359,15 +399,7 @@ fn run(args: RunArgs) -> ExitCode {
     if let Some(mask) = args.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
-    let file = args.file.clone().unwrap_or_else(|| {
-        let baton = PathBuf::from("/etc/baton/baton.toml");
-        let keepalived = PathBuf::from("/etc/keepalived/keepalived.conf");
-        if !baton.exists() && keepalived.exists() {
-            keepalived
-        } else {
-            baton
-        }
-    });
+    let file = args.file.clone().unwrap_or_else(default_config);
     if let Some(log_file) = &args.config_test {
         let opts = baton::config::Options {
             config_id: args.config_id.clone(),
@@ -532,28 +564,12 @@ fn main() -> ExitCode {
             strict,
             config_id,
             no_host,
-        } => match load(&file, config_id, strict) {
-            Ok(loaded) => {
-                eprint!("{}", with_newline(&loaded.warnings));
-                if !no_host {
-                    let host = baton::agent::hostcheck::check(&loaded.config, &loaded.origins);
-                    eprint!("{}", with_newline(&host));
-                    if host.has_errors() || (strict && !host.is_empty()) {
-                        return ExitCode::FAILURE;
-                    }
-                }
-                println!(
-                    "{}: OK ({} instance(s))",
-                    file.display(),
-                    loaded.config.instances.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(diags) => {
-                eprintln!("{diags}");
-                ExitCode::FAILURE
-            }
-        },
+        } => check(
+            file.unwrap_or_else(default_config),
+            config_id,
+            strict,
+            no_host,
+        ),
         Command::Convert { file, config_id } => match load(&file, config_id, false) {
             Ok(loaded) => {
                 eprint!("{}", with_newline(&loaded.warnings));
