@@ -298,6 +298,19 @@ enum Command {
     },
     /// A 3-node failover in network namespaces (needs root).
     Demo,
+    /// Print a shell completion script (bash, zsh or fish) to standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// The shells `baton completions` writes for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 fn init_logging(detail: bool) {
@@ -617,6 +630,16 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "baton", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::Demo => {
             init_logging(false);
             match baton::lab::demo::run() {
@@ -626,6 +649,83 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// man/baton.8 as roff writes option names: `\-\-name`, `\-x`.
+    fn man() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/baton.8"))
+            .expect("man/baton.8")
+    }
+
+    fn roff(flag: &str) -> String {
+        flag.replace('-', "\\-")
+    }
+
+    /// Every flag and subcommand of the command line is in man/baton.8:
+    /// the page cannot drift from the code.
+    #[test]
+    fn every_flag_and_subcommand_is_in_the_man_page() {
+        let man = man();
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        let check = |cmd: &clap::Command, context: &str, missing: &mut Vec<String>| {
+            for arg in cmd.get_arguments() {
+                if arg.is_positional() || ["help", "version"].contains(&arg.get_id().as_str()) {
+                    continue;
+                }
+                if let Some(long) = arg.get_long() {
+                    let text = roff(&format!("--{long}"));
+                    if !man.contains(&text) {
+                        missing.push(format!("{context}--{long}"));
+                    }
+                }
+                if let Some(short) = arg.get_short() {
+                    let text = roff(&format!("-{short}"));
+                    if !man.contains(&text) {
+                        missing.push(format!("{context}-{short}"));
+                    }
+                }
+            }
+        };
+        check(&cli, "", &mut missing);
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            if !man.contains(&format!(".B {name}")) && !man.contains(&format!("baton {name}")) {
+                missing.push(format!("subcommand {name}"));
+            }
+            check(sub, &format!("{name} "), &mut missing);
+        }
+        assert!(missing.is_empty(), "missing from man/baton.8: {missing:?}");
+    }
+
+    #[test]
+    fn completions_name_every_subcommand() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "baton", &mut out);
+            let text = String::from_utf8(out).unwrap();
+            for sub in Cli::command().get_subcommands() {
+                assert!(
+                    text.contains(sub.get_name()),
+                    "{shell:?} lacks {}",
+                    sub.get_name()
+                );
+            }
+            assert!(
+                text.contains("dont-release-vrrp"),
+                "{shell:?} lacks the flags"
+            );
         }
     }
 }

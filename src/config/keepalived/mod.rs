@@ -275,6 +275,18 @@ mod table_tests {
             );
             assert!(!all[..i].contains(name), "{name} is listed twice");
         }
+        // Every keyword baton reads is in baton.conf(5): the page cannot
+        // drift from the reader.
+        let man = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/baton.conf.5"))
+            .expect("man/baton.conf.5");
+        let undocumented: Vec<&&str> = names
+            .iter()
+            .filter(|n| !man.contains(&n.replace('_', "\\_")) && !man.contains(**n))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "keepalived.conf keywords missing from man/baton.conf.5: {undocumented:?}"
+        );
         for name in names {
             assert!(table.handler(name).is_some());
             let found = findings(&wrap(name));
