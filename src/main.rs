@@ -176,6 +176,58 @@ fn check(file: PathBuf, config_id: Option<String>, strict: bool, no_host: bool) 
     }
 }
 
+/// `status --watch`: ask every `every`, redraw in place (cursor home, the
+/// text, clear what is left below: no blank frame between two), until
+/// interrupted; an agent that stops answering is shown, not fatal.
+fn watch_status(
+    socket: Option<PathBuf>,
+    file: Option<PathBuf>,
+    json: bool,
+    every: Duration,
+) -> ExitCode {
+    use std::io::Write;
+    let socket = match socket_path(socket, file) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout();
+    loop {
+        let text = match control::request(&socket, &Request::Status {}, Duration::from_secs(5)) {
+            Ok(reply) => match reply.status {
+                Some(st) if json => serde_json::to_string(&st).unwrap_or_default() + "\n",
+                Some(st) => control::render(&st),
+                None => format!("error: {}\n", reply.error.unwrap_or_default()),
+            },
+            Err(e) => format!("error: {}: {e}\n", socket.display()),
+        };
+        let frame = if json {
+            text
+        } else {
+            format!("\x1b[H{}\x1b[J", text.replace('\n', "\x1b[K\n"))
+        };
+        if out
+            .write_all(frame.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            // The reader went away (a closed pipe): done.
+            return ExitCode::SUCCESS;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// `--watch SECS`: a positive number of seconds, at most an hour.
+fn parse_watch(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {s:?}"))?;
+    if !(0.1..=3600.0).contains(&secs) {
+        return Err("between 0.1 and 3600 seconds".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 /// The configuration file when none is named: /etc/baton/baton.toml,
 /// else keepalived's /etc/keepalived/keepalived.conf.
 fn default_config() -> PathBuf {
@@ -265,9 +317,14 @@ enum Command {
     },
     /// Show every instance of a running agent.
     Status {
-        /// Print the raw JSON status.
+        /// Print the raw JSON status (with --watch: one compact document per
+        /// line at each refresh).
         #[arg(long)]
         json: bool,
+        /// Refresh every SECS seconds (default 1) in place, without flicker,
+        /// until interrupted.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1", value_parser = parse_watch)]
+        watch: Option<Duration>,
         /// Control socket of the agent.
         #[arg(short = 's', long = "socket")]
         socket: Option<PathBuf>,
@@ -594,8 +651,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Status { json, socket, file } => {
-            ask(socket, file, &Request::Status {}, 5, |reply| {
+        Command::Status {
+            json,
+            watch,
+            socket,
+            file,
+        } => match watch {
+            None => ask(socket, file, &Request::Status {}, 5, |reply| {
                 let Some(status) = reply.status else {
                     eprintln!("agent sent no status");
                     return ExitCode::FAILURE;
@@ -609,8 +671,9 @@ fn main() -> ExitCode {
                     print!("{}", control::render(&status));
                 }
                 ExitCode::SUCCESS
-            })
-        }
+            }),
+            Some(every) => watch_status(socket, file, json, every),
+        },
         Command::Switchover {
             instance,
             to,

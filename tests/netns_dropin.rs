@@ -612,3 +612,51 @@ fn the_shipped_unit_verifies_and_keepalived_units_command_line_runs() {
     assert_eq!(code, 0, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `baton status --watch`: frames redrawn in place (cursor home, lines
+/// cleared to their end, the rest of the screen cleared) at the interval;
+/// with `--json`, one document per line.
+#[test]
+fn status_watch_redraws_in_place_and_streams_json() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut lab = Lab::new("sw", 1).expect("building the namespace lab");
+    let files = lab.node_files(0);
+    let pid = lab
+        .start_baton(Path::new(BATON), 0, &instance_toml())
+        .expect("starting baton");
+    lab.wait_for_agent(0, pid, Duration::from_secs(10))
+        .expect("the agent answers");
+    let sock = files.socket.display().to_string();
+    let run = |extra: &[&str]| -> String {
+        let mut args = vec!["status", "--watch", "0.2", "-s", &sock];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(BATON)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting status --watch");
+        std::thread::sleep(Duration::from_millis(1100));
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("its output");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = run(&[]);
+    let frames: Vec<&str> = text.split("\x1b[H").filter(|f| !f.is_empty()).collect();
+    assert!(
+        (3..=8).contains(&frames.len()),
+        "{} frames in 1.1 s at 0.2 s: {text:?}",
+        frames.len()
+    );
+    for f in &frames[..frames.len() - 1] {
+        assert!(f.contains("VI_1") && f.ends_with("\x1b[J"), "{f:?}");
+    }
+    let json = run(&["--json"]);
+    let docs: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
+        .collect();
+    assert!(docs.len() >= 3, "{json}");
+    assert_eq!(docs[0]["instances"][0]["name"], "VI_1");
+}
