@@ -15,7 +15,9 @@
 //! shared 2-core host has scheduling gaps of its own), give or take 1 % of
 //! the adverts.
 //! Figures are printed on `MEASURED:` lines
-//! (`cargo test --test netns_flood -- --nocapture`).
+//! (`cargo test --test netns_flood -- --nocapture`). To explore, the load
+//! can be changed: `BATON_FLOOD_RATE` (garbage packets/s, default 10000)
+//! and `BATON_FLOOD_TCP` (connections kept open per listener, default 16).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
