@@ -14,6 +14,10 @@ use baton::config::toml::parse_toml;
 use baton::config::{load_with_options, Config, Defaults, Diagnostics, Loaded, Options};
 use proptest::prelude::*;
 
+#[path = "support/bounds.rs"]
+mod bounds;
+use bounds::within_bounds;
+
 const MAIN: &str = "/etc/keepalived/keepalived.conf";
 
 fn conf(name: &str) -> PathBuf {
@@ -1050,39 +1054,6 @@ fn sync_modes_with_setuid_setgid_or_sticky_are_refused() {
                 mode.trim_start_matches('0')
             ),
         );
-    }
-}
-
-/// What a checked config promises the runtime: every duration and count is
-/// within its bound, so timers and bursts built from them cannot overflow.
-fn within_bounds(c: &Config) {
-    use baton::config::model::{Cluster, Garp, Global, Instance, VrrpScript};
-    let now = std::time::Instant::now();
-    assert!(c.global.startup_delay <= Global::MAX_STARTUP_DELAY);
-    let _ = now + c.global.startup_delay;
-    for i in &c.instances {
-        let g = &i.garp;
-        assert!(i.preempt_delay <= Instance::MAX_PREEMPT_DELAY);
-        assert!(g.master_delay.max(g.lower_prio_delay()) <= Garp::MAX_DELAY);
-        assert!(g.interval.max(g.na_interval) <= Garp::MAX_INTERVAL);
-        assert!(g.master_refresh.unwrap_or_default() <= Garp::MAX_REFRESH);
-        let repeat = g
-            .master_repeat
-            .max(g.master_refresh_repeat)
-            .max(g.lower_prio_repeat());
-        assert!(repeat <= Garp::MAX_REPEAT);
-        let burst = g.interval.max(g.na_interval) * repeat;
-        let _ = now + burst + g.lower_prio_delay() + i.preempt_delay + i.advert_interval * 3;
-        let _ = now + g.master_refresh.unwrap_or_default();
-    }
-    for s in &c.vrrp_scripts {
-        assert!(s.interval <= VrrpScript::MAX_INTERVAL);
-        assert!(s.rise.max(s.fall) <= VrrpScript::MAX_RISE_FALL);
-        let _ = now + s.interval * s.rise.max(s.fall) + s.timeout.unwrap_or(s.interval);
-    }
-    if let Some(cl) = &c.cluster {
-        assert!(cl.heartbeat_interval <= Cluster::MAX_HEARTBEAT_INTERVAL);
-        let _ = now + cl.heartbeat_interval * 3;
     }
 }
 
