@@ -85,14 +85,8 @@ fn has(seen: &[(Instant, String)], from: usize, prefix: &str) -> bool {
     seen.iter().skip(from).any(|s| s.1.starts_with(prefix))
 }
 
-/// Wait until `cond` holds (polling), or panic with `what`.
-fn wait(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+/// Long enough for a start, an election or a file to appear on a loaded host.
+const SETTLE: Duration = Duration::from_secs(5);
 
 #[test]
 fn every_keepalived_flag_signal_and_systemd_notification() {
@@ -174,10 +168,9 @@ fn every_keepalived_flag_signal_and_systemd_notification() {
         "{:?}",
         systemd.seen[ready].1
     );
-    wait(
-        "node0 holds the VIP (-s moved baton there)",
-        Duration::from_secs(5),
-        || lab.has_addr(&node_ns, IpAddr::V4(VIP4)),
+    assert!(
+        lab.wait_for(SETTLE, |l| l.has_addr(&node_ns, IpAddr::V4(VIP4))),
+        "node0 never held the VIP (-s did not move baton there)"
     );
     assert!(
         !lab.has_addr(&client_ns, IpAddr::V4(VIP4)),
@@ -218,9 +211,10 @@ fn every_keepalived_flag_signal_and_systemd_notification() {
         let path = run_dir.join(file);
         let _ = std::fs::remove_file(&path);
         send(pid, sig);
-        wait(&format!("{file} appears"), Duration::from_secs(5), || {
-            path.exists()
-        });
+        assert!(
+            lab.wait_for(SETTLE, |_| path.exists()),
+            "{file} never appeared"
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("VI_1"), "{file}: {text}");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -231,9 +225,10 @@ fn every_keepalived_flag_signal_and_systemd_notification() {
             .expect("baton.json is JSON");
     assert_eq!(json["instances"][0]["name"], "VI_1");
     send(pid, rtmin + 29);
-    wait("statistics cleared", Duration::from_secs(5), || {
-        lab.log(0).contains("statistics cleared")
-    });
+    assert!(
+        lab.wait_for(SETTLE, |l| l.log(0).contains("statistics cleared")),
+        "statistics never cleared"
+    );
     assert!(
         lab.wait(pid, Duration::ZERO).unwrap().is_none(),
         "baton died of a signal"
@@ -297,9 +292,10 @@ fn dont_release_vrrp_leaves_the_vips_on_stop() {
     let pid = lab
         .spawn(&ns, Path::new(BATON), &["-V", "-l", "-f", &cfg], &files.log)
         .unwrap();
-    wait("node0 holds the VIP", Duration::from_secs(5), || {
-        lab.has_addr(&ns, IpAddr::V4(VIP4))
-    });
+    assert!(
+        lab.wait_for(SETTLE, |l| l.has_addr(&ns, IpAddr::V4(VIP4))),
+        "node0 never held the VIP"
+    );
     lab.signal(pid, Signal::SIGTERM).unwrap();
     assert_eq!(lab.wait(pid, Duration::from_secs(10)).unwrap(), Some(0));
     assert!(
