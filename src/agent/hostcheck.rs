@@ -47,18 +47,12 @@ pub fn check(config: &Config, origins: &Origins) -> Diagnostics {
             ("notify_stop", &n.stop),
             ("notify", &n.generic),
         ] {
-            if let Some(cmd) = cmd {
-                let user = script::script_user_spec(None, &config.global);
-                runnable(
-                    &mut d,
-                    origins,
-                    &format!("{p}.{key}"),
-                    &what,
-                    key,
-                    cmd,
-                    user,
-                    config,
-                );
+            let user = script::script_user_spec(None, &config.global);
+            if let Some(e) = cmd
+                .as_deref()
+                .and_then(|c| unrunnable(c, user.as_deref(), config))
+            {
+                d.push(origins.error(&format!("{p}.{key}"), format!("{what}: {key}: {e}")));
             }
         }
     }
@@ -69,16 +63,9 @@ pub fn check(config: &Config, origins: &Origins) -> Diagnostics {
             user_exists(&mut d, origins, &format!("{p}.user"), &what, u);
         }
         let user = script::script_user_spec(s.user.as_deref(), &config.global);
-        runnable(
-            &mut d,
-            origins,
-            &format!("{p}.script"),
-            &what,
-            "script",
-            &s.script,
-            user,
-            config,
-        );
+        if let Some(e) = unrunnable(&s.script, user.as_deref(), config) {
+            d.push(origins.error(&format!("{p}.script"), format!("{what}: script: {e}")));
+        }
     }
     if let Some(u) = &config.global.script_user {
         user_exists(&mut d, origins, "global.script_user", "global", u);
@@ -103,36 +90,10 @@ fn user_exists(d: &mut Diagnostics, origins: &Origins, path: &str, what: &str, s
     }
 }
 
-/// A command that must be found, executable, and (under
-/// `enable_script_security`) safe to run as its user.
-#[allow(clippy::too_many_arguments)]
-fn runnable(
-    d: &mut Diagnostics,
-    origins: &Origins,
-    path: &str,
-    what: &str,
-    key: &str,
-    command: &str,
-    user: Option<String>,
-    config: &Config,
-) {
-    use std::os::unix::fs::PermissionsExt;
-    let words = script::split_command(command);
-    let program = words
-        .first()
-        .ok_or_else(|| "empty command".to_string())
-        .and_then(|w| script::resolve_program(w));
-    let found = program.and_then(|p| match std::fs::metadata(&p) {
-        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
-        Ok(_) => Err(format!("{} is not an executable file", p.display())),
-        Err(e) => Err(format!("{}: {e}", p.display())),
-    });
-    let result = found.and_then(|()| {
-        script::ScriptCommand::prepare(command, user.as_deref(), &config.global).map(|_| ())
-    });
-    if let Err(e) = result {
-        d.push(origins.error(path, format!("{what}: {key}: {e}")));
-    }
+/// Why `command` cannot run as `user` (not found, not executable, refused
+/// by `enable_script_security`), if it cannot: the agent's own preparation.
+fn unrunnable(command: &str, user: Option<&str>, config: &Config) -> Option<String> {
+    script::ScriptCommand::prepare(command, user, &config.global).err()
 }
 
 #[cfg(test)]

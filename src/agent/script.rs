@@ -171,13 +171,18 @@ pub fn script_user_spec(own: Option<&str>, global: &Global) -> Option<String> {
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The file `exec` would run for a command's first word: as given when it
-/// has a `/`, else the first executable of that name in `$PATH`.
+/// has a `/` (and is an executable regular file), else the first
+/// executable of that name in `$PATH`.
 pub fn resolve_program(word: &str) -> Result<PathBuf, String> {
     if word.is_empty() {
         return Err("empty command".into());
     }
     if word.contains('/') {
-        return Ok(PathBuf::from(word));
+        return match std::fs::metadata(word) {
+            Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => Ok(PathBuf::from(word)),
+            Ok(_) => Err(format!("{word} is not an executable file")),
+            Err(e) => Err(format!("{word}: {e}")),
+        };
     }
     let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string());
     for dir in path.split(':').filter(|d| !d.is_empty()) {
