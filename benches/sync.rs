@@ -1,6 +1,6 @@
 //! Data sync latency: the time from writing a file on the control node to
 //! the same content on both peers of a 3-node cluster, 1 KiB and 1 MiB (10
-//! rounds each) and 64 MiB (3 rounds). Includes the 200 ms change poll.
+//! rounds each) and 64 MiB (3 rounds), noticed through inotify.
 //! Also the oldest heartbeat any node had from a peer while it ran (100 ms
 //! heartbeats: ~100 ms when nothing waits behind the data). Needs root.
 //!
@@ -23,7 +23,7 @@ mod sync_lab;
 use sync_lab::*;
 
 /// BENCHMARKS.md "Data sync": time from writing the file on the master to
-/// the content on both peers, 3-node cluster. Includes the 200 ms poll.
+/// the content on both peers, 3-node cluster (inotify, no poll wait).
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     codec(if smoke { 20 } else { 2000 });

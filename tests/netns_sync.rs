@@ -84,6 +84,40 @@ fn a_change_on_the_master_reaches_every_peer_once_and_status_shows_versions() {
     );
 }
 
+/// inotify with pacing: 1,000 writes within about a second on the master
+/// end with every peer holding the last one, through a handful of commits
+/// (on_change runs once per commit a peer applies), not a thousand.
+#[test]
+fn a_burst_of_a_thousand_writes_ends_with_the_last_and_a_few_commits() {
+    if !lab::require_root() {
+        return;
+    }
+    let _alone = SERIAL.read().unwrap_or_else(|e| e.into_inner());
+    let mut s = SyncLab::new("syb", 3);
+    s.up(&[0, 1, 2]);
+    let start = std::time::Instant::now();
+    for i in 0..1000u32 {
+        std::fs::write(s.file(0), format!("backend {i:04}\n")).unwrap();
+        std::thread::sleep(Duration::from_micros(900));
+    }
+    let took = start.elapsed();
+    let last = b"backend 0999\n";
+    s.wait("the last write on every peer", SETTLE, |s| {
+        s.everywhere(&[1, 2], last)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for i in [1, 2] {
+        // A write that never pauses is read every 500 ms (syncfs MAX_DELAY):
+        // on a loaded host the loop takes longer than a second.
+        let n = s.changes(i).len();
+        let bound = 3 + took.as_millis() as usize / 500;
+        assert!(
+            (1..=bound).contains(&n),
+            "node{i}: {n} commits applied for 1,000 writes in {took:?}"
+        );
+    }
+}
+
 #[test]
 fn master_dies_after_a_commit_the_new_master_serves_it_and_the_old_one_does_not_overwrite() {
     if !lab::require_root() {

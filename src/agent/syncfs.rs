@@ -333,28 +333,65 @@ pub enum FsCommand {
     SaveState(BTreeMap<String, Persisted>),
 }
 
-/// The worker's handle; dropping it stops the thread.
+/// What reaches the worker thread: the event loop's commands, and the
+/// watcher's word that something happened in a directory it watches.
+#[derive(Debug)]
+enum Msg {
+    Cmd(FsCommand),
+    /// Entries (by index) whose directory saw an event naming their file.
+    Touched(Vec<(usize, Notice)>),
+}
+
+/// The worker's handle; dropping it stops the thread (and the watcher).
 pub struct Worker {
-    tx: std_mpsc::Sender<FsCommand>,
+    tx: std_mpsc::Sender<Msg>,
 }
 
 impl Worker {
     /// Start the worker: it reads every file at once (an `Observed` per
-    /// entry), then polls.
+    /// entry), then follows changes (inotify, and the poll beside it).
     pub fn start(
         entries: Vec<FsEntry>,
         state_file: PathBuf,
     ) -> io::Result<(Worker, mpsc::UnboundedReceiver<FsEvent>)> {
+        Self::start_polling(entries, state_file, POLL_INTERVAL)
+    }
+
+    fn start_polling(
+        entries: Vec<FsEntry>,
+        state_file: PathBuf,
+        poll: Duration,
+    ) -> io::Result<(Worker, mpsc::UnboundedReceiver<FsEvent>)> {
         let (tx, cmds) = std_mpsc::channel();
         let (events, rx) = mpsc::unbounded_channel();
+        let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
+        let alive = Arc::new(());
+        match watch::start(&paths, tx.clone(), Arc::downgrade(&alive)) {
+            Ok(unwatched) => {
+                for i in unwatched {
+                    tracing::info!(
+                        "sync {}: no change events for {} (its directory cannot be \
+                         watched); polled every {POLL_INTERVAL:?}",
+                        entries[i].name,
+                        entries[i].path.display()
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(
+                "sync: inotify unavailable ({e}); files are polled every {POLL_INTERVAL:?}"
+            ),
+        }
         std::thread::Builder::new()
             .name("baton-syncfs".into())
-            .spawn(move || worker(entries, state_file, cmds, events))?;
+            .spawn(move || {
+                let _alive = alive;
+                worker(entries, state_file, cmds, events, poll)
+            })?;
         Ok((Worker { tx }, rx))
     }
 
     pub fn send(&self, cmd: FsCommand) {
-        let _ = self.tx.send(cmd);
+        let _ = self.tx.send(Msg::Cmd(cmd));
     }
 }
 
@@ -383,22 +420,34 @@ fn stamp(path: &Path) -> Option<Stamp> {
 fn worker(
     entries: Vec<FsEntry>,
     state_file: PathBuf,
-    cmds: std_mpsc::Receiver<FsCommand>,
+    cmds: std_mpsc::Receiver<Msg>,
     events: mpsc::UnboundedSender<FsEvent>,
+    poll: Duration,
 ) {
     // None: never looked; Some(None): missing or unreadable.
     let mut seen: BTreeMap<String, Option<Stamp>> = BTreeMap::new();
-    let mut next_poll = std::time::Instant::now();
+    // What the event loop last heard of each file (or what was written):
+    // a read that finds the same is not reported again (the events of the
+    // worker's own writes, an attribute change).
+    let mut told: BTreeMap<String, Told> = BTreeMap::new();
+    let mut pace = Pacer::new(entries.len());
+    // Every entry is read once at start.
+    let start = std::time::Instant::now();
+    for i in 0..entries.len() {
+        pace.touched(i, start, Notice::Settled);
+    }
+    let mut next_poll = start + poll;
     loop {
-        let wait = next_poll.saturating_duration_since(std::time::Instant::now());
-        match cmds.recv_timeout(wait) {
-            Ok(FsCommand::Write {
+        let now = std::time::Instant::now();
+        let wake = pace.next_due().map_or(next_poll, |d| d.min(next_poll));
+        match cmds.recv_timeout(wake.saturating_duration_since(now)) {
+            Ok(Msg::Cmd(FsCommand::Write {
                 name,
                 version,
                 content,
                 keep_unless,
                 conflict_epoch,
-            }) => {
+            })) => {
                 let Some(entry) = entries.iter().find(|e| e.name == name) else {
                     continue;
                 };
@@ -407,6 +456,7 @@ fn worker(
                     .map_err(|e| format!("{}: {e}", entry.path.display()));
                 if result.is_ok() {
                     seen.insert(name.clone(), stamp(&entry.path));
+                    told.insert(name.clone(), Told::Content(digest(&content)));
                 }
                 let ev = FsEvent::Written {
                     name,
@@ -417,46 +467,322 @@ fn worker(
                     return;
                 }
             }
-            Ok(FsCommand::SaveState(state)) => {
+            Ok(Msg::Cmd(FsCommand::SaveState(state))) => {
                 if let Err(e) = save_state(&state_file, &state) {
                     tracing::warn!("sync: state file {}: {e}", state_file.display());
                 }
             }
-            Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                next_poll = std::time::Instant::now() + POLL_INTERVAL;
-                for e in &entries {
-                    let now = stamp(&e.path);
-                    if seen.get(&e.name) == Some(&now) {
-                        continue;
-                    }
-                    let observed = match read_file(&e.path, e.max_size) {
-                        Ok(o) => o,
-                        Err(err) => {
-                            tracing::warn!(
-                                "sync {}: cannot read {}: {err}",
-                                e.name,
-                                e.path.display()
-                            );
-                            seen.insert(e.name.clone(), now);
-                            continue;
-                        }
-                    };
-                    // Changed while read (a writer still at work): look
-                    // again at the next poll rather than sync a torn copy.
-                    if stamp(&e.path) != now {
-                        continue;
-                    }
-                    seen.insert(e.name.clone(), now);
-                    let ev = FsEvent::Observed {
-                        name: e.name.clone(),
-                        observed,
-                    };
-                    if events.send(ev).is_err() {
-                        return;
+            Ok(Msg::Touched(which)) => {
+                let now = std::time::Instant::now();
+                for (i, notice) in which {
+                    pace.touched(i, now, notice);
+                }
+            }
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        let now = std::time::Instant::now();
+        // The poll: a stamp that moved counts as an event (the safety net
+        // for filesystems and writers that inotify does not see).
+        if now >= next_poll {
+            next_poll = now + poll;
+            for (i, e) in entries.iter().enumerate() {
+                if !pace.pending(i) && seen.get(&e.name) != Some(&stamp(&e.path)) {
+                    pace.touched(i, now, Notice::Polled);
+                }
+            }
+        }
+        for (i, forced) in pace.due(now) {
+            let e = &entries[i];
+            let before = stamp(&e.path);
+            // An event forces a read even when the stamp did not move: two
+            // same-size writes within one kernel clock tick look alike.
+            if !forced && seen.get(&e.name) == Some(&before) {
+                continue;
+            }
+            let observed = match read_file(&e.path, e.max_size) {
+                Ok(o) => o,
+                Err(err) => {
+                    tracing::warn!("sync {}: cannot read {}: {err}", e.name, e.path.display());
+                    seen.insert(e.name.clone(), before);
+                    continue;
+                }
+            };
+            // Changed while read (a writer still at work): look again
+            // shortly rather than sync a torn copy.
+            if stamp(&e.path) != before {
+                pace.touched(i, now, Notice::Busy);
+                continue;
+            }
+            seen.insert(e.name.clone(), before);
+            pace.read(i, now);
+            let sig = Told::of(&observed);
+            if told.get(&e.name) == Some(&sig) {
+                continue;
+            }
+            told.insert(e.name.clone(), sig);
+            let ev = FsEvent::Observed {
+                name: e.name.clone(),
+                observed,
+            };
+            if events.send(ev).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The gist of an `Observed`, to tell a real change from a repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Told {
+    Missing,
+    Content(Digest),
+    TooLarge(u64),
+}
+
+impl Told {
+    fn of(o: &Observed) -> Told {
+        match o {
+            Observed::Missing => Told::Missing,
+            Observed::Content(c) => Told::Content(c.digest),
+            Observed::TooLarge(n) => Told::TooLarge(*n),
+        }
+    }
+}
+
+/// After a read, further changes within this time make the entry "hot".
+pub const HOT_FOR: Duration = Duration::from_millis(100);
+/// A hot entry is read once its writes have been quiet this long...
+pub const QUIET: Duration = Duration::from_millis(50);
+/// ...or, under writes that never pause, this long after the first.
+pub const MAX_DELAY: Duration = Duration::from_millis(500);
+
+/// When to read each entry after it changed: at once when it has been
+/// quiet (a single edit reaches the peers in milliseconds), but a burst of
+/// writes is read when it pauses or every [`MAX_DELAY`], so a thousand
+/// writes in a second make a handful of versions, not a thousand.
+#[derive(Debug)]
+struct Pacer {
+    slots: Vec<Pace>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Pace {
+    /// First unread change; whether an event (not the poll) saw one; and
+    /// whether the writer is done (closed or renamed the file in, or the
+    /// poll saw it) rather than still at work (created, modified).
+    pending: Option<Pending>,
+    /// The latest change, and whether it left the file settled.
+    last_change: Option<std::time::Instant>,
+    last_settled: bool,
+    /// The last read that found the file settled.
+    last_read: Option<std::time::Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    since: std::time::Instant,
+    forced: bool,
+    settled: bool,
+}
+
+/// What a change notice says about the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    /// The writer closed it, renamed it in, or removed it: read it.
+    Settled,
+    /// Created, written, attributes changed: a writer may still be at
+    /// work (an empty file between `O_TRUNC` and the write); read once
+    /// it has been quiet for [`QUIET`].
+    Busy,
+    /// The poll saw the stamp move (read, unless the stamp is the same).
+    Polled,
+}
+
+impl Pacer {
+    fn new(n: usize) -> Pacer {
+        Pacer {
+            slots: vec![Pace::default(); n],
+        }
+    }
+
+    fn touched(&mut self, i: usize, now: std::time::Instant, notice: Notice) {
+        let Some(p) = self.slots.get_mut(i) else {
+            return;
+        };
+        let forced = notice != Notice::Polled;
+        let settled = notice != Notice::Busy;
+        p.pending = Some(match p.pending {
+            Some(q) => Pending {
+                since: q.since,
+                forced: q.forced || forced,
+                settled: q.settled || settled,
+            },
+            None => Pending {
+                since: now,
+                forced,
+                settled,
+            },
+        });
+        p.last_change = Some(now);
+        p.last_settled = settled;
+    }
+
+    fn pending(&self, i: usize) -> bool {
+        self.slots.get(i).is_some_and(|p| p.pending.is_some())
+    }
+
+    fn read(&mut self, i: usize, now: std::time::Instant) {
+        if let Some(p) = self.slots.get_mut(i) {
+            p.last_read = Some(now);
+        }
+    }
+
+    fn due_at(p: &Pace) -> Option<std::time::Instant> {
+        let q = p.pending?;
+        let hot = p.last_read.is_some_and(|r| q.since < r + HOT_FOR);
+        if q.settled && !hot {
+            return Some(q.since);
+        }
+        let quiet = p.last_change.unwrap_or(q.since) + QUIET;
+        // Under writes that never pause, read between two writes (the
+        // last notice a close), or at worst after twice MAX_DELAY.
+        let max = if p.last_settled {
+            MAX_DELAY
+        } else {
+            MAX_DELAY * 2
+        };
+        Some(quiet.min(q.since + max))
+    }
+
+    fn next_due(&self) -> Option<std::time::Instant> {
+        self.slots.iter().filter_map(Self::due_at).min()
+    }
+
+    /// The entries to read now (index, whether an event asked), cleared.
+    fn due(&mut self, now: std::time::Instant) -> Vec<(usize, bool)> {
+        let mut out = Vec::new();
+        for (i, p) in self.slots.iter_mut().enumerate() {
+            if Self::due_at(p).is_some_and(|d| d <= now) {
+                out.push((i, p.pending.take().is_some_and(|q| q.forced)));
+            }
+        }
+        out
+    }
+}
+
+/// Change events: inotify on each synced file's directory (so a file
+/// replaced by rename, created or removed is seen, not only one written in
+/// place), on a thread of its own that wakes the worker.
+mod watch {
+    use std::collections::BTreeMap;
+    use std::ffi::OsString;
+    use std::os::fd::AsFd;
+    use std::path::PathBuf;
+    use std::sync::{mpsc, Weak};
+
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+
+    use super::{Msg, Notice};
+
+    /// Watch the directories of `paths`; events naming one of the files
+    /// become `Msg::Touched`. The thread ends when `alive` is gone (the
+    /// worker stopped). Ok(indices of entries without a watch).
+    pub(super) fn start(
+        paths: &[PathBuf],
+        tx: mpsc::Sender<Msg>,
+        alive: Weak<()>,
+    ) -> std::io::Result<Vec<usize>> {
+        let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
+        let mask = AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_ATTRIB
+            | AddWatchFlags::IN_ONLYDIR;
+        // Per watch: the file names in that directory, and their entries.
+        let mut names: BTreeMap<WatchDescriptor, Vec<(OsString, usize)>> = BTreeMap::new();
+        let mut unwatched = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                unwatched.push(i);
+                continue;
+            };
+            let dir = if dir.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                dir
+            };
+            match ino.add_watch(dir, mask) {
+                Ok(wd) => names.entry(wd).or_default().push((name.to_owned(), i)),
+                Err(_) => unwatched.push(i),
+            }
+        }
+        std::thread::Builder::new()
+            .name("baton-syncwatch".into())
+            .spawn(move || run(ino, names, tx, alive))?;
+        Ok(unwatched)
+    }
+
+    fn run(
+        ino: Inotify,
+        names: BTreeMap<WatchDescriptor, Vec<(OsString, usize)>>,
+        tx: mpsc::Sender<Msg>,
+        alive: Weak<()>,
+    ) {
+        loop {
+            if alive.strong_count() == 0 {
+                return;
+            }
+            let mut fds = [PollFd::new(ino.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(500u16)) {
+                Ok(0) => continue,
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            }
+            let events = match ino.read_events() {
+                Ok(ev) => ev,
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            };
+            let mut touched: Vec<(usize, Notice)> = Vec::new();
+            let settled = AddWatchFlags::IN_CLOSE_WRITE
+                | AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_MOVED_FROM
+                | AddWatchFlags::IN_DELETE
+                | AddWatchFlags::IN_Q_OVERFLOW;
+            for ev in events {
+                let notice = if ev.mask.intersects(settled) {
+                    Notice::Settled
+                } else {
+                    Notice::Busy
+                };
+                if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+                    // Events were lost: every file may have changed.
+                    touched = names
+                        .values()
+                        .flatten()
+                        .map(|(_, i)| (*i, Notice::Settled))
+                        .collect();
+                    continue;
+                }
+                let Some(files) = names.get(&ev.wd) else {
+                    continue;
+                };
+                for (name, i) in files {
+                    // No name: the directory itself changed.
+                    if ev.name.as_ref().is_none_or(|n| n == name) {
+                        touched.push((*i, notice));
                     }
                 }
             }
-            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            if !touched.is_empty() && tx.send(Msg::Touched(touched)).is_err() {
+                return;
+            }
         }
     }
 }
@@ -470,6 +796,189 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    fn entry(name: &str, path: &Path) -> FsEntry {
+        FsEntry {
+            name: name.into(),
+            path: path.to_path_buf(),
+            mode: None,
+            owner: None,
+            max_size: 1 << 20,
+        }
+    }
+
+    /// The next `Observed` content within `wait`, if any.
+    fn next_content(rx: &mut mpsc::UnboundedReceiver<FsEvent>, wait: Duration) -> Option<Vec<u8>> {
+        let end = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < end {
+            match rx.try_recv() {
+                Ok(FsEvent::Observed {
+                    observed: Observed::Content(c),
+                    ..
+                }) => return Some(c.bytes.to_vec()),
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        None
+    }
+
+    /// With the poll out of the way (an hour), only inotify can tell the
+    /// worker: edits in place, a file replaced by rename, and a file
+    /// created after start are all seen.
+    #[test]
+    fn changes_are_seen_by_events_without_the_poll() {
+        let d = tmpdir("events");
+        let f = d.join("f");
+        fs::write(&f, b"one").unwrap();
+        let (_w, mut rx) = Worker::start_polling(
+            vec![entry("f", &f), entry("g", &d.join("g"))],
+            d.join("state"),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        let wait = Duration::from_secs(5);
+        assert_eq!(next_content(&mut rx, wait).as_deref(), Some(&b"one"[..]));
+        fs::write(&f, b"two").unwrap();
+        assert_eq!(next_content(&mut rx, wait).as_deref(), Some(&b"two"[..]));
+        fs::write(d.join("tmp"), b"three").unwrap();
+        fs::rename(d.join("tmp"), &f).unwrap();
+        assert_eq!(next_content(&mut rx, wait).as_deref(), Some(&b"three"[..]));
+        fs::write(d.join("g"), b"new file").unwrap();
+        assert_eq!(
+            next_content(&mut rx, wait).as_deref(),
+            Some(&b"new file"[..])
+        );
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// A directory that cannot be watched (missing at start) is still
+    /// followed by the poll.
+    #[test]
+    fn an_unwatched_directory_falls_back_to_the_poll() {
+        let d = tmpdir("fallback");
+        let f = d.join("later").join("f");
+        let (_w, mut rx) = Worker::start_polling(
+            vec![entry("f", &f)],
+            d.join("state"),
+            Duration::from_millis(20),
+        )
+        .unwrap();
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(&f, b"polled").unwrap();
+        assert_eq!(
+            next_content(&mut rx, Duration::from_secs(5)).as_deref(),
+            Some(&b"polled"[..])
+        );
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// A thousand writes within about a second become a handful of reads,
+    /// the last of them the final content.
+    #[test]
+    fn a_burst_of_writes_is_read_a_few_times_ending_with_the_last() {
+        let d = tmpdir("burst");
+        let f = d.join("f");
+        fs::write(&f, b"start").unwrap();
+        let (_w, mut rx) = Worker::start_polling(
+            vec![entry("f", &f)],
+            d.join("state"),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        assert!(next_content(&mut rx, Duration::from_secs(5)).is_some());
+        for i in 0..1000u32 {
+            fs::write(&f, format!("write {i:04}")).unwrap();
+            std::thread::sleep(Duration::from_micros(900));
+        }
+        let mut reads = Vec::new();
+        while let Some(c) = next_content(&mut rx, Duration::from_secs(2)) {
+            reads.push(String::from_utf8(c).unwrap());
+        }
+        assert_eq!(
+            reads.last().map(String::as_str),
+            Some("write 0999"),
+            "{reads:?}"
+        );
+        assert!(
+            reads.len() <= 8,
+            "{} reads for one burst: {reads:?}",
+            reads.len()
+        );
+    }
+
+    #[test]
+    fn the_pacer_reads_a_quiet_file_at_once_and_a_busy_one_when_it_pauses() {
+        let t0 = std::time::Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut p = Pacer::new(1);
+        p.touched(0, ms(0), Notice::Settled);
+        assert_eq!(p.due(ms(0)), vec![(0, true)]);
+        p.read(0, ms(0));
+        // Hot: another change 5 ms later waits for a quiet QUIET.
+        p.touched(0, ms(5), Notice::Polled);
+        assert!(p.due(ms(20)).is_empty());
+        p.touched(0, ms(30), Notice::Settled);
+        assert_eq!(p.next_due(), Some(ms(30) + QUIET));
+        assert_eq!(p.due(ms(30) + QUIET), vec![(0, true)]);
+        p.read(0, ms(80));
+        // Never quiet: read at MAX_DELAY after the first change.
+        let mut t = 100;
+        p.touched(0, ms(t), Notice::Polled);
+        while t < 100 + MAX_DELAY.as_millis() as u64 {
+            t += 10;
+            p.touched(0, ms(t), Notice::Polled);
+            if t < 100 + MAX_DELAY.as_millis() as u64 {
+                assert!(p.due(ms(t)).is_empty(), "read at {t} ms");
+            }
+        }
+        assert_eq!(p.due(ms(100) + MAX_DELAY), vec![(0, false)]);
+        // Quiet again for HOT_FOR: the next change is read at once.
+        p.read(0, ms(600));
+        p.touched(0, ms(600) + HOT_FOR, Notice::Polled);
+        assert_eq!(p.due(ms(600) + HOT_FOR), vec![(0, false)]);
+        // A file being written (created, truncated, modified) is read only
+        // once it is quiet, even when it was quiet before; a close or a
+        // rename in settles it at once.
+        p.read(0, ms(1000));
+        let t = ms(1000) + HOT_FOR;
+        p.touched(0, t, Notice::Busy);
+        assert!(p.due(t).is_empty());
+        assert_eq!(p.due(t + QUIET), vec![(0, true)]);
+        p.touched(0, t + HOT_FOR * 3, Notice::Busy);
+        p.touched(0, t + HOT_FOR * 3, Notice::Settled);
+        assert_eq!(p.due(t + HOT_FOR * 3), vec![(0, true)]);
+    }
+
+    /// A writer that truncates, then writes (`std::fs::write`) is never
+    /// read in between: no empty version is reported.
+    #[test]
+    fn a_truncate_then_write_is_not_read_half_done() {
+        let d = tmpdir("trunc");
+        let f = d.join("f");
+        fs::write(&f, b"first").unwrap();
+        let (_w, mut rx) = Worker::start_polling(
+            vec![entry("f", &f)],
+            d.join("state"),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        assert!(next_content(&mut rx, Duration::from_secs(5)).is_some());
+        for i in 0..20 {
+            std::thread::sleep(HOT_FOR * 2);
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&f)
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            file.write_all(format!("content {i}").as_bytes()).unwrap();
+            drop(file);
+            let got = next_content(&mut rx, Duration::from_secs(5)).unwrap();
+            assert_eq!(got, format!("content {i}").as_bytes(), "round {i}");
+        }
+        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]
