@@ -518,10 +518,25 @@ fn authentication() {
         "    authentication {\n        auth_type PASS\n        auth_pass 0123456789\n    }\n",
     ));
     assert_eq!(w, [format!("{MAIN}:4:19: warning: vrrp_instance \"VI_1\": authentication: auth_pass is longer than 8 bytes; only \"01234567\" is used, as keepalived does")]);
-    let e = errors(&instance(
+    let c = ok(&instance(
         "    authentication {\n        auth_type AH\n        auth_pass x\n    }\n",
     ));
-    assert_eq!(e, [format!("{MAIN}:3:19: error: vrrp_instance \"VI_1\": authentication: auth_type AH is not supported by baton (only PASS)")]);
+    assert_eq!(c.instances[0].auth_pass.as_deref(), Some("x"));
+    assert_eq!(c.instances[0].auth_type, baton::config::model::AuthType::Ah);
+    assert_eq!(c.instances[0].version, baton::config::model::Version::V2);
+    roundtrip(&c);
+    let e = errors(&instance(
+        "    authentication {\n        auth_type AH\n        auth_pass x\n    }\n    unicast_peer {\n        192.0.2.9\n    }\n",
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.contains("auth_type ah: not supported with unicast_peers")),
+        "{e:#?}"
+    );
+    let e = errors(&instance(
+        "    authentication {\n        auth_type XY\n        auth_pass x\n    }\n",
+    ));
+    assert_eq!(e, [format!("{MAIN}:3:19: error: vrrp_instance \"VI_1\": authentication: auth_type \"XY\" is not PASS or AH")]);
 }
 
 // ---------------------------------------------------------------- diagnostics

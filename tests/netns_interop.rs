@@ -72,6 +72,8 @@ struct Router {
     unicast: bool,
     /// v2 `auth_type PASS`.
     auth: bool,
+    /// With `auth`: `auth_type AH` instead of PASS.
+    ah: bool,
     ipv6: bool,
     /// IPv6 only: a link-local VIP listed first, as RFC 5798 wants the
     /// first advertised address to be (keepalived warns without one).
@@ -85,6 +87,7 @@ impl Router {
         advert_int: "1",
         unicast: false,
         auth: false,
+        ah: false,
         ipv6: false,
         link_local_first: false,
     };
@@ -141,6 +144,8 @@ struct Cluster {
     lab: Lab,
     router: Router,
     agents: Vec<Option<Running>>,
+    /// Each node's `auth_pass`.
+    auth_pass: Vec<&'static str>,
 }
 
 impl Cluster {
@@ -150,6 +155,7 @@ impl Cluster {
             lab,
             router,
             agents: vec![None; nodes],
+            auth_pass: vec![AUTH_PASS; nodes],
         }
     }
 
@@ -189,7 +195,9 @@ impl Cluster {
         if r.auth {
             let _ = write!(
                 c,
-                "    authentication {{\n        auth_type PASS\n        auth_pass {AUTH_PASS}\n    }}\n"
+                "    authentication {{\n        auth_type {}\n        auth_pass {}\n    }}\n",
+                if r.ah { "AH" } else { "PASS" },
+                self.auth_pass[i]
             );
         }
         if r.unicast {
@@ -985,4 +993,112 @@ fn rolling_migration_from_keepalived_to_baton_and_back() {
         c.context()
     );
     c.assert_clean();
+}
+
+// ---------------------------------------------------------------------------
+// 8. auth_type AH: keepalived's IPsec AH, both ways
+// ---------------------------------------------------------------------------
+
+const AH: Router = Router {
+    auth: true,
+    ah: true,
+    ..Router::V2
+};
+
+/// A keepalived and a baton node with `auth_type AH` and one password:
+/// `first` (priority 150) wins; stopped, the other takes over; started
+/// again, it hears the other's (higher) sequence numbers, preempts, and
+/// the other accepts its adverts, which continue above them. Neither side
+/// drops or complains about an advert at any time.
+fn ah_fails_over_and_back(tag: &str, first: Impl) {
+    let mut c = Cluster::new(tag, 2, AH);
+    let prio = |i: usize| {
+        if (i == 0) == (first == Keepalived) {
+            150
+        } else {
+            100
+        }
+    };
+    c.start(0, Keepalived, prio(0));
+    c.start(1, Baton, prio(1));
+    let (m, b) = if first == Keepalived { (0, 1) } else { (1, 0) };
+    let kinds = [Keepalived, Baton];
+    let took = c.settles_on(m, AH.election());
+    println!("{tag}: {first:?} (priority 150) sole master {took:?} after start");
+    c.assert_clean();
+
+    c.signal(m, Signal::SIGTERM);
+    assert_eq!(
+        c.reap(m, Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        c.context()
+    );
+    let took = c.settles_on(b, AH.failover());
+    println!("{tag}: {:?} master {took:?} after the SIGTERM", kinds[b]);
+
+    c.start(m, first, 150);
+    let took = c.settles_on(m, AH.election() + AH.failover());
+    println!("{tag}: restarted {first:?} master again {took:?} after its start");
+    c.assert_clean();
+    let vi = c.instance(1);
+    assert!(
+        vi.rx.accepted > 0,
+        "baton accepted none of keepalived's AH adverts: {:?}\n{}",
+        vi.rx,
+        c.context()
+    );
+    println!("{tag}: baton rx {:?}", vi.rx);
+}
+
+#[test]
+fn v2_ah_keepalived_first_fails_over_and_back() {
+    if !lab::require_root() {
+        return;
+    }
+    ah_fails_over_and_back("ahk", Keepalived);
+}
+
+#[test]
+fn v2_ah_baton_first_fails_over_and_back() {
+    if !lab::require_root() {
+        return;
+    }
+    ah_fails_over_and_back("ahb", Baton);
+}
+
+/// Different AH passwords: each side drops the other's adverts (keepalived
+/// logs the bad HMAC, baton counts `ah_bad_icv`), so both are master.
+#[test]
+fn v2_ah_wrong_password_both_drop() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut c = Cluster::new("ahw", 2, AH);
+    c.auth_pass = vec!["secret1", "secret2"];
+    c.start(0, Keepalived, 150);
+    c.start(1, Baton, 100);
+    let what = "both nodes master with the VIP";
+    c.wait(AH.election() + AH.failover(), what, |c| {
+        c.holders() == [0, 1]
+            && c.state(0) == Some(State::Master)
+            && c.state(1) == Some(State::Master)
+    });
+    c.stays(STEADY, what, |c| c.holders() == [0, 1]);
+    let vi = c.instance(1);
+    assert_eq!(vi.rx.accepted, 0, "{:?}\n{}", vi.rx, c.context());
+    let bad = vi.rx.dropped.get("ah_bad_icv").copied().unwrap_or(0);
+    assert!(
+        bad > 0,
+        "baton counted no ah_bad_icv: {:?}\n{}",
+        vi.rx,
+        c.context()
+    );
+    let log = c.lab.log(0);
+    assert!(
+        log.contains("IPSEC-AH : invalid IPSEC HMAC-MD5 value"),
+        "keepalived did not drop baton's adverts\n{}",
+        c.context()
+    );
+    println!("ahw: baton rx {:?}", vi.rx);
 }

@@ -40,6 +40,7 @@ use super::state::{StateLock, VipLedger};
 use super::syncfs::{self, FsEvent};
 use super::track::{TrackEvent, Tracker};
 use crate::cluster;
+use crate::config::model::{AuthType, Version};
 use crate::config::model::{Config, Instance as InstanceCfg, Vip};
 use crate::node::{self, Effect, IfaceId, Input, InstanceId, Level, Node};
 /// Errors that stop the agent from starting.
@@ -188,6 +189,8 @@ struct RxPacket {
     dst: IpAddr,
     ttl: u8,
     bytes: Vec<u8>,
+    /// From an AH socket: `bytes` is the whole IPv4 datagram.
+    ah: bool,
 }
 
 /// An interface as the shell uses it; its index in `Agent::ifaces` is its
@@ -201,6 +204,8 @@ struct Iface {
     garp: GarpSender,
     sock4: Option<Rc<VrrpSocket>>,
     sock6: Option<Rc<VrrpSocket>>,
+    /// The AH socket (protocol 51) for `auth_type AH` instances.
+    ah_sock4: Option<Rc<VrrpSocket>>,
     /// Whether a unicast socket of this interface already receives.
     unicast_rx4: bool,
     unicast_rx6: bool,
@@ -667,6 +672,7 @@ impl Agent {
             garp,
             sock4: None,
             sock6: None,
+            ah_sock4: None,
             unicast_rx4: false,
             unicast_rx6: false,
         });
@@ -716,6 +722,21 @@ impl Agent {
         Ok(sock)
     }
 
+    /// The AH socket of an interface, opened on first use with its
+    /// receive task.
+    fn ah_socket(&mut self, iface: usize) -> Result<Rc<VrrpSocket>, AgentError> {
+        let f = &self.ifaces[iface];
+        if let Some(s) = &f.ah_sock4 {
+            return Ok(s.clone());
+        }
+        let sock =
+            VrrpSocket::open_ah_v4(&f.name).map_err(io_err(format!("AH socket on {}", f.name)))?;
+        let sock = Rc::new(sock);
+        self.spawn_receiver(iface, sock.clone(), true);
+        self.ifaces[iface].ah_sock4 = Some(sock.clone());
+        Ok(sock)
+    }
+
     fn spawn_receiver(&self, iface: usize, sock: Rc<VrrpSocket>, multicast_socket: bool) {
         let tx = self.rx_tx.clone();
         tokio::task::spawn_local(async move {
@@ -730,6 +751,7 @@ impl Agent {
                             dst: r.dst,
                             ttl: r.ttl,
                             bytes: buf[r.payload].to_vec(),
+                            ah: sock.is_ah(),
                         };
                         if tx.send(pkt).await.is_err() {
                             return;
@@ -765,7 +787,12 @@ impl Agent {
                 ))
             })?,
         };
-        let sock = if cfg.unicast_peers.is_empty() {
+        let ah = cfg.auth_type == AuthType::Ah && cfg.version == Version::V2 && v4;
+        let sock = if ah && cfg.unicast_peers.is_empty() {
+            // Plain VRRP is heard too (and dropped as auth_mismatch).
+            self.multicast_socket(iface, v4, local)?;
+            self.ah_socket(iface)?
+        } else if cfg.unicast_peers.is_empty() {
             self.multicast_socket(iface, v4, local)?
         } else {
             let mut s = if v4 {
@@ -958,6 +985,17 @@ impl Agent {
     }
 
     fn on_packet(&mut self, p: RxPacket) {
+        if p.ah {
+            self.node.handle(
+                Instant::now(),
+                Input::AhPacket {
+                    iface: IfaceId(p.iface),
+                    multicast_socket: p.multicast_socket,
+                    packet: &p.bytes,
+                },
+            );
+            return;
+        }
         self.node.handle(
             Instant::now(),
             Input::Packet {
@@ -1052,6 +1090,17 @@ impl Agent {
                         // A down link fails sends: the link watch turns
                         // that into FAULT; do not flood the log.
                         debug!("advert to {dst}: {e}");
+                    }
+                }
+            }
+            Effect::SendAhAdvert {
+                instance,
+                dst,
+                packet,
+            } => {
+                if let Some(sock) = self.socks.get(&instance) {
+                    if let Err(e) = sock.send(&packet, dst).await {
+                        debug!("AH advert to {dst}: {e}");
                     }
                 }
             }

@@ -26,6 +26,8 @@ use tokio::io::unix::AsyncFd;
 
 /// The IP protocol number of VRRP.
 pub const IPPROTO_VRRP: i32 = 112;
+/// The IP protocol number of AH (keepalived's `auth_type AH`).
+pub const IPPROTO_AH: i32 = 51;
 /// The IPv4 VRRP multicast group.
 pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 /// The IPv6 VRRP multicast group.
@@ -59,6 +61,9 @@ pub struct VrrpSocket {
     v6: bool,
     multicast: bool,
     source: Option<IpAddr>,
+    /// An AH socket (protocol 51, IP_HDRINCL): sends and receives whole
+    /// IPv4 datagrams.
+    ah: bool,
 }
 
 impl VrrpSocket {
@@ -74,12 +79,30 @@ impl VrrpSocket {
         Self::open(ifname, multicast, true)
     }
 
+    /// An IPv4 AH socket (protocol 51) on `ifname` for keepalived's
+    /// `auth_type AH`, joined to 224.0.0.18: [`send`](Self::send) takes a
+    /// whole datagram (IP_HDRINCL: the ICV covers the IPv4 header, so the
+    /// header must be ours), [`recv`](Self::recv) hands one over whole
+    /// (`payload` starts at the IPv4 header).
+    pub fn open_ah_v4(ifname: &str) -> io::Result<VrrpSocket> {
+        let mut s = Self::open_proto(ifname, true, false, IPPROTO_AH)?;
+        s.io.get_ref()
+            .set_header_included_v4(true)
+            .map_err(|e| context(ifname, "IP_HDRINCL", e))?;
+        s.ah = true;
+        Ok(s)
+    }
+
     fn open(ifname: &str, multicast: bool, v6: bool) -> io::Result<VrrpSocket> {
+        Self::open_proto(ifname, multicast, v6, IPPROTO_VRRP)
+    }
+
+    fn open_proto(ifname: &str, multicast: bool, v6: bool, proto: i32) -> io::Result<VrrpSocket> {
         let ifindex = nix::net::if_::if_nametoindex(ifname)
             .map_err(|e| context(ifname, "interface index", io::Error::from(e)))?;
         let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
-        let socket = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
-            .map_err(|e| context(ifname, "raw socket (protocol 112)", e))?;
+        let socket = Socket::new(domain, Type::RAW, Some(Protocol::from(proto)))
+            .map_err(|e| context(ifname, &format!("raw socket (protocol {proto})"), e))?;
         socket
             .bind_device(Some(ifname.as_bytes()))
             .map_err(|e| context(ifname, "SO_BINDTODEVICE", e))?;
@@ -98,6 +121,7 @@ impl VrrpSocket {
             v6,
             multicast,
             source: None,
+            ah: false,
         })
     }
 
@@ -136,6 +160,11 @@ impl VrrpSocket {
         self.v6
     }
 
+    /// Whether this is an AH socket ([`open_ah_v4`](Self::open_ah_v4)).
+    pub fn is_ah(&self) -> bool {
+        self.ah
+    }
+
     pub fn is_multicast(&self) -> bool {
         self.multicast
     }
@@ -149,7 +178,12 @@ impl VrrpSocket {
                 if self.v6 {
                     recv_v6(io.get_ref().as_fd(), buf)
                 } else {
-                    recv_v4(io.get_ref(), buf)
+                    recv_v4(io.get_ref(), buf).map(|mut r| {
+                        if self.ah {
+                            r.payload.start = 0;
+                        }
+                        r
+                    })
                 }
             });
             match result {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use humantime::format_duration;
 
 use super::diag::{Diagnostics, Origins};
+use super::model::AuthType;
 use super::model::{
     Cluster, Config, Family, Garp, Global, Instance, Notify, Selection, SyncEntry, TrackFile,
     TrackRef, Version, Vip, VrrpScript,
@@ -515,6 +516,28 @@ impl Checker<'_> {
                     format!(
                         "{what}: auth_pass: {} bytes long, at most {MAX_AUTH_PASS}",
                         pass.len()
+                    ),
+                );
+            }
+        }
+        if inst.auth_type == AuthType::Ah {
+            let path = format!("{p}.auth_type");
+            if inst.auth_pass.is_none() {
+                self.err(
+                    &path,
+                    format!("{what}: auth_type ah: needs auth_pass (the key of the AH ICV)"),
+                );
+            } else if inst.virtual_ips.iter().any(|v| v.addr.is_ipv6()) {
+                self.err(
+                    &path,
+                    format!("{what}: auth_type ah: IPv4 only (keepalived's AH has no IPv6 form)"),
+                );
+            } else if !inst.unicast_peers.is_empty() {
+                self.err(
+                    &path,
+                    format!(
+                        "{what}: auth_type ah: not supported with unicast_peers by baton yet \
+                         (multicast only)"
                     ),
                 );
             }

@@ -155,6 +155,9 @@ fn instance(out: &mut Out, i: &Instance) {
         );
     }
     out.opt("auth_pass", i.auth_pass.as_deref());
+    if i.auth_type == crate::config::model::AuthType::Ah {
+        out.kv("auth_type", "\"ah\"");
+    }
     if i.v3_checksum_as_v2 {
         out.kv("v3_checksum_as_v2", "true");
     }

@@ -146,6 +146,17 @@ pub enum InitialState {
     Master,
 }
 
+/// How a VRRPv2 instance authenticates its adverts (with `auth_pass`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AuthType {
+    /// Simple text password in the advert (auth type 1).
+    #[default]
+    Pass,
+    /// keepalived's IPsec AH: an HMAC-MD5-96 keyed by the password, in an
+    /// AH header (IP protocol 51) before the advert. IPv4 only.
+    Ah,
+}
+
 /// One virtual router (keepalived's `vrrp_instance`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
@@ -174,6 +185,8 @@ pub struct Instance {
     pub unicast_peers: Vec<IpAddr>,
     /// v2 simple text authentication, at most 8 bytes.
     pub auth_pass: Option<String>,
+    /// What `auth_pass` is used for.
+    pub auth_type: AuthType,
     /// Checksum v3-over-IPv4 adverts as RFC 9568 says (no pseudo-header)
     /// instead of keepalived's default.
     pub v3_checksum_as_v2: bool,
@@ -240,6 +253,7 @@ impl Instance {
             mcast_src: None,
             unicast_peers: Vec::new(),
             auth_pass: None,
+            auth_type: AuthType::Pass,
             v3_checksum_as_v2: false,
             garp: Garp::default(),
             track_interfaces: Vec::new(),

@@ -27,6 +27,7 @@ use super::check;
 #[cfg(test)]
 use super::diag::edit_distance;
 use super::diag::{did_you_mean, Diagnostic, Diagnostics, LineIndex, Origins, Pos};
+use super::model::AuthType;
 use super::model::{
     Cluster, Config, Garp, Global, Instance, Notify, Peer, Selection, SyncEntry, SyncGroup,
     TrackFile, TrackInterface, TrackRef, Version, Vip, VrrpScript,
@@ -68,6 +69,7 @@ const INSTANCE_KEYS: &[&str] = &[
     "unicast_src",
     "unicast_peers",
     "auth_pass",
+    "auth_type",
     "v3_checksum_as_v2",
     "garp",
     "track_interfaces",
@@ -505,6 +507,18 @@ impl<'t> Reader<'t> {
             instance.unicast_peers = peers;
         }
         instance.auth_pass = s.string(self, "auth_pass");
+        if let Some((text, span)) = s.string_spanned(self, "auth_type") {
+            match text.as_str() {
+                "pass" => instance.auth_type = AuthType::Pass,
+                "ah" => instance.auth_type = AuthType::Ah,
+                _ => s.error(
+                    self,
+                    &span,
+                    "auth_type",
+                    format!("\"{text}\" is not \"pass\" or \"ah\""),
+                ),
+            }
+        }
         if let Some(b) = s.boolean(self, "v3_checksum_as_v2") {
             instance.v3_checksum_as_v2 = b;
         }

@@ -31,6 +31,7 @@ pub fn core_config(cfg: &model::Instance) -> InstanceConfig {
         preempt_delay: cfg.preempt_delay,
         vips: cfg.virtual_ips.iter().map(|v| v.addr).collect(),
         auth,
+        ah: cfg.auth_type == model::AuthType::Ah,
         garp: GarpSchedule {
             repeat: cfg.garp.master_repeat,
             delay: cfg.garp.master_delay,

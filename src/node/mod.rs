@@ -51,6 +51,7 @@ use crate::cluster::{
 };
 use crate::config::model::{self, Config, Notify, Vip};
 use crate::vrrp::{self, Action, ClusterReason, Reason, Received, RxStats, State};
+use crate::wire::ah;
 use crate::wire::vrrp::V3Checksum;
 
 pub use convert::core_config;
@@ -96,6 +97,14 @@ pub enum Input<'a> {
         ttl: u8,
         payload: &'a [u8],
     },
+    /// A whole IPv4 datagram from an AH socket (IP protocol 51, keepalived's
+    /// `auth_type AH`), IPv4 header included; `multicast_socket` as for
+    /// [`Input::Packet`].
+    AhPacket {
+        iface: IfaceId,
+        multicast_socket: bool,
+        packet: &'a [u8],
+    },
     /// A link went up or down: an instance's own interface, or a tracked one.
     Link { name: &'a str, up: bool },
     /// A tracked script or file changed.
@@ -138,6 +147,13 @@ pub enum Effect {
         instance: InstanceId,
         dst: IpAddr,
         bytes: Vec<u8>,
+    },
+    /// Send an AH advert: a whole IPv4 datagram (protocol 51, header
+    /// included) from the instance's AH socket to `dst`.
+    SendAhAdvert {
+        instance: InstanceId,
+        dst: IpAddr,
+        packet: Vec<u8>,
     },
     /// Configure the instance's VIPs and excluded addresses (each on its
     /// `dev`, or on the instance's interface), with `lease` as their valid
@@ -454,6 +470,11 @@ impl Node {
                 ttl,
                 payload,
             } => self.on_packet(now, iface, multicast_socket, src, dst, ttl, payload),
+            Input::AhPacket {
+                iface,
+                multicast_socket,
+                packet,
+            } => self.on_ah_packet(now, iface, multicast_socket, packet),
             Input::Link { name, up } => self.on_link(now, name, up),
             Input::Track(ev) => {
                 if self.track.apply(&ev) {
@@ -758,6 +779,58 @@ impl Node {
         }
     }
 
+    /// An AH datagram: structure and TTL here, the ICV, SPI and sequence
+    /// number in the instance its VRID names (which holds key and counter).
+    fn on_ah_packet(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        multicast_socket: bool,
+        packet: &[u8],
+    ) {
+        let Some(f) = self.ifaces.get_mut(iface.0) else {
+            return;
+        };
+        let parsed = match ah::parse(packet) {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = match &e {
+                    ah::AhError::Ip(w) => vrrp::DropReason::from(w),
+                    ah::AhError::NotVrrp { .. } => vrrp::DropReason::AhNotVrrp,
+                };
+                f.unmatched4.count(reason);
+                let message = format!("{}: dropped AH packet: {e}", f.name);
+                self.log(Level::Debug, message);
+                return;
+            }
+        };
+        if multicast_socket != (IpAddr::V4(parsed.dst) == GROUP4) {
+            return;
+        }
+        let vrid = parsed.vrrp.get(1).copied();
+        let slot = self.slots.iter_mut().find(|s| {
+            s.iface == iface && s.core.local_addr().is_ipv4() && Some(s.core.vrid()) == vrid
+        });
+        let Some(slot) = slot else {
+            f.unmatched4.count(vrrp::DropReason::UnknownVrid);
+            return;
+        };
+        let verdict = if multicast_socket && parsed.ttl != 255 {
+            slot.core.stats_mut().count(vrrp::DropReason::BadTtl);
+            Err(vrrp::DropReason::BadTtl)
+        } else {
+            let unicast = !slot.cfg.unicast_peers.is_empty();
+            slot.core.handle_ah_advert(now, &parsed, unicast)
+        };
+        if let Err(reason) = verdict {
+            let message = format!(
+                "({}) dropped AH advert from {} (sequence {}): {reason}",
+                slot.cfg.name, parsed.src, parsed.seq
+            );
+            self.log(Level::Debug, message);
+        }
+    }
+
     fn on_link(&mut self, now: Instant, name: &str, up: bool) {
         let tracked = self
             .config
@@ -909,6 +982,32 @@ impl Node {
                 } else {
                     slot.cfg.unicast_peers.clone()
                 };
+                if let (Some(key), IpAddr::V4(src4)) = (slot.core.ah_key().copied(), src) {
+                    let stamp = slot.core.next_ah_stamp();
+                    let unicast = !slot.cfg.unicast_peers.is_empty();
+                    for dst in dsts {
+                        let IpAddr::V4(dst4) = dst else { continue };
+                        let built = ah::vrrp_message(&repr, src4, dst4).and_then(|vrrp| {
+                            ah::emit(&key, src4, dst4, 255, stamp, unicast, &vrrp)
+                        });
+                        match built {
+                            Ok(packet) => self.effects.push_back(Effect::SendAhAdvert {
+                                instance: id,
+                                dst,
+                                packet,
+                            }),
+                            Err(e) => {
+                                let message =
+                                    format!("({}) cannot build AH advert: {e}", slot.cfg.name);
+                                self.effects.push_back(Effect::Log {
+                                    level: Level::Error,
+                                    message,
+                                });
+                            }
+                        }
+                    }
+                    return;
+                }
                 for dst in dsts {
                     match repr.to_bytes(src, dst, mode) {
                         Ok(bytes) => self.effects.push_back(Effect::SendAdvert {

@@ -1197,17 +1197,28 @@ impl Sim {
                         self.elapsed()
                     );
                 }
-                self.input(
-                    to,
-                    Input::Packet {
-                        iface,
-                        multicast_socket,
-                        src,
-                        dst,
-                        ttl: 255,
-                        payload: &bytes,
-                    },
-                );
+                if bytes.first().is_some_and(|b| b >> 4 == 4) {
+                    self.input(
+                        to,
+                        Input::AhPacket {
+                            iface,
+                            multicast_socket,
+                            packet: &bytes,
+                        },
+                    );
+                } else {
+                    self.input(
+                        to,
+                        Input::Packet {
+                            iface,
+                            multicast_socket,
+                            src,
+                            dst,
+                            ttl: 255,
+                            payload: &bytes,
+                        },
+                    );
+                }
             }
             Payload::Chan { from, msg } => {
                 if self.nodes[to].links.get(from) == Some(&true) {
@@ -1294,6 +1305,13 @@ impl Sim {
                 dst,
                 bytes,
             } => self.send_advert(id, instance, dst, bytes),
+            // Travels as its bytes; told apart on delivery by the IPv4
+            // version nibble (a VRRP message starts with 2 or 3).
+            Effect::SendAhAdvert {
+                instance,
+                dst,
+                packet,
+            } => self.send_advert(id, instance, dst, packet),
             Effect::AddVips {
                 instance, lease, ..
             }

@@ -103,6 +103,17 @@ drop_reasons! {
     /// With the cluster channel: a router that is not a cluster member
     /// (`accept_foreign_adverts` off).
     ForeignAdvert => "foreign_advert",
+
+    // --- keepalived's IPsec AH (`auth_type AH`, [`crate::wire::ah`]) ---
+    /// On the AH socket: not AH, or AH around something other than VRRP.
+    AhNotVrrp => "ah_not_vrrp",
+    /// The HMAC-MD5-96 check value is wrong: another password, or altered.
+    AhBadIcv => "ah_bad_icv",
+    /// The SPI is not the source address (keepalived's rule).
+    AhBadSpi => "ah_bad_spi",
+    /// The sequence number is not above the last one sent or accepted:
+    /// replayed, older, or a restarted sender (keepalived's rule).
+    AhReplay => "ah_replay",
 }
 
 impl fmt::Display for DropReason {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::timers;
 use super::{DropReason, RxStats};
+use crate::wire::ah::{self, SeqCounter};
 use crate::wire::vrrp::{ChecksumKind, Repr, Version};
 
 /// The RFC states, with keepalived's FAULT added.
@@ -151,6 +152,9 @@ pub struct InstanceConfig {
     pub vips: Vec<IpAddr>,
     /// v2 simple-text password (zero padded), if any.
     pub auth: Option<[u8; 8]>,
+    /// `auth` is the key of keepalived's IPsec AH ([`crate::wire::ah`]),
+    /// not a password in the advert.
+    pub ah: bool,
     pub garp: GarpSchedule,
     /// Strict RFC receive checks (keepalived's `vrrp_strict`): a v3 IPv6
     /// advert must start with a link-local address.
@@ -176,6 +180,7 @@ impl InstanceConfig {
             preempt_delay: Duration::ZERO,
             vips,
             auth: None,
+            ah: false,
             garp: GarpSchedule::default(),
             strict: false,
             allowed_sources: Vec::new(),
@@ -197,6 +202,7 @@ impl InstanceConfig {
                 c.advert_interval,
                 c.vips.clone(),
                 c.auth,
+                c.ah,
             )
         };
         hard(self) == hard(new)
@@ -277,6 +283,10 @@ pub struct Instance {
     /// With the cluster channel (and foreign adverts refused): the only
     /// routers heard; None: anyone.
     members: Option<Vec<IpAddr>>,
+    /// AH: the sequence number counter (sending and receiving).
+    ah_seq: SeqCounter,
+    /// AH: the IPv4 identification of the last advert (never 0).
+    ip_id: u16,
 }
 
 /// How the cluster channel steers the VRRP rules for baton peers. With the
@@ -323,7 +333,75 @@ impl Instance {
             last_lower_prio_garp: None,
             gates: ClusterGates::default(),
             members: None,
+            ah_seq: SeqCounter::default(),
+            ip_id: 0,
         }
+    }
+
+    /// The AH key, when adverts are authenticated with AH.
+    pub fn ah_key(&self) -> Option<&[u8; ah::KEY_LEN]> {
+        match (self.cfg.ah, self.cfg.version, &self.cfg.auth) {
+            (true, Version::V2, Some(key)) => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The IPv4 identification and AH sequence number of the next advert
+    /// (one per advert sent, whatever the number of destinations).
+    pub fn next_ah_stamp(&mut self) -> ah::Stamp {
+        self.ip_id = self.ip_id.wrapping_add(1).max(1);
+        ah::Stamp {
+            id: self.ip_id,
+            seq: self.ah_seq.next_send(),
+        }
+    }
+
+    /// The last AH sequence number sent or accepted.
+    pub fn ah_sequence(&self) -> u32 {
+        self.ah_seq.current()
+    }
+
+    /// An advert that came in an AH header, its structure and TTL already
+    /// checked: verified (ICV, SPI, sequence number, as keepalived, in that
+    /// order) and then handled as [`Instance::handle_advert`]. Counts its
+    /// own verdict.
+    pub fn handle_ah_advert(
+        &mut self,
+        now: Instant,
+        p: &ah::Parsed<'_>,
+        unicast: bool,
+    ) -> Result<(), DropReason> {
+        let verdict = match self.ah_key().copied() {
+            None => Err(DropReason::AuthMismatch),
+            Some(key) if !ah::verify(&key, p, unicast) => Err(DropReason::AhBadIcv),
+            Some(_) if p.spi != p.src => Err(DropReason::AhBadSpi),
+            Some(_) if !self.ah_seq.accept(p.seq) => Err(DropReason::AhReplay),
+            Some(_) => Ok(()),
+        };
+        if let Err(reason) = verdict {
+            self.stats.count(reason);
+            return Err(reason);
+        }
+        let src = IpAddr::V4(p.src);
+        let (adv, checksum) = match Repr::parse_ah(p.vrrp, src, IpAddr::V4(p.dst)) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let reason = DropReason::from(e);
+                self.stats.count(reason);
+                return Err(reason);
+            }
+        };
+        let was_master = self.state == State::Master;
+        let lower = adv.priority < self.priority
+            || (adv.priority == self.priority && addr_greater(self.local_addr, src));
+        self.handle_advert_checked(now, src, &adv, checksum, true)
+            .map_err(DropReason::from)?;
+        if was_master && lower {
+            self.ah_seq.follow_lower(p.seq);
+        } else {
+            self.ah_seq.clear_cycle();
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &InstanceConfig {
@@ -610,7 +688,18 @@ impl Instance {
         adv: &Repr,
         checksum: ChecksumKind,
     ) -> Result<(), Rejected> {
-        let verdict = self.check_advert(src, adv);
+        self.handle_advert_checked(now, src, adv, checksum, false)
+    }
+
+    fn handle_advert_checked(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        adv: &Repr,
+        checksum: ChecksumKind,
+        under_ah: bool,
+    ) -> Result<(), Rejected> {
+        let verdict = self.check_advert(src, adv, under_ah);
         match verdict {
             Err(r) => self.stats.count(DropReason::from(r)),
             Ok(()) => self.stats.accept(checksum),
@@ -625,7 +714,7 @@ impl Instance {
         Ok(())
     }
 
-    fn check_advert(&self, src: IpAddr, adv: &Repr) -> Result<(), Rejected> {
+    fn check_advert(&self, src: IpAddr, adv: &Repr, under_ah: bool) -> Result<(), Rejected> {
         if adv.version != self.cfg.version {
             return Err(Rejected::VersionMismatch);
         }
@@ -639,7 +728,14 @@ impl Instance {
             return Err(Rejected::Foreign);
         }
         if self.cfg.version == Version::V2 {
-            if adv.auth != self.cfg.auth {
+            // An AH instance hears AH adverts only (keepalived: "No AH
+            // header but auth type is AH"), and the others none.
+            let auth_ok = if self.cfg.ah {
+                under_ah
+            } else {
+                !under_ah && adv.auth == self.cfg.auth
+            };
+            if !auth_ok {
                 return Err(Rejected::AuthMismatch);
             }
             if u64::from(adv.interval_cs) != timers::centiseconds(self.cfg.advert_interval) {
@@ -778,6 +874,7 @@ impl Instance {
     fn become_master(&mut self, now: Instant, from: State, reason: Reason) {
         self.clear_timers();
         self.state = State::Master;
+        self.ah_seq.become_master();
         self.became_master += 1;
         self.last_lower_prio_garp = None;
         self.master = Some((self.local_addr, self.priority));

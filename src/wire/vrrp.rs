@@ -482,6 +482,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 const TYPE_ADVERTISEMENT: u8 = 1;
 const AUTH_NONE: u8 = 0;
 const AUTH_SIMPLE_TEXT: u8 = 1;
+/// Authentication type 2: keepalived's IPsec AH ([`crate::wire::ah`]).
+pub const AUTH_AH: u8 = 2;
+/// Where the v2 authentication type lies in the message.
+pub const AUTH_TYPE_OFFSET: usize = field::AUTH_TYPE;
+/// Where the checksum lies in the message.
+pub const CHECKSUM_OFFSET: usize = field::CHECKSUM.start;
 const V3_MAX_INTERVAL_CS: u16 = 0x0fff;
 
 fn is_link_local(addr: &IpAddr) -> bool {
@@ -521,7 +527,19 @@ impl Repr {
     /// received from `src` to `dst`. The address family is that of `src`.
     /// The TTL / hop limit check belongs to the caller (it has the IP header).
     pub fn parse(payload: &[u8], src: IpAddr, dst: IpAddr) -> Result<(Repr, ChecksumKind), Error> {
-        Self::parse_checked(payload, src, dst, true)
+        Self::parse_checked(payload, src, dst, true, false)
+    }
+
+    /// As [`Repr::parse`], for the VRRP message inside keepalived's AH
+    /// header ([`crate::wire::ah`]): a v2 advert of authentication type 2,
+    /// whose 8 bytes of authentication data are not looked at (the AH ICV
+    /// covers them). `auth` is `None`. Types 0 and 1 are refused there.
+    pub fn parse_ah(
+        payload: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<(Repr, ChecksumKind), Error> {
+        Self::parse_checked(payload, src, dst, true, true)
     }
 
     /// As [`Repr::parse`], but a v3-over-IPv6 advert whose first address is
@@ -534,7 +552,7 @@ impl Repr {
         src: IpAddr,
         dst: IpAddr,
     ) -> Result<(Repr, ChecksumKind), Error> {
-        Self::parse_checked(payload, src, dst, false)
+        Self::parse_checked(payload, src, dst, false, false)
     }
 
     fn parse_checked(
@@ -542,6 +560,7 @@ impl Repr {
         src: IpAddr,
         dst: IpAddr,
         link_local_first: bool,
+        under_ah: bool,
     ) -> Result<(Repr, ChecksumKind), Error> {
         let family = Family::of(src);
         if Family::of(dst) != family {
@@ -563,8 +582,9 @@ impl Repr {
         let (interval_cs, auth) = match version {
             Version::V2 => {
                 let auth = match packet.auth_type() {
-                    AUTH_NONE => None,
-                    AUTH_SIMPLE_TEXT => packet.auth_data(),
+                    AUTH_NONE if !under_ah => None,
+                    AUTH_SIMPLE_TEXT if !under_ah => packet.auth_data(),
+                    AUTH_AH if under_ah => None,
                     other => return Err(Error::AuthType(other)),
                 };
                 (u16::from(packet.adver_int()) * 100, auth)

@@ -5,6 +5,7 @@
 use super::lexer::Word;
 use super::reader::{join_command, Block, Keywords, Reader, Top};
 use super::tree::Stmt;
+use crate::config::model::AuthType;
 use crate::config::model::{Family, Instance, TrackInterface, TrackRef, Version};
 use crate::config::value::parse_initial_state;
 
@@ -471,17 +472,9 @@ fn authentication(r: &mut Reader, b: &mut InstanceBlock, s: &Stmt) {
     };
     r.keywords(&AUTH_KEYWORDS, &mut auth, items);
     let Auth { kind, pass, .. } = auth;
-    match kind.as_ref().map(|w| w.text.as_str()) {
-        Some("PASS") | None => {}
-        Some("AH") => {
-            let at = kind.as_ref().map_or(s.at(), |w| w.at);
-            r.error(
-                at,
-                format!("{ctx}authentication: auth_type AH is not supported by baton (only PASS)"),
-            );
-            r.origins.mark_reported(format!("{p}.auth_pass"));
-            return;
-        }
+    let auth_type = match kind.as_ref().map(|w| w.text.as_str()) {
+        Some("PASS") | None => AuthType::Pass,
+        Some("AH") => AuthType::Ah,
         Some(other) => {
             let at = kind.as_ref().map_or(s.at(), |w| w.at);
             r.error(
@@ -491,7 +484,7 @@ fn authentication(r: &mut Reader, b: &mut InstanceBlock, s: &Stmt) {
             r.origins.mark_reported(format!("{p}.auth_pass"));
             return;
         }
-    }
+    };
     let Some(pass) = pass else {
         r.warn(
             s.at(),
@@ -513,6 +506,7 @@ fn authentication(r: &mut Reader, b: &mut InstanceBlock, s: &Stmt) {
         );
     }
     b.inst.auth_pass = Some(text);
+    b.inst.auth_type = auth_type;
     r.record(&format!("{p}.auth_pass"), pass.at);
 }
 

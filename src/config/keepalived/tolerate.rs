@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::config::diag::{Diagnostics, Origins};
+use crate::config::model::AuthType;
 use crate::config::model::{Config, Family, InitialState, Version};
 
 /// Apply keepalived's fallbacks to `config`, one warning each.
@@ -67,6 +68,7 @@ pub(super) fn tolerate(config: &mut Config, origins: &Origins, diags: &mut Diagn
                 format!("{what} VRRP version 3 does not support authentication: ignored"),
             );
             inst.auth_pass = None;
+            inst.auth_type = AuthType::Pass;
         }
         let d = inst.advert_interval;
         if inst.version == Version::V2 && d.subsec_nanos() != 0 {
