@@ -39,6 +39,7 @@ use super::socket::VrrpSocket;
 use super::state::{StateLock, VipLedger};
 use super::syncfs::{self, FsEvent};
 use super::track::{TrackEvent, Tracker};
+use super::vmac::{self, Sysctls, Vmac};
 use crate::cluster;
 use crate::config::model::{Config, Instance as InstanceCfg, Vip};
 use crate::node::{self, Effect, IfaceId, Input, InstanceId, Level, Node};
@@ -214,6 +215,10 @@ struct Agent {
     /// The socket each instance's adverts leave by (multicast, or bound to
     /// unicast_src).
     socks: BTreeMap<InstanceId, Rc<VrrpSocket>>,
+    /// The macvlan of each `use_vmac` instance.
+    vmacs: BTreeMap<InstanceId, Vmac>,
+    /// Kernel settings changed for them, restored on exit.
+    sysctls: Sysctls,
     ledger: VipLedger,
     rx_tx: mpsc::Sender<RxPacket>,
     rx: mpsc::Receiver<RxPacket>,
@@ -472,6 +477,8 @@ impl Agent {
             nl,
             ifaces: Vec::new(),
             socks: BTreeMap::new(),
+            vmacs: BTreeMap::new(),
+            sysctls: Sysctls::new(),
             ledger,
             rx_tx,
             rx,
@@ -491,7 +498,6 @@ impl Agent {
         };
         for cfg in &config.instances {
             for (set, what) in [
-                (cfg.use_vmac, "use_vmac"),
                 (!cfg.virtual_routes.is_empty(), "virtual_routes"),
                 (!cfg.virtual_rules.is_empty(), "virtual_rules"),
                 (cfg.mcast_src.is_some(), "mcast_src"),
@@ -765,7 +771,28 @@ impl Agent {
                 ))
             })?,
         };
-        let sock = if cfg.unicast_peers.is_empty() {
+        let vmac = if cfg.use_vmac {
+            Some(self.open_vmac(&cfg, iface, v4).await?)
+        } else {
+            None
+        };
+        let f = &self.ifaces[iface];
+        let sock = if let Some(v) = vmac
+            .as_ref()
+            .filter(|_| !cfg.vmac_xmit_base && cfg.unicast_peers.is_empty())
+        {
+            // Adverts leave by the macvlan (source MAC: the virtual one);
+            // this socket only sends: receiving stays on the base interface.
+            let mut s = if v4 {
+                VrrpSocket::open_v4(&v.name, false)
+            } else {
+                VrrpSocket::open_v6(&v.name, false)
+            }
+            .map_err(io_err(format!("VRRP socket on {}", v.name)))?;
+            s.bind_source(local)
+                .map_err(io_err(format!("{}: advert source {local}", v.name)))?;
+            Rc::new(s)
+        } else if cfg.unicast_peers.is_empty() {
             self.multicast_socket(iface, v4, local)?
         } else {
             let mut s = if v4 {
@@ -796,7 +823,58 @@ impl Agent {
             .node
             .add_instance(Instant::now(), cfg, IfaceId(iface), local);
         self.socks.insert(id, sock);
+        if let Some(v) = vmac {
+            self.vmacs.insert(id, v);
+        }
         Ok(id)
+    }
+
+    /// The macvlan of a `use_vmac` instance, created (or reused) now.
+    async fn open_vmac(
+        &mut self,
+        cfg: &InstanceCfg,
+        iface: usize,
+        v4: bool,
+    ) -> Result<Vmac, AgentError> {
+        let name = cfg
+            .vmac_interface
+            .clone()
+            .unwrap_or_else(|| vmac::default_name(cfg.vrid, !v4));
+        if let Some(other) = self.vmacs.values().find(|v| v.name == name) {
+            return Err(AgentError::Config(format!(
+                "({}) use_vmac: {} is already another instance's VMAC interface",
+                cfg.name, other.name
+            )));
+        }
+        let f = &self.ifaces[iface];
+        let base = self
+            .nl
+            .link_by_index(f.index)
+            .await
+            .map_err(nl_err(format!("interface {}", f.name)))?;
+        let spec = vmac::VmacSpec {
+            instance: &cfg.name,
+            name: &name,
+            vrid: cfg.vrid,
+            v6: !v4,
+            base: &base,
+            base_link_local: f.addr6,
+        };
+        vmac::open(&self.nl, &mut self.sysctls, spec)
+            .await
+            .map_err(AgentError::Config)
+    }
+
+    /// Delete the macvlans this run created and put the kernel settings
+    /// back (not under `-V`: the VIPs stay, and with them what they need).
+    async fn close_vmacs(&mut self) {
+        if self.keeping_vips {
+            return;
+        }
+        for v in std::mem::take(&mut self.vmacs).into_values() {
+            vmac::close(&self.nl, &v).await;
+        }
+        self.sysctls.restore();
     }
 
     async fn run(&mut self) {
@@ -944,6 +1022,7 @@ impl Agent {
         self.keeping_vips = self.opts.keep_vips_on_stop;
         self.node.shutdown(Instant::now());
         self.apply_effects().await;
+        self.close_vmacs().await;
         self.tracker.stop();
         if let Some(s) = &self.sync {
             s.runner.kill_all();
@@ -1056,13 +1135,13 @@ impl Agent {
                 }
             }
             Effect::AddVips {
+                instance,
                 name,
                 iface,
                 vips,
                 lease,
-                ..
             } => {
-                let targets = self.vip_targets(&name, iface, &vips).await;
+                let targets = self.vip_targets(instance, &name, iface, &vips).await;
                 let entries: Vec<_> = targets
                     .iter()
                     .map(|(ifname, _, v)| (ifname.clone(), v.addr, v.prefix_len))
@@ -1088,14 +1167,14 @@ impl Agent {
                 );
             }
             Effect::RefreshVips {
+                instance,
                 name,
                 iface,
                 vips,
                 lease,
-                ..
             } => {
                 // Already in the ledger since their AddVips.
-                for (ifname, index, v) in self.vip_targets(&name, iface, &vips).await {
+                for (ifname, index, v) in self.vip_targets(instance, &name, iface, &vips).await {
                     let label = v.label.as_deref();
                     if let Err(e) = self
                         .nl
@@ -1110,9 +1189,12 @@ impl Agent {
                 info!("({name}) leaving the VIPs configured on stop (-V)");
             }
             Effect::RemoveVips {
-                name, iface, vips, ..
+                instance,
+                name,
+                iface,
+                vips,
             } => {
-                let targets = self.vip_targets(&name, iface, &vips).await;
+                let targets = self.vip_targets(instance, &name, iface, &vips).await;
                 for (ifname, index, v) in &targets {
                     if let Err(e) = self.nl.delete_address(*index, v.addr, v.prefix_len).await {
                         error!("({name}) cannot remove VIP {v} from {ifname}: {e}");
@@ -1126,26 +1208,31 @@ impl Agent {
                 info!("({name}) removing VIPs");
             }
             Effect::SendGarp {
+                instance,
                 iface,
                 count,
                 vips,
                 gap,
-                ..
             } => {
                 let f = &self.ifaces[iface.0];
+                // With use_vmac they carry the virtual MAC, from the macvlan.
+                let (mac, garp, ifname) = match self.vmacs.get(&instance) {
+                    Some(v) => (v.mac, &v.garp, &v.name),
+                    None => (f.mac, &f.garp, &f.name),
+                };
                 let mut frames = Vec::new();
                 for _ in 0..count {
                     for addr in &vips {
                         frames.push(match *addr {
-                            IpAddr::V4(a) => crate::wire::arp::gratuitous_arp(f.mac, a).to_vec(),
+                            IpAddr::V4(a) => crate::wire::arp::gratuitous_arp(mac, a).to_vec(),
                             IpAddr::V6(a) => {
-                                crate::wire::nd::unsolicited_na(f.mac, f.addr6.unwrap_or(a), a)
+                                crate::wire::nd::unsolicited_na(mac, f.addr6.unwrap_or(a), a)
                             }
                         });
                     }
                 }
-                f.garp.send_paced(frames, gap);
-                debug!("sending {count} gratuitous ARP/NA per VIP on {}", f.name);
+                garp.send_paced(frames, gap);
+                debug!("sending {count} gratuitous ARP/NA per VIP on {ifname}");
             }
             Effect::StateChanged {
                 name,
@@ -1249,18 +1336,27 @@ impl Agent {
     }
 
     /// Where each address goes: its `dev` (keepalived's `dev` option) or
-    /// the instance's interface.
+    /// the instance's interface (its macvlan with `use_vmac`).
     async fn vip_targets(
         &self,
+        instance: InstanceId,
         name: &str,
         iface: IfaceId,
         vips: &[Vip],
     ) -> Vec<(String, u32, Vip)> {
-        let home = &self.ifaces[iface.0];
+        let base = &self.ifaces[iface.0];
+        let (home, home_index) = match self.vmacs.get(&instance) {
+            Some(v) => (&v.name, v.index),
+            None => (&base.name, base.index),
+        };
         let mut out = Vec::new();
         for v in vips {
-            match v.dev.as_deref().filter(|d| *d != home.name) {
-                None => out.push((home.name.clone(), home.index, v.clone())),
+            match v
+                .dev
+                .as_deref()
+                .filter(|d| *d != base.name && *d != home.as_str())
+            {
+                None => out.push((home.clone(), home_index, v.clone())),
                 Some(dev) => match self.nl.link_by_name(dev).await {
                     Ok(l) => out.push((dev.to_string(), l.index, v.clone())),
                     Err(e) => error!("({name}) VIP {v}: interface {dev}: {e}"),
@@ -1420,6 +1516,9 @@ impl Agent {
         self.apply_effects().await;
         for id in stopped {
             self.socks.remove(&id);
+            if let Some(v) = self.vmacs.remove(&id) {
+                vmac::close(&self.nl, &v).await;
+            }
         }
         if plan.tracking_changed {
             // New scripts or files: the tracker starts over from the states
