@@ -326,7 +326,7 @@ impl Netlink {
         Ok(Some(kind))
     }
 
-    /// Create macvlan `name` on `lower` with `mac`, in bridge mode, left
+    /// Create macvlan `name` on `lower` with `mac`, in private mode, left
     /// down (the caller sets its sysctls before bringing it up).
     pub async fn add_macvlan(
         &self,
@@ -334,7 +334,7 @@ impl Netlink {
         lower: u32,
         mac: [u8; 6],
     ) -> Result<(), NetlinkError> {
-        let message = LinkMacVlan::new(name, lower, MacVlanMode::Bridge)
+        let message = LinkMacVlan::new(name, lower, MacVlanMode::Private)
             .address(mac.to_vec())
             .build();
         self.handle

@@ -777,21 +777,28 @@ impl Agent {
             None
         };
         let f = &self.ifaces[iface];
-        let sock = if let Some(v) = vmac
-            .as_ref()
-            .filter(|_| !cfg.vmac_xmit_base && cfg.unicast_peers.is_empty())
-        {
-            // Adverts leave by the macvlan (source MAC: the virtual one);
-            // this socket only sends: receiving stays on the base interface.
-            let mut s = if v4 {
-                VrrpSocket::open_v4(&v.name, false)
+        let sock = if let Some(v) = vmac.as_ref().filter(|_| cfg.unicast_peers.is_empty()) {
+            // Adverts are received on the macvlan, as keepalived does (see
+            // agent::vmac); they leave by it too (source MAC: the virtual
+            // one) unless vmac_xmit_base sends them from the base interface.
+            let open = |ifname: &str, join: bool| {
+                let mut s = if v4 {
+                    VrrpSocket::open_v4(ifname, join)
+                } else {
+                    VrrpSocket::open_v6(ifname, join)
+                }
+                .map_err(io_err(format!("VRRP socket on {ifname}")))?;
+                s.bind_source(local)
+                    .map_err(io_err(format!("{ifname}: advert source {local}")))?;
+                Ok::<_, AgentError>(Rc::new(s))
+            };
+            let rx = open(&v.name, true)?;
+            self.spawn_receiver(iface, rx.clone(), true);
+            if cfg.vmac_xmit_base {
+                open(&f.name, false)?
             } else {
-                VrrpSocket::open_v6(&v.name, false)
+                rx
             }
-            .map_err(io_err(format!("VRRP socket on {}", v.name)))?;
-            s.bind_source(local)
-                .map_err(io_err(format!("{}: advert source {local}", v.name)))?;
-            Rc::new(s)
         } else if cfg.unicast_peers.is_empty() {
             self.multicast_socket(iface, v4, local)?
         } else {

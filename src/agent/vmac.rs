@@ -6,15 +6,17 @@
 //! The VIPs live on the macvlan, and the adverts and gratuitous ARPs / NAs
 //! leave by it, so hosts and switches only ever see the virtual MAC for
 //! the VIPs: after a failover a client's neighbour entry stays right.
-//! Adverts are received on the base interface, as without `use_vmac`.
 //!
-//! Where baton differs from keepalived 2.2.7, and why:
-//! - keepalived creates the macvlan in `private` mode and receives on it:
-//!   in private mode the kernel hands a frame whose source MAC is the
-//!   macvlan's own (the master's adverts, on every backup) to the macvlan
-//!   only. baton uses `bridge` mode (as FRR's vrrpd asks operators to), so
-//!   that the base interface keeps seeing every advert and the receive path
-//!   is the same with and without `use_vmac`.
+//! As keepalived 2.2.7 does, the macvlan is in `private` mode and the
+//! adverts are received on it, not on the base interface: the kernel may
+//! hand a frame whose source MAC is the macvlan's own (the master's
+//! adverts, on every backup) to the macvlan alone, and every other
+//! multicast frame reaches the macvlan too. (Seen in tests/netns_vmac.rs:
+//! a backup listening on the base interface missed the master's adverts
+//! now and then in `private` mode, and always in `bridge` mode, FRR's
+//! choice, and elected itself too.)
+//!
+//! Where baton differs from keepalived 2.2.7:
 //! - An interface of the macvlan's name that is a macvlan with the right
 //!   MAC on the right base interface is reused (and left in place on exit);
 //!   a macvlan with another MAC or base is deleted and created again (as
@@ -32,7 +34,9 @@
 //!   interface's link-local address (or one made from the base MAC), the
 //!   source of the adverts.
 //! - on the base interface: `arp_ignore=1` and `arp_filter=1` (it must not
-//!   answer ARP for the VIPs with its own MAC); restored on exit.
+//!   answer ARP for the VIPs with its own MAC), and, beyond keepalived,
+//!   `arp_announce=2` (its ARP requests must not name a VIP as sender);
+//!   restored on exit.
 //! - if `all.rp_filter` is set (the kernel uses the greater of `all` and
 //!   the interface's value), every interface's and `default`'s `rp_filter`
 //!   is raised to it and `all.rp_filter` is set to 0; restored on exit.
@@ -251,7 +255,15 @@ pub async fn open(nl: &Netlink, sysctls: &mut Sysctls, spec: VmacSpec<'_>) -> Re
     } else {
         let path = sysctls.path("ipv6", name, "disable_ipv6");
         sysctls.set(path, "1", false);
-        for (key, value) in [("arp_ignore", "1"), ("arp_filter", "1")] {
+        // arp_announce=2 is baton's addition to keepalived's pair: replies
+        // from a VIP leave by the base interface (its route comes first), and
+        // the ARP request that precedes them would otherwise carry the VIP
+        // as sender, teaching the neighbours the base MAC for the VIP.
+        for (key, value) in [
+            ("arp_ignore", "1"),
+            ("arp_filter", "1"),
+            ("arp_announce", "2"),
+        ] {
             let path = sysctls.path("ipv4", &base.name, key);
             sysctls.set(path, value, true);
         }

@@ -1,0 +1,359 @@
+//! `use_vmac` on the wire: a macvlan with the virtual router MAC per
+//! instance, created and deleted by baton, and interop with keepalived
+//! 2.2.7 and FRR vrrpd running their own virtual MAC on the other node.
+//!
+//! ```text
+//!   node0 (eth0 .11)          node1 (eth0 .12)         client (.200)
+//!   + vrrp.51 (macvlan,       + vrrp.51 / FRR's         captures adverts,
+//!     00:00:5e:00:01:33)        vrrp4-2-51              ARPs and pings the VIP
+//!       |                         |                           |
+//!   +---+-------------------------+---------------------------+---+
+//!   |                 bridge namespace (br0)                      |
+//!   +-------------------------------------------------------------+
+//! ```
+//!
+//! Each test builds its own [`Lab`] (namespaces prefixed "bvm" plus the
+//! process id) and needs root: without it a test prints "skipped: needs
+//! root" and passes, except under `CI=true`. The interop tests also need
+//! keepalived and FRR (`/usr/lib/frr/{zebra,vrrpd}`).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use baton::lab::probe::Prober;
+use baton::lab::{self, Lab};
+use baton::vrrp::State;
+use nix::sys::signal::Signal;
+
+const BATON: &str = env!("CARGO_BIN_EXE_baton");
+const NAME: &str = "VI_1";
+const VRID: u8 = 51;
+const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 100);
+const VMAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, VRID];
+const VMAC_IF: &str = "vrrp.51";
+/// Generous: elections take 3 advert intervals plus skew (100 ms adverts),
+/// keepalived's and FRR's start-up a little more.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn baton_instance(priority: u8, extra: &str) -> String {
+    format!(
+        "[[instance]]\nname = \"{NAME}\"\ninterface = \"eth0\"\nvrid = {VRID}\n\
+         priority = {priority}\nversion = 3\nadvert_interval = \"100ms\"\n\
+         use_vmac = true\n{extra}virtual_ips = [\"{VIP}/24\"]\n"
+    )
+}
+
+fn fmt_mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The source MACs of the VRRP (VRID 51) frames seen by the client during
+/// `period`.
+fn advert_sources(lab: &Lab, period: Duration) -> Vec<[u8; 6]> {
+    lab::in_netns(lab.client_ns(), move || {
+        let iface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == lab::IFNAME)
+            .expect("client eth0");
+        let config = pnet_datalink::Config {
+            read_timeout: Some(Duration::from_millis(50)),
+            ..Default::default()
+        };
+        let mut rx = match pnet_datalink::channel(&iface, config).expect("packet socket") {
+            pnet_datalink::Channel::Ethernet(_, rx) => rx,
+            _ => panic!("not an Ethernet channel"),
+        };
+        let mut out = Vec::new();
+        let end = Instant::now() + period;
+        while Instant::now() < end {
+            let Ok(frame) = rx.next() else { continue };
+            // Ethernet + IPv4 (protocol 112) + VRRP, VRID in the VRRP's byte 1.
+            if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] || frame[23] != 112 {
+                continue;
+            }
+            let ihl = usize::from(frame[14] & 0x0f) * 4;
+            if frame.get(14 + ihl + 1) == Some(&VRID) {
+                out.push(frame[6..12].try_into().unwrap());
+            }
+        }
+        out
+    })
+}
+
+/// Whether the client gets an echo reply from the VIP within a second,
+/// and then its neighbour entry for the VIP.
+fn client_ping_and_neigh(lab: &Lab) -> (bool, Option<String>) {
+    let ping = Prober::start(Some(lab.client_ns()), VIP, Duration::from_millis(20))
+        .map(|p| {
+            let ok = p.wait_for_replies(1, Duration::from_secs(1));
+            let _ = p.finish();
+            ok
+        })
+        .unwrap_or(false);
+    (ping, client_neigh(lab))
+}
+
+/// The client's neighbour entry (MAC) for the VIP, if any.
+fn client_neigh(lab: &Lab) -> Option<String> {
+    let vip = VIP.to_string();
+    lab.ns(lab.client_ns(), "ip", &["neigh", "show", &vip])
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).to_string();
+            let mut words = text.split_whitespace();
+            words.find(|w| *w == "lladdr")?;
+            words.next().map(str::to_string)
+        })
+}
+
+fn link_exists(lab: &Lab, i: usize, ifname: &str) -> bool {
+    lab.ns(lab.node_ns(i), "ip", &["link", "show", "dev", ifname])
+        .is_ok()
+}
+
+fn vip_on(lab: &Lab, i: usize, ifname: &str) -> bool {
+    lab.addresses(lab.node_ns(i), ifname)
+        .is_ok_and(|a| a.iter().any(|a| a.addr == IpAddr::V4(VIP)))
+}
+
+/// A sysctl of node i by its /proc path under net/ (interface names
+/// with dots, such as vrrp.51, cannot be written in sysctl's dotted form).
+fn sysctl(lab: &Lab, i: usize, key: &str) -> String {
+    lab.ns(lab.node_ns(i), "cat", &[&format!("/proc/sys/net/{key}")])
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn start_baton(lab: &mut Lab, i: usize, toml: &str) -> u32 {
+    std::fs::create_dir_all(lab.node_files(i).state_dir).expect("state dir");
+    let pid = lab
+        .start_baton(Path::new(BATON), i, toml)
+        .expect("starting baton");
+    lab.wait_for_agent(i, pid, TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.log(i)));
+    pid
+}
+
+fn stop(lab: &mut Lab, pid: u32, what: &str) {
+    lab.signal(pid, Signal::SIGTERM).expect("SIGTERM");
+    assert!(
+        matches!(lab.wait(pid, TIMEOUT), Ok(Some(_))),
+        "{what} did not stop"
+    );
+}
+
+fn logs(lab: &Lab) -> String {
+    (0..lab.nodes())
+        .map(|i| format!("--- node{i} ---\n{}", lab.log(i)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Two baton nodes with `use_vmac`: the macvlan and its MAC, the VIP on it,
+/// the virtual MAC on the wire and in the client's ARP cache, a failover
+/// that keeps that MAC, and the macvlan and sysctls gone on stop.
+#[test]
+fn baton_vmac_mac_on_the_wire_and_failover() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut lab = Lab::new("bvm", 2).expect("lab");
+    let base0 = sysctl(&lab, 0, "ipv4/conf/eth0/arp_ignore");
+    let p0 = start_baton(&mut lab, 0, &baton_instance(200, ""));
+    let p1 = start_baton(&mut lab, 1, &baton_instance(100, ""));
+    assert!(
+        lab.wait_for(TIMEOUT, |l| l.masters(NAME) == vec![0]
+            && l.state(1, NAME) == Some(State::Backup)),
+        "node0 is not the sole master\n{}",
+        logs(&lab)
+    );
+    for i in 0..2 {
+        assert_eq!(
+            lab.mac(lab.node_ns(i), VMAC_IF).ok(),
+            Some(VMAC),
+            "node{i}: {VMAC_IF} with the virtual MAC\n{}",
+            logs(&lab)
+        );
+        assert_eq!(
+            sysctl(&lab, i, &format!("ipv4/conf/{VMAC_IF}/arp_ignore")),
+            "1"
+        );
+        assert_eq!(sysctl(&lab, i, "ipv4/conf/eth0/arp_ignore"), "1");
+        assert_eq!(sysctl(&lab, i, "ipv4/conf/eth0/arp_filter"), "1");
+    }
+    assert!(vip_on(&lab, 0, VMAC_IF), "node0: VIP on {VMAC_IF}");
+    assert!(!vip_on(&lab, 0, "eth0"), "node0: VIP not on eth0");
+    assert!(
+        !vip_on(&lab, 1, VMAC_IF),
+        "node1 (backup) holds no VIP\n{}",
+        logs(&lab)
+    );
+
+    let sources = advert_sources(&lab, Duration::from_millis(800));
+    assert!(!sources.is_empty(), "no advert seen\n{}", logs(&lab));
+    assert!(
+        sources.iter().all(|m| *m == VMAC),
+        "adverts from {:?}, want {}",
+        sources.iter().map(|m| fmt_mac(*m)).collect::<Vec<_>>(),
+        fmt_mac(VMAC)
+    );
+    let (ping, neigh) = client_ping_and_neigh(&lab);
+    assert!(ping, "client cannot ping the VIP\n{}", logs(&lab));
+    assert_eq!(neigh.as_deref(), Some(fmt_mac(VMAC).as_str()), "ARP answer");
+
+    // Failover: node1 takes the VIP on its own vrrp.51, with the same MAC.
+    stop(&mut lab, p0, "baton on node0");
+    assert!(
+        lab.wait_for(TIMEOUT, |l| vip_on(l, 1, VMAC_IF)),
+        "node1 did not take the VIP over\n{}",
+        logs(&lab)
+    );
+    assert!(
+        !link_exists(&lab, 0, VMAC_IF),
+        "node0's {VMAC_IF} removed on stop"
+    );
+    assert_eq!(
+        sysctl(&lab, 0, "ipv4/conf/eth0/arp_ignore"),
+        base0,
+        "node0's eth0 arp_ignore restored"
+    );
+    let (_, before) = client_ping_and_neigh(&lab);
+    let ok = lab.wait_for(TIMEOUT, |l| client_ping_and_neigh(l).0);
+    let (_, after) = client_ping_and_neigh(&lab);
+    assert!(
+        ok,
+        "client cannot ping the VIP after failover\n{}",
+        logs(&lab)
+    );
+    assert_eq!(before.as_deref(), Some(fmt_mac(VMAC).as_str()));
+    assert_eq!(after, before, "the client's neighbour entry kept its MAC");
+    stop(&mut lab, p1, "baton on node1");
+    assert!(
+        !link_exists(&lab, 1, VMAC_IF),
+        "node1's {VMAC_IF} removed on stop"
+    );
+}
+
+/// `vmac_xmit_base`: adverts carry the base interface's MAC, the VIP stays
+/// on the macvlan and the client still learns the virtual MAC.
+#[test]
+fn vmac_xmit_base_sends_adverts_with_the_base_mac() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut lab = Lab::new("bvm", 1).expect("lab");
+    let base_mac = lab.mac(lab.node_ns(0), "eth0").expect("eth0 MAC");
+    let _p0 = start_baton(&mut lab, 0, &baton_instance(200, "vmac_xmit_base = true\n"));
+    assert!(
+        lab.wait_for(TIMEOUT, |l| l.masters(NAME) == vec![0]),
+        "node0 is not master\n{}",
+        logs(&lab)
+    );
+    assert!(vip_on(&lab, 0, VMAC_IF), "VIP on {VMAC_IF}\n{}", logs(&lab));
+    let sources = advert_sources(&lab, Duration::from_millis(800));
+    assert!(!sources.is_empty(), "no advert seen\n{}", logs(&lab));
+    assert!(
+        sources.iter().all(|m| *m == base_mac),
+        "adverts from {:?}, want eth0's {}",
+        sources.iter().map(|m| fmt_mac(*m)).collect::<Vec<_>>(),
+        fmt_mac(base_mac)
+    );
+    let (ping, neigh) = client_ping_and_neigh(&lab);
+    assert!(ping, "client cannot ping the VIP\n{}", logs(&lab));
+    assert_eq!(neigh.as_deref(), Some(fmt_mac(VMAC).as_str()), "ARP answer");
+}
+
+fn keepalived_bin() -> PathBuf {
+    ["/usr/sbin/keepalived", "/usr/local/sbin/keepalived"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("keepalived"))
+}
+
+/// Start keepalived with `use_vmac` on node i; returns its pid.
+fn start_keepalived(lab: &mut Lab, i: usize, priority: u8) -> u32 {
+    let dir = lab.dir().join(format!("keepalived{i}"));
+    std::fs::create_dir_all(&dir).expect("keepalived dir");
+    let conf = dir.join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "global_defs {{\n    router_id node{i}\n    vrrp_version 3\n}}\n\
+             vrrp_instance {NAME} {{\n    state BACKUP\n    interface eth0\n    use_vmac\n    \
+             virtual_router_id {VRID}\n    priority {priority}\n    advert_int 0.1\n    \
+             virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n"
+        ),
+    )
+    .expect("keepalived.conf");
+    let pid = |w: &str| dir.join(format!("{w}.pid")).display().to_string();
+    let (p, r, c, b) = (pid("main"), pid("vrrp"), pid("checkers"), pid("bfd"));
+    let conf = conf.display().to_string();
+    let log = lab.node_files(i).log;
+    let ns = lab.node_ns(i).to_string();
+    lab.spawn(
+        &ns,
+        &keepalived_bin(),
+        &[
+            "-n", "-l", "-D", "-P", "-f", &conf, "-p", &p, "-r", &r, "-c", &c, "-b", &b,
+        ],
+        &log,
+    )
+    .expect("starting keepalived")
+}
+
+/// keepalived 2.2.7 with `use_vmac` on node0, baton with `use_vmac` on
+/// node1: one master, and failover both ways.
+#[test]
+fn interop_with_keepalived_use_vmac() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut lab = Lab::new("bvm", 2).expect("lab");
+    let pb = start_baton(&mut lab, 1, &baton_instance(200, ""));
+    let pk = start_keepalived(&mut lab, 0, 100);
+    let sole = |l: &Lab, i: usize| vip_on(l, i, VMAC_IF) && !vip_on(l, 1 - i, VMAC_IF);
+    assert!(
+        lab.wait_for(TIMEOUT, |l| sole(l, 1) && link_exists(l, 0, VMAC_IF)),
+        "baton (200) is not the sole holder\n{}",
+        logs(&lab)
+    );
+    // Steady: keepalived stays backup.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(sole(&lab, 1), "keepalived took the VIP too\n{}", logs(&lab));
+    assert_eq!(lab.state(1, NAME), Some(State::Master));
+
+    // baton -> keepalived.
+    stop(&mut lab, pb, "baton");
+    assert!(
+        lab.wait_for(TIMEOUT, |l| sole(l, 0)),
+        "keepalived did not take over\n{}",
+        logs(&lab)
+    );
+    assert!(
+        lab.wait_for(TIMEOUT, |l| client_ping_and_neigh(l).0),
+        "ping via keepalived"
+    );
+
+    // keepalived -> baton (preemption by the higher priority).
+    let _pb = start_baton(&mut lab, 1, &baton_instance(200, ""));
+    assert!(
+        lab.wait_for(TIMEOUT, |l| sole(l, 1)),
+        "baton did not take the VIP back\n{}",
+        logs(&lab)
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        sole(&lab, 1),
+        "two holders after preemption\n{}",
+        logs(&lab)
+    );
+    let (ping, neigh) = client_ping_and_neigh(&lab);
+    assert!(ping, "ping via baton\n{}", logs(&lab));
+    assert_eq!(neigh.as_deref(), Some(fmt_mac(VMAC).as_str()));
+    stop(&mut lab, pk, "keepalived");
+}
