@@ -205,7 +205,14 @@ fn baton_vmac_mac_on_the_wire_and_failover() {
     assert!(ping, "client cannot ping the VIP\n{}", logs(&lab));
     assert_eq!(neigh.as_deref(), Some(fmt_mac(VMAC).as_str()), "ARP answer");
 
-    // Failover: node1 takes the VIP on its own vrrp.51, with the same MAC.
+    // Failover: node1 takes the VIP on its own vrrp.51, with the same MAC;
+    // a client pinging every 10 ms throughout measures the outage.
+    let prober =
+        Prober::start(Some(lab.client_ns()), VIP, Duration::from_millis(10)).expect("prober");
+    assert!(
+        prober.wait_for_replies(5, TIMEOUT),
+        "no replies before failover"
+    );
     stop(&mut lab, p0, "baton on node0");
     assert!(
         lab.wait_for(TIMEOUT, |l| vip_on(l, 1, VMAC_IF)),
@@ -231,6 +238,14 @@ fn baton_vmac_mac_on_the_wire_and_failover() {
     );
     assert_eq!(before.as_deref(), Some(fmt_mac(VMAC).as_str()));
     assert_eq!(after, before, "the client's neighbour entry kept its MAC");
+    let report = prober.finish().expect("prober");
+    println!(
+        "use_vmac failover (TERM, priority 0): longest gap {:?}, {} of {} pings lost",
+        report.longest_gap,
+        report.lost(),
+        report.sent
+    );
+    assert!(report.longest_gap < TIMEOUT, "pings did not resume");
     stop(&mut lab, p1, "baton on node1");
     assert!(
         !link_exists(&lab, 1, VMAC_IF),
