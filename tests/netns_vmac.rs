@@ -372,3 +372,247 @@ fn interop_with_keepalived_use_vmac() {
     assert_eq!(neigh.as_deref(), Some(fmt_mac(VMAC).as_str()));
     stop(&mut lab, pk, "keepalived");
 }
+
+/// A failed start (the second instance names an interface that does not
+/// exist) after the first instance's macvlan was created: baton exits with
+/// an error, and neither the macvlan nor the changed sysctls stay behind.
+#[test]
+fn failed_start_leaves_no_macvlan() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut lab = Lab::new("bvm", 1).expect("lab");
+    let base = sysctl(&lab, 0, "ipv4/conf/eth0/arp_ignore");
+    std::fs::create_dir_all(lab.node_files(0).state_dir).expect("state dir");
+    let toml = format!(
+        "{}[[instance]]\nname = \"VI_2\"\ninterface = \"bvmnone0\"\nvrid = 52\n\
+         priority = 100\nversion = 3\nvirtual_ips = [\"192.168.77.101/24\"]\n",
+        baton_instance(200, "")
+    );
+    let pid = lab
+        .start_baton(Path::new(BATON), 0, &toml)
+        .expect("starting baton");
+    let code = lab.wait(pid, TIMEOUT).expect("wait");
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "baton should fail to start ({code:?})\n{}",
+        logs(&lab)
+    );
+    let log = lab.log(0);
+    assert!(
+        log.contains("created VMAC interface vrrp.51") && log.contains("bvmnone0"),
+        "the macvlan was created before the failure\n{log}"
+    );
+    assert!(
+        !link_exists(&lab, 0, VMAC_IF),
+        "{VMAC_IF} left behind by a failed start\n{log}"
+    );
+    assert_eq!(
+        sysctl(&lab, 0, "ipv4/conf/eth0/arp_ignore"),
+        base,
+        "eth0 arp_ignore restored after a failed start"
+    );
+}
+
+const VIP6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0x100);
+const VMAC6: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x02, VRID];
+const VMAC6_IF: &str = "vrrp6.51";
+
+fn baton_instance6(priority: u8) -> String {
+    format!(
+        "[[instance]]\nname = \"{NAME}\"\ninterface = \"eth0\"\nvrid = {VRID}\n\
+         priority = {priority}\nversion = 3\nadvert_interval = \"100ms\"\n\
+         use_vmac = true\nvirtual_ips = [\"{VIP6}/64\"]\n"
+    )
+}
+
+fn vip6_on(lab: &Lab, i: usize, ifname: &str) -> bool {
+    lab.addresses(lab.node_ns(i), ifname)
+        .is_ok_and(|a| a.iter().any(|a| a.addr == IpAddr::V6(VIP6)))
+}
+
+fn link_local(lab: &Lab, i: usize, ifname: &str) -> Option<std::net::Ipv6Addr> {
+    lab.addresses(lab.node_ns(i), ifname)
+        .ok()?
+        .into_iter()
+        .find_map(|a| match a.addr {
+            IpAddr::V6(v) if v.segments()[0] == 0xfe80 => Some(v),
+            _ => None,
+        })
+}
+
+/// Whether the client reaches the VIP6: a TCP connection to a closed port
+/// is refused (a reset came back from the VIP).
+fn client_reaches_vip6(lab: &Lab) -> bool {
+    lab::in_netns(lab.client_ns(), || {
+        let addr = std::net::SocketAddr::new(IpAddr::V6(VIP6), 9);
+        matches!(
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+        )
+    })
+}
+
+/// The client's neighbour entry (MAC) for `addr`, if any.
+fn client_neigh_of(lab: &Lab, addr: IpAddr) -> Option<String> {
+    let a = addr.to_string();
+    lab.ns(lab.client_ns(), "ip", &["neigh", "show", &a])
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).to_string();
+            let mut words = text.split_whitespace();
+            words.find(|w| *w == "lladdr")?;
+            words.next().map(str::to_string)
+        })
+}
+
+/// What the client captured of the IPv6 VRRP instance: the source MACs of
+/// the adverts, and (source MAC, target link-layer address option) of each
+/// neighbour advertisement for the VIP6.
+#[derive(Debug, Default)]
+struct Capture6 {
+    adverts: Vec<[u8; 6]>,
+    nas: Vec<([u8; 6], Option<[u8; 6]>)>,
+}
+
+fn capture6(ns: String, period: Duration) -> std::thread::JoinHandle<Capture6> {
+    lab::spawn_in_netns(&ns, move || {
+        let iface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == lab::IFNAME)
+            .expect("client eth0");
+        let config = pnet_datalink::Config {
+            read_timeout: Some(Duration::from_millis(50)),
+            ..Default::default()
+        };
+        let mut rx = match pnet_datalink::channel(&iface, config).expect("packet socket") {
+            pnet_datalink::Channel::Ethernet(_, rx) => rx,
+            _ => panic!("not an Ethernet channel"),
+        };
+        let mut out = Capture6::default();
+        let end = Instant::now() + period;
+        while Instant::now() < end {
+            let Ok(f) = rx.next() else { continue };
+            // Ethernet + IPv6 (40 bytes, no extension header expected).
+            if f.len() < 14 + 40 + 8 || f[12..14] != [0x86, 0xdd] {
+                continue;
+            }
+            let src: [u8; 6] = f[6..12].try_into().unwrap();
+            let icmp = &f[54..];
+            match f[20] {
+                112 if icmp[1] == VRID => out.adverts.push(src),
+                58 if icmp[0] == 136 && icmp.len() >= 24 && icmp[8..24] == VIP6.octets() => {
+                    // Option 2 (target link-layer address), 8 bytes.
+                    let opt = icmp
+                        .get(24..32)
+                        .filter(|o| o[0] == 2 && o[1] == 1)
+                        .map(|o| o[2..8].try_into().unwrap());
+                    out.nas.push((src, opt));
+                }
+                _ => {}
+            }
+        }
+        out
+    })
+}
+
+/// `use_vmac` for an IPv6 instance: vrrp6.51 with 00:00:5e:00:02:33, the
+/// base interface's link-local address and the VIP on it, adverts and
+/// neighbour advertisements with the virtual MAC, and a failover that
+/// keeps the client's neighbour entry.
+#[test]
+fn vmac_ipv6_na_and_failover() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut lab = Lab::new("bvm", 2).expect("lab");
+    let p0 = start_baton(&mut lab, 0, &baton_instance6(200));
+    let p1 = start_baton(&mut lab, 1, &baton_instance6(100));
+    assert!(
+        lab.wait_for(TIMEOUT, |l| l.masters(NAME) == vec![0]
+            && l.state(1, NAME) == Some(State::Backup)
+            && vip6_on(l, 0, VMAC6_IF)),
+        "node0 is not the sole master\n{}",
+        logs(&lab)
+    );
+    for i in 0..2 {
+        assert_eq!(
+            lab.mac(lab.node_ns(i), VMAC6_IF).ok(),
+            Some(VMAC6),
+            "node{i}: {VMAC6_IF} with the IPv6 virtual MAC\n{}",
+            logs(&lab)
+        );
+        let base_ll = link_local(&lab, i, "eth0");
+        assert!(base_ll.is_some(), "node{i}: eth0 has a link-local address");
+        assert_eq!(
+            link_local(&lab, i, VMAC6_IF),
+            base_ll,
+            "node{i}: {VMAC6_IF} carries eth0's link-local address"
+        );
+    }
+    assert!(!vip6_on(&lab, 0, "eth0"), "node0: VIP6 not on eth0");
+    assert!(!vip6_on(&lab, 1, VMAC6_IF), "node1 (backup) holds no VIP6");
+    assert!(
+        lab.wait_for(TIMEOUT, client_reaches_vip6),
+        "client cannot reach the VIP6\n{}",
+        logs(&lab)
+    );
+    let want = fmt_mac(VMAC6);
+    assert_eq!(
+        client_neigh_of(&lab, IpAddr::V6(VIP6)).as_deref(),
+        Some(want.as_str()),
+        "neighbour entry for the VIP6"
+    );
+
+    // Failover, captured by the client.
+    let cap = capture6(lab.client_ns().to_string(), Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(300));
+    stop(&mut lab, p0, "baton on node0");
+    assert!(
+        lab.wait_for(TIMEOUT, |l| vip6_on(l, 1, VMAC6_IF)),
+        "node1 did not take the VIP6 over\n{}",
+        logs(&lab)
+    );
+    let cap = cap.join().expect("capture");
+    assert!(
+        !cap.adverts.is_empty(),
+        "no IPv6 advert seen\n{}",
+        logs(&lab)
+    );
+    assert!(
+        cap.adverts.iter().all(|m| *m == VMAC6),
+        "IPv6 adverts from {:?}, want {want}",
+        cap.adverts.iter().map(|m| fmt_mac(*m)).collect::<Vec<_>>()
+    );
+    assert!(
+        !cap.nas.is_empty(),
+        "no neighbour advertisement for the VIP6 after failover\n{}",
+        logs(&lab)
+    );
+    assert!(
+        cap.nas
+            .iter()
+            .all(|(s, o)| *s == VMAC6 && *o == Some(VMAC6)),
+        "NAs for the VIP6 (source MAC, target link-layer option): {:?}, want {want}",
+        cap.nas
+    );
+    assert!(
+        lab.wait_for(TIMEOUT, client_reaches_vip6),
+        "client cannot reach the VIP6 after failover\n{}",
+        logs(&lab)
+    );
+    assert_eq!(
+        client_neigh_of(&lab, IpAddr::V6(VIP6)).as_deref(),
+        Some(want.as_str()),
+        "the client's neighbour entry for the VIP6 kept the virtual MAC"
+    );
+    assert!(
+        !link_exists(&lab, 0, VMAC6_IF),
+        "node0's {VMAC6_IF} removed on stop"
+    );
+    stop(&mut lab, p1, "baton on node1");
+    assert!(
+        !link_exists(&lab, 1, VMAC6_IF),
+        "node1's {VMAC6_IF} removed on stop"
+    );
+}

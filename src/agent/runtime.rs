@@ -509,12 +509,24 @@ impl Agent {
                     );
                 }
             }
-            agent.add_instance(cfg.clone()).await?;
+            if let Err(e) = agent.add_instance(cfg.clone()).await {
+                // A start that fails leaves no macvlan behind.
+                agent.close_vmacs().await;
+                return Err(e);
+            }
         }
         if let Some(cc) = &config.cluster {
-            agent.cluster = Some(agent.start_cluster(cc)?);
-            if !config.sync.is_empty() {
+            let started = agent.start_cluster(cc).and_then(|c| {
+                agent.cluster = Some(c);
+                if config.sync.is_empty() {
+                    return Ok(());
+                }
                 agent.sync = Some(agent.start_sync()?);
+                Ok(())
+            });
+            if let Err(e) = started {
+                agent.close_vmacs().await;
+                return Err(e);
             }
         }
         // Tracked interfaces start from the kernel's view (a missing one is
@@ -776,8 +788,37 @@ impl Agent {
         } else {
             None
         };
+        let sock = match self.instance_socket(&cfg, iface, v4, local, vmac.as_ref()) {
+            Ok(s) => s,
+            Err(e) => {
+                // A start that fails leaves no macvlan of its own behind.
+                if let Some(v) = &vmac {
+                    vmac::close(&self.nl, v).await;
+                }
+                return Err(e);
+            }
+        };
+        let id = self
+            .node
+            .add_instance(Instant::now(), cfg, IfaceId(iface), local);
+        self.socks.insert(id, sock);
+        if let Some(v) = vmac {
+            self.vmacs.insert(id, v);
+        }
+        Ok(id)
+    }
+
+    /// The socket an instance sends its adverts by (and its receive task).
+    fn instance_socket(
+        &mut self,
+        cfg: &InstanceCfg,
+        iface: usize,
+        v4: bool,
+        local: IpAddr,
+        vmac: Option<&Vmac>,
+    ) -> Result<Rc<VrrpSocket>, AgentError> {
         let f = &self.ifaces[iface];
-        let sock = if let Some(v) = vmac.as_ref().filter(|_| cfg.unicast_peers.is_empty()) {
+        if let Some(v) = vmac.filter(|_| cfg.unicast_peers.is_empty()) {
             // Adverts are received on the macvlan, as keepalived does (see
             // agent::vmac); they leave by it too (source MAC: the virtual
             // one) unless vmac_xmit_base sends them from the base interface.
@@ -795,12 +836,12 @@ impl Agent {
             let rx = open(&v.name, true)?;
             self.spawn_receiver(iface, rx.clone(), true);
             if cfg.vmac_xmit_base {
-                open(&f.name, false)?
+                open(&f.name, false)
             } else {
-                rx
+                Ok(rx)
             }
         } else if cfg.unicast_peers.is_empty() {
-            self.multicast_socket(iface, v4, local)?
+            self.multicast_socket(iface, v4, local)
         } else {
             let mut s = if v4 {
                 VrrpSocket::open_v4(&f.name, false)
@@ -824,16 +865,8 @@ impl Agent {
                 *receiving = true;
                 self.spawn_receiver(iface, s.clone(), false);
             }
-            s
-        };
-        let id = self
-            .node
-            .add_instance(Instant::now(), cfg, IfaceId(iface), local);
-        self.socks.insert(id, sock);
-        if let Some(v) = vmac {
-            self.vmacs.insert(id, v);
+            Ok(s)
         }
-        Ok(id)
     }
 
     /// The macvlan of a `use_vmac` instance, created (or reused) now.

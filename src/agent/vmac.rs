@@ -240,6 +240,42 @@ pub async fn open(nl: &Netlink, sysctls: &mut Sysctls, spec: VmacSpec<'_>) -> Re
         .link_by_name(name)
         .await
         .map_err(|e| fail("look-up", &e))?;
+    let set_up = set_up(nl, sysctls, name, v6, base, base_link_local, link.index)
+        .await
+        .map_err(|(what, e)| fail(what, &e));
+    let garp = match set_up {
+        Ok(garp) => garp,
+        Err(e) => {
+            // A start that fails leaves no macvlan of its own behind.
+            if created {
+                if let Err(d) = nl.delete_link(link.index).await {
+                    warn!("({instance}) cannot remove VMAC interface {name}: {d}");
+                }
+            }
+            return Err(e);
+        }
+    };
+    Ok(Vmac {
+        instance: instance.to_string(),
+        name: name.to_string(),
+        index: link.index,
+        mac,
+        created,
+        garp,
+    })
+}
+
+/// Kernel settings, link up, link-local address and packet socket of a
+/// macvlan that exists; on error, what failed and why.
+async fn set_up(
+    nl: &Netlink,
+    sysctls: &mut Sysctls,
+    name: &str,
+    v6: bool,
+    base: &LinkInfo,
+    base_link_local: Option<Ipv6Addr>,
+    index: u32,
+) -> Result<GarpSender, (&'static str, String)> {
     for (key, value) in [
         ("arp_ignore", "1"),
         ("accept_local", "1"),
@@ -268,26 +304,21 @@ pub async fn open(nl: &Netlink, sysctls: &mut Sysctls, spec: VmacSpec<'_>) -> Re
             sysctls.set(path, value, true);
         }
     }
-    nl.set_link_up(link.index)
+    nl.set_link_up(index)
         .await
-        .map_err(|e| fail("set up", &e))?;
+        .map_err(|e| ("set up", e.to_string()))?;
     if v6 {
         let ll = base_link_local
             .or_else(|| base.mac.map(link_local_from_mac))
-            .ok_or_else(|| fail("link-local address", &"the base interface has none"))?;
-        nl.add_address(link.index, IpAddr::V6(ll), 64, None)
+            .ok_or((
+                "link-local address",
+                "the base interface has none".to_string(),
+            ))?;
+        nl.add_address(index, IpAddr::V6(ll), 64, None)
             .await
-            .map_err(|e| fail("add link-local address", &e))?;
+            .map_err(|e| ("add link-local address", e.to_string()))?;
     }
-    let garp = GarpSender::new(name).map_err(|e| fail("packet socket", &e))?;
-    Ok(Vmac {
-        instance: instance.to_string(),
-        name: name.to_string(),
-        index: link.index,
-        mac,
-        created,
-        garp,
-    })
+    GarpSender::new(name).map_err(|e| ("packet socket", e.to_string()))
 }
 
 /// Delete the macvlan if this run created it.
