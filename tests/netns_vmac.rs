@@ -616,3 +616,314 @@ fn vmac_ipv6_na_and_failover() {
         "node1's {VMAC6_IF} removed on stop"
     );
 }
+
+const FRR_DIR: &str = "/usr/lib/frr";
+/// FRR's name for the macvlan of VRID 51 (FRR finds it by its MAC).
+const FRR_VMAC_IF: &str = "vrrp4-2-51";
+
+/// FRR's zebra and vrrpd on a lab node, run from the lab's directory (own
+/// config, pid files, zserv and vty sockets: nothing in /etc/frr or
+/// /var/run/frr). Dropped before the lab: SIGTERM lets FRR remove its
+/// /var/tmp/frr/DAEMON.PID directory.
+struct Frr {
+    dir: PathBuf,
+    pids: Vec<u32>,
+}
+
+impl Frr {
+    /// As the FRR documentation asks of the operator: a `bridge`-mode
+    /// macvlan with the virtual MAC and the VIP, then zebra (which sets
+    /// `protodown` on the macvlan for vrrpd) and vrrpd.
+    fn start(lab: &mut Lab, i: usize, priority: u8) -> Frr {
+        for d in ["zebra", "vrrpd"] {
+            assert!(
+                Path::new(FRR_DIR).join(d).exists(),
+                "{FRR_DIR}/{d} is missing (install FRR)"
+            );
+        }
+        let ns = lab.node_ns(i).to_string();
+        let mac = fmt_mac(VMAC);
+        let vip = format!("{VIP}/24");
+        for args in [
+            &[
+                "link",
+                "add",
+                FRR_VMAC_IF,
+                "link",
+                "eth0",
+                "type",
+                "macvlan",
+                "mode",
+                "bridge",
+            ][..],
+            &["link", "set", "dev", FRR_VMAC_IF, "address", &mac],
+            &["link", "set", "dev", FRR_VMAC_IF, "addrgenmode", "none"],
+            &["addr", "add", &vip, "dev", FRR_VMAC_IF],
+            &["link", "set", "dev", FRR_VMAC_IF, "up"],
+        ] {
+            lab.ns(&ns, "ip", args).expect("FRR's macvlan");
+        }
+        // Left to the operator by FRR: eth0 must not answer ARP for the VIP
+        // (it stays on the macvlan in Backup) nor name it in its requests.
+        for key in ["arp_ignore=1", "arp_announce=2"] {
+            lab.ns(
+                &ns,
+                "sysctl",
+                &["-qw", &format!("net.ipv4.conf.eth0.{key}")],
+            )
+            .expect("sysctl");
+        }
+        let dir = lab.dir().join(format!("frr{i}"));
+        std::fs::create_dir_all(&dir).expect("FRR dir");
+        std::fs::write(dir.join("zebra.conf"), "hostname zebra\n").expect("zebra.conf");
+        std::fs::write(
+            dir.join("vrrpd.conf"),
+            format!(
+                "hostname vrrpd\ndebug vrrp protocol\n!\ninterface eth0\n vrrp {VRID} version 3\n \
+                 vrrp {VRID} priority {priority}\n vrrp {VRID} advertisement-interval 100\n \
+                 vrrp {VRID} ip {VIP}\n!\n"
+            ),
+        )
+        .expect("vrrpd.conf");
+        let zserv = dir.join("zserv.api");
+        let mut pids = Vec::new();
+        for daemon in ["zebra", "vrrpd"] {
+            let p = |f: String| dir.join(f).display().to_string();
+            let (conf, pid, log) = (
+                p(format!("{daemon}.conf")),
+                p(format!("{daemon}.pid")),
+                format!("file:{}", p(format!("{daemon}.log"))),
+            );
+            let (zs, vty) = (zserv.display().to_string(), dir.display().to_string());
+            // FRR refuses a user outside its vty group: root with that group.
+            let args = [
+                "-u",
+                "root",
+                "-g",
+                "frrvty",
+                "-f",
+                &conf,
+                "-i",
+                &pid,
+                "-z",
+                &zs,
+                "--vty_socket",
+                &vty,
+                "-P",
+                "0",
+                "--log",
+                &log,
+            ];
+            let out = dir.join(format!("{daemon}.out"));
+            let bin = Path::new(FRR_DIR).join(daemon);
+            pids.push(lab.spawn(&ns, &bin, &args, &out).expect("starting FRR"));
+            if daemon == "zebra" {
+                assert!(
+                    poll(TIMEOUT, || zserv.exists()),
+                    "zebra did not open {}",
+                    zserv.display()
+                );
+            }
+        }
+        Frr { dir, pids }
+    }
+
+    /// vrrpd's state of the IPv4 router ("Master", "Backup", ...).
+    fn status(&self) -> Option<String> {
+        let out = std::process::Command::new("vtysh")
+            .arg("--vty_socket")
+            .arg(&self.dir)
+            .args(["-c", &format!("show vrrp interface eth0 {VRID}")])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find(|l| l.trim_start().starts_with("Status (v4)"))
+            .and_then(|l| l.split_whitespace().last())
+            .map(str::to_string)
+    }
+
+    fn log(&self) -> String {
+        ["zebra.out", "vrrpd.out", "vrrpd.log"]
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+                format!("--- FRR {f} ---\n{text}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        for &pid in self.pids.iter().rev() {
+            let pid = nix::unistd::Pid::from_raw(pid as i32);
+            let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+            // Gone, or a zombie waiting for the lab to reap it.
+            let gone = || {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                    s.rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('Z'))
+                })
+            };
+            poll(Duration::from_secs(2), gone);
+        }
+    }
+}
+
+/// Poll `cond` every 20 ms until it holds (true) or `timeout` passes.
+fn poll(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The client's neighbour entries for the VIP, sampled every 50 ms until
+/// stopped: every MAC seen.
+struct NeighWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl NeighWatch {
+    fn start(lab: &Lab) -> NeighWatch {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let ns = lab.client_ns().to_string();
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut seen: Vec<String> = Vec::new();
+            let vip = VIP.to_string();
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok(o) = lab::sh("ip", &["-n", &ns, "neigh", "show", &vip]) {
+                    let text = String::from_utf8_lossy(&o.stdout).to_string();
+                    let mut words = text.split_whitespace();
+                    if words.any(|w| w == "lladdr") {
+                        if let Some(m) = words.next() {
+                            if !seen.iter().any(|s| s == m) {
+                                seen.push(m.to_string());
+                            }
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            seen
+        });
+        NeighWatch { stop, handle }
+    }
+
+    fn finish(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().expect("neighbour watch")
+    }
+}
+
+/// FRR 8.x vrrpd (its documented set-up: a bridge-mode macvlan with the
+/// virtual MAC, protodown in Backup, adverts received on the base
+/// interface) on node1, baton with `use_vmac` on node0: one master in
+/// either direction, failover both ways, and a client that pings the VIP
+/// throughout and only ever learns the virtual MAC for it.
+#[test]
+fn interop_with_frr_vrrpd_use_vmac() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut lab = Lab::new("bvm", 2).expect("lab");
+    let pb = start_baton(&mut lab, 0, &baton_instance(200, ""));
+    let frr = Frr::start(&mut lab, 1, 100);
+    let all_logs = |l: &Lab, f: &Frr| format!("{}\n{}", logs(l), f.log());
+    let baton_master = |l: &Lab, f: &Frr| {
+        l.state(0, NAME) == Some(State::Master)
+            && vip_on(l, 0, VMAC_IF)
+            && f.status().as_deref() == Some("Backup")
+    };
+    assert!(
+        poll(TIMEOUT, || baton_master(&lab, &frr)),
+        "baton (200) master, FRR (100) backup\n{}",
+        all_logs(&lab, &frr)
+    );
+    let neigh = NeighWatch::start(&lab);
+    let prober =
+        Prober::start(Some(lab.client_ns()), VIP, Duration::from_millis(10)).expect("prober");
+    assert!(
+        prober.wait_for_replies(5, TIMEOUT),
+        "no replies via baton\n{}",
+        all_logs(&lab, &frr)
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        baton_master(&lab, &frr),
+        "steady: FRR took over from baton\n{}",
+        all_logs(&lab, &frr)
+    );
+
+    // baton -> FRR.
+    stop(&mut lab, pb, "baton");
+    assert!(
+        poll(TIMEOUT, || frr.status().as_deref() == Some("Master")),
+        "FRR did not take over\n{}",
+        all_logs(&lab, &frr)
+    );
+    let replies = prober.received();
+    assert!(
+        prober.wait_for_replies(replies + 5, TIMEOUT),
+        "no replies via FRR\n{}",
+        all_logs(&lab, &frr)
+    );
+
+    // A lower baton joins: it stays backup, FRR stays master.
+    let pb = start_baton(&mut lab, 0, &baton_instance(50, ""));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        (lab.state(0, NAME), frr.status().as_deref()),
+        (Some(State::Backup), Some("Master")),
+        "baton (50) backup, FRR (100) master\n{}",
+        all_logs(&lab, &frr)
+    );
+    assert!(!vip_on(&lab, 0, VMAC_IF), "baton (backup) holds no VIP");
+
+    // FRR -> baton: a higher baton preempts.
+    stop(&mut lab, pb, "baton");
+    let _pb = start_baton(&mut lab, 0, &baton_instance(200, ""));
+    assert!(
+        poll(TIMEOUT, || baton_master(&lab, &frr)),
+        "baton (200) did not preempt FRR\n{}",
+        all_logs(&lab, &frr)
+    );
+    let replies = prober.received();
+    assert!(
+        prober.wait_for_replies(replies + 5, TIMEOUT),
+        "no replies via baton after preemption\n{}",
+        all_logs(&lab, &frr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        baton_master(&lab, &frr),
+        "steady after preemption\n{}",
+        all_logs(&lab, &frr)
+    );
+    let report = prober.finish().expect("prober");
+    let macs = neigh.finish();
+    println!(
+        "baton <-> FRR vrrpd (use_vmac): longest ping gap {:?}, {} of {} pings lost",
+        report.longest_gap,
+        report.lost(),
+        report.sent
+    );
+    assert_eq!(
+        macs,
+        vec![fmt_mac(VMAC)],
+        "the client's neighbour entries for the VIP"
+    );
+    assert!(report.longest_gap < TIMEOUT, "pings did not resume");
+}
