@@ -388,7 +388,7 @@ fn instance_keywords() {
     let c = ok(&instance(
         "    state BACKUP\n    priority 90\n    version 3\n    advert_int 0.05\n    nopreempt\n    preempt_delay 0\n    \
          mcast_src_ip 192.0.2.11\n    garp_lower_prio_delay 2\n    garp_lower_prio_repeat 3\n    \
-         garp_master_refresh 0\n    garp_interval 0.01\n    use_vmac vrrp.51\n    strict_mode off\n    \
+         garp_master_refresh 0\n    garp_interval 0.01\n    use_vmac vrrp.51\n    vmac_xmit_base\n    strict_mode off\n    \
          virtual_ipaddress_excluded {\n        2001:db8::5/64 dev eth1\n        192.0.2.9 brd 192.0.2.255 scope link label eth0:9\n    }\n    \
          virtual_routes {\n        192.0.2.0/24 via 192.0.2.254 dev eth1\n    }\n    \
          virtual_rules {\n        from 192.0.2.0/24 table 1\n    }\n",
@@ -403,6 +403,7 @@ fn instance_keywords() {
     assert_eq!(i.garp.master_refresh, None);
     assert!(i.use_vmac);
     assert_eq!(i.vmac_interface.as_deref(), Some("vrrp.51"));
+    assert!(i.vmac_xmit_base);
     assert_eq!(i.virtual_ips_excluded.len(), 2);
     assert_eq!(
         i.virtual_ips_excluded[1].to_string(),

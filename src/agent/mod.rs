@@ -18,3 +18,4 @@ pub mod socket;
 pub mod state;
 pub mod syncfs;
 pub mod track;
+pub mod vmac;

@@ -19,10 +19,12 @@ use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, MacVlanMode,
+};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::AsyncSocket;
-use rtnetlink::{AddressMessageBuilder, Handle, MulticastGroup};
+use rtnetlink::{AddressMessageBuilder, Handle, LinkMacVlan, LinkUnspec, MulticastGroup};
 use tokio::sync::mpsc;
 
 /// A failed netlink conversation, with the operator's context.
@@ -281,6 +283,84 @@ impl Netlink {
             primary_v4,
             link_local_v6,
         })
+    }
+}
+
+/// What kind of link a name is, for `use_vmac`: a macvlan (with the MAC
+/// and the lower link it sits on) or anything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkKind {
+    pub link: LinkInfo,
+    pub macvlan: bool,
+    /// IFLA_LINK: the lower link's index, for stacked links.
+    pub lower: Option<u32>,
+}
+
+impl Netlink {
+    /// The link called `name` and its kind; None if there is none.
+    pub async fn link_kind(&self, name: &str) -> Result<Option<LinkKind>, NetlinkError> {
+        let request = self.handle.link().get().match_name(name.to_owned());
+        let mut stream = std::pin::pin!(request.execute());
+        let message = match stream.next().await {
+            Some(Ok(message)) => message,
+            Some(Err(e)) if errno(&e) == Some(libc::ENODEV) => return Ok(None),
+            Some(Err(e)) => return Err(NetlinkError::request(format!("get link {name}"), e)),
+            None => return Ok(None),
+        };
+        let mut kind = LinkKind {
+            link: link_info(&message),
+            macvlan: false,
+            lower: None,
+        };
+        for attribute in &message.attributes {
+            match attribute {
+                LinkAttribute::Link(index) => kind.lower = Some(*index),
+                LinkAttribute::LinkInfo(infos) => {
+                    kind.macvlan = infos
+                        .iter()
+                        .any(|i| matches!(i, NlLinkInfo::Kind(InfoKind::MacVlan)));
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(kind))
+    }
+
+    /// Create macvlan `name` on `lower` with `mac`, in private mode, left
+    /// down (the caller sets its sysctls before bringing it up).
+    pub async fn add_macvlan(
+        &self,
+        name: &str,
+        lower: u32,
+        mac: [u8; 6],
+    ) -> Result<(), NetlinkError> {
+        let message = LinkMacVlan::new(name, lower, MacVlanMode::Private)
+            .address(mac.to_vec())
+            .build();
+        self.handle
+            .link()
+            .add(message)
+            .execute()
+            .await
+            .map_err(|e| NetlinkError::request(format!("create macvlan {name}"), e))
+    }
+
+    /// Bring link `index` administratively up.
+    pub async fn set_link_up(&self, index: u32) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .change(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| NetlinkError::request(format!("set link {index} up"), e))
+    }
+
+    /// Delete link `index`; already gone is success.
+    pub async fn delete_link(&self, index: u32) -> Result<(), NetlinkError> {
+        match self.handle.link().del(index).execute().await {
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
+            r => r.map_err(|e| NetlinkError::request(format!("delete link {index}"), e)),
+        }
     }
 }
 

@@ -39,6 +39,7 @@ use super::socket::VrrpSocket;
 use super::state::{StateLock, VipLedger};
 use super::syncfs::{self, FsEvent};
 use super::track::{TrackEvent, Tracker};
+use super::vmac::{self, Sysctls, Vmac};
 use crate::cluster;
 use crate::config::model::{AuthType, Version};
 use crate::config::model::{Config, Instance as InstanceCfg, Vip};
@@ -219,6 +220,10 @@ struct Agent {
     /// The socket each instance's adverts leave by (multicast, or bound to
     /// unicast_src).
     socks: BTreeMap<InstanceId, Rc<VrrpSocket>>,
+    /// The macvlan of each `use_vmac` instance.
+    vmacs: BTreeMap<InstanceId, Vmac>,
+    /// Kernel settings changed for them, restored on exit.
+    sysctls: Sysctls,
     ledger: VipLedger,
     rx_tx: mpsc::Sender<RxPacket>,
     rx: mpsc::Receiver<RxPacket>,
@@ -477,6 +482,8 @@ impl Agent {
             nl,
             ifaces: Vec::new(),
             socks: BTreeMap::new(),
+            vmacs: BTreeMap::new(),
+            sysctls: Sysctls::new(),
             ledger,
             rx_tx,
             rx,
@@ -496,7 +503,6 @@ impl Agent {
         };
         for cfg in &config.instances {
             for (set, what) in [
-                (cfg.use_vmac, "use_vmac"),
                 (!cfg.virtual_routes.is_empty(), "virtual_routes"),
                 (!cfg.virtual_rules.is_empty(), "virtual_rules"),
                 (cfg.mcast_src.is_some(), "mcast_src"),
@@ -508,12 +514,24 @@ impl Agent {
                     );
                 }
             }
-            agent.add_instance(cfg.clone()).await?;
+            if let Err(e) = agent.add_instance(cfg.clone()).await {
+                // A start that fails leaves no macvlan behind.
+                agent.close_vmacs().await;
+                return Err(e);
+            }
         }
         if let Some(cc) = &config.cluster {
-            agent.cluster = Some(agent.start_cluster(cc)?);
-            if !config.sync.is_empty() {
+            let started = agent.start_cluster(cc).and_then(|c| {
+                agent.cluster = Some(c);
+                if config.sync.is_empty() {
+                    return Ok(());
+                }
                 agent.sync = Some(agent.start_sync()?);
+                Ok(())
+            });
+            if let Err(e) = started {
+                agent.close_vmacs().await;
+                return Err(e);
             }
         }
         // Tracked interfaces start from the kernel's view (a missing one is
@@ -787,13 +805,77 @@ impl Agent {
                 ))
             })?,
         };
+        let vmac = if cfg.use_vmac {
+            Some(self.open_vmac(&cfg, iface, v4).await?)
+        } else {
+            None
+        };
+        let sock = match self.instance_socket(&cfg, iface, v4, local, vmac.as_ref()) {
+            Ok(s) => s,
+            Err(e) => {
+                // A start that fails leaves no macvlan of its own behind.
+                if let Some(v) = &vmac {
+                    vmac::close(&self.nl, v).await;
+                }
+                return Err(e);
+            }
+        };
+        let id = self
+            .node
+            .add_instance(Instant::now(), cfg, IfaceId(iface), local);
+        self.socks.insert(id, sock);
+        if let Some(v) = vmac {
+            self.vmacs.insert(id, v);
+        }
+        Ok(id)
+    }
+
+    /// The socket an instance sends its adverts by (and its receive task).
+    fn instance_socket(
+        &mut self,
+        cfg: &InstanceCfg,
+        iface: usize,
+        v4: bool,
+        local: IpAddr,
+        vmac: Option<&Vmac>,
+    ) -> Result<Rc<VrrpSocket>, AgentError> {
         let ah = cfg.auth_type == AuthType::Ah && cfg.version == Version::V2 && v4;
-        let sock = if ah && cfg.unicast_peers.is_empty() {
+        if ah && vmac.is_some() {
+            return Err(AgentError::Config(format!(
+                "({}) auth_type AH with use_vmac is not supported",
+                cfg.name
+            )));
+        }
+        if ah && cfg.unicast_peers.is_empty() {
             // Plain VRRP is heard too (and dropped as auth_mismatch).
             self.multicast_socket(iface, v4, local)?;
-            self.ah_socket(iface)?
+            return self.ah_socket(iface);
+        }
+        let f = &self.ifaces[iface];
+        if let Some(v) = vmac.filter(|_| cfg.unicast_peers.is_empty()) {
+            // Adverts are received on the macvlan, as keepalived does (see
+            // agent::vmac); they leave by it too (source MAC: the virtual
+            // one) unless vmac_xmit_base sends them from the base interface.
+            let open = |ifname: &str, join: bool| {
+                let mut s = if v4 {
+                    VrrpSocket::open_v4(ifname, join)
+                } else {
+                    VrrpSocket::open_v6(ifname, join)
+                }
+                .map_err(io_err(format!("VRRP socket on {ifname}")))?;
+                s.bind_source(local)
+                    .map_err(io_err(format!("{ifname}: advert source {local}")))?;
+                Ok::<_, AgentError>(Rc::new(s))
+            };
+            let rx = open(&v.name, true)?;
+            self.spawn_receiver(iface, rx.clone(), true);
+            if cfg.vmac_xmit_base {
+                open(&f.name, false)
+            } else {
+                Ok(rx)
+            }
         } else if cfg.unicast_peers.is_empty() {
-            self.multicast_socket(iface, v4, local)?
+            self.multicast_socket(iface, v4, local)
         } else {
             let mut s = if v4 {
                 VrrpSocket::open_v4(&f.name, false)
@@ -817,13 +899,56 @@ impl Agent {
                 *receiving = true;
                 self.spawn_receiver(iface, s.clone(), false);
             }
-            s
+            Ok(s)
+        }
+    }
+
+    /// The macvlan of a `use_vmac` instance, created (or reused) now.
+    async fn open_vmac(
+        &mut self,
+        cfg: &InstanceCfg,
+        iface: usize,
+        v4: bool,
+    ) -> Result<Vmac, AgentError> {
+        let name = cfg
+            .vmac_interface
+            .clone()
+            .unwrap_or_else(|| vmac::default_name(cfg.vrid, !v4));
+        if let Some(other) = self.vmacs.values().find(|v| v.name == name) {
+            return Err(AgentError::Config(format!(
+                "({}) use_vmac: {} is already another instance's VMAC interface",
+                cfg.name, other.name
+            )));
+        }
+        let f = &self.ifaces[iface];
+        let base = self
+            .nl
+            .link_by_index(f.index)
+            .await
+            .map_err(nl_err(format!("interface {}", f.name)))?;
+        let spec = vmac::VmacSpec {
+            instance: &cfg.name,
+            name: &name,
+            vrid: cfg.vrid,
+            v6: !v4,
+            base: &base,
+            base_link_local: f.addr6,
         };
-        let id = self
-            .node
-            .add_instance(Instant::now(), cfg, IfaceId(iface), local);
-        self.socks.insert(id, sock);
-        Ok(id)
+        vmac::open(&self.nl, &mut self.sysctls, spec)
+            .await
+            .map_err(AgentError::Config)
+    }
+
+    /// Delete the macvlans this run created and put the kernel settings
+    /// back (not under `-V`: the VIPs stay, and with them what they need).
+    async fn close_vmacs(&mut self) {
+        if self.keeping_vips {
+            return;
+        }
+        for v in std::mem::take(&mut self.vmacs).into_values() {
+            vmac::close(&self.nl, &v).await;
+        }
+        self.sysctls.restore();
     }
 
     async fn run(&mut self) {
@@ -971,6 +1096,7 @@ impl Agent {
         self.keeping_vips = self.opts.keep_vips_on_stop;
         self.node.shutdown(Instant::now());
         self.apply_effects().await;
+        self.close_vmacs().await;
         self.tracker.stop();
         if let Some(s) = &self.sync {
             s.runner.kill_all();
@@ -1105,13 +1231,13 @@ impl Agent {
                 }
             }
             Effect::AddVips {
+                instance,
                 name,
                 iface,
                 vips,
                 lease,
-                ..
             } => {
-                let targets = self.vip_targets(&name, iface, &vips).await;
+                let targets = self.vip_targets(instance, &name, iface, &vips).await;
                 let entries: Vec<_> = targets
                     .iter()
                     .map(|(ifname, _, v)| (ifname.clone(), v.addr, v.prefix_len))
@@ -1137,14 +1263,14 @@ impl Agent {
                 );
             }
             Effect::RefreshVips {
+                instance,
                 name,
                 iface,
                 vips,
                 lease,
-                ..
             } => {
                 // Already in the ledger since their AddVips.
-                for (ifname, index, v) in self.vip_targets(&name, iface, &vips).await {
+                for (ifname, index, v) in self.vip_targets(instance, &name, iface, &vips).await {
                     let label = v.label.as_deref();
                     if let Err(e) = self
                         .nl
@@ -1159,9 +1285,12 @@ impl Agent {
                 info!("({name}) leaving the VIPs configured on stop (-V)");
             }
             Effect::RemoveVips {
-                name, iface, vips, ..
+                instance,
+                name,
+                iface,
+                vips,
             } => {
-                let targets = self.vip_targets(&name, iface, &vips).await;
+                let targets = self.vip_targets(instance, &name, iface, &vips).await;
                 for (ifname, index, v) in &targets {
                     if let Err(e) = self.nl.delete_address(*index, v.addr, v.prefix_len).await {
                         error!("({name}) cannot remove VIP {v} from {ifname}: {e}");
@@ -1175,26 +1304,31 @@ impl Agent {
                 info!("({name}) removing VIPs");
             }
             Effect::SendGarp {
+                instance,
                 iface,
                 count,
                 vips,
                 gap,
-                ..
             } => {
                 let f = &self.ifaces[iface.0];
+                // With use_vmac they carry the virtual MAC, from the macvlan.
+                let (mac, garp, ifname) = match self.vmacs.get(&instance) {
+                    Some(v) => (v.mac, &v.garp, &v.name),
+                    None => (f.mac, &f.garp, &f.name),
+                };
                 let mut frames = Vec::new();
                 for _ in 0..count {
                     for addr in &vips {
                         frames.push(match *addr {
-                            IpAddr::V4(a) => crate::wire::arp::gratuitous_arp(f.mac, a).to_vec(),
+                            IpAddr::V4(a) => crate::wire::arp::gratuitous_arp(mac, a).to_vec(),
                             IpAddr::V6(a) => {
-                                crate::wire::nd::unsolicited_na(f.mac, f.addr6.unwrap_or(a), a)
+                                crate::wire::nd::unsolicited_na(mac, f.addr6.unwrap_or(a), a)
                             }
                         });
                     }
                 }
-                f.garp.send_paced(frames, gap);
-                debug!("sending {count} gratuitous ARP/NA per VIP on {}", f.name);
+                garp.send_paced(frames, gap);
+                debug!("sending {count} gratuitous ARP/NA per VIP on {ifname}");
             }
             Effect::StateChanged {
                 name,
@@ -1298,18 +1432,27 @@ impl Agent {
     }
 
     /// Where each address goes: its `dev` (keepalived's `dev` option) or
-    /// the instance's interface.
+    /// the instance's interface (its macvlan with `use_vmac`).
     async fn vip_targets(
         &self,
+        instance: InstanceId,
         name: &str,
         iface: IfaceId,
         vips: &[Vip],
     ) -> Vec<(String, u32, Vip)> {
-        let home = &self.ifaces[iface.0];
+        let base = &self.ifaces[iface.0];
+        let (home, home_index) = match self.vmacs.get(&instance) {
+            Some(v) => (&v.name, v.index),
+            None => (&base.name, base.index),
+        };
         let mut out = Vec::new();
         for v in vips {
-            match v.dev.as_deref().filter(|d| *d != home.name) {
-                None => out.push((home.name.clone(), home.index, v.clone())),
+            match v
+                .dev
+                .as_deref()
+                .filter(|d| *d != base.name && *d != home.as_str())
+            {
+                None => out.push((home.clone(), home_index, v.clone())),
                 Some(dev) => match self.nl.link_by_name(dev).await {
                     Ok(l) => out.push((dev.to_string(), l.index, v.clone())),
                     Err(e) => error!("({name}) VIP {v}: interface {dev}: {e}"),
@@ -1469,6 +1612,9 @@ impl Agent {
         self.apply_effects().await;
         for id in stopped {
             self.socks.remove(&id);
+            if let Some(v) = self.vmacs.remove(&id) {
+                vmac::close(&self.nl, &v).await;
+            }
         }
         if plan.tracking_changed {
             // New scripts or files: the tracker starts over from the states

@@ -540,6 +540,11 @@ impl Checker<'_> {
                          (multicast only)"
                     ),
                 );
+            } else if inst.use_vmac {
+                self.err(
+                    &path,
+                    format!("{what}: auth_type ah: not supported with use_vmac by baton yet"),
+                );
             }
         }
         self.virtual_ips(&p, &what, inst);
@@ -552,6 +557,27 @@ impl Checker<'_> {
                     format!("{what}: use_vmac: \"{name}\" {reason}"),
                 );
             }
+            if inst.use_vmac && *name == inst.interface {
+                self.err(
+                    &format!("{p}.use_vmac"),
+                    format!("{what}: use_vmac: \"{name}\" is the instance's own interface"),
+                );
+            }
+        }
+        if inst.vmac_xmit_base && !inst.use_vmac {
+            self.warn(
+                &format!("{p}.vmac_xmit_base"),
+                format!("{what}: vmac_xmit_base without use_vmac has no effect"),
+            );
+        }
+        if inst.use_vmac && !inst.vmac_xmit_base && !inst.unicast_peers.is_empty() {
+            self.warn(
+                &format!("{p}.use_vmac"),
+                format!(
+                    "{what}: use_vmac with unicast peers: adverts leave by the base \
+                     interface (as with vmac_xmit_base)"
+                ),
+            );
         }
         for (key, list) in [
             ("virtual_routes", &inst.virtual_routes),

@@ -191,6 +191,9 @@ fn instance(out: &mut Out, i: &Instance) {
         (None, true) => out.kv("use_vmac", "true"),
         _ => {}
     }
+    if i.vmac_xmit_base {
+        out.kv("vmac_xmit_base", "true");
+    }
     if !i.virtual_routes.is_empty() {
         out.kv("virtual_routes", &strings(i.virtual_routes.iter().cloned()));
     }

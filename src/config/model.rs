@@ -207,8 +207,12 @@ pub struct Instance {
     /// Run on a macvlan with the virtual router MAC (keepalived's
     /// `use_vmac`).
     pub use_vmac: bool,
-    /// The macvlan's name; default `vrrp.VRID`.
+    /// The macvlan's name; default `vrrp.VRID` (IPv4) or `vrrp6.VRID`
+    /// (IPv6), as keepalived names it.
     pub vmac_interface: Option<String>,
+    /// With `use_vmac`: adverts leave by the base interface, with its own
+    /// MAC; the VIPs stay on the macvlan (keepalived's `vmac_xmit_base`).
+    pub vmac_xmit_base: bool,
     /// Routes added on becoming master and removed on leaving, as `ip route`
     /// arguments (keepalived's `virtual_routes`). Stored, not applied yet.
     pub virtual_routes: Vec<String>,
@@ -264,6 +268,7 @@ impl Instance {
             virtual_ips_excluded: Vec::new(),
             use_vmac: false,
             vmac_interface: None,
+            vmac_xmit_base: false,
             virtual_routes: Vec::new(),
             virtual_rules: Vec::new(),
             strict_mode: false,

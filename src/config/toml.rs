@@ -80,6 +80,7 @@ const INSTANCE_KEYS: &[&str] = &[
     "notify",
     "virtual_ips_excluded",
     "use_vmac",
+    "vmac_xmit_base",
     "virtual_routes",
     "virtual_rules",
     "strict_mode",
@@ -560,6 +561,9 @@ impl<'t> Reader<'t> {
                 }
                 _ => s.mistyped(self, "use_vmac", value, "true, false or an interface name"),
             }
+        }
+        if let Some(b) = s.boolean(self, "vmac_xmit_base") {
+            instance.vmac_xmit_base = b;
         }
         if let Some(routes) = s.string_list(self, "virtual_routes") {
             instance.virtual_routes = routes;

@@ -113,6 +113,7 @@ const KEYWORDS: Keywords<InstanceBlock> = Keywords {
         ("garp_interval", garp_interval),
         ("gna_interval", gna_interval),
         ("use_vmac", use_vmac),
+        ("vmac_xmit_base", vmac_xmit_base),
         ("virtual_routes", virtual_routes_or_rules),
         ("virtual_rules", virtual_routes_or_rules),
         ("strict_mode", strict_mode),
@@ -405,6 +406,12 @@ fn use_vmac(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
     }
 }
 
+fn vmac_xmit_base(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
+    r.no_value(&b.ctx, item);
+    b.inst.vmac_xmit_base = true;
+    r.record(&format!("{}.vmac_xmit_base", b.p), item.at());
+}
+
 /// `virtual_routes { }` and `virtual_rules { }`: kept as text.
 fn virtual_routes_or_rules(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
     let key = item.key();
@@ -584,7 +591,6 @@ fn looks_like_mac(text: &str) -> bool {
 const UNSUPPORTED: &[&str] = &[
     "vrf",
     "use_vmac_addr",
-    "vmac_xmit_base",
     "use_ipvlan",
     "native_ipv6",
     "dont_track_primary",
