@@ -54,6 +54,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "script_user",
     "enable_script_security",
     "startup_delay",
+    "metrics_listen",
 ];
 const INSTANCE_KEYS: &[&str] = &[
     "name",
@@ -393,6 +394,9 @@ impl<'t> Reader<'t> {
         }
         if let Some(d) = s.duration(self, "startup_delay") {
             global.startup_delay = d;
+        }
+        if let Some(a) = s.parsed::<std::net::SocketAddr>(self, "metrics_listen", "IP:PORT") {
+            global.metrics_listen = Some(a);
         }
     }
 
