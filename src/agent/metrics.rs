@@ -132,6 +132,27 @@ fn answer(mut stream: TcpStream, shared: &Shared) {
     out.extend_from_slice(body.as_bytes());
     let _ = stream.write_all(&out);
     let _ = stream.flush();
+    // Read what the client sent beyond the head (bounded, within the
+    // deadline) before closing: closing on unread input sends a reset,
+    // which can destroy the answer before the client reads it.
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < 4 * MAX_REQUEST {
+        let Some(left) = DEADLINE
+            .checked_sub(start.elapsed())
+            .filter(|d| !d.is_zero())
+        else {
+            break;
+        };
+        if stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
 }
 
 /// The request head (up to the blank line), read under [`DEADLINE`] and
