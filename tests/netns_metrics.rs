@@ -275,6 +275,43 @@ fn metrics_follow_a_failover_and_survive_bad_clients() {
     );
     assert!(s.everywhere(&[2], b"backend b\n"));
 
+    // `baton status` shows the same: RTT and heartbeats per peer, lag per
+    // synced file and peer, what the instance sent.
+    let cli = |args: &[&str]| {
+        let out = s
+            .lab
+            .baton_cli(std::path::Path::new(BATON), 1, args)
+            .expect("baton status");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = cli(&["status"]);
+    assert!(
+        text.contains("peer node2: alive") && text.contains(" heartbeats, rtt "),
+        "{text}"
+    );
+    assert!(
+        text.contains("sent ") && text.contains("VIPs added 1"),
+        "{text}"
+    );
+    assert!(text.contains("transitions: BACKUP->MASTER 1"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&cli(&["status", "--json"])).unwrap();
+    let peers = &json["cluster"]["peers"];
+    let node2 = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "node2")
+        .unwrap();
+    assert!(node2["rtt_us"].as_u64().is_some_and(|us| us > 0), "{node2}");
+    let lag = &json["cluster"]["sync"][0]["lag"];
+    assert_eq!(lag[0]["peer"], "node2", "{lag}");
+    assert_eq!(lag[0]["behind"], false, "{lag}");
+    assert_eq!(
+        json["instances"][0]["tx"]["transitions"]["BACKUP->MASTER"], 1,
+        "{json}"
+    );
+
     // Every metric name in dist/ is in a real scrape (a sample or its
     // family's TYPE line: counters are typed without `_total`).
     let all = format!("{}{}", scrape(&s, 1), scrape(&s, 2));

@@ -795,6 +795,14 @@ mod tests {
         assert!(matches!(route(""), Route::Bad(_)));
     }
 
+    #[test]
+    fn every_family_is_in_the_man_page() {
+        let man = include_str!("../../man/baton.8");
+        for (name, _, _) in FAMILIES {
+            assert!(man.contains(name), "man/baton.8 lacks {name}");
+        }
+    }
+
     /// The dashboards and alert rules in dist/ use only exported names.
     #[test]
     fn dist_uses_only_exported_metric_names() {
