@@ -148,6 +148,7 @@ fn metrics_follow_a_failover_and_survive_bad_clients() {
     for p in ["node0", "node2"] {
         let rtt = must(&n1, &format!(r#"baton_peer_rtt_seconds{{peer="{p}"}}"#));
         assert!(rtt > 0.0 && rtt < 0.5, "node1 -> {p}: {rtt} s");
+        eprintln!("node1 -> {p}: rtt {:.3} ms", rtt * 1000.0);
         assert_eq!(
             must(&n1, &format!(r#"baton_peer_alive{{peer="{p}"}}"#)),
             1.0
@@ -202,8 +203,13 @@ fn metrics_follow_a_failover_and_survive_bad_clients() {
     // A silent connection holds one worker; scrapes go on meanwhile, and
     // it is closed after the 2 s deadline.
     let t = Instant::now();
-    scrape(&s, 1);
+    let text = scrape(&s, 1);
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    eprintln!(
+        "scrape beside a silent client: {:?}, {} bytes",
+        t.elapsed(),
+        text.len()
+    );
     let mut silent = silent;
     silent
         .set_read_timeout(Some(Duration::from_secs(5)))
