@@ -27,6 +27,8 @@ fn free_addr() -> SocketAddr {
 
 fn heartbeat(node: &str) -> Message {
     Message::Heartbeat {
+        stamp: None,
+        echo: Vec::new(),
         node: node.into(),
         instances: vec![],
     }

@@ -1204,3 +1204,22 @@ fn vip_lease_is_a_baton_extension_of_vrrp_instance() {
           seconds (the kernel counts address lifetimes in seconds)"]
     );
 }
+
+#[test]
+fn metrics_listen_in_global_defs() {
+    let body = instance("");
+    let c = ok(&format!(
+        "global_defs {{\n metrics_listen 127.0.0.1:9650\n}}\n{body}"
+    ));
+    assert_eq!(
+        c.global.metrics_listen,
+        Some("127.0.0.1:9650".parse().unwrap())
+    );
+    roundtrip(&c);
+    let e = errors(&format!("global_defs {{\n metrics_listen 9650\n}}\n{body}"));
+    assert!(
+        e.iter()
+            .any(|e| e.contains(":2:") && e.contains("metrics_listen")),
+        "{e:?}"
+    );
+}

@@ -1114,3 +1114,23 @@ fn vip_lease_forms_and_bounds() {
         "{e:?}"
     );
 }
+
+#[test]
+fn metrics_listen_is_off_by_default_and_an_address_when_set() {
+    let base = instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"10.0.0.100/24\"]\n",
+    );
+    assert_eq!(ok(&base).global.metrics_listen, None);
+    let on = format!("[global]\nmetrics_listen = \"127.0.0.1:9650\"\n{base}");
+    assert_eq!(
+        ok(&on).global.metrics_listen,
+        Some("127.0.0.1:9650".parse().unwrap())
+    );
+    let e = errors(&format!("[global]\nmetrics_listen = \"localhost\"\n{base}"));
+    assert!(
+        e[0].contains("baton.toml:2:") && e[0].contains("IP:PORT"),
+        "{e:?}"
+    );
+    let e = errors(&format!("[global]\nmetrics_listen = \"[::1]:0\"\n{base}"));
+    assert!(e[0].contains("port 0 is not a port"), "{e:?}");
+}

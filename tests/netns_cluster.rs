@@ -1003,6 +1003,8 @@ fn addr(c: &Cl, i: usize) -> SocketAddr {
 fn heartbeat_like(c: &Cl, i: usize) -> Message {
     let inst = c.instance(i);
     Message::Heartbeat {
+        stamp: None,
+        echo: Vec::new(),
         node: format!("node{i}"),
         instances: vec![InstanceBeat {
             name: NAME.into(),

@@ -90,7 +90,7 @@ fn changes_reach_every_peer_in_order_commit_and_run_on_change_once() {
     sim.run_for(ms(50));
     assert_eq!(sim.sync(1).unwrap().version("cfg"), Some(v(1, 3)));
     assert_eq!(sim.on_changes(1).len(), 3);
-    let peers = &sim.sync(0).unwrap().views()[0].peers;
+    let peers = &sim.sync(0).unwrap().views(sim.now())[0].peers;
     assert_eq!(
         peers,
         &vec![
@@ -113,7 +113,7 @@ fn an_edit_on_a_controlled_node_is_not_propagated_and_kept_as_a_conflict() {
         .sync_log(2)
         .iter()
         .any(|l| l.contains("not the control node")));
-    assert!(sim.sync(2).unwrap().views()[0].locally_modified);
+    assert!(sim.sync(2).unwrap().views(sim.now())[0].locally_modified);
     sim.edit_file(0, "cfg", b"next");
     sim.run_for(ms(50));
     assert!(converged(&sim, &[0, 1, 2], b"next"));
@@ -384,4 +384,59 @@ fn a_control_node_that_finds_a_peer_ahead_fetches_before_serving() {
         sim.conflicts(0).is_empty(),
         "v1 was committed: nothing lost"
     );
+}
+
+/// Lag per peer (`baton status`, metrics): a peer that cannot write the
+/// control node's version is behind, for as long as it cannot; once it
+/// writes, it is not behind and the commit is fresh.
+#[test]
+fn a_peer_that_cannot_write_lags_until_it_can() {
+    let mut sim = cluster(12, 16 * MIB, true);
+    sim.edit_file(0, "cfg", b"a");
+    sim.run_for(ms(200));
+    let view = |sim: &Sim| sim.sync(0).unwrap().views(sim.now())[0].clone();
+    let v0 = view(&sim);
+    assert_eq!(v0.bytes, Some(1));
+    assert!(v0.lag.iter().all(|l| !l.behind && l.lag_ms == 0), "{v0:?}");
+    assert_eq!(v0.lag.len(), 2);
+    sim.set_fail_writes(2, true);
+    sim.edit_file(0, "cfg", b"bb");
+    sim.run_for(ms(2500));
+    let v1 = view(&sim);
+    let lag = |v: &baton::cluster::sync::SyncView, p: &str| {
+        v.lag.iter().find(|l| l.peer == p).cloned().unwrap()
+    };
+    assert!(!lag(&v1, "n1").behind, "{v1:?}");
+    let n2 = lag(&v1, "n2");
+    assert!(n2.behind && (2000..=2500).contains(&n2.lag_ms), "{n2:?}");
+    // The committed version is still the first one, learned long ago.
+    assert!(v1.committed_age_ms.unwrap() >= 2500, "{v1:?}");
+    sim.set_fail_writes(2, false);
+    sim.run_for(ms(1500));
+    let v2 = view(&sim);
+    assert!(v2.lag.iter().all(|l| !l.behind && l.lag_ms == 0), "{v2:?}");
+    assert!(v2.committed_age_ms.unwrap() < 1500, "{v2:?}");
+}
+
+/// Round-trip time per peer from the heartbeat echo: about twice the
+/// one-way delay, on every node, for every peer.
+#[test]
+fn heartbeat_echoes_measure_the_round_trip() {
+    let mut sim = cluster(13, 16 * MIB, false);
+    sim.set_channel_delay(ms(7));
+    sim.start_all();
+    sim.run_for(ms(3000));
+    for n in 0..3 {
+        let views = sim.cluster(n).unwrap().peer_views(sim.now());
+        assert_eq!(views.len(), 2);
+        for p in views {
+            let rtt = p.rtt_us.expect("an RTT for every peer");
+            assert!(
+                (14_000..=16_000).contains(&rtt),
+                "n{n} -> {}: {rtt} us",
+                p.name
+            );
+            assert!(p.heartbeats >= 20, "{p:?}");
+        }
+    }
 }

@@ -255,6 +255,8 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
                 });
             }
             Message::Heartbeat {
+                stamp: None,
+                echo: Vec::new(),
                 node: node(u)?,
                 instances,
             }

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use crate::node::status::{
     ChannelPeerStatus, ClusterInstanceStatus, ClusterStatus, InstanceStatus, InterfaceStatus,
-    Status,
+    ProcessStatus, Status,
 };
 use crate::vrrp::RxStats;
 
@@ -260,6 +260,23 @@ pub fn render(status: &Status) -> String {
             i.rx.dropped_total(),
             drops(&i.rx)
         );
+        let _ = writeln!(
+            out,
+            "  sent {} adverts, {} GARP/NA; VIPs added {}, removed {}",
+            i.tx.adverts_sent, i.tx.garp_sent, i.tx.vip_adds, i.tx.vip_removes
+        );
+        if let Some(ms) = i.last_transition_ms {
+            let moves: Vec<String> =
+                i.tx.transitions
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+            let _ = writeln!(
+                out,
+                "  last transition {ms} ms ago; transitions: {}",
+                moves.join(", ")
+            );
+        }
     }
     if let Some(c) = &status.cluster {
         let _ = writeln!(out, "\ncluster: this node is {}", c.node);
@@ -267,9 +284,12 @@ pub fn render(status: &Status) -> String {
             let heard = p
                 .last_heard_ms
                 .map_or("never".to_string(), |ms| format!("{ms} ms ago"));
+            let rtt = p.rtt_us.map_or(String::new(), |us| {
+                format!(", rtt {:.1} ms", us as f64 / 1000.0)
+            });
             let _ = writeln!(
                 out,
-                "  peer {}: {}, last heard {heard}",
+                "  peer {}: {}, last heard {heard}, {} heartbeats{rtt}",
                 p.name,
                 if p.alive {
                     "alive"
@@ -277,7 +297,8 @@ pub fn render(status: &Status) -> String {
                     "connected, silent"
                 } else {
                     "not connected"
-                }
+                },
+                p.heartbeats
             );
             for b in &p.instances {
                 let _ = writeln!(
@@ -337,6 +358,9 @@ pub fn render(status: &Status) -> String {
                     .map(|r| format!(", receiving {r}"))
                     .unwrap_or_default()
             );
+            if let (Some(bytes), Some(age)) = (s.bytes, s.committed_age_ms) {
+                let _ = writeln!(out, "    {bytes} bytes, committed {age} ms ago");
+            }
             if let Some(err) = &s.write_error {
                 let _ = writeln!(out, "    cannot write here: {err}");
             }
@@ -352,7 +376,13 @@ pub fn render(status: &Status) -> String {
                         )
                     })
                     .unwrap_or_default();
-                let _ = writeln!(out, "    {peer}: {}{failing}", v(*pv));
+                let lag = s
+                    .lag
+                    .iter()
+                    .find(|l| &l.peer == peer && l.behind)
+                    .map(|l| format!(", behind for {} ms", l.lag_ms))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "    {peer}: {}{lag}{failing}", v(*pv));
             }
         }
     }

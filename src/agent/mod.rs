@@ -8,6 +8,7 @@ pub mod control;
 pub mod garp;
 pub mod hostcheck;
 pub mod logging;
+pub mod metrics;
 pub mod netlink;
 pub mod notify;
 pub mod on_change;

@@ -247,6 +247,10 @@ struct Agent {
     /// Reloads: the configuration is read (and its users looked up) on a
     /// blocking thread, its result comes back here.
     reloads: ReloadQueue,
+    /// Start time and reload counts, for status and metrics.
+    process: control::ProcessStatus,
+    /// The metrics endpoint's snapshot, when `metrics_listen` is set.
+    metrics: Option<super::metrics::Shared>,
 }
 
 /// What a dump signal asks for.
@@ -500,7 +504,22 @@ impl Agent {
             keeping_vips: false,
             sd: super::sdnotify::SdNotify::from_env(),
             status_changed: false,
+            process: control::ProcessStatus {
+                start_time_unix: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64(),
+                ..Default::default()
+            },
+            metrics: None,
         };
+        if let Some(addr) = config.global.metrics_listen {
+            let shared = super::metrics::Shared::default();
+            let bound = super::metrics::serve(addr, shared.clone())
+                .map_err(io_err(format!("metrics_listen {addr}")))?;
+            info!("metrics: serving GET /metrics on {bound}");
+            agent.metrics = Some(shared);
+        }
         for cfg in &config.instances {
             for (set, what) in [
                 (!cfg.virtual_routes.is_empty(), "virtual_routes"),
@@ -968,6 +987,12 @@ impl Agent {
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
         });
+        // The metrics snapshot: refreshed this often while an endpoint runs.
+        let mut metrics_tick = self.metrics.as_ref().map(|_| {
+            let mut t = tokio::time::interval(std::time::Duration::from_millis(100));
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
         loop {
             let deadline = self.node.next_deadline();
             tokio::select! {
@@ -975,6 +1000,7 @@ impl Agent {
                 _ = term.recv() => { info!("SIGTERM: stopping"); self.sd.stopping(); break; }
                 _ = int.recv() => { info!("SIGINT: stopping"); self.sd.stopping(); break; }
                 _ = tick(&mut watchdog) => self.sd.watchdog(),
+                _ = tick(&mut metrics_tick) => self.publish_metrics(),
                 _ = hup.recv() => self.request_reload(None),
                 _ = usr1.recv() => self.dump(Dump::Data),
                 _ = usr2.recv() => self.dump(Dump::Stats),
@@ -1512,7 +1538,23 @@ impl Agent {
                 .collect();
             cs.rejected_unknown = c.chan.unknown_rejected();
         }
+        status.process = self.process.clone();
         status
+    }
+
+    /// Swap a fresh snapshot in for the metrics endpoint (never waits on a
+    /// scraper: the lock is only held by a clone on the other side).
+    fn publish_metrics(&self) {
+        let Some(shared) = &self.metrics else {
+            return;
+        };
+        let snap = super::metrics::Snapshot {
+            status: self.status(),
+            taken: std::time::SystemTime::now(),
+        };
+        if let Ok(mut s) = shared.lock() {
+            *s = Some(snap);
+        }
     }
 
     /// One line for systemd's STATUS=: each instance and its state.
@@ -1587,9 +1629,13 @@ impl Agent {
             Ok((new, users)) => {
                 users.install();
                 self.reload(new).await;
+                self.process.reloads += 1;
+                self.process.last_reload_ok = Some(true);
                 Reply::message("reloaded")
             }
             Err(d) => {
+                self.process.reload_failures += 1;
+                self.process.last_reload_ok = Some(false);
                 error!("reload refused, keeping the running configuration:\n{d}");
                 Reply::error(format!("reload refused: {d}"))
             }

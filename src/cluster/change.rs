@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use super::decide::{self, Decision, PeerBeat, Preempt, Successor, Target, Track, View};
 use super::error::OperatorError;
 use super::membership::{Candidate, Membership, Policy};
-use super::message::{InstanceBeat, Message};
+use super::message::{Echo, InstanceBeat, Message};
 use crate::vrrp::{ClusterGates, ClusterReason, State};
 
 /// Static settings of the core.
@@ -124,6 +124,8 @@ pub struct Cluster {
     next_heartbeat: Instant,
     /// The time of the latest input, for deadline arithmetic.
     last_now: Instant,
+    /// Origin of the heartbeat stamps (see [`Message::Heartbeat`]).
+    clock_origin: Instant,
     actions: VecDeque<ClusterAction>,
     /// Stale messages ignored (epoch lower than known), for status.
     pub stale_ignored: u64,
@@ -145,6 +147,7 @@ impl Cluster {
             pending: BTreeMap::new(),
             next_heartbeat: now,
             last_now: now,
+            clock_origin: now,
             actions: VecDeque::new(),
             stale_ignored: 0,
             leaving: false,
@@ -195,7 +198,7 @@ impl Cluster {
     pub fn connected(&mut self, now: Instant, peer: &str) {
         self.members.connected(now, peer);
         // Tell the newcomer where we stand at once.
-        let hb = self.heartbeat_msg();
+        let hb = self.heartbeat_msg(now);
         self.actions.push_back(ClusterAction::Send {
             peer: peer.to_string(),
             msg: hb,
@@ -251,7 +254,7 @@ impl Cluster {
             self.complete_pending(instance, &me, c_epoch(&self.ctl, instance));
         }
         if state != was {
-            let hb = self.heartbeat_msg();
+            let hb = self.heartbeat_msg(now);
             self.actions.push_back(ClusterAction::Broadcast(hb));
         }
         self.evaluate(now);
@@ -262,10 +265,21 @@ impl Cluster {
             return;
         }
         match msg {
-            Message::Heartbeat { node, instances } => {
+            Message::Heartbeat {
+                node,
+                instances,
+                stamp,
+                echo,
+            } => {
                 if node != peer {
                     return;
                 }
+                let ours = echo
+                    .iter()
+                    .find(|e| e.node == self.cfg.node)
+                    .map(|e| (e.stamp, e.held_us));
+                let now_us = self.stamp(now);
+                self.members.stamps(now, peer, stamp, ours, now_us);
                 for b in &instances {
                     if let Some(c) = self.ctl.get_mut(&b.name) {
                         if b.epoch > c.epoch {
@@ -470,7 +484,7 @@ impl Cluster {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_heartbeat {
-            let hb = self.heartbeat_msg();
+            let hb = self.heartbeat_msg(now);
             self.actions.push_back(ClusterAction::Broadcast(hb));
             self.next_heartbeat = now + self.cfg.heartbeat_interval;
         }
@@ -781,8 +795,27 @@ impl Cluster {
         c.track = d.track;
     }
 
-    fn heartbeat_msg(&self) -> Message {
+    /// Our heartbeat clock: microseconds since this core started.
+    fn stamp(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.clock_origin).as_micros() as u64
+    }
+
+    fn heartbeat_msg(&self, now: Instant) -> Message {
         Message::Heartbeat {
+            stamp: Some(self.stamp(now)),
+            echo: self
+                .members
+                .peers()
+                .filter(|(_, p)| p.connected)
+                .filter_map(|(name, p)| {
+                    let (stamp, heard) = p.stamp?;
+                    Some(Echo {
+                        node: name.clone(),
+                        stamp,
+                        held_us: now.saturating_duration_since(heard).as_micros() as u64,
+                    })
+                })
+                .collect(),
             node: self.cfg.node.clone(),
             instances: self
                 .local
@@ -821,6 +854,8 @@ impl Cluster {
                     .last_heard
                     .map(|t| now.saturating_duration_since(t).as_millis() as u64),
                 instances: p.instances.values().cloned().collect(),
+                heartbeats: p.heartbeats,
+                rtt_us: p.rtt.map(|d| d.as_micros() as u64),
             })
             .collect()
     }
@@ -838,4 +873,11 @@ pub struct PeerView {
     pub alive: bool,
     pub last_heard_ms: Option<u64>,
     pub instances: Vec<InstanceBeat>,
+    /// Heartbeats received from the peer since this node started.
+    #[serde(default)]
+    pub heartbeats: u64,
+    /// The last round-trip time measured with the peer (None: not yet, or
+    /// an older peer that does not echo stamps).
+    #[serde(default)]
+    pub rtt_us: Option<u64>,
 }

@@ -74,6 +74,12 @@ pub struct Peer {
     pub last_heard: Option<Instant>,
     /// Its instances, from its last heartbeat, by name.
     pub instances: BTreeMap<String, InstanceBeat>,
+    /// Heartbeats received from it.
+    pub heartbeats: u64,
+    /// Its last heartbeat stamp and when it arrived (echoed back to it).
+    pub stamp: Option<(u64, Instant)>,
+    /// The round-trip time last measured through its echo of our stamp.
+    pub rtt: Option<Duration>,
 }
 
 /// The peer table.
@@ -120,13 +126,42 @@ impl Membership {
         if let Some(p) = self.peers.get_mut(name) {
             p.connected = false;
             p.since = None;
+            // A stamp from the old connection says nothing about the next.
+            p.stamp = None;
+            p.rtt = None;
         }
     }
 
     pub fn heartbeat(&mut self, now: Instant, name: &str, instances: Vec<InstanceBeat>) {
         if let Some(p) = self.peers.get_mut(name) {
             p.last_heard = Some(now);
+            p.heartbeats += 1;
             p.instances = instances.into_iter().map(|b| (b.name.clone(), b)).collect();
+        }
+    }
+
+    /// Record a peer's heartbeat stamp, and the round trip its echo of
+    /// ours shows: `now_us` less our stamp less the time it held it. An
+    /// echo from the future or held longer than the trip is ignored.
+    pub fn stamps(
+        &mut self,
+        now: Instant,
+        name: &str,
+        stamp: Option<u64>,
+        echo: Option<(u64, u64)>,
+        now_us: u64,
+    ) {
+        let Some(p) = self.peers.get_mut(name) else {
+            return;
+        };
+        p.stamp = stamp.map(|s| (s, now));
+        if let Some((ours, held_us)) = echo {
+            if let Some(rtt) = now_us
+                .checked_sub(ours)
+                .and_then(|d| d.checked_sub(held_us))
+            {
+                p.rtt = Some(Duration::from_micros(rtt));
+            }
         }
     }
 
@@ -220,5 +255,24 @@ mod tests {
         m.disconnected("b");
         assert!(!m.alive(t0, "b"));
         assert!(!m.is_peer("zz"));
+    }
+
+    #[test]
+    fn echoes_give_the_round_trip_and_bogus_ones_are_ignored() {
+        let t0 = Instant::now();
+        let mut m = Membership::new(&["b".to_string()], Duration::from_millis(100));
+        m.connected(t0, "b");
+        // Our stamp 1000 us, held 300 us by the peer, back at 1900 us.
+        m.stamps(t0, "b", Some(5), Some((1000, 300)), 1900);
+        let p = m.get("b").unwrap();
+        assert_eq!(p.rtt, Some(Duration::from_micros(600)));
+        assert_eq!(p.stamp, Some((5, t0)));
+        // From the future, or held longer than the trip: ignored.
+        m.stamps(t0, "b", None, Some((5000, 0)), 1900);
+        m.stamps(t0, "b", None, Some((1000, 2000)), 1900);
+        assert_eq!(m.get("b").unwrap().rtt, Some(Duration::from_micros(600)));
+        assert_eq!(m.get("b").unwrap().stamp, None);
+        m.disconnected("b");
+        assert_eq!(m.get("b").unwrap().rtt, None);
     }
 }

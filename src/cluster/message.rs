@@ -24,6 +24,16 @@ pub struct InstanceBeat {
     pub pinned: Option<String>,
 }
 
+/// A heartbeat stamp sent back to the node that stamped it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Echo {
+    /// The node whose stamp this is.
+    pub node: String,
+    pub stamp: u64,
+    /// Microseconds between hearing the stamp and sending it back.
+    pub held_us: u64,
+}
+
 /// A cluster-channel message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -33,6 +43,16 @@ pub enum Message {
     Heartbeat {
         node: String,
         instances: Vec<InstanceBeat>,
+        /// The sender's clock when it sent this, in microseconds from an
+        /// origin of its own: opaque to the receiver, which echoes it.
+        /// Absent from older nodes (no round-trip time for them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stamp: Option<u64>,
+        /// Per peer, the last stamp heard from it and how long the sender
+        /// held it before this heartbeat: the peer's round-trip time is its
+        /// clock now, less the stamp, less the time held.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        echo: Vec<Echo>,
     },
     /// Seed's first config-change message: `node` has become master of
     /// `instance` under `epoch` (raised by every takeover). Receivers record
@@ -264,12 +284,41 @@ mod tests {
         assert_eq!(Message::unknown_kind(br#"{"no_type":1}"#), None);
         // Every kind a message reports is in the list.
         let beat = Message::Heartbeat {
+            stamp: None,
+            echo: Vec::new(),
             node: "n1".into(),
             instances: Vec::new(),
         };
         assert!(Message::KINDS.contains(&beat.kind()));
         let json: serde_json::Value = serde_json::from_slice(&beat.to_json()).unwrap();
         assert_eq!(json["type"], "heartbeat");
+    }
+
+    #[test]
+    fn heartbeats_without_stamps_still_parse_and_stamps_are_optional() {
+        // An older node's heartbeat: no stamp, no echo.
+        let old = br#"{"type":"heartbeat","node":"n1","instances":[]}"#;
+        match Message::from_json(old).unwrap() {
+            Message::Heartbeat { stamp, echo, .. } => assert!(stamp.is_none() && echo.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        // A newer one's carries both; an older node ignores unknown fields.
+        let beat = Message::Heartbeat {
+            node: "n1".into(),
+            instances: Vec::new(),
+            stamp: Some(7),
+            echo: vec![Echo {
+                node: "n2".into(),
+                stamp: 3,
+                held_us: 40,
+            }],
+        };
+        let json = String::from_utf8(beat.to_json()).unwrap();
+        assert!(
+            json.contains(r#""stamp":7"#) && json.contains(r#""held_us":40"#),
+            "{json}"
+        );
+        assert_eq!(Message::from_json(json.as_bytes()).unwrap(), beat);
     }
 
     #[test]
@@ -295,6 +344,8 @@ mod tests {
         };
         assert_eq!(clear.refusal("n1"), Some("epoch_out_of_range"));
         let beat = Message::Heartbeat {
+            stamp: None,
+            echo: Vec::new(),
             node: "n1".into(),
             instances: vec![InstanceBeat {
                 name: "VI_1".into(),

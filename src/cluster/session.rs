@@ -716,6 +716,8 @@ mod tests {
 
     fn hb(node: &str) -> Message {
         Message::Heartbeat {
+            stamp: None,
+            echo: Vec::new(),
             node: node.into(),
             instances: vec![],
         }

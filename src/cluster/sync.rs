@@ -320,6 +320,9 @@ struct PeerSync {
     /// The peer could not write what it was sent (until it holds the
     /// current version).
     failed: Option<Failure>,
+    /// Since when the peer holds less than this node (see
+    /// [`SyncCore::note_lag`]); None: it holds as much.
+    behind_since: Option<Instant>,
 }
 
 /// A windowed transfer to one peer.
@@ -436,6 +439,8 @@ struct Entry {
     /// control node's word that every peer holds it); a newer write
     /// replaces it, so a version that never commits never fires.
     on_change_pending: Option<SyncVersion>,
+    /// When `committed` last changed, as [`SyncCore::note_lag`] saw it.
+    committed_at: Option<(SyncVersion, Instant)>,
 }
 
 /// Per entry, for `baton status`.
@@ -458,6 +463,25 @@ pub struct SyncView {
     /// This node could not write the last version it received: why.
     #[serde(default)]
     pub write_error: Option<String>,
+    /// Size of the held content (None: not read back since a restart).
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    /// How long ago this node learned of the committed version.
+    #[serde(default)]
+    pub committed_age_ms: Option<u64>,
+    /// Per connected peer: how far behind this node's version it is.
+    #[serde(default)]
+    pub lag: Vec<PeerLag>,
+}
+
+/// How far a peer is behind the version this node holds of an entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerLag {
+    pub peer: String,
+    /// The peer holds an older version than this node, or none.
+    pub behind: bool,
+    /// For how long (0 when not behind).
+    pub lag_ms: u64,
 }
 
 /// A peer that reported it could not write a version.
@@ -502,6 +526,7 @@ impl SyncCore {
                     warned: None,
                     warned_size: None,
                     on_change_pending: None,
+                    committed_at: None,
                 };
                 (s.name.clone(), e)
             })
@@ -1007,10 +1032,51 @@ impl SyncCore {
     }
 
     /// Per entry, for `baton status`.
-    pub fn views(&self) -> Vec<SyncView> {
+    /// Note, per entry and peer, whether the peer holds less than this
+    /// node and since when, and when the committed version changed. The
+    /// node calls it after every input, so the times are as fine as its
+    /// inputs (heartbeats come every `heartbeat_interval`).
+    pub fn note_lag(&mut self, now: Instant) {
+        for e in self.entries.values_mut() {
+            let held = e.held.as_ref().map(|h| h.version);
+            for p in e.peers.values_mut() {
+                let theirs = p.have.flatten().map(|h| h.0);
+                let behind = held.is_some() && theirs < held;
+                match (behind, p.behind_since) {
+                    (true, None) => p.behind_since = Some(now),
+                    (false, Some(_)) => p.behind_since = None,
+                    _ => {}
+                }
+            }
+            if let Some(c) = e.committed {
+                if e.committed_at.is_none_or(|(v, _)| v != c) {
+                    e.committed_at = Some((c, now));
+                }
+            }
+        }
+    }
+
+    /// Per entry, for `baton status` (ages as of `now`).
+    pub fn views(&self, now: Instant) -> Vec<SyncView> {
+        let age = |t: Instant| now.saturating_duration_since(t).as_millis() as u64;
         self.entries
             .values()
             .map(|e| SyncView {
+                bytes: e
+                    .held
+                    .as_ref()
+                    .and_then(|h| h.content.as_ref())
+                    .map(|c| c.len() as u64),
+                committed_age_ms: e.committed_at.map(|(_, t)| age(t)),
+                lag: e
+                    .peers
+                    .iter()
+                    .map(|(n, p)| PeerLag {
+                        peer: n.clone(),
+                        behind: p.behind_since.is_some(),
+                        lag_ms: p.behind_since.map_or(0, age),
+                    })
+                    .collect(),
                 name: e.spec.name.clone(),
                 version: e.held.as_ref().map(|h| h.version),
                 digest: e.held.as_ref().map(|h| to_hex(&h.digest)),
@@ -2248,13 +2314,13 @@ mod tests {
         net.connect(0, 1);
         net.full = Some(1);
         net.edit(0, &content);
-        let failing = |net: &Net| net.cores[0].views()[0].failing.clone();
+        let failing = |net: &Net| net.cores[0].views(Instant::now())[0].failing.clone();
         let f = failing(&net);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].peer, "n1");
         assert!(f[0].reason.contains("No space left"), "{}", f[0].reason);
         assert_eq!(f[0].attempts, 1);
-        let here = net.cores[1].views()[0].write_error.clone();
+        let here = net.cores[1].views(Instant::now())[0].write_error.clone();
         assert!(here.is_some_and(|e| e.contains("No space left")));
         let sent = net.data_delivered;
         assert_eq!(sent, 4);
@@ -2277,7 +2343,7 @@ mod tests {
         net.advance(Duration::from_secs(8));
         assert_eq!(net.files[1].as_deref(), Some(&content[..]));
         assert!(failing(&net).is_empty());
-        assert_eq!(net.cores[1].views()[0].write_error, None);
+        assert_eq!(net.cores[1].views(Instant::now())[0].write_error, None);
         assert_eq!(net.cores[0].committed("cfg"), net.version(0));
     }
 

@@ -142,6 +142,12 @@ impl Checker<'_> {
                 "global: router_id: must not be empty".into(),
             );
         }
+        if let Some(m) = g.metrics_listen.filter(|m| m.port() == 0) {
+            self.err(
+                "global.metrics_listen",
+                format!("global: metrics_listen: {m}: port 0 is not a port"),
+            );
+        }
         for (key, path) in [
             ("control_socket", &g.control_socket),
             ("state_dir", &g.state_dir),

@@ -34,6 +34,9 @@ pub fn to_toml(config: &Config) -> String {
     if !g.startup_delay.is_zero() {
         out.kv("startup_delay", &duration(g.startup_delay));
     }
+    if let Some(a) = g.metrics_listen {
+        out.kv("metrics_listen", &string(&a.to_string()));
+    }
 
     if let Some(c) = &config.cluster {
         out.line("");

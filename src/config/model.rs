@@ -92,6 +92,9 @@ pub struct Global {
     /// Instances start (leave INIT) this long after the agent does. At most
     /// [`Global::MAX_STARTUP_DELAY`].
     pub startup_delay: Duration,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address. None:
+    /// no metrics endpoint.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Global {
@@ -109,6 +112,7 @@ impl Global {
             script_user: None,
             enable_script_security: false,
             startup_delay: Duration::ZERO,
+            metrics_listen: None,
         }
     }
 }

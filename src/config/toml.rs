@@ -55,6 +55,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "script_user",
     "enable_script_security",
     "startup_delay",
+    "metrics_listen",
 ];
 const INSTANCE_KEYS: &[&str] = &[
     "name",
@@ -396,6 +397,9 @@ impl<'t> Reader<'t> {
         }
         if let Some(d) = s.duration(self, "startup_delay") {
             global.startup_delay = d;
+        }
+        if let Some(a) = s.parsed::<std::net::SocketAddr>(self, "metrics_listen", "IP:PORT") {
+            global.metrics_listen = Some(a);
         }
     }
 

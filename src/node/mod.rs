@@ -251,6 +251,8 @@ struct Slot {
     holds_vips: bool,
     /// Why the instance is faulted or its priority lowered, for status.
     health: Vec<String>,
+    tx: status::TxStats,
+    last_transition: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -355,6 +357,8 @@ impl Node {
             iface,
             holds_vips: false,
             health: Vec::new(),
+            tx: status::TxStats::default(),
+            last_transition: None,
         });
         self.update_members(self.slots.len() - 1);
         if self.started {
@@ -706,6 +710,7 @@ impl Node {
     pub fn clear_stats(&mut self) {
         for s in &mut self.slots {
             *s.core.stats_mut() = RxStats::default();
+            s.tx = status::TxStats::default();
         }
         for f in &mut self.ifaces {
             f.unmatched4 = RxStats::default();
@@ -960,6 +965,9 @@ impl Node {
                 self.on_sync_action(action);
             }
             if !did {
+                if let Some(s) = &mut self.sync {
+                    s.core.note_lag(now);
+                }
                 return;
             }
         }
@@ -1010,11 +1018,14 @@ impl Node {
                 }
                 for dst in dsts {
                     match repr.to_bytes(src, dst, mode) {
-                        Ok(bytes) => self.effects.push_back(Effect::SendAdvert {
-                            instance: id,
-                            dst,
-                            bytes,
-                        }),
+                        Ok(bytes) => {
+                            slot.tx.adverts_sent += 1;
+                            self.effects.push_back(Effect::SendAdvert {
+                                instance: id,
+                                dst,
+                                bytes,
+                            })
+                        }
                         Err(e) => {
                             let message = format!("({}) cannot build advert: {e}", slot.cfg.name);
                             self.effects.push_back(Effect::Log {
@@ -1027,6 +1038,11 @@ impl Node {
             }
             Action::AddVips | Action::RefreshVips | Action::RemoveVips => {
                 slot.holds_vips = action != Action::RemoveVips;
+                match action {
+                    Action::AddVips => slot.tx.vip_adds += 1,
+                    Action::RemoveVips => slot.tx.vip_removes += 1,
+                    _ => {}
+                }
                 let (name, iface) = (slot.cfg.name.clone(), slot.iface);
                 let lease = slot.core.config().vip_lease;
                 let vips = slot
@@ -1065,6 +1081,7 @@ impl Node {
                 } else {
                     slot.cfg.garp.na_interval
                 };
+                slot.tx.garp_sent += u64::from(count) * slot.cfg.virtual_ips.len() as u64;
                 self.effects.push_back(Effect::SendGarp {
                     instance: id,
                     iface: slot.iface,
@@ -1074,6 +1091,12 @@ impl Node {
                 });
             }
             Action::StateChange { from, to, reason } => {
+                *slot
+                    .tx
+                    .transitions
+                    .entry(format!("{from}->{to}"))
+                    .or_default() += 1;
+                slot.last_transition = Some(now);
                 let name = slot.cfg.name.clone();
                 let priority = slot.core.priority();
                 self.effects.push_back(Effect::StateChanged {

@@ -21,6 +21,22 @@ pub struct Status {
     /// The cluster channel, when configured.
     #[serde(default)]
     pub cluster: Option<ClusterStatus>,
+    /// The process: start time and reloads (filled in by the shell).
+    #[serde(default)]
+    pub process: ProcessStatus,
+}
+
+/// The agent process as `baton status` and the metrics show it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessStatus {
+    /// When the agent started, in seconds since the Unix epoch.
+    pub start_time_unix: f64,
+    /// Configuration reloads applied, and reloads refused (the running
+    /// configuration kept).
+    pub reloads: u64,
+    pub reload_failures: u64,
+    /// Whether the last reload was applied (None: none yet).
+    pub last_reload_ok: Option<bool>,
 }
 
 /// The cluster as this node sees it: every peer, and per instance the
@@ -84,6 +100,29 @@ pub struct InstanceStatus {
     pub became_master: u64,
     pub faults: Vec<String>,
     pub rx: RxStats,
+    /// What this node did for the instance (adverts, VIPs, GARP/NA,
+    /// transitions).
+    #[serde(default)]
+    pub tx: TxStats,
+    /// How long ago the instance last changed state (None: never).
+    #[serde(default)]
+    pub last_transition_ms: Option<u64>,
+}
+
+/// Per instance: what the node core asked the shell to do, counted where
+/// the effect is produced (so the simulator counts the same).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxStats {
+    /// Adverts handed to the socket (one per destination: the group, or
+    /// each unicast peer).
+    pub adverts_sent: u64,
+    /// Times the VIPs were added (refreshes of a lease not counted).
+    pub vip_adds: u64,
+    pub vip_removes: u64,
+    /// Gratuitous ARPs / unsolicited NAs scheduled: one per VIP per repeat.
+    pub garp_sent: u64,
+    /// State changes keyed `FROM->TO` (`BACKUP->MASTER`).
+    pub transitions: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +163,10 @@ pub(super) fn project(node: &super::Node, now: std::time::Instant) -> Status {
             became_master: s.core.times_became_master(),
             faults: s.health.clone(),
             rx: s.core.stats().clone(),
+            tx: s.tx.clone(),
+            last_transition_ms: s
+                .last_transition
+                .map(|t| now.saturating_duration_since(t).as_millis() as u64),
         })
         .collect();
     let mut interfaces = Vec::new();
@@ -153,7 +196,7 @@ pub(super) fn project(node: &super::Node, now: std::time::Instant) -> Status {
         refused: node.refused.clone(),
         channel: Vec::new(),
         rejected_unknown: Default::default(),
-        sync: node.sync.as_ref().map_or(Vec::new(), |s| s.core.views()),
+        sync: node.sync.as_ref().map_or(Vec::new(), |s| s.core.views(now)),
     });
     Status {
         router_id: node.config.global.router_id.clone(),
@@ -162,5 +205,6 @@ pub(super) fn project(node: &super::Node, now: std::time::Instant) -> Status {
         instances,
         interfaces,
         cluster,
+        process: ProcessStatus::default(),
     }
 }

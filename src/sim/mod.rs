@@ -418,6 +418,14 @@ impl Sim {
         self.steps > self.max_steps
     }
 
+    /// One-way delay of every channel message (default 200 us); call
+    /// after `enable_cluster`.
+    pub fn set_channel_delay(&mut self, delay: Duration) {
+        if let Some(ch) = &mut self.channel {
+            ch.delay = delay;
+        }
+    }
+
     /// Bytes per second of a channel connection (default 1 Gbit/s).
     pub fn set_bandwidth(&mut self, bytes_per_sec: u64) {
         self.bandwidth = bytes_per_sec.max(1);

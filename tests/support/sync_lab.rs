@@ -20,7 +20,11 @@ pub struct SyncLab {
     pub advert_interval: &'static str,
     /// The `[[sync]]` entry's `max_size`, when not the default.
     pub max_size: Option<&'static str>,
+    /// Serve metrics on each node's address, port [`METRICS_PORT`].
+    pub metrics: bool,
 }
+
+pub const METRICS_PORT: u16 = 9650;
 
 pub const PRIORITIES: [u8; 3] = [200, 150, 100];
 
@@ -39,6 +43,7 @@ impl SyncLab {
             pids: vec![None; nodes],
             advert_interval: "100ms",
             max_size: None,
+            metrics: false,
         }
     }
 
@@ -79,9 +84,18 @@ impl SyncLab {
     }
 
     pub fn start(&mut self, i: usize) {
+        // Still in [global]: start_baton puts that table first.
+        let metrics = if self.metrics {
+            format!(
+                "metrics_listen = \"{}:{METRICS_PORT}\"\n\n",
+                self.lab.node_addr4(i)
+            )
+        } else {
+            String::new()
+        };
         let pid = self
             .lab
-            .start_baton(Path::new(BATON), i, &self.config(i))
+            .start_baton(Path::new(BATON), i, &format!("{metrics}{}", self.config(i)))
             .expect("starting baton");
         self.pids[i] = Some(pid);
     }

@@ -72,6 +72,8 @@ const KEYWORDS: Keywords<Global> = Keywords {
         ("vrrp_notify_fifo", notify_fifo),
         ("vrrp_notify_fifo_script", notify_fifo_script),
         ("vrrp_startup_delay", startup_delay),
+        // baton's extension.
+        ("metrics_listen", metrics_listen),
     ],
     unsupported: UNSUPPORTED,
 };
@@ -192,6 +194,25 @@ fn startup_delay(r: &mut Reader, g: &mut Global, item: &Stmt) {
     if let Some((d, at)) = r.timer(g.ctx(), item) {
         r.config.global.startup_delay = d;
         r.record("global.startup_delay", at);
+    }
+}
+
+/// `metrics_listen ADDR:PORT` (baton's extension): the Prometheus endpoint.
+fn metrics_listen(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some(w) = r.single(g.ctx(), item) {
+        match w.text.parse::<std::net::SocketAddr>() {
+            Ok(a) => {
+                r.config.global.metrics_listen = Some(a);
+                r.record("global.metrics_listen", w.at);
+            }
+            Err(_) => r.error(
+                w.at,
+                format!(
+                    "global_defs: metrics_listen: \"{}\" is not IP:PORT (IPv6: [ADDR]:PORT)",
+                    w.text
+                ),
+            ),
+        }
     }
 }
 
