@@ -532,14 +532,6 @@ impl Checker<'_> {
                     &path,
                     format!("{what}: auth_type ah: IPv4 only (keepalived's AH has no IPv6 form)"),
                 );
-            } else if !inst.unicast_peers.is_empty() {
-                self.err(
-                    &path,
-                    format!(
-                        "{what}: auth_type ah: not supported with unicast_peers by baton yet \
-                         (multicast only)"
-                    ),
-                );
             }
         }
         self.virtual_ips(&p, &what, inst);
