@@ -526,14 +526,16 @@ fn authentication() {
     assert_eq!(c.instances[0].auth_type, baton::config::model::AuthType::Ah);
     assert_eq!(c.instances[0].version, baton::config::model::Version::V2);
     roundtrip(&c);
-    let e = errors(&instance(
-        "    authentication {\n        auth_type AH\n        auth_pass x\n    }\n    unicast_peer {\n        192.0.2.9\n    }\n",
+    // AH over unicast, as keepalived 2.2.7 runs it.
+    let c = ok(&instance(
+        "    authentication {\n        auth_type AH\n        auth_pass x\n    }\n    unicast_src_ip 192.0.2.2\n    unicast_peer {\n        192.0.2.9\n    }\n",
     ));
-    assert!(
-        e.iter()
-            .any(|e| e.contains("auth_type ah: not supported with unicast_peers")),
-        "{e:#?}"
+    assert_eq!(c.instances[0].auth_type, baton::config::model::AuthType::Ah);
+    assert_eq!(
+        c.instances[0].unicast_peers,
+        ["192.0.2.9".parse::<std::net::IpAddr>().unwrap()]
     );
+    roundtrip(&c);
     let e = errors(&instance(
         "    authentication {\n        auth_type XY\n        auth_pass x\n    }\n",
     ));

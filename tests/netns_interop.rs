@@ -26,14 +26,17 @@
 //! keepalived (Debian package `keepalived`).
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use baton::agent::control::{self, InstanceStatus, Request, Status};
 use baton::lab::{self, Lab};
 use baton::vrrp::State;
+use baton::wire::ah;
+use baton::wire::vrrp::{Repr, Version};
 use nix::sys::signal::Signal;
+use socket2::{Domain, Protocol, Socket, Type};
 
 const BATON: &str = env!("CARGO_BIN_EXE_baton");
 const NAME: &str = "VI_1";
@@ -1010,8 +1013,8 @@ const AH: Router = Router {
 /// again, it hears the other's (higher) sequence numbers, preempts, and
 /// the other accepts its adverts, which continue above them. Neither side
 /// drops or complains about an advert at any time.
-fn ah_fails_over_and_back(tag: &str, first: Impl) {
-    let mut c = Cluster::new(tag, 2, AH);
+fn ah_fails_over_and_back(tag: &str, first: Impl, router: Router) -> Cluster {
+    let mut c = Cluster::new(tag, 2, router);
     let prio = |i: usize| {
         if (i == 0) == (first == Keepalived) {
             150
@@ -1023,7 +1026,7 @@ fn ah_fails_over_and_back(tag: &str, first: Impl) {
     c.start(1, Baton, prio(1));
     let (m, b) = if first == Keepalived { (0, 1) } else { (1, 0) };
     let kinds = [Keepalived, Baton];
-    let took = c.settles_on(m, AH.election());
+    let took = c.settles_on(m, router.election());
     println!("{tag}: {first:?} (priority 150) sole master {took:?} after start");
     c.assert_clean();
 
@@ -1034,11 +1037,11 @@ fn ah_fails_over_and_back(tag: &str, first: Impl) {
         "{}",
         c.context()
     );
-    let took = c.settles_on(b, AH.failover());
+    let took = c.settles_on(b, router.failover());
     println!("{tag}: {:?} master {took:?} after the SIGTERM", kinds[b]);
 
     c.start(m, first, 150);
-    let took = c.settles_on(m, AH.election() + AH.failover());
+    let took = c.settles_on(m, router.election() + router.failover());
     println!("{tag}: restarted {first:?} master again {took:?} after its start");
     c.assert_clean();
     let vi = c.instance(1);
@@ -1049,6 +1052,7 @@ fn ah_fails_over_and_back(tag: &str, first: Impl) {
         c.context()
     );
     println!("{tag}: baton rx {:?}", vi.rx);
+    c
 }
 
 #[test]
@@ -1056,7 +1060,7 @@ fn v2_ah_keepalived_first_fails_over_and_back() {
     if !lab::require_root() {
         return;
     }
-    ah_fails_over_and_back("ahk", Keepalived);
+    ah_fails_over_and_back("ahk", Keepalived, AH);
 }
 
 #[test]
@@ -1064,7 +1068,94 @@ fn v2_ah_baton_first_fails_over_and_back() {
     if !lab::require_root() {
         return;
     }
-    ah_fails_over_and_back("ahb", Baton);
+    ah_fails_over_and_back("ahb", Baton, AH);
+}
+
+/// AH over unicast (`unicast_src_ip` / `unicast_peer`), as keepalived runs
+/// it: the TTL is left out of the check value.
+const AH_UNICAST: Router = Router {
+    unicast: true,
+    ..AH
+};
+
+/// An AH advert of VRID 51 from `src` to `dst` keyed by `pass`, with the
+/// unicast check value (TTL left out), as a whole datagram.
+fn forged_unicast_ah(src: Ipv4Addr, dst: Ipv4Addr, pass: &str, priority: u8, seq: u32) -> Vec<u8> {
+    let mut key = [0u8; ah::KEY_LEN];
+    key[..pass.len()].copy_from_slice(pass.as_bytes());
+    let repr = Repr {
+        version: Version::V2,
+        vrid: VRID,
+        priority,
+        interval_cs: 100,
+        addresses: vec![VIP4.into()],
+        auth: None,
+    };
+    let vrrp = ah::vrrp_message(&repr, src, dst).expect("VRRP message");
+    let stamp = ah::Stamp { id: 77, seq };
+    ah::emit(&key, src, dst, 64, stamp, true, &vrrp).expect("AH datagram")
+}
+
+/// Send `datagram` (its IPv4 header included) from namespace `ns`.
+fn send_raw_ah(ns: &str, datagram: Vec<u8>, dst: Ipv4Addr) {
+    lab::in_netns(ns, move || -> std::io::Result<()> {
+        let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(51)))?;
+        s.set_header_included_v4(true)?;
+        s.send_to(&datagram, &SocketAddrV4::new(dst, 0).into())?;
+        Ok(())
+    })
+    .expect("sending a raw AH datagram");
+}
+
+/// keepalived (priority 150) and baton, both with `auth_type AH` over
+/// unicast: keepalived wins; stopped, baton takes over; started again,
+/// keepalived preempts and baton follows, neither side complaining. Then a
+/// stranger (the client namespace, not a unicast peer) who holds the key
+/// sends baton AH adverts of priority 254 numbered far above the peers':
+/// baton drops them as `unknown_unicast_src` before their number counts,
+/// so it goes on accepting keepalived's adverts and stays backup (had the
+/// number counted, keepalived's adverts would be replays, and baton master
+/// after its master-down interval).
+#[test]
+fn v2_ah_unicast_fails_over_both_ways_and_drops_a_stranger() {
+    if !lab::require_root() {
+        return;
+    }
+    let c = ah_fails_over_and_back("ahu", Keepalived, AH_UNICAST);
+    let before = c.instance(1).rx;
+    let stranger = c.lab.client_addr4();
+    let target = c.lab.node_addr4(1);
+    for seq in [4_000_000_000, 4_000_000_001, 4_000_000_002] {
+        let d = forged_unicast_ah(stranger, target, AUTH_PASS, 254, seq);
+        send_raw_ah(c.lab.client_ns(), d, target);
+    }
+    let count = |c: &Cluster| {
+        let rx = c.instance(1).rx;
+        rx.dropped.get("unknown_unicast_src").copied().unwrap_or(0)
+    };
+    c.wait(
+        Duration::from_secs(2),
+        "baton counted the stranger's 3 adverts",
+        |c| count(c) == 3,
+    );
+    // Longer than baton's master-down interval at priority 100.
+    let period = AH_UNICAST.master_down(100) + Duration::from_secs(1);
+    c.stays(period, "keepalived the sole master", |c| c.sole_master(0));
+    let after = c.instance(1).rx;
+    assert!(
+        after.accepted >= before.accepted + 3,
+        "baton stopped accepting keepalived's adverts: {before:?} -> {after:?}\n{}",
+        c.context()
+    );
+    let others: u64 = after
+        .dropped
+        .iter()
+        .filter(|(k, _)| k.as_str() != "unknown_unicast_src")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(others, 0, "{after:?}\n{}", c.context());
+    assert_eq!(c.state(1), Some(State::Backup), "{}", c.context());
+    println!("ahu: baton rx {after:?}");
 }
 
 /// Different AH passwords: each side drops the other's adverts (keepalived

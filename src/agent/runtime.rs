@@ -207,6 +207,8 @@ struct Iface {
     sock6: Option<Rc<VrrpSocket>>,
     /// The AH socket (protocol 51) for `auth_type AH` instances.
     ah_sock4: Option<Rc<VrrpSocket>>,
+    /// The unicast AH socket, for `auth_type AH` with `unicast_peers`.
+    ah_unicast_sock4: Option<Rc<VrrpSocket>>,
     /// Whether a unicast socket of this interface already receives.
     unicast_rx4: bool,
     unicast_rx6: bool,
@@ -710,6 +712,7 @@ impl Agent {
             sock4: None,
             sock6: None,
             ah_sock4: None,
+            ah_unicast_sock4: None,
             unicast_rx4: false,
             unicast_rx6: false,
         });
@@ -759,18 +762,33 @@ impl Agent {
         Ok(sock)
     }
 
-    /// The AH socket of an interface, opened on first use with its
-    /// receive task.
-    fn ah_socket(&mut self, iface: usize) -> Result<Rc<VrrpSocket>, AgentError> {
+    /// The multicast or unicast AH socket of an interface, opened on first
+    /// use with its receive task. One of each kind per interface is enough:
+    /// the datagrams sent carry their own IPv4 header (source included),
+    /// and a raw socket hears every AH packet of its interface (more would
+    /// hand each over twice); the node keeps, of what each hears, the
+    /// group's packets (multicast) or the others (unicast).
+    fn ah_socket(&mut self, iface: usize, multicast: bool) -> Result<Rc<VrrpSocket>, AgentError> {
         let f = &self.ifaces[iface];
-        if let Some(s) = &f.ah_sock4 {
+        let open = if multicast {
+            &f.ah_sock4
+        } else {
+            &f.ah_unicast_sock4
+        };
+        if let Some(s) = open {
             return Ok(s.clone());
         }
-        let sock =
-            VrrpSocket::open_ah_v4(&f.name).map_err(io_err(format!("AH socket on {}", f.name)))?;
+        let what = if multicast { "AH" } else { "unicast AH" };
+        let sock = VrrpSocket::open_ah_v4(&f.name, multicast)
+            .map_err(io_err(format!("{what} socket on {}", f.name)))?;
         let sock = Rc::new(sock);
-        self.spawn_receiver(iface, sock.clone(), true);
-        self.ifaces[iface].ah_sock4 = Some(sock.clone());
+        self.spawn_receiver(iface, sock.clone(), multicast);
+        let f = &mut self.ifaces[iface];
+        if multicast {
+            f.ah_sock4 = Some(sock.clone());
+        } else {
+            f.ah_unicast_sock4 = Some(sock.clone());
+        }
         Ok(sock)
     }
 
@@ -868,7 +886,20 @@ impl Agent {
         if ah && cfg.unicast_peers.is_empty() {
             // Plain VRRP is heard too (and dropped as auth_mismatch).
             self.multicast_socket(iface, v4, local)?;
-            return self.ah_socket(iface);
+            return self.ah_socket(iface, true);
+        }
+        if ah {
+            // Unicast AH: plain VRRP from the peers is heard too (and
+            // dropped as auth_mismatch) by the interface's receiving
+            // unicast VRRP socket, opened here if no instance has one yet.
+            if !self.ifaces[iface].unicast_rx4 {
+                let f = &self.ifaces[iface];
+                let s = VrrpSocket::open_v4(&f.name, false)
+                    .map_err(io_err(format!("unicast VRRP socket on {}", f.name)))?;
+                self.spawn_receiver(iface, Rc::new(s), false);
+                self.ifaces[iface].unicast_rx4 = true;
+            }
+            return self.ah_socket(iface, false);
         }
         let f = &self.ifaces[iface];
         if let Some(v) = vmac.filter(|_| cfg.unicast_peers.is_empty()) {

@@ -80,12 +80,14 @@ impl VrrpSocket {
     }
 
     /// An IPv4 AH socket (protocol 51) on `ifname` for keepalived's
-    /// `auth_type AH`, joined to 224.0.0.18: [`send`](Self::send) takes a
-    /// whole datagram (IP_HDRINCL: the ICV covers the IPv4 header, so the
-    /// header must be ours), [`recv`](Self::recv) hands one over whole
-    /// (`payload` starts at the IPv4 header).
-    pub fn open_ah_v4(ifname: &str) -> io::Result<VrrpSocket> {
-        let mut s = Self::open_proto(ifname, true, false, IPPROTO_AH)?;
+    /// `auth_type AH`, in multicast mode joined to 224.0.0.18 (in unicast
+    /// mode it sends to the peers and hears what comes to the interface):
+    /// [`send`](Self::send) takes a whole datagram (IP_HDRINCL: the ICV
+    /// covers the IPv4 header, source included, so the header must be
+    /// ours), [`recv`](Self::recv) hands one over whole (`payload` starts
+    /// at the IPv4 header).
+    pub fn open_ah_v4(ifname: &str, multicast: bool) -> io::Result<VrrpSocket> {
+        let mut s = Self::open_proto(ifname, multicast, false, IPPROTO_AH)?;
         s.io.get_ref()
             .set_header_included_v4(true)
             .map_err(|e| context(ifname, "IP_HDRINCL", e))?;

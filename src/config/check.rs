@@ -538,14 +538,6 @@ impl Checker<'_> {
                     &path,
                     format!("{what}: auth_type ah: IPv4 only (keepalived's AH has no IPv6 form)"),
                 );
-            } else if !inst.unicast_peers.is_empty() {
-                self.err(
-                    &path,
-                    format!(
-                        "{what}: auth_type ah: not supported with unicast_peers by baton yet \
-                         (multicast only)"
-                    ),
-                );
             } else if inst.use_vmac {
                 self.err(
                     &path,

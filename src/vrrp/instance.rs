@@ -371,7 +371,16 @@ impl Instance {
         p: &ah::Parsed<'_>,
         unicast: bool,
     ) -> Result<(), DropReason> {
+        let src = IpAddr::V4(p.src);
+        // A unicast stranger is refused before its sequence number is
+        // looked at: with the key, it could otherwise push the counter up
+        // and have every real peer's advert dropped as a replay.
+        // (keepalived checks the source last, and only with
+        // `check_unicast_src`.)
+        let stranger =
+            !self.cfg.allowed_sources.is_empty() && !self.cfg.allowed_sources.contains(&src);
         let verdict = match self.ah_key().copied() {
+            _ if stranger => Err(DropReason::UnknownUnicastSrc),
             None => Err(DropReason::AuthMismatch),
             Some(key) if !ah::verify(&key, p, unicast) => Err(DropReason::AhBadIcv),
             Some(_) if p.spi != p.src => Err(DropReason::AhBadSpi),
@@ -382,7 +391,6 @@ impl Instance {
             self.stats.count(reason);
             return Err(reason);
         }
-        let src = IpAddr::V4(p.src);
         let (adv, checksum) = match Repr::parse_ah(p.vrrp, src, IpAddr::V4(p.dst)) {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -1527,5 +1535,230 @@ mod tests {
         let d: IpAddr = "fe80::10".parse().unwrap();
         assert!(addr_greater(d, c));
         assert!(!addr_greater(a, c), "mixed families never compare greater");
+    }
+
+    // --- keepalived's AH (`auth_type AH`): the rules of handle_ah_advert ---
+
+    const AH_KEY: [u8; ah::KEY_LEN] = *b"s3cret\0\0";
+    const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+
+    fn v4(addr: IpAddr) -> Ipv4Addr {
+        match addr {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => panic!("IPv4 only"),
+        }
+    }
+
+    /// A v2 instance at `local`: with `ah`, keepalived's AH keyed by
+    /// AH_KEY; without, a PASS password of the same 8 bytes.
+    fn v2_inst(priority: u8, local: u8, ah: bool, peers: &[u8]) -> Instance {
+        let mut cfg = InstanceConfig::new("VI_1", 51, priority, vec![vip()]);
+        cfg.version = Version::V2;
+        cfg.auth = Some(AH_KEY);
+        cfg.ah = ah;
+        cfg.allowed_sources = peers.iter().map(|&p| ip(p)).collect();
+        Instance::new(cfg, ip(local))
+    }
+
+    fn ah_inst(priority: u8, local: u8) -> Instance {
+        v2_inst(priority, local, true, &[])
+    }
+
+    fn v2_adv(priority: u8) -> Repr {
+        Repr {
+            version: Version::V2,
+            interval_cs: 100,
+            ..adv(priority, 100)
+        }
+    }
+
+    /// An AH datagram from `from` numbered `seq` (multicast, or unicast to
+    /// 10.0.0.1 with a TTL the ICV leaves out).
+    fn ah_datagram(from: u8, priority: u8, seq: u32, unicast: bool) -> Vec<u8> {
+        let src = v4(ip(from));
+        let (dst, ttl) = if unicast {
+            (v4(ip(1)), 61)
+        } else {
+            (GROUP, 255)
+        };
+        let vrrp = ah::vrrp_message(&v2_adv(priority), src, dst).unwrap();
+        let stamp = ah::Stamp { id: 1, seq };
+        ah::emit(&AH_KEY, src, dst, ttl, stamp, unicast, &vrrp).unwrap()
+    }
+
+    fn ah_rx(
+        i: &mut Instance,
+        now: Instant,
+        from: u8,
+        priority: u8,
+        seq: u32,
+    ) -> Result<(), DropReason> {
+        let d = ah_datagram(from, priority, seq, false);
+        i.handle_ah_advert(now, &ah::parse(&d).unwrap(), false)
+    }
+
+    fn dropped(i: &Instance, what: &str) -> u64 {
+        i.stats().dropped.get(what).copied().unwrap_or(0)
+    }
+
+    /// Backup to master by its master-down timer, actions drained.
+    fn to_master(i: &mut Instance, now: Instant) -> Instant {
+        let d = i.next_deadline().unwrap().max(now);
+        i.handle_timeout(d);
+        assert_eq!(i.state(), State::Master);
+        drain(i);
+        d
+    }
+
+    #[test]
+    fn ah_accepts_only_numbers_above_the_counter() {
+        let t0 = Instant::now();
+        let mut i = ah_inst(100, 1);
+        i.startup(t0);
+        assert_eq!(ah_rx(&mut i, t0, 2, 200, 5), Ok(()));
+        assert_eq!(i.ah_sequence(), 5);
+        // The same number again (a replay), then an older one.
+        assert_eq!(ah_rx(&mut i, t0, 2, 200, 5), Err(DropReason::AhReplay));
+        assert_eq!(ah_rx(&mut i, t0, 2, 200, 3), Err(DropReason::AhReplay));
+        assert_eq!(dropped(&i, "ah_replay"), 2);
+        assert_eq!(i.ah_sequence(), 5, "a dropped advert moves nothing");
+        assert_eq!(ah_rx(&mut i, t0, 2, 200, 6), Ok(()));
+        assert_eq!(i.stats().accepted, 2);
+        assert_eq!(i.master(), Some((ip(2), 200)));
+    }
+
+    #[test]
+    fn ah_master_hearing_a_lower_priority_takes_its_number_plus_one() {
+        let t0 = Instant::now();
+        let mut i = ah_inst(200, 1);
+        i.startup(t0);
+        let t1 = to_master(&mut i, t0);
+        assert_eq!(i.next_ah_stamp().seq, 1);
+        assert_eq!(i.next_ah_stamp().seq, 2);
+        assert_eq!(ah_rx(&mut i, t1, 2, 100, 10), Ok(()));
+        assert_eq!(i.state(), State::Master);
+        assert_eq!(i.ah_sequence(), 11);
+        assert_eq!(i.next_ah_stamp().seq, 12);
+        // A higher priority is followed at its own number, no more.
+        assert_eq!(ah_rx(&mut i, t1, 3, 250, 20), Ok(()));
+        assert_eq!(i.state(), State::Backup);
+        assert_eq!(i.ah_sequence(), 20);
+    }
+
+    #[test]
+    fn ah_counter_restarts_when_becoming_master_after_it_ran_out() {
+        let t0 = Instant::now();
+        let mut i = ah_inst(200, 1);
+        i.startup(t0);
+        let t1 = to_master(&mut i, t0);
+        // A lower priority near the end of the numbers: the counter takes
+        // 0xFFFF_FFFE and can go no further.
+        assert_eq!(ah_rx(&mut i, t1, 2, 100, 0xFFFF_FFFD), Ok(()));
+        assert_eq!(i.next_ah_stamp().seq, 0xFFFF_FFFE);
+        assert_eq!(i.next_ah_stamp().seq, 0xFFFF_FFFE);
+        // Out and back (its link): becoming master again restarts at 1.
+        i.set_fault(t1, true);
+        i.set_fault(t1, false);
+        drain(&mut i);
+        to_master(&mut i, t1);
+        assert_eq!(i.next_ah_stamp().seq, 1);
+        // Not ran out: becoming master keeps the count.
+        i.set_fault(t1, true);
+        i.set_fault(t1, false);
+        to_master(&mut i, t1);
+        assert_eq!(i.next_ah_stamp().seq, 2);
+    }
+
+    /// Sends `from`'s next advert to `to`, as the node would.
+    fn ah_send(from: &mut Instance, to: &mut Instance, now: Instant) -> Result<(), DropReason> {
+        let seq = from.next_ah_stamp().seq;
+        let IpAddr::V4(src) = from.local_addr() else {
+            unreachable!()
+        };
+        let d = ah_datagram(src.octets()[3], from.priority(), seq, false);
+        to.handle_ah_advert(now, &ah::parse(&d).unwrap(), false)
+    }
+
+    #[test]
+    fn ah_restarted_sender_is_heard_again_once_it_learned_the_peers_number() {
+        let t0 = Instant::now();
+        let mut a = ah_inst(200, 1);
+        let mut b = ah_inst(100, 2);
+        a.startup(t0);
+        b.startup(t0);
+        let mut now = to_master(&mut a, t0);
+        for _ in 0..50 {
+            assert_eq!(ah_send(&mut a, &mut b, now), Ok(()));
+        }
+        assert_eq!(b.ah_sequence(), 50);
+        // a restarts: its counter starts again at 0, and as master it
+        // sends 1, which b (backup) drops.
+        let mut a = ah_inst(200, 1);
+        a.startup(now);
+        now = to_master(&mut a, now);
+        assert_eq!(ah_send(&mut a, &mut b, now), Err(DropReason::AhReplay));
+        assert_eq!(b.state(), State::Backup);
+        // b's master-down timer runs out: b becomes master above 50; a
+        // hears a lower priority, takes that number plus one, and sends
+        // above it: b accepts and yields.
+        now = to_master(&mut b, now);
+        assert_eq!(ah_send(&mut b, &mut a, now), Ok(()));
+        assert_eq!(a.ah_sequence(), 52);
+        assert_eq!(ah_send(&mut a, &mut b, now), Ok(()));
+        assert_eq!(b.state(), State::Backup);
+        assert_eq!(b.ah_sequence(), 53);
+        assert_eq!(dropped(&b, "ah_replay"), 1);
+    }
+
+    #[test]
+    fn ah_and_plain_instances_refuse_each_others_adverts() {
+        let t0 = Instant::now();
+        // AH instance, plain advert (even with the right password in it).
+        let mut i = ah_inst(100, 1);
+        i.startup(t0);
+        let plain = Repr {
+            auth: Some(AH_KEY),
+            ..v2_adv(200)
+        };
+        let r = i.handle_advert(t0, ip(2), &plain, ChecksumKind::Standard);
+        assert_eq!(r, Err(Rejected::AuthMismatch));
+        assert_eq!(dropped(&i, "auth_mismatch"), 1);
+        assert_eq!(i.master(), None);
+        // PASS instance with the same 8 bytes, AH advert.
+        let mut p = v2_inst(100, 1, false, &[]);
+        p.startup(t0);
+        assert_eq!(ah_rx(&mut p, t0, 2, 200, 1), Err(DropReason::AuthMismatch));
+        // Instance without authentication, AH advert.
+        let mut cfg = InstanceConfig::new("VI_1", 51, 100, vec![vip()]);
+        cfg.version = Version::V2;
+        let mut n = Instance::new(cfg, ip(1));
+        n.startup(t0);
+        assert_eq!(ah_rx(&mut n, t0, 2, 200, 1), Err(DropReason::AuthMismatch));
+        for x in [&p, &n] {
+            assert_eq!(dropped(x, "auth_mismatch"), 1);
+            assert_eq!((x.stats().accepted, x.master()), (0, None));
+        }
+    }
+
+    #[test]
+    fn ah_unicast_stranger_is_refused_before_its_number_counts() {
+        let t0 = Instant::now();
+        let mut i = v2_inst(100, 1, true, &[2]);
+        i.startup(t0);
+        let rx = |i: &mut Instance, from: u8, seq: u32| {
+            let d = ah_datagram(from, 200, seq, true);
+            i.handle_ah_advert(t0, &ah::parse(&d).unwrap(), true)
+        };
+        // Right key, but not a peer: dropped, and the counter untouched.
+        assert_eq!(rx(&mut i, 9, 1_000_000), Err(DropReason::UnknownUnicastSrc));
+        assert_eq!(dropped(&i, "unknown_unicast_src"), 1);
+        assert_eq!(i.ah_sequence(), 0);
+        // The peer (TTL 61, left out of the ICV) is heard from 1 on.
+        assert_eq!(rx(&mut i, 2, 1), Ok(()));
+        assert_eq!(i.master(), Some((ip(2), 200)));
+        // A unicast check value does not pass as multicast.
+        let d = ah_datagram(2, 200, 2, true);
+        let r = i.handle_ah_advert(t0, &ah::parse(&d).unwrap(), false);
+        assert_eq!(r, Err(DropReason::AhBadIcv));
     }
 }
