@@ -331,6 +331,9 @@ pub enum FsCommand {
     },
     /// Store the state file (written in order with the writes).
     SaveState(BTreeMap<String, Persisted>),
+    /// A reload's entries: new ones are read at the next poll, gone ones
+    /// are no longer watched (their files stay as they are).
+    SetEntries(Vec<FsEntry>),
 }
 
 /// The worker's handle; dropping it stops the thread.
@@ -381,7 +384,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 fn worker(
-    entries: Vec<FsEntry>,
+    mut entries: Vec<FsEntry>,
     state_file: PathBuf,
     cmds: std_mpsc::Receiver<FsCommand>,
     events: mpsc::UnboundedSender<FsEvent>,
@@ -416,6 +419,16 @@ fn worker(
                 if events.send(ev).is_err() {
                     return;
                 }
+            }
+            Ok(FsCommand::SetEntries(new)) => {
+                // A moved file is read afresh; a gone one is forgotten.
+                seen.retain(|name, _| {
+                    let old = entries.iter().find(|e| &e.name == name).map(|e| &e.path);
+                    let now = new.iter().find(|e| &e.name == name).map(|e| &e.path);
+                    now.is_some() && old == now
+                });
+                entries = new;
+                next_poll = std::time::Instant::now();
             }
             Ok(FsCommand::SaveState(state)) => {
                 if let Err(e) = save_state(&state_file, &state) {

@@ -119,6 +119,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "sync_instance",
     "accept_foreign_adverts",
     "check_peer_source",
+    "key_grace",
 ];
 const SYNC_KEYS: &[&str] = &["name", "path", "on_change", "mode", "owner", "max_size"];
 const SYNC_GROUP_KEYS: &[&str] = &["name", "instances", "notify"];
@@ -631,6 +632,9 @@ impl<'t> Reader<'t> {
         let sync_instance = s.string(self, "sync_instance");
         let accept_foreign_adverts = s.boolean(self, "accept_foreign_adverts").unwrap_or(false);
         let check_peer_source = s.boolean(self, "check_peer_source").unwrap_or(true);
+        let key_grace = s
+            .duration(self, "key_grace")
+            .unwrap_or(Cluster::DEFAULT_KEY_GRACE);
         Cluster {
             node,
             // Placeholders for what was reported missing or malformed.
@@ -643,6 +647,7 @@ impl<'t> Reader<'t> {
             sync_instance,
             accept_foreign_adverts,
             check_peer_source,
+            key_grace,
         }
     }
 

@@ -462,6 +462,7 @@ impl Sim {
                 sync_instance: self.sync.as_ref().map(|s| s.instance.clone()),
                 accept_foreign_adverts: ch.accept_foreign_adverts,
                 check_peer_source: true,
+                key_grace: crate::config::model::Cluster::DEFAULT_KEY_GRACE,
             });
             if let Some(s) = &self.sync {
                 config.sync = s
@@ -857,6 +858,11 @@ impl Sim {
             return;
         };
         let plan = crate::node::plan_reload(node.config(), &config);
+        if plan.refused.is_some() {
+            return;
+        }
+        // Instances added or removed stay so across a restart of the node.
+        sn.config.instances = config.instances.clone();
         node.reload(now, config.clone(), &plan);
         for name in &plan.start {
             let Some(inst) = config.instance(name) else {
