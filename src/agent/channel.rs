@@ -66,7 +66,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::cluster::session::{
@@ -210,16 +210,7 @@ impl Channel {
         key: Vec<u8>,
         opts: ChannelOptions,
     ) -> io::Result<(ChannelHandle, mpsc::Receiver<ChannelEvent>)> {
-        let socket = if listen.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        // A restarted node must get its port back while old connections
-        // linger in TIME_WAIT.
-        socket.set_reuseaddr(true)?;
-        socket.bind(listen)?;
-        let listener = socket.listen(128)?;
+        let listener = bind_listener(listen)?;
         let (events, rx) = mpsc::channel(opts.event_queue.max(1));
         let (stop_tx, stop_rx) = watch::channel(());
         let peers: BTreeMap<String, Arc<PeerSlot>> = peers
@@ -227,9 +218,11 @@ impl Channel {
             .filter(|(name, _)| name != me)
             .map(|(name, addr)| (name.clone(), Arc::new(PeerSlot::new(me, name, addr))))
             .collect();
+        let (retire_tx, retire_rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             me: me.to_string(),
-            listen,
+            listen: Mutex::new(listen),
+            retire: Mutex::new(Some(retire_tx)),
             keys: Mutex::new(KeyRing {
                 current: key,
                 old: None,
@@ -244,7 +237,7 @@ impl Channel {
             unproven: Mutex::default(),
             stop: stop_rx,
         });
-        tokio::spawn(accept_loop(shared.clone(), listener));
+        tokio::spawn(accept_loop(shared.clone(), listener, retire_rx));
         for slot in shared.slots().into_iter().filter(|s| s.dials) {
             tokio::spawn(dial_loop(shared.clone(), slot));
         }
@@ -382,7 +375,28 @@ impl ChannelHandle {
 
     /// The address the channel listens on (useful when bound to port 0).
     pub fn listen_addr(&self) -> SocketAddr {
-        self.inner.shared.listen
+        *lock(&self.inner.shared.listen)
+    }
+
+    /// A reload's new listen address: bind it, then stop accepting on the
+    /// old one. Connections up stay up; new dials leave from the new
+    /// address. On error nothing changed. Callable from any thread.
+    pub fn rebind(&self, listen: SocketAddr) -> io::Result<()> {
+        let shared = &self.inner.shared;
+        let listener = {
+            let _in = shared.rt.enter();
+            bind_listener(listen)?
+        };
+        let (retire_tx, retire_rx) = oneshot::channel();
+        if let Some(old) = lock(&shared.retire).replace(retire_tx) {
+            let _ = old.send(());
+        }
+        *lock(&shared.listen) = listen;
+        shared
+            .rt
+            .spawn(accept_loop(shared.clone(), listener, retire_rx));
+        info!("cluster: listening on {listen}");
+        Ok(())
     }
 
     /// A reload's peer list. Peers gone (or moved to another address) are
@@ -485,7 +499,9 @@ impl ChannelHandle {
 
 struct Shared {
     me: String,
-    listen: SocketAddr,
+    listen: Mutex<SocketAddr>,
+    /// Stops the accept loop of the current listener (a reload rebinds).
+    retire: Mutex<Option<oneshot::Sender<()>>>,
     keys: Mutex<KeyRing>,
     opts: ChannelOptions,
     peers: Mutex<BTreeMap<String, Arc<PeerSlot>>>,
@@ -947,12 +963,31 @@ impl Drop for Unproven<'_> {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+/// A listening socket on `listen` (inside the channel's runtime).
+fn bind_listener(listen: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if listen.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // A restarted node must get its port back while old connections
+    // linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    socket.listen(128)
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut retire: oneshot::Receiver<()>,
+) {
     let stop = stopped(shared.stop.clone());
     tokio::pin!(stop);
     loop {
         let accepted = tokio::select! {
             _ = &mut stop => return,
+            _ = &mut retire => return,
             a = listener.accept() => a,
         };
         match accepted {
@@ -1091,8 +1126,9 @@ async fn dial_handshake(shared: &Arc<Shared>, slot: &PeerSlot) -> Option<(TcpStr
             TcpSocket::new_v6()?
         };
         // Leave from the address the peers know us by, when one is set.
-        if !shared.listen.ip().is_unspecified() && shared.listen.is_ipv4() == slot.addr.is_ipv4() {
-            socket.bind(SocketAddr::new(shared.listen.ip(), 0))?;
+        let listen = *lock(&shared.listen);
+        if !listen.ip().is_unspecified() && listen.is_ipv4() == slot.addr.is_ipv4() {
+            socket.bind(SocketAddr::new(listen.ip(), 0))?;
         }
         socket.connect(slot.addr).await
     };

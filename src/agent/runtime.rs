@@ -1441,11 +1441,42 @@ impl Agent {
         if let Some(why) = &plan.refused {
             return Err(why.clone());
         }
+        // What can fail comes first, before anything changed: the file
+        // worker of data sync starting, the channel starting or rebinding.
+        // A failure refuses the whole reload.
+        let mut new_sync = None;
+        if plan.sync_started {
+            let state_file = new.global.state_dir.join("sync-state.json");
+            let (fs, events) = syncfs::Worker::start(fs_entries(&new), state_file)
+                .map_err(|e| format!("data sync: cannot start the file worker: {e}"))?;
+            new_sync = Some((fs, events));
+        }
+        let mut new_channel = None;
+        if let (true, Some(cc), Some(key)) = (plan.cluster_started, &new.cluster, &key) {
+            let peers = cc.peers.iter().map(|p| (p.name.clone(), p.addr)).collect();
+            let opts = ChannelOptions {
+                check_peer_source: cc.check_peer_source,
+                ..ChannelOptions::with_heartbeat(cc.heartbeat_interval)
+            };
+            let (chan, events, thread) =
+                start_channel_thread(&cc.node, cc.listen, peers, key.clone(), opts)
+                    .map_err(|e| format!("cluster channel on {}: {e}", cc.listen))?;
+            new_channel = Some(ChannelRt {
+                chan,
+                events,
+                _thread: thread,
+            });
+        }
+        if let (Some((_, to)), Some(c)) = (plan.listen_changed, &self.cluster) {
+            c.chan
+                .rebind(to)
+                .map_err(|e| format!("cluster listen {to}: {e}"))?;
+        }
         users.install();
         // The channel first: a new peer is dialed while the node learns of
         // it, a removed one is closed before the node forgets it.
         let mut key_rotated = false;
-        if let (Some(c), Some(cc)) = (&self.cluster, &new.cluster) {
+        if let (Some(c), Some(cc), false) = (&self.cluster, &new.cluster, plan.cluster_stopped) {
             if plan.peers_changed() {
                 c.chan
                     .set_peers(cc.peers.iter().map(|p| (p.name.clone(), p.addr)).collect());
@@ -1454,12 +1485,56 @@ impl Agent {
                 key_rotated = c.chan.rotate_key(key, cc.key_grace);
             }
         }
-        if plan.sync_entries_changed() {
+        if plan.sync_entries_changed() && !plan.sync_stopped {
             if let Some(s) = &self.sync {
                 s.fs.send(syncfs::FsCommand::SetEntries(fs_entries(&new)));
             }
         }
         let stopped = self.node.reload(now, new.clone(), &plan);
+        if plan.sync_stopped || plan.cluster_stopped {
+            if let Some(s) = self.sync.take() {
+                s.runner.stop();
+                info!("data sync stopped: the file worker ends, the files stay");
+            }
+        }
+        if plan.cluster_stopped {
+            if let Some(c) = self.cluster.take() {
+                // Its goodbyes leave on its own thread; joined off this one.
+                tokio::task::spawn_blocking(move || drop(c));
+                info!("cluster channel stopped: the instances run on VRRP alone");
+            }
+        }
+        if let Some(c) = new_channel {
+            self.cluster = Some(c);
+            self.node.enable_cluster(now);
+            if let Some(cc) = &new.cluster {
+                info!(
+                    "cluster channel: node {} listening on {}, {} peer(s)",
+                    cc.node,
+                    cc.listen,
+                    cc.peers.len()
+                );
+            }
+        }
+        if let Some((fs, events)) = new_sync {
+            let state_file = new.global.state_dir.join("sync-state.json");
+            let state = syncfs::load_state(&state_file);
+            match self.node.enable_sync(state, None) {
+                Some(instance) => {
+                    info!(
+                        "data sync: {} file(s), following the master of {instance}",
+                        new.sync.len()
+                    );
+                    self.sync = Some(SyncIo {
+                        fs,
+                        events,
+                        runner: on_change::Runner::start(new.global.clone()),
+                        corrupt: corrupt_sync_hook(),
+                    });
+                }
+                None => error!("data sync: no instance to follow; not started"),
+            }
+        }
         // The stopped instances' last adverts (priority 0) leave first.
         self.apply_effects().await;
         for id in stopped {

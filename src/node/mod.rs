@@ -380,6 +380,39 @@ impl Node {
         for i in 0..self.slots.len() {
             self.update_members(i);
         }
+        if self.started {
+            // Added by a reload: the running instances' states reach the
+            // new core at once.
+            self.refresh_health(now);
+            self.pump(now);
+        }
+    }
+
+    /// Stop the cluster core and data sync (a reload removed `[cluster]`):
+    /// every instance goes on as plain RFC VRRP (no gates, hears anyone),
+    /// keeping its state.
+    pub fn disable_cluster(&mut self) {
+        self.disable_sync();
+        if self.cluster.take().is_none() {
+            return;
+        }
+        self.member_addrs.clear();
+        for s in &mut self.slots {
+            s.core.set_gates(vrrp::ClusterGates::default());
+            s.core.set_members(None);
+        }
+        self.log(
+            Level::Info,
+            "cluster core stopped: the instances run on VRRP alone".into(),
+        );
+    }
+
+    /// Stop data sync (a reload removed the last `[[sync]]` entry): the
+    /// files stay as they are.
+    pub fn disable_sync(&mut self) {
+        if self.sync.take().is_some() {
+            self.log(Level::Info, "data sync stopped".into());
+        }
     }
 
     /// Which routers instance `i` hears with the cluster channel on: the
@@ -637,6 +670,11 @@ impl Node {
             self.track = state;
         }
         self.config = new;
+        if plan.cluster_stopped {
+            self.disable_cluster();
+        } else if plan.sync_stopped {
+            self.disable_sync();
+        }
         self.reload_cluster(now, plan);
         self.refresh_health(now);
         self.pump(now);

@@ -17,9 +17,13 @@
 //! The cluster: peers added and removed by name (a peer whose address
 //! changed is removed and added), the key file re-read by the shell (a new
 //! key is rotated in with a grace period for the old one), `[[sync]]`
-//! entries added and removed. What only a restart can change (enabling or
-//! disabling `[cluster]`, its node name or listen address) refuses the
-//! whole reload: [`ReloadPlan::refused`].
+//! entries added and removed. `[cluster]` added starts the channel (and
+//! data sync with it), removed stops both (the instances go on with VRRP
+//! alone); a new `listen` rebinds the listener (connections up stay up);
+//! the first `[[sync]]` entry starts data sync, removing the last stops
+//! it. Only a new `[cluster] node` (the name peers know this node by, and
+//! check its key proof against) refuses the whole reload:
+//! [`ReloadPlan::refused`].
 
 use std::fmt;
 
@@ -59,6 +63,17 @@ pub struct ReloadPlan {
     pub sync_removed: Vec<String>,
     /// `[[sync]]` entries whose settings changed, by name.
     pub sync_changed: Vec<String>,
+    /// `[cluster]` is new: the channel starts (and data sync, with entries).
+    pub cluster_started: bool,
+    /// `[cluster]` is gone: the channel and data sync stop.
+    pub cluster_stopped: bool,
+    /// `[cluster] listen` changed: the listener is rebound (old, new).
+    pub listen_changed: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+    /// The first `[[sync]]` entry (with the cluster running before and
+    /// after): data sync starts.
+    pub sync_started: bool,
+    /// The last `[[sync]]` entry is gone (or the cluster is): data sync stops.
+    pub sync_stopped: bool,
     /// Why the reload cannot be applied at all (a restart is needed).
     pub refused: Option<String>,
 }
@@ -160,31 +175,50 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
 }
 
 fn plan_cluster(plan: &mut ReloadPlan, old: &Config, new: &Config) {
+    let sync_diff = |plan: &mut ReloadPlan| {
+        for e in &new.sync {
+            match old.sync.iter().find(|x| x.name == e.name) {
+                None => plan.sync_added.push(e.name.clone()),
+                Some(x) if x != e => plan.sync_changed.push(e.name.clone()),
+                Some(_) => {}
+            }
+        }
+        for e in &old.sync {
+            if !new.sync.iter().any(|x| x.name == e.name) {
+                plan.sync_removed.push(e.name.clone());
+            }
+        }
+    };
     let (o, n) = match (&old.cluster, &new.cluster) {
         (None, None) => return,
         (Some(o), Some(n)) => (o, n),
-        (None, Some(_)) => {
-            plan.refused = Some("[cluster] was added: restart baton to start the channel".into());
+        (None, Some(n)) => {
+            plan.cluster_started = true;
+            plan.peers_added = n.peers.iter().map(|p| p.name.clone()).collect();
+            sync_diff(plan);
+            plan.sync_started = !new.sync.is_empty();
             return;
         }
-        (Some(_), None) => {
-            plan.refused = Some("[cluster] was removed: restart baton to stop the channel".into());
+        (Some(o), None) => {
+            plan.cluster_stopped = true;
+            plan.peers_removed = o.peers.iter().map(|p| p.name.clone()).collect();
+            sync_diff(plan);
+            plan.sync_stopped = !old.sync.is_empty();
             return;
         }
     };
     if o.node != n.node {
         plan.refused = Some(format!(
-            "[cluster] node changed ({} -> {}): restart baton",
+            "[cluster] node changed ({} -> {}): this is the name peers know \
+             this node by and check its key proof against, so it is not \
+             changed at runtime; restart baton (and reload the peers with \
+             the new name)",
             o.node, n.node
         ));
         return;
     }
     if o.listen != n.listen {
-        plan.refused = Some(format!(
-            "[cluster] listen changed ({} -> {}): restart baton",
-            o.listen, n.listen
-        ));
-        return;
+        plan.listen_changed = Some((o.listen, n.listen));
     }
     for p in &n.peers {
         if !o.peers.contains(p) {
@@ -207,25 +241,9 @@ fn plan_cluster(plan: &mut ReloadPlan, old: &Config, new: &Config) {
         )
     };
     plan.cluster_changed = rest(o) != rest(n);
-    for e in &new.sync {
-        match old.sync.iter().find(|x| x.name == e.name) {
-            None => plan.sync_added.push(e.name.clone()),
-            Some(x) if x != e => plan.sync_changed.push(e.name.clone()),
-            Some(_) => {}
-        }
-    }
-    for e in &old.sync {
-        if !new.sync.iter().any(|x| x.name == e.name) {
-            plan.sync_removed.push(e.name.clone());
-        }
-    }
-    if old.sync.is_empty() != new.sync.is_empty() {
-        plan.refused = Some(if new.sync.is_empty() {
-            "every [[sync]] entry was removed: restart baton to stop data sync".into()
-        } else {
-            "the first [[sync]] entry was added: restart baton to start data sync".into()
-        });
-    }
+    sync_diff(plan);
+    plan.sync_started = old.sync.is_empty() && !new.sync.is_empty();
+    plan.sync_stopped = !old.sync.is_empty() && new.sync.is_empty();
 }
 
 impl ReloadPlan {
@@ -268,6 +286,21 @@ impl fmt::Display for ReloadPlan {
         writeln!(f, "sync entries removed: {}", list(&self.sync_removed))?;
         if !self.sync_changed.is_empty() {
             writeln!(f, "sync entries changed: {}", list(&self.sync_changed))?;
+        }
+        if self.cluster_started {
+            writeln!(f, "cluster channel started")?;
+        }
+        if self.cluster_stopped {
+            writeln!(f, "cluster channel stopped")?;
+        }
+        if let Some((o, n)) = self.listen_changed {
+            writeln!(f, "cluster listen rebound: {o} -> {n}")?;
+        }
+        if self.sync_started {
+            writeln!(f, "data sync started")?;
+        }
+        if self.sync_stopped {
+            writeln!(f, "data sync stopped")?;
         }
         if self.cluster_changed {
             writeln!(f, "cluster settings changed")?;
@@ -440,17 +473,60 @@ mod tests {
     }
 
     #[test]
-    fn what_needs_a_restart_refuses_the_reload() {
+    fn only_a_new_node_name_refuses_the_reload() {
         let old = clustered(&["lb2=10.0.0.2:7480"]);
         let mut moved = old.clone();
         if let Some(c) = &mut moved.cluster {
             c.listen = "10.0.0.9:7480".parse().expect("addr");
         }
-        assert!(plan_reload(&old, &moved)
+        let p = plan_reload(&old, &moved);
+        assert!(p.refused.is_none(), "{p:?}");
+        assert!(p
+            .to_string()
+            .contains("listen rebound: 10.0.0.1:7480 -> 10.0.0.9:7480"));
+        let mut renamed = old.clone();
+        if let Some(c) = &mut renamed.cluster {
+            c.node = "lb9".into();
+        }
+        assert!(plan_reload(&old, &renamed)
             .refused
-            .is_some_and(|r| r.contains("listen")));
+            .is_some_and(|r| r.contains("node changed (lb1 -> lb9)")));
         let plain = config(vec![inst("A", 100)]);
-        assert!(plan_reload(&plain, &old).refused.is_some());
-        assert!(plan_reload(&old, &plain).refused.is_some());
+        let up = plan_reload(&plain, &old);
+        assert!(up.refused.is_none() && up.cluster_started && !up.cluster_stopped);
+        assert_eq!(up.peers_added, ["lb2"]);
+        assert_eq!(up.keep, ["A"]);
+        let down = plan_reload(&old, &plain);
+        assert!(down.refused.is_none() && down.cluster_stopped && !down.cluster_started);
+        assert_eq!(down.peers_removed, ["lb2"]);
+    }
+
+    #[test]
+    fn the_first_and_the_last_sync_entry_start_and_stop_data_sync() {
+        let entry = crate::config::model::SyncEntry {
+            name: "a".into(),
+            path: "/etc/a".into(),
+            on_change: None,
+            mode: None,
+            owner: None,
+            max_size: crate::config::model::SyncEntry::DEFAULT_MAX_SIZE,
+        };
+        let bare = clustered(&["lb2=10.0.0.2:7480"]);
+        let mut with = bare.clone();
+        with.sync = vec![entry];
+        let p = plan_reload(&bare, &with);
+        assert!(p.refused.is_none() && p.sync_started && !p.sync_stopped);
+        assert_eq!(p.sync_added, ["a"]);
+        let p = plan_reload(&with, &bare);
+        assert!(p.refused.is_none() && p.sync_stopped && !p.sync_started);
+        assert_eq!(p.sync_removed, ["a"]);
+        // The cluster and its entries at once.
+        let mut plain = with.clone();
+        plain.cluster = None;
+        plain.sync.clear();
+        let p = plan_reload(&plain, &with);
+        assert!(p.cluster_started && p.sync_started, "{p:?}");
+        let p = plan_reload(&with, &plain);
+        assert!(p.cluster_stopped && p.sync_stopped, "{p:?}");
     }
 }

@@ -864,6 +864,12 @@ impl Sim {
         // Instances added or removed stay so across a restart of the node.
         sn.config.instances = config.instances.clone();
         node.reload(now, config.clone(), &plan);
+        if plan.cluster_started {
+            node.enable_cluster(now);
+        }
+        if plan.sync_started {
+            let _ = node.enable_sync(std::collections::BTreeMap::new(), None);
+        }
         for name in &plan.start {
             let Some(inst) = config.instance(name) else {
                 continue;
