@@ -1531,6 +1531,16 @@ impl Agent {
                         runner: on_change::Runner::start(new.global.clone()),
                         corrupt: corrupt_sync_hook(),
                     });
+                    if let Some(c) = &self.cluster {
+                        let up: Vec<String> = c
+                            .chan
+                            .peers()
+                            .into_iter()
+                            .filter(|p| p.connected)
+                            .map(|p| p.name)
+                            .collect();
+                        self.node.sync_connected(now, &up);
+                    }
                 }
                 None => error!("data sync: no instance to follow; not started"),
             }

@@ -470,6 +470,17 @@ impl Node {
         Some(instance)
     }
 
+    /// Data sync started by a reload learns which peers are connected
+    /// already (their `PeerUp` came before it existed).
+    pub fn sync_connected(&mut self, now: Instant, peers: &[String]) {
+        if let Some(s) = &mut self.sync {
+            for p in peers {
+                s.core.connected(now, p);
+            }
+        }
+        self.pump(now);
+    }
+
     /// Leave INITIALIZE: every instance starts (after health is known).
     pub fn start(&mut self, now: Instant) {
         self.started = true;
