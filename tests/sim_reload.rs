@@ -95,3 +95,28 @@ fn added_and_removed_instances_reach_the_peers_at_once() {
     assert_eq!(node.cluster().map(|c| c.epoch("VI_2")), Some(0));
     assert_eq!(sim.masters(0), vec![0], "VI_1 untouched");
 }
+
+/// `[cluster]` removed from the master by a reload: its cluster core
+/// stops, it stays master on VRRP alone and the peer (whose channel lost
+/// it) stays backup: VRRP still hears the master. `[cluster]` added back
+/// starts the core again, with no transition either.
+#[test]
+fn the_cluster_removed_and_added_back_without_a_transition() {
+    let mut sim = pair();
+    let before = sim.master_transitions();
+    let mut c = sim.effective_config(0);
+    c.cluster = None;
+    sim.reload(0, c);
+    assert!(sim.cluster(0).is_none(), "n0's cluster core stopped");
+    sim.run_for(ms(5000));
+    assert_eq!(sim.masters(0), vec![0], "{:?}", sim.events());
+    assert_eq!(sim.state(1, 0), Some(State::Backup));
+    assert_eq!(sim.master_transitions(), before, "{:?}", sim.events());
+    let c = sim.effective_config(0);
+    sim.reload(0, c);
+    assert!(sim.cluster(0).is_some(), "n0's cluster core runs again");
+    sim.run_for(ms(3000));
+    assert_eq!(sim.masters(0), vec![0]);
+    assert_eq!(sim.state(1, 0), Some(State::Backup));
+    assert_eq!(sim.master_transitions(), before, "{:?}", sim.events());
+}
