@@ -332,6 +332,17 @@ enum Command {
         #[arg(short = 'f', long = "use-file")]
         file: Option<PathBuf>,
     },
+    /// Make a running agent read its configuration again (as SIGHUP) and
+    /// print what the reload did; an invalid file changes nothing and its
+    /// error is printed.
+    Reload {
+        /// Control socket of the agent.
+        #[arg(short = 's', long = "socket")]
+        socket: Option<PathBuf>,
+        /// Read the control socket path from this configuration file.
+        #[arg(short = 'f', long = "use-file")]
+        file: Option<PathBuf>,
+    },
     /// Move an instance to another node over the cluster channel
     /// (make-before-break); the choice holds until --clear.
     Switchover {
@@ -674,6 +685,10 @@ fn main() -> ExitCode {
             }),
             Some(every) => watch_status(socket, file, json, every),
         },
+        Command::Reload { socket, file } => ask(socket, file, &Request::Reload {}, 30, |reply| {
+            println!("{}", reply.message.unwrap_or_default().trim_end());
+            ExitCode::SUCCESS
+        }),
         Command::Switchover {
             instance,
             to,

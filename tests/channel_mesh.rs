@@ -555,3 +555,35 @@ async fn version_1_acceptor_refused_by_name() {
     }
     a.stop().await;
 }
+
+/// A reload's new listen address: the connection up stays up, the old
+/// port no longer accepts, and a peer given the new address reaches it.
+#[tokio::test]
+async fn rebind_keeps_the_connection_and_moves_the_listener() {
+    let all = mesh(&["a", "b"]);
+    let mut a = Node::start("a", &all, ChannelOptions::default());
+    let mut b = Node::start("b", &all, ChannelOptions::default());
+    a.until_up(&["b"], Duration::from_secs(3)).await;
+    b.until_up(&["a"], Duration::from_secs(3)).await;
+    let old = all[1].1;
+    let new = free_addr();
+    b.h().rebind(new).unwrap();
+    assert_eq!(b.h().listen_addr(), new);
+    // The old listener is closed by its accept loop: give it a turn.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        tokio::net::TcpStream::connect(old).await.is_err(),
+        "the old port still accepts"
+    );
+    assert!(a.h().peers()[0].connected, "the connection up stays up");
+    // Binding what cannot be bound changes nothing.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    assert!(b.h().rebind(taken.local_addr().unwrap()).is_err());
+    assert_eq!(b.h().listen_addr(), new);
+    // a learns b's new address: the old connection is closed, a new one
+    // reaches b on its new port.
+    a.h().set_peers(vec![("b".into(), new)]);
+    a.until(Duration::from_secs(3), |ev| is_up(ev, "b")).await;
+    b.until(Duration::from_secs(3), |ev| is_up(ev, "a")).await;
+    assert!(a.h().peers()[0].connected && a.h().peers()[0].addr == new);
+}

@@ -30,6 +30,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let cfg = SessionConfig {
         me: "b".to_string(),
         cluster_key: KEY.to_vec(),
+        old_keys: Vec::new(),
         max_payload: MAX_PAYLOAD,
         hello_timeout: Duration::from_secs(5),
         dead_after: Duration::from_secs(3),

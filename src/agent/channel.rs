@@ -66,7 +66,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::cluster::session::{
@@ -210,47 +210,36 @@ impl Channel {
         key: Vec<u8>,
         opts: ChannelOptions,
     ) -> io::Result<(ChannelHandle, mpsc::Receiver<ChannelEvent>)> {
-        let socket = if listen.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        // A restarted node must get its port back while old connections
-        // linger in TIME_WAIT.
-        socket.set_reuseaddr(true)?;
-        socket.bind(listen)?;
-        let listener = socket.listen(128)?;
+        let listener = bind_listener(listen)?;
         let (events, rx) = mpsc::channel(opts.event_queue.max(1));
         let (stop_tx, stop_rx) = watch::channel(());
-        let peers: BTreeMap<String, PeerSlot> = peers
+        let peers: BTreeMap<String, Arc<PeerSlot>> = peers
             .into_iter()
             .filter(|(name, _)| name != me)
-            .map(|(name, addr)| {
-                let slot = PeerSlot {
-                    dials: me < name.as_str(),
-                    name: name.clone(),
-                    addr,
-                    state: Mutex::new(PeerState::default()),
-                    order: tokio::sync::Mutex::new(()),
-                };
-                (name, slot)
-            })
+            .map(|(name, addr)| (name.clone(), Arc::new(PeerSlot::new(me, name, addr))))
             .collect();
+        let (retire_tx, retire_rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             me: me.to_string(),
-            listen,
-            key,
+            listen: Mutex::new(listen),
+            retire: Mutex::new(Some(retire_tx)),
+            keys: Mutex::new(KeyRing {
+                current: key,
+                old: None,
+                generation: 0,
+            }),
             opts,
-            peers,
+            peers: Mutex::new(peers),
+            rt: tokio::runtime::Handle::current(),
             unknown: Mutex::new(Unknown::default()),
             events,
             next_conn: AtomicU64::new(1),
             unproven: Mutex::default(),
             stop: stop_rx,
         });
-        tokio::spawn(accept_loop(shared.clone(), listener));
-        for slot in shared.peers.values().filter(|s| s.dials) {
-            tokio::spawn(dial_loop(shared.clone(), slot.name.clone()));
+        tokio::spawn(accept_loop(shared.clone(), listener, retire_rx));
+        for slot in shared.slots().into_iter().filter(|s| s.dials) {
+            tokio::spawn(dial_loop(shared.clone(), slot));
         }
         let handle = ChannelHandle {
             inner: Arc::new(Inner {
@@ -289,7 +278,13 @@ impl ChannelHandle {
     /// for which connections take messages). Returns how many took it.
     pub fn broadcast(&self, msg: &Message) -> usize {
         let payload: Arc<[u8]> = msg.to_json().into();
-        let names: Vec<String> = self.inner.shared.peers.keys().cloned().collect();
+        let names: Vec<String> = self
+            .inner
+            .shared
+            .slots()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
         names
             .iter()
             .filter(|p| self.queue(p, Outbound::Message, payload.clone()).is_ok())
@@ -304,8 +299,7 @@ impl ChannelHandle {
     fn queue(&self, peer: &str, kind: Outbound, payload: Arc<[u8]>) -> Result<(), SendError> {
         let shared = &self.inner.shared;
         let slot = shared
-            .peers
-            .get(peer)
+            .slot(peer)
             .ok_or_else(|| SendError::UnknownPeer(peer.to_string()))?;
         if payload.len() > shared.opts.max_payload {
             return Err(SendError::TooLarge {
@@ -356,8 +350,8 @@ impl ChannelHandle {
     pub fn peers(&self) -> Vec<PeerStatus> {
         self.inner
             .shared
-            .peers
-            .values()
+            .slots()
+            .iter()
             .map(|slot| {
                 let st = lock(&slot.state);
                 PeerStatus {
@@ -381,21 +375,153 @@ impl ChannelHandle {
 
     /// The address the channel listens on (useful when bound to port 0).
     pub fn listen_addr(&self) -> SocketAddr {
-        self.inner.shared.listen
+        *lock(&self.inner.shared.listen)
+    }
+
+    /// A reload's new listen address: bind it, then stop accepting on the
+    /// old one. Connections up stay up; new dials leave from the new
+    /// address. On error nothing changed. Callable from any thread.
+    pub fn rebind(&self, listen: SocketAddr) -> io::Result<()> {
+        let shared = &self.inner.shared;
+        let listener = {
+            let _in = shared.rt.enter();
+            bind_listener(listen)?
+        };
+        let (retire_tx, retire_rx) = oneshot::channel();
+        if let Some(old) = lock(&shared.retire).replace(retire_tx) {
+            let _ = old.send(());
+        }
+        *lock(&shared.listen) = listen;
+        shared
+            .rt
+            .spawn(accept_loop(shared.clone(), listener, retire_rx));
+        info!("cluster: listening on {listen}");
+        Ok(())
+    }
+
+    /// A reload's peer list. Peers gone (or moved to another address) are
+    /// closed (`Close("removed")`) and forgotten; new ones are dialed or
+    /// awaited; the others keep their connections. Callable from any
+    /// thread (new dialers run on the channel's runtime). Returns the
+    /// names added and removed.
+    pub fn set_peers(&self, peers: Vec<(String, SocketAddr)>) -> (Vec<String>, Vec<String>) {
+        let shared = &self.inner.shared;
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        {
+            let mut map = lock(&shared.peers);
+            let gone: Vec<String> = map
+                .values()
+                .filter(|s| !peers.iter().any(|(n, a)| *n == s.name && *a == s.addr))
+                .map(|s| s.name.clone())
+                .collect();
+            for name in gone {
+                if let Some(slot) = map.remove(&name) {
+                    slot.remove();
+                    removed.push(name);
+                }
+            }
+            for (name, addr) in peers {
+                if name == shared.me || map.contains_key(&name) {
+                    continue;
+                }
+                let slot = Arc::new(PeerSlot::new(&shared.me, name.clone(), addr));
+                if slot.dials {
+                    shared.rt.spawn(dial_loop(shared.clone(), slot.clone()));
+                }
+                map.insert(name.clone(), slot);
+                added.push(name);
+            }
+        }
+        (added, removed)
+    }
+
+    /// A reload's new cluster key. Peers proving either key are accepted
+    /// for `grace`; this node proves the new one, or the old one to a
+    /// peer that still holds only that. Connections keep running; when the
+    /// grace ends, those keyed with the old key are closed (and redialed
+    /// with the new one). Callable from any thread.
+    /// Returns false (and changes nothing) when `key` is the current key.
+    pub fn rotate_key(&self, key: Vec<u8>, grace: Duration) -> bool {
+        let shared = self.inner.shared.clone();
+        let generation = {
+            let mut ring = lock(&shared.keys);
+            if ring.current == key {
+                return false;
+            }
+            let old = std::mem::replace(&mut ring.current, key);
+            ring.old = Some((old, ring.generation));
+            ring.generation += 1;
+            ring.generation
+        };
+        // Every connection up now was keyed with what just became the old
+        // key: its peer holds that one for sure.
+        for slot in shared.slots() {
+            lock(&slot.state).prefer_old = true;
+        }
+        info!(
+            "cluster: new key; the old one is accepted for {}",
+            humantime::format_duration(grace)
+        );
+        let rt = shared.rt.clone();
+        rt.spawn(async move {
+            tokio::select! {
+                _ = stopped(shared.stop.clone()) => return,
+                _ = tokio::time::sleep(grace) => {}
+            }
+            let old_generation = {
+                let mut ring = lock(&shared.keys);
+                if ring.generation != generation {
+                    // A newer rotation took over this one's grace.
+                    return;
+                }
+                ring.old.take().map(|(_, g)| g)
+            };
+            let Some(old_generation) = old_generation else {
+                return;
+            };
+            info!("cluster: key grace over; the old key is no longer accepted");
+            for slot in shared.slots() {
+                let mut st = lock(&slot.state);
+                st.prefer_old = false;
+                if let Some(a) = st
+                    .active
+                    .as_ref()
+                    .filter(|a| a.key_generation <= old_generation)
+                {
+                    a.kill.send_replace(Some("key rotated"));
+                }
+            }
+        });
+        true
     }
 }
 
 struct Shared {
     me: String,
-    listen: SocketAddr,
-    key: Vec<u8>,
+    listen: Mutex<SocketAddr>,
+    /// Stops the accept loop of the current listener (a reload rebinds).
+    retire: Mutex<Option<oneshot::Sender<()>>>,
+    keys: Mutex<KeyRing>,
     opts: ChannelOptions,
-    peers: BTreeMap<String, PeerSlot>,
+    peers: Mutex<BTreeMap<String, Arc<PeerSlot>>>,
+    /// The runtime the channel's tasks run on (a reload's new dialers and
+    /// timers go there too, whichever thread asks).
+    rt: tokio::runtime::Handle,
     unknown: Mutex<Unknown>,
     events: mpsc::Sender<ChannelEvent>,
     next_conn: AtomicU64,
     unproven: Mutex<UnprovenTable>,
     stop: watch::Receiver<()>,
+}
+
+/// The cluster key, and during a rotation's grace the old one.
+struct KeyRing {
+    current: Vec<u8>,
+    /// The old key and its generation, until the grace ends.
+    old: Option<(Vec<u8>, u64)>,
+    /// The current key's generation (0 at start, raised by each rotation).
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -414,6 +540,35 @@ struct PeerSlot {
     /// daemon sees Up, messages, Down in the order they happened even when
     /// an old and a new connection overlap.
     order: tokio::sync::Mutex<()>,
+    /// A reload removed the peer: no more dialing, no connection goes Up.
+    removed: std::sync::atomic::AtomicBool,
+}
+
+impl PeerSlot {
+    fn new(me: &str, name: String, addr: SocketAddr) -> PeerSlot {
+        PeerSlot {
+            dials: me < name.as_str(),
+            name,
+            addr,
+            state: Mutex::new(PeerState::default()),
+            order: tokio::sync::Mutex::new(()),
+            removed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
+    }
+
+    /// Forget the peer: its connection is closed with a goodbye.
+    fn remove(&self) {
+        self.removed.store(true, Ordering::Relaxed);
+        let mut st = lock(&self.state);
+        if let Some(a) = st.active.take() {
+            a.kill.send_replace(Some("removed"));
+        }
+        info!("cluster: peer {} ({}) removed", self.name, self.addr);
+    }
 }
 
 #[derive(Default)]
@@ -426,10 +581,15 @@ struct PeerState {
     last_frame: Option<Instant>,
     rejected: BTreeMap<String, u64>,
     last_warn: Option<Instant>,
+    /// During a key rotation's grace: prove the old key to this peer when
+    /// it dials (it has not shown it holds the new one).
+    prefer_old: bool,
 }
 
 struct ConnRef {
     id: u64,
+    /// The generation of the key the connection was keyed with.
+    key_generation: u64,
     tx: mpsc::Sender<Outgoing>,
     /// Data frames, written only when no message waits; and their bytes.
     data: mpsc::Sender<Outgoing>,
@@ -510,13 +670,33 @@ impl Shared {
     /// The settings of a new connection's session. Heartbeats are the
     /// daemon's (cluster messages): the session only watches for silence.
     fn session_config(&self) -> SessionConfig {
+        let ring = lock(&self.keys);
         SessionConfig {
             me: self.me.clone(),
-            cluster_key: self.key.clone(),
+            cluster_key: ring.current.clone(),
+            old_keys: ring.old.iter().map(|(k, _)| k.clone()).collect(),
             max_payload: self.opts.max_payload,
             hello_timeout: self.opts.hello_timeout,
             dead_after: self.opts.dead_after,
             heartbeat_interval: None,
+        }
+    }
+
+    fn slots(&self) -> Vec<Arc<PeerSlot>> {
+        lock(&self.peers).values().cloned().collect()
+    }
+
+    fn slot(&self, name: &str) -> Option<Arc<PeerSlot>> {
+        lock(&self.peers).get(name).cloned()
+    }
+
+    /// The generation of key `used` of a session configured now (0: the
+    /// current key, 1: the old one).
+    fn key_generation(&self, used: usize) -> u64 {
+        let ring = lock(&self.keys);
+        match (used, &ring.old) {
+            (0, _) | (_, None) => ring.generation,
+            (_, Some((_, g))) => *g,
         }
     }
 
@@ -562,6 +742,10 @@ impl Shared {
     /// The connection proved the key: it is the peer's connection now.
     async fn mark_up(&self, slot: &PeerSlot, conn: ConnRef) {
         let _order = slot.order.lock().await;
+        if slot.is_removed() {
+            conn.kill.send_replace(Some("removed"));
+            return;
+        }
         let now = Instant::now();
         let replaced = {
             let mut st = lock(&slot.state);
@@ -779,12 +963,31 @@ impl Drop for Unproven<'_> {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+/// A listening socket on `listen` (inside the channel's runtime).
+fn bind_listener(listen: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if listen.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // A restarted node must get its port back while old connections
+    // linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    socket.listen(128)
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut retire: oneshot::Receiver<()>,
+) {
     let stop = stopped(shared.stop.clone());
     tokio::pin!(stop);
     loop {
         let accepted = tokio::select! {
             _ = &mut stop => return,
+            _ = &mut retire => return,
             a = listener.accept() => a,
         };
         match accepted {
@@ -801,7 +1004,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 }
 
 async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, from: SocketAddr) {
-    let is_peer = shared.peers.values().any(|p| p.addr.ip() == from.ip());
+    let is_peer = shared.slots().iter().any(|p| p.addr.ip() == from.ip());
     let unproven = match Unproven::take(&shared.unproven, from.ip(), is_peer) {
         Ok(u) => u,
         Err(reason) => {
@@ -834,10 +1037,11 @@ async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, from: SocketAddr
         }
         Err(HandshakeError::Session(_) | HandshakeError::WriteTimeout) => return,
     };
-    let Some(slot) = shared.peers.get(&name) else {
+    let Some(slot) = shared.slot(&name) else {
         let detail = format!("hello from unknown node {name:?}");
         return shared.count_unknown(from, "unknown_peer", &detail);
     };
+    let slot = &*slot;
     if shared.opts.check_peer_source && from.ip() != slot.addr.ip() {
         let detail = format!(
             "hello in its name from {}, but it is configured at {} (check_peer_source)",
@@ -859,7 +1063,8 @@ async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, from: SocketAddr
     };
     // The reply is due by the hello deadline too.
     let deadline = session.next_deadline();
-    if session.admit(Instant::now(), nonce).is_err() {
+    let key = usize::from(lock(&slot.state).prefer_old);
+    if session.admit_with(Instant::now(), nonce, key).is_err() {
         return;
     }
     if flush(&mut stream, &mut session, deadline).await.is_err() {
@@ -872,14 +1077,15 @@ async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, from: SocketAddr
     run_session(&shared, slot, stream, session, Some(unproven)).await;
 }
 
-async fn dial_loop(shared: Arc<Shared>, peer: String) {
-    let Some(slot) = shared.peers.get(&peer) else {
-        return;
-    };
+async fn dial_loop(shared: Arc<Shared>, slot: Arc<PeerSlot>) {
+    let slot = &*slot;
     let stop = stopped(shared.stop.clone());
     tokio::pin!(stop);
     let mut backoff = shared.opts.backoff_min;
     loop {
+        if slot.is_removed() {
+            return;
+        }
         // Not raced against `stop`: a session ends itself on stop, after
         // its goodbye.
         let went_up = dial_once(&shared, slot).await;
@@ -920,8 +1126,9 @@ async fn dial_handshake(shared: &Arc<Shared>, slot: &PeerSlot) -> Option<(TcpStr
             TcpSocket::new_v6()?
         };
         // Leave from the address the peers know us by, when one is set.
-        if !shared.listen.ip().is_unspecified() && shared.listen.is_ipv4() == slot.addr.is_ipv4() {
-            socket.bind(SocketAddr::new(shared.listen.ip(), 0))?;
+        let listen = *lock(&shared.listen);
+        if !listen.ip().is_unspecified() && listen.is_ipv4() == slot.addr.is_ipv4() {
+            socket.bind(SocketAddr::new(listen.ip(), 0))?;
         }
         socket.connect(slot.addr).await
     };
@@ -1001,8 +1208,9 @@ async fn run_session(
     let data_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (kill_tx, kill_rx) = watch::channel(None);
     let kill = Arc::new(kill_tx);
-    let conn = || ConnRef {
+    let conn = |key_generation| ConnRef {
         id,
+        key_generation,
         tx: tx.clone(),
         data: data_tx.clone(),
         data_bytes: data_bytes.clone(),
@@ -1038,7 +1246,10 @@ async fn run_session(
                         SessionEvent::PeerProven => {
                             went_up = true;
                             unproven = None;
-                            shared.mark_up(slot, conn()).await;
+                            let used = lock(&session).key_used();
+                            lock(&slot.state).prefer_old = used > 0;
+                            let generation = shared.key_generation(used);
+                            shared.mark_up(slot, conn(generation)).await;
                             continue;
                         }
                         SessionEvent::Skipped { kind } => {
@@ -1131,6 +1342,12 @@ async fn run_session(
         }
     };
     drop(unproven);
+    if !went_up && !slot.dials && !matches!(end, End::Stopped) && lock(&shared.keys).old.is_some() {
+        // An accepted connection that never came Up during a key rotation:
+        // the dialer may not hold the key we proved. Try the other next.
+        let mut st = lock(&slot.state);
+        st.prefer_old = !st.prefer_old;
+    }
     if let Some(r) = end.rejection() {
         shared.count(slot, remote, r, &end.describe());
     }

@@ -74,6 +74,8 @@ pub struct Runner {
     queue: Rc<RefCell<Queue>>,
     wake: Rc<Notify>,
     running: Running,
+    /// Set by [`Runner::stop`]: the task ends.
+    stopped: Rc<std::cell::Cell<bool>>,
 }
 
 impl Runner {
@@ -83,10 +85,11 @@ impl Runner {
             queue: Rc::default(),
             wake: Rc::default(),
             running: Running::default(),
+            stopped: Rc::default(),
         };
         let r = runner.clone();
         tokio::task::spawn_local(async move {
-            loop {
+            while !r.stopped.get() {
                 let next = r.queue.borrow_mut().pop();
                 match next {
                     Some(p) => run_one(&p, &global, &r.running).await,
@@ -107,6 +110,14 @@ impl Runner {
         if let Some(old) = replaced {
             info!("sync {name}: on_change for {old} merged into the one for {version}");
         }
+        self.wake.notify_one();
+    }
+
+    /// End the runner task (a reload stopped data sync): what is queued
+    /// is dropped, a command running now finishes.
+    pub fn stop(&self) {
+        self.stopped.set(true);
+        self.queue.borrow_mut().pending.clear();
         self.wake.notify_one();
     }
 

@@ -308,8 +308,9 @@ fn render_stats(status: &Status) -> String {
     out
 }
 
-/// A configuration read off the protocol thread, with its users.
-type Loaded = Result<(Config, script::UserTable), String>;
+/// A configuration read off the protocol thread, with its users and its
+/// cluster key.
+type Loaded = Result<(Config, script::UserTable, Option<Vec<u8>>), String>;
 
 /// The reload in flight, if any, and who waits for it.
 struct ReloadQueue {
@@ -612,34 +613,8 @@ impl Agent {
             .node
             .enable_sync(state, None)
             .ok_or_else(|| AgentError::Config("sync: no instance to follow".into()))?;
-        let fs_entries = config
-            .sync
-            .iter()
-            .map(|e| {
-                let owner = e
-                    .owner
-                    .as_deref()
-                    .and_then(|spec| match script::resolve_user(spec) {
-                        Ok(r) => Some((r.uid.as_raw(), r.gid.as_raw())),
-                        Err(err) => {
-                            error!(
-                                "sync {}: owner {spec}: {err}; the file keeps its owner",
-                                e.name
-                            );
-                            None
-                        }
-                    });
-                syncfs::FsEntry {
-                    name: e.name.clone(),
-                    path: e.path.clone(),
-                    mode: e.mode,
-                    owner,
-                    max_size: e.max_size,
-                }
-            })
-            .collect();
-        let (fs, events) =
-            syncfs::Worker::start(fs_entries, state_file).map_err(io_err("sync file worker"))?;
+        let (fs, events) = syncfs::Worker::start(fs_entries(&config), state_file)
+            .map_err(io_err("sync file worker"))?;
         info!(
             "data sync: {} file(s), following the master of {instance}",
             config.sync.len()
@@ -651,7 +626,39 @@ impl Agent {
             corrupt: corrupt_sync_hook(),
         })
     }
+}
 
+/// The file worker's view of the `[[sync]]` entries (owners looked up).
+fn fs_entries(config: &Config) -> Vec<syncfs::FsEntry> {
+    config
+        .sync
+        .iter()
+        .map(|e| {
+            let owner = e
+                .owner
+                .as_deref()
+                .and_then(|spec| match script::resolve_user(spec) {
+                    Ok(r) => Some((r.uid.as_raw(), r.gid.as_raw())),
+                    Err(err) => {
+                        error!(
+                            "sync {}: owner {spec}: {err}; the file keeps its owner",
+                            e.name
+                        );
+                        None
+                    }
+                });
+            syncfs::FsEntry {
+                name: e.name.clone(),
+                path: e.path.clone(),
+                mode: e.mode,
+                owner,
+                max_size: e.max_size,
+            }
+        })
+        .collect()
+}
+
+impl Agent {
     /// Tell the node every tracked link's state as the kernel has it.
     async fn report_tracked_links(&mut self) {
         let tracked: std::collections::BTreeSet<String> = self
@@ -1644,9 +1651,17 @@ impl Agent {
         let opts = self.opts.clone();
         let tx = self.reloads.tx.clone();
         tokio::task::spawn_blocking(move || {
-            let loaded = opts.load().map(|c| {
+            let loaded = opts.load().and_then(|c| {
+                // A key file that cannot be read refuses the whole reload.
+                let key = match &c.cluster {
+                    Some(cc) => Some(
+                        cluster::key::load_key(&cc.key_file)
+                            .map_err(|e| format!("cluster: {e}"))?,
+                    ),
+                    None => None,
+                };
                 let users = script::UserTable::resolve(&c);
-                (c, users)
+                Ok((c, users, key))
             });
             let _ = tx.send(loaded);
         });
@@ -1656,19 +1671,23 @@ impl Agent {
     /// and answer who asked for it.
     async fn reload_loaded(&mut self, loaded: Loaded) {
         self.reloads.in_flight = false;
-        let reply = match loaded {
-            Ok((new, users)) => {
-                users.install();
-                self.reload(new).await;
+        let applied = match loaded {
+            Ok((new, users, key)) => self.reload(new, users, key).await,
+            Err(d) => Err(d),
+        };
+        let reply = match applied {
+            Ok(done) => {
                 self.process.reloads += 1;
                 self.process.last_reload_ok = Some(true);
-                Reply::message("reloaded")
+                Reply::message(format!("reloaded\n{done}"))
             }
             Err(d) => {
                 self.process.reload_failures += 1;
                 self.process.last_reload_ok = Some(false);
                 error!("reload refused, keeping the running configuration:\n{d}");
-                Reply::error(format!("reload refused: {d}"))
+                Reply::error(format!(
+                    "reload refused, the running configuration is kept:\n{d}"
+                ))
             }
         };
         for r in std::mem::take(&mut self.reloads.replies) {
@@ -1680,11 +1699,123 @@ impl Agent {
         }
     }
 
-    /// Apply a new configuration as [`node::plan_reload`] decides.
-    async fn reload(&mut self, new: Config) {
+    /// Apply a new configuration as [`node::plan_reload`] decides; what
+    /// was done, or why nothing was.
+    async fn reload(
+        &mut self,
+        new: Config,
+        users: script::UserTable,
+        key: Option<Vec<u8>>,
+    ) -> Result<String, String> {
         let now = Instant::now();
         let plan = node::plan_reload(self.node.config(), &new);
+        if let Some(why) = &plan.refused {
+            return Err(why.clone());
+        }
+        // What can fail comes first, before anything changed: the file
+        // worker of data sync starting, the channel starting or rebinding.
+        // A failure refuses the whole reload.
+        let mut new_sync = None;
+        if plan.sync_started {
+            let state_file = new.global.state_dir.join("sync-state.json");
+            let (fs, events) = syncfs::Worker::start(fs_entries(&new), state_file)
+                .map_err(|e| format!("data sync: cannot start the file worker: {e}"))?;
+            new_sync = Some((fs, events));
+        }
+        let mut new_channel = None;
+        if let (true, Some(cc), Some(key)) = (plan.cluster_started, &new.cluster, &key) {
+            let peers = cc.peers.iter().map(|p| (p.name.clone(), p.addr)).collect();
+            let opts = ChannelOptions {
+                check_peer_source: cc.check_peer_source,
+                ..ChannelOptions::with_heartbeat(cc.heartbeat_interval)
+            };
+            let (chan, events, thread) =
+                start_channel_thread(&cc.node, cc.listen, peers, key.clone(), opts)
+                    .map_err(|e| format!("cluster channel on {}: {e}", cc.listen))?;
+            new_channel = Some(ChannelRt {
+                chan,
+                events,
+                _thread: thread,
+            });
+        }
+        if let (Some((_, to)), Some(c)) = (plan.listen_changed, &self.cluster) {
+            c.chan
+                .rebind(to)
+                .map_err(|e| format!("cluster listen {to}: {e}"))?;
+        }
+        users.install();
+        // The channel first: a new peer is dialed while the node learns of
+        // it, a removed one is closed before the node forgets it.
+        let mut key_rotated = false;
+        if let (Some(c), Some(cc), false) = (&self.cluster, &new.cluster, plan.cluster_stopped) {
+            if plan.peers_changed() {
+                c.chan
+                    .set_peers(cc.peers.iter().map(|p| (p.name.clone(), p.addr)).collect());
+            }
+            if let Some(key) = key {
+                key_rotated = c.chan.rotate_key(key, cc.key_grace);
+            }
+        }
+        if plan.sync_entries_changed() && !plan.sync_stopped {
+            if let Some(s) = &self.sync {
+                s.fs.send(syncfs::FsCommand::SetEntries(fs_entries(&new)));
+            }
+        }
         let stopped = self.node.reload(now, new.clone(), &plan);
+        if plan.sync_stopped || plan.cluster_stopped {
+            if let Some(s) = self.sync.take() {
+                s.runner.stop();
+                info!("data sync stopped: the file worker ends, the files stay");
+            }
+        }
+        if plan.cluster_stopped {
+            if let Some(c) = self.cluster.take() {
+                // Its goodbyes leave on its own thread; joined off this one.
+                tokio::task::spawn_blocking(move || drop(c));
+                info!("cluster channel stopped: the instances run on VRRP alone");
+            }
+        }
+        if let Some(c) = new_channel {
+            self.cluster = Some(c);
+            self.node.enable_cluster(now);
+            if let Some(cc) = &new.cluster {
+                info!(
+                    "cluster channel: node {} listening on {}, {} peer(s)",
+                    cc.node,
+                    cc.listen,
+                    cc.peers.len()
+                );
+            }
+        }
+        if let Some((fs, events)) = new_sync {
+            let state_file = new.global.state_dir.join("sync-state.json");
+            let state = syncfs::load_state(&state_file);
+            match self.node.enable_sync(state, None) {
+                Some(instance) => {
+                    info!(
+                        "data sync: {} file(s), following the master of {instance}",
+                        new.sync.len()
+                    );
+                    self.sync = Some(SyncIo {
+                        fs,
+                        events,
+                        runner: on_change::Runner::start(new.global.clone()),
+                        corrupt: corrupt_sync_hook(),
+                    });
+                    if let Some(c) = &self.cluster {
+                        let up: Vec<String> = c
+                            .chan
+                            .peers()
+                            .into_iter()
+                            .filter(|p| p.connected)
+                            .map(|p| p.name)
+                            .collect();
+                        self.node.sync_connected(now, &up);
+                    }
+                }
+                None => error!("data sync: no instance to follow; not started"),
+            }
+        }
         // The stopped instances' last adverts (priority 0) leave first.
         self.apply_effects().await;
         for id in stopped {
@@ -1712,10 +1843,15 @@ impl Agent {
             }
         }
         self.apply_effects().await;
+        let done = format!(
+            "{plan}key rotated: {}\n",
+            if key_rotated { "yes" } else { "no" }
+        );
         info!(
-            "configuration reloaded: {} instance(s)",
+            "configuration reloaded: {} instance(s)\n{done}",
             self.node.instance_ids().len()
         );
+        Ok(done)
     }
 }
 

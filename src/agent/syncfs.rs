@@ -17,7 +17,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -331,6 +331,9 @@ pub enum FsCommand {
     },
     /// Store the state file (written in order with the writes).
     SaveState(BTreeMap<String, Persisted>),
+    /// A reload's entries: new ones are read at the next poll, gone ones
+    /// are no longer watched (their files stay as they are).
+    SetEntries(Vec<FsEntry>),
 }
 
 /// What reaches the worker thread: the event loop's commands, and the
@@ -344,7 +347,7 @@ enum Msg {
 
 /// The worker's handle; dropping it stops the thread (and the watcher).
 pub struct Worker {
-    tx: std_mpsc::Sender<Msg>,
+    tx: Arc<std_mpsc::Sender<Msg>>,
 }
 
 impl Worker {
@@ -364,29 +367,13 @@ impl Worker {
     ) -> io::Result<(Worker, mpsc::UnboundedReceiver<FsEvent>)> {
         let (tx, cmds) = std_mpsc::channel();
         let (events, rx) = mpsc::unbounded_channel();
-        let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
-        let alive = Arc::new(());
-        match watch::start(&paths, tx.clone(), Arc::downgrade(&alive)) {
-            Ok(unwatched) => {
-                for i in unwatched {
-                    tracing::info!(
-                        "sync {}: no change events for {} (its directory cannot be \
-                         watched); polled every {POLL_INTERVAL:?}",
-                        entries[i].name,
-                        entries[i].path.display()
-                    );
-                }
-            }
-            Err(e) => tracing::warn!(
-                "sync: inotify unavailable ({e}); files are polled every {POLL_INTERVAL:?}"
-            ),
-        }
+        // The watcher holds the sender weakly: dropping the handle closes
+        // the channel, which ends the worker, which ends the watcher.
+        let tx = Arc::new(tx);
+        let weak = Arc::downgrade(&tx);
         std::thread::Builder::new()
             .name("baton-syncfs".into())
-            .spawn(move || {
-                let _alive = alive;
-                worker(entries, state_file, cmds, events, poll)
-            })?;
+            .spawn(move || worker(entries, state_file, cmds, weak, events, poll))?;
         Ok((Worker { tx }, rx))
     }
 
@@ -417,13 +404,38 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
+/// Start watching `entries` (a new watcher; the one whose token is
+/// dropped ends within its poll timeout).
+fn watch_entries(entries: &[FsEntry], tx: &Weak<std_mpsc::Sender<Msg>>) -> Arc<()> {
+    let alive = Arc::new(());
+    let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
+    match watch::start(&paths, tx.clone(), Arc::downgrade(&alive)) {
+        Ok(unwatched) => {
+            for i in unwatched {
+                tracing::info!(
+                    "sync {}: no change events for {} (its directory cannot be \
+                     watched); polled every {POLL_INTERVAL:?}",
+                    entries[i].name,
+                    entries[i].path.display()
+                );
+            }
+        }
+        Err(e) => tracing::warn!(
+            "sync: inotify unavailable ({e}); files are polled every {POLL_INTERVAL:?}"
+        ),
+    }
+    alive
+}
+
 fn worker(
-    entries: Vec<FsEntry>,
+    mut entries: Vec<FsEntry>,
     state_file: PathBuf,
     cmds: std_mpsc::Receiver<Msg>,
+    tx: Weak<std_mpsc::Sender<Msg>>,
     events: mpsc::UnboundedSender<FsEvent>,
     poll: Duration,
 ) {
+    let mut _watching = watch_entries(&entries, &tx);
     // None: never looked; Some(None): missing or unreadable.
     let mut seen: BTreeMap<String, Option<Stamp>> = BTreeMap::new();
     // What the event loop last heard of each file (or what was written):
@@ -466,6 +478,21 @@ fn worker(
                 if events.send(ev).is_err() {
                     return;
                 }
+            }
+            Ok(Msg::Cmd(FsCommand::SetEntries(new))) => {
+                // A moved file is read afresh; a gone one is forgotten.
+                seen.retain(|name, _| {
+                    let old = entries.iter().find(|e| &e.name == name).map(|e| &e.path);
+                    let now = new.iter().find(|e| &e.name == name).map(|e| &e.path);
+                    now.is_some() && old == now
+                });
+                told.retain(|name, _| new.iter().any(|e| &e.name == name));
+                entries = new;
+                // Indices changed: a new watcher and pacer; every entry is
+                // looked at now (unchanged stamps are skipped).
+                _watching = watch_entries(&entries, &tx);
+                pace = Pacer::new(entries.len());
+                next_poll = std::time::Instant::now();
             }
             Ok(Msg::Cmd(FsCommand::SaveState(state))) => {
                 if let Err(e) = save_state(&state_file, &state) {
@@ -691,7 +718,7 @@ mod watch {
     /// worker stopped). Ok(indices of entries without a watch).
     pub(super) fn start(
         paths: &[PathBuf],
-        tx: mpsc::Sender<Msg>,
+        tx: Weak<mpsc::Sender<Msg>>,
         alive: Weak<()>,
     ) -> std::io::Result<Vec<usize>> {
         let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
@@ -730,7 +757,7 @@ mod watch {
     fn run(
         ino: Inotify,
         names: BTreeMap<WatchDescriptor, Vec<(OsString, usize)>>,
-        tx: mpsc::Sender<Msg>,
+        tx: Weak<mpsc::Sender<Msg>>,
         alive: Weak<()>,
     ) {
         loop {
@@ -780,7 +807,13 @@ mod watch {
                     }
                 }
             }
-            if !touched.is_empty() && tx.send(Msg::Touched(touched)).is_err() {
+            if touched.is_empty() {
+                continue;
+            }
+            let Some(tx) = tx.upgrade() else {
+                return;
+            };
+            if tx.send(Msg::Touched(touched)).is_err() {
                 return;
             }
         }

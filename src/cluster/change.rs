@@ -193,6 +193,52 @@ impl Cluster {
         d.into_iter().min()
     }
 
+    // ---- reload -------------------------------------------------------
+
+    /// A reload's new settings (peers, heartbeat, selection): the peers
+    /// that stay keep their state; operator requests aimed at a peer that
+    /// is gone fail. Peers hear our heartbeat at once.
+    pub fn reconfigure(&mut self, now: Instant, cfg: ClusterConfig) {
+        self.members.set_peers(&cfg.peers, cfg.heartbeat_interval);
+        let gone: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| !cfg.peers.contains(&p.target) && p.target != cfg.node)
+            .map(|(id, _)| *id)
+            .collect();
+        self.cfg = cfg;
+        for id in gone {
+            let target = self.pending.get(&id).map(|p| p.target.clone());
+            if let Some(target) = target {
+                self.finish(id, Err(OperatorError::TargetLeft { target }));
+            }
+        }
+        self.announce(now);
+    }
+
+    /// A reload added a local instance, or changed one in place (its
+    /// state and epochs are kept). Peers hear of it at once.
+    pub fn upsert_local(&mut self, now: Instant, instance: LocalInstance) {
+        self.ctl.entry(instance.name.clone()).or_default();
+        self.local.insert(instance.name.clone(), instance);
+        self.announce(now);
+    }
+
+    /// A reload removed a local instance (after it stopped). Peers hear of
+    /// it at once: their view of this node no longer has it.
+    pub fn remove_local(&mut self, now: Instant, instance: &str) {
+        self.local.remove(instance);
+        self.ctl.remove(instance);
+        self.announce(now);
+    }
+
+    /// Broadcast a heartbeat now (and evaluate).
+    fn announce(&mut self, now: Instant) {
+        let hb = self.heartbeat_msg(now);
+        self.actions.push_back(ClusterAction::Broadcast(hb));
+        self.evaluate(now);
+    }
+
     // ---- inputs -------------------------------------------------------
 
     pub fn connected(&mut self, now: Instant, peer: &str) {

@@ -103,6 +103,17 @@ impl Membership {
         }
     }
 
+    /// A reload's new peer list: newcomers start unknown (down), those gone
+    /// are forgotten, the others keep what is known of them.
+    pub fn set_peers(&mut self, peers: &[String], heartbeat: Duration) {
+        self.peers.retain(|name, _| peers.contains(name));
+        for p in peers {
+            self.peers.entry(p.clone()).or_default();
+        }
+        self.dead_after = heartbeat * 3;
+        self.vouch_window = heartbeat * 3 / 2;
+    }
+
     pub fn is_peer(&self, name: &str) -> bool {
         self.peers.contains_key(name)
     }

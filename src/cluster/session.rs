@@ -82,6 +82,11 @@ pub struct SessionConfig {
     /// The shared cluster key; the session keeps it only until the
     /// connection keys are derived.
     pub cluster_key: Vec<u8>,
+    /// Older keys still accepted (a key rotation's grace period): a dialer
+    /// takes the acceptor's Proof under any of them, an acceptor proves
+    /// under the one [`Session::admit_with`] names. Empty: only
+    /// `cluster_key`.
+    pub old_keys: Vec<Vec<u8>>,
     /// Largest payload accepted once keyed (before: the Hello's maximum).
     pub max_payload: usize,
     /// The Hello exchange must be done this long after the session starts.
@@ -98,6 +103,7 @@ impl fmt::Debug for SessionConfig {
         f.debug_struct("SessionConfig")
             .field("me", &self.me)
             .field("cluster_key", &"..")
+            .field("old_keys", &self.old_keys.len())
             .field("max_payload", &self.max_payload)
             .field("hello_timeout", &self.hello_timeout)
             .field("dead_after", &self.dead_after)
@@ -246,8 +252,14 @@ enum Phase {
 pub struct Session {
     role: Role,
     me: String,
-    /// Until keyed; cleared afterwards.
-    cluster_key: Vec<u8>,
+    /// Until keyed; cleared afterwards. The current key first, then the
+    /// old ones still accepted.
+    keys: Vec<Vec<u8>>,
+    /// Dialer, until the acceptor's Proof opened: the (send, receive) keys
+    /// derived from each of `keys`.
+    candidates: Vec<(SessionKey, SessionKey)>,
+    /// Which of the keys this connection was keyed with (0: the current).
+    key_used: usize,
     /// Dialer: the name the dialed address must answer with.
     expected: Option<String>,
     /// Dialer: the nonce of its Hello.
@@ -296,7 +308,11 @@ impl Session {
         Session {
             role,
             me: cfg.me,
-            cluster_key: cfg.cluster_key,
+            keys: std::iter::once(cfg.cluster_key)
+                .chain(cfg.old_keys)
+                .collect(),
+            candidates: Vec::new(),
+            key_used: 0,
             expected: None,
             own_nonce: [0; NONCE_LEN],
             peer_hello: None,
@@ -361,6 +377,13 @@ impl Session {
 
     pub fn is_proven(&self) -> bool {
         self.proven
+    }
+
+    /// Which key the connection was keyed with: 0 the current one, 1.. the
+    /// old ones of [`SessionConfig::old_keys`], in order. For a dialer it
+    /// is settled once the peer is proven.
+    pub fn key_used(&self) -> usize {
+        self.key_used
     }
 
     pub fn is_ended(&self) -> bool {
@@ -436,9 +459,22 @@ impl Session {
     /// derive the keys. Frames the peer sent right behind its Hello are
     /// processed now.
     pub fn admit(&mut self, now: Instant, nonce: [u8; NONCE_LEN]) -> Result<(), AdmitError> {
+        self.admit_with(now, nonce, 0)
+    }
+
+    /// [`admit`](Self::admit), proving with key `key` (0: the current one,
+    /// 1..: an old one still accepted; out of range: the current one). The
+    /// dialer's frames must then be sealed under that key too.
+    pub fn admit_with(
+        &mut self,
+        now: Instant,
+        nonce: [u8; NONCE_LEN],
+        key: usize,
+    ) -> Result<(), AdmitError> {
         if self.phase != Phase::Admit {
             return Err(AdmitError::NoHelloPending);
         }
+        self.key_used = if key < self.keys.len() { key } else { 0 };
         let theirs = self.peer_hello.take().ok_or(AdmitError::NoHelloPending)?;
         let hello = Hello {
             name: self.me.clone(),
@@ -446,7 +482,7 @@ impl Session {
         };
         self.transmit.push_back(hello.encode());
         let key = SessionKey::derive(
-            &self.cluster_key,
+            &self.keys[self.key_used],
             &theirs.name,
             &theirs.nonce,
             &self.me,
@@ -517,8 +553,10 @@ impl Session {
         self.send_key = Some(send);
         self.recv_key = Some(recv);
         // The connection keys are all that is needed from now on.
-        self.cluster_key.fill(0);
-        self.cluster_key = Vec::new();
+        for k in &mut self.keys {
+            k.fill(0);
+        }
+        self.keys = Vec::new();
         // Until a frame's tag proves the key, a peer may not make us buffer
         // more than a small frame (a stranger's megabyte goes nowhere).
         self.dec
@@ -601,23 +639,61 @@ impl Session {
                     });
                     return false;
                 }
-                let key = SessionKey::derive(
-                    &self.cluster_key,
-                    &self.me,
-                    &self.own_nonce,
-                    &theirs.name,
-                    &theirs.nonce,
-                );
-                let (d2a, a2d) = key.split();
+                // One candidate per accepted key: the Proof tells which
+                // one the acceptor holds.
+                self.candidates = self
+                    .keys
+                    .iter()
+                    .map(|k| {
+                        SessionKey::derive(
+                            k,
+                            &self.me,
+                            &self.own_nonce,
+                            &theirs.name,
+                            &theirs.nonce,
+                        )
+                        .split()
+                    })
+                    .collect();
+                let (d2a, a2d) = self.candidates[0].clone();
                 self.keyed(now, d2a, a2d);
                 true
             }
         }
     }
 
+    /// A dialer's first keyed frame, the acceptor's Proof: tried under
+    /// each candidate key; the first that opens it is the connection's.
+    fn next_first_frame(&mut self) -> Result<Option<crate::wire::frame::Frame>, FrameError> {
+        let mut first_err = None;
+        for (i, (send, recv)) in self.candidates.iter().enumerate() {
+            match self.dec.next_frame(self.recv_seq, Some(recv)) {
+                Ok(Some(f)) => {
+                    self.key_used = i;
+                    self.send_key = Some(send.clone());
+                    self.recv_key = Some(recv.clone());
+                    self.candidates = Vec::new();
+                    return Ok(Some(f));
+                }
+                Ok(None) => return Ok(None),
+                // The bytes stay buffered: the next candidate tries them.
+                Err(FrameError::BadTag) => {
+                    first_err.get_or_insert(FrameError::BadTag);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_err.unwrap_or(FrameError::BadTag))
+    }
+
     /// One keyed frame; true if there may be more.
     fn process_frame(&mut self, now: Instant) -> bool {
-        let frame = match self.dec.next_frame(self.recv_seq, self.recv_key.as_ref()) {
+        let next = if self.candidates.len() > 1 {
+            self.next_first_frame()
+        } else {
+            self.dec.next_frame(self.recv_seq, self.recv_key.as_ref())
+        };
+        let frame = match next {
             Ok(Some(f)) => f,
             Ok(None) => return false,
             Err(e) => {
@@ -707,6 +783,7 @@ mod tests {
         SessionConfig {
             me: me.into(),
             cluster_key: key.to_vec(),
+            old_keys: Vec::new(),
             max_payload: 1 << 20,
             hello_timeout: HELLO_TIMEOUT,
             dead_after: DEAD_AFTER,
@@ -950,6 +1027,55 @@ mod tests {
         b.handle_read(t0, &bye);
         assert_eq!(events(&mut b), [SessionEvent::Ended(end)]);
         assert!(!b.is_proven() && b.last_frame().is_none());
+    }
+
+    /// A key rotation: a dialer that holds the new and the old key takes
+    /// an acceptor still on the old one; an acceptor told to prove with
+    /// its old key serves a dialer still on the old one; a dialer with the
+    /// new key only refuses an acceptor on the old one.
+    #[test]
+    fn either_key_during_a_rotation() {
+        const NEW: &[u8] = b"the rotated key, also 32 bytes!!";
+        let t0 = Instant::now();
+        let both = |me: &str| SessionConfig {
+            old_keys: vec![KEY.to_vec()],
+            ..cfg(me, NEW)
+        };
+        let connect = |a: &mut Session, b: &mut Session, key: usize| {
+            pump(t0, a, b);
+            events(b);
+            b.admit_with(t0, NA, key).unwrap();
+            pump(t0, b, a);
+            a.send_message(t0, &hb("a")).ok();
+            pump(t0, a, b);
+            (events(a), events(b))
+        };
+        // Rotated dialer, acceptor on the old key.
+        let mut a = Session::dialer(both("a"), Some("b"), ND, t0);
+        let mut b = Session::acceptor(cfg("b", KEY), t0);
+        let (ea, eb) = connect(&mut a, &mut b, 0);
+        assert!(ea.contains(&SessionEvent::PeerProven), "{ea:?}");
+        assert!(eb.contains(&SessionEvent::Message(hb("a"))), "{eb:?}");
+        assert_eq!(a.key_used(), 1);
+        // Rotated acceptor proving with the old key, dialer on the old key.
+        let mut a = Session::dialer(cfg("a", KEY), Some("b"), ND, t0);
+        let mut b = Session::acceptor(both("b"), t0);
+        let (ea, eb) = connect(&mut a, &mut b, 1);
+        assert!(ea.contains(&SessionEvent::PeerProven), "{ea:?}");
+        assert!(eb.contains(&SessionEvent::Message(hb("a"))), "{eb:?}");
+        assert_eq!(b.key_used(), 1);
+        // Both rotated: the new key.
+        let mut a = Session::dialer(both("a"), Some("b"), ND, t0);
+        let mut b = Session::acceptor(both("b"), t0);
+        let (ea, _) = connect(&mut a, &mut b, 0);
+        assert!(ea.contains(&SessionEvent::PeerProven), "{ea:?}");
+        assert_eq!(a.key_used(), 0);
+        // After the grace: the old key is refused.
+        let mut a = Session::dialer(cfg("a", NEW), Some("b"), ND, t0);
+        let mut b = Session::acceptor(cfg("b", KEY), t0);
+        let (ea, _) = connect(&mut a, &mut b, 0);
+        let end = SessionEnd::Rejected(Rejection::Frame(FrameError::BadTag));
+        assert_eq!(ea.last(), Some(&SessionEvent::Ended(end)), "{ea:?}");
     }
 
     /// Before the Proof has opened, the dialer sends nothing: not on

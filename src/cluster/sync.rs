@@ -504,32 +504,35 @@ pub struct SyncCore {
     actions: VecDeque<SyncAction>,
 }
 
+impl Entry {
+    fn new(spec: SyncSpec) -> Entry {
+        Entry {
+            spec,
+            held: None,
+            committed: None,
+            disk: None,
+            disk_digest: None,
+            peers: BTreeMap::new(),
+            incoming: None,
+            writing: None,
+            write_from: None,
+            write_error: None,
+            failed_write: None,
+            settle: None,
+            warned: None,
+            warned_size: None,
+            on_change_pending: None,
+            committed_at: None,
+        }
+    }
+}
+
 impl SyncCore {
     pub fn new(cfg: SyncConfig) -> Self {
         let entries = cfg
             .entries
             .iter()
-            .map(|s| {
-                let e = Entry {
-                    spec: s.clone(),
-                    held: None,
-                    committed: None,
-                    disk: None,
-                    disk_digest: None,
-                    peers: BTreeMap::new(),
-                    incoming: None,
-                    writing: None,
-                    write_from: None,
-                    write_error: None,
-                    failed_write: None,
-                    settle: None,
-                    warned: None,
-                    warned_size: None,
-                    on_change_pending: None,
-                    committed_at: None,
-                };
-                (s.name.clone(), e)
-            })
+            .map(|s| (s.name.clone(), Entry::new(s.clone())))
             .collect();
         SyncCore {
             cfg,
@@ -580,6 +583,63 @@ impl SyncCore {
             }
         }
         d
+    }
+
+    /// A reload's peers and entries. Entries that stay keep their versions
+    /// and transfers; new ones start empty (the shell reads their files,
+    /// persisted state is restored by the caller with [`restore`](Self::restore));
+    /// gone ones are forgotten, and so are gone peers.
+    pub fn reconfigure(&mut self, now: Instant, peers: Vec<String>, entries: Vec<SyncSpec>) {
+        let gone: Vec<String> = self
+            .connected
+            .iter()
+            .filter(|p| !peers.contains(p))
+            .cloned()
+            .collect();
+        for p in &gone {
+            self.disconnected(now, p);
+        }
+        self.entries
+            .retain(|name, _| entries.iter().any(|s| &s.name == name));
+        let mut added = Vec::new();
+        for spec in &entries {
+            match self.entries.get_mut(&spec.name) {
+                Some(e) => e.spec = spec.clone(),
+                None => {
+                    added.push(spec.name.clone());
+                    self.entries
+                        .insert(spec.name.clone(), Entry::new(spec.clone()));
+                }
+            }
+        }
+        self.cfg.peers = peers;
+        self.cfg.entries = entries;
+        for n in &added {
+            let connected: Vec<String> = self.connected.iter().cloned().collect();
+            for peer in connected {
+                if let Some(e) = self.entries.get_mut(n) {
+                    e.peers.insert(
+                        peer.clone(),
+                        PeerSync {
+                            since: Some(now),
+                            ..PeerSync::default()
+                        },
+                    );
+                }
+                let msg = self.have_msg(n);
+                self.actions.push_back(SyncAction::Send { peer, msg });
+            }
+            if self.control {
+                if let Some(e) = self.entries.get_mut(n) {
+                    e.settle = Some(Settle {
+                        until: now + self.cfg.settle_timeout,
+                        pulling: None,
+                        asked: None,
+                    });
+                }
+                self.try_settle(now, n);
+            }
+        }
     }
 
     /// State read back at start (before the first `local_file`).

@@ -962,6 +962,13 @@ impl Checker<'_> {
             c.heartbeat_interval,
             Cluster::MAX_HEARTBEAT_INTERVAL,
         );
+        self.duration_at_most(
+            "cluster.key_grace",
+            "cluster",
+            "key_grace",
+            c.key_grace,
+            Cluster::MAX_KEY_GRACE,
+        );
         if c.peers.is_empty() {
             self.warn(
                 "cluster.peers",
@@ -1306,6 +1313,7 @@ mod tests {
             sync_instance: Some("VI_9".into()),
             accept_foreign_adverts: false,
             check_peer_source: true,
+            key_grace: Cluster::DEFAULT_KEY_GRACE,
         });
         let m = messages(&c);
         assert_eq!(m.len(), 5, "{m:?}");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use humantime::format_duration;
 
 use super::model::{
-    Config, Garp, InitialState, Instance, Notify, Selection, TrackRef, Version, Vip,
+    Cluster, Config, Garp, InitialState, Instance, Notify, Selection, TrackRef, Version, Vip,
 };
 
 /// The baton.toml equivalent of `config`.
@@ -62,6 +62,9 @@ pub fn to_toml(config: &Config) -> String {
         }
         if !c.check_peer_source {
             out.kv("check_peer_source", "false");
+        }
+        if c.key_grace != Cluster::DEFAULT_KEY_GRACE {
+            out.kv("key_grace", &duration(c.key_grace));
         }
     }
 

@@ -677,9 +677,15 @@ pub struct Cluster {
     /// dials from its listen address. Off for peers behind NAT or that
     /// listen on a wildcard address of a multi-homed host.
     pub check_peer_source: bool,
+    /// After a reload brings a new key (the key file changed), the old
+    /// key is still accepted from peers for this long, so a rolling key
+    /// rotation never splits the cluster. At most [`Cluster::MAX_KEY_GRACE`].
+    pub key_grace: Duration,
 }
 
 impl Cluster {
+    pub const DEFAULT_KEY_GRACE: Duration = Duration::from_secs(600);
+    pub const MAX_KEY_GRACE: Duration = Duration::from_secs(7 * 86_400);
     pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
     pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(10);
     /// A peer is dead after three silent intervals; past 10 s a failed node

@@ -123,6 +123,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "sync_instance",
     "accept_foreign_adverts",
     "check_peer_source",
+    "key_grace",
 ];
 const SYNC_KEYS: &[&str] = &["name", "path", "on_change", "mode", "owner", "max_size"];
 const SYNC_GROUP_KEYS: &[&str] = &["name", "instances", "notify"];
@@ -653,6 +654,9 @@ impl<'t> Reader<'t> {
         let sync_instance = s.string(self, "sync_instance");
         let accept_foreign_adverts = s.boolean(self, "accept_foreign_adverts").unwrap_or(false);
         let check_peer_source = s.boolean(self, "check_peer_source").unwrap_or(true);
+        let key_grace = s
+            .duration(self, "key_grace")
+            .unwrap_or(Cluster::DEFAULT_KEY_GRACE);
         Cluster {
             node,
             // Placeholders for what was reported missing or malformed.
@@ -665,6 +669,7 @@ impl<'t> Reader<'t> {
             sync_instance,
             accept_foreign_adverts,
             check_peer_source,
+            key_grace,
         }
     }
 

@@ -293,6 +293,19 @@ pub struct Node {
     member_addrs: BTreeMap<String, std::collections::BTreeSet<IpAddr>>,
 }
 
+/// What the cluster core knows of a local instance.
+fn local_instance(s: &Slot) -> LocalInstance {
+    LocalInstance {
+        name: s.cfg.name.clone(),
+        state: s.core.state(),
+        priority: s.core.priority(),
+        address: Some(s.core.local_addr()),
+        advert_interval: s.cfg.advert_interval,
+        preempt: s.cfg.preempt,
+        preempt_delay: s.cfg.preempt_delay,
+    }
+}
+
 impl Node {
     // -- Building a node -------------------------------------------------
 
@@ -361,6 +374,11 @@ impl Node {
             last_transition: None,
         });
         self.update_members(self.slots.len() - 1);
+        if let Some(c) = &mut self.cluster {
+            // Added by a reload: peers hear of it at once.
+            let local = local_instance(&self.slots[self.slots.len() - 1]);
+            c.upsert_local(now, local);
+        }
         if self.started {
             self.refresh_health(now);
             if let Some(s) = self.slots.last_mut() {
@@ -377,22 +395,43 @@ impl Node {
         let Some(cfg) = convert::cluster_config(&self.config) else {
             return;
         };
-        let locals = self
-            .slots
-            .iter()
-            .map(|s| LocalInstance {
-                name: s.cfg.name.clone(),
-                state: s.core.state(),
-                priority: s.core.priority(),
-                address: Some(s.core.local_addr()),
-                advert_interval: s.cfg.advert_interval,
-                preempt: s.cfg.preempt,
-                preempt_delay: s.cfg.preempt_delay,
-            })
-            .collect();
+        let locals = self.slots.iter().map(local_instance).collect();
         self.cluster = Some(Cluster::new(cfg, locals, now));
         for i in 0..self.slots.len() {
             self.update_members(i);
+        }
+        if self.started {
+            // Added by a reload: the running instances' states reach the
+            // new core at once.
+            self.refresh_health(now);
+            self.pump(now);
+        }
+    }
+
+    /// Stop the cluster core and data sync (a reload removed `[cluster]`):
+    /// every instance goes on as plain RFC VRRP (no gates, hears anyone),
+    /// keeping its state.
+    pub fn disable_cluster(&mut self) {
+        self.disable_sync();
+        if self.cluster.take().is_none() {
+            return;
+        }
+        self.member_addrs.clear();
+        for s in &mut self.slots {
+            s.core.set_gates(vrrp::ClusterGates::default());
+            s.core.set_members(None);
+        }
+        self.log(
+            Level::Info,
+            "cluster core stopped: the instances run on VRRP alone".into(),
+        );
+    }
+
+    /// Stop data sync (a reload removed the last `[[sync]]` entry): the
+    /// files stay as they are.
+    pub fn disable_sync(&mut self) {
+        if self.sync.take().is_some() {
+            self.log(Level::Info, "data sync stopped".into());
         }
     }
 
@@ -449,6 +488,17 @@ impl Node {
             persisted,
         });
         Some(instance)
+    }
+
+    /// Data sync started by a reload learns which peers are connected
+    /// already (their `PeerUp` came before it existed).
+    pub fn sync_connected(&mut self, now: Instant, peers: &[String]) {
+        if let Some(s) = &mut self.sync {
+            for p in peers {
+                s.core.connected(now, p);
+            }
+        }
+        self.pump(now);
     }
 
     /// Leave INITIALIZE: every instance starts (after health is known).
@@ -623,12 +673,10 @@ impl Node {
             let Some(n) = new.instance(name) else {
                 continue;
             };
-            if let Some(slot) = self.slots.iter_mut().find(|s| &s.cfg.name == name) {
-                if slot.core.reconfigure(now, core_config(n)) {
-                    slot.cfg = n.clone();
-                    self.log(Level::Info, format!("({name}) reconfigured in place"));
-                }
-            }
+            let Some(i) = self.slots.iter().position(|s| &s.cfg.name == name) else {
+                continue;
+            };
+            self.reconfigure_slot(now, i, n);
         }
         let mut stopped = Vec::new();
         let mut i = 0;
@@ -641,7 +689,14 @@ impl Node {
             while let Some(a) = self.slots[i].core.poll_action() {
                 self.on_instance_action(now, i, a);
             }
-            stopped.push(self.slots.remove(i).id);
+            let slot = self.slots.remove(i);
+            if plan.remove.contains(&slot.cfg.name) {
+                self.log(Level::Info, format!("({}) removed", slot.cfg.name));
+                if let Some(c) = &mut self.cluster {
+                    c.remove_local(now, &slot.cfg.name);
+                }
+            }
+            stopped.push(slot.id);
         }
         if plan.tracking_changed {
             // What survives keeps its state: a failing check must not look
@@ -651,9 +706,118 @@ impl Node {
             self.track = state;
         }
         self.config = new;
+        if plan.cluster_stopped {
+            self.disable_cluster();
+        } else if plan.sync_stopped {
+            self.disable_sync();
+        }
+        self.reload_cluster(now, plan);
         self.refresh_health(now);
         self.pump(now);
         stopped
+    }
+
+    /// Change a running instance in place: a master keeps its state and
+    /// adds or removes only the addresses that differ (added first: the
+    /// advert and GARP that follow carry the new list).
+    fn reconfigure_slot(&mut self, now: Instant, i: usize, n: &model::Instance) {
+        let name = n.name.clone();
+        let old = self.slots[i].cfg.clone();
+        if !self.slots[i].core.reconfigure(now, core_config(n)) {
+            return;
+        }
+        let key = |v: &Vip| (v.addr, v.prefix_len, v.dev.clone());
+        let all = |c: &model::Instance| -> Vec<Vip> {
+            c.virtual_ips
+                .iter()
+                .chain(&c.virtual_ips_excluded)
+                .cloned()
+                .collect()
+        };
+        let (was, now_all) = (all(&old), all(n));
+        // A changed label or scope is a replace of the same address.
+        let added: Vec<Vip> = now_all
+            .iter()
+            .filter(|v| !was.contains(v))
+            .cloned()
+            .collect();
+        let removed: Vec<Vip> = was
+            .iter()
+            .filter(|v| !now_all.iter().any(|w| key(w) == key(v)))
+            .cloned()
+            .collect();
+        let slot = &mut self.slots[i];
+        let (id, iface) = (slot.id, slot.iface);
+        let lease = slot.core.config().vip_lease;
+        if slot.holds_vips && !added.is_empty() {
+            self.effects.push_back(Effect::AddVips {
+                instance: id,
+                name: name.clone(),
+                iface,
+                vips: added.clone(),
+                lease,
+            });
+        }
+        if slot.holds_vips && !removed.is_empty() {
+            self.effects.push_back(Effect::RemoveVips {
+                instance: id,
+                name: name.clone(),
+                iface,
+                vips: removed.clone(),
+            });
+        }
+        slot.cfg = n.clone();
+        let mut what = String::new();
+        if !added.is_empty() || !removed.is_empty() {
+            let list = |v: &[Vip]| {
+                v.iter()
+                    .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            what = format!(": VIPs +[{}] -[{}]", list(&added), list(&removed));
+        }
+        let state = slot.core.state();
+        self.log(
+            Level::Info,
+            format!("({name}) reconfigured in place, still {state:?}{what}"),
+        );
+        if let Some(c) = &mut self.cluster {
+            let local = local_instance(&self.slots[i]);
+            c.upsert_local(now, local);
+        }
+        self.update_members(i);
+    }
+
+    /// The cluster and sync cores take a reload's peers, settings and
+    /// entries (the configuration is the new one already).
+    fn reload_cluster(&mut self, now: Instant, plan: &ReloadPlan) {
+        if plan.peers_changed() || plan.cluster_changed {
+            if let (Some(c), Some(cfg)) = (&mut self.cluster, convert::cluster_config(&self.config))
+            {
+                c.reconfigure(now, cfg);
+            }
+            for i in 0..self.slots.len() {
+                self.update_members(i);
+            }
+        }
+        if !(plan.peers_changed() || plan.sync_entries_changed() || plan.cluster_changed) {
+            return;
+        }
+        let (Some(s), Some(cc)) = (&mut self.sync, self.config.cluster.as_ref()) else {
+            return;
+        };
+        let peers = cc.peers.iter().map(|p| p.name.clone()).collect();
+        s.core
+            .reconfigure(now, peers, convert::sync_specs(&self.config));
+        for name in &plan.sync_added {
+            if let Some(p) = s.persisted.get(name) {
+                s.core.restore(name, p);
+            }
+        }
+        if let Some(instance) = convert::sync_instance(&self.config) {
+            s.instance = instance;
+        }
     }
 
     // -- Queries ---------------------------------------------------------

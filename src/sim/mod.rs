@@ -470,6 +470,7 @@ impl Sim {
                 sync_instance: self.sync.as_ref().map(|s| s.instance.clone()),
                 accept_foreign_adverts: ch.accept_foreign_adverts,
                 check_peer_source: true,
+                key_grace: crate::config::model::Cluster::DEFAULT_KEY_GRACE,
             });
             if let Some(s) = &self.sync {
                 config.sync = s
@@ -865,7 +866,18 @@ impl Sim {
             return;
         };
         let plan = crate::node::plan_reload(node.config(), &config);
+        if plan.refused.is_some() {
+            return;
+        }
+        // Instances added or removed stay so across a restart of the node.
+        sn.config.instances = config.instances.clone();
         node.reload(now, config.clone(), &plan);
+        if plan.cluster_started {
+            node.enable_cluster(now);
+        }
+        if plan.sync_started {
+            let _ = node.enable_sync(std::collections::BTreeMap::new(), None);
+        }
         for name in &plan.start {
             let Some(inst) = config.instance(name) else {
                 continue;

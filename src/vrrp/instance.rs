@@ -191,20 +191,12 @@ impl InstanceConfig {
 
 impl InstanceConfig {
     /// Whether `new` differs from this configuration only in what an
-    /// instance can change in place ([`Instance::reconfigure`]): priority,
-    /// preemption, GARP schedule, strictness, VIP lease.
+    /// instance can change in place ([`Instance::reconfigure`]): all but
+    /// its name, VRID, version and address family (a different virtual
+    /// router, or another socket).
     pub fn reconfigurable_to(&self, new: &InstanceConfig) -> bool {
-        let hard = |c: &InstanceConfig| {
-            (
-                c.name.clone(),
-                c.vrid,
-                c.version,
-                c.advert_interval,
-                c.vips.clone(),
-                c.auth,
-                c.ah,
-            )
-        };
+        let family = |c: &InstanceConfig| c.vips.first().map(IpAddr::is_ipv4);
+        let hard = |c: &InstanceConfig| (c.name.clone(), c.vrid, c.version, family(c), c.ah);
         hard(self) == hard(new)
     }
 }
@@ -544,14 +536,54 @@ impl Instance {
         let old_base = self.cfg.priority;
         let tracked_delta = i16::from(self.priority) - i16::from(old_base);
         let lease_changed = self.cfg.vip_lease != new.vip_lease;
+        let vips_changed = self.cfg.vips != new.vips;
+        let interval_changed = self.cfg.advert_interval != new.advert_interval;
+        let auth_changed = self.cfg.auth != new.auth;
         self.cfg = new;
         if lease_changed && self.state == State::Master {
             // The addresses take the new lifetime (or lose theirs) now.
             self.actions.push_back(Action::RefreshVips);
             self.lease_refresh_at = self.next_lease_refresh(now);
         }
+        if vips_changed {
+            // The node adds and removes just the difference (it knows the
+            // addresses' settings); the adverts carry the new list.
+            self.advert_addresses = self.cfg.vips.clone();
+        }
+        if interval_changed {
+            match self.state {
+                State::Master => self.master_adver_interval = self.cfg.advert_interval,
+                State::Backup => {
+                    // v2 requires the same interval on both ends; v3 goes on
+                    // learning the master's. A fresh master-down interval:
+                    // never sooner than the old rule would have fired.
+                    if self.cfg.version == Version::V2 || self.master.is_none() {
+                        self.master_adver_interval = self.cfg.advert_interval;
+                    }
+                    let fresh = now + self.master_down_interval();
+                    self.master_down_at = self.master_down_at.map(|d| d.max(fresh));
+                }
+                State::Initialize | State::Fault => {
+                    self.master_adver_interval = self.cfg.advert_interval
+                }
+            }
+        }
         let wanted = (i16::from(self.cfg.priority) + tracked_delta).clamp(0, 255) as u8;
+        let before = self.actions.len();
         self.set_priority(now, wanted);
+        let advertised = self.actions.len() > before;
+        if self.state == State::Master
+            && !advertised
+            && (vips_changed || interval_changed || auth_changed)
+        {
+            // Tell the backups the new list / interval / password at once.
+            self.send_advert_now(now);
+        }
+        if vips_changed && self.state == State::Master {
+            self.actions.push_back(Action::SendGarp {
+                count: self.cfg.garp.repeat,
+            });
+        }
         true
     }
 

@@ -23,6 +23,7 @@ struct ClusterBlock {
     sync_instance: Option<String>,
     accept_foreign_adverts: bool,
     check_peer_source: bool,
+    key_grace: Duration,
 }
 
 const CTX: &str = "cluster: ";
@@ -50,6 +51,7 @@ pub(super) fn read(r: &mut Reader, _: &mut Top, s: &Stmt) {
         sync_instance: None,
         accept_foreign_adverts: false,
         check_peer_source: true,
+        key_grace: Cluster::DEFAULT_KEY_GRACE,
     };
     r.keywords(&KEYWORDS, &mut b, items);
     if b.listen.is_none() && !r.origins.is_reported("cluster.listen") {
@@ -71,6 +73,7 @@ pub(super) fn read(r: &mut Reader, _: &mut Top, s: &Stmt) {
         sync_instance: b.sync_instance,
         accept_foreign_adverts: b.accept_foreign_adverts,
         check_peer_source: b.check_peer_source,
+        key_grace: b.key_grace,
     });
 }
 
@@ -86,6 +89,7 @@ const KEYWORDS: Keywords<ClusterBlock> = Keywords {
         ("sync_instance", sync_instance),
         ("accept_foreign_adverts", accept_foreign_adverts),
         ("check_peer_source", check_peer_source),
+        ("key_grace", key_grace),
     ],
     unsupported: &[],
 };
@@ -143,6 +147,13 @@ fn check_peer_source(r: &mut Reader, b: &mut ClusterBlock, item: &Stmt) {
     if let Some(on) = r.flag(CTX, item) {
         b.check_peer_source = on;
         r.record("cluster.check_peer_source", item.at());
+    }
+}
+
+fn key_grace(r: &mut Reader, b: &mut ClusterBlock, item: &Stmt) {
+    if let Some((d, at)) = r.duration(CTX, item) {
+        b.key_grace = d;
+        r.record("cluster.key_grace", at);
     }
 }
 
