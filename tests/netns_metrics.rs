@@ -20,6 +20,9 @@
 //! Needs root: without it the test prints "skipped: needs root" and passes,
 //! except under `CI=true`, where it fails.
 
+#[path = "support/schema.rs"]
+mod schema;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -299,6 +302,17 @@ fn metrics_follow_a_failover_and_survive_bad_clients() {
         "{text}"
     );
     let json: serde_json::Value = serde_json::from_str(&cli(&["status", "--json"])).unwrap();
+    // The real daemon's document follows the published schema.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/dist/status.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let errors = schema::check(&schema, &json);
+    assert!(errors.is_empty(), "{}\n{json:#}", errors.join("\n"));
     let peers = &json["cluster"]["peers"];
     let node2 = peers
         .as_array()

@@ -117,6 +117,9 @@ fn the_deb_holds_binary_man_pages_completions_unit_and_conffiles() {
         "etc/baton/examples/baton.toml",
         "etc/baton/examples/keepalived.conf",
         "usr/share/doc/baton/copyright",
+        "usr/share/doc/baton/status.schema.json",
+        "usr/share/doc/baton/examples/grafana-dashboard.json",
+        "usr/share/doc/baton/examples/prometheus-alerts.yml",
     ] {
         assert!(paths.contains(&want), "the package lacks {want}:\n{list}");
     }

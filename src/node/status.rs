@@ -9,9 +9,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::vrrp::{RxStats, State};
 
+/// The version of `baton status --json` (dist/status.schema.json): it
+/// changes when a field is removed, renamed or changes meaning; fields may
+/// be added within a version (clients ignore what they do not know).
+pub const STATUS_SCHEMA_VERSION: u32 = 1;
+
+fn schema_v1() -> u32 {
+    1
+}
+
 /// What `baton status` shows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
+    /// [`STATUS_SCHEMA_VERSION`]: dist/status.schema.json describes it.
+    #[serde(default = "schema_v1")]
+    pub schema_version: u32,
     pub router_id: String,
     pub pid: u32,
     pub config_file: String,
@@ -199,6 +211,7 @@ pub(super) fn project(node: &super::Node, now: std::time::Instant) -> Status {
         sync: node.sync.as_ref().map_or(Vec::new(), |s| s.core.views(now)),
     });
     Status {
+        schema_version: STATUS_SCHEMA_VERSION,
         router_id: node.config.global.router_id.clone(),
         pid: 0,
         config_file: String::new(),
