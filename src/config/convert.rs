@@ -34,6 +34,15 @@ pub fn to_toml(config: &Config) -> String {
     if !g.startup_delay.is_zero() {
         out.kv("startup_delay", &duration(g.startup_delay));
     }
+    if !config.static_ips.is_empty() {
+        out.kv("static_ips", &vips(&config.static_ips));
+    }
+    if !config.static_routes.is_empty() {
+        out.kv("static_routes", &displayed(&config.static_routes));
+    }
+    if !config.static_rules.is_empty() {
+        out.kv("static_rules", &displayed(&config.static_rules));
+    }
 
     if let Some(c) = &config.cluster {
         out.line("");
@@ -189,10 +198,10 @@ fn instance(out: &mut Out, i: &Instance) {
         _ => {}
     }
     if !i.virtual_routes.is_empty() {
-        out.kv("virtual_routes", &strings(i.virtual_routes.iter().cloned()));
+        out.kv("virtual_routes", &displayed(&i.virtual_routes));
     }
     if !i.virtual_rules.is_empty() {
-        out.kv("virtual_rules", &strings(i.virtual_rules.iter().cloned()));
+        out.kv("virtual_rules", &displayed(&i.virtual_rules));
     }
     if i.strict_mode {
         out.kv("strict_mode", "true");
@@ -262,6 +271,10 @@ impl Out {
 
 fn duration(d: Duration) -> String {
     string(&format_duration(d).to_string())
+}
+
+fn displayed<T: std::fmt::Display>(list: &[T]) -> String {
+    strings(list.iter().map(|v| v.to_string()))
 }
 
 fn vips(list: &[Vip]) -> String {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use super::route::{Prefix, Route, RouteKind, Rule, RuleKind};
 pub use crate::wire::vrrp::Version;
 
 /// The longest timer keepalived accepts for its second-counted settings
@@ -37,6 +38,13 @@ pub struct Config {
     /// Files holding a number that instances track (keepalived's
     /// `track_file`).
     pub track_files: Vec<TrackFile>,
+    /// Addresses added at start and removed at stop, whatever the VRRP
+    /// states (keepalived's `static_ipaddress`).
+    pub static_ips: Vec<Vip>,
+    /// Routes added at start and removed at stop (`static_routes`).
+    pub static_routes: Vec<Route>,
+    /// Policy rules added at start and removed at stop (`static_rules`).
+    pub static_rules: Vec<Rule>,
 }
 
 impl Config {
@@ -50,6 +58,9 @@ impl Config {
             sync: Vec::new(),
             vrrp_scripts: Vec::new(),
             track_files: Vec::new(),
+            static_ips: Vec::new(),
+            static_routes: Vec::new(),
+            static_rules: Vec::new(),
         }
     }
 
@@ -196,12 +207,11 @@ pub struct Instance {
     pub use_vmac: bool,
     /// The macvlan's name; default `vrrp.VRID`.
     pub vmac_interface: Option<String>,
-    /// Routes added on becoming master and removed on leaving, as `ip route`
-    /// arguments (keepalived's `virtual_routes`). Stored, not applied yet.
-    pub virtual_routes: Vec<String>,
-    /// Policy rules, as `ip rule` arguments (keepalived's `virtual_rules`).
-    /// Stored, not applied yet.
-    pub virtual_rules: Vec<String>,
+    /// Routes added on becoming master (after the VIPs) and removed on
+    /// leaving it (before them): keepalived's `virtual_routes`.
+    pub virtual_routes: Vec<Route>,
+    /// Policy rules added and removed with the routes (`virtual_rules`).
+    pub virtual_rules: Vec<Rule>,
     /// keepalived's `strict_mode` / `vrrp_strict`: RFC-strict behaviour.
     /// Stored; baton's checks are already strict about what the RFCs refuse.
     pub strict_mode: bool,
