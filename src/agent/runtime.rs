@@ -22,7 +22,7 @@ use std::io;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -40,7 +40,7 @@ use super::state::{StateLock, VipLedger};
 use super::syncfs::{self, FsEvent};
 use super::track::{TrackEvent, Tracker};
 use crate::cluster;
-use crate::config::model::{Config, Instance as InstanceCfg, Vip};
+use crate::config::model::{Config, Instance as InstanceCfg, Route, Rule, Vip};
 use crate::node::{self, Effect, IfaceId, Input, InstanceId, Level, Node};
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +230,11 @@ struct Agent {
     next_request: u64,
     /// Stopping under `-V`: VIPs stay configured.
     keeping_vips: bool,
+    /// The static addresses (keepalived's `static_ipaddress`) on their
+    /// interfaces, put back when something removes them.
+    static_ips: Vec<(u32, Vip)>,
+    /// Route and rule requests (virtual and static) the kernel refused.
+    route_errors: u64,
     /// systemd notifications (`Type=notify`).
     sd: super::sdnotify::SdNotify,
     /// An instance changed state this turn: tell systemd's STATUS=.
@@ -486,14 +491,15 @@ impl Agent {
             next_request: 1,
             reloads: ReloadQueue::new(),
             keeping_vips: false,
+            static_ips: Vec::new(),
+            route_errors: 0,
             sd: super::sdnotify::SdNotify::from_env(),
             status_changed: false,
         };
+        agent.add_statics(&config).await;
         for cfg in &config.instances {
             for (set, what) in [
                 (cfg.use_vmac, "use_vmac"),
-                (!cfg.virtual_routes.is_empty(), "virtual_routes"),
-                (!cfg.virtual_rules.is_empty(), "virtual_rules"),
                 (cfg.mcast_src.is_some(), "mcast_src"),
             ] {
                 if set {
@@ -944,6 +950,7 @@ impl Agent {
         self.keeping_vips = self.opts.keep_vips_on_stop;
         self.node.shutdown(Instant::now());
         self.apply_effects().await;
+        self.remove_statics().await;
         self.tracker.stop();
         if let Some(s) = &self.sync {
             s.runner.kill_all();
@@ -972,6 +979,9 @@ impl Agent {
     }
 
     async fn on_net_event(&mut self, ev: NetEvent) {
+        if let NetEvent::AddressRemoved(a) = &ev {
+            self.restore_static_address(a.ifindex, a.addr).await;
+        }
         match ev {
             NetEvent::Link(l) => self.on_link(l),
             NetEvent::Overrun => {
@@ -1071,12 +1081,7 @@ impl Agent {
                 // still knows what to clean up (queued to the ledger's thread).
                 self.ledger.record(&entries);
                 for (ifname, index, v) in &targets {
-                    let label = v.label.as_deref();
-                    if let Err(e) = self
-                        .nl
-                        .add_address_leased(*index, v.addr, v.prefix_len, label, lease)
-                        .await
-                    {
+                    if let Err(e) = self.nl.add_vip(*index, v, lease).await {
                         error!("({name}) cannot add VIP {v} on {ifname}: {e}");
                     }
                 }
@@ -1096,12 +1101,7 @@ impl Agent {
             } => {
                 // Already in the ledger since their AddVips.
                 for (ifname, index, v) in self.vip_targets(&name, iface, &vips).await {
-                    let label = v.label.as_deref();
-                    if let Err(e) = self
-                        .nl
-                        .add_address_leased(index, v.addr, v.prefix_len, label, lease)
-                        .await
-                    {
+                    if let Err(e) = self.nl.add_vip(index, &v, lease).await {
                         warn!("({name}) cannot refresh the lease of VIP {v} on {ifname}: {e}");
                     }
                 }
@@ -1124,6 +1124,29 @@ impl Agent {
                     .collect();
                 self.ledger.forget(&entries);
                 info!("({name}) removing VIPs");
+            }
+            Effect::AddRoutes {
+                name,
+                routes,
+                rules,
+                ..
+            } => {
+                self.add_routes(&format!("({name}) "), &routes, &rules)
+                    .await;
+                info!("({name}) setting virtual routes and rules");
+            }
+            Effect::RemoveRoutes { name, .. } if self.keeping_vips => {
+                info!("({name}) leaving the virtual routes and rules on stop (-V)");
+            }
+            Effect::RemoveRoutes {
+                name,
+                routes,
+                rules,
+                ..
+            } => {
+                self.remove_routes(&format!("({name}) "), &routes, &rules)
+                    .await;
+                info!("({name}) removing virtual routes and rules");
             }
             Effect::SendGarp {
                 iface,
@@ -1250,6 +1273,126 @@ impl Agent {
 
     /// Where each address goes: its `dev` (keepalived's `dev` option) or
     /// the instance's interface.
+    /// Routes first (a rule may send packets to their table), then rules.
+    /// Every failure is logged with `who` and counted.
+    async fn add_routes(&mut self, who: &str, routes: &[Route], rules: &[Rule]) {
+        for route in routes {
+            let result = match self.route_oif(route).await {
+                Ok(oif) => self.nl.add_route(route, oif).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                self.route_errors += 1;
+                error!("{who}cannot add route {route}: {e}");
+            }
+        }
+        for rule in rules {
+            if let Err(e) = self.nl.add_rule(rule).await {
+                self.route_errors += 1;
+                error!("{who}cannot add rule {rule}: {e}");
+            }
+        }
+    }
+
+    /// The reverse of [`Agent::add_routes`]: rules first, then routes.
+    async fn remove_routes(&mut self, who: &str, routes: &[Route], rules: &[Rule]) {
+        for rule in rules {
+            if let Err(e) = self.nl.delete_rule(rule).await {
+                self.route_errors += 1;
+                error!("{who}cannot remove rule {rule}: {e}");
+            }
+        }
+        for route in routes {
+            let result = match self.route_oif(route).await {
+                Ok(oif) => self.nl.delete_route(route, oif).await,
+                // The device is gone, and its routes with it.
+                Err(NetlinkError::NoSuchInterface(_)) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                self.route_errors += 1;
+                error!("{who}cannot remove route {route}: {e}");
+            }
+        }
+    }
+
+    /// The index of a route's `dev`, if it names one.
+    async fn route_oif(&self, route: &Route) -> Result<Option<u32>, NetlinkError> {
+        match &route.dev {
+            None => Ok(None),
+            Some(dev) => Ok(Some(self.nl.link_by_name(dev).await?.index)),
+        }
+    }
+
+    /// keepalived's static_ipaddress, static_routes and static_rules: added
+    /// once at start whatever the VRRP states, removed at stop.
+    async fn add_statics(&mut self, config: &Config) {
+        for vip in &config.static_ips {
+            let Some(dev) = vip.dev.as_deref() else {
+                continue;
+            };
+            match self.nl.link_by_name(dev).await {
+                Ok(link) => {
+                    if let Err(e) = self.nl.add_vip(link.index, vip, Duration::ZERO).await {
+                        self.route_errors += 1;
+                        error!("cannot add static address {vip}: {e}");
+                    }
+                    self.static_ips.push((link.index, vip.clone()));
+                }
+                Err(e) => {
+                    self.route_errors += 1;
+                    error!("cannot add static address {vip}: {e}");
+                }
+            }
+        }
+        self.add_routes("static: ", &config.static_routes, &config.static_rules)
+            .await;
+        let n = config.static_ips.len() + config.static_routes.len() + config.static_rules.len();
+        if n > 0 {
+            info!(
+                "static: {} address(es), {} route(s), {} rule(s) set",
+                config.static_ips.len(),
+                config.static_routes.len(),
+                config.static_rules.len()
+            );
+        }
+    }
+
+    /// The reverse of [`Agent::add_statics`], as keepalived does at stop.
+    async fn remove_statics(&mut self) {
+        let config = self.node.config().clone();
+        self.remove_routes("static: ", &config.static_routes, &config.static_rules)
+            .await;
+        for (index, vip) in std::mem::take(&mut self.static_ips) {
+            if let Err(e) = self
+                .nl
+                .delete_address(index, vip.addr, vip.prefix_len)
+                .await
+            {
+                self.route_errors += 1;
+                error!("cannot remove static address {vip}: {e}");
+            }
+        }
+    }
+
+    /// A static address was removed by someone else: put it back, as
+    /// keepalived does ("Restoring deleted static address").
+    async fn restore_static_address(&mut self, ifindex: u32, addr: IpAddr) {
+        let Some((_, vip)) = self
+            .static_ips
+            .iter()
+            .find(|(i, v)| *i == ifindex && v.addr == addr)
+            .cloned()
+        else {
+            return;
+        };
+        warn!("restoring deleted static address {vip}");
+        if let Err(e) = self.nl.add_vip(ifindex, &vip, Duration::ZERO).await {
+            self.route_errors += 1;
+            error!("cannot restore static address {vip}: {e}");
+        }
+    }
+
     async fn vip_targets(
         &self,
         name: &str,
@@ -1345,7 +1488,11 @@ impl Agent {
                 control::render(&status),
                 crate::config::convert::to_toml(self.node.config())
             ),
-            Dump::Stats => render_stats(&status),
+            Dump::Stats => format!(
+                "{}Route and rule requests refused by the kernel: {}\n",
+                render_stats(&status),
+                self.route_errors
+            ),
             Dump::Json => serde_json::to_string_pretty(&status).unwrap_or_default() + "\n",
         };
         let dir = self

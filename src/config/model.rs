@@ -488,13 +488,7 @@ impl FromStr for Vip {
                 None => return Err(ParseError(format!("\"{s}\": {option} needs a value"))),
             }
         }
-        let brd =
-            match brd {
-                None => None,
-                Some(b) => Some(b.parse::<IpAddr>().map_err(|_| {
-                    ParseError(format!("\"{s}\": brd \"{b}\" is not an IP address"))
-                })?),
-            };
+
         if let Some(sc) = &scope {
             if !VIP_SCOPES.contains(&sc.as_str()) && sc.parse::<u8>().is_err() {
                 return Err(ParseError(format!(
@@ -524,6 +518,26 @@ impl FromStr for Vip {
                 }
             },
         };
+        // keepalived's (and ip's) `brd +` / `brd -`: the subnet's host bits
+        // set or clear.
+        let brd =
+            match (brd.as_deref(), addr) {
+                (None, _) => None,
+                (Some(sign @ ("+" | "-")), IpAddr::V4(a)) => {
+                    let mask = u32::MAX
+                        .checked_shl(32 - u32::from(prefix_len))
+                        .unwrap_or(0);
+                    let bits = if sign == "+" {
+                        u32::from(a) | !mask
+                    } else {
+                        u32::from(a) & mask
+                    };
+                    Some(IpAddr::V4(bits.into()))
+                }
+                (Some(b), _) => Some(b.parse::<IpAddr>().map_err(|_| {
+                    ParseError(format!("\"{s}\": brd \"{b}\" is not an IP address"))
+                })?),
+            };
         Ok(Vip {
             addr,
             prefix_len,
@@ -763,6 +777,10 @@ mod tests {
         let v: Vip = "fd00::100/64 dev eth1".parse().unwrap();
         assert_eq!(v.dev.as_deref(), Some("eth1"));
         assert_eq!(v.to_string(), "fd00::100/64 dev eth1");
+        let v: Vip = "10.0.0.1/24 brd +".parse().unwrap();
+        assert_eq!(v.brd, Some("10.0.0.255".parse().unwrap()));
+        let v: Vip = "10.0.0.1/24 brd -".parse().unwrap();
+        assert_eq!(v.brd, Some("10.0.0.0".parse().unwrap()));
         let v: Vip = "10.0.0.1/24 label eth0:1 scope link brd 10.0.0.255 dev eth0"
             .parse()
             .unwrap();

@@ -316,6 +316,11 @@ fn parse_u32(w: &str) -> Option<u32> {
     }
 }
 
+/// The number of a scope name (`link` is 253) or of a number in text.
+pub fn scope_number(w: &str) -> Option<u8> {
+    named(SCOPES, w).or_else(|| w.parse().ok().filter(|_| !w.starts_with('+')))
+}
+
 fn parse_scope(w: &str) -> Result<u8, String> {
     named(SCOPES, w)
         .or_else(|| w.parse().ok().filter(|_| !w.starts_with('+')))
@@ -543,7 +548,8 @@ impl Rule {
     pub fn parse_words(words: &[&str]) -> Result<Rule, WordError> {
         let mut ws = Words::new(words);
         let mut kind: Option<RuleKind> = None;
-        let (mut from, mut to): (Option<(usize, &str)>, Option<(usize, &str)>) = (None, None);
+        let mut from: Option<(usize, &str)> = None;
+        let mut to: Option<(usize, &str)> = None;
         let (mut table, mut priority, mut protocol) = (None, None, None);
         let (mut iif, mut oif, mut fwmark) = (None, None, None);
         let mut no_track = false;
