@@ -219,6 +219,11 @@ impl Netlink {
                         .push(AddressAttribute::Label(label.to_owned()));
                 }
                 if let Some(brd) = extras.broadcast {
+                    // The builder already put the subnet's broadcast
+                    // (host bits set): a second one is EINVAL.
+                    message
+                        .attributes
+                        .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
                     message.attributes.push(AddressAttribute::Broadcast(brd));
                 }
             }
