@@ -216,6 +216,14 @@ fn routes_and_rules_follow_the_master_and_statics_stay() {
     c.wait(FAILOVER, "node0's static address is back", |c| {
         c.has_statics(0)
     });
+    // And a static rule (keepalived restores both; it does not restore
+    // static routes, nor does baton).
+    c.lab
+        .ns(c.lab.node_ns(0), "ip", &["rule", "del", "priority", "1200"])
+        .expect("deleting node0's static rule");
+    c.wait(FAILOVER, "node0's static rule is back", |c| {
+        c.has_statics(0)
+    });
 
     // node1 stops: node0 takes over the routes; node1 removed everything,
     // its statics too (keepalived does the same at stop).

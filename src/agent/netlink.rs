@@ -612,6 +612,12 @@ pub enum NetEvent {
     Link(LinkEvent),
     AddressAdded(AddressEvent),
     AddressRemoved(AddressEvent),
+    /// A policy rule was deleted: its family and priority (None: the
+    /// kernel's message had none).
+    RuleRemoved {
+        family: Family,
+        priority: Option<u32>,
+    },
     /// The kernel dropped notifications (socket buffer overrun): every link
     /// and address the receiver cares about must be read again.
     Overrun,
@@ -621,7 +627,7 @@ pub enum NetEvent {
 /// must not overrun it.
 const WATCH_RCVBUF: usize = 4 << 20;
 
-/// Subscribe to link, IPv4 address and IPv6 address notifications and
+/// Subscribe to link, IPv4 and IPv6 address and rule notifications and
 /// deliver them on the returned channel. Must be called inside a tokio
 /// runtime; the watch stops when the receiver is dropped.
 ///
@@ -634,6 +640,8 @@ pub fn watch() -> Result<mpsc::UnboundedReceiver<NetEvent>, NetlinkError> {
         MulticastGroup::Link,
         MulticastGroup::Ipv4Ifaddr,
         MulticastGroup::Ipv6Ifaddr,
+        MulticastGroup::Ipv4Rule,
+        MulticastGroup::Ipv6Rule,
     ])?;
     connection
         .socket_mut()
@@ -697,6 +705,17 @@ fn translate(
             .map(|a| NetEvent::AddressRemoved(address_event(a)))
             .into_iter()
             .collect(),
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRule(rule)) => {
+            let family = match rule.header.family {
+                AddressFamily::Inet6 => Family::V6,
+                _ => Family::V4,
+            };
+            let priority = rule.attributes.iter().find_map(|a| match a {
+                RuleAttribute::Priority(p) => Some(*p),
+                _ => None,
+            });
+            vec![NetEvent::RuleRemoved { family, priority }]
+        }
         NetlinkPayload::Overrun(_) => {
             link_up.clear();
             vec![NetEvent::Overrun]

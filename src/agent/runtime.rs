@@ -40,7 +40,7 @@ use super::state::{StateLock, VipLedger};
 use super::syncfs::{self, FsEvent};
 use super::track::{TrackEvent, Tracker};
 use crate::cluster;
-use crate::config::model::{Config, Instance as InstanceCfg, Route, Rule, Vip};
+use crate::config::model::{Config, Family, Instance as InstanceCfg, Route, Rule, Vip};
 use crate::node::{self, Effect, IfaceId, Input, InstanceId, Level, Node};
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
@@ -1022,6 +1022,9 @@ impl Agent {
                 info!("address {what}: {}/{} on {dev} (-a)", a.addr, a.prefix_len);
             }
             NetEvent::AddressAdded(_) | NetEvent::AddressRemoved(_) => {}
+            NetEvent::RuleRemoved { family, priority } => {
+                self.restore_static_rule(family, priority).await;
+            }
         }
     }
 
@@ -1390,6 +1393,27 @@ impl Agent {
         if let Err(e) = self.nl.add_vip(ifindex, &vip, Duration::ZERO).await {
             self.route_errors += 1;
             error!("cannot restore static address {vip}: {e}");
+        }
+    }
+
+    /// A static rule was removed by someone else: put it back, as
+    /// keepalived does ("Restoring deleted static rule"). keepalived does
+    /// not put back static routes, and neither does baton.
+    async fn restore_static_rule(&mut self, family: Family, priority: Option<u32>) {
+        let rules: Vec<Rule> = self
+            .node
+            .config()
+            .static_rules
+            .iter()
+            .filter(|r| r.family == family && r.priority == priority)
+            .cloned()
+            .collect();
+        for rule in rules {
+            warn!("restoring deleted static rule {rule}");
+            if let Err(e) = self.nl.add_rule(&rule).await {
+                self.route_errors += 1;
+                error!("cannot restore static rule {rule}: {e}");
+            }
         }
     }
 
