@@ -252,3 +252,44 @@ fn routes_and_rules_follow_the_master_and_statics_stay() {
     );
     assert!(c.has_statics(0), "{}", c.context());
 }
+
+/// node i's config with one static route and one virtual route swapped
+/// for others (10.96 -> 10.94, 10.99 -> 10.93).
+fn reloaded_config(lab: &Lab, i: usize, priority: u8) -> String {
+    config(lab, i, priority)
+        .replace("10.96.0.0/24", "10.94.0.0/24")
+        .replace("10.99.0.0/24", "10.93.0.0/24")
+}
+
+#[test]
+fn a_reload_swaps_static_and_virtual_routes_in_place() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut c = Case {
+        lab: Lab::new("brt", 1).expect("building the namespace lab"),
+        pids: vec![None],
+    };
+    c.start(0, 100);
+    c.wait(ELECTION, "node0 is master with its routes and rule", |c| {
+        c.lab.masters(NAME) == [0] && c.has_virtual(0) && c.has_statics(0)
+    });
+    let f = c.lab.node_files(0);
+    std::fs::write(&f.config, reloaded_config(&c.lab, 0, 100)).expect("writing the config");
+    let pid = c.pids[0].expect("node0 runs");
+    c.lab.signal(pid, Signal::SIGHUP).expect("HUP to node0");
+    c.wait(FAILOVER, "the new routes are in, the old ones out", |c| {
+        let (t100, t200) = (c.table(0, "100"), c.table(0, "200"));
+        t100.contains("10.93.0.0/24")
+            && !t100.contains("10.99.0.0/24")
+            && t100.contains("10.97.0.0/24")
+            && t200.contains("10.94.0.0/24")
+            && !t200.contains("10.96.0.0/24")
+    });
+    assert_eq!(c.lab.masters(NAME), [0], "{}", c.context());
+    assert!(
+        c.lab.log(0).contains("reconfigured in place"),
+        "{}",
+        c.context()
+    );
+}

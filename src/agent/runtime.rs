@@ -233,6 +233,10 @@ struct Agent {
     /// The static addresses (keepalived's `static_ipaddress`) on their
     /// interfaces, put back when something removes them.
     static_ips: Vec<(u32, Vip)>,
+    /// The static routes and rules as added (a reload changes them by
+    /// difference).
+    static_routes: Vec<Route>,
+    static_rules: Vec<Rule>,
     /// Route and rule requests (virtual and static) the kernel refused.
     route_errors: u64,
     /// systemd notifications (`Type=notify`).
@@ -492,6 +496,8 @@ impl Agent {
             reloads: ReloadQueue::new(),
             keeping_vips: false,
             static_ips: Vec::new(),
+            static_routes: Vec::new(),
+            static_rules: Vec::new(),
             route_errors: 0,
             sd: super::sdnotify::SdNotify::from_env(),
             status_changed: false,
@@ -1330,7 +1336,24 @@ impl Agent {
     /// keepalived's static_ipaddress, static_routes and static_rules: added
     /// once at start whatever the VRRP states, removed at stop.
     async fn add_statics(&mut self, config: &Config) {
-        for vip in &config.static_ips {
+        self.add_static_ips(&config.static_ips).await;
+        self.add_routes("static: ", &config.static_routes, &config.static_rules)
+            .await;
+        self.static_routes = config.static_routes.clone();
+        self.static_rules = config.static_rules.clone();
+        let n = config.static_ips.len() + config.static_routes.len() + config.static_rules.len();
+        if n > 0 {
+            info!(
+                "static: {} address(es), {} route(s), {} rule(s) set",
+                config.static_ips.len(),
+                config.static_routes.len(),
+                config.static_rules.len()
+            );
+        }
+    }
+
+    async fn add_static_ips(&mut self, vips: &[Vip]) {
+        for vip in vips {
             let Some(dev) = vip.dev.as_deref() else {
                 continue;
             };
@@ -1348,25 +1371,10 @@ impl Agent {
                 }
             }
         }
-        self.add_routes("static: ", &config.static_routes, &config.static_rules)
-            .await;
-        let n = config.static_ips.len() + config.static_routes.len() + config.static_rules.len();
-        if n > 0 {
-            info!(
-                "static: {} address(es), {} route(s), {} rule(s) set",
-                config.static_ips.len(),
-                config.static_routes.len(),
-                config.static_rules.len()
-            );
-        }
     }
 
-    /// The reverse of [`Agent::add_statics`], as keepalived does at stop.
-    async fn remove_statics(&mut self) {
-        let config = self.node.config().clone();
-        self.remove_routes("static: ", &config.static_routes, &config.static_rules)
-            .await;
-        for (index, vip) in std::mem::take(&mut self.static_ips) {
+    async fn remove_static_ips(&mut self, gone: Vec<(u32, Vip)>) {
+        for (index, vip) in gone {
             if let Err(e) = self
                 .nl
                 .delete_address(index, vip.addr, vip.prefix_len)
@@ -1376,6 +1384,47 @@ impl Agent {
                 error!("cannot remove static address {vip}: {e}");
             }
         }
+    }
+
+    /// The reverse of [`Agent::add_statics`], as keepalived does at stop.
+    async fn remove_statics(&mut self) {
+        let (routes, rules) = (
+            std::mem::take(&mut self.static_routes),
+            std::mem::take(&mut self.static_rules),
+        );
+        self.remove_routes("static: ", &routes, &rules).await;
+        let ips = std::mem::take(&mut self.static_ips);
+        self.remove_static_ips(ips).await;
+    }
+
+    /// A reload: the static entries no longer configured go, the new ones
+    /// come (keepalived does the same); the others are left alone.
+    async fn reload_statics(&mut self, new: &Config) {
+        use crate::node::missing;
+        let gone = (
+            missing(&self.static_routes, &new.static_routes),
+            missing(&self.static_rules, &new.static_rules),
+        );
+        let added = (
+            missing(&new.static_routes, &self.static_routes),
+            missing(&new.static_rules, &self.static_rules),
+        );
+        self.remove_routes("static: ", &gone.0, &gone.1).await;
+        let (keep, gone_ips): (Vec<_>, Vec<_>) = std::mem::take(&mut self.static_ips)
+            .into_iter()
+            .partition(|(_, v)| new.static_ips.contains(v));
+        self.remove_static_ips(gone_ips).await;
+        let new_ips: Vec<Vip> = new
+            .static_ips
+            .iter()
+            .filter(|v| !keep.iter().any(|(_, k)| k == *v))
+            .cloned()
+            .collect();
+        self.static_ips = keep;
+        self.add_static_ips(&new_ips).await;
+        self.add_routes("static: ", &added.0, &added.1).await;
+        self.static_routes = new.static_routes.clone();
+        self.static_rules = new.static_rules.clone();
     }
 
     /// A static address was removed by someone else: put it back, as
@@ -1401,8 +1450,6 @@ impl Agent {
     /// not put back static routes, and neither does baton.
     async fn restore_static_rule(&mut self, family: Family, priority: Option<u32>) {
         let rules: Vec<Rule> = self
-            .node
-            .config()
             .static_rules
             .iter()
             .filter(|r| r.family == family && r.priority == priority)
@@ -1585,6 +1632,7 @@ impl Agent {
     /// Apply a new configuration as [`node::plan_reload`] decides.
     async fn reload(&mut self, new: Config) {
         let now = Instant::now();
+        self.reload_statics(&new).await;
         let plan = node::plan_reload(self.node.config(), &new);
         let stopped = self.node.reload(now, new.clone(), &plan);
         // The stopped instances' last adverts (priority 0) leave first.

@@ -616,6 +616,35 @@ impl Node {
             };
             if let Some(slot) = self.slots.iter_mut().find(|s| &s.cfg.name == name) {
                 if slot.core.reconfigure(now, core_config(n)) {
+                    if slot.holds_vips {
+                        // A master's routes and rules change in place:
+                        // the ones gone out, then the new ones in.
+                        let (old, id) = (&slot.cfg, slot.id);
+                        let out = (
+                            missing(&old.virtual_routes, &n.virtual_routes),
+                            missing(&old.virtual_rules, &n.virtual_rules),
+                        );
+                        let into = (
+                            missing(&n.virtual_routes, &old.virtual_routes),
+                            missing(&n.virtual_rules, &old.virtual_rules),
+                        );
+                        if !out.0.is_empty() || !out.1.is_empty() {
+                            self.effects.push_back(Effect::RemoveRoutes {
+                                instance: id,
+                                name: name.clone(),
+                                routes: out.0,
+                                rules: out.1,
+                            });
+                        }
+                        if !into.0.is_empty() || !into.1.is_empty() {
+                            self.effects.push_back(Effect::AddRoutes {
+                                instance: id,
+                                name: name.clone(),
+                                routes: into.0,
+                                rules: into.1,
+                            });
+                        }
+                    }
                     slot.cfg = n.clone();
                     self.log(Level::Info, format!("({name}) reconfigured in place"));
                 }
@@ -1254,6 +1283,11 @@ fn is_sync_message(msg: &Message) -> bool {
     )
 }
 
+/// What of `a` is not in `b`.
+pub(crate) fn missing<T: PartialEq + Clone>(a: &[T], b: &[T]) -> Vec<T> {
+    a.iter().filter(|x| !b.contains(x)).cloned().collect()
+}
+
 #[cfg(test)]
 mod route_tests {
     use super::*;
@@ -1301,6 +1335,41 @@ mod route_tests {
         assert_eq!(kinds(&mut node), ["AddVips", "AddRoutes"]);
         node.shutdown(now);
         assert_eq!(kinds(&mut node), ["RemoveRoutes", "RemoveVips"]);
+    }
+
+    #[test]
+    fn a_reload_changes_a_master_s_routes_in_place() {
+        let mut node = node(true);
+        let now = Instant::now();
+        node.start(now);
+        let _ = kinds(&mut node);
+        let mut new = node.config().clone();
+        let kept = new.instances[0].virtual_routes[0].clone();
+        new.instances[0].virtual_routes =
+            vec![kept.clone(), "10.98.0.0/24 via 10.0.0.1".parse().unwrap()];
+        new.instances[0].virtual_rules.clear();
+        let plan = plan_reload(node.config(), &new);
+        assert_eq!(plan.reconfigure, ["VI_1"]);
+        let _ = node.reload(now, new, &plan);
+        let mut seen = Vec::new();
+        while let Some(e) = node.poll_effect() {
+            match e {
+                Effect::RemoveRoutes { routes, rules, .. } => {
+                    assert!(routes.is_empty());
+                    assert_eq!(rules.len(), 1);
+                    seen.push("RemoveRoutes");
+                }
+                Effect::AddRoutes { routes, rules, .. } => {
+                    assert_eq!(routes.len(), 1);
+                    assert_ne!(routes[0], kept);
+                    assert!(rules.is_empty());
+                    seen.push("AddRoutes");
+                }
+                Effect::AddVips { .. } | Effect::RemoveVips { .. } => seen.push("vips"),
+                _ => {}
+            }
+        }
+        assert_eq!(seen, ["RemoveRoutes", "AddRoutes"]);
     }
 
     #[test]
