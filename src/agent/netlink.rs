@@ -1,5 +1,6 @@
-//! Route netlink: virtual addresses on and off, interface facts, and a
-//! watch on links and addresses.
+//! Route netlink: virtual addresses on and off (with their label,
+//! broadcast and scope), routes and policy rules on and off, interface
+//! facts, and a watch on links, addresses and rule deletions.
 //!
 //! This module owns every rtnetlink conversation of the agent. Changes are
 //! idempotent (adding an address that is there, or removing one that is not,
