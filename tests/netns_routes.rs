@@ -293,3 +293,139 @@ fn a_reload_swaps_static_and_virtual_routes_in_place() {
         c.context()
     );
 }
+
+fn keepalived_bin() -> std::path::PathBuf {
+    ["/usr/sbin/keepalived", "/usr/local/sbin/keepalived"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| "keepalived".into())
+}
+
+/// What the kernel of node i holds that keepalived or baton put there:
+/// the routes of tables 100 and 200, the rules, and the addresses of eth0
+/// (lifetimes and the `dynamic` flag left out: baton leases its VIPs).
+fn kernel_view(c: &Case, i: usize) -> String {
+    let addrs: Vec<String> = c
+        .ip(i, &["-4", "-o", "addr", "show", "dev", "eth0"])
+        .lines()
+        .map(|l| {
+            let l = l.split('\\').next().unwrap_or(l).replace(" dynamic", "");
+            l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    format!(
+        "{}\n--\n{}--\n{}--\n{}",
+        addrs.join("\n"),
+        c.table(i, "100"),
+        c.table(i, "200"),
+        c.rules(i)
+    )
+}
+
+/// One keepalived.conf, run by keepalived and then by baton on the same
+/// node: the kernel ends up with the same routes, rules and addresses, and
+/// both leave nothing behind at stop.
+#[test]
+fn baton_sets_what_keepalived_sets_from_one_keepalived_conf() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut c = Case {
+        lab: Lab::new("brt", 1).expect("building the namespace lab"),
+        pids: vec![None],
+    };
+    let gw = c.lab.client_addr4();
+    let conf = c.lab.dir().join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "static_ipaddress {{\n  192.168.77.50/24 dev eth0 label eth0:st\n}}\n\
+             static_routes {{\n  10.96.0.0/24 via {gw} dev eth0 table 200\n}}\n\
+             static_rules {{\n  from 10.95.0.0/24 table 200 priority 1200\n}}\n\
+             vrrp_instance {NAME} {{\n  interface eth0\n  virtual_router_id 62\n  \
+             priority 255\n  advert_int 1\n  virtual_ipaddress {{\n    \
+             {VIP}/24 label eth0:vip\n    10.77.5.1/24 brd 10.77.5.127 label eth0:ex dev eth0\n  }}\n  \
+             virtual_routes {{\n    10.99.0.0/24 via {gw} table 100\n    \
+             src {VIP} to 10.97.0.0/24 via {gw} dev eth0 table 100 metric 7\n    \
+             blackhole 10.94.0.0/24 table 100\n  }}\n  \
+             virtual_rules {{\n    from 10.98.0.0/24 table 100 priority 1100\n    \
+             to 10.93.0.0/24 fwmark 0x10/0xff table 100 priority 1101\n  }}\n}}\n"
+        ),
+    )
+    .expect("writing keepalived.conf");
+    let conf = conf.display().to_string();
+    let clean = kernel_view(&c, 0);
+    let ns = c.lab.node_ns(0).to_string();
+    let log = c.lab.node_files(0).log;
+    let complete = |c: &Case| {
+        let v = kernel_view(c, 0);
+        v.contains("eth0:vip")
+            && v.contains("10.97.0.0/24")
+            && v.contains("1101:")
+            && v.contains("1200:")
+    };
+
+    // keepalived first.
+    let pids: Vec<String> = ["main", "vrrp", "checkers"]
+        .iter()
+        .map(|w| c.lab.dir().join(format!("{w}.pid")).display().to_string())
+        .collect();
+    let args = [
+        "-n", "-l", "-D", "-P", "-f", &conf, "-p", &pids[0], "-r", &pids[1], "-c", &pids[2],
+    ];
+    let pid = c
+        .lab
+        .spawn(&ns, &keepalived_bin(), &args, &log)
+        .expect("starting keepalived");
+    c.wait(ELECTION, "keepalived set everything", complete);
+    // Let it finish (a route or rule still on its way would differ).
+    std::thread::sleep(Duration::from_millis(300));
+    let by_keepalived = kernel_view(&c, 0);
+    c.lab
+        .signal(pid, Signal::SIGTERM)
+        .expect("TERM to keepalived");
+    assert!(c
+        .lab
+        .wait(pid, ELECTION)
+        .expect("keepalived exits")
+        .is_some());
+    assert_eq!(
+        kernel_view(&c, 0),
+        clean,
+        "keepalived left something behind"
+    );
+
+    // Then baton, on the same file, its directories bind-mounted over the
+    // defaults (so the command line stays keepalived's).
+    let run = c.lab.dir().join("run");
+    let state = c.lab.dir().join("state");
+    for d in [&run, &state] {
+        std::fs::create_dir_all(d).expect("creating baton's directories");
+    }
+    let script = format!(
+        "mkdir -p /run/baton /var/lib/baton && \
+         mount --bind '{}' /run/baton && mount --bind '{}' /var/lib/baton && \
+         exec \"$0\" \"$@\"",
+        run.display(),
+        state.display()
+    );
+    let mut sh_args: Vec<&str> = vec!["-c", &script, BATON];
+    sh_args.extend_from_slice(&args);
+    let pid = c
+        .lab
+        .spawn(&ns, Path::new("sh"), &sh_args, &log)
+        .expect("starting baton");
+    c.wait(ELECTION, "baton set everything", complete);
+    std::thread::sleep(Duration::from_millis(300));
+    let by_baton = kernel_view(&c, 0);
+    assert_eq!(
+        by_baton,
+        by_keepalived,
+        "baton and keepalived differ\n{}",
+        c.context()
+    );
+    c.lab.signal(pid, Signal::SIGTERM).expect("TERM to baton");
+    assert!(c.lab.wait(pid, ELECTION).expect("baton exits").is_some());
+    assert_eq!(kernel_view(&c, 0), clean, "baton left something behind");
+}

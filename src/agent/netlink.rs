@@ -219,12 +219,13 @@ impl Netlink {
                         .attributes
                         .push(AddressAttribute::Label(label.to_owned()));
                 }
+                // The builder puts the subnet's broadcast (host bits set);
+                // `ip address add` and keepalived set one only when told
+                // (`brd`), and so does baton (a second one is EINVAL).
+                message
+                    .attributes
+                    .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
                 if let Some(brd) = extras.broadcast {
-                    // The builder already put the subnet's broadcast
-                    // (host bits set): a second one is EINVAL.
-                    message
-                        .attributes
-                        .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
                     message.attributes.push(AddressAttribute::Broadcast(brd));
                 }
             }

@@ -440,7 +440,8 @@ pub struct Vip {
     pub prefix_len: u8,
     pub dev: Option<String>,
     /// IPv4 broadcast address (`brd +` / `brd -` are read as the
-    /// subnet's host bits set / clear). None: the subnet's, host bits set.
+    /// subnet's host bits set / clear). None: none, as `ip address add`
+    /// and keepalived do.
     pub brd: Option<IpAddr>,
     /// IPv4 address label (`eth0:1`), at most 15 bytes.
     pub label: Option<String>,
