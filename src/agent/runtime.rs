@@ -1140,9 +1140,15 @@ impl Agent {
                 rules,
                 ..
             } => {
+                // keepalived's log lines, which operators grep for.
+                if !routes.is_empty() {
+                    info!("({name}) setting Virtual Routes");
+                }
+                if !rules.is_empty() {
+                    info!("({name}) setting Virtual Rules");
+                }
                 self.add_routes(&format!("({name}) "), &routes, &rules)
                     .await;
-                info!("({name}) setting virtual routes and rules");
             }
             Effect::RemoveRoutes { name, .. } if self.keeping_vips => {
                 info!("({name}) leaving the virtual routes and rules on stop (-V)");
@@ -1153,9 +1159,14 @@ impl Agent {
                 rules,
                 ..
             } => {
+                if !rules.is_empty() {
+                    info!("({name}) removing Virtual Rules");
+                }
+                if !routes.is_empty() {
+                    info!("({name}) removing Virtual Routes");
+                }
                 self.remove_routes(&format!("({name}) "), &routes, &rules)
                     .await;
-                info!("({name}) removing virtual routes and rules");
             }
             Effect::SendGarp {
                 iface,
