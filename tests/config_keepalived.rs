@@ -391,7 +391,7 @@ fn instance_keywords() {
          garp_master_refresh 0\n    garp_interval 0.01\n    use_vmac vrrp.51\n    vmac_xmit_base\n    strict_mode off\n    \
          virtual_ipaddress_excluded {\n        2001:db8::5/64 dev eth1\n        192.0.2.9 brd 192.0.2.255 scope link label eth0:9\n    }\n    \
          virtual_routes {\n        192.0.2.0/24 via 192.0.2.254 dev eth1\n    }\n    \
-         virtual_rules {\n        from 192.0.2.0/24 table 1\n    }\n",
+         virtual_rules {\n        from 192.0.2.0/24 table 1 priority 10\n    }\n",
     ));
     let i = &c.instances[0];
     assert_eq!(i.initial_state, Some(InitialState::Backup));
@@ -409,8 +409,10 @@ fn instance_keywords() {
         i.virtual_ips_excluded[1].to_string(),
         "192.0.2.9/32 brd 192.0.2.255 label eth0:9 scope link"
     );
-    assert_eq!(i.virtual_routes, ["192.0.2.0/24 via 192.0.2.254 dev eth1"]);
-    assert_eq!(i.virtual_rules, ["from 192.0.2.0/24 table 1"]);
+    let routes: Vec<String> = i.virtual_routes.iter().map(|r| r.to_string()).collect();
+    assert_eq!(routes, ["192.0.2.0/24 via 192.0.2.254 dev eth1"]);
+    let rules: Vec<String> = i.virtual_rules.iter().map(|r| r.to_string()).collect();
+    assert_eq!(rules, ["from 192.0.2.0/24 priority 10 table 1"]);
     roundtrip(&c);
 }
 
@@ -572,7 +574,7 @@ fn unknown_keywords_warn_and_strict_makes_them_errors() {
 fn skipped_blocks_warn_once_each() {
     let w = warnings(&format!(
         "{}virtual_server 10.0.0.1 80 {{\n  real_server 10.0.1.1 80 {{\n    TCP_CHECK {{\n      connect_timeout 3\n    }}\n  }}\n}}\n\
-         virtual_server_group VSG {{\n  10.0.0.1 80\n}}\nstatic_routes {{\n  10.1.0.0/16 via 10.0.0.1\n}}\n\
+         virtual_server_group VSG {{\n  10.0.0.1 80\n}}\nlinkbeat_interfaces {{\n  10.1.0.0/16 via 10.0.0.1\n}}\n\
          global_defs {{\n  enable_snmp_vrrp\n  enable_dbus\n  notification_email {{\n    a@b\n  }}\n  smtp_server 127.0.0.1\n}}\n",
         instance("    smtp_alert\n    dont_track_primary\n")
     ));
@@ -584,7 +586,7 @@ fn skipped_blocks_warn_once_each() {
         (":3:5:", "\"dont_track_primary\" is not supported by baton"),
         (":10:1:", "\"virtual_server\" is skipped"),
         (":17:1:", "\"virtual_server_group\" is skipped"),
-        (":20:1:", "\"static_routes\" is skipped"),
+        (":20:1:", "\"linkbeat_interfaces\" is skipped"),
         (
             ":24:3:",
             "global_defs: \"enable_snmp_vrrp\" is not supported",
@@ -1223,5 +1225,73 @@ fn metrics_listen_in_global_defs() {
         e.iter()
             .any(|e| e.contains(":2:") && e.contains("metrics_listen")),
         "{e:?}"
+    );
+}
+
+#[test]
+fn static_blocks_are_read() {
+    let c = ok(&format!(
+        "static_ipaddress {{\n  192.0.2.50/24 dev eth0 label eth0:st brd + scope link\n}}\n\
+         static_routes {{\n  10.1.0.0/16 via 192.0.2.254 table 100\n  blackhole 10.2.0.0/16\n}}\n\
+         static_rules {{\n  from 10.1.0.0/16 table 100 priority 100\n}}\n{}",
+        instance("")
+    ));
+    assert_eq!(
+        c.static_ips[0].to_string(),
+        "192.0.2.50/24 dev eth0 brd 192.0.2.255 label eth0:st scope link"
+    );
+    let routes: Vec<String> = c.static_routes.iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        routes,
+        [
+            "10.1.0.0/16 via 192.0.2.254 table 100",
+            "blackhole 10.2.0.0/16"
+        ]
+    );
+    assert_eq!(c.static_rules[0].priority, Some(100));
+    roundtrip(&c);
+}
+
+#[test]
+fn a_rule_without_priority_gets_keepalived_s_with_its_warning() {
+    let w = warnings(&instance(
+        "    virtual_rules {\n        from 192.0.2.0/24 table 1\n    }\n",
+    ));
+    assert!(
+        w.iter()
+            .any(|w| w.contains(":3:9: warning:") && w.contains("setting to 16384")),
+        "{w:#?}"
+    );
+}
+
+#[test]
+fn bad_routes_and_rules_are_errors_at_the_word() {
+    let e = errors(&format!(
+        "static_routes {{\n  10.1.0.0/16 via 192.0.2.254 mtu 1400\n}}\n{}",
+        instance(
+            "    virtual_routes {\n        10.9.0.0/24 dev eth0 table fancy\n    }\n    \
+             virtual_rules {\n        from 10.0.0.0/8 goto 40 priority 5\n    }\n"
+        )
+    ));
+    let expect = [
+        ":2:31: error: static_routes: route option \"mtu\" is not supported by baton",
+        ":6:36: error: vrrp_instance \"VI_1\": virtual_routes: table \"fancy\" is not a number",
+        ":9:25: error: vrrp_instance \"VI_1\": virtual_rules: rule option \"goto\" is not supported",
+    ];
+    for x in expect {
+        assert!(e.iter().any(|e| e.contains(x)), "{x}\n{e:#?}");
+    }
+}
+
+#[test]
+fn static_addresses_need_their_interface() {
+    let e = errors(&format!(
+        "static_ipaddress {{\n  192.0.2.50/24\n}}\n{}",
+        instance("")
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.contains(":2:3: error: global: static_ips: 192.0.2.50/24: needs dev")),
+        "{e:#?}"
     );
 }

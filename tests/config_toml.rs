@@ -1134,3 +1134,48 @@ fn metrics_listen_is_off_by_default_and_an_address_when_set() {
     let e = errors(&format!("[global]\nmetrics_listen = \"[::1]:0\"\n{base}"));
     assert!(e[0].contains("port 0 is not a port"), "{e:?}");
 }
+
+#[test]
+fn routes_rules_and_statics_parse() {
+    let c = ok(&format!(
+        "[global]\nstatic_ips = [\"192.0.2.50/24 dev eth0 brd + label eth0:st\"]\n\
+         static_routes = [\"10.1.0.0/16 via 192.0.2.254 table 100\"]\n\
+         static_rules = [\"from 10.1.0.0/16 table 100 priority 100\"]\n\n{}",
+        instance(
+            "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1/24\"]\n\
+             virtual_routes = [\"src 192.0.2.1 10.9.0.0/24 via 192.0.2.254 table 100\", \"blackhole 10.8.0.0/16\"]\n\
+             virtual_rules = [\"to 10.9.0.0/24 lookup 100 pref 90\"]\n"
+        )
+    ));
+    assert_eq!(c.static_ips[0].brd, Some("192.0.2.255".parse().unwrap()));
+    assert_eq!(c.static_routes[0].table, Some(100));
+    assert_eq!(c.static_rules[0].priority, Some(100));
+    let i = &c.instances[0];
+    assert_eq!(i.virtual_routes.len(), 2);
+    assert_eq!(i.virtual_rules[0].priority, Some(90));
+}
+
+#[test]
+fn bad_routes_and_rules_are_errors_at_the_value() {
+    let e = errors(&instance(
+        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1/24\"]\n\
+         virtual_routes = [\"10.9.0.0/24 via 192.0.2.254 nexthop via 192.0.2.1\"]\n\
+         virtual_rules = [\"from 10.0.0.0/8 table 100\"]\n",
+    ));
+    assert!(
+        e.iter().any(|e| e.starts_with("baton.toml:6:19: error:")
+            && e.contains("at \"nexthop\": route option \"nexthop\" is not supported")),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("baton.toml:7:18: error:") && e.contains("needs a priority")),
+        "{e:#?}"
+    );
+    let e = errors("[global]\nstatic_ips = [\"192.0.2.50/24\"]\n");
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("baton.toml:2:15: error:") && e.contains("needs dev")),
+        "{e:#?}"
+    );
+}

@@ -369,6 +369,7 @@ fn link_watch_reports_down_and_up_within_100_ms() {
                             a.ifindex == ifindex
                         }
                         NetEvent::Overrun => true,
+                        NetEvent::RuleRemoved { .. } => false,
                     };
                     if ours && events_tx.send((event, Instant::now())).is_err() {
                         return;

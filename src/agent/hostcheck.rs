@@ -67,6 +67,46 @@ pub fn check(config: &Config, origins: &Origins) -> Diagnostics {
             d.push(origins.error(&format!("{p}.script"), format!("{what}: script: {e}")));
         }
     }
+    // The devices that routes and static addresses name, as keepalived's
+    // -t finds them.
+    let mut devices: Vec<(String, String, &str)> = Vec::new();
+    for (i, inst) in config.instances.iter().enumerate() {
+        for (k, r) in inst.virtual_routes.iter().enumerate() {
+            if let Some(dev) = &r.dev {
+                devices.push((
+                    format!("instance[{i}].virtual_routes[{k}]"),
+                    format!("instance \"{}\": virtual_routes", inst.name),
+                    dev,
+                ));
+            }
+        }
+    }
+    for (k, v) in config.static_ips.iter().enumerate() {
+        if let Some(dev) = &v.dev {
+            devices.push((
+                format!("global.static_ips[{k}]"),
+                "global: static_ips".into(),
+                dev,
+            ));
+        }
+    }
+    for (k, r) in config.static_routes.iter().enumerate() {
+        if let Some(dev) = &r.dev {
+            devices.push((
+                format!("global.static_routes[{k}]"),
+                "global: static_routes".into(),
+                dev,
+            ));
+        }
+    }
+    for (path, what, dev) in devices {
+        if !interface_exists(dev) {
+            d.push(origins.error(
+                &path,
+                format!("{what}: dev {dev} does not exist on this host"),
+            ));
+        }
+    }
     if let Some(u) = &config.global.script_user {
         user_exists(&mut d, origins, "global.script_user", "global", u);
     }
@@ -128,6 +168,26 @@ mod tests {
         );
         assert!(text.contains("/nonexistent/check.sh"), "{text}");
         assert!(text.contains("baton-no-such-user"), "{text}");
+    }
+
+    #[test]
+    fn missing_route_and_static_devices_are_errors_at_their_lines() {
+        let l = load(
+            "static_ipaddress {\n  192.0.2.9/24 dev bt-no-such1\n}\n\
+             static_routes {\n  10.1.0.0/16 dev bt-no-such2\n}\n\
+             vrrp_instance VI_1 {\n  interface lo\n  virtual_router_id 51\n  \
+             priority 100\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  \
+             virtual_routes {\n    10.2.0.0/16 dev bt-no-such3\n    10.3.0.0/16 dev lo\n  }\n}\n",
+        );
+        let text = check(&l.config, &l.origins).to_string();
+        for want in [
+            ":2:3: error: global: static_ips: dev bt-no-such1 does not exist",
+            ":5:3: error: global: static_routes: dev bt-no-such2 does not exist",
+            ":15:5: error: instance \"VI_1\": virtual_routes: dev bt-no-such3 does not exist",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        assert!(!text.contains(" lo "), "{text}");
     }
 
     #[test]

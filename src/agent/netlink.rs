@@ -1,5 +1,6 @@
-//! Route netlink: virtual addresses on and off, interface facts, and a
-//! watch on links and addresses.
+//! Route netlink: virtual addresses on and off (with their label,
+//! broadcast and scope), routes and policy rules on and off, interface
+//! facts, and a watch on links, addresses and rule deletions.
 //!
 //! This module owns every rtnetlink conversation of the agent. Changes are
 //! idempotent (adding an address that is there, or removing one that is not,
@@ -22,10 +23,17 @@ use rtnetlink::packet_route::address::{
 use rtnetlink::packet_route::link::{
     InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, MacVlanMode,
 };
-use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::route::{
+    RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::sys::AsyncSocket;
 use rtnetlink::{AddressMessageBuilder, Handle, LinkMacVlan, LinkUnspec, MulticastGroup};
 use tokio::sync::mpsc;
+
+use crate::config::model::{Family, Route, RouteKind, Rule, RuleKind, Vip};
+use crate::config::route::{scope_number, PROTO_KEEPALIVED};
 
 /// A failed netlink conversation, with the operator's context.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +159,43 @@ impl Netlink {
         label: Option<&str>,
         lease: Duration,
     ) -> Result<(), NetlinkError> {
+        let extras = AddressExtras {
+            label,
+            ..AddressExtras::default()
+        };
+        self.add_address_with(ifindex, addr, prefix_len, &extras, lease)
+            .await
+    }
+
+    /// A virtual address with its `label`, `brd` and `scope` (as
+    /// [`Netlink::add_address_leased`]).
+    pub async fn add_vip(
+        &self,
+        ifindex: u32,
+        vip: &Vip,
+        lease: Duration,
+    ) -> Result<(), NetlinkError> {
+        let extras = AddressExtras {
+            label: vip.label.as_deref(),
+            broadcast: match vip.brd {
+                Some(IpAddr::V4(b)) => Some(b),
+                _ => None,
+            },
+            scope: vip.scope.as_deref().and_then(scope_number),
+        };
+        self.add_address_with(ifindex, vip.addr, vip.prefix_len, &extras, lease)
+            .await
+    }
+
+    async fn add_address_with(
+        &self,
+        ifindex: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        extras: &AddressExtras<'_>,
+        lease: Duration,
+    ) -> Result<(), NetlinkError> {
+        let label = extras.label;
         let mut request = self
             .handle
             .address()
@@ -176,7 +221,19 @@ impl Netlink {
                         .attributes
                         .push(AddressAttribute::Label(label.to_owned()));
                 }
+                // The builder puts the subnet's broadcast (host bits set);
+                // `ip address add` and keepalived set one only when told
+                // (`brd`), and so does baton (a second one is EINVAL).
+                message
+                    .attributes
+                    .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+                if let Some(brd) = extras.broadcast {
+                    message.attributes.push(AddressAttribute::Broadcast(brd));
+                }
             }
+        }
+        if let Some(scope) = extras.scope {
+            message.header.scope = AddressScope::from(scope);
         }
         match request.execute().await {
             Ok(()) => Ok(()),
@@ -364,6 +421,165 @@ impl Netlink {
     }
 }
 
+/// What an address may carry beside its prefix (IPv4 only for label and
+/// broadcast).
+#[derive(Debug, Default, Clone, Copy)]
+struct AddressExtras<'a> {
+    label: Option<&'a str>,
+    broadcast: Option<Ipv4Addr>,
+    scope: Option<u8>,
+}
+
+impl Netlink {
+    /// Add `route`, out of interface `oif` when it names a device. Already
+    /// there (the same destination, table, metric...) is success.
+    pub async fn add_route(&self, route: &Route, oif: Option<u32>) -> Result<(), NetlinkError> {
+        let message = route_message(route, oif, false);
+        match self.handle.route().add(message).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(NetlinkError::request(format!("add route {route}"), e)),
+        }
+    }
+
+    /// Remove `route`. Already gone is success.
+    pub async fn delete_route(&self, route: &Route, oif: Option<u32>) -> Result<(), NetlinkError> {
+        let message = route_message(route, oif, true);
+        match self.handle.route().del(message).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(errno(&e), Some(libc::ESRCH | libc::ENOENT | libc::ENODEV)) => {
+                Ok(())
+            }
+            Err(e) => Err(NetlinkError::request(format!("delete route {route}"), e)),
+        }
+    }
+
+    /// Add policy rule `rule`. Already there is success.
+    pub async fn add_rule(&self, rule: &Rule) -> Result<(), NetlinkError> {
+        let mut request = self.handle.rule().add();
+        *request.message_mut() = rule_message(rule);
+        match request.execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(NetlinkError::request(format!("add rule {rule}"), e)),
+        }
+    }
+
+    /// Remove policy rule `rule`. Already gone is success.
+    pub async fn delete_rule(&self, rule: &Rule) -> Result<(), NetlinkError> {
+        match self.handle.rule().del(rule_message(rule)).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(errno(&e), Some(libc::ENOENT | libc::ESRCH)) => Ok(()),
+            Err(e) => Err(NetlinkError::request(format!("delete rule {rule}"), e)),
+        }
+    }
+}
+
+fn family(f: Family) -> AddressFamily {
+    match f {
+        Family::V4 => AddressFamily::Inet,
+        Family::V6 => AddressFamily::Inet6,
+    }
+}
+
+/// A table id as the 8-bit header field takes it: ids past 255 travel in
+/// the table attribute only (the header says "unspecified"), as `ip` does.
+fn header_table(table: u32) -> u8 {
+    u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC)
+}
+
+/// The kernel's message for `route`, as `ip route add/del` builds it.
+fn route_message(route: &Route, oif: Option<u32>, delete: bool) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    let table = route.table.unwrap_or(u32::from(RouteHeader::RT_TABLE_MAIN));
+    m.header.address_family = family(route.family());
+    m.header.destination_prefix_length = route.dst.len;
+    m.header.table = header_table(table);
+    m.header.protocol = RouteProtocol::from(route.protocol.unwrap_or(PROTO_KEEPALIVED));
+    // A delete without a scope matches any (ip route del does the same).
+    m.header.scope = match (delete, route.scope) {
+        (true, None) => RouteScope::NoWhere,
+        _ => RouteScope::from(route.effective_scope()),
+    };
+    m.header.kind = match route.kind {
+        RouteKind::Unicast => RouteType::Unicast,
+        RouteKind::Blackhole => RouteType::BlackHole,
+        RouteKind::Unreachable => RouteType::Unreachable,
+        RouteKind::Prohibit => RouteType::Prohibit,
+        RouteKind::Throw => RouteType::Throw,
+    };
+    if route.onlink {
+        m.header.flags |= RouteFlags::Onlink;
+    }
+    if route.dst.len > 0 {
+        m.attributes
+            .push(RouteAttribute::Destination(route.dst.addr.into()));
+    }
+    m.attributes.push(RouteAttribute::Table(table));
+    if let Some(via) = route.via {
+        m.attributes.push(RouteAttribute::Gateway(via.into()));
+    }
+    if let Some(src) = route.src {
+        m.attributes.push(RouteAttribute::PrefSource(src.into()));
+    }
+    if let Some(index) = oif {
+        m.attributes.push(RouteAttribute::Oif(index));
+    }
+    if let Some(metric) = route.metric {
+        m.attributes.push(RouteAttribute::Priority(metric));
+    }
+    m
+}
+
+/// The kernel's message for `rule`, as `ip rule add/del` builds it.
+fn rule_message(rule: &Rule) -> RuleMessage {
+    let mut m = RuleMessage::default();
+    m.header.family = family(rule.family);
+    m.header.action = match rule.kind {
+        RuleKind::Table => RuleAction::ToTable,
+        RuleKind::Blackhole => RuleAction::Blackhole,
+        RuleKind::Unreachable => RuleAction::Unreachable,
+        RuleKind::Prohibit => RuleAction::Prohibit,
+    };
+    if let Some(p) = rule.from {
+        m.header.src_len = p.len;
+        if p.len > 0 {
+            m.attributes.push(RuleAttribute::Source(p.addr));
+        }
+    }
+    if let Some(p) = rule.to {
+        m.header.dst_len = p.len;
+        if p.len > 0 {
+            m.attributes.push(RuleAttribute::Destination(p.addr));
+        }
+    }
+    if rule.kind == RuleKind::Table {
+        let table = rule.table.unwrap_or(u32::from(RouteHeader::RT_TABLE_MAIN));
+        m.header.table = header_table(table);
+        m.attributes.push(RuleAttribute::Table(table));
+    }
+    if let Some(p) = rule.priority {
+        m.attributes.push(RuleAttribute::Priority(p));
+    }
+    if let Some(i) = &rule.iif {
+        m.attributes.push(RuleAttribute::Iifname(i.clone()));
+    }
+    if let Some(o) = &rule.oif {
+        m.attributes.push(RuleAttribute::Oifname(o.clone()));
+    }
+    if let Some((mark, mask)) = rule.fwmark {
+        m.attributes.push(RuleAttribute::FwMark(mark));
+        if let Some(mask) = mask {
+            m.attributes.push(RuleAttribute::FwMask(mask));
+        }
+    }
+    m.attributes
+        .push(RuleAttribute::Protocol(RouteProtocol::from(
+            rule.protocol.unwrap_or(PROTO_KEEPALIVED),
+        )));
+    m
+}
+
 /// A lease in the kernel's unit, whole seconds rounded up; None for zero
 /// (forever, the kernel's default when no lifetime is given). Never the
 /// kernel's "infinity" (u32::MAX) by accident.
@@ -478,6 +694,12 @@ pub enum NetEvent {
     Link(LinkEvent),
     AddressAdded(AddressEvent),
     AddressRemoved(AddressEvent),
+    /// A policy rule was deleted: its family and priority (None: the
+    /// kernel's message had none).
+    RuleRemoved {
+        family: Family,
+        priority: Option<u32>,
+    },
     /// The kernel dropped notifications (socket buffer overrun): every link
     /// and address the receiver cares about must be read again.
     Overrun,
@@ -487,7 +709,7 @@ pub enum NetEvent {
 /// must not overrun it.
 const WATCH_RCVBUF: usize = 4 << 20;
 
-/// Subscribe to link, IPv4 address and IPv6 address notifications and
+/// Subscribe to link, IPv4 and IPv6 address and rule notifications and
 /// deliver them on the returned channel. Must be called inside a tokio
 /// runtime; the watch stops when the receiver is dropped.
 ///
@@ -500,6 +722,8 @@ pub fn watch() -> Result<mpsc::UnboundedReceiver<NetEvent>, NetlinkError> {
         MulticastGroup::Link,
         MulticastGroup::Ipv4Ifaddr,
         MulticastGroup::Ipv6Ifaddr,
+        MulticastGroup::Ipv4Rule,
+        MulticastGroup::Ipv6Rule,
     ])?;
     connection
         .socket_mut()
@@ -563,6 +787,17 @@ fn translate(
             .map(|a| NetEvent::AddressRemoved(address_event(a)))
             .into_iter()
             .collect(),
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRule(rule)) => {
+            let family = match rule.header.family {
+                AddressFamily::Inet6 => Family::V6,
+                _ => Family::V4,
+            };
+            let priority = rule.attributes.iter().find_map(|a| match a {
+                RuleAttribute::Priority(p) => Some(*p),
+                _ => None,
+            });
+            vec![NetEvent::RuleRemoved { family, priority }]
+        }
         NetlinkPayload::Overrun(_) => {
             link_up.clear();
             vec![NetEvent::Overrun]

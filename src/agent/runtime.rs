@@ -22,7 +22,7 @@ use std::io;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -42,7 +42,7 @@ use super::track::{TrackEvent, Tracker};
 use super::vmac::{self, Sysctls, Vmac};
 use crate::cluster;
 use crate::config::model::{AuthType, Version};
-use crate::config::model::{Config, Instance as InstanceCfg, Vip};
+use crate::config::model::{Config, Family, Instance as InstanceCfg, Route, Rule, Vip};
 use crate::node::{self, Effect, IfaceId, Input, InstanceId, Level, Node};
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +242,15 @@ struct Agent {
     next_request: u64,
     /// Stopping under `-V`: VIPs stay configured.
     keeping_vips: bool,
+    /// The static addresses (keepalived's `static_ipaddress`) on their
+    /// interfaces, put back when something removes them.
+    static_ips: Vec<(u32, Vip)>,
+    /// The static routes and rules as added (a reload changes them by
+    /// difference).
+    static_routes: Vec<Route>,
+    static_rules: Vec<Rule>,
+    /// Route and rule requests (virtual and static) the kernel refused.
+    route_errors: u64,
     /// systemd notifications (`Type=notify`).
     sd: super::sdnotify::SdNotify,
     /// An instance changed state this turn: tell systemd's STATUS=.
@@ -505,6 +514,10 @@ impl Agent {
             next_request: 1,
             reloads: ReloadQueue::new(),
             keeping_vips: false,
+            static_ips: Vec::new(),
+            static_routes: Vec::new(),
+            static_rules: Vec::new(),
+            route_errors: 0,
             sd: super::sdnotify::SdNotify::from_env(),
             status_changed: false,
             process: control::ProcessStatus {
@@ -523,10 +536,9 @@ impl Agent {
             info!("metrics: serving GET /metrics on {bound}");
             agent.metrics = Some(shared);
         }
+        agent.add_statics(&config).await;
         for cfg in &config.instances {
             for (set, what) in [
-                (!cfg.virtual_routes.is_empty(), "virtual_routes"),
-                (!cfg.virtual_rules.is_empty(), "virtual_rules"),
                 (cfg.mcast_src.is_some(), "mcast_src"),
             ] {
                 if set {
@@ -1160,6 +1172,7 @@ impl Agent {
         self.keeping_vips = self.opts.keep_vips_on_stop;
         self.node.shutdown(Instant::now());
         self.apply_effects().await;
+        self.remove_statics().await;
         self.close_vmacs().await;
         self.tracker.stop();
         if let Some(s) = &self.sync {
@@ -1200,6 +1213,9 @@ impl Agent {
     }
 
     async fn on_net_event(&mut self, ev: NetEvent) {
+        if let NetEvent::AddressRemoved(a) = &ev {
+            self.restore_static_address(a.ifindex, a.addr).await;
+        }
         match ev {
             NetEvent::Link(l) => self.on_link(l),
             NetEvent::Overrun => {
@@ -1240,6 +1256,9 @@ impl Agent {
                 info!("address {what}: {}/{} on {dev} (-a)", a.addr, a.prefix_len);
             }
             NetEvent::AddressAdded(_) | NetEvent::AddressRemoved(_) => {}
+            NetEvent::RuleRemoved { family, priority } => {
+                self.restore_static_rule(family, priority).await;
+            }
         }
     }
 
@@ -1310,12 +1329,7 @@ impl Agent {
                 // still knows what to clean up (queued to the ledger's thread).
                 self.ledger.record(&entries);
                 for (ifname, index, v) in &targets {
-                    let label = v.label.as_deref();
-                    if let Err(e) = self
-                        .nl
-                        .add_address_leased(*index, v.addr, v.prefix_len, label, lease)
-                        .await
-                    {
+                    if let Err(e) = self.nl.add_vip(*index, v, lease).await {
                         error!("({name}) cannot add VIP {v} on {ifname}: {e}");
                     }
                 }
@@ -1335,12 +1349,7 @@ impl Agent {
             } => {
                 // Already in the ledger since their AddVips.
                 for (ifname, index, v) in self.vip_targets(instance, &name, iface, &vips).await {
-                    let label = v.label.as_deref();
-                    if let Err(e) = self
-                        .nl
-                        .add_address_leased(index, v.addr, v.prefix_len, label, lease)
-                        .await
-                    {
+                    if let Err(e) = self.nl.add_vip(index, &v, lease).await {
                         warn!("({name}) cannot refresh the lease of VIP {v} on {ifname}: {e}");
                     }
                 }
@@ -1366,6 +1375,40 @@ impl Agent {
                     .collect();
                 self.ledger.forget(&entries);
                 info!("({name}) removing VIPs");
+            }
+            Effect::AddRoutes {
+                name,
+                routes,
+                rules,
+                ..
+            } => {
+                // keepalived's log lines, which operators grep for.
+                if !routes.is_empty() {
+                    info!("({name}) setting Virtual Routes");
+                }
+                if !rules.is_empty() {
+                    info!("({name}) setting Virtual Rules");
+                }
+                self.add_routes(&format!("({name}) "), &routes, &rules)
+                    .await;
+            }
+            Effect::RemoveRoutes { name, .. } if self.keeping_vips => {
+                info!("({name}) leaving the virtual routes and rules on stop (-V)");
+            }
+            Effect::RemoveRoutes {
+                name,
+                routes,
+                rules,
+                ..
+            } => {
+                if !rules.is_empty() {
+                    info!("({name}) removing Virtual Rules");
+                }
+                if !routes.is_empty() {
+                    info!("({name}) removing Virtual Routes");
+                }
+                self.remove_routes(&format!("({name}) "), &routes, &rules)
+                    .await;
             }
             Effect::SendGarp {
                 instance,
@@ -1495,6 +1538,188 @@ impl Agent {
         }
     }
 
+    /// Routes first (a rule may send packets to their table), then rules.
+    /// Every failure is logged with `who` and counted.
+    async fn add_routes(&mut self, who: &str, routes: &[Route], rules: &[Rule]) {
+        for route in routes {
+            let result = match self.route_oif(route).await {
+                Ok(oif) => self.nl.add_route(route, oif).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                self.route_errors += 1;
+                error!("{who}cannot add route {route}: {e}");
+            }
+        }
+        for rule in rules {
+            if let Err(e) = self.nl.add_rule(rule).await {
+                self.route_errors += 1;
+                error!("{who}cannot add rule {rule}: {e}");
+            }
+        }
+    }
+
+    /// The reverse of [`Agent::add_routes`]: rules first, then routes.
+    async fn remove_routes(&mut self, who: &str, routes: &[Route], rules: &[Rule]) {
+        for rule in rules {
+            if let Err(e) = self.nl.delete_rule(rule).await {
+                self.route_errors += 1;
+                error!("{who}cannot remove rule {rule}: {e}");
+            }
+        }
+        for route in routes {
+            let result = match self.route_oif(route).await {
+                Ok(oif) => self.nl.delete_route(route, oif).await,
+                // The device is gone, and its routes with it.
+                Err(NetlinkError::NoSuchInterface(_)) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                self.route_errors += 1;
+                error!("{who}cannot remove route {route}: {e}");
+            }
+        }
+    }
+
+    /// The index of a route's `dev`, if it names one.
+    async fn route_oif(&self, route: &Route) -> Result<Option<u32>, NetlinkError> {
+        match &route.dev {
+            None => Ok(None),
+            Some(dev) => Ok(Some(self.nl.link_by_name(dev).await?.index)),
+        }
+    }
+
+    /// keepalived's static_ipaddress, static_routes and static_rules: added
+    /// once at start whatever the VRRP states, removed at stop.
+    async fn add_statics(&mut self, config: &Config) {
+        self.add_static_ips(&config.static_ips).await;
+        self.add_routes("static: ", &config.static_routes, &config.static_rules)
+            .await;
+        self.static_routes = config.static_routes.clone();
+        self.static_rules = config.static_rules.clone();
+        let n = config.static_ips.len() + config.static_routes.len() + config.static_rules.len();
+        if n > 0 {
+            info!(
+                "static: {} address(es), {} route(s), {} rule(s) set",
+                config.static_ips.len(),
+                config.static_routes.len(),
+                config.static_rules.len()
+            );
+        }
+    }
+
+    async fn add_static_ips(&mut self, vips: &[Vip]) {
+        for vip in vips {
+            let Some(dev) = vip.dev.as_deref() else {
+                continue;
+            };
+            match self.nl.link_by_name(dev).await {
+                Ok(link) => {
+                    if let Err(e) = self.nl.add_vip(link.index, vip, Duration::ZERO).await {
+                        self.route_errors += 1;
+                        error!("cannot add static address {vip}: {e}");
+                    }
+                    self.static_ips.push((link.index, vip.clone()));
+                }
+                Err(e) => {
+                    self.route_errors += 1;
+                    error!("cannot add static address {vip}: {e}");
+                }
+            }
+        }
+    }
+
+    async fn remove_static_ips(&mut self, gone: Vec<(u32, Vip)>) {
+        for (index, vip) in gone {
+            if let Err(e) = self
+                .nl
+                .delete_address(index, vip.addr, vip.prefix_len)
+                .await
+            {
+                self.route_errors += 1;
+                error!("cannot remove static address {vip}: {e}");
+            }
+        }
+    }
+
+    /// The reverse of [`Agent::add_statics`], as keepalived does at stop.
+    async fn remove_statics(&mut self) {
+        let (routes, rules) = (
+            std::mem::take(&mut self.static_routes),
+            std::mem::take(&mut self.static_rules),
+        );
+        self.remove_routes("static: ", &routes, &rules).await;
+        let ips = std::mem::take(&mut self.static_ips);
+        self.remove_static_ips(ips).await;
+    }
+
+    /// A reload: the static entries no longer configured go, the new ones
+    /// come (keepalived does the same); the others are left alone.
+    async fn reload_statics(&mut self, new: &Config) {
+        use crate::node::missing;
+        let gone = (
+            missing(&self.static_routes, &new.static_routes),
+            missing(&self.static_rules, &new.static_rules),
+        );
+        let added = (
+            missing(&new.static_routes, &self.static_routes),
+            missing(&new.static_rules, &self.static_rules),
+        );
+        self.remove_routes("static: ", &gone.0, &gone.1).await;
+        let (keep, gone_ips): (Vec<_>, Vec<_>) = std::mem::take(&mut self.static_ips)
+            .into_iter()
+            .partition(|(_, v)| new.static_ips.contains(v));
+        self.remove_static_ips(gone_ips).await;
+        let new_ips: Vec<Vip> = new
+            .static_ips
+            .iter()
+            .filter(|v| !keep.iter().any(|(_, k)| k == *v))
+            .cloned()
+            .collect();
+        self.static_ips = keep;
+        self.add_static_ips(&new_ips).await;
+        self.add_routes("static: ", &added.0, &added.1).await;
+        self.static_routes = new.static_routes.clone();
+        self.static_rules = new.static_rules.clone();
+    }
+
+    /// A static address was removed by someone else: put it back, as
+    /// keepalived does ("Restoring deleted static address").
+    async fn restore_static_address(&mut self, ifindex: u32, addr: IpAddr) {
+        let Some((_, vip)) = self
+            .static_ips
+            .iter()
+            .find(|(i, v)| *i == ifindex && v.addr == addr)
+            .cloned()
+        else {
+            return;
+        };
+        warn!("restoring deleted static address {vip}");
+        if let Err(e) = self.nl.add_vip(ifindex, &vip, Duration::ZERO).await {
+            self.route_errors += 1;
+            error!("cannot restore static address {vip}: {e}");
+        }
+    }
+
+    /// A static rule was removed by someone else: put it back, as
+    /// keepalived does ("Restoring deleted static rule"). keepalived does
+    /// not put back static routes, and neither does baton.
+    async fn restore_static_rule(&mut self, family: Family, priority: Option<u32>) {
+        let rules: Vec<Rule> = self
+            .static_rules
+            .iter()
+            .filter(|r| r.family == family && r.priority == priority)
+            .cloned()
+            .collect();
+        for rule in rules {
+            warn!("restoring deleted static rule {rule}");
+            if let Err(e) = self.nl.add_rule(&rule).await {
+                self.route_errors += 1;
+                error!("cannot restore static rule {rule}: {e}");
+            }
+        }
+    }
+
     /// Where each address goes: its `dev` (keepalived's `dev` option) or
     /// the instance's interface (its macvlan with `use_vmac`).
     async fn vip_targets(
@@ -1617,7 +1842,11 @@ impl Agent {
                 control::render(&status),
                 crate::config::convert::to_toml(self.node.config())
             ),
-            Dump::Stats => render_stats(&status),
+            Dump::Stats => format!(
+                "{}Route and rule requests refused by the kernel: {}\n",
+                render_stats(&status),
+                self.route_errors
+            ),
             Dump::Json => serde_json::to_string_pretty(&status).unwrap_or_default() + "\n",
         };
         let dir = self
@@ -1744,6 +1973,8 @@ impl Agent {
                 .map_err(|e| format!("cluster listen {to}: {e}"))?;
         }
         users.install();
+        // Nothing is refused from here on.
+        self.reload_statics(&new).await;
         // The channel first: a new peer is dialed while the node learns of
         // it, a removed one is closed before the node forgets it.
         let mut key_rotated = false;

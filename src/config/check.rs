@@ -15,8 +15,8 @@ use humantime::format_duration;
 use super::diag::{Diagnostics, Origins};
 use super::model::AuthType;
 use super::model::{
-    Cluster, Config, Family, Garp, Global, Instance, Notify, Selection, SyncEntry, TrackFile,
-    TrackRef, Version, Vip, VrrpScript,
+    Cluster, Config, Family, Garp, Global, Instance, Notify, Route, Rule, Selection, SyncEntry,
+    TrackFile, TrackRef, Version, Vip, VrrpScript,
 };
 
 /// v3: Max Adver Int is 12 bits of centiseconds.
@@ -41,6 +41,7 @@ pub fn check(config: &Config, origins: &Origins) -> Diagnostics {
         diags: Diagnostics::new(),
     };
     c.global(&config.global);
+    c.statics(config);
     if config.instances.is_empty() {
         c.warn(
             "",
@@ -577,19 +578,8 @@ impl Checker<'_> {
                 ),
             );
         }
-        for (key, list) in [
-            ("virtual_routes", &inst.virtual_routes),
-            ("virtual_rules", &inst.virtual_rules),
-        ] {
-            for (j, item) in list.iter().enumerate() {
-                if item.trim().is_empty() {
-                    self.err(
-                        &format!("{p}.{key}[{j}]"),
-                        format!("{what}: {key}: an entry is empty"),
-                    );
-                }
-            }
-        }
+        self.routes(&p, &what, "virtual_routes", &inst.virtual_routes);
+        self.rules(&p, &what, "virtual_rules", &inst.virtual_rules);
         self.garp(&p, &what, &inst.garp);
         if !inst.preempt && !inst.preempt_delay.is_zero() {
             self.warn(
@@ -747,6 +737,56 @@ impl Checker<'_> {
                 );
             }
             self.vip_options(&path, what, "virtual_ips_excluded", vip);
+        }
+    }
+
+    /// `static_ips` need their interface (keepalived's default_interface
+    /// is not taken); routes and rules are checked as an instance's.
+    fn statics(&mut self, config: &Config) {
+        for (j, vip) in config.static_ips.iter().enumerate() {
+            let path = format!("global.static_ips[{j}]");
+            if vip.dev.is_none() {
+                self.err(
+                    &path,
+                    format!("global: static_ips: {vip}: needs dev (the interface it goes on)"),
+                );
+            }
+            self.vip_options(&path, "global", "static_ips", vip);
+        }
+        self.routes("global", "global", "static_routes", &config.static_routes);
+        self.rules("global", "global", "static_rules", &config.static_rules);
+    }
+
+    fn routes(&mut self, p: &str, what: &str, key: &str, routes: &[Route]) {
+        for (j, route) in routes.iter().enumerate() {
+            if let Some(dev) = &route.dev {
+                if let Some(reason) = bad_ifname(dev) {
+                    self.err(
+                        &format!("{p}.{key}[{j}]"),
+                        format!("{what}: {key}: {route}: dev \"{dev}\" {reason}"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn rules(&mut self, p: &str, what: &str, key: &str, rules: &[Rule]) {
+        for (j, rule) in rules.iter().enumerate() {
+            let path = format!("{p}.{key}[{j}]");
+            if rule.priority.is_none() {
+                self.err(
+                    &path,
+                    format!(
+                        "{what}: {key}: \"{rule}\" needs a priority (rules added and removed \
+                         as states change would otherwise land in any order)"
+                    ),
+                );
+            }
+            for name in rule.iif.iter().chain(&rule.oif) {
+                if let Some(reason) = bad_ifname(name) {
+                    self.err(&path, format!("{what}: {key}: {rule}: \"{name}\" {reason}"));
+                }
+            }
         }
     }
 

@@ -37,6 +37,15 @@ pub fn to_toml(config: &Config) -> String {
     if let Some(a) = g.metrics_listen {
         out.kv("metrics_listen", &string(&a.to_string()));
     }
+    if !config.static_ips.is_empty() {
+        out.kv("static_ips", &vips(&config.static_ips));
+    }
+    if !config.static_routes.is_empty() {
+        out.kv("static_routes", &displayed(&config.static_routes));
+    }
+    if !config.static_rules.is_empty() {
+        out.kv("static_rules", &displayed(&config.static_rules));
+    }
 
     if let Some(c) = &config.cluster {
         out.line("");
@@ -201,10 +210,10 @@ fn instance(out: &mut Out, i: &Instance) {
         out.kv("vmac_xmit_base", "true");
     }
     if !i.virtual_routes.is_empty() {
-        out.kv("virtual_routes", &strings(i.virtual_routes.iter().cloned()));
+        out.kv("virtual_routes", &displayed(&i.virtual_routes));
     }
     if !i.virtual_rules.is_empty() {
-        out.kv("virtual_rules", &strings(i.virtual_rules.iter().cloned()));
+        out.kv("virtual_rules", &displayed(&i.virtual_rules));
     }
     if i.strict_mode {
         out.kv("strict_mode", "true");
@@ -274,6 +283,10 @@ impl Out {
 
 fn duration(d: Duration) -> String {
     string(&format_duration(d).to_string())
+}
+
+fn displayed<T: std::fmt::Display>(list: &[T]) -> String {
+    strings(list.iter().map(|v| v.to_string()))
 }
 
 fn vips(list: &[Vip]) -> String {

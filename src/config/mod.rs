@@ -13,6 +13,7 @@ pub mod convert;
 pub mod diag;
 pub mod keepalived;
 pub mod model;
+pub mod route;
 pub mod toml;
 mod value;
 
@@ -114,6 +115,7 @@ const KEEPALIVED_OPENERS: &[&str] = &[
     "virtual_server_group",
     "static_ipaddress",
     "static_routes",
+    "static_rules",
     "include",
     "includer",
     "includem",

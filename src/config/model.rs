@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use super::route::{Prefix, Route, RouteKind, Rule, RuleKind};
 pub use crate::wire::vrrp::Version;
 
 /// The longest timer keepalived accepts for its second-counted settings
@@ -37,6 +38,13 @@ pub struct Config {
     /// Files holding a number that instances track (keepalived's
     /// `track_file`).
     pub track_files: Vec<TrackFile>,
+    /// Addresses added at start and removed at stop, whatever the VRRP
+    /// states (keepalived's `static_ipaddress`).
+    pub static_ips: Vec<Vip>,
+    /// Routes added at start and removed at stop (`static_routes`).
+    pub static_routes: Vec<Route>,
+    /// Policy rules added at start and removed at stop (`static_rules`).
+    pub static_rules: Vec<Rule>,
 }
 
 impl Config {
@@ -50,6 +58,9 @@ impl Config {
             sync: Vec::new(),
             vrrp_scripts: Vec::new(),
             track_files: Vec::new(),
+            static_ips: Vec::new(),
+            static_routes: Vec::new(),
+            static_rules: Vec::new(),
         }
     }
 
@@ -217,12 +228,11 @@ pub struct Instance {
     /// With `use_vmac`: adverts leave by the base interface, with its own
     /// MAC; the VIPs stay on the macvlan (keepalived's `vmac_xmit_base`).
     pub vmac_xmit_base: bool,
-    /// Routes added on becoming master and removed on leaving, as `ip route`
-    /// arguments (keepalived's `virtual_routes`). Stored, not applied yet.
-    pub virtual_routes: Vec<String>,
-    /// Policy rules, as `ip rule` arguments (keepalived's `virtual_rules`).
-    /// Stored, not applied yet.
-    pub virtual_rules: Vec<String>,
+    /// Routes added on becoming master (after the VIPs) and removed on
+    /// leaving it (before them): keepalived's `virtual_routes`.
+    pub virtual_routes: Vec<Route>,
+    /// Policy rules added and removed with the routes (`virtual_rules`).
+    pub virtual_rules: Vec<Rule>,
     /// keepalived's `strict_mode` / `vrrp_strict`: RFC-strict behaviour.
     /// Stored; baton's checks are already strict about what the RFCs refuse.
     pub strict_mode: bool,
@@ -452,7 +462,9 @@ pub struct Vip {
     pub addr: IpAddr,
     pub prefix_len: u8,
     pub dev: Option<String>,
-    /// IPv4 broadcast address.
+    /// IPv4 broadcast address (`brd +` / `brd -` are read as the
+    /// subnet's host bits set / clear). None: none, as `ip address add`
+    /// and keepalived do.
     pub brd: Option<IpAddr>,
     /// IPv4 address label (`eth0:1`), at most 15 bytes.
     pub label: Option<String>,
@@ -501,13 +513,7 @@ impl FromStr for Vip {
                 None => return Err(ParseError(format!("\"{s}\": {option} needs a value"))),
             }
         }
-        let brd =
-            match brd {
-                None => None,
-                Some(b) => Some(b.parse::<IpAddr>().map_err(|_| {
-                    ParseError(format!("\"{s}\": brd \"{b}\" is not an IP address"))
-                })?),
-            };
+
         if let Some(sc) = &scope {
             if !VIP_SCOPES.contains(&sc.as_str()) && sc.parse::<u8>().is_err() {
                 return Err(ParseError(format!(
@@ -537,6 +543,26 @@ impl FromStr for Vip {
                 }
             },
         };
+        // keepalived's (and ip's) `brd +` / `brd -`: the subnet's host bits
+        // set or clear.
+        let brd =
+            match (brd.as_deref(), addr) {
+                (None, _) => None,
+                (Some(sign @ ("+" | "-")), IpAddr::V4(a)) => {
+                    let mask = u32::MAX
+                        .checked_shl(32 - u32::from(prefix_len))
+                        .unwrap_or(0);
+                    let bits = if sign == "+" {
+                        u32::from(a) | !mask
+                    } else {
+                        u32::from(a) & mask
+                    };
+                    Some(IpAddr::V4(bits.into()))
+                }
+                (Some(b), _) => Some(b.parse::<IpAddr>().map_err(|_| {
+                    ParseError(format!("\"{s}\": brd \"{b}\" is not an IP address"))
+                })?),
+            };
         Ok(Vip {
             addr,
             prefix_len,
@@ -782,6 +808,10 @@ mod tests {
         let v: Vip = "fd00::100/64 dev eth1".parse().unwrap();
         assert_eq!(v.dev.as_deref(), Some("eth1"));
         assert_eq!(v.to_string(), "fd00::100/64 dev eth1");
+        let v: Vip = "10.0.0.1/24 brd +".parse().unwrap();
+        assert_eq!(v.brd, Some("10.0.0.255".parse().unwrap()));
+        let v: Vip = "10.0.0.1/24 brd -".parse().unwrap();
+        assert_eq!(v.brd, Some("10.0.0.0".parse().unwrap()));
         let v: Vip = "10.0.0.1/24 label eth0:1 scope link brd 10.0.0.255 dev eth0"
             .parse()
             .unwrap();

@@ -32,6 +32,7 @@ use super::model::{
     Cluster, Config, Garp, Global, Instance, Notify, Peer, Selection, SyncEntry, SyncGroup,
     TrackFile, TrackInterface, TrackRef, Version, Vip, VrrpScript,
 };
+use super::route::{Route, Rule};
 use super::value::{
     parse_duration_with_unit, parse_initial_state, parse_octal_mode, parse_selection, parse_size,
 };
@@ -56,6 +57,9 @@ const GLOBAL_KEYS: &[&str] = &[
     "enable_script_security",
     "startup_delay",
     "metrics_listen",
+    "static_ips",
+    "static_routes",
+    "static_rules",
 ];
 const INSTANCE_KEYS: &[&str] = &[
     "name",
@@ -260,6 +264,7 @@ impl<'t> Reader<'t> {
         if let Some(value) = root.get("global") {
             if let Some(mut section) = self.table_section(value, "global", "global", GLOBAL_KEYS) {
                 self.global(&mut section, &mut config.global);
+                self.statics(&mut section, &mut config);
                 section.commit(&mut self.origins, "global");
             }
         }
@@ -401,6 +406,19 @@ impl<'t> Reader<'t> {
         }
         if let Some(a) = s.parsed::<std::net::SocketAddr>(self, "metrics_listen", "IP:PORT") {
             global.metrics_listen = Some(a);
+        }
+    }
+
+    /// `static_ips`, `static_routes`, `static_rules` of `[global]`.
+    fn statics(&mut self, s: &mut Section, config: &mut Config) {
+        if let Some(vips) = s.parsed_list::<Vip>(self, "static_ips", "an address") {
+            config.static_ips = vips;
+        }
+        if let Some(routes) = s.parsed_list::<Route>(self, "static_routes", "a route") {
+            config.static_routes = routes;
+        }
+        if let Some(rules) = s.parsed_list::<Rule>(self, "static_rules", "a rule") {
+            config.static_rules = rules;
         }
     }
 
@@ -570,10 +588,10 @@ impl<'t> Reader<'t> {
         if let Some(b) = s.boolean(self, "vmac_xmit_base") {
             instance.vmac_xmit_base = b;
         }
-        if let Some(routes) = s.string_list(self, "virtual_routes") {
+        if let Some(routes) = s.parsed_list::<Route>(self, "virtual_routes", "a route") {
             instance.virtual_routes = routes;
         }
-        if let Some(rules) = s.string_list(self, "virtual_rules") {
+        if let Some(rules) = s.parsed_list::<Rule>(self, "virtual_rules", "a rule") {
             instance.virtual_rules = rules;
         }
         if let Some(b) = s.boolean(self, "strict_mode") {

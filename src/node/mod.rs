@@ -182,6 +182,22 @@ pub enum Effect {
         iface: IfaceId,
         vips: Vec<Vip>,
     },
+    /// Add the instance's virtual routes and rules (keepalived's
+    /// `virtual_routes`, `virtual_rules`). Comes right after its
+    /// [`Effect::AddVips`], so a route may use a VIP as its source.
+    AddRoutes {
+        instance: InstanceId,
+        name: String,
+        routes: Vec<model::Route>,
+        rules: Vec<model::Rule>,
+    },
+    /// Remove them. Comes right before its [`Effect::RemoveVips`].
+    RemoveRoutes {
+        instance: InstanceId,
+        name: String,
+        routes: Vec<model::Route>,
+        rules: Vec<model::Rule>,
+    },
     /// Send `count` gratuitous ARPs / unsolicited NAs for every advertised
     /// VIP on `iface`, `gap` apart (vrrp_garp_interval / vrrp_gna_interval).
     SendGarp {
@@ -746,9 +762,28 @@ impl Node {
             .filter(|v| !now_all.iter().any(|w| key(w) == key(v)))
             .cloned()
             .collect();
+        // A master's routes and rules change in place too: the ones gone
+        // out before the VIPs change, the new ones in after the new VIPs
+        // (a route may name a VIP as its source).
+        let routes_out = (
+            missing(&old.virtual_routes, &n.virtual_routes),
+            missing(&old.virtual_rules, &n.virtual_rules),
+        );
+        let routes_in = (
+            missing(&n.virtual_routes, &old.virtual_routes),
+            missing(&n.virtual_rules, &old.virtual_rules),
+        );
         let slot = &mut self.slots[i];
         let (id, iface) = (slot.id, slot.iface);
         let lease = slot.core.config().vip_lease;
+        if slot.holds_vips && (!routes_out.0.is_empty() || !routes_out.1.is_empty()) {
+            self.effects.push_back(Effect::RemoveRoutes {
+                instance: id,
+                name: name.clone(),
+                routes: routes_out.0,
+                rules: routes_out.1,
+            });
+        }
         if slot.holds_vips && !added.is_empty() {
             self.effects.push_back(Effect::AddVips {
                 instance: id,
@@ -756,6 +791,14 @@ impl Node {
                 iface,
                 vips: added.clone(),
                 lease,
+            });
+        }
+        if slot.holds_vips && (!routes_in.0.is_empty() || !routes_in.1.is_empty()) {
+            self.effects.push_back(Effect::AddRoutes {
+                instance: id,
+                name: name.clone(),
+                routes: routes_in.0,
+                rules: routes_in.1,
             });
         }
         if slot.holds_vips && !removed.is_empty() {
@@ -1216,6 +1259,28 @@ impl Node {
                     .chain(&slot.cfg.virtual_ips_excluded)
                     .cloned()
                     .collect();
+                let has_routes =
+                    !slot.cfg.virtual_routes.is_empty() || !slot.cfg.virtual_rules.is_empty();
+                let (routes, rules) = (
+                    slot.cfg.virtual_routes.clone(),
+                    slot.cfg.virtual_rules.clone(),
+                );
+                // Routes go after the VIPs they may use and before them.
+                if action == Action::RemoveVips && has_routes {
+                    self.effects.push_back(Effect::RemoveRoutes {
+                        instance: id,
+                        name: name.clone(),
+                        routes: routes.clone(),
+                        rules: rules.clone(),
+                    });
+                }
+                let added = action == Action::AddVips;
+                let add_routes = Effect::AddRoutes {
+                    instance: id,
+                    name: name.clone(),
+                    routes,
+                    rules,
+                };
                 self.effects.push_back(match action {
                     Action::AddVips => Effect::AddVips {
                         instance: id,
@@ -1238,6 +1303,9 @@ impl Node {
                         vips,
                     },
                 });
+                if added && has_routes {
+                    self.effects.push_back(add_routes);
+                }
             }
             Action::SendGarp { count } => {
                 let gap = if slot.core.local_addr().is_ipv4() {
@@ -1497,4 +1565,104 @@ fn is_sync_message(msg: &Message) -> bool {
             | Message::SyncRequest { .. }
             | Message::SyncAck { .. }
     )
+}
+
+/// What of `a` is not in `b`.
+pub(crate) fn missing<T: PartialEq + Clone>(a: &[T], b: &[T]) -> Vec<T> {
+    a.iter().filter(|x| !b.contains(x)).cloned().collect()
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    /// The kinds of the effects queued, in order.
+    fn kinds(node: &mut Node) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        while let Some(e) = node.poll_effect() {
+            out.push(match e {
+                Effect::AddVips { .. } => "AddVips",
+                Effect::RemoveVips { .. } => "RemoveVips",
+                Effect::AddRoutes { routes, rules, .. } => {
+                    assert_eq!((routes.len(), rules.len()), (1, 1));
+                    "AddRoutes"
+                }
+                Effect::RemoveRoutes { .. } => "RemoveRoutes",
+                _ => continue,
+            });
+        }
+        out
+    }
+
+    fn node(routes: bool) -> Node {
+        let mut cfg = model::Instance::new("VI_1", "eth0", 7);
+        cfg.priority = model::Instance::OWNER_PRIORITY;
+        cfg.virtual_ips = vec!["10.0.0.100/24".parse().unwrap()];
+        if routes {
+            cfg.virtual_routes = vec!["10.99.0.0/24 via 10.0.0.1 table 100".parse().unwrap()];
+            cfg.virtual_rules = vec!["from 10.0.0.100 table 100 priority 100".parse().unwrap()];
+        }
+        let mut config = Config::new("n1");
+        config.instances.push(cfg.clone());
+        let mut node = Node::new(config);
+        let now = Instant::now();
+        let iface = node.add_interface("eth0", true);
+        node.add_instance(now, cfg, iface, "10.0.0.1".parse().unwrap());
+        node
+    }
+
+    #[test]
+    fn routes_follow_the_vips_in_and_precede_them_out() {
+        let mut node = node(true);
+        let now = Instant::now();
+        node.start(now);
+        assert_eq!(kinds(&mut node), ["AddVips", "AddRoutes"]);
+        node.shutdown(now);
+        assert_eq!(kinds(&mut node), ["RemoveRoutes", "RemoveVips"]);
+    }
+
+    #[test]
+    fn a_reload_changes_a_master_s_routes_in_place() {
+        let mut node = node(true);
+        let now = Instant::now();
+        node.start(now);
+        let _ = kinds(&mut node);
+        let mut new = node.config().clone();
+        let kept = new.instances[0].virtual_routes[0].clone();
+        new.instances[0].virtual_routes =
+            vec![kept.clone(), "10.98.0.0/24 via 10.0.0.1".parse().unwrap()];
+        new.instances[0].virtual_rules.clear();
+        let plan = plan_reload(node.config(), &new);
+        assert_eq!(plan.reconfigure, ["VI_1"]);
+        let _ = node.reload(now, new, &plan);
+        let mut seen = Vec::new();
+        while let Some(e) = node.poll_effect() {
+            match e {
+                Effect::RemoveRoutes { routes, rules, .. } => {
+                    assert!(routes.is_empty());
+                    assert_eq!(rules.len(), 1);
+                    seen.push("RemoveRoutes");
+                }
+                Effect::AddRoutes { routes, rules, .. } => {
+                    assert_eq!(routes.len(), 1);
+                    assert_ne!(routes[0], kept);
+                    assert!(rules.is_empty());
+                    seen.push("AddRoutes");
+                }
+                Effect::AddVips { .. } | Effect::RemoveVips { .. } => seen.push("vips"),
+                _ => {}
+            }
+        }
+        assert_eq!(seen, ["RemoveRoutes", "AddRoutes"]);
+    }
+
+    #[test]
+    fn no_routes_no_route_effects() {
+        let mut node = node(false);
+        let now = Instant::now();
+        node.start(now);
+        assert_eq!(kinds(&mut node), ["AddVips"]);
+        node.shutdown(now);
+        assert_eq!(kinds(&mut node), ["RemoveVips"]);
+    }
 }

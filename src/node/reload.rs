@@ -6,11 +6,12 @@
 //!   flap);
 //! - changed in what a running instance can take (priority, preemption,
 //!   VIPs, advert interval, password, unicast peers, tracking, notify,
-//!   GARP schedule, lease...): reconfigured in place. A master stays
-//!   master and adds or removes only the VIPs that differ;
+//!   GARP schedule, lease, virtual routes and rules...): reconfigured in
+//!   place. A master stays master and adds or removes only the VIPs,
+//!   routes and rules that differ;
 //! - changed in what makes it another virtual router or needs other
 //!   sockets (VRID, version, interface, address family, `unicast_src`,
-//!   `mcast_src`, multicast vs unicast, VMAC, routes and rules): restarted
+//!   `mcast_src`, multicast vs unicast, VMAC, auth type): restarted
 //!   (priority 0 from a master, then a fresh start);
 //! - removed: stopped, its VIPs released; new: started.
 //!
@@ -101,6 +102,8 @@ fn in_place_fields_of(from: &Instance, mut to: Instance) -> Instance {
     to.notify = from.notify.clone();
     to.strict_mode = from.strict_mode;
     to.vip_lease = from.vip_lease;
+    to.virtual_routes = from.virtual_routes.clone();
+    to.virtual_rules = from.virtual_rules.clone();
     if from.unicast_peers.is_empty() == to.unicast_peers.is_empty() {
         // The same socket either way (multicast, or unicast from one
         // source): only the destinations differ.

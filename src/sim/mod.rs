@@ -1348,6 +1348,8 @@ impl Sim {
             Effect::RemoveVips { instance, .. } => {
                 self.nodes[id].lease_ends.remove(&instance);
             }
+            // Routes follow the VIPs (same Action); nothing to simulate.
+            Effect::AddRoutes { .. } | Effect::RemoveRoutes { .. } => {}
             Effect::SendGarp { .. } => {}
             Effect::StateChanged {
                 name,

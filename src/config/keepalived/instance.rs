@@ -3,7 +3,7 @@
 //! `vips.rs`.
 
 use super::lexer::Word;
-use super::reader::{join_command, Block, Keywords, Reader, Top};
+use super::reader::{Block, Keywords, Reader, Top};
 use super::tree::Stmt;
 use crate::config::model::AuthType;
 use crate::config::model::{Family, Instance, TrackInterface, TrackRef, Version};
@@ -412,22 +412,24 @@ fn vmac_xmit_base(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
     r.record(&format!("{}.vmac_xmit_base", b.p), item.at());
 }
 
-/// `virtual_routes { }` and `virtual_rules { }`: kept as text.
+/// `virtual_routes { }` and `virtual_rules { }`: one route or rule a line.
 fn virtual_routes_or_rules(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
     let key = item.key();
     let Some(lines) = r.block_of(&b.ctx, item) else {
         return;
     };
     for line in lines {
-        let text = join_command(&line.words);
-        let list = if key == "virtual_routes" {
-            &mut b.inst.virtual_routes
-        } else {
-            &mut b.inst.virtual_rules
-        };
-        let path = format!("{}.{key}[{}]", b.p, list.len());
-        list.push(text);
-        r.record(&path, line.at());
+        if key == "virtual_routes" {
+            if let Some((route, at)) = r.route_line(&b.ctx, key, line) {
+                let path = format!("{}.{key}[{}]", b.p, b.inst.virtual_routes.len());
+                b.inst.virtual_routes.push(route);
+                r.record(&path, at);
+            }
+        } else if let Some((rule, at)) = r.rule_line(&b.ctx, key, line) {
+            let path = format!("{}.{key}[{}]", b.p, b.inst.virtual_rules.len());
+            b.inst.virtual_rules.push(rule);
+            r.record(&path, at);
+        }
     }
 }
 

@@ -37,6 +37,7 @@ mod instance;
 mod lexer;
 mod lines;
 mod reader;
+mod routes;
 mod script;
 mod sync;
 mod sync_group;

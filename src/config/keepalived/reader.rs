@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::global::GlobalDefaults;
 use super::lexer::Word;
 use super::tree::Stmt;
-use super::{cluster, global, instance, script, sync, sync_group, At};
+use super::{cluster, global, instance, routes, script, sync, sync_group, At};
 use crate::config::diag::{did_you_mean, Diagnostic, Diagnostics, Origins};
 use crate::config::model::{Config, Notify};
 use crate::config::value::{parse_flag, parse_seconds, parse_seconds_or_unit};
@@ -71,6 +71,9 @@ pub(super) const TOP: Keywords<Top> = Keywords {
         ("cluster", cluster::read),
         ("sync", sync::read),
         ("include", include),
+        ("static_ipaddress", routes::static_ipaddress),
+        ("static_routes", routes::static_routes),
+        ("static_rules", routes::static_rules),
     ],
     unsupported: TOP_UNSUPPORTED,
 };
@@ -90,9 +93,6 @@ pub(super) const SKIPPED_BLOCKS: &[&str] = &[
     "virtual_server",
     "virtual_server_group",
     "real_server",
-    "static_ipaddress",
-    "static_routes",
-    "static_rules",
     "linkbeat_interfaces",
     "track_group",
     "garp_group",
@@ -136,7 +136,7 @@ impl Reader {
                     s.at(),
                     format!(
                         "\"{key}\" is skipped: baton is keepalived's VRRP side only \
-                         (no LVS, checkers, BFD or static addresses)"
+                         (no LVS, checkers or BFD)"
                     ),
                 );
             } else {
