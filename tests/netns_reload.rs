@@ -558,3 +558,74 @@ fn cluster_added_rebound_removed_and_a_new_name_refused() {
     std::thread::sleep(Duration::from_millis(2000));
     rl.no_gap(probe, became, "cluster added, rebound, removed");
 }
+
+/// `metrics_listen` added, moved and removed by reload: the endpoint
+/// answers a scrape where it is, the old address stops listening, and the
+/// VIP never moves.
+#[test]
+fn metrics_endpoint_started_moved_and_stopped_by_reload() {
+    if !lab::require_root() {
+        return;
+    }
+    let lab = Lab::new("brm", 2).expect("building the namespace lab");
+    let key = lab.write_cluster_key(KEY).expect("writing the key");
+    let mut rl = Rl { lab, key };
+    let inst = |i: usize| Rl::instance("VI_1", 51, prio(i), "100ms", &[VIP]);
+    let (probe, became) = rl.start([inst(0), inst(1)], false);
+    let a0 = rl.lab.node_addr4(0);
+    let with_metrics = |port: u16| {
+        let global = rl.lab.global_toml(0).replace(
+            "[global]\n",
+            &format!("[global]\nmetrics_listen = \"{a0}:{port}\"\n"),
+        );
+        std::fs::write(&rl.lab.node_files(0).config, format!("{global}{}", inst(0)))
+            .expect("writing the config");
+    };
+    let ns0 = rl.lab.node_ns(0).to_string();
+    let listening = |port: u16| {
+        rl.lab
+            .ns(&ns0, "ss", &["-Hltn", "sport", "=", &format!(":{port}")])
+            .map(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty())
+            .unwrap_or(false)
+    };
+    let client = rl.lab.client_ns().to_string();
+    let scrape = |port: u16| {
+        let script = format!(
+            "exec 3<>/dev/tcp/{a0}/{port} && printf 'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3 \
+             && timeout 2 cat <&3"
+        );
+        rl.lab
+            .ns(&client, "bash", &["-c", &script])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+
+    with_metrics(9651);
+    rl.reload_ok(0, &[&format!("metrics: serving GET /metrics on {a0}:9651")]);
+    assert!(
+        rl.lab
+            .wait_for(SETTLE, |_| scrape(9651).contains("baton_instance_state")),
+        "a scrape on the new endpoint\n{}",
+        rl.log(0)
+    );
+
+    with_metrics(9652);
+    rl.reload_ok(0, &[&format!("metrics: serving GET /metrics on {a0}:9652")]);
+    assert!(
+        rl.lab
+            .wait_for(SETTLE, |_| scrape(9652).contains("baton_instance_state")),
+        "a scrape on the moved endpoint"
+    );
+    assert!(
+        rl.lab.wait_for(SETTLE, |_| !listening(9651)),
+        "the old endpoint is closed"
+    );
+
+    rl.write(0, &inst(0));
+    rl.reload_ok(0, &["metrics: endpoint stopped"]);
+    assert!(
+        rl.lab.wait_for(SETTLE, |_| !listening(9652)),
+        "no endpoint left"
+    );
+    rl.no_gap(probe, became, "metrics endpoint reloaded");
+}

@@ -23,6 +23,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -54,9 +55,39 @@ pub struct Snapshot {
 pub type Shared = Arc<Mutex<Option<Snapshot>>>;
 
 /// Bind `addr` and serve it on threads of their own until the process ends.
-pub fn serve(addr: SocketAddr, shared: Shared) -> std::io::Result<SocketAddr> {
+/// A running endpoint; dropping it stops it (the listener is closed and
+/// the workers end once their connection is answered).
+pub struct Server {
+    stop: Arc<AtomicBool>,
+    bound: SocketAddr,
+}
+
+impl Server {
+    pub fn bound(&self) -> SocketAddr {
+        self.bound
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag and closes the
+        // listener (a wildcard address is reached on loopback).
+        let mut wake = self.bound;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_millis(200));
+    }
+}
+
+pub fn serve(addr: SocketAddr, shared: Shared) -> std::io::Result<Server> {
     let listener = TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::sync_channel::<TcpStream>(QUEUE);
     let rx = Arc::new(Mutex::new(rx));
     for i in 0..WORKERS {
@@ -74,10 +105,15 @@ pub fn serve(addr: SocketAddr, shared: Shared) -> std::io::Result<SocketAddr> {
                 }
             })?;
     }
+    let stopped = stop.clone();
     std::thread::Builder::new()
         .name("metrics-accept".into())
         .spawn(move || {
             for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    // The listener and the queue go: the workers end.
+                    return;
+                }
                 match stream {
                     // Full: the connection is dropped (closed) at once.
                     Ok(s) => {
@@ -90,7 +126,7 @@ pub fn serve(addr: SocketAddr, shared: Shared) -> std::io::Result<SocketAddr> {
                 }
             }
         })?;
-    Ok(bound)
+    Ok(Server { stop, bound })
 }
 
 /// Read one request and answer it; every error ends the connection.

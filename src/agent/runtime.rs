@@ -262,6 +262,8 @@ struct Agent {
     process: control::ProcessStatus,
     /// The metrics endpoint's snapshot, when `metrics_listen` is set.
     metrics: Option<super::metrics::Shared>,
+    /// The endpoint itself (dropping it stops it).
+    metrics_server: Option<super::metrics::Server>,
 }
 
 /// What a dump signal asks for.
@@ -528,19 +530,19 @@ impl Agent {
                 ..Default::default()
             },
             metrics: None,
+            metrics_server: None,
         };
         if let Some(addr) = config.global.metrics_listen {
             let shared = super::metrics::Shared::default();
-            let bound = super::metrics::serve(addr, shared.clone())
+            let server = super::metrics::serve(addr, shared.clone())
                 .map_err(io_err(format!("metrics_listen {addr}")))?;
-            info!("metrics: serving GET /metrics on {bound}");
+            info!("metrics: serving GET /metrics on {}", server.bound());
             agent.metrics = Some(shared);
+            agent.metrics_server = Some(server);
         }
         agent.add_statics(&config).await;
         for cfg in &config.instances {
-            for (set, what) in [
-                (cfg.mcast_src.is_some(), "mcast_src"),
-            ] {
+            for (set, what) in [(cfg.mcast_src.is_some(), "mcast_src")] {
                 if set {
                     warn!(
                         "({}) {what} is read but not applied by this version",
@@ -1037,8 +1039,10 @@ impl Agent {
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
         });
-        // The metrics snapshot: refreshed this often while an endpoint runs.
-        let mut metrics_tick = self.metrics.as_ref().map(|_| {
+        // The metrics snapshot: refreshed this often while an endpoint runs
+        // (a reload may start one: the tick always runs, and does nothing
+        // without an endpoint).
+        let mut metrics_tick = Some({
             let mut t = tokio::time::interval(std::time::Duration::from_millis(100));
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
@@ -1967,12 +1971,42 @@ impl Agent {
                 _thread: thread,
             });
         }
+        // A new metrics_listen: the new endpoint is bound now (the old one
+        // stops once nothing can refuse the reload).
+        let old_metrics = self.node.config().global.metrics_listen;
+        let mut new_metrics = None;
+        if new.global.metrics_listen != old_metrics {
+            new_metrics = Some(match new.global.metrics_listen {
+                Some(addr) => {
+                    let shared = self.metrics.clone().unwrap_or_default();
+                    let server = super::metrics::serve(addr, shared.clone())
+                        .map_err(|e| format!("metrics_listen {addr}: {e}"))?;
+                    Some((shared, server))
+                }
+                None => None,
+            });
+        }
         if let (Some((_, to)), Some(c)) = (plan.listen_changed, &self.cluster) {
             c.chan
                 .rebind(to)
                 .map_err(|e| format!("cluster listen {to}: {e}"))?;
         }
         users.install();
+        let metrics_done = match new_metrics {
+            None => String::new(),
+            Some(None) => {
+                self.metrics = None;
+                self.metrics_server = None;
+                "metrics: endpoint stopped\n".to_string()
+            }
+            Some(Some((shared, server))) => {
+                let line = format!("metrics: serving GET /metrics on {}\n", server.bound());
+                self.metrics = Some(shared);
+                self.metrics_server = Some(server);
+                self.publish_metrics();
+                line
+            }
+        };
         // Nothing is refused from here on.
         self.reload_statics(&new).await;
         // The channel first: a new peer is dialed while the node learns of
@@ -2075,7 +2109,7 @@ impl Agent {
         }
         self.apply_effects().await;
         let done = format!(
-            "{plan}key rotated: {}\n",
+            "{plan}key rotated: {}\n{metrics_done}",
             if key_rotated { "yes" } else { "no" }
         );
         info!(
