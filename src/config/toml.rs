@@ -54,6 +54,14 @@ const GLOBAL_KEYS: &[&str] = &[
     "script_user",
     "enable_script_security",
     "startup_delay",
+    "mcast_group4",
+    "mcast_group6",
+    "net_namespace",
+    "skip_check_adv_addr",
+    "max_auto_priority",
+    "min_auto_priority_delay",
+    "rt_priority",
+    "rlimit_rttime",
 ];
 const INSTANCE_KEYS: &[&str] = &[
     "name",
@@ -119,9 +127,18 @@ const CLUSTER_KEYS: &[&str] = &[
     "sync_instance",
     "accept_foreign_adverts",
     "check_peer_source",
+    "dont_track_primary",
+    "skip_check_adv_addr",
 ];
 const SYNC_KEYS: &[&str] = &["name", "path", "on_change", "mode", "owner", "max_size"];
-const SYNC_GROUP_KEYS: &[&str] = &["name", "instances", "notify"];
+const SYNC_GROUP_KEYS: &[&str] = &[
+    "name",
+    "instances",
+    "notify",
+    "track_interfaces",
+    "track_scripts",
+    "track_files",
+];
 
 /// keepalived.conf names that people will type out of habit.
 const KEEPALIVED_NAMES: &[(&str, &str)] = &[
@@ -145,6 +162,11 @@ const KEEPALIVED_NAMES: &[(&str, &str)] = &[
     ("garp_lower_prio_delay", "garp.lower_prio_delay"),
     ("garp_lower_prio_repeat", "garp.lower_prio_repeat"),
     ("vrrp_strict", "strict_mode"),
+    ("vrrp_mcast_group4", "mcast_group4"),
+    ("vrrp_mcast_group6", "mcast_group6"),
+    ("vrrp_skip_check_adv_addr", "skip_check_adv_addr"),
+    ("vrrp_rt_priority", "rt_priority"),
+    ("vrrp_rlimit_rttime", "rlimit_rttime"),
     ("state", "initial_state"),
     ("nopreempt", "preempt = false"),
     ("authentication", "auth_pass"),
@@ -394,6 +416,24 @@ impl<'t> Reader<'t> {
         if let Some(d) = s.duration(self, "startup_delay") {
             global.startup_delay = d;
         }
+        if let Some(a) = s.parsed::<std::net::Ipv4Addr>(self, "mcast_group4", "an IPv4 address") {
+            global.mcast_group4 = a;
+        }
+        if let Some(a) = s.parsed::<std::net::Ipv6Addr>(self, "mcast_group6", "an IPv6 address") {
+            global.mcast_group6 = a;
+        }
+        global.net_namespace = s.string(self, "net_namespace");
+        if let Some(b) = s.boolean(self, "skip_check_adv_addr") {
+            global.skip_check_adv_addr = b;
+        }
+        if let Some(n) = s.int_u8(self, "max_auto_priority", "0..=99") {
+            global.max_auto_priority = n;
+        }
+        if let Some(d) = s.duration(self, "min_auto_priority_delay") {
+            global.min_auto_priority_delay = d;
+        }
+        global.rt_priority = s.int_u8(self, "rt_priority", "1..=99");
+        global.rlimit_rttime = s.int_u32(self, "rlimit_rttime").map(u64::from);
     }
 
     fn vrrp_script(&mut self, s: &mut Section) -> VrrpScript {
@@ -529,6 +569,10 @@ impl<'t> Reader<'t> {
             instance.track_files = items;
         }
         instance.mcast_src = s.parsed::<IpAddr>(self, "mcast_src", "an IP address");
+        if let Some(b) = s.boolean(self, "dont_track_primary") {
+            instance.dont_track_primary = b;
+        }
+        instance.skip_check_adv_addr = s.boolean(self, "skip_check_adv_addr");
         if let Some(mut notify) = s.sub_table(self, "notify", NOTIFY_KEYS) {
             self.notify(&mut notify, &mut instance.notify);
             s.adopt(notify, "notify");
@@ -692,11 +736,29 @@ impl<'t> Reader<'t> {
             self.notify(&mut sub, &mut notify);
             s.adopt(sub, "notify");
         }
-        SyncGroup {
+        let mut group = SyncGroup {
             name: name.unwrap_or_default(),
             instances: instances.unwrap_or_default(),
             notify,
+            ..SyncGroup::default()
+        };
+        if let Some(items) = s.track_list(self, "track_interfaces") {
+            group.track_interfaces = items
+                .into_iter()
+                .map(|t| TrackInterface {
+                    name: t.name,
+                    weight: t.weight_override.unwrap_or(0),
+                    reverse: t.reverse,
+                })
+                .collect();
         }
+        if let Some(items) = s.track_list(self, "track_scripts") {
+            group.track_scripts = items;
+        }
+        if let Some(items) = s.track_list(self, "track_files") {
+            group.track_files = items;
+        }
+        group
     }
 }
 

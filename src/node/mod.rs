@@ -328,7 +328,7 @@ impl Node {
     ) -> InstanceId {
         let id = InstanceId(self.next_id);
         self.next_id += 1;
-        let mut core = vrrp::Instance::new(core_config(&cfg), local);
+        let mut core = vrrp::Instance::new(self.core_config(&cfg), local);
         if !self.ifaces[iface.0].up {
             core.set_fault(now, true);
         }
@@ -599,7 +599,11 @@ impl Node {
                 continue;
             };
             if let Some(slot) = self.slots.iter_mut().find(|s| &s.cfg.name == name) {
-                if slot.core.reconfigure(now, core_config(n)) {
+                let mut c = core_config(n);
+                c.skip_check_adv_addr = n
+                    .skip_check_adv_addr
+                    .unwrap_or(new.global.skip_check_adv_addr);
+                if slot.core.reconfigure(now, c) {
                     slot.cfg = n.clone();
                     self.log(Level::Info, format!("({name}) reconfigured in place"));
                 }
@@ -703,6 +707,15 @@ impl Node {
     /// empty for the shell to fill in.
     pub fn status(&self, now: Instant) -> Status {
         status::project(self, now)
+    }
+
+    /// [`core_config`] with the global defaults applied.
+    fn core_config(&self, cfg: &model::Instance) -> vrrp::InstanceConfig {
+        let mut c = core_config(cfg);
+        c.skip_check_adv_addr = cfg
+            .skip_check_adv_addr
+            .unwrap_or(self.config.global.skip_check_adv_addr);
+        c
     }
 
     fn slot(&self, id: InstanceId) -> Option<&Slot> {

@@ -103,6 +103,9 @@ drop_reasons! {
     /// With the cluster channel: a router that is not a cluster member
     /// (`accept_foreign_adverts` off).
     ForeignAdvert => "foreign_advert",
+    /// The advert's address list differs from ours (keepalived's
+    /// `addr_list_err`; checked once per master with `skip_check_adv_addr`).
+    AddrListMismatch => "addr_list_mismatch",
 }
 
 impl fmt::Display for DropReason {
@@ -148,6 +151,7 @@ impl From<WireError> for DropReason {
 impl From<Rejected> for DropReason {
     fn from(r: Rejected) -> Self {
         match r {
+            Rejected::AddressList => DropReason::AddrListMismatch,
             Rejected::VersionMismatch => DropReason::VersionMismatch,
             Rejected::AuthMismatch => DropReason::AuthMismatch,
             Rejected::IntervalMismatch => DropReason::IntervalMismatch,
