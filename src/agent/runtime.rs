@@ -610,12 +610,12 @@ impl Agent {
 
     /// Tell the node every tracked link's state as the kernel has it.
     async fn report_tracked_links(&mut self) {
-        let tracked: std::collections::BTreeSet<String> = self
+        let tracked: Vec<String> = self
             .node
             .config()
-            .instances
-            .iter()
-            .flat_map(|i| i.track_interfaces.iter().map(|t| t.name.clone()))
+            .tracked_interface_names()
+            .into_iter()
+            .map(String::from)
             .collect();
         for name in tracked {
             let up = self.nl.link_by_name(&name).await.is_ok_and(|l| l.up);

@@ -67,6 +67,34 @@ impl Config {
     pub fn track_file(&self, name: &str) -> Option<&TrackFile> {
         self.track_files.iter().find(|f| f.name == name)
     }
+
+    /// The sync group `instance` belongs to, if any.
+    pub fn sync_group_of(&self, instance: &str) -> Option<&SyncGroup> {
+        self.sync_groups
+            .iter()
+            .find(|g| g.instances.iter().any(|i| i == instance))
+    }
+
+    /// Every tracked interface's name, of instances and sync groups.
+    pub fn tracked_interface_names(&self) -> std::collections::BTreeSet<&str> {
+        let inst = self.instances.iter().flat_map(|i| &i.track_interfaces);
+        let groups = self.sync_groups.iter().flat_map(|g| &g.track_interfaces);
+        inst.chain(groups).map(|t| t.name.as_str()).collect()
+    }
+
+    /// Every tracked `vrrp_script`'s name, of instances and sync groups.
+    pub fn tracked_script_names(&self) -> std::collections::BTreeSet<&str> {
+        let inst = self.instances.iter().flat_map(|i| &i.track_scripts);
+        let groups = self.sync_groups.iter().flat_map(|g| &g.track_scripts);
+        inst.chain(groups).map(|t| t.name.as_str()).collect()
+    }
+
+    /// Every tracked `track_file`'s name, of instances and sync groups.
+    pub fn tracked_file_names(&self) -> std::collections::BTreeSet<&str> {
+        let inst = self.instances.iter().flat_map(|i| &i.track_files);
+        let groups = self.sync_groups.iter().flat_map(|g| &g.track_files);
+        inst.chain(groups).map(|t| t.name.as_str()).collect()
+    }
 }
 
 /// Settings of the whole agent.

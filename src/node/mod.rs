@@ -329,7 +329,7 @@ impl Node {
         let id = InstanceId(self.next_id);
         self.next_id += 1;
         let mut core = vrrp::Instance::new(self.core_config(&cfg), local);
-        if !self.ifaces[iface.0].up {
+        if !self.ifaces[iface.0].up && !cfg.dont_track_primary {
             core.set_fault(now, true);
         }
         self.slots.push(Slot {
@@ -772,11 +772,7 @@ impl Node {
     }
 
     fn on_link(&mut self, now: Instant, name: &str, up: bool) {
-        let tracked = self
-            .config
-            .instances
-            .iter()
-            .any(|i| i.track_interfaces.iter().any(|t| t.name == name));
+        let tracked = self.config.tracked_interface_names().contains(name);
         // The first report of a tracked link is its initial state, not news.
         let known = self.track.interface_up(name).is_some();
         let changed_track = tracked && self.track.set_interface(name, up);
@@ -830,10 +826,12 @@ impl Node {
                 let effect = track::instance_effect(&s.cfg, &self.config, &self.track);
                 let f = &self.ifaces[s.iface.0];
                 let mut reasons = effect.reasons;
-                if !f.up {
+                // dont_track_primary: the own interface counts for nothing.
+                let own_down = !f.up && !s.cfg.dont_track_primary;
+                if own_down {
                     reasons.insert(0, format!("interface {} down", f.name));
                 }
-                (!f.up || effect.fault, effect.priority, reasons)
+                (own_down || effect.fault, effect.priority, reasons)
             })
             .collect();
         for i in 0..self.slots.len() {

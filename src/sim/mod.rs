@@ -889,6 +889,18 @@ impl Sim {
         );
     }
 
+    /// The `vrrp_script` called `name` on node `id` goes down or up (after
+    /// its rise/fall), as the agent's tracker would report it.
+    pub fn set_script(&mut self, id: NodeId, name: &str, up: bool) {
+        self.input(
+            id,
+            Input::Track(TrackEvent::Script {
+                name: name.to_string(),
+                up,
+            }),
+        );
+    }
+
     pub fn set_loss(&mut self, percent: f64) {
         self.loss = percent;
     }
