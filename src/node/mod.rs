@@ -709,6 +709,16 @@ impl Node {
         status::project(self, now)
     }
 
+    /// Whether `dst` is the multicast group adverts go to
+    /// (`vrrp_mcast_group4` / `vrrp_mcast_group6`).
+    fn is_group(&self, dst: IpAddr) -> bool {
+        let g = &self.config.global;
+        match dst {
+            IpAddr::V4(a) => a == g.mcast_group4,
+            IpAddr::V6(a) => a == g.mcast_group6,
+        }
+    }
+
     /// [`core_config`] with the global defaults applied.
     fn core_config(&self, cfg: &model::Instance) -> vrrp::InstanceConfig {
         let mut c = core_config(cfg);
@@ -739,7 +749,7 @@ impl Node {
         ttl: u8,
         payload: &[u8],
     ) {
-        if multicast_socket != (dst == GROUP4 || dst == GROUP6) {
+        if multicast_socket != self.is_group(dst) {
             return;
         }
         let Some(f) = self.ifaces.get_mut(iface.0) else {
@@ -914,7 +924,12 @@ impl Node {
                 } else {
                     V3Checksum::WithPseudoHeader
                 };
-                let group = if src.is_ipv4() { GROUP4 } else { GROUP6 };
+                let g = &self.config.global;
+                let group = if src.is_ipv4() {
+                    IpAddr::V4(g.mcast_group4)
+                } else {
+                    IpAddr::V6(g.mcast_group6)
+                };
                 let dsts: Vec<IpAddr> = if slot.cfg.unicast_peers.is_empty() {
                     vec![group]
                 } else {

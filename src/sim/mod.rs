@@ -1201,7 +1201,7 @@ impl Sim {
                 else {
                     return;
                 };
-                let multicast_socket = dst == GROUP4 || dst == GROUP6;
+                let multicast_socket = dst.is_multicast();
                 if self.verbose {
                     let priority = bytes.get(2).copied().unwrap_or(0);
                     eprintln!(
@@ -1492,7 +1492,7 @@ impl Sim {
             return;
         };
         self.nodes[from].adverts_sent += 1;
-        let multicast = dst == GROUP4 || dst == GROUP6;
+        let multicast = dst.is_multicast();
         let sender_delay = self.nodes[from].link_delay;
         for to in 0..self.nodes.len() {
             if to == from || !self.path_open(from, to) {
@@ -1503,7 +1503,13 @@ impl Sim {
                 IpAddr::V4(a) => rx.addr4 == a,
                 IpAddr::V6(a) => rx.addr6 == a,
             };
-            if !(multicast || owns) {
+            // A node hears only the group it joined (vrrp_mcast_group4/6).
+            let g = &rx.config.global;
+            let joined = match dst {
+                IpAddr::V4(a) => g.mcast_group4 == a,
+                IpAddr::V6(a) => g.mcast_group6 == a,
+            };
+            if !(multicast && joined || owns) {
                 continue;
             }
             if self.rng.chance(self.loss) {
