@@ -286,9 +286,6 @@ pub struct Instance {
     /// With the cluster channel (and foreign adverts refused): the only
     /// routers heard; None: anyone.
     members: Option<Vec<IpAddr>>,
-    /// The source of the last advert whose address list was checked and
-    /// matched (`skip_check_adv_addr` skips the check while it stays).
-    checked_source: Option<IpAddr>,
 }
 
 /// How the cluster channel steers the VRRP rules for baton peers. With the
@@ -335,7 +332,6 @@ impl Instance {
             last_lower_prio_garp: None,
             gates: ClusterGates::default(),
             members: None,
-            checked_source: None,
         }
     }
 
@@ -666,17 +662,18 @@ impl Instance {
 
     /// keepalived's check of the advertised address list (RFC 3768 7.1
     /// "MAY verify"): the count and every one of our addresses must match.
-    /// With `skip_check_adv_addr` an advert from the router last checked
-    /// is not checked again.
-    fn check_addresses(&mut self, src: IpAddr, adv: &Repr) -> Result<(), Rejected> {
-        if self.cfg.skip_check_adv_addr && self.checked_source == Some(src) {
+    /// With `skip_check_adv_addr` an advert from the master this backup
+    /// follows (whose list was checked when it was accepted as master:
+    /// keepalived's `master_saddr`) is not checked again.
+    fn check_addresses(&self, src: IpAddr, adv: &Repr) -> Result<(), Rejected> {
+        let from_master = self.state == State::Backup && self.master.is_some_and(|(m, _)| m == src);
+        if self.cfg.skip_check_adv_addr && from_master {
             return Ok(());
         }
         let ours = &self.cfg.vips;
         if adv.addresses.len() != ours.len() || ours.iter().any(|a| !adv.addresses.contains(a)) {
             return Err(Rejected::AddressList);
         }
-        self.checked_source = Some(src);
         Ok(())
     }
 
@@ -1499,7 +1496,7 @@ mod tests {
             i.handle_advert(t0, ip(2), &wrong, ChecksumKind::Standard),
             Err(Rejected::AddressList)
         );
-        // Once .2 passed the check, its adverts are no longer checked.
+        // Once .2 is the master followed, its adverts are no longer checked.
         assert_eq!(rx(&mut i, t0, 2, 150), Ok(()));
         assert_eq!(
             i.handle_advert(t0, ip(2), &wrong, ChecksumKind::Standard),
