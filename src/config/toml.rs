@@ -90,6 +90,8 @@ const INSTANCE_KEYS: &[&str] = &[
     "virtual_rules",
     "strict_mode",
     "vip_lease",
+    "dont_track_primary",
+    "skip_check_adv_addr",
 ];
 const GARP_KEYS: &[&str] = &[
     "master_delay",
@@ -127,8 +129,6 @@ const CLUSTER_KEYS: &[&str] = &[
     "sync_instance",
     "accept_foreign_adverts",
     "check_peer_source",
-    "dont_track_primary",
-    "skip_check_adv_addr",
 ];
 const SYNC_KEYS: &[&str] = &["name", "path", "on_change", "mode", "owner", "max_size"];
 const SYNC_GROUP_KEYS: &[&str] = &[
