@@ -44,7 +44,11 @@ fn soft_change(old: &Instance, new: &Instance) -> bool {
 pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
     let mut plan = ReloadPlan {
         tracking_changed: old.vrrp_scripts != new.vrrp_scripts
-            || old.track_files != new.track_files,
+            || old.track_files != new.track_files
+            // What is tracked (by instances or sync groups) decides what
+            // the tracker runs.
+            || old.tracked_script_names() != new.tracked_script_names()
+            || old.tracked_file_names() != new.tracked_file_names(),
         ..ReloadPlan::default()
     };
     for n in &new.instances {
@@ -131,6 +135,25 @@ mod tests {
             .push(crate::config::model::VrrpScript::new("chk", "/bin/true"));
         let p = plan_reload(&old, &new);
         assert!(p.tracking_changed);
+        assert_eq!(p.keep, ["A"]);
+    }
+
+    #[test]
+    fn a_sync_group_tracking_a_script_is_a_tracking_change() {
+        let mut old = config(vec![inst("A", 100)]);
+        old.vrrp_scripts
+            .push(crate::config::model::VrrpScript::new("chk", "/bin/true"));
+        old.sync_groups.push(crate::config::model::SyncGroup {
+            name: "G".into(),
+            instances: vec!["A".into()],
+            ..Default::default()
+        });
+        let mut new = old.clone();
+        new.sync_groups[0]
+            .track_scripts
+            .push(crate::config::model::TrackRef::new("chk"));
+        let p = plan_reload(&old, &new);
+        assert!(p.tracking_changed, "the tracker must start running chk");
         assert_eq!(p.keep, ["A"]);
     }
 }
