@@ -96,7 +96,7 @@ fn example_loads_with_one_warning_for_the_virtual_server() {
     let w: Vec<String> = l.warnings.iter().map(|d| d.to_string()).collect();
     assert_eq!(w.len(), 1, "{w:#?}");
     assert!(
-        w[0].contains("keepalived.conf:107:1: warning: \"virtual_server\" is skipped"),
+        w[0].contains("keepalived.conf:110:1: warning: \"virtual_server\" is skipped"),
         "{}",
         w[0]
     );

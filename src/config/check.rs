@@ -404,6 +404,7 @@ impl Checker<'_> {
                 ),
             );
         }
+        self.member_weights(config);
         for (g, group) in config.sync_groups.iter().enumerate() {
             let p = format!("sync_group[{g}]");
             let what = format!("sync_group \"{}\"", group.name);
@@ -417,6 +418,68 @@ impl Checker<'_> {
                     &group.track_files,
                 ),
             );
+        }
+    }
+
+    /// keepalived ignores the weights of a sync group member's own
+    /// tracking unless the group has `sync_group_tracking_weight`: say so
+    /// for each entry whose meaning that changes.
+    fn member_weights(&mut self, config: &Config) {
+        for (i, inst) in config.instances.iter().enumerate() {
+            let Some(group) = config.sync_group_of(&inst.name) else {
+                continue;
+            };
+            if group.tracking_weight {
+                continue;
+            }
+            let what = format!("instance \"{}\"", inst.name);
+            let why = format!(
+                "in sync_group \"{}\" (as keepalived; tracking_weight / \
+                 sync_group_tracking_weight keeps it)",
+                group.name
+            );
+            for (j, t) in inst.track_interfaces.iter().enumerate() {
+                if t.weight != 0 {
+                    self.warn(
+                        &format!("instance[{i}].track_interfaces[{j}]"),
+                        format!(
+                            "{what}: track_interfaces: \"{}\": weight {} counts as 0 (FAULT) {why}",
+                            t.name, t.weight
+                        ),
+                    );
+                }
+            }
+            let scripts = config.vrrp_scripts.iter().map(|s| (&s.name, s.weight));
+            let files = config.track_files.iter().map(|f| (&f.name, f.weight));
+            let own: HashMap<&String, i32> = scripts.collect();
+            for (j, t) in inst.track_scripts.iter().enumerate() {
+                let w = t.weight_override.or(own.get(&t.name).copied()).unwrap_or(0);
+                if w != 0 {
+                    self.warn(
+                        &format!("instance[{i}].track_scripts[{j}]"),
+                        format!(
+                            "{what}: track_scripts: \"{}\" (weight {w}) is ignored {why}",
+                            t.name
+                        ),
+                    );
+                }
+            }
+            let own: HashMap<&String, i32> = files.collect();
+            for (j, t) in inst.track_files.iter().enumerate() {
+                let w = t.weight_override.or(own.get(&t.name).copied()).unwrap_or(0);
+                let message = match w {
+                    0 => continue,
+                    1 => format!(
+                        "{what}: track_files: \"{}\": weight 1 counts as 0 (FAULT) {why}",
+                        t.name
+                    ),
+                    w => format!(
+                        "{what}: track_files: \"{}\" (weight {w}) is ignored {why}",
+                        t.name
+                    ),
+                };
+                self.warn(&format!("instance[{i}].track_files[{j}]"), message);
+            }
         }
     }
 

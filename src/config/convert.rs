@@ -141,6 +141,9 @@ pub fn to_toml(config: &Config) -> String {
         if !group.track_files.is_empty() {
             out.kv("track_files", &track_list(&group.track_files));
         }
+        if group.tracking_weight {
+            out.kv("tracking_weight", "true");
+        }
         notify(&mut out, "sync_group", &group.notify);
     }
 

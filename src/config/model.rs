@@ -697,6 +697,12 @@ pub struct SyncGroup {
     pub track_interfaces: Vec<TrackInterface>,
     pub track_scripts: Vec<TrackRef>,
     pub track_files: Vec<TrackRef>,
+    /// Let the members' own weighted tracking count (keepalived's
+    /// `sync_group_tracking_weight`). Without it, as keepalived: a member's
+    /// weighted track_interface counts as weight 0 (FAULT), its weighted
+    /// track_script is ignored, its track_file of the default weight 1
+    /// counts as weight 0 and one of any other weight is ignored.
+    pub tracking_weight: bool,
 }
 
 /// How the cluster channel picks the next master.

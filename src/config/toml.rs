@@ -138,6 +138,7 @@ const SYNC_GROUP_KEYS: &[&str] = &[
     "track_interfaces",
     "track_scripts",
     "track_files",
+    "tracking_weight",
 ];
 
 /// keepalived.conf names that people will type out of habit.
@@ -179,6 +180,7 @@ const KEEPALIVED_NAMES: &[(&str, &str)] = &[
     ("vrrp_instance", "[[instance]]"),
     ("vrrp_sync_group", "[[sync_group]]"),
     ("group", "instances"),
+    ("sync_group_tracking_weight", "tracking_weight"),
 ];
 
 /// Reads a baton.toml text. `file` is only used in diagnostics. The router
@@ -757,6 +759,9 @@ impl<'t> Reader<'t> {
         }
         if let Some(items) = s.track_list(self, "track_files") {
             group.track_files = items;
+        }
+        if let Some(b) = s.boolean(self, "tracking_weight") {
+            group.tracking_weight = b;
         }
         group
     }

@@ -266,17 +266,24 @@ fn weigh_file(value: i64, weight: i32, reverse: bool) -> Contribution {
 /// (`sync_group_tracking_init`). Its reasons name the group.
 pub fn instance_effect(inst: &Instance, config: &Config, state: &TrackState) -> Effect {
     let mut tally = Tally::default();
-    tally.count(
-        (
-            &inst.track_interfaces,
-            &inst.track_scripts,
-            &inst.track_files,
+    let group = config.sync_group_of(&inst.name);
+    match group.filter(|g| !g.tracking_weight) {
+        Some(_) => {
+            let (interfaces, scripts, files) = unweighted_for_sync(inst, config);
+            tally.count((&interfaces, &scripts, &files), config, state, "");
+        }
+        None => tally.count(
+            (
+                &inst.track_interfaces,
+                &inst.track_scripts,
+                &inst.track_files,
+            ),
+            config,
+            state,
+            "",
         ),
-        config,
-        state,
-        "",
-    );
-    if let Some(group) = config.sync_group_of(&inst.name) {
+    }
+    if let Some(group) = group {
         let prefix = format!("sync group {}: ", group.name);
         tally.count(
             (
@@ -296,6 +303,52 @@ pub fn instance_effect(inst: &Instance, config: &Config, state: &TrackState) -> 
         priority: inst.effective_priority(tally.sum.clamp(-1000, 1000)),
         reasons: tally.reasons,
     }
+}
+
+/// A sync group member's own tracking as keepalived keeps it when the
+/// group has no `sync_group_tracking_weight` (`vrrp_complete_instance`:
+/// "ignoring weight of tracked interface ... due to SYNC group"): weighted
+/// interfaces count as weight 0, weighted scripts are dropped, files of
+/// the default weight 1 count as weight 0 and other weighted files are
+/// dropped. Weights here are the effective ones (a reference's override,
+/// else the script's or file's own).
+pub fn unweighted_for_sync(
+    inst: &Instance,
+    config: &Config,
+) -> (Vec<TrackInterface>, Vec<TrackRef>, Vec<TrackRef>) {
+    let interfaces = inst
+        .track_interfaces
+        .iter()
+        .map(|t| TrackInterface {
+            weight: 0,
+            ..t.clone()
+        })
+        .collect();
+    let scripts = inst
+        .track_scripts
+        .iter()
+        .filter(|t| {
+            let own = config.vrrp_script(&t.name).map_or(0, |s| s.weight);
+            t.weight_override.unwrap_or(own) == 0
+        })
+        .cloned()
+        .collect();
+    let files = inst
+        .track_files
+        .iter()
+        .filter_map(|t| {
+            let own = config.track_file(&t.name).map_or(0, |f| f.weight);
+            match t.weight_override.unwrap_or(own) {
+                0 => Some(t.clone()),
+                1 => Some(TrackRef {
+                    weight_override: Some(0),
+                    ..t.clone()
+                }),
+                _ => None,
+            }
+        })
+        .collect();
+    (interfaces, scripts, files)
 }
 
 /// What tracked things add up to, on the way to an [`Effect`].
@@ -856,5 +909,52 @@ mod tests {
         // A member of no group is not touched.
         c.sync_groups[0].instances = vec!["VI_2".into()];
         assert!(!instance_effect(&c.instances[0], &c, &st).fault);
+    }
+
+    #[test]
+    fn a_members_own_weights_are_ignored_unless_the_group_keeps_them() {
+        let mut inst = Instance::new("VI_1", "eth0", 1);
+        inst.priority = 150;
+        inst.track_scripts.push(TrackRef::new("weighted"));
+        inst.track_interfaces.push(TrackInterface {
+            name: "eth1".into(),
+            weight: -20,
+            reverse: false,
+        });
+        inst.track_files.push(TrackRef::new("default_weight"));
+        let mut c = config_with(
+            inst,
+            vec![script("weighted", -50)],
+            vec![file("default_weight", 1, false)],
+        );
+        c.sync_groups.push(SyncGroup {
+            name: "G".into(),
+            instances: vec!["VI_1".into()],
+            ..SyncGroup::default()
+        });
+        let mut st = TrackState::new(&c);
+        st.set_script("weighted", false);
+        st.set_interface("eth1", true);
+        // keepalived: the weighted script is dropped; the file's weight 1
+        // becomes 0 (a 0 value is fine).
+        let e = effect(&c, &st);
+        assert!(!e.fault);
+        assert_eq!(e.priority, 150);
+        // The weighted interface counts as weight 0: down is a FAULT.
+        st.set_interface("eth1", false);
+        assert!(effect(&c, &st).fault);
+        st.set_interface("eth1", true);
+        st.set_file("default_weight", 5);
+        assert!(effect(&c, &st).fault, "weight 1 became 0: non-zero faults");
+        // sync_group_tracking_weight: the weights count again.
+        c.sync_groups[0].tracking_weight = true;
+        st.set_file("default_weight", 0);
+        let e = effect(&c, &st);
+        assert!(!e.fault);
+        assert_eq!(e.priority, 100);
+        st.set_interface("eth1", false);
+        let e = effect(&c, &st);
+        assert!(!e.fault);
+        assert_eq!(e.priority, 80);
     }
 }

@@ -55,6 +55,8 @@ const KEYWORDS: Keywords<GroupBlock> = Keywords {
         ("track_interface", track_interface),
         ("track_script", track_script_or_file),
         ("track_file", track_script_or_file),
+        ("sync_group_tracking_weight", tracking_weight),
+        ("global_tracking", tracking_weight),
     ],
     unsupported: &[
         "track_process",
@@ -62,8 +64,6 @@ const KEYWORDS: Keywords<GroupBlock> = Keywords {
         "notify_deleted",
         "notify_priority_changes",
         "smtp_alert",
-        "global_tracking",
-        "sync_group_tracking_weight",
     ],
 };
 
@@ -121,6 +121,24 @@ fn track_script_or_file(r: &mut Reader, b: &mut GroupBlock, item: &Stmt) {
             r.record(&path, line.at());
         }
     }
+}
+
+/// `sync_group_tracking_weight` (and its deprecated name
+/// `global_tracking`): the members' weighted tracking counts.
+fn tracking_weight(r: &mut Reader, b: &mut GroupBlock, item: &Stmt) {
+    r.no_value(&b.ctx, item);
+    if item.key() == "global_tracking" {
+        r.warn(
+            item.at(),
+            format!(
+                "{}global_tracking is deprecated (keepalived); read as \
+                 sync_group_tracking_weight",
+                b.ctx
+            ),
+        );
+    }
+    b.group.tracking_weight = true;
+    r.record(&format!("{}.tracking_weight", b.p), item.at());
 }
 
 fn notify(r: &mut Reader, b: &mut GroupBlock, item: &Stmt) {
