@@ -1456,6 +1456,7 @@ impl Agent {
             Ok((new, users)) => {
                 users.install();
                 let new = self.keep_unreloadable(new);
+                self.sched.update(&new.global);
                 self.reload(new).await;
                 Reply::message("reloaded")
             }

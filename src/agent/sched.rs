@@ -51,6 +51,14 @@ impl Scheduling {
         s
     }
 
+    /// A reload's new limits, for the steps to come: the priority in force
+    /// and an RLIMIT_RTTIME already set stay as they are.
+    pub fn update(&mut self, g: &Global) {
+        self.max_auto = g.max_auto_priority;
+        self.min_delay = g.min_auto_priority_delay;
+        self.rttime_us = g.rlimit_rttime.unwrap_or(Global::DEFAULT_RLIMIT_RTTIME);
+    }
+
     /// The realtime priority in force (0: none).
     pub fn current(&self) -> u8 {
         self.current
