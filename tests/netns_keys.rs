@@ -19,6 +19,7 @@
 //! | `skip_check_adv_addr` | a master's new address list: dropped and counted by default, followed with the key |
 //! | `net_namespace` | baton started elsewhere runs in the named namespace |
 //! | `max_auto_priority` | a loop woken late switches to SCHED_RR, one step per late wake, capped |
+//! | `vrrp_rt_priority` | SCHED_RR at that priority from the start |
 //! | sync group `track_script` | one failing check faults every member and moves the group |
 //!
 //! Adverts are VRRP v3 every 100 ms. Each test builds its own [`Lab`]
@@ -686,6 +687,31 @@ fn max_auto_priority_switches_to_sched_rr_when_the_loop_runs_late() {
     assert_eq!(log.matches("A thread timer expired").count(), 3, "{log}");
     assert!(log.contains("Set realtime priority 2"), "{log}");
     assert!(!log.contains("Set realtime priority 3"), "{log}");
+}
+
+/// `vrrp_rt_priority 5`: SCHED_RR at 5 from the start (the loop's
+/// thread, which /proc/PID/stat shows), and the router runs.
+#[test]
+fn vrrp_rt_priority_runs_the_loop_realtime_from_the_start() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut c = Case::new("bkyr", 1);
+    c.start_baton(
+        0,
+        &format!(
+            "{}{}",
+            global_defs(0, "    vrrp_rt_priority 5\n"),
+            vrrp_instance("VI_1", 51, 200, &[VIP1], "")
+        ),
+    );
+    assert_eq!(sched_of(c.pid(0)), Some((SCHED_RR, 5)), "{}", c.context());
+    c.wait(ELECTION, "MASTER", |c| {
+        c.state(0, "VI_1") == Some(State::Master)
+    });
+    c.stays(STEADY, "still MASTER under SCHED_RR", |c| {
+        c.state(0, "VI_1") == Some(State::Master)
+    });
 }
 
 /// A `vrrp_sync_group` tracks `chk` (a flag file): it failing on node0
