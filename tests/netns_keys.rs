@@ -14,7 +14,7 @@
 //! | keyword | what a test proves |
 //! |---|---|
 //! | `mcast_src_ip` | adverts leave from it although the host lacks it (as keepalived's); keepalived accepts them |
-//! | `vrrp_mcast_group4` | baton and keepalived on 224.0.0.33 elect together; a baton on 224.0.0.18 hears neither |
+//! | `vrrp_mcast_group4/6` | baton and keepalived on 224.0.0.33 (ff02::33) elect together; a baton on the default group hears neither |
 //! | `dont_track_primary` | own link down: baton and keepalived stay MASTER with it, baton faults without |
 //! | `skip_check_adv_addr` | a master's new address list: dropped and counted by default, followed with the key |
 //! | `net_namespace` | baton started elsewhere runs in the named namespace |
@@ -464,6 +464,57 @@ fn vrrp_mcast_group4_interoperates_with_keepalived_and_isolates_the_default_grou
     assert!(
         c.instance(1, "VI_1").is_some_and(|s| s.rx.accepted > 5),
         "node1 hears keepalived on 224.0.0.33\n{}",
+        c.context()
+    );
+}
+
+/// The same for IPv6 with `vrrp_mcast_group6 ff02::33`: keepalived and
+/// baton on it are one router; a baton on ff02::12 hears neither.
+#[test]
+fn vrrp_mcast_group6_interoperates_with_keepalived_and_isolates_the_default_group() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut c = Case::new("bky6", 3);
+    let group = "    vrrp_mcast_group6 ff02::33\n";
+    let v6 = |i: usize, extra: &str, priority: u8| {
+        format!(
+            "{}vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    \
+             virtual_router_id 51\n    priority {priority}\n    advert_int 0.1\n    \
+             virtual_ipaddress {{\n        fd00:77::100/64\n    }}\n}}\n",
+            global_defs(i, extra)
+        )
+    };
+    c.start_keepalived(0, &v6(0, group, 200));
+    c.start_baton(1, &v6(1, group, 100));
+    c.start_baton(2, &v6(2, "", 250));
+    // keepalived's advert source: node0's link-local address.
+    let node0 = c
+        .lab
+        .addresses(c.lab.node_ns(0), "eth0")
+        .expect("node0's addresses")
+        .into_iter()
+        .map(|a| a.addr)
+        .find(|a| matches!(a, IpAddr::V6(v) if v.segments()[0] == 0xfe80))
+        .expect("node0 has a link-local address");
+    let follows_node0 = |c: &Case| {
+        c.instance(1, "VI_1")
+            .is_some_and(|s| s.state == State::Backup && s.master == Some(node0))
+    };
+    c.wait(ELECTION, "keepalived MASTER, baton node1 its BACKUP", |c| {
+        c.state(0, "VI_1") == Some(State::Master)
+            && follows_node0(c)
+            && c.state(2, "VI_1") == Some(State::Master)
+    });
+    c.stays(STEADY, "the two groups stay apart", |c| {
+        c.state(0, "VI_1") == Some(State::Master)
+            && follows_node0(c)
+            && c.state(2, "VI_1") == Some(State::Master)
+    });
+    assert_eq!(
+        c.instance(2, "VI_1").map(|s| s.rx.accepted),
+        Some(0),
+        "node2 heard no advert\n{}",
         c.context()
     );
 }
