@@ -472,7 +472,7 @@ fn run(args: RunArgs) -> ExitCode {
     }
     if let Some(ns) = &args.namespace {
         // Before anything else (threads, sockets, the config's interfaces).
-        if let Err(e) = enter_namespace(ns) {
+        if let Err(e) = baton::agent::runtime::enter_namespace(ns) {
             eprintln!("network namespace {ns}: {e}");
             return ExitCode::FAILURE;
         }
@@ -539,6 +539,7 @@ fn run(args: RunArgs) -> ExitCode {
         keep_vips_on_stop: args.dont_release_vrrp,
         address_monitoring: args.address_monitoring,
         dump_conf: args.dump_conf,
+        namespace_given: args.namespace.is_some(),
     };
     match baton::agent::runtime::run(opts) {
         Ok(()) => ExitCode::SUCCESS,
@@ -547,15 +548,6 @@ fn run(args: RunArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// keepalived's `-s NAME`: this process joins /run/netns/NAME.
-fn enter_namespace(name: &str) -> std::io::Result<()> {
-    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        return Err(std::io::Error::other("not a namespace name"));
-    }
-    let f = std::fs::File::open(format!("/run/netns/{name}"))?;
-    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
 }
 
 /// One log line per keepalived flag that has no meaning for baton.

@@ -96,7 +96,7 @@ fn example_loads_with_one_warning_for_the_virtual_server() {
     let w: Vec<String> = l.warnings.iter().map(|d| d.to_string()).collect();
     assert_eq!(w.len(), 1, "{w:#?}");
     assert!(
-        w[0].contains("keepalived.conf:107:1: warning: \"virtual_server\" is skipped"),
+        w[0].contains("keepalived.conf:110:1: warning: \"virtual_server\" is skipped"),
         "{}",
         w[0]
     );
@@ -576,14 +576,14 @@ fn skipped_blocks_warn_once_each() {
         "{}virtual_server 10.0.0.1 80 {{\n  real_server 10.0.1.1 80 {{\n    TCP_CHECK {{\n      connect_timeout 3\n    }}\n  }}\n}}\n\
          virtual_server_group VSG {{\n  10.0.0.1 80\n}}\nlinkbeat_interfaces {{\n  10.1.0.0/16 via 10.0.0.1\n}}\n\
          global_defs {{\n  enable_snmp_vrrp\n  enable_dbus\n  notification_email {{\n    a@b\n  }}\n  smtp_server 127.0.0.1\n}}\n",
-        instance("    smtp_alert\n    dont_track_primary\n")
+        instance("    smtp_alert\n    promote_secondaries\n")
     ));
     let expect = [
         (
             ":2:5:",
             "\"smtp_alert\" is not supported by baton; the keyword is ignored",
         ),
-        (":3:5:", "\"dont_track_primary\" is not supported by baton"),
+        (":3:5:", "\"promote_secondaries\" is not supported by baton"),
         (":10:1:", "\"virtual_server\" is skipped"),
         (":17:1:", "\"virtual_server_group\" is skipped"),
         (":20:1:", "\"linkbeat_interfaces\" is skipped"),
@@ -1294,4 +1294,54 @@ fn static_addresses_need_their_interface() {
             .any(|e| e.contains(":2:3: error: global: static_ips: 192.0.2.50/24: needs dev")),
         "{e:#?}"
     );
+}
+
+/// Issue 11, item 6: keywords once warned about, now read into the model.
+#[test]
+fn item6_keywords_are_read() {
+    let c = ok(&format!(
+        "global_defs {{\n    vrrp_mcast_group4 224.0.0.33\n    vrrp_mcast_group6 ff02::33\n    \
+         net_namespace blue\n    vrrp_skip_check_adv_addr\n    max_auto_priority\n    \
+         min_auto_priority_delay 500000\n    vrrp_rt_priority 10\n    vrrp_rlimit_rttime 20000\n}}\n\
+         vrrp_script chk {{\n    script /bin/true\n}}\n\
+         vrrp_sync_group G {{\n    group {{\n        VI_1\n    }}\n    \
+         track_script {{\n        chk weight -20\n    }}\n    track_interface {{\n        eth1\n    }}\n}}\n{}",
+        instance("    mcast_src_ip 192.0.2.77\n    dont_track_primary\n    skip_check_adv_addr off\n")
+    ));
+    let g = &c.global;
+    assert_eq!(g.mcast_group4.to_string(), "224.0.0.33");
+    assert_eq!(g.mcast_group6.to_string(), "ff02::33");
+    assert_eq!(g.net_namespace.as_deref(), Some("blue"));
+    assert!(g.skip_check_adv_addr);
+    assert_eq!(g.max_auto_priority, 99, "no value: the maximum");
+    assert_eq!(g.min_auto_priority_delay, Duration::from_millis(500));
+    assert_eq!(g.rt_priority, Some(10));
+    assert_eq!(g.rlimit_rttime, Some(20_000));
+    let i = &c.instances[0];
+    assert_eq!(i.mcast_src, Some("192.0.2.77".parse::<IpAddr>().unwrap()));
+    assert!(i.dont_track_primary);
+    assert_eq!(i.skip_check_adv_addr, Some(false));
+    let s = &c.sync_groups[0];
+    assert_eq!(s.track_scripts[0].name, "chk");
+    assert_eq!(s.track_scripts[0].weight_override, Some(-20));
+    assert_eq!(s.track_interfaces[0].name, "eth1");
+    // The TOML written from it reads back the same.
+    let back = parse_toml(&to_toml(&c), Path::new("c.toml")).expect("converted TOML reads");
+    assert_eq!(back.global, c.global);
+    assert_eq!(back.sync_groups, c.sync_groups);
+    assert!(back.instances[0].dont_track_primary);
+}
+
+#[test]
+fn item6_bad_values_are_warned_about_and_ignored() {
+    let w = warnings(&format!(
+        "global_defs {{\n    vrrp_mcast_group4 10.0.0.1\n    max_auto_priority 100\n}}\n{}",
+        instance("")
+    ));
+    assert!(
+        w.iter()
+            .any(|m| m.contains("vrrp_mcast_group4: 10.0.0.1 is not an IPv4 multicast")),
+        "{w:?}"
+    );
+    assert!(w.iter().any(|m| m.contains("max_auto_priority")), "{w:?}");
 }

@@ -1179,3 +1179,48 @@ fn bad_routes_and_rules_are_errors_at_the_value() {
         "{e:#?}"
     );
 }
+
+/// Issue 11, item 6: the baton.toml keys of the keywords once warned about.
+#[test]
+fn item6_keys_are_read_and_checked() {
+    let c = ok(&format!(
+        "[global]\nmcast_group4 = \"224.0.0.33\"\nnet_namespace = \"blue\"\n\
+         max_auto_priority = 5\nmin_auto_priority_delay = \"200ms\"\n\n{}\
+         dont_track_primary = true\nskip_check_adv_addr = true\n\n\
+         [[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\n\n\
+         [[sync_group]]\nname = \"G\"\ninstances = [\"VI_1\"]\ntrack_scripts = [\"chk\"]\n",
+        instance(
+            "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1/24\"]\n"
+        )
+    ));
+    assert_eq!(c.global.mcast_group4.to_string(), "224.0.0.33");
+    assert_eq!(c.global.net_namespace.as_deref(), Some("blue"));
+    assert_eq!(c.global.max_auto_priority, 5);
+    assert_eq!(c.global.min_auto_priority_delay, Duration::from_millis(200));
+    assert!(c.instances[0].dont_track_primary);
+    assert_eq!(c.instances[0].skip_check_adv_addr, Some(true));
+    assert_eq!(c.sync_groups[0].track_scripts[0].name, "chk");
+
+    let e = errors(&format!(
+        "[global]\nmcast_group4 = \"10.0.0.1\"\nmax_auto_priority = 100\n\n{}\
+         [[sync_group]]\nname = \"G\"\ninstances = [\"VI_1\"]\ntrack_scripts = [\"nope\"]\n",
+        instance(
+            "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1/24\"]\n"
+        )
+    ));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("mcast_group4: 10.0.0.1 is not an IPv4 multicast")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.contains("max_auto_priority: 100 is out of range")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.contains("track_scripts: no vrrp_script is called \"nope\"")),
+        "{e:?}"
+    );
+}

@@ -56,6 +56,19 @@ pub fn check(config: &Config, origins: &Origins) -> Diagnostics {
             }
         }
     }
+    for (g, group) in config.sync_groups.iter().enumerate() {
+        for (k, t) in group.track_interfaces.iter().enumerate() {
+            if !interface_exists(&t.name) {
+                d.push(origins.error(
+                    &format!("sync_group[{g}].track_interfaces[{k}]"),
+                    format!(
+                        "sync_group \"{}\": track_interface: {} does not exist on this host",
+                        group.name, t.name
+                    ),
+                ));
+            }
+        }
+    }
     for (k, s) in config.vrrp_scripts.iter().enumerate() {
         let p = format!("vrrp_script[{k}]");
         let what = format!("vrrp_script \"{}\"", s.name);

@@ -13,6 +13,7 @@ pub mod netlink;
 pub mod notify;
 pub mod on_change;
 pub mod runtime;
+pub mod sched;
 pub mod script;
 pub mod sdnotify;
 pub mod socket;

@@ -87,6 +87,8 @@ pub struct Options {
     pub address_monitoring: bool,
     /// keepalived's `-d`: log the configuration as read, at start.
     pub dump_conf: bool,
+    /// `-s NAME` was given (and entered): it overrides `net_namespace`.
+    pub namespace_given: bool,
 }
 
 impl Options {
@@ -100,6 +102,7 @@ impl Options {
             all_config: false,
             keep_vips_on_stop: false,
             address_monitoring: false,
+            namespace_given: false,
             dump_conf: false,
         }
     }
@@ -127,6 +130,17 @@ impl Options {
     }
 }
 
+/// keepalived's `-s NAME` and `net_namespace NAME`: this thread (and every
+/// thread and socket it makes afterwards) joins /run/netns/NAME. Call it
+/// before the runtime starts: threads made earlier stay where they were.
+pub fn enter_namespace(name: &str) -> std::io::Result<()> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(std::io::Error::other("not a namespace name"));
+    }
+    let f = std::fs::File::open(format!("/run/netns/{name}"))?;
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+}
+
 /// Load the configuration and run until TERM/INT.
 pub fn run(opts: Options) -> Result<(), AgentError> {
     // A parent may have blocked these (the demo does, to clean up on
@@ -141,6 +155,19 @@ pub fn run(opts: Options) -> Result<(), AgentError> {
     }
     let _ = set.thread_unblock();
     let config = opts.load().map_err(AgentError::Config)?;
+    // keepalived's `net_namespace`: the same step as `-s NAME`, taken as
+    // soon as the configuration names it, before any socket or thread.
+    match &config.global.net_namespace {
+        Some(ns) if opts.namespace_given => {
+            info!("net_namespace {ns}: -s given on the command line takes precedence");
+        }
+        Some(ns) => {
+            enter_namespace(ns)
+                .map_err(|e| AgentError::Config(format!("net_namespace {ns}: {e}")))?;
+            info!("running in network namespace {ns}");
+        }
+        None => {}
+    }
     // Every user the configuration names, looked up once, here: never on
     // the protocol thread when a script starts.
     script::UserTable::resolve(&config).install();
@@ -255,6 +282,8 @@ struct Agent {
     sd: super::sdnotify::SdNotify,
     /// An instance changed state this turn: tell systemd's STATUS=.
     status_changed: bool,
+    /// Realtime scheduling (vrrp_rt_priority, max_auto_priority).
+    sched: super::sched::Scheduling,
     /// Reloads: the configuration is read (and its users looked up) on a
     /// blocking thread, its result comes back here.
     reloads: ReloadQueue,
@@ -531,6 +560,7 @@ impl Agent {
             },
             metrics: None,
             metrics_server: None,
+            sched: super::sched::Scheduling::start(&config.global),
         };
         if let Some(addr) = config.global.metrics_listen {
             let shared = super::metrics::Shared::default();
@@ -542,14 +572,6 @@ impl Agent {
         }
         agent.add_statics(&config).await;
         for cfg in &config.instances {
-            for (set, what) in [(cfg.mcast_src.is_some(), "mcast_src")] {
-                if set {
-                    warn!(
-                        "({}) {what} is read but not applied by this version",
-                        cfg.name
-                    );
-                }
-            }
             if let Err(e) = agent.add_instance(cfg.clone()).await {
                 // A start that fails leaves no macvlan behind.
                 agent.close_vmacs().await;
@@ -675,12 +697,12 @@ fn fs_entries(config: &Config) -> Vec<syncfs::FsEntry> {
 impl Agent {
     /// Tell the node every tracked link's state as the kernel has it.
     async fn report_tracked_links(&mut self) {
-        let tracked: std::collections::BTreeSet<String> = self
+        let tracked: Vec<String> = self
             .node
             .config()
-            .instances
-            .iter()
-            .flat_map(|i| i.track_interfaces.iter().map(|t| t.name.clone()))
+            .tracked_interface_names()
+            .into_iter()
+            .map(String::from)
             .collect();
         for name in tracked {
             let up = self.nl.link_by_name(&name).await.is_ok_and(|l| l.up);
@@ -764,12 +786,14 @@ impl Agent {
         if let Some(s) = if v4 { &f.sock4 } else { &f.sock6 } {
             return Ok(s.clone());
         }
-        let mut sock = if v4 {
-            VrrpSocket::open_v4(&f.name, true)
+        let g = &self.node.config().global;
+        let group = if v4 {
+            IpAddr::V4(g.mcast_group4)
         } else {
-            VrrpSocket::open_v6(&f.name, true)
-        }
-        .map_err(io_err(format!("VRRP socket on {}", f.name)))?;
+            IpAddr::V6(g.mcast_group6)
+        };
+        let mut sock = VrrpSocket::open_group(&f.name, group)
+            .map_err(io_err(format!("VRRP socket on {}", f.name)))?;
         sock.bind_source(local)
             .map_err(io_err(format!("{}: advert source {local}", f.name)))?;
         let sock = Rc::new(sock);
@@ -878,6 +902,12 @@ impl Agent {
                 return Err(e);
             }
         };
+        // mcast_src_ip: the advert source and tie-breaker (the checksum
+        // covers it), as keepalived's saddr.
+        let local = match cfg.mcast_src {
+            Some(src) if cfg.unicast_peers.is_empty() && vmac.is_none() => src,
+            _ => local,
+        };
         let id = self
             .node
             .add_instance(Instant::now(), cfg, IfaceId(iface), local);
@@ -946,7 +976,25 @@ impl Agent {
                 Ok(rx)
             }
         } else if cfg.unicast_peers.is_empty() {
-            self.multicast_socket(iface, v4, local)
+            let shared = self.multicast_socket(iface, v4, local)?;
+            match cfg.mcast_src {
+                // mcast_src_ip: this instance sends from a socket of its
+                // own; the shared one still receives for it.
+                Some(src) if src != local => {
+                    let f = &self.ifaces[iface];
+                    let mut s = if v4 {
+                        VrrpSocket::open_v4(&f.name, false)
+                    } else {
+                        VrrpSocket::open_v6(&f.name, false)
+                    }
+                    .map_err(io_err(format!("VRRP socket on {}", f.name)))?;
+                    s.set_transparent()
+                        .and_then(|()| s.bind_source(src))
+                        .map_err(io_err(format!("{}: mcast_src_ip {src}", cfg.name)))?;
+                    Ok(Rc::new(s))
+                }
+                _ => Ok(shared),
+            }
         } else {
             let mut s = if v4 {
                 VrrpSocket::open_v4(&f.name, false)
@@ -1078,6 +1126,11 @@ impl Agent {
             // select above is biased, and a flood of packets must not
             // starve the adverts.
             let now = Instant::now();
+            // keepalived's max_auto_priority: a loop that wakes long after
+            // its timer was due is raised to realtime scheduling.
+            if let Some(due) = deadline {
+                self.sched.woke(due, now);
+            }
             if self.node.next_deadline().is_some_and(|d| d <= now) {
                 self.node.handle(now, Input::Timeout);
             }
@@ -1905,11 +1958,16 @@ impl Agent {
     async fn reload_loaded(&mut self, loaded: Loaded) {
         self.reloads.in_flight = false;
         let applied = match loaded {
-            Ok((new, users, key)) => self.reload(new, users, key).await,
+            Ok((new, users, key)) => {
+                let new = self.keep_unreloadable(new);
+                self.reload(new, users, key).await
+            }
             Err(d) => Err(d),
         };
         let reply = match applied {
             Ok(done) => {
+                let global = self.node.config().global.clone();
+                self.sched.update(&global);
                 self.process.reloads += 1;
                 self.process.last_reload_ok = Some(true);
                 Reply::message(format!("reloaded\n{done}"))
@@ -1930,6 +1988,24 @@ impl Agent {
         if std::mem::take(&mut self.reloads.again) {
             self.request_reload(None);
         }
+    }
+
+    /// What a reload cannot change, kept as running, with a warning: the
+    /// network namespace (as keepalived) and the multicast groups (the
+    /// sockets joined them at start).
+    fn keep_unreloadable(&self, mut new: Config) -> Config {
+        let old = &self.node.config().global;
+        let g = &mut new.global;
+        if g.net_namespace != old.net_namespace {
+            warn!("reload: net_namespace cannot change; the running namespace is kept");
+            g.net_namespace.clone_from(&old.net_namespace);
+        }
+        if (g.mcast_group4, g.mcast_group6) != (old.mcast_group4, old.mcast_group6) {
+            warn!("reload: vrrp_mcast_group4/6 cannot change; restart baton for new groups");
+            g.mcast_group4 = old.mcast_group4;
+            g.mcast_group6 = old.mcast_group6;
+        }
+        new
     }
 
     /// Apply a new configuration as [`node::plan_reload`] decides; what

@@ -70,13 +70,24 @@ impl VrrpSocket {
     /// An IPv4 VRRP socket on `ifname`; in multicast mode it joins
     /// 224.0.0.18 there. Must be called inside a tokio runtime.
     pub fn open_v4(ifname: &str, multicast: bool) -> io::Result<VrrpSocket> {
-        Self::open(ifname, multicast, false)
+        Self::open(
+            ifname,
+            multicast.then_some(IpAddr::V4(VRRP_GROUP_V4)),
+            false,
+        )
     }
 
     /// An IPv6 VRRP socket on `ifname`; in multicast mode it joins ff02::12
     /// there. Must be called inside a tokio runtime.
     pub fn open_v6(ifname: &str, multicast: bool) -> io::Result<VrrpSocket> {
-        Self::open(ifname, multicast, true)
+        Self::open(ifname, multicast.then_some(IpAddr::V6(VRRP_GROUP_V6)), true)
+    }
+
+    /// A multicast VRRP socket on `ifname` that joins `group` there
+    /// instead of the VRRP group (keepalived's `vrrp_mcast_group4/6`); its
+    /// family is the group's. Must be called inside a tokio runtime.
+    pub fn open_group(ifname: &str, group: IpAddr) -> io::Result<VrrpSocket> {
+        Self::open(ifname, Some(group), group.is_ipv6())
     }
 
     /// An IPv4 AH socket (protocol 51) on `ifname` for keepalived's
@@ -87,7 +98,8 @@ impl VrrpSocket {
     /// ours), [`recv`](Self::recv) hands one over whole (`payload` starts
     /// at the IPv4 header).
     pub fn open_ah_v4(ifname: &str, multicast: bool) -> io::Result<VrrpSocket> {
-        let mut s = Self::open_proto(ifname, multicast, false, IPPROTO_AH)?;
+        let group = multicast.then_some(IpAddr::V4(VRRP_GROUP_V4));
+        let mut s = Self::open_proto(ifname, group, false, IPPROTO_AH)?;
         s.io.get_ref()
             .set_header_included_v4(true)
             .map_err(|e| context(ifname, "IP_HDRINCL", e))?;
@@ -95,11 +107,17 @@ impl VrrpSocket {
         Ok(s)
     }
 
-    fn open(ifname: &str, multicast: bool, v6: bool) -> io::Result<VrrpSocket> {
-        Self::open_proto(ifname, multicast, v6, IPPROTO_VRRP)
+    fn open(ifname: &str, group: Option<IpAddr>, v6: bool) -> io::Result<VrrpSocket> {
+        Self::open_proto(ifname, group, v6, IPPROTO_VRRP)
     }
 
-    fn open_proto(ifname: &str, multicast: bool, v6: bool, proto: i32) -> io::Result<VrrpSocket> {
+    fn open_proto(
+        ifname: &str,
+        group: Option<IpAddr>,
+        v6: bool,
+        proto: i32,
+    ) -> io::Result<VrrpSocket> {
+        let multicast = group.is_some();
         let ifindex = nix::net::if_::if_nametoindex(ifname)
             .map_err(|e| context(ifname, "interface index", io::Error::from(e)))?;
         let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
@@ -108,10 +126,11 @@ impl VrrpSocket {
         socket
             .bind_device(Some(ifname.as_bytes()))
             .map_err(|e| context(ifname, "SO_BINDTODEVICE", e))?;
-        if v6 {
-            configure_v6(&socket, ifname, ifindex, multicast)?;
-        } else {
-            configure_v4(&socket, ifname, ifindex, multicast)?;
+        match group {
+            Some(IpAddr::V6(g)) => configure_v6(&socket, ifname, ifindex, Some(g))?,
+            Some(IpAddr::V4(g)) => configure_v4(&socket, ifname, ifindex, Some(g))?,
+            None if v6 => configure_v6(&socket, ifname, ifindex, None)?,
+            None => configure_v4(&socket, ifname, ifindex, None)?,
         }
         socket
             .set_nonblocking(true)
@@ -143,6 +162,20 @@ impl VrrpSocket {
         }
         self.source = Some(addr);
         Ok(())
+    }
+
+    /// Let [`bind_source`](Self::bind_source) name an address the host
+    /// does not have (IP_TRANSPARENT / IPV6_TRANSPARENT, which need
+    /// CAP_NET_ADMIN): keepalived builds its own IPv4 header and sends
+    /// from `mcast_src_ip` whether or not it is configured.
+    pub fn set_transparent(&self) -> io::Result<()> {
+        let s = self.io.get_ref();
+        if self.v6 {
+            s.set_ip_transparent_v6(true)
+        } else {
+            s.set_ip_transparent_v4(true)
+        }
+        .map_err(|e| context(&self.ifname, "IP_TRANSPARENT", e))
     }
 
     /// The source pinned with [`bind_source`](Self::bind_source), if any.
@@ -276,7 +309,12 @@ impl AsRawFd for VrrpSocket {
     }
 }
 
-fn configure_v4(socket: &Socket, ifname: &str, ifindex: u32, multicast: bool) -> io::Result<()> {
+fn configure_v4(
+    socket: &Socket,
+    ifname: &str,
+    ifindex: u32,
+    group: Option<Ipv4Addr>,
+) -> io::Result<()> {
     let set = |what: &str, r: io::Result<()>| r.map_err(|e| context(ifname, what, e));
     set("IP_TTL", socket.set_ttl_v4(u32::from(VRRP_TTL)))?;
     set(
@@ -291,19 +329,21 @@ fn configure_v4(socket: &Socket, ifname: &str, ifindex: u32, multicast: bool) ->
         "IP_MULTICAST_IF",
         set_multicast_if_index_v4(socket.as_fd(), ifindex),
     )?;
-    if multicast {
+    if let Some(group) = group {
         set(
-            "join 224.0.0.18",
-            socket.join_multicast_v4_n(
-                &VRRP_GROUP_V4,
-                &socket2::InterfaceIndexOrAddress::Index(ifindex),
-            ),
+            &format!("join {group}"),
+            socket.join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(ifindex)),
         )?;
     }
     Ok(())
 }
 
-fn configure_v6(socket: &Socket, ifname: &str, ifindex: u32, multicast: bool) -> io::Result<()> {
+fn configure_v6(
+    socket: &Socket,
+    ifname: &str,
+    ifindex: u32,
+    group: Option<Ipv6Addr>,
+) -> io::Result<()> {
     let set = |what: &str, r: io::Result<()>| r.map_err(|e| context(ifname, what, e));
     set(
         "IPV6_UNICAST_HOPS",
@@ -327,10 +367,10 @@ fn configure_v6(socket: &Socket, ifname: &str, ifindex: u32, multicast: bool) ->
         Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {}
         r => set("IPV6_MULTICAST_ALL", r)?,
     }
-    if multicast {
+    if let Some(group) = group {
         set(
-            "join ff02::12",
-            socket.join_multicast_v6(&VRRP_GROUP_V6, ifindex),
+            &format!("join {group}"),
+            socket.join_multicast_v6(&group, ifindex),
         )?;
     }
     Ok(())

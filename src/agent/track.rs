@@ -114,16 +114,9 @@ impl Tracker {
         config: &Config,
         options: TrackerOptions,
     ) -> (Tracker, mpsc::Receiver<TrackEvent>) {
-        let tracked_scripts: BTreeSet<&str> = config
-            .instances
-            .iter()
-            .flat_map(|i| i.track_scripts.iter().map(|t| t.name.as_str()))
-            .collect();
-        let tracked_files: BTreeSet<&str> = config
-            .instances
-            .iter()
-            .flat_map(|i| i.track_files.iter().map(|t| t.name.as_str()))
-            .collect();
+        // Sync groups' tracking included.
+        let tracked_scripts: BTreeSet<&str> = config.tracked_script_names();
+        let tracked_files: BTreeSet<&str> = config.tracked_file_names();
         let files: Vec<(String, PathBuf)> = config
             .track_files
             .iter()

@@ -16,7 +16,7 @@ use super::diag::{Diagnostics, Origins};
 use super::model::AuthType;
 use super::model::{
     Cluster, Config, Family, Garp, Global, Instance, Notify, Route, Rule, Selection, SyncEntry,
-    TrackFile, TrackRef, Version, Vip, VrrpScript,
+    TrackFile, TrackInterface, TrackRef, Version, Vip, VrrpScript,
 };
 
 /// v3: Max Adver Int is 12 bits of centiseconds.
@@ -137,6 +137,7 @@ impl Checker<'_> {
     }
 
     fn global(&mut self, g: &Global) {
+        self.global_keys(g);
         if g.router_id.trim().is_empty() {
             self.err(
                 "global.router_id",
@@ -333,13 +334,175 @@ impl Checker<'_> {
         }
     }
 
+    /// The multicast groups, the namespace and the scheduling keys.
+    fn global_keys(&mut self, g: &Global) {
+        if !g.mcast_group4.is_multicast() {
+            self.err(
+                "global.mcast_group4",
+                format!(
+                    "global: mcast_group4: {} is not an IPv4 multicast address",
+                    g.mcast_group4
+                ),
+            );
+        }
+        if !g.mcast_group6.is_multicast() || g.mcast_group6.segments()[0] & 0x000f != 2 {
+            self.err(
+                "global.mcast_group6",
+                format!(
+                    "global: mcast_group6: {} is not a link-local IPv6 multicast address (ffX2::)",
+                    g.mcast_group6
+                ),
+            );
+        }
+        if let Some(ns) = &g.net_namespace {
+            if ns.is_empty() || ns.contains('/') || ns == "." || ns == ".." {
+                self.err(
+                    "global.net_namespace",
+                    format!("global: net_namespace: \"{ns}\" is not a namespace name"),
+                );
+            }
+        }
+        let max = Global::MAX_RT_PRIORITY;
+        if g.max_auto_priority > max {
+            self.err(
+                "global.max_auto_priority",
+                format!(
+                    "global: max_auto_priority: {} is out of range 0..={max}",
+                    g.max_auto_priority
+                ),
+            );
+        }
+        if let Some(p) = g.rt_priority.filter(|p| !(1..=max).contains(p)) {
+            self.err(
+                "global.rt_priority",
+                format!("global: rt_priority: {p} is out of range 1..={max}"),
+            );
+        }
+        let d = g.min_auto_priority_delay;
+        if d < Duration::from_micros(1) || d > Duration::from_secs(10) {
+            self.err(
+                "global.min_auto_priority_delay",
+                format!(
+                    "global: min_auto_priority_delay: {} is out of range 1us..=10s",
+                    format_duration(d)
+                ),
+            );
+        }
+        if let Some(n) = g.rlimit_rttime.filter(|n| *n < 2) {
+            self.err(
+                "global.rlimit_rttime",
+                format!("global: rlimit_rttime: {n} is below 2 (microseconds)"),
+            );
+        }
+    }
+
     /// What instances track: names that exist, weights in range.
     fn tracking(&mut self, config: &Config) {
         for (i, inst) in config.instances.iter().enumerate() {
             let p = format!("instance[{i}]");
             let what = format!("instance \"{}\"", inst.name);
-            let mut seen = HashSet::new();
+            self.tracked(
+                config,
+                &p,
+                &what,
+                (
+                    &inst.track_interfaces,
+                    &inst.track_scripts,
+                    &inst.track_files,
+                ),
+            );
+        }
+        self.member_weights(config);
+        for (g, group) in config.sync_groups.iter().enumerate() {
+            let p = format!("sync_group[{g}]");
+            let what = format!("sync_group \"{}\"", group.name);
+            self.tracked(
+                config,
+                &p,
+                &what,
+                (
+                    &group.track_interfaces,
+                    &group.track_scripts,
+                    &group.track_files,
+                ),
+            );
+        }
+    }
+
+    /// keepalived ignores the weights of a sync group member's own
+    /// tracking unless the group has `sync_group_tracking_weight`: say so
+    /// for each entry whose meaning that changes.
+    fn member_weights(&mut self, config: &Config) {
+        for (i, inst) in config.instances.iter().enumerate() {
+            let Some(group) = config.sync_group_of(&inst.name) else {
+                continue;
+            };
+            if group.tracking_weight {
+                continue;
+            }
+            let what = format!("instance \"{}\"", inst.name);
+            let why = format!(
+                "in sync_group \"{}\" (as keepalived; tracking_weight / \
+                 sync_group_tracking_weight keeps it)",
+                group.name
+            );
             for (j, t) in inst.track_interfaces.iter().enumerate() {
+                if t.weight != 0 {
+                    self.warn(
+                        &format!("instance[{i}].track_interfaces[{j}]"),
+                        format!(
+                            "{what}: track_interfaces: \"{}\": weight {} counts as 0 (FAULT) {why}",
+                            t.name, t.weight
+                        ),
+                    );
+                }
+            }
+            let scripts = config.vrrp_scripts.iter().map(|s| (&s.name, s.weight));
+            let files = config.track_files.iter().map(|f| (&f.name, f.weight));
+            let own: HashMap<&String, i32> = scripts.collect();
+            for (j, t) in inst.track_scripts.iter().enumerate() {
+                let w = t.weight_override.or(own.get(&t.name).copied()).unwrap_or(0);
+                if w != 0 {
+                    self.warn(
+                        &format!("instance[{i}].track_scripts[{j}]"),
+                        format!(
+                            "{what}: track_scripts: \"{}\" (weight {w}) is ignored {why}",
+                            t.name
+                        ),
+                    );
+                }
+            }
+            let own: HashMap<&String, i32> = files.collect();
+            for (j, t) in inst.track_files.iter().enumerate() {
+                let w = t.weight_override.or(own.get(&t.name).copied()).unwrap_or(0);
+                let message = match w {
+                    0 => continue,
+                    1 => format!(
+                        "{what}: track_files: \"{}\": weight 1 counts as 0 (FAULT) {why}",
+                        t.name
+                    ),
+                    w => format!(
+                        "{what}: track_files: \"{}\" (weight {w}) is ignored {why}",
+                        t.name
+                    ),
+                };
+                self.warn(&format!("instance[{i}].track_files[{j}]"), message);
+            }
+        }
+    }
+
+    /// One instance's or sync group's tracked interfaces, scripts, files.
+    #[allow(clippy::type_complexity)]
+    fn tracked(
+        &mut self,
+        config: &Config,
+        p: &str,
+        what: &str,
+        (interfaces, track_scripts, track_files): (&[TrackInterface], &[TrackRef], &[TrackRef]),
+    ) {
+        {
+            let mut seen = HashSet::new();
+            for (j, t) in interfaces.iter().enumerate() {
                 let path = format!("{p}.track_interfaces[{j}]");
                 let name = &t.name;
                 if let Some(reason) = bad_ifname(name) {
@@ -371,21 +534,14 @@ impl Checker<'_> {
                 .collect();
             let files: HashSet<&str> = config.track_files.iter().map(|f| f.name.as_str()).collect();
             self.track_refs(
-                &p,
-                &what,
+                p,
+                what,
                 "track_scripts",
-                &inst.track_scripts,
+                track_scripts,
                 &scripts,
                 MAX_WEIGHT,
             );
-            self.track_refs(
-                &p,
-                &what,
-                "track_files",
-                &inst.track_files,
-                &files,
-                MAX_FILE_WEIGHT,
-            );
+            self.track_refs(p, what, "track_files", track_files, &files, MAX_FILE_WEIGHT);
         }
     }
 
@@ -1386,7 +1542,7 @@ mod tests {
         c.sync_groups = vec![SyncGroup {
             name: "G".into(),
             instances: vec!["VI_1".into(), "VI_9".into()],
-            notify: Default::default(),
+            ..Default::default()
         }];
         let m = messages(&c);
         assert_eq!(m.len(), 3, "{m:?}");

@@ -9,7 +9,8 @@ use std::time::Duration;
 use humantime::format_duration;
 
 use super::model::{
-    Cluster, Config, Garp, InitialState, Instance, Notify, Selection, TrackRef, Version, Vip,
+    Cluster, Config, Garp, Global, InitialState, Instance, Notify, Selection, TrackInterface,
+    TrackRef, Version, Vip,
 };
 
 /// The baton.toml equivalent of `config`.
@@ -45,6 +46,31 @@ pub fn to_toml(config: &Config) -> String {
     }
     if !config.static_rules.is_empty() {
         out.kv("static_rules", &displayed(&config.static_rules));
+    }
+    if g.mcast_group4 != Global::DEFAULT_MCAST_GROUP4 {
+        out.kv("mcast_group4", &string(&g.mcast_group4.to_string()));
+    }
+    if g.mcast_group6 != Global::DEFAULT_MCAST_GROUP6 {
+        out.kv("mcast_group6", &string(&g.mcast_group6.to_string()));
+    }
+    out.opt("net_namespace", g.net_namespace.as_deref());
+    if g.skip_check_adv_addr {
+        out.kv("skip_check_adv_addr", "true");
+    }
+    if g.max_auto_priority != 0 {
+        out.kv("max_auto_priority", &g.max_auto_priority.to_string());
+    }
+    if g.min_auto_priority_delay != Global::DEFAULT_MIN_AUTO_PRIORITY_DELAY {
+        out.kv(
+            "min_auto_priority_delay",
+            &duration(g.min_auto_priority_delay),
+        );
+    }
+    if let Some(p) = g.rt_priority {
+        out.kv("rt_priority", &p.to_string());
+    }
+    if let Some(n) = g.rlimit_rttime {
+        out.kv("rlimit_rttime", &n.to_string());
     }
 
     if let Some(c) = &config.cluster {
@@ -118,6 +144,21 @@ pub fn to_toml(config: &Config) -> String {
         out.line("[[sync_group]]");
         out.kv("name", &string(&group.name));
         out.kv("instances", &strings(group.instances.iter().cloned()));
+        if !group.track_interfaces.is_empty() {
+            out.kv(
+                "track_interfaces",
+                &track_list(&interface_refs(&group.track_interfaces)),
+            );
+        }
+        if !group.track_scripts.is_empty() {
+            out.kv("track_scripts", &track_list(&group.track_scripts));
+        }
+        if !group.track_files.is_empty() {
+            out.kv("track_files", &track_list(&group.track_files));
+        }
+        if group.tracking_weight {
+            out.kv("tracking_weight", "true");
+        }
         notify(&mut out, "sync_group", &group.notify);
     }
 
@@ -177,16 +218,10 @@ fn instance(out: &mut Out, i: &Instance) {
         out.kv("v3_checksum_as_v2", "true");
     }
     if !i.track_interfaces.is_empty() {
-        let refs: Vec<TrackRef> = i
-            .track_interfaces
-            .iter()
-            .map(|t| TrackRef {
-                name: t.name.clone(),
-                weight_override: (t.weight != 0).then_some(t.weight),
-                reverse: t.reverse,
-            })
-            .collect();
-        out.kv("track_interfaces", &track_list(&refs));
+        out.kv(
+            "track_interfaces",
+            &track_list(&interface_refs(&i.track_interfaces)),
+        );
     }
     if !i.track_scripts.is_empty() {
         out.kv("track_scripts", &track_list(&i.track_scripts));
@@ -217,6 +252,12 @@ fn instance(out: &mut Out, i: &Instance) {
     }
     if i.strict_mode {
         out.kv("strict_mode", "true");
+    }
+    if i.dont_track_primary {
+        out.kv("dont_track_primary", "true");
+    }
+    if let Some(b) = i.skip_check_adv_addr {
+        out.kv("skip_check_adv_addr", if b { "true" } else { "false" });
     }
     if let Some(lease) = i.vip_lease {
         out.kv("vip_lease", &lease.as_secs().to_string());
@@ -291,6 +332,18 @@ fn displayed<T: std::fmt::Display>(list: &[T]) -> String {
 
 fn vips(list: &[Vip]) -> String {
     strings(list.iter().map(|v| v.to_string()))
+}
+
+/// Tracked interfaces written as track references (weight 0 left out).
+fn interface_refs(interfaces: &[TrackInterface]) -> Vec<TrackRef> {
+    interfaces
+        .iter()
+        .map(|t| TrackRef {
+            name: t.name.clone(),
+            weight_override: (t.weight != 0).then_some(t.weight),
+            reverse: t.reverse,
+        })
+        .collect()
 }
 
 fn track_list(refs: &[TrackRef]) -> String {

@@ -6,7 +6,7 @@
 //! [`super::diag::Origins`], beside the model).
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -78,6 +78,34 @@ impl Config {
     pub fn track_file(&self, name: &str) -> Option<&TrackFile> {
         self.track_files.iter().find(|f| f.name == name)
     }
+
+    /// The sync group `instance` belongs to, if any.
+    pub fn sync_group_of(&self, instance: &str) -> Option<&SyncGroup> {
+        self.sync_groups
+            .iter()
+            .find(|g| g.instances.iter().any(|i| i == instance))
+    }
+
+    /// Every tracked interface's name, of instances and sync groups.
+    pub fn tracked_interface_names(&self) -> std::collections::BTreeSet<&str> {
+        let inst = self.instances.iter().flat_map(|i| &i.track_interfaces);
+        let groups = self.sync_groups.iter().flat_map(|g| &g.track_interfaces);
+        inst.chain(groups).map(|t| t.name.as_str()).collect()
+    }
+
+    /// Every tracked `vrrp_script`'s name, of instances and sync groups.
+    pub fn tracked_script_names(&self) -> std::collections::BTreeSet<&str> {
+        let inst = self.instances.iter().flat_map(|i| &i.track_scripts);
+        let groups = self.sync_groups.iter().flat_map(|g| &g.track_scripts);
+        inst.chain(groups).map(|t| t.name.as_str()).collect()
+    }
+
+    /// Every tracked `track_file`'s name, of instances and sync groups.
+    pub fn tracked_file_names(&self) -> std::collections::BTreeSet<&str> {
+        let inst = self.instances.iter().flat_map(|i| &i.track_files);
+        let groups = self.sync_groups.iter().flat_map(|g| &g.track_files);
+        inst.chain(groups).map(|t| t.name.as_str()).collect()
+    }
 }
 
 /// Settings of the whole agent.
@@ -106,9 +134,40 @@ pub struct Global {
     /// Serve Prometheus metrics (`GET /metrics`) on this address. None:
     /// no metrics endpoint.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The group adverts are sent to and received on (keepalived's
+    /// `vrrp_mcast_group4`). Default 224.0.0.18.
+    pub mcast_group4: Ipv4Addr,
+    /// The IPv6 group (keepalived's `vrrp_mcast_group6`). Default ff02::12.
+    pub mcast_group6: Ipv6Addr,
+    /// The network namespace the agent runs in (keepalived's
+    /// `net_namespace`; `baton run -s NAME` overrides it).
+    pub net_namespace: Option<String>,
+    /// The default of every instance's `skip_check_adv_addr`
+    /// (keepalived's `vrrp_skip_check_adv_addr`).
+    pub skip_check_adv_addr: bool,
+    /// Switch to SCHED_RR when the event loop runs late, raising the
+    /// realtime priority one step per late turn up to this (keepalived's
+    /// `max_auto_priority`; 0: never, the default).
+    pub max_auto_priority: u8,
+    /// How late the loop must run to count as late (keepalived's
+    /// `min_auto_priority_delay`). Default 1 s.
+    pub min_auto_priority_delay: Duration,
+    /// Start with SCHED_RR at this priority (keepalived's
+    /// `vrrp_rt_priority`).
+    pub rt_priority: Option<u8>,
+    /// RLIMIT_RTTIME in microseconds while realtime (keepalived's
+    /// `vrrp_rlimit_rttime`). Default [`Global::DEFAULT_RLIMIT_RTTIME`].
+    pub rlimit_rttime: Option<u64>,
 }
 
 impl Global {
+    pub const DEFAULT_MCAST_GROUP4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+    pub const DEFAULT_MCAST_GROUP6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+    pub const DEFAULT_MIN_AUTO_PRIORITY_DELAY: Duration = Duration::from_secs(1);
+    /// keepalived's default RLIMIT_RTTIME (10 ms of CPU without blocking).
+    pub const DEFAULT_RLIMIT_RTTIME: u64 = 10_000;
+    /// sched_get_priority_max(SCHED_RR) on Linux.
+    pub const MAX_RT_PRIORITY: u8 = 99;
     pub const DEFAULT_CONTROL_SOCKET: &'static str = "/run/baton/baton.sock";
     pub const DEFAULT_STATE_DIR: &'static str = "/var/lib/baton";
     pub const MAX_STARTUP_DELAY: Duration = MAX_TIMER;
@@ -124,6 +183,14 @@ impl Global {
             enable_script_security: false,
             startup_delay: Duration::ZERO,
             metrics_listen: None,
+            mcast_group4: Self::DEFAULT_MCAST_GROUP4,
+            mcast_group6: Self::DEFAULT_MCAST_GROUP6,
+            net_namespace: None,
+            skip_check_adv_addr: false,
+            max_auto_priority: 0,
+            min_auto_priority_delay: Self::DEFAULT_MIN_AUTO_PRIORITY_DELAY,
+            rt_priority: None,
+            rlimit_rttime: None,
         }
     }
 }
@@ -236,6 +303,12 @@ pub struct Instance {
     /// keepalived's `strict_mode` / `vrrp_strict`: RFC-strict behaviour.
     /// Stored; baton's checks are already strict about what the RFCs refuse.
     pub strict_mode: bool,
+    /// The instance's own interface going down does not fault it
+    /// (keepalived's `dont_track_primary`).
+    pub dont_track_primary: bool,
+    /// Check an advert's address list only when the master changes
+    /// (keepalived's `skip_check_adv_addr`); None: the global default.
+    pub skip_check_adv_addr: Option<bool>,
     /// The valid lifetime the VIPs are added with, refreshed while MASTER
     /// (a baton extension): None is "auto" (derived from the master-down
     /// interval, [`crate::vrrp::timers::auto_vip_lease`]); zero is forever
@@ -286,6 +359,8 @@ impl Instance {
             virtual_routes: Vec::new(),
             virtual_rules: Vec::new(),
             strict_mode: false,
+            dont_track_primary: false,
+            skip_check_adv_addr: None,
             vip_lease: None,
         }
     }
@@ -660,12 +735,23 @@ impl Default for Garp {
 }
 
 /// A VRRP sync group: its instances move between states together.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncGroup {
     pub name: String,
     pub instances: Vec<String>,
     /// Commands run when the group changes state (`stop` is not used).
     pub notify: Notify,
+    /// Tracked interfaces, scripts and files of the whole group: each
+    /// applies to every member as if listed in the member (keepalived 2.x).
+    pub track_interfaces: Vec<TrackInterface>,
+    pub track_scripts: Vec<TrackRef>,
+    pub track_files: Vec<TrackRef>,
+    /// Let the members' own weighted tracking count (keepalived's
+    /// `sync_group_tracking_weight`). Without it, as keepalived: a member's
+    /// weighted track_interface counts as weight 0 (FAULT), its weighted
+    /// track_script is ignored, its track_file of the default weight 1
+    /// counts as weight 0 and one of any other weight is ignored.
+    pub tracking_weight: bool,
 }
 
 /// How the cluster channel picks the next master.

@@ -60,6 +60,14 @@ const GLOBAL_KEYS: &[&str] = &[
     "static_ips",
     "static_routes",
     "static_rules",
+    "mcast_group4",
+    "mcast_group6",
+    "net_namespace",
+    "skip_check_adv_addr",
+    "max_auto_priority",
+    "min_auto_priority_delay",
+    "rt_priority",
+    "rlimit_rttime",
 ];
 const INSTANCE_KEYS: &[&str] = &[
     "name",
@@ -90,6 +98,8 @@ const INSTANCE_KEYS: &[&str] = &[
     "virtual_rules",
     "strict_mode",
     "vip_lease",
+    "dont_track_primary",
+    "skip_check_adv_addr",
 ];
 const GARP_KEYS: &[&str] = &[
     "master_delay",
@@ -130,7 +140,15 @@ const CLUSTER_KEYS: &[&str] = &[
     "key_grace",
 ];
 const SYNC_KEYS: &[&str] = &["name", "path", "on_change", "mode", "owner", "max_size"];
-const SYNC_GROUP_KEYS: &[&str] = &["name", "instances", "notify"];
+const SYNC_GROUP_KEYS: &[&str] = &[
+    "name",
+    "instances",
+    "notify",
+    "track_interfaces",
+    "track_scripts",
+    "track_files",
+    "tracking_weight",
+];
 
 /// keepalived.conf names that people will type out of habit.
 const KEEPALIVED_NAMES: &[(&str, &str)] = &[
@@ -154,6 +172,11 @@ const KEEPALIVED_NAMES: &[(&str, &str)] = &[
     ("garp_lower_prio_delay", "garp.lower_prio_delay"),
     ("garp_lower_prio_repeat", "garp.lower_prio_repeat"),
     ("vrrp_strict", "strict_mode"),
+    ("vrrp_mcast_group4", "mcast_group4"),
+    ("vrrp_mcast_group6", "mcast_group6"),
+    ("vrrp_skip_check_adv_addr", "skip_check_adv_addr"),
+    ("vrrp_rt_priority", "rt_priority"),
+    ("vrrp_rlimit_rttime", "rlimit_rttime"),
     ("state", "initial_state"),
     ("nopreempt", "preempt = false"),
     ("authentication", "auth_pass"),
@@ -166,6 +189,7 @@ const KEEPALIVED_NAMES: &[(&str, &str)] = &[
     ("vrrp_instance", "[[instance]]"),
     ("vrrp_sync_group", "[[sync_group]]"),
     ("group", "instances"),
+    ("sync_group_tracking_weight", "tracking_weight"),
 ];
 
 /// Reads a baton.toml text. `file` is only used in diagnostics. The router
@@ -407,6 +431,24 @@ impl<'t> Reader<'t> {
         if let Some(a) = s.parsed::<std::net::SocketAddr>(self, "metrics_listen", "IP:PORT") {
             global.metrics_listen = Some(a);
         }
+        if let Some(a) = s.parsed::<std::net::Ipv4Addr>(self, "mcast_group4", "an IPv4 address") {
+            global.mcast_group4 = a;
+        }
+        if let Some(a) = s.parsed::<std::net::Ipv6Addr>(self, "mcast_group6", "an IPv6 address") {
+            global.mcast_group6 = a;
+        }
+        global.net_namespace = s.string(self, "net_namespace");
+        if let Some(b) = s.boolean(self, "skip_check_adv_addr") {
+            global.skip_check_adv_addr = b;
+        }
+        if let Some(n) = s.int_u8(self, "max_auto_priority", "0..=99") {
+            global.max_auto_priority = n;
+        }
+        if let Some(d) = s.duration(self, "min_auto_priority_delay") {
+            global.min_auto_priority_delay = d;
+        }
+        global.rt_priority = s.int_u8(self, "rt_priority", "1..=99");
+        global.rlimit_rttime = s.int_u32(self, "rlimit_rttime").map(u64::from);
     }
 
     /// `static_ips`, `static_routes`, `static_rules` of `[global]`.
@@ -567,6 +609,10 @@ impl<'t> Reader<'t> {
             instance.track_files = items;
         }
         instance.mcast_src = s.parsed::<IpAddr>(self, "mcast_src", "an IP address");
+        if let Some(b) = s.boolean(self, "dont_track_primary") {
+            instance.dont_track_primary = b;
+        }
+        instance.skip_check_adv_addr = s.boolean(self, "skip_check_adv_addr");
         if let Some(mut notify) = s.sub_table(self, "notify", NOTIFY_KEYS) {
             self.notify(&mut notify, &mut instance.notify);
             s.adopt(notify, "notify");
@@ -737,11 +783,32 @@ impl<'t> Reader<'t> {
             self.notify(&mut sub, &mut notify);
             s.adopt(sub, "notify");
         }
-        SyncGroup {
+        let mut group = SyncGroup {
             name: name.unwrap_or_default(),
             instances: instances.unwrap_or_default(),
             notify,
+            ..SyncGroup::default()
+        };
+        if let Some(items) = s.track_list(self, "track_interfaces") {
+            group.track_interfaces = items
+                .into_iter()
+                .map(|t| TrackInterface {
+                    name: t.name,
+                    weight: t.weight_override.unwrap_or(0),
+                    reverse: t.reverse,
+                })
+                .collect();
         }
+        if let Some(items) = s.track_list(self, "track_scripts") {
+            group.track_scripts = items;
+        }
+        if let Some(items) = s.track_list(self, "track_files") {
+            group.track_files = items;
+        }
+        if let Some(b) = s.boolean(self, "tracking_weight") {
+            group.tracking_weight = b;
+        }
+        group
     }
 }
 

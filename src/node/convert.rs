@@ -45,6 +45,8 @@ pub fn core_config(cfg: &model::Instance) -> InstanceConfig {
         // counted (keepalived's `check_unicast_src`, on by default here).
         allowed_sources: cfg.unicast_peers.clone(),
         vip_lease: vip_lease(cfg),
+        // The global default is the node's to apply (Node::core_config).
+        skip_check_adv_addr: cfg.skip_check_adv_addr.unwrap_or(false),
     }
 }
 

@@ -375,8 +375,8 @@ impl Node {
     ) -> InstanceId {
         let id = InstanceId(self.next_id);
         self.next_id += 1;
-        let mut core = vrrp::Instance::new(core_config(&cfg), local);
-        if !self.ifaces[iface.0].up {
+        let mut core = vrrp::Instance::new(self.core_config(&cfg), local);
+        if !self.ifaces[iface.0].up && !cfg.dont_track_primary {
             core.set_fault(now, true);
         }
         self.slots.push(Slot {
@@ -692,7 +692,8 @@ impl Node {
             let Some(i) = self.slots.iter().position(|s| &s.cfg.name == name) else {
                 continue;
             };
-            self.reconfigure_slot(now, i, n);
+            let skip_default = new.global.skip_check_adv_addr;
+            self.reconfigure_slot(now, i, n, skip_default);
         }
         let mut stopped = Vec::new();
         let mut i = 0;
@@ -736,10 +737,18 @@ impl Node {
     /// Change a running instance in place: a master keeps its state and
     /// adds or removes only the addresses that differ (added first: the
     /// advert and GARP that follow carry the new list).
-    fn reconfigure_slot(&mut self, now: Instant, i: usize, n: &model::Instance) {
+    fn reconfigure_slot(
+        &mut self,
+        now: Instant,
+        i: usize,
+        n: &model::Instance,
+        skip_check_default: bool,
+    ) {
         let name = n.name.clone();
         let old = self.slots[i].cfg.clone();
-        if !self.slots[i].core.reconfigure(now, core_config(n)) {
+        let mut c = core_config(n);
+        c.skip_check_adv_addr = n.skip_check_adv_addr.unwrap_or(skip_check_default);
+        if !self.slots[i].core.reconfigure(now, c) {
             return;
         }
         let key = |v: &Vip| (v.addr, v.prefix_len, v.dev.clone());
@@ -938,6 +947,25 @@ impl Node {
         status::project(self, now)
     }
 
+    /// Whether `dst` is the multicast group adverts go to
+    /// (`vrrp_mcast_group4` / `vrrp_mcast_group6`).
+    fn is_group(&self, dst: IpAddr) -> bool {
+        let g = &self.config.global;
+        match dst {
+            IpAddr::V4(a) => a == g.mcast_group4,
+            IpAddr::V6(a) => a == g.mcast_group6,
+        }
+    }
+
+    /// [`core_config`] with the global defaults applied.
+    fn core_config(&self, cfg: &model::Instance) -> vrrp::InstanceConfig {
+        let mut c = core_config(cfg);
+        c.skip_check_adv_addr = cfg
+            .skip_check_adv_addr
+            .unwrap_or(self.config.global.skip_check_adv_addr);
+        c
+    }
+
     fn slot(&self, id: InstanceId) -> Option<&Slot> {
         self.slots.iter().find(|s| s.id == id)
     }
@@ -959,7 +987,7 @@ impl Node {
         ttl: u8,
         payload: &[u8],
     ) {
-        if multicast_socket != (dst == GROUP4 || dst == GROUP6) {
+        if multicast_socket != self.is_group(dst) {
             return;
         }
         let Some(f) = self.ifaces.get_mut(iface.0) else {
@@ -1044,11 +1072,7 @@ impl Node {
     }
 
     fn on_link(&mut self, now: Instant, name: &str, up: bool) {
-        let tracked = self
-            .config
-            .instances
-            .iter()
-            .any(|i| i.track_interfaces.iter().any(|t| t.name == name));
+        let tracked = self.config.tracked_interface_names().contains(name);
         // The first report of a tracked link is its initial state, not news.
         let known = self.track.interface_up(name).is_some();
         let changed_track = tracked && self.track.set_interface(name, up);
@@ -1102,10 +1126,12 @@ impl Node {
                 let effect = track::instance_effect(&s.cfg, &self.config, &self.track);
                 let f = &self.ifaces[s.iface.0];
                 let mut reasons = effect.reasons;
-                if !f.up {
+                // dont_track_primary: the own interface counts for nothing.
+                let own_down = !f.up && !s.cfg.dont_track_primary;
+                if own_down {
                     reasons.insert(0, format!("interface {} down", f.name));
                 }
-                (!f.up || effect.fault, effect.priority, reasons)
+                (own_down || effect.fault, effect.priority, reasons)
             })
             .collect();
         for i in 0..self.slots.len() {
@@ -1191,7 +1217,12 @@ impl Node {
                 } else {
                     V3Checksum::WithPseudoHeader
                 };
-                let group = if src.is_ipv4() { GROUP4 } else { GROUP6 };
+                let g = &self.config.global;
+                let group = if src.is_ipv4() {
+                    IpAddr::V4(g.mcast_group4)
+                } else {
+                    IpAddr::V6(g.mcast_group6)
+                };
                 let dsts: Vec<IpAddr> = if slot.cfg.unicast_peers.is_empty() {
                     vec![group]
                 } else {

@@ -146,7 +146,11 @@ pub fn restart_reason(old: &Instance, new: &Instance) -> Option<String> {
 pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
     let mut plan = ReloadPlan {
         tracking_changed: old.vrrp_scripts != new.vrrp_scripts
-            || old.track_files != new.track_files,
+            || old.track_files != new.track_files
+            // What is tracked (by instances or sync groups) decides what
+            // the tracker runs.
+            || old.tracked_script_names() != new.tracked_script_names()
+            || old.tracked_file_names() != new.tracked_file_names(),
         ..ReloadPlan::default()
     };
     for n in &new.instances {
@@ -531,5 +535,24 @@ mod tests {
         assert!(p.cluster_started && p.sync_started, "{p:?}");
         let p = plan_reload(&with, &plain);
         assert!(p.cluster_stopped && p.sync_stopped, "{p:?}");
+    }
+
+    #[test]
+    fn a_sync_group_tracking_a_script_is_a_tracking_change() {
+        let mut old = config(vec![inst("A", 100)]);
+        old.vrrp_scripts
+            .push(crate::config::model::VrrpScript::new("chk", "/bin/true"));
+        old.sync_groups.push(crate::config::model::SyncGroup {
+            name: "G".into(),
+            instances: vec!["A".into()],
+            ..Default::default()
+        });
+        let mut new = old.clone();
+        new.sync_groups[0]
+            .track_scripts
+            .push(crate::config::model::TrackRef::new("chk"));
+        let p = plan_reload(&old, &new);
+        assert!(p.tracking_changed, "the tracker must start running chk");
+        assert_eq!(p.keep, ["A"]);
     }
 }

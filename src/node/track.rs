@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::model::{Config, Instance, VrrpScript};
+use crate::config::model::{Config, Instance, TrackInterface, TrackRef, VrrpScript};
 
 // ---------------------------------------------------------------------------
 // Pure half: state and keepalived's weighting rules.
@@ -259,67 +259,179 @@ fn weigh_file(value: i64, weight: i32, reverse: bool) -> Contribution {
 /// file applies (the model cannot say `noreverse`). A reference to a script
 /// or file the config lacks (a checked config has none) counts for nothing
 /// and is named in `reasons`.
+///
+/// The tracking of the instance's sync group counts too, entry by entry as
+/// if the instance listed it, weights included: keepalived 2.x adds a
+/// group's tracked interfaces, scripts and files to every member
+/// (`sync_group_tracking_init`). Its reasons name the group.
 pub fn instance_effect(inst: &Instance, config: &Config, state: &TrackState) -> Effect {
-    let mut fault = false;
-    let mut sum: i64 = 0;
-    let mut reasons = Vec::new();
-    let mut count = |c: Contribution| match c {
-        Contribution::Fault => fault = true,
-        Contribution::Add(n) => sum = sum.saturating_add(n),
-    };
-
-    for t in &inst.track_interfaces {
-        let up = state.interface_up(&t.name);
-        count(weigh(up.unwrap_or(false), t.weight, t.reverse));
-        match up {
-            None => reasons.push(format!("interface {} not found", t.name)),
-            Some(false) if !t.reverse => reasons.push(format!("interface {} down", t.name)),
-            Some(true) if t.reverse => reasons.push(format!("interface {} up (reverse)", t.name)),
-            Some(_) => {}
+    let mut tally = Tally::default();
+    let group = config.sync_group_of(&inst.name);
+    match group.filter(|g| !g.tracking_weight) {
+        Some(_) => {
+            let (interfaces, scripts, files) = unweighted_for_sync(inst, config);
+            tally.count((&interfaces, &scripts, &files), config, state, "");
         }
+        None => tally.count(
+            (
+                &inst.track_interfaces,
+                &inst.track_scripts,
+                &inst.track_files,
+            ),
+            config,
+            state,
+            "",
+        ),
     }
-
-    for t in &inst.track_scripts {
-        let (Some(script), Some(up)) = (config.vrrp_script(&t.name), state.script_up(&t.name))
-        else {
-            reasons.push(format!("script {} is not configured", t.name));
-            continue;
-        };
-        let weight = t.weight_override.unwrap_or(script.weight);
-        let reverse = t.reverse || script.weight_reverse;
-        count(weigh(up, weight, reverse));
-        if !up && !reverse {
-            reasons.push(format!("script {} failed", t.name));
-        } else if up && reverse {
-            reasons.push(format!("script {} succeeded (reverse)", t.name));
-        }
+    if let Some(group) = group {
+        let prefix = format!("sync group {}: ", group.name);
+        tally.count(
+            (
+                &group.track_interfaces,
+                &group.track_scripts,
+                &group.track_files,
+            ),
+            config,
+            state,
+            &prefix,
+        );
     }
-
-    for t in &inst.track_files {
-        let Some(file) = config.track_file(&t.name) else {
-            reasons.push(format!("file {} is not configured", t.name));
-            continue;
-        };
-        let value = state.file_value(&t.name);
-        let weight = t.weight_override.unwrap_or(file.weight);
-        let reverse = t.reverse || file.reverse;
-        let c = weigh_file(value, weight, reverse);
-        count(c);
-        let bad = match c {
-            Contribution::Fault => true,
-            Contribution::Add(n) => n < 0,
-        };
-        if bad {
-            reasons.push(format!("file {} = {value}", file.path.display()));
-        }
-    }
-
     // Bounded first: the model's addition would overflow on extreme file
     // values, and anything beyond ±1000 clamps the same.
     Effect {
-        fault,
-        priority: inst.effective_priority(sum.clamp(-1000, 1000)),
-        reasons,
+        fault: tally.fault,
+        priority: inst.effective_priority(tally.sum.clamp(-1000, 1000)),
+        reasons: tally.reasons,
+    }
+}
+
+/// A sync group member's own tracking as keepalived keeps it when the
+/// group has no `sync_group_tracking_weight` (`vrrp_complete_instance`:
+/// "ignoring weight of tracked interface ... due to SYNC group"): weighted
+/// interfaces count as weight 0, weighted scripts are dropped, files of
+/// the default weight 1 count as weight 0 and other weighted files are
+/// dropped. Weights here are the effective ones (a reference's override,
+/// else the script's or file's own).
+pub fn unweighted_for_sync(
+    inst: &Instance,
+    config: &Config,
+) -> (Vec<TrackInterface>, Vec<TrackRef>, Vec<TrackRef>) {
+    let interfaces = inst
+        .track_interfaces
+        .iter()
+        .map(|t| TrackInterface {
+            weight: 0,
+            ..t.clone()
+        })
+        .collect();
+    let scripts = inst
+        .track_scripts
+        .iter()
+        .filter(|t| {
+            let own = config.vrrp_script(&t.name).map_or(0, |s| s.weight);
+            t.weight_override.unwrap_or(own) == 0
+        })
+        .cloned()
+        .collect();
+    let files = inst
+        .track_files
+        .iter()
+        .filter_map(|t| {
+            let own = config.track_file(&t.name).map_or(0, |f| f.weight);
+            match t.weight_override.unwrap_or(own) {
+                0 => Some(t.clone()),
+                1 => Some(TrackRef {
+                    weight_override: Some(0),
+                    ..t.clone()
+                }),
+                _ => None,
+            }
+        })
+        .collect();
+    (interfaces, scripts, files)
+}
+
+/// What tracked things add up to, on the way to an [`Effect`].
+#[derive(Default)]
+struct Tally {
+    fault: bool,
+    sum: i64,
+    reasons: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, c: Contribution) {
+        match c {
+            Contribution::Fault => self.fault = true,
+            Contribution::Add(n) => self.sum = self.sum.saturating_add(n),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn count(
+        &mut self,
+        (interfaces, scripts, files): (&[TrackInterface], &[TrackRef], &[TrackRef]),
+        config: &Config,
+        state: &TrackState,
+        prefix: &str,
+    ) {
+        for t in interfaces {
+            let up = state.interface_up(&t.name);
+            self.add(weigh(up.unwrap_or(false), t.weight, t.reverse));
+            let name = &t.name;
+            match up {
+                None => self
+                    .reasons
+                    .push(format!("{prefix}interface {name} not found")),
+                Some(false) if !t.reverse => {
+                    self.reasons.push(format!("{prefix}interface {name} down"))
+                }
+                Some(true) if t.reverse => self
+                    .reasons
+                    .push(format!("{prefix}interface {name} up (reverse)")),
+                Some(_) => {}
+            }
+        }
+
+        for t in scripts {
+            let (Some(script), Some(up)) = (config.vrrp_script(&t.name), state.script_up(&t.name))
+            else {
+                self.reasons
+                    .push(format!("{prefix}script {} is not configured", t.name));
+                continue;
+            };
+            let weight = t.weight_override.unwrap_or(script.weight);
+            let reverse = t.reverse || script.weight_reverse;
+            self.add(weigh(up, weight, reverse));
+            if !up && !reverse {
+                self.reasons
+                    .push(format!("{prefix}script {} failed", t.name));
+            } else if up && reverse {
+                self.reasons
+                    .push(format!("{prefix}script {} succeeded (reverse)", t.name));
+            }
+        }
+
+        for t in files {
+            let Some(file) = config.track_file(&t.name) else {
+                self.reasons
+                    .push(format!("{prefix}file {} is not configured", t.name));
+                continue;
+            };
+            let value = state.file_value(&t.name);
+            let weight = t.weight_override.unwrap_or(file.weight);
+            let reverse = t.reverse || file.reverse;
+            let c = weigh_file(value, weight, reverse);
+            self.add(c);
+            let bad = match c {
+                Contribution::Fault => true,
+                Contribution::Add(n) => n < 0,
+            };
+            if bad {
+                self.reasons
+                    .push(format!("{prefix}file {} = {value}", file.path.display()));
+            }
+        }
     }
 }
 
@@ -355,7 +467,7 @@ pub fn parse_track_value(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::{TrackFile, TrackInterface, TrackRef};
+    use crate::config::model::{SyncGroup, TrackFile};
     use std::path::PathBuf;
 
     fn script(name: &str, weight: i32) -> VrrpScript {
@@ -762,5 +874,87 @@ mod tests {
             parse_track_value("-99999999999999999999999"),
             Some(i64::MIN)
         );
+    }
+
+    #[test]
+    fn a_sync_groups_tracking_counts_in_each_member_with_its_weight() {
+        let mut c = config_with(
+            Instance::new("VI_1", "eth0", 1),
+            vec![script("chk", 0)],
+            vec![],
+        );
+        c.instances[0].priority = 200;
+        c.instances.push(Instance::new("VI_2", "eth0", 2));
+        let mut weighted = TrackRef::new("chk");
+        weighted.weight_override = Some(-50);
+        c.sync_groups.push(SyncGroup {
+            name: "G".into(),
+            instances: vec!["VI_1".into(), "VI_2".into()],
+            track_scripts: vec![weighted],
+            ..SyncGroup::default()
+        });
+        let mut st = TrackState::new(&c);
+        st.set_script("chk", false);
+        for (i, base) in [(0, 200), (1, 100)] {
+            let e = instance_effect(&c.instances[i], &c, &st);
+            assert!(!e.fault);
+            assert_eq!(e.priority, base - 50);
+            assert_eq!(e.reasons, ["sync group G: script chk failed"]);
+        }
+        // Weight 0 (the script's own): every member faults.
+        c.sync_groups[0].track_scripts = vec![TrackRef::new("chk")];
+        for inst in &c.instances {
+            assert!(instance_effect(inst, &c, &st).fault);
+        }
+        // A member of no group is not touched.
+        c.sync_groups[0].instances = vec!["VI_2".into()];
+        assert!(!instance_effect(&c.instances[0], &c, &st).fault);
+    }
+
+    #[test]
+    fn a_members_own_weights_are_ignored_unless_the_group_keeps_them() {
+        let mut inst = Instance::new("VI_1", "eth0", 1);
+        inst.priority = 150;
+        inst.track_scripts.push(TrackRef::new("weighted"));
+        inst.track_interfaces.push(TrackInterface {
+            name: "eth1".into(),
+            weight: -20,
+            reverse: false,
+        });
+        inst.track_files.push(TrackRef::new("default_weight"));
+        let mut c = config_with(
+            inst,
+            vec![script("weighted", -50)],
+            vec![file("default_weight", 1, false)],
+        );
+        c.sync_groups.push(SyncGroup {
+            name: "G".into(),
+            instances: vec!["VI_1".into()],
+            ..SyncGroup::default()
+        });
+        let mut st = TrackState::new(&c);
+        st.set_script("weighted", false);
+        st.set_interface("eth1", true);
+        // keepalived: the weighted script is dropped; the file's weight 1
+        // becomes 0 (a 0 value is fine).
+        let e = effect(&c, &st);
+        assert!(!e.fault);
+        assert_eq!(e.priority, 150);
+        // The weighted interface counts as weight 0: down is a FAULT.
+        st.set_interface("eth1", false);
+        assert!(effect(&c, &st).fault);
+        st.set_interface("eth1", true);
+        st.set_file("default_weight", 5);
+        assert!(effect(&c, &st).fault, "weight 1 became 0: non-zero faults");
+        // sync_group_tracking_weight: the weights count again.
+        c.sync_groups[0].tracking_weight = true;
+        st.set_file("default_weight", 0);
+        let e = effect(&c, &st);
+        assert!(!e.fault);
+        assert_eq!(e.priority, 100);
+        st.set_interface("eth1", false);
+        let e = effect(&c, &st);
+        assert!(!e.fault);
+        assert_eq!(e.priority, 80);
     }
 }

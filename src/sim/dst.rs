@@ -280,7 +280,7 @@ pub fn build(plan: &Plan) -> Sim {
             config.sync_groups.push(SyncGroup {
                 name: "G1".into(),
                 instances: vec![instance_name(0), instance_name(1)],
-                notify: Default::default(),
+                ..Default::default()
             });
         }
         sim.add_node_config(&format!("n{n}"), n as u8 + 1, config);

@@ -909,6 +909,18 @@ impl Sim {
         );
     }
 
+    /// The `vrrp_script` called `name` on node `id` goes down or up (after
+    /// its rise/fall), as the agent's tracker would report it.
+    pub fn set_script(&mut self, id: NodeId, name: &str, up: bool) {
+        self.input(
+            id,
+            Input::Track(TrackEvent::Script {
+                name: name.to_string(),
+                up,
+            }),
+        );
+    }
+
     pub fn set_loss(&mut self, percent: f64) {
         self.loss = percent;
     }
@@ -1209,7 +1221,7 @@ impl Sim {
                 else {
                     return;
                 };
-                let multicast_socket = dst == GROUP4 || dst == GROUP6;
+                let multicast_socket = dst.is_multicast();
                 if self.verbose {
                     let priority = bytes.get(2).copied().unwrap_or(0);
                     eprintln!(
@@ -1520,7 +1532,7 @@ impl Sim {
             return;
         };
         self.nodes[from].adverts_sent += 1;
-        let multicast = dst == GROUP4 || dst == GROUP6;
+        let multicast = dst.is_multicast();
         let sender_delay = self.nodes[from].link_delay;
         for to in 0..self.nodes.len() {
             if to == from || !self.path_open(from, to) {
@@ -1531,7 +1543,13 @@ impl Sim {
                 IpAddr::V4(a) => rx.addr4 == a,
                 IpAddr::V6(a) => rx.addr6 == a,
             };
-            if !(multicast || owns) {
+            // A node hears only the group it joined (vrrp_mcast_group4/6).
+            let g = &rx.config.global;
+            let joined = match dst {
+                IpAddr::V4(a) => g.mcast_group4 == a,
+                IpAddr::V6(a) => g.mcast_group6 == a,
+            };
+            if !(multicast && joined || owns) {
                 continue;
             }
             if self.rng.chance(self.loss) {

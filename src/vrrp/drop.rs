@@ -114,6 +114,9 @@ drop_reasons! {
     /// The sequence number is not above the last one sent or accepted:
     /// replayed, older, or a restarted sender (keepalived's rule).
     AhReplay => "ah_replay",
+    /// The advert's address list differs from ours (keepalived's
+    /// `addr_list_err`; checked once per master with `skip_check_adv_addr`).
+    AddrListMismatch => "addr_list_mismatch",
 }
 
 impl fmt::Display for DropReason {
@@ -159,6 +162,7 @@ impl From<WireError> for DropReason {
 impl From<Rejected> for DropReason {
     fn from(r: Rejected) -> Self {
         match r {
+            Rejected::AddressList => DropReason::AddrListMismatch,
             Rejected::VersionMismatch => DropReason::VersionMismatch,
             Rejected::AuthMismatch => DropReason::AuthMismatch,
             Rejected::IntervalMismatch => DropReason::IntervalMismatch,

@@ -165,6 +165,10 @@ pub struct InstanceConfig {
     /// The valid lifetime the VIPs are added with, refreshed every
     /// [`timers::vip_lease_refresh`] while MASTER; zero: forever.
     pub vip_lease: Duration,
+    /// Check an advert's address list only when it comes from another
+    /// router than the last one heard (keepalived's `skip_check_adv_addr`);
+    /// otherwise every advert's list is checked.
+    pub skip_check_adv_addr: bool,
 }
 
 impl InstanceConfig {
@@ -185,6 +189,7 @@ impl InstanceConfig {
             strict: false,
             allowed_sources: Vec::new(),
             vip_lease: Duration::ZERO,
+            skip_check_adv_addr: false,
         }
     }
 }
@@ -239,6 +244,10 @@ pub enum Rejected {
     UnknownUnicastSource,
     /// With the cluster channel: a router that is not a cluster member.
     Foreign,
+    /// The advert's address list is not ours: another count, or one of
+    /// our addresses missing (keepalived drops it, "ip address associated
+    /// with VRID not present in MASTER advert").
+    AddressList,
 }
 
 /// One virtual router.
@@ -739,7 +748,9 @@ impl Instance {
         checksum: ChecksumKind,
         under_ah: bool,
     ) -> Result<(), Rejected> {
-        let verdict = self.check_advert(src, adv, under_ah);
+        let verdict = self
+            .check_advert(src, adv, under_ah)
+            .and_then(|()| self.check_addresses(src, adv));
         match verdict {
             Err(r) => self.stats.count(DropReason::from(r)),
             Ok(()) => self.stats.accept(checksum),
@@ -781,6 +792,23 @@ impl Instance {
             if u64::from(adv.interval_cs) != timers::centiseconds(self.cfg.advert_interval) {
                 return Err(Rejected::IntervalMismatch);
             }
+        }
+        Ok(())
+    }
+
+    /// keepalived's check of the advertised address list (RFC 3768 7.1
+    /// "MAY verify"): the count and every one of our addresses must match.
+    /// With `skip_check_adv_addr` an advert from the master this backup
+    /// follows (whose list was checked when it was accepted as master:
+    /// keepalived's `master_saddr`) is not checked again.
+    fn check_addresses(&self, src: IpAddr, adv: &Repr) -> Result<(), Rejected> {
+        let from_master = self.state == State::Backup && self.master.is_some_and(|(m, _)| m == src);
+        if self.cfg.skip_check_adv_addr && from_master {
+            return Ok(());
+        }
+        let ours = &self.cfg.vips;
+        if adv.addresses.len() != ours.len() || ours.iter().any(|a| !adv.addresses.contains(a)) {
+            return Err(Rejected::AddressList);
         }
         Ok(())
     }
@@ -1555,6 +1583,68 @@ mod tests {
         assert_eq!(i.stats().drops(DropReason::IntervalMismatch), 1);
         assert_eq!(i.stats().drops(DropReason::VersionMismatch), 1);
         assert_eq!(i.stats().dropped_total(), 3);
+    }
+
+    #[test]
+    fn an_advert_with_another_address_list_is_dropped_and_counted() {
+        let t0 = Instant::now();
+        let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 99));
+        for (addresses, why) in [
+            (vec![other], "one of ours missing"),
+            (vec![vip(), other], "another count"),
+            (vec![], "no address"),
+        ] {
+            let mut i = inst(100);
+            i.startup(t0);
+            let mut a = adv(150, 100);
+            a.addresses = addresses;
+            assert_eq!(
+                i.handle_advert(t0, ip(2), &a, ChecksumKind::Standard),
+                Err(Rejected::AddressList),
+                "{why}"
+            );
+            assert_eq!(i.master(), None, "{why}: the advert is ignored");
+            assert_eq!(i.stats().drops(DropReason::AddrListMismatch), 1, "{why}");
+        }
+        // Order does not matter: the same set in another order is ours.
+        let mut cfg = InstanceConfig::new("VI_1", 51, 100, vec![vip(), ip(101)]);
+        cfg.skip_check_adv_addr = false;
+        let mut i = Instance::new(cfg, ip(1));
+        i.startup(t0);
+        let mut a = adv(150, 100);
+        a.addresses = vec![ip(101), vip()];
+        assert_eq!(
+            i.handle_advert(t0, ip(2), &a, ChecksumKind::Standard),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn skip_check_adv_addr_checks_only_a_new_master() {
+        let t0 = Instant::now();
+        let mut cfg = InstanceConfig::new("VI_1", 51, 100, vec![vip()]);
+        cfg.skip_check_adv_addr = true;
+        let mut i = Instance::new(cfg, ip(1));
+        i.startup(t0);
+        let mut wrong = adv(150, 100);
+        wrong.addresses = vec![ip(99)];
+        // A first advert from .2 is checked.
+        assert_eq!(
+            i.handle_advert(t0, ip(2), &wrong, ChecksumKind::Standard),
+            Err(Rejected::AddressList)
+        );
+        // Once .2 is the master followed, its adverts are no longer checked.
+        assert_eq!(rx(&mut i, t0, 2, 150), Ok(()));
+        assert_eq!(
+            i.handle_advert(t0, ip(2), &wrong, ChecksumKind::Standard),
+            Ok(())
+        );
+        // Another router is checked again.
+        assert_eq!(
+            i.handle_advert(t0, ip(3), &wrong, ChecksumKind::Standard),
+            Err(Rejected::AddressList)
+        );
+        assert_eq!(i.stats().drops(DropReason::AddrListMismatch), 2);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the defaults (VRRP version, gratuitous ARP, strict mode) that every
 //! instance starts from.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -74,6 +75,14 @@ const KEYWORDS: Keywords<Global> = Keywords {
         ("vrrp_startup_delay", startup_delay),
         // baton's extension.
         ("metrics_listen", metrics_listen),
+        ("vrrp_mcast_group4", mcast_group4),
+        ("vrrp_mcast_group6", mcast_group6),
+        ("net_namespace", net_namespace),
+        ("vrrp_skip_check_adv_addr", skip_check_adv_addr),
+        ("max_auto_priority", max_auto_priority),
+        ("min_auto_priority_delay", min_auto_priority_delay),
+        ("vrrp_rt_priority", rt_priority),
+        ("vrrp_rlimit_rttime", rlimit_rttime),
     ],
     unsupported: UNSUPPORTED,
 };
@@ -216,10 +225,104 @@ fn metrics_listen(r: &mut Reader, g: &mut Global, item: &Stmt) {
     }
 }
 
+fn mcast_group4(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    match r.ip(g.ctx(), item) {
+        Some((IpAddr::V4(a), at)) if a.is_multicast() => {
+            r.config.global.mcast_group4 = a;
+            r.record("global.mcast_group4", at);
+        }
+        Some((a, at)) => r.warn(
+            at,
+            format!(
+                "global_defs: vrrp_mcast_group4: {a} is not an IPv4 multicast address; ignored"
+            ),
+        ),
+        None => {}
+    }
+}
+
+fn mcast_group6(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    match r.ip(g.ctx(), item) {
+        // keepalived: IPv6 groups must be link-local scope (ffX2::).
+        Some((IpAddr::V6(a), at)) if a.is_multicast() && a.segments()[0] & 0x000f == 2 => {
+            r.config.global.mcast_group6 = a;
+            r.record("global.mcast_group6", at);
+        }
+        Some((a, at)) => r.warn(
+            at,
+            format!(
+                "global_defs: vrrp_mcast_group6: {a} is not a link-local IPv6 multicast \
+                 address (ffX2::); ignored"
+            ),
+        ),
+        None => {}
+    }
+}
+
+/// `net_namespace NAME` (in global_defs or at the top of the file).
+pub(super) fn read_net_namespace(r: &mut Reader, ctx: &str, item: &Stmt) {
+    if let Some(w) = r.single(ctx, item) {
+        let name = w.text.clone();
+        let at = w.at;
+        r.config.global.net_namespace = Some(name);
+        r.record("global.net_namespace", at);
+    }
+}
+
+fn net_namespace(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    read_net_namespace(r, g.ctx(), item);
+}
+
+fn skip_check_adv_addr(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some(on) = r.flag(g.ctx(), item) {
+        r.config.global.skip_check_adv_addr = on;
+        r.record("global.skip_check_adv_addr", item.at());
+    }
+}
+
+/// `max_auto_priority [N]`: N in -1..=99, the maximum when left out; -1
+/// (keepalived: "no startup notice") is 0 here.
+fn max_auto_priority(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    let max = crate::config::model::Global::MAX_RT_PRIORITY;
+    if item.args().is_empty() {
+        r.config.global.max_auto_priority = max;
+        r.record("global.max_auto_priority", item.at());
+        return;
+    }
+    if let Some((n, at)) = r.integer(g.ctx(), item, -1..=i64::from(max)) {
+        r.config.global.max_auto_priority = u8::try_from(n).unwrap_or(0);
+        r.record("global.max_auto_priority", at);
+    }
+}
+
+/// `min_auto_priority_delay USECS` (1..=10000000).
+fn min_auto_priority_delay(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((n, at)) = r.integer(g.ctx(), item, 1..=10_000_000) {
+        r.config.global.min_auto_priority_delay = Duration::from_micros(n.unsigned_abs());
+        r.record("global.min_auto_priority_delay", at);
+    }
+}
+
+/// `vrrp_rt_priority N` (1..=99).
+fn rt_priority(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    let max = crate::config::model::Global::MAX_RT_PRIORITY;
+    if let Some((n, at)) = r.integer(g.ctx(), item, 1..=i64::from(max)) {
+        r.config.global.rt_priority = u8::try_from(n).ok();
+        r.record("global.rt_priority", at);
+    }
+}
+
+/// `vrrp_rlimit_rttime USECS` (at least 2, as keepalived).
+fn rlimit_rttime(r: &mut Reader, g: &mut Global, item: &Stmt) {
+    if let Some((n, at)) = r.integer(g.ctx(), item, 2..=i64::from(u32::MAX)) {
+        r.config.global.rlimit_rttime = Some(n.unsigned_abs());
+        r.record("global.rlimit_rttime", at);
+    }
+}
+
 /// global_defs keywords of keepalived 2.2 that baton does not use (SMTP,
 /// LVS, SNMP, DBus, firewalls, process tuning, ...).
 const UNSUPPORTED: &[&str] = &[
-    "net_namespace",
     "net_namespace_ipvs",
     "namespace_with_ipsets",
     "instance",
@@ -247,8 +350,6 @@ const UNSUPPORTED: &[&str] = &[
     "smtp_alert_checker",
     "checker_log_all_failures",
     "no_email_faults",
-    "vrrp_mcast_group4",
-    "vrrp_mcast_group6",
     "default_interface",
     "lvs_sync_daemon",
     "lvs_timeouts",
@@ -269,7 +370,6 @@ const UNSUPPORTED: &[&str] = &[
     "vrrp_iptables",
     "vrrp_ipsets",
     "disable_local_igmp",
-    "vrrp_skip_check_adv_addr",
     "vrrp_notify_priority_changes",
     "vrrp_priority",
     "checker_priority",
@@ -277,10 +377,8 @@ const UNSUPPORTED: &[&str] = &[
     "vrrp_no_swap",
     "checker_no_swap",
     "bfd_no_swap",
-    "vrrp_rt_priority",
     "checker_rt_priority",
     "bfd_rt_priority",
-    "vrrp_rlimit_rttime",
     "checker_rlimit_rttime",
     "bfd_rlimit_rttime",
     "vrrp_cpu_affinity",

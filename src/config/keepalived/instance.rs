@@ -117,6 +117,8 @@ const KEYWORDS: Keywords<InstanceBlock> = Keywords {
         ("virtual_routes", virtual_routes_or_rules),
         ("virtual_rules", virtual_routes_or_rules),
         ("strict_mode", strict_mode),
+        ("dont_track_primary", dont_track_primary),
+        ("skip_check_adv_addr", skip_check_adv_addr),
         ("check_unicast_src", check_unicast_src),
         // baton extension: the VIPs' valid lifetime.
         ("vip_lease", vip_lease),
@@ -448,6 +450,19 @@ fn check_unicast_src(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
     }
 }
 
+fn dont_track_primary(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
+    r.no_value(&b.ctx, item);
+    b.inst.dont_track_primary = true;
+    r.record(&format!("{}.dont_track_primary", b.p), item.at());
+}
+
+fn skip_check_adv_addr(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
+    if let Some(on) = r.flag(&b.ctx, item) {
+        b.inst.skip_check_adv_addr = Some(on);
+        r.record(&format!("{}.skip_check_adv_addr", b.p), item.at());
+    }
+}
+
 fn strict_mode(r: &mut Reader, b: &mut InstanceBlock, item: &Stmt) {
     if let Some(on) = r.flag(&b.ctx, item) {
         b.inst.strict_mode = on;
@@ -546,7 +561,7 @@ const AUTH_KEYWORDS: Keywords<Auth> = Keywords {
 };
 
 /// `NAME [weight W] [reverse|noreverse|no_reverse]`.
-fn track_item(r: &mut Reader, ctx: &str, key: &str, line: &Stmt) -> Option<TrackRef> {
+pub(super) fn track_item(r: &mut Reader, ctx: &str, key: &str, line: &Stmt) -> Option<TrackRef> {
     let mut words = line.words.iter();
     let name = words.next()?;
     let mut t = TrackRef::new(name.text.clone());
@@ -595,7 +610,6 @@ const UNSUPPORTED: &[&str] = &[
     "use_vmac_addr",
     "use_ipvlan",
     "native_ipv6",
-    "dont_track_primary",
     "track_process",
     "track_bfd",
     "mcast_dst_ip",
@@ -611,7 +625,6 @@ const UNSUPPORTED: &[&str] = &[
     "promote_secondaries",
     "accept",
     "no_accept",
-    "skip_check_adv_addr",
     "debug",
     "notify_master_rx_lower_pri",
     "notify_deleted",

@@ -74,9 +74,15 @@ pub(super) const TOP: Keywords<Top> = Keywords {
         ("static_ipaddress", routes::static_ipaddress),
         ("static_routes", routes::static_routes),
         ("static_rules", routes::static_rules),
+        ("net_namespace", net_namespace),
     ],
     unsupported: TOP_UNSUPPORTED,
 };
+
+/// keepalived also takes `net_namespace` outside global_defs.
+fn net_namespace(r: &mut Reader, _: &mut Top, s: &Stmt) {
+    global::read_net_namespace(r, "", s);
+}
 
 /// Read before everything else, by [`Reader::document`].
 fn global_defs(_: &mut Reader, _: &mut Top, _: &Stmt) {}
@@ -103,7 +109,6 @@ pub(super) const SKIPPED_BLOCKS: &[&str] = &[
 
 /// Top-level keywords (outside global_defs) baton does not use.
 pub(super) const TOP_UNSUPPORTED: &[&str] = &[
-    "net_namespace",
     "net_namespace_ipvs",
     "namespace_with_ipsets",
     "instance",
