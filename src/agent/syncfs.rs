@@ -921,10 +921,14 @@ mod tests {
         )
         .unwrap();
         assert!(next_content(&mut rx, Duration::from_secs(5)).is_some());
+        let start = std::time::Instant::now();
         for i in 0..1000u32 {
             fs::write(&f, format!("write {i:04}")).unwrap();
             std::thread::sleep(Duration::from_micros(900));
         }
+        // Writes that never pause are read every MAX_DELAY: on a loaded
+        // host the loop takes longer than its nominal second.
+        let bound = 4 + (start.elapsed().as_millis() / MAX_DELAY.as_millis()) as usize;
         let mut reads = Vec::new();
         while let Some(c) = next_content(&mut rx, Duration::from_secs(2)) {
             reads.push(String::from_utf8(c).unwrap());
@@ -935,7 +939,7 @@ mod tests {
             "{reads:?}"
         );
         assert!(
-            reads.len() <= 8,
+            reads.len() <= bound,
             "{} reads for one burst: {reads:?}",
             reads.len()
         );
