@@ -857,6 +857,24 @@ mod tests {
         None
     }
 
+    /// A worker on `f` (first holding `first`) with the poll out of the
+    /// way, once it has reported the file's first reading.
+    fn watched_without_poll(
+        d: &Path,
+        f: &Path,
+        first: &[u8],
+    ) -> (Worker, mpsc::UnboundedReceiver<FsEvent>) {
+        fs::write(f, first).unwrap();
+        let (w, mut rx) = Worker::start_polling(
+            vec![entry("f", f)],
+            d.join("state"),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        assert!(next_content(&mut rx, Duration::from_secs(5)).is_some());
+        (w, rx)
+    }
+
     /// With the poll out of the way (an hour), only inotify can tell the
     /// worker: edits in place, a file replaced by rename, and a file
     /// created after start are all seen.
@@ -913,14 +931,7 @@ mod tests {
     fn a_burst_of_writes_is_read_a_few_times_ending_with_the_last() {
         let d = tmpdir("burst");
         let f = d.join("f");
-        fs::write(&f, b"start").unwrap();
-        let (_w, mut rx) = Worker::start_polling(
-            vec![entry("f", &f)],
-            d.join("state"),
-            Duration::from_secs(3600),
-        )
-        .unwrap();
-        assert!(next_content(&mut rx, Duration::from_secs(5)).is_some());
+        let (_w, mut rx) = watched_without_poll(&d, &f, b"start");
         let start = std::time::Instant::now();
         for i in 0..1000u32 {
             fs::write(&f, format!("write {i:04}")).unwrap();
@@ -994,14 +1005,7 @@ mod tests {
     fn a_truncate_then_write_is_not_read_half_done() {
         let d = tmpdir("trunc");
         let f = d.join("f");
-        fs::write(&f, b"first").unwrap();
-        let (_w, mut rx) = Worker::start_polling(
-            vec![entry("f", &f)],
-            d.join("state"),
-            Duration::from_secs(3600),
-        )
-        .unwrap();
-        assert!(next_content(&mut rx, Duration::from_secs(5)).is_some());
+        let (_w, mut rx) = watched_without_poll(&d, &f, b"first");
         for i in 0..20 {
             std::thread::sleep(HOT_FOR * 2);
             let mut file = fs::OpenOptions::new()
