@@ -147,10 +147,13 @@ pub enum ChannelEvent {
     },
     /// The peer's connection ended (or a connection attempt in its name was
     /// rejected while it was not Up). `reason` starts with the counter name
-    /// for rejections (`bad_tag: ...`).
+    /// for rejections (`bad_tag: ...`). `died`: the peer's kernel closed
+    /// the Up connection (end of stream or reset) without a goodbye first:
+    /// its process is gone (every deliberate close sends a Close frame).
     Down {
         peer: String,
         reason: String,
+        died: bool,
     },
     Message {
         peer: String,
@@ -655,6 +658,23 @@ impl End {
         }
     }
 
+    /// The peer's kernel ended the connection without a goodbye: end of
+    /// stream (FIN) or a reset (RST, or writing after one). Its process
+    /// died: every deliberate close sends a Close frame first. A network
+    /// failure is silence (the idle timeout) or a timeout error, not this.
+    fn peer_died(&self) -> bool {
+        match self {
+            End::Eof => true,
+            End::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+            ),
+            End::Session(_) | End::Killed(_) | End::Stopped => false,
+        }
+    }
+
     /// What to tell the peer in a Close frame, if it can still hear us.
     fn goodbye(&self) -> Option<&'static str> {
         match self {
@@ -766,6 +786,7 @@ impl Shared {
             self.emit(ChannelEvent::Down {
                 peer: slot.name.clone(),
                 reason: "replaced by a new connection".into(),
+                died: false,
             })
             .await;
         }
@@ -818,6 +839,8 @@ impl Shared {
         self.emit(ChannelEvent::Down {
             peer: slot.name.clone(),
             reason,
+            // Only the Up (proven, live) connection's close tells.
+            died: was_up == Some(true) && end.peer_died(),
         })
         .await;
     }
@@ -1222,9 +1245,10 @@ async fn run_session(
         lock(&slot.state).last_frame = Some(t);
     }
     let session = Mutex::new(session);
-    // A frame half written when the session ends: a goodbye after it would
-    // arrive as garbage, so none is sent.
-    let mut mid_frame = false;
+    // What is left of a frame half written when the session ends: it is
+    // finished before the goodbye (a goodbye after half a frame would
+    // arrive as garbage, and a close without one reads as a crash).
+    let mut unsent: Vec<u8> = Vec::new();
     let mut went_up = false;
     let end = {
         let reader = async {
@@ -1313,11 +1337,16 @@ async fn run_session(
                     std::iter::from_fn(|| s.poll_transmit()).collect()
                 };
                 for f in frames {
-                    mid_frame = true;
-                    if let Err(e) = wr.write_all(&f).await {
-                        return End::Io(e);
+                    unsent = f;
+                    while !unsent.is_empty() {
+                        match wr.write(&unsent).await {
+                            Ok(0) => return End::Io(io::ErrorKind::WriteZero.into()),
+                            Ok(n) => {
+                                unsent.drain(..n);
+                            }
+                            Err(e) => return End::Io(e),
+                        }
                     }
-                    mid_frame = false;
                 }
             }
             End::Killed("send queue closed")
@@ -1351,10 +1380,11 @@ async fn run_session(
     if let Some(r) = end.rejection() {
         shared.count(slot, remote, r, &end.describe());
     }
-    if let Some(why) = end.goodbye().filter(|_| !mid_frame) {
+    if let Some(why) = end.goodbye() {
         let mut s = session.into_inner().unwrap_or_else(|e| e.into_inner());
         s.close(why);
-        let bye: Vec<u8> = std::iter::from_fn(|| s.poll_transmit()).flatten().collect();
+        let mut bye = std::mem::take(&mut unsent);
+        bye.extend(std::iter::from_fn(|| s.poll_transmit()).flatten());
         let _ = tokio::time::timeout(CLOSE_GRACE, wr.write_all(&bye)).await;
     }
     shared.mark_end(slot, id, &end).await;
