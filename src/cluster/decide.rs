@@ -208,9 +208,9 @@ pub enum Successor {
     /// Nothing to do: a master is live, none was lost, this node is not
     /// BACKUP, or it is leaving.
     Idle,
-    /// Our turn comes at `due` (one advert interval after the loss, plus a
-    /// grace per node ranked before us); until then VRRP's master-down
-    /// waits.
+    /// Our turn comes at `due` (one advert interval after the loss, none
+    /// if the master's process died, plus a grace per node ranked before
+    /// us); until then VRRP's master-down waits.
     Waiting { due: Instant },
     /// Our turn: take over, unless the VRRP instance heard a master since
     /// the loss (`died`: the master's process died; anything heard from
