@@ -1041,6 +1041,17 @@ fn sigterm_of_the_master_hands_over_make_before_break() {
         (before[1].map(|n| n + 1), before[2]),
         "became_master: before {before:?}, after {after:?}"
     );
+    // A deliberate exit says goodbye first: the peers never take it for a
+    // death (which would skip waiting for VRRP silence).
+    for i in [1, 2] {
+        let log = std::fs::read_to_string(c.lab.node_files(i).log).unwrap_or_default();
+        assert!(
+            log.contains("node0 disconnected (closed by peer: shutdown)")
+                && !log.contains("its process died"),
+            "node{i} did not see node0's goodbye\n{}",
+            c.context()
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -42,6 +42,11 @@
 //!   logged at most once per peer and minute.
 //! - A connection with no frame for `dead_after` is closed (heartbeats come
 //!   from the daemon; this module only watches for silence).
+//! - Every close this end makes on purpose sends a goodbye (Close frame)
+//!   first, after whatever frame was half written. So when the Up
+//!   connection ends with no goodbye from the peer (end of stream, reset),
+//!   the peer's process died: `Down { died: true }`. Silence, timeouts and
+//!   the close of a connection that is not the Up one never say that.
 //! - Sends never block. Each connection has two bounded queues: messages
 //!   (heartbeats, takeovers...) and data (sync chunks). The writer always
 //!   takes a waiting message before the next data frame, so a message
@@ -1245,8 +1250,8 @@ async fn run_session(
         lock(&slot.state).last_frame = Some(t);
     }
     let session = Mutex::new(session);
-    // What is left of a frame half written when the session ends: it is
-    // finished before the goodbye (a goodbye after half a frame would
+    // What is left of the frames being written when the session ends: it
+    // is written before the goodbye (a goodbye after half a frame would
     // arrive as garbage, and a close without one reads as a crash).
     let mut unsent: Vec<u8> = Vec::new();
     let mut went_up = false;
@@ -1336,16 +1341,16 @@ async fn run_session(
                     }
                     std::iter::from_fn(|| s.poll_transmit()).collect()
                 };
-                for f in frames {
-                    unsent = f;
-                    while !unsent.is_empty() {
-                        match wr.write(&unsent).await {
-                            Ok(0) => return End::Io(io::ErrorKind::WriteZero.into()),
-                            Ok(n) => {
-                                unsent.drain(..n);
-                            }
-                            Err(e) => return End::Io(e),
+                // All of them: the session numbered them already, and the
+                // goodbye's number comes after theirs.
+                unsent = frames.concat();
+                while !unsent.is_empty() {
+                    match wr.write(&unsent).await {
+                        Ok(0) => return End::Io(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => {
+                            unsent.drain(..n);
                         }
+                        Err(e) => return End::Io(e),
                     }
                 }
             }
