@@ -670,11 +670,11 @@ impl End {
     fn peer_died(&self) -> bool {
         match self {
             End::Eof => true,
+            // Not ECONNABORTED: this end's kernel aborted it (`ss -K`, a
+            // local error), which says nothing of the peer.
             End::Io(e) => matches!(
                 e.kind(),
-                io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::BrokenPipe
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
             ),
             End::Session(_) | End::Killed(_) | End::Stopped => false,
         }
