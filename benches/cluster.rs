@@ -541,12 +541,12 @@ fn run_all(parts: &Parts, runs: usize, baton: &Path) {
         stops.push((
             Signal::SIGKILL,
             IV_100MS,
-            "VIP on node1 ≈ 1 advert after the close",
+            "VIP on node1 ≤ 2 heartbeats after the close",
         ));
         stops.push((
             Signal::SIGKILL,
             IV_1S,
-            "VIP on node1 ≈ 1 advert after the close",
+            "VIP on node1 ≤ 2 heartbeats after the close",
         ));
     }
     for (sig, iv_i, goal) in stops {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use baton::agent::channel::{Channel, ChannelEvent, ChannelHandle, ChannelOptions, SendError};
 use baton::cluster::Message;
+use baton::wire::frame::FrameType;
 use tokio::sync::mpsc;
 
 #[path = "support/forger.rs"]
@@ -268,13 +269,14 @@ async fn restarted_node_reconnects() {
     // (Includes the 20 ms `stop` waits.)
     eprintln!("a saw b down after {:?}: {down:?}", t.elapsed());
     assert!(
-        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason == "closed by peer: shutdown"),
+        matches!(down.last(), Some(ChannelEvent::Down { reason, died: false, .. }) if reason == "closed by peer: shutdown"),
         "{down:?}"
     );
-    // b dialed c: its dialing side says goodbye too.
+    // b dialed c: its dialing side says goodbye too (Close, then EOF: no
+    // death).
     let down = c.until(Duration::from_secs(1), |ev| is_down(ev, "b")).await;
     assert!(
-        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason == "closed by peer: shutdown"),
+        matches!(down.last(), Some(ChannelEvent::Down { reason, died: false, .. }) if reason == "closed by peer: shutdown"),
         "{down:?}"
     );
     assert!(!a.h().peers()[0].connected);
@@ -332,11 +334,47 @@ async fn killed_node_is_down_at_once() {
     eprintln!("killed peer reported down after {took:?}: {down:?}");
     b_thread.join().unwrap();
     assert!(
-        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason == "connection closed by peer"),
-        "{down:?}"
+        matches!(down.last(), Some(ChannelEvent::Down { reason, died: true, .. }) if reason == "connection closed by peer"),
+        "no goodbye: the process died; {down:?}"
     );
     // Well before the 300 ms silence timeout.
     assert!(took < Duration::from_millis(150), "{took:?}");
+}
+
+/// How a proven peer's connection ends, and whether the other end takes it
+/// for the death of the peer's process: a Close frame then EOF is not one;
+/// EOF alone, or EOF in the middle of a frame, is.
+#[tokio::test]
+async fn only_a_close_without_goodbye_is_a_death() {
+    let all = mesh(&["a", "b"]);
+    let b_addr = all[1].1;
+    let mut b = Node::start("b", &all, ChannelOptions::default());
+    for (case, want_died) in [("goodbye", false), ("eof", true), ("half_frame", true)] {
+        let rogue = tokio::task::spawn_blocking(move || {
+            let mut r = RogueClient::connect(b_addr, "a", KEY, Duration::from_secs(1)).unwrap();
+            r.send_message(&heartbeat("a")).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            match case {
+                "goodbye" => {
+                    let bye = r.frame(FrameType::Close, b"shutdown");
+                    r.send_raw(&bye).unwrap();
+                }
+                "half_frame" => {
+                    let f = r.message_frame(&heartbeat("a"));
+                    r.send_raw(&f[..f.len() / 2]).unwrap();
+                }
+                _ => {}
+            }
+            // Dropped: the kernel sends FIN.
+        });
+        b.until(Duration::from_secs(2), |ev| is_up(ev, "a")).await;
+        rogue.await.unwrap();
+        let down = b.until(Duration::from_secs(1), |ev| is_down(ev, "a")).await;
+        assert!(
+            matches!(down.last(), Some(ChannelEvent::Down { died, .. }) if *died == want_died),
+            "{case}: {down:?}"
+        );
+    }
 }
 
 /// A peer that stops talking but keeps its socket open (hung process, or a
@@ -362,8 +400,8 @@ async fn silent_peer_is_down_after_dead_after() {
     eprintln!("silent peer: connection closed {after:?} after its last frame: {down:?}");
     assert!(closed);
     assert!(
-        matches!(down.last(), Some(ChannelEvent::Down { reason, .. }) if reason.starts_with("no frame for")),
-        "{down:?}"
+        matches!(down.last(), Some(ChannelEvent::Down { reason, died: false, .. }) if reason.starts_with("no frame for")),
+        "silence is not a death: {down:?}"
     );
     assert!(after >= dead_after, "{after:?}");
     assert!(after < dead_after + Duration::from_millis(150), "{after:?}");

@@ -93,7 +93,7 @@ async fn wrong_key_never_up_nothing_delivered() {
     assert!(!b_ev.is_empty());
     for ev in &b_ev {
         match ev {
-            ChannelEvent::Down { peer, reason } => {
+            ChannelEvent::Down { peer, reason, .. } => {
                 assert_eq!(peer, "a");
                 assert!(reason.starts_with("bad_tag"), "{reason}");
             }
@@ -196,7 +196,7 @@ async fn attack(
 
 fn down_reason(evs: &[ChannelEvent]) -> &str {
     match evs.last() {
-        Some(ChannelEvent::Down { peer, reason }) if peer == "a" => reason,
+        Some(ChannelEvent::Down { peer, reason, .. }) if peer == "a" => reason,
         other => panic!("expected a Down last, got {other:?} in {evs:?}"),
     }
 }

@@ -844,6 +844,59 @@ fn sigkill_of_the_master_successor_takes_over_before_master_down() {
     assert_eq!(c.state(2), Some(State::Backup), "{}", c.context());
 }
 
+/// The master's process dies: its kernel closes the channel connections
+/// with no goodbye, and node1 takes over at that close, without waiting
+/// for an advert interval of VRRP silence (1 s here): within 2 heartbeat
+/// intervals (100 ms each) plus the machine's noise.
+#[test]
+fn sigkill_at_1s_adverts_the_successor_holds_the_vip_within_two_heartbeats() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut c = Cl::new("cx", "1s", true);
+    let before = c.became();
+    let watch = lab::HoldWatch::start(&c.lab, VIP4);
+    // The watch threads start.
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Instant::now();
+    c.signal(0, Signal::SIGKILL);
+    c.wait(MOVE, "node1 holds the VIP", |c| c.holds(1));
+    assert_eq!(c.reap(0, Duration::from_secs(2)), Some(-1), "SIGKILLed");
+    // Past node1's own advert interval: nobody else competed.
+    c.stays(
+        Duration::from_millis(1500),
+        "node1 is the only master",
+        |c| c.masters() == [1],
+    );
+    let timeline = watch.finish();
+    let took = timeline
+        .acquired_after(1, killed)
+        .map(|t| t - killed)
+        .expect("node1 acquired the VIP");
+    println!(
+        "MEASURED: SIGKILL of the master at 1 s adverts, 100 ms heartbeats -> VIP on node1 in {} ms",
+        took.as_millis()
+    );
+    assert!(
+        took <= Duration::from_millis(300),
+        "node1 took {took:?}: not within 2 heartbeats (+100 ms of noise)\n{}",
+        c.context()
+    );
+    let after = c.became();
+    assert_eq!(
+        (after[1], after[2]),
+        (before[1].map(|n| n + 1), before[2]),
+        "became_master: before {before:?}, after {after:?}\n{}",
+        c.context()
+    );
+    let log = std::fs::read_to_string(c.lab.node_files(1).log).unwrap_or_default();
+    assert!(
+        log.contains("its process died"),
+        "node1 did not see node0's death on the channel\n{}",
+        c.context()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 5. Advert loss alone never causes a takeover (plain VRRP for comparison)
 // ---------------------------------------------------------------------------
@@ -988,6 +1041,17 @@ fn sigterm_of_the_master_hands_over_make_before_break() {
         (before[1].map(|n| n + 1), before[2]),
         "became_master: before {before:?}, after {after:?}"
     );
+    // A deliberate exit says goodbye first: the peers never take it for a
+    // death (which would skip waiting for VRRP silence).
+    for i in [1, 2] {
+        let log = std::fs::read_to_string(c.lab.node_files(i).log).unwrap_or_default();
+        assert!(
+            log.contains("node0 disconnected (closed by peer: shutdown)")
+                && !log.contains("its process died"),
+            "node{i} did not see node0's goodbye\n{}",
+            c.context()
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -75,7 +75,7 @@ fn every_node_sees_every_other_and_one_master() {
 }
 
 #[test]
-fn master_crash_successor_takes_over_after_one_interval_not_master_down() {
+fn master_crash_successor_takes_over_at_the_close_not_master_down() {
     let mut sim = three(2);
     let t = sim.elapsed();
     sim.crash(0);
@@ -92,13 +92,106 @@ fn master_crash_successor_takes_over_after_one_interval_not_master_down() {
         .iter()
         .rfind(|e| e.to == State::Master)
         .unwrap();
-    // Connection closed 1 ms after the crash, then one advert interval of
-    // VRRP silence.
-    assert_eq!(e.at - t, ms(1) + ms(100));
+    // Connection closed 1 ms after the crash with no goodbye: the process
+    // is gone, no advert interval of VRRP silence to wait for.
+    assert_eq!(e.at - t, ms(1));
     let vrrp_only = master_down_interval(Version::V3, 150, ms(100));
     assert!(e.at - t < vrrp_only, "{:?} vs {:?}", e.at - t, vrrp_only);
     assert!(e.at - t <= HB * 2, "within two heartbeat intervals");
     assert_eq!(sim.cluster(2).unwrap().epoch("VI_1"), 2);
+}
+
+/// Three nodes at 1 s adverts, 100 ms heartbeats; n0 master.
+fn slow_adverts(seed: u64) -> Sim {
+    let sim = cluster(seed, &[200, 150, 100], ms(1000), Policy::Priority);
+    assert_eq!(sim.masters(0), vec![0]);
+    sim
+}
+
+/// When node 1 became master after `t`, and why.
+fn n1_master_after(sim: &Sim, t: Duration) -> (Duration, Reason) {
+    let e = sim
+        .events()
+        .iter()
+        .find(|e| e.at >= t && e.node == 1 && e.to == State::Master)
+        .expect("n1 took over");
+    (e.at - t, e.reason)
+}
+
+#[test]
+fn crash_at_1s_adverts_successor_holds_within_two_heartbeats() {
+    let mut sim = slow_adverts(21);
+    let t = sim.elapsed();
+    sim.crash(0);
+    some_holder_always_after(&mut sim, ms(3000), ms(200));
+    assert_eq!(sim.masters(0), vec![1]);
+    assert_eq!(sim.vip_holders(0), vec![1]);
+    let (after, why) = n1_master_after(&sim, t);
+    assert!(after <= HB * 2, "took {after:?}, not within 2 heartbeats");
+    assert_eq!(why, Reason::Cluster(ClusterReason::SelectedSuccessor));
+    assert_eq!(masters_since(&sim, t).len(), 1, "only the successor");
+    assert!(sim.cluster(2).unwrap().members().get("n0").unwrap().died);
+}
+
+#[test]
+fn partition_at_1s_adverts_is_silence_not_a_crash() {
+    let mut sim = slow_adverts(22);
+    let t = sim.elapsed();
+    sim.partition(&[&[0], &[1, 2]]);
+    sim.run_for(ms(4000));
+    let (after, _) = n1_master_after(&sim, t);
+    // Heartbeats lapse (vouching at 150 ms), then the master must be silent
+    // on VRRP for a whole advert interval too.
+    assert!(after >= ms(1000), "took over after {after:?}: too early");
+    assert!(!sim.cluster(1).unwrap().members().get("n0").unwrap().died);
+}
+
+#[test]
+fn frozen_master_at_1s_adverts_is_judged_by_heartbeats_and_vrrp() {
+    let mut sim = slow_adverts(23);
+    let t = sim.elapsed();
+    sim.freeze(0);
+    sim.run_for(ms(4000));
+    let (after, _) = n1_master_after(&sim, t);
+    assert!(after >= ms(1000), "took over after {after:?}: too early");
+    assert!(!sim.cluster(1).unwrap().members().get("n0").unwrap().died);
+    // Thawed, it reads the peers' goodbyes (their idle timeouts): not a
+    // crash either (it preempts again, being preferred).
+    sim.thaw(0);
+    sim.run_for(ms(2000));
+    assert!(!sim.cluster(0).unwrap().members().get("n1").unwrap().died);
+}
+
+#[test]
+fn graceful_stop_at_1s_adverts_hands_over_and_is_no_crash() {
+    let mut sim = slow_adverts(24);
+    let t = sim.elapsed();
+    assert_eq!(sim.begin_handoff(0), vec!["VI_1".to_string()]);
+    some_holder_always(&mut sim, ms(200));
+    sim.stop(0);
+    some_holder_always(&mut sim, ms(3000));
+    assert_eq!(sim.masters(0), vec![1]);
+    let (_, why) = n1_master_after(&sim, t);
+    assert_eq!(why, Reason::Cluster(ClusterReason::Handoff));
+    assert_eq!(masters_since(&sim, t).len(), 1);
+    for id in [1, 2] {
+        let m = sim.cluster(id).unwrap().members();
+        assert!(!m.get("n0").unwrap().died, "a goodbye came first");
+    }
+}
+
+#[test]
+fn a_stop_without_handoff_is_no_crash_and_waits_for_vrrp() {
+    // Close frame then EOF: the peers do not take it for a death. The
+    // priority-0 advert (or an advert interval of silence) moves the VIP.
+    let mut sim = slow_adverts(25);
+    let t = sim.elapsed();
+    sim.stop(0);
+    some_holder_always_after(&mut sim, ms(4000), ms(1500));
+    assert_eq!(sim.masters(0), vec![1]);
+    assert!(!sim.cluster(1).unwrap().members().get("n0").unwrap().died);
+    let (after, why) = n1_master_after(&sim, t);
+    assert!(after >= ms(1000), "took over after {after:?} ({why:?})");
 }
 
 #[test]

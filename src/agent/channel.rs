@@ -42,6 +42,11 @@
 //!   logged at most once per peer and minute.
 //! - A connection with no frame for `dead_after` is closed (heartbeats come
 //!   from the daemon; this module only watches for silence).
+//! - Every close this end makes on purpose sends a goodbye (Close frame)
+//!   first, after whatever frame was half written. So when the Up
+//!   connection ends with no goodbye from the peer (end of stream, reset),
+//!   the peer's process died: `Down { died: true }`. Silence, timeouts and
+//!   the close of a connection that is not the Up one never say that.
 //! - Sends never block. Each connection has two bounded queues: messages
 //!   (heartbeats, takeovers...) and data (sync chunks). The writer always
 //!   takes a waiting message before the next data frame, so a message
@@ -147,10 +152,13 @@ pub enum ChannelEvent {
     },
     /// The peer's connection ended (or a connection attempt in its name was
     /// rejected while it was not Up). `reason` starts with the counter name
-    /// for rejections (`bad_tag: ...`).
+    /// for rejections (`bad_tag: ...`). `died`: the peer's kernel closed
+    /// the Up connection (end of stream or reset) without a goodbye first:
+    /// its process is gone (every deliberate close sends a Close frame).
     Down {
         peer: String,
         reason: String,
+        died: bool,
     },
     Message {
         peer: String,
@@ -655,6 +663,23 @@ impl End {
         }
     }
 
+    /// The peer's kernel ended the connection without a goodbye: end of
+    /// stream (FIN) or a reset (RST, or writing after one). Its process
+    /// died: every deliberate close sends a Close frame first. A network
+    /// failure is silence (the idle timeout) or a timeout error, not this.
+    fn peer_died(&self) -> bool {
+        match self {
+            End::Eof => true,
+            // Not ECONNABORTED: this end's kernel aborted it (`ss -K`, a
+            // local error), which says nothing of the peer.
+            End::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            ),
+            End::Session(_) | End::Killed(_) | End::Stopped => false,
+        }
+    }
+
     /// What to tell the peer in a Close frame, if it can still hear us.
     fn goodbye(&self) -> Option<&'static str> {
         match self {
@@ -766,6 +791,7 @@ impl Shared {
             self.emit(ChannelEvent::Down {
                 peer: slot.name.clone(),
                 reason: "replaced by a new connection".into(),
+                died: false,
             })
             .await;
         }
@@ -818,6 +844,8 @@ impl Shared {
         self.emit(ChannelEvent::Down {
             peer: slot.name.clone(),
             reason,
+            // Only the Up (proven, live) connection's close tells.
+            died: was_up == Some(true) && end.peer_died(),
         })
         .await;
     }
@@ -1222,9 +1250,10 @@ async fn run_session(
         lock(&slot.state).last_frame = Some(t);
     }
     let session = Mutex::new(session);
-    // A frame half written when the session ends: a goodbye after it would
-    // arrive as garbage, so none is sent.
-    let mut mid_frame = false;
+    // What is left of the frames being written when the session ends: it
+    // is written before the goodbye (a goodbye after half a frame would
+    // arrive as garbage, and a close without one reads as a crash).
+    let mut unsent: Vec<u8> = Vec::new();
     let mut went_up = false;
     let end = {
         let reader = async {
@@ -1312,12 +1341,17 @@ async fn run_session(
                     }
                     std::iter::from_fn(|| s.poll_transmit()).collect()
                 };
-                for f in frames {
-                    mid_frame = true;
-                    if let Err(e) = wr.write_all(&f).await {
-                        return End::Io(e);
+                // All of them: the session numbered them already, and the
+                // goodbye's number comes after theirs.
+                unsent = frames.concat();
+                while !unsent.is_empty() {
+                    match wr.write(&unsent).await {
+                        Ok(0) => return End::Io(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => {
+                            unsent.drain(..n);
+                        }
+                        Err(e) => return End::Io(e),
                     }
-                    mid_frame = false;
                 }
             }
             End::Killed("send queue closed")
@@ -1351,10 +1385,11 @@ async fn run_session(
     if let Some(r) = end.rejection() {
         shared.count(slot, remote, r, &end.describe());
     }
-    if let Some(why) = end.goodbye().filter(|_| !mid_frame) {
+    if let Some(why) = end.goodbye() {
         let mut s = session.into_inner().unwrap_or_else(|e| e.into_inner());
         s.close(why);
-        let bye: Vec<u8> = std::iter::from_fn(|| s.poll_transmit()).flatten().collect();
+        let mut bye = std::mem::take(&mut unsent);
+        bye.extend(std::iter::from_fn(|| s.poll_transmit()).flatten());
         let _ = tokio::time::timeout(CLOSE_GRACE, wr.write_all(&bye)).await;
     }
     shared.mark_end(slot, id, &end).await;

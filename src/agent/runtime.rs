@@ -1175,9 +1175,13 @@ impl Agent {
                 info!("cluster: {peer} connected");
                 self.node.handle(now, Input::PeerUp { peer: &peer });
             }
-            ChannelEvent::Down { peer, reason } => {
-                warn!("cluster: {peer} disconnected ({reason})");
-                self.node.handle(now, Input::PeerDown { peer: &peer });
+            ChannelEvent::Down { peer, reason, died } => {
+                if died {
+                    warn!("cluster: {peer} disconnected ({reason}, no goodbye: its process died)");
+                } else {
+                    warn!("cluster: {peer} disconnected ({reason})");
+                }
+                self.node.handle(now, Input::PeerDown { peer: &peer, died });
             }
             ChannelEvent::Message { peer, msg } => {
                 self.node.handle(now, Input::Message { peer: &peer, msg })

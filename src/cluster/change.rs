@@ -11,9 +11,11 @@
 //! - Dual-path failure detection: a master that is alive on the channel is
 //!   never unseated by VRRP silence; a master whose connection closed and
 //!   that is silent on VRRP for one advert interval is replaced at once by
-//!   the one successor the selection policy names. The others wait for its
-//!   TAKEOVER, then proceed in policy order, with plain VRRP timers as the
-//!   last resort.
+//!   the one successor the selection policy names. A master whose process
+//!   died (its kernel closed the live connection with no goodbye: see
+//!   [`Cluster::died`]) is replaced by that successor without waiting for
+//!   VRRP silence. The others wait for its TAKEOVER, then proceed in policy
+//!   order, with plain VRRP timers as the last resort.
 //! - Against routers that are not baton peers (keepalived, FRR, a baton
 //!   without the channel), plain RFC VRRP applies, unchanged.
 //!
@@ -252,8 +254,25 @@ impl Cluster {
         self.evaluate(now);
     }
 
+    /// The connection to `peer` closed: a goodbye came first, or we closed
+    /// it (silence, an error, a reload), or it was replaced. Says nothing
+    /// of the peer's process: a master lost this way is replaced only once
+    /// it is silent on VRRP for an advert interval too.
     pub fn disconnected(&mut self, now: Instant, peer: &str) {
         self.members.disconnected(peer);
+        self.peer_gone(now, peer);
+    }
+
+    /// The peer's kernel closed its live connection without a goodbye
+    /// first: the process died (every deliberate close says goodbye). A
+    /// master lost this way is replaced at once by the successor, without
+    /// waiting for VRRP silence.
+    pub fn died(&mut self, now: Instant, peer: &str) {
+        self.members.died(peer);
+        self.peer_gone(now, peer);
+    }
+
+    fn peer_gone(&mut self, now: Instant, peer: &str) {
         let failed: Vec<u64> = self
             .pending
             .iter()
@@ -280,6 +299,7 @@ impl Cluster {
             c.epoch = c.epoch.saturating_add(1);
             c.own_epoch = c.epoch;
             c.track.master_lost_at = None;
+            c.track.lost_master = None;
             c.track.preempt_since = None;
             let pinned = std::mem::take(&mut c.announce_pinned);
             if pinned {
@@ -575,6 +595,7 @@ impl Cluster {
         let node = sender.node.as_str();
         c.pinned = if pinned { Some(node.to_string()) } else { None };
         c.track.master_lost_at = None;
+        c.track.lost_master = None;
         c.track.last_master = Some(node.to_string());
         self.complete_pending(instance, node, epoch);
         if node != self.cfg.node && i_am_master {
@@ -767,6 +788,12 @@ impl Cluster {
             own_epoch: c.map_or(0, |c| c.own_epoch),
             pinned: c.and_then(|c| c.pinned.clone()),
             peers: self.live_peers(now, instance),
+            died: self
+                .members
+                .peers()
+                .filter(|(name, _)| self.members.has_died(name))
+                .map(|(name, _)| name.clone())
+                .collect(),
             policy: self.cfg.policy.clone(),
             heartbeat_interval: self.cfg.heartbeat_interval,
             leaving: self.leaving,
@@ -811,11 +838,13 @@ impl Cluster {
             // The pinned node failed or faulted: the operator's choice lapses.
             c.pinned = None;
         }
-        if let Successor::TakeOver { lost, .. } = d.successor {
+        if let Successor::TakeOver { lost, died, .. } = d.successor {
+            // A dead master sends nothing more: an advert it sent before it
+            // died, read after its connection closed, must not cancel this.
             self.actions.push_back(ClusterAction::TakeOver {
                 instance: instance(),
                 why: ClusterReason::SelectedSuccessor,
-                unless_heard_since: Some(lost),
+                unless_heard_since: (!died).then_some(lost),
             });
         }
         if d.preempt == Preempt::Now {

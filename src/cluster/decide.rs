@@ -56,6 +56,8 @@ pub struct Track {
     /// When the live master was lost (left the channel, went silent, or
     /// reported another state).
     pub master_lost_at: Option<Instant>,
+    /// Which node that lost master was.
+    pub lost_master: Option<String>,
     /// Our own successor takeover has been attempted for this loss.
     pub takeover_tried: bool,
     /// When our successor takeover is due (policy rank after the loss).
@@ -80,6 +82,9 @@ pub struct View {
     pub pinned: Option<String>,
     /// The live peers that report the instance, in name order.
     pub peers: Vec<PeerBeat>,
+    /// Peers whose process died: their connection closed with no goodbye
+    /// (and they have not connected since).
+    pub died: Vec<String>,
     pub policy: Policy,
     pub heartbeat_interval: Duration,
     /// This node is stopping: it hands over and never competes again.
@@ -167,6 +172,8 @@ pub fn live_master(me: Option<(&Candidate, u64)>, peers: &[PeerBeat]) -> Option<
 pub struct Watch {
     pub last_master: Option<String>,
     pub lost_at: Option<Instant>,
+    /// The master whose loss `lost_at` is.
+    pub lost_master: Option<String>,
     pub takeover_tried: bool,
 }
 
@@ -177,16 +184,19 @@ pub fn watch_master(prev: &Track, master: Option<&Candidate>, now: Instant) -> W
         Some(m) => Watch {
             last_master: Some(m.node.clone()),
             lost_at: None,
+            lost_master: None,
             takeover_tried: false,
         },
         None if prev.last_master.is_some() && prev.master_lost_at.is_none() => Watch {
             last_master: None,
             lost_at: Some(now),
+            lost_master: prev.last_master.clone(),
             takeover_tried: false,
         },
         None => Watch {
             last_master: None,
             lost_at: prev.master_lost_at,
+            lost_master: prev.lost_master.clone(),
             takeover_tried: prev.takeover_tried,
         },
     }
@@ -198,13 +208,18 @@ pub enum Successor {
     /// Nothing to do: a master is live, none was lost, this node is not
     /// BACKUP, or it is leaving.
     Idle,
-    /// Our turn comes at `due` (one advert interval after the loss, plus a
-    /// grace per node ranked before us); until then VRRP's master-down
-    /// waits.
+    /// Our turn comes at `due` (one advert interval after the loss, none
+    /// if the master's process died, plus a grace per node ranked before
+    /// us); until then VRRP's master-down waits.
     Waiting { due: Instant },
     /// Our turn: take over, unless the VRRP instance heard a master since
-    /// the loss.
-    TakeOver { due: Instant, lost: Instant },
+    /// the loss (`died`: the master's process died; anything heard from
+    /// it was sent before, and does not count).
+    TakeOver {
+        due: Instant,
+        lost: Instant,
+        died: bool,
+    },
     /// Our turn came and the takeover was tried already.
     Tried { due: Instant },
 }
@@ -221,8 +236,11 @@ impl Successor {
 }
 
 /// Successor takeover, in policy order: with the master lost, the node the
-/// policy ranks first takes over one advert interval after the loss, each
-/// next one a grace later (an unranked node comes after 64 graces).
+/// policy ranks first takes over one advert interval after the loss (the
+/// master must be silent on VRRP too), each next one a grace later (an
+/// unranked node comes after 64 graces). A master whose process died (its
+/// connection closed with no goodbye) sends nothing more: the first takes
+/// over at once, without the advert interval.
 pub fn successor(
     v: &View,
     watch: &Watch,
@@ -235,14 +253,23 @@ pub fn successor(
     if master.is_some() || v.local.state != State::Backup || v.leaving {
         return Successor::Idle;
     }
+    let died = watch
+        .lost_master
+        .as_ref()
+        .is_some_and(|m| v.died.contains(m));
+    let silence = if died {
+        Duration::ZERO
+    } else {
+        v.local.advert_interval
+    };
     let rank = ranking.iter().position(|n| *n == v.node).unwrap_or(64);
-    let due = lost + v.local.advert_interval + v.grace() * rank.min(64) as u32;
+    let due = lost + silence + v.grace() * rank.min(64) as u32;
     if v.now < due {
         Successor::Waiting { due }
     } else if watch.takeover_tried {
         Successor::Tried { due }
     } else {
-        Successor::TakeOver { due, lost }
+        Successor::TakeOver { due, lost, died }
     }
 }
 
@@ -353,6 +380,7 @@ pub fn decide(v: &View) -> Decision {
         track: Track {
             last_master: watch.last_master,
             master_lost_at: watch.lost_at,
+            lost_master: watch.lost_master,
             takeover_tried: watch.takeover_tried || matches!(successor, Successor::TakeOver { .. }),
             takeover_due: successor.due(),
             preempt_since: match preempt {

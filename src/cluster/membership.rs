@@ -80,6 +80,9 @@ pub struct Peer {
     pub stamp: Option<(u64, Instant)>,
     /// The round-trip time last measured through its echo of our stamp.
     pub rtt: Option<Duration>,
+    /// Its last connection closed without a goodbye (its kernel closed
+    /// it: the process died); cleared when it connects again.
+    pub died: bool,
 }
 
 /// The peer table.
@@ -130,7 +133,21 @@ impl Membership {
         if let Some(p) = self.peers.get_mut(name) {
             p.connected = true;
             p.since = Some(now);
+            p.died = false;
         }
+    }
+
+    /// The peer's connection closed without a goodbye: its process died.
+    pub fn died(&mut self, name: &str) {
+        self.disconnected(name);
+        if let Some(p) = self.peers.get_mut(name) {
+            p.died = true;
+        }
+    }
+
+    /// Whether the peer's process died (see [`Peer::died`]).
+    pub fn has_died(&self, name: &str) -> bool {
+        self.peers.get(name).is_some_and(|p| p.died)
     }
 
     pub fn disconnected(&mut self, name: &str) {

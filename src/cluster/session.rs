@@ -538,7 +538,7 @@ impl Session {
     /// queued if the keys exist (even for an unproven peer: one with the
     /// key learns why, a stranger cannot open it) and none was sent yet. Works after [`SessionEvent::Ended`]
     /// too; the caller leaves it out if the peer cannot hear it any more
-    /// (it closed, or a frame is half written).
+    /// (it closed), and finishes a half-written frame before it.
     pub fn close(&mut self, reason: &str) {
         if let (Some(k), false) = (&self.send_key, self.goodbye_sent) {
             let f = encode(FrameType::Close, self.send_seq, reason.as_bytes(), Some(k));

@@ -111,8 +111,10 @@ pub enum Input<'a> {
     Track(TrackEvent),
     /// A cluster-channel connection to `peer` was established (proven).
     PeerUp { peer: &'a str },
-    /// The connection to `peer` closed.
-    PeerDown { peer: &'a str },
+    /// The connection to `peer` closed. `died`: its kernel closed the
+    /// live, proven connection without a goodbye (Close frame) first, so
+    /// its process is gone ([`crate::agent::channel::ChannelEvent::Down`]).
+    PeerDown { peer: &'a str, died: bool },
     /// An authenticated message from `peer`.
     Message { peer: &'a str, msg: Message },
     /// An authenticated data frame (sync chunk) from `peer`.
@@ -559,9 +561,13 @@ impl Node {
                     s.core.connected(now, peer);
                 }
             }
-            Input::PeerDown { peer } => {
+            Input::PeerDown { peer, died } => {
                 if let Some(c) = &mut self.cluster {
-                    c.disconnected(now, peer);
+                    if died {
+                        c.died(now, peer);
+                    } else {
+                        c.disconnected(now, peer);
+                    }
                 }
                 if let Some(s) = &mut self.sync {
                     s.core.disconnected(now, peer);

@@ -211,11 +211,23 @@ enum Payload {
     },
     ConnDown {
         peer: NodeId,
-        /// The other end closed it (RST/FIN after a crash, or after it
-        /// gave up on us): gone whatever the path does now. Otherwise an
-        /// idle timeout, which a path healed in time cancels.
-        closed: bool,
+        how: Close,
     },
+}
+
+/// How a channel connection ends, as its far end sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// No frame for the idle timeout (a partition, a frozen process, a
+    /// dead machine): nothing closes it, and a path healed in time (or a
+    /// peer thawed) cancels it.
+    Silence,
+    /// The other end closed it on purpose (stop, idle timeout, error): a
+    /// Close frame, then FIN. Gone whatever the path does now.
+    Goodbye,
+    /// The other end's process died: its kernel sent FIN (or RST) with no
+    /// Close frame before it.
+    Died,
 }
 
 #[derive(Debug)]
@@ -619,16 +631,16 @@ impl Sim {
     /// connections close (peers notice at once). The VIPs go with the
     /// machine (a crashed host answers for nothing).
     pub fn crash(&mut self, id: NodeId) {
+        self.end_process(id, Close::Died);
+    }
+
+    /// The process is gone; its peers see its connections close `how`.
+    fn end_process(&mut self, id: NodeId, how: Close) {
         let now = self.now;
         let links = std::mem::take(&mut self.nodes[id].links);
         for (peer, up) in links.into_iter().enumerate() {
             if up {
-                let closed = true;
-                self.schedule(
-                    peer,
-                    now + CLOSE_DELAY,
-                    Payload::ConnDown { peer: id, closed },
-                );
+                self.schedule(peer, now + CLOSE_DELAY, Payload::ConnDown { peer: id, how });
             }
         }
         let node = &mut self.nodes[id];
@@ -652,7 +664,8 @@ impl Sim {
             }
             self.drain(id);
         }
-        self.crash(id);
+        // The channel says goodbye (Close("shutdown")) before it closes.
+        self.end_process(id, Close::Goodbye);
     }
 
     /// SIGSTOP: the process stops; the machine stays (its VIPs keep
@@ -667,8 +680,8 @@ impl Sim {
             let now = self.now;
             for peer in 0..self.nodes.len() {
                 if self.nodes[peer].links.get(id) == Some(&true) {
-                    let closed = false;
-                    self.schedule(peer, now + timeout, Payload::ConnDown { peer: id, closed });
+                    let how = Close::Silence;
+                    self.schedule(peer, now + timeout, Payload::ConnDown { peer: id, how });
                 }
             }
         }
@@ -692,8 +705,9 @@ impl Sim {
                 let mine = self.nodes[id].links.get(peer) == Some(&true);
                 let theirs = self.nodes[peer].links.get(id) == Some(&true);
                 if mine && !theirs {
-                    let closed = true;
-                    self.schedule(id, now + CLOSE_DELAY, Payload::ConnDown { peer, closed });
+                    // Their idle timeout closed it with Close("idle").
+                    let how = Close::Goodbye;
+                    self.schedule(id, now + CLOSE_DELAY, Payload::ConnDown { peer, how });
                 }
             }
         }
@@ -979,7 +993,8 @@ impl Sim {
             if stale {
                 self.nodes[x].links[y] = false;
                 let name = self.nodes[y].name.clone();
-                self.input(x, Input::PeerDown { peer: &name });
+                let died = false;
+                self.input(x, Input::PeerDown { peer: &name, died });
             }
         }
         for (x, y) in [(a, b), (b, a)] {
@@ -1018,8 +1033,8 @@ impl Sim {
             for b in 0..n {
                 let linked = self.nodes[a].links.get(b).copied().unwrap_or(false);
                 if a != b && linked && !(self.path_open(a, b) && self.path_open(b, a)) {
-                    let closed = false;
-                    self.schedule(a, now + timeout, Payload::ConnDown { peer: b, closed });
+                    let how = Close::Silence;
+                    self.schedule(a, now + timeout, Payload::ConnDown { peer: b, how });
                 }
             }
         }
@@ -1289,29 +1304,26 @@ impl Sim {
                     self.input(to, Input::Link { name: &name, up });
                 }
             }
-            Payload::ConnDown { peer, closed } => {
+            Payload::ConnDown { peer, how } => {
                 if self.nodes[to].links.get(peer) != Some(&true) {
                     return;
                 }
                 // A cut that healed, or a peer that thawed, before the idle
                 // timeout keeps the connection.
                 let open = self.path_open(to, peer) && self.path_open(peer, to);
-                if !closed && self.runs(peer) && open {
+                if how == Close::Silence && self.runs(peer) && open {
                     return;
                 }
                 self.nodes[to].links[peer] = false;
                 let name = self.nodes[peer].name.clone();
-                self.input(to, Input::PeerDown { peer: &name });
+                let died = how == Close::Died;
+                self.input(to, Input::PeerDown { peer: &name, died });
                 let now = self.now;
-                // Our close reaches the other end (FIN) if it still thinks
-                // the connection is up.
+                // Our close (a goodbye, then FIN) reaches the other end if
+                // it still thinks the connection is up.
                 if self.nodes[peer].links.get(to) == Some(&true) {
-                    let closed = true;
-                    self.schedule(
-                        peer,
-                        now + CLOSE_DELAY,
-                        Payload::ConnDown { peer: to, closed },
-                    );
+                    let how = Close::Goodbye;
+                    self.schedule(peer, now + CLOSE_DELAY, Payload::ConnDown { peer: to, how });
                 }
                 // The dialer tries again after its backoff.
                 self.schedule(to, now + RECONNECT_DELAY, Payload::ConnUp { peer });

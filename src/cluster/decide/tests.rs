@@ -50,6 +50,7 @@ fn view(state: State, priority: u8, peers: Vec<PeerBeat>) -> View {
         own_epoch: 0,
         pinned: None,
         peers,
+        died: vec![],
         policy: Policy::Priority,
         heartbeat_interval: 100 * MS,
         leaving: false,
@@ -229,6 +230,7 @@ fn lost(at: Instant) -> Watch {
     Watch {
         last_master: None,
         lost_at: Some(at),
+        lost_master: Some("c".into()),
         takeover_tried: false,
     }
 }
@@ -253,13 +255,70 @@ fn dead_master_first_successor_takes_over_after_one_interval() {
     };
     assert_eq!(
         successor(&late, &lost(at), None, &r),
-        Successor::TakeOver { due, lost: at }
+        Successor::TakeOver {
+            due,
+            lost: at,
+            died: false
+        }
     );
     let tried = Watch {
         takeover_tried: true,
         ..lost(at)
     };
     assert_eq!(successor(&late, &tried, None, &r), Successor::Tried { due });
+}
+
+#[test]
+fn a_master_whose_process_died_is_replaced_without_the_advert_interval() {
+    // 1 s adverts: the first successor does not wait for VRRP silence when
+    // the lost master ("c") died; the next still waits its grace.
+    let mut v = view(
+        State::Backup,
+        200,
+        vec![peer("b", State::Backup, 100, 2, 1)],
+    );
+    v.local.advert_interval = Duration::from_secs(1);
+    v.died = vec!["c".into()];
+    let (r, at) = (v.ranking(), v.now);
+    assert_eq!(
+        successor(&v, &lost(at), None, &r),
+        Successor::TakeOver {
+            due: at,
+            lost: at,
+            died: true
+        }
+    );
+    // Another peer died, not the master: the interval stands.
+    v.died = vec!["b".into()];
+    assert_eq!(
+        successor(&v, &lost(at), None, &r),
+        Successor::Waiting {
+            due: at + Duration::from_secs(1)
+        }
+    );
+    // The second in line waits one grace (max(3 x 100 ms, 2 x 1 s)).
+    let mut second = view(
+        State::Backup,
+        100,
+        vec![peer("b", State::Backup, 200, 2, 1)],
+    );
+    second.local.advert_interval = Duration::from_secs(1);
+    second.died = vec!["c".into()];
+    assert_eq!(
+        successor(&second, &lost(at), None, &second.ranking()),
+        Successor::Waiting {
+            due: at + Duration::from_secs(2)
+        }
+    );
+    // Through decide: the loss names its master, the takeover follows.
+    v.died = vec!["c".into()];
+    v.track.last_master = Some("c".into());
+    let d = decide(&v);
+    assert_eq!(d.track.lost_master.as_deref(), Some("c"));
+    assert!(matches!(
+        d.successor,
+        Successor::TakeOver { died: true, .. }
+    ));
 }
 
 #[test]
@@ -301,6 +360,7 @@ fn no_successor_with_a_live_master_as_non_backup_or_when_leaving() {
     let never = Watch {
         last_master: None,
         lost_at: None,
+        lost_master: None,
         takeover_tried: false,
     };
     assert_eq!(successor(&v, &never, None, &r), Successor::Idle);
