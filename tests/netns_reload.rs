@@ -143,7 +143,13 @@ impl Rl {
             "node0 never left MASTER\n{}",
             self.log(0)
         );
-        assert_eq!(report.lost(), 0, "{what}: replies lost\n{}", self.log(0));
+        assert_eq!(
+            report.lost(),
+            0,
+            "{what}: replies lost\n{}\n--- node1 ---\n{}",
+            self.log(0),
+            self.log(1)
+        );
         assert!(
             report.longest_gap < MAX_GAP,
             "{what}: the client saw a gap of {:?}\n{}",
