@@ -918,9 +918,14 @@ impl Instance {
         self.became_master += 1;
         self.last_lower_prio_garp = None;
         self.master = Some((self.local_addr, self.priority));
+        // The advert first: the other backups' master-down timers may be
+        // due a millisecond after ours (at 10 ms adverts, 1.96 ms between
+        // the skew times of priorities 100 and 50), and adding the VIPs is
+        // a netlink round trip. Nobody needs the VIPs to hear the advert;
+        // the GARPs, which do, still follow the VIPs.
+        self.send_advert_now(now);
         self.actions.push_back(Action::AddVips);
         self.lease_refresh_at = self.next_lease_refresh(now);
-        self.send_advert_now(now);
         let garp = &self.cfg.garp;
         self.actions
             .push_back(Action::SendGarp { count: garp.repeat });
@@ -1072,7 +1077,7 @@ mod tests {
     }
 
     #[test]
-    fn master_down_makes_master_in_order_vips_advert_garp() {
+    fn master_down_makes_master_in_order_advert_vips_garp() {
         let t0 = Instant::now();
         let mut i = inst(200);
         i.startup(t0);
@@ -1085,8 +1090,8 @@ mod tests {
         assert_eq!(
             drain(&mut i),
             vec![
-                Action::AddVips,
                 Action::SendAdvert(adv(200, 100)),
+                Action::AddVips,
                 Action::SendGarp { count: 5 },
                 Action::StateChange {
                     from: State::Backup,
@@ -1124,7 +1129,7 @@ mod tests {
         let mut i = inst(255);
         i.startup(t0);
         assert_eq!(i.state(), State::Master);
-        assert_eq!(drain(&mut i)[0], Action::AddVips);
+        assert_eq!(drain(&mut i)[1], Action::AddVips);
     }
 
     #[test]
@@ -1301,7 +1306,7 @@ mod tests {
         drain(&mut i);
         let up = i.next_deadline().unwrap();
         i.handle_timeout(up);
-        assert_eq!(drain(&mut i)[0], Action::AddVips);
+        assert_eq!(drain(&mut i)[1], Action::AddVips);
         let acts = run_until(&mut i, up + Duration::from_millis(3500));
         let refreshes = acts.iter().filter(|a| **a == Action::RefreshVips).count();
         assert_eq!(refreshes, 3, "one per second of a 3 s lease: {acts:?}");
