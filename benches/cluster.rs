@@ -22,11 +22,13 @@
 //! `BATON_BENCH_SCENARIOS=failover,switchover,sigterm,sigkill,loss` (or
 //! `cluster` for the last four; default all), read by both benches: this one
 //! runs the scenarios among the last four that it names (all when empty);
-//! `BATON_BENCH_LOSS_SECS` (default 30). `BATON_BENCH_CAPTURE=1
+//! `BATON_BENCH_LOSS_SECS` (default 30); `BATON_BENCH_SIGTERM_INTERVAL`
+//! (`10ms`, `100ms` or `1s`: the SIGTERM row's interval, default 100ms);
+//! `BATON_BENCH_BATON=PATH` (another baton binary). `BATON_BENCH_CAPTURE=1
 //! BATON_KEEP_LAB=1` keeps a client capture (ARP, VRRP) of the loss labs in
 //! their `client.pcap`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -535,7 +537,12 @@ fn run_all(parts: &Parts, runs: usize, baton: &Path) {
     }
     let mut stops: Vec<(Signal, usize, &'static str)> = Vec::new();
     if parts.sigterm {
-        stops.push((Signal::SIGTERM, IV_100MS, "0 lost (channel)"));
+        // `BATON_BENCH_SIGTERM_INTERVAL=10ms` (or 1s): another interval.
+        let iv = std::env::var("BATON_BENCH_SIGTERM_INTERVAL")
+            .ok()
+            .and_then(|w| INTERVALS.iter().position(|i| i.toml == w.trim()))
+            .unwrap_or(IV_100MS);
+        stops.push((Signal::SIGTERM, iv, "0 lost (channel)"));
     }
     if parts.sigkill {
         stops.push((
@@ -692,7 +699,7 @@ fn main() {
         println!("run it as root: sudo -E cargo bench --bench cluster");
         return;
     }
-    let baton = PathBuf::from(env!("CARGO_BIN_EXE_baton"));
+    let baton = baton_binary(env!("CARGO_BIN_EXE_baton"));
     let runs = runs_from_env();
     let parts = Parts::from_env();
     if !parts.any_cluster() {

@@ -33,11 +33,14 @@
 //! (this bench only); `BATON_BENCH_SCENARIOS=failover,switchover,sigterm,sigkill,loss`
 //! (or `cluster` for the last four; default all), read by both benches: this
 //! one runs when the list is empty or names `failover`.
+//! `BATON_BENCH_FAILOVER=link,sigterm,sigkill` (this table's scenarios;
+//! default all). `BATON_BENCH_BATON=PATH` runs another baton binary (an
+//! older build, to compare before and after in one run; both benches).
 //! `BATON_BENCH_CAPTURE=1 BATON_KEEP_LAB=1` keeps a client capture (ARP,
 //! VRRP) of each lab in its `client.pcap`.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use baton::lab::probe::{ProbeReport, Prober};
@@ -230,7 +233,7 @@ fn main() {
         println!("run it as root: sudo -E cargo bench --bench failover");
         return;
     }
-    let baton = PathBuf::from(env!("CARGO_BIN_EXE_baton"));
+    let baton = baton_binary(env!("CARGO_BIN_EXE_baton"));
     let runs = runs_from_env();
     let wanted = if smoke() {
         "100ms".to_string()
@@ -260,7 +263,7 @@ fn main() {
         } else {
             &[Scenario::LinkDown, Scenario::Sigterm, Scenario::Sigkill]
         };
-        for &scenario in scenarios {
+        for &scenario in scenarios.iter().filter(|s| failover_wanted(**s)) {
             let mut pair = [Agent::Keepalived, Agent::Baton].map(|agent| Cell {
                 agent,
                 scenario,
@@ -308,6 +311,18 @@ fn main() {
     }
     report(&cells, runs);
     println!("\nwall time: {:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// `BATON_BENCH_FAILOVER`: a comma list of `link`, `sigterm`, `sigkill`,
+/// the scenarios of this table to run (default all).
+fn failover_wanted(s: Scenario) -> bool {
+    let wanted = std::env::var("BATON_BENCH_FAILOVER").unwrap_or_default();
+    let key = match s {
+        Scenario::LinkDown => "link",
+        Scenario::Sigterm => "sigterm",
+        Scenario::Sigkill => "sigkill",
+    };
+    wanted.trim().is_empty() || wanted.split(',').any(|w| w.trim() == key)
 }
 
 fn report(cells: &[Cell], runs: usize) {

@@ -518,6 +518,14 @@ pub fn smoke() -> bool {
     !std::env::args().any(|a| a == "--bench")
 }
 
+/// The baton binary under test: `BATON_BENCH_BATON` (another build, e.g.
+/// an older one to compare in the same run and load), else this build's.
+pub fn baton_binary(built: &str) -> PathBuf {
+    std::env::var_os("BATON_BENCH_BATON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(built))
+}
+
 /// `BATON_BENCH_RUNS` (default 3, at least 1; 1 in a smoke run).
 pub fn runs_from_env() -> usize {
     if smoke() {

@@ -19,5 +19,6 @@ pub mod sdnotify;
 pub mod socket;
 pub mod state;
 pub mod syncfs;
+pub mod timer;
 pub mod track;
 pub mod vmac;

@@ -10,9 +10,10 @@
 //! 3. hand it [`Input::Timeout`] too if a deadline has passed meanwhile
 //!    (a flood on one queue never starves the timers);
 //! 4. drain [`Node::poll_effect`] and carry out each effect in order
-//!    (VIPs are added before the advert and the GARP that follow them,
-//!    and notify scripts run in event order);
-//! 5. sleep until [`Node::next_deadline`] or the next event.
+//!    (a new master's first advert leaves before its VIPs are added, and
+//!    the GARPs after them; notify scripts run in event order);
+//! 5. sleep until [`Node::next_deadline`] (on a timerfd, to the
+//!    microsecond: [`super::timer`]) or the next event.
 //!
 //! Receive tasks only read and forward bytes; every netlink write happens
 //! on this task, in the order the node asked for it.
@@ -38,6 +39,7 @@ use super::script;
 use super::socket::VrrpSocket;
 use super::state::{StateLock, VipLedger};
 use super::syncfs::{self, FsEvent};
+use super::timer::DeadlineTimer;
 use super::track::{TrackEvent, Tracker};
 use super::vmac::{self, Sysctls, Vmac};
 use crate::cluster;
@@ -1095,6 +1097,7 @@ impl Agent {
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
         });
+        let mut timer = DeadlineTimer::new();
         loop {
             let deadline = self.node.next_deadline();
             tokio::select! {
@@ -1120,7 +1123,7 @@ impl Agent {
                     self.node.handle(Instant::now(), Input::Track(ev));
                 }
                 Some(req) = self.ctl.recv() => self.on_control(req).await,
-                _ = sleep_until(deadline) => self.node.handle(Instant::now(), Input::Timeout),
+                _ = timer.until(deadline) => self.node.handle(Instant::now(), Input::Timeout),
             }
             // Due timers run on every turn, whatever the queues hold: the
             // select above is biased, and a flood of packets must not

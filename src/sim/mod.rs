@@ -168,6 +168,10 @@ struct SimNode {
     /// When the kernel drops each instance's VIPs unless refreshed (the
     /// VIP lease); absent: held for good (no lease) or not held.
     lease_ends: BTreeMap<InstanceId, Instant>,
+    /// How long its IO shell takes to add, refresh or remove VIPs (a
+    /// netlink round trip): what it sends after them in the same batch of
+    /// effects leaves that much later.
+    vip_latency: Duration,
 }
 
 impl SimNode {
@@ -303,6 +307,9 @@ pub struct Sim {
     verbose: bool,
     /// Stop running after this many inputs (see [`Sim::set_max_steps`]).
     max_steps: u64,
+    /// Time the IO shell of the node whose effects are being carried out
+    /// has spent so far on them (see [`Sim::set_vip_latency`]).
+    effect_clock: Duration,
 }
 
 /// How long a TCP connection takes to come up in the simulation.
@@ -336,6 +343,7 @@ impl Sim {
             steps: 0,
             verbose: false,
             max_steps: u64::MAX,
+            effect_clock: Duration::ZERO,
         }
     }
 
@@ -381,6 +389,7 @@ impl Sim {
             log: Vec::new(),
             group_events: Vec::new(),
             lease_ends: BTreeMap::new(),
+            vip_latency: Duration::ZERO,
         });
         self.nodes.len() - 1
     }
@@ -653,6 +662,14 @@ impl Sim {
         self.queue.retain(|Reverse(p)| {
             !(matches!(p.payload, Payload::Data { from, .. } if from == id) && p.at > now)
         });
+    }
+
+    /// How long node `id`'s IO shell takes to add, refresh or remove its
+    /// VIPs (a netlink round trip; default 0): adverts it sends after
+    /// them in the same batch of effects leave that much later. The node
+    /// core itself is not held up meanwhile.
+    pub fn set_vip_latency(&mut self, id: NodeId, latency: Duration) {
+        self.nodes[id].vip_latency = latency;
     }
 
     /// Graceful stop: every instance shuts down (priority 0 from masters).
@@ -1333,6 +1350,7 @@ impl Sim {
 
     /// Carry out node `id`'s effects, in order, until it has none left.
     fn drain(&mut self, id: NodeId) {
+        self.effect_clock = Duration::ZERO;
         loop {
             let Some(effect) = self.nodes[id].node.as_mut().and_then(Node::poll_effect) else {
                 return;
@@ -1362,6 +1380,7 @@ impl Sim {
             | Effect::RefreshVips {
                 instance, lease, ..
             } => {
+                self.effect_clock += self.nodes[id].vip_latency;
                 let ends = &mut self.nodes[id].lease_ends;
                 if lease.is_zero() {
                     ends.remove(&instance);
@@ -1370,6 +1389,7 @@ impl Sim {
                 }
             }
             Effect::RemoveVips { instance, .. } => {
+                self.effect_clock += self.nodes[id].vip_latency;
                 self.nodes[id].lease_ends.remove(&instance);
             }
             // Routes follow the VIPs (same Action); nothing to simulate.
@@ -1567,7 +1587,11 @@ impl Sim {
             if self.rng.chance(self.loss) {
                 continue;
             }
-            let at = self.now + self.delay + sender_delay + self.nodes[to].link_delay;
+            let at = self.now
+                + self.effect_clock
+                + self.delay
+                + sender_delay
+                + self.nodes[to].link_delay;
             self.schedule(
                 to,
                 at,

@@ -102,6 +102,13 @@ impl fmt::Display for Reason {
     }
 }
 
+/// How long after a reassertion (a lower-priority master's advert heard as
+/// master) the GARPs go out once more: after that master's own GARPs, which
+/// leave once it has added the VIPs, i.e. after the advert we answered.
+/// Without it the clients may end on the MAC of a router that yields a
+/// moment later (a brief dual master at 10 ms adverts on a loaded host).
+pub const REASSERT_GARP_AGAIN: Duration = Duration::from_millis(20);
+
 /// When gratuitous ARPs / unsolicited NAs are sent while master.
 /// Defaults are keepalived's: 5 at once, 5 more after 5 s, no refresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,6 +273,9 @@ pub struct Instance {
     master_down_at: Option<Instant>,
     adver_at: Option<Instant>,
     garp_repeat_at: Option<Instant>,
+    /// The second reassertion burst after a lower-priority master's
+    /// advert ([`REASSERT_GARP_AGAIN`] after the first).
+    reassert_garp_at: Option<Instant>,
     garp_refresh_at: Option<Instant>,
     /// When the VIP lease is next refreshed (MASTER with a lease).
     lease_refresh_at: Option<Instant>,
@@ -323,6 +333,7 @@ impl Instance {
             master_down_at: None,
             adver_at: None,
             garp_repeat_at: None,
+            reassert_garp_at: None,
             garp_refresh_at: None,
             lease_refresh_at: None,
             lower_master_since: None,
@@ -631,6 +642,7 @@ impl Instance {
             self.master_down_at,
             self.adver_at,
             self.garp_repeat_at,
+            self.reassert_garp_at,
             self.garp_refresh_at,
             self.lease_refresh_at,
         ]
@@ -888,6 +900,10 @@ impl Instance {
                 self.actions.push_back(Action::SendGarp {
                     count: garp.lower_prio_repeat,
                 });
+                // Its own GARPs follow its VIPs, after the advert we just
+                // heard: ours may reach the clients first. Announce again
+                // once its burst is out, so ours are the last they hear.
+                self.reassert_garp_at = Some(now + REASSERT_GARP_AGAIN);
             }
         }
     }
@@ -924,6 +940,12 @@ impl Instance {
                         count: self.cfg.garp.repeat,
                     });
                 }
+                if self.reassert_garp_at.is_some_and(|t| t <= now) {
+                    self.reassert_garp_at = None;
+                    self.actions.push_back(Action::SendGarp {
+                        count: self.cfg.garp.lower_prio_repeat,
+                    });
+                }
                 if self.garp_refresh_at.is_some_and(|t| t <= now) {
                     self.garp_refresh_at = Some(now + self.cfg.garp.refresh);
                     self.actions.push_back(Action::SendGarp {
@@ -946,9 +968,14 @@ impl Instance {
         self.became_master += 1;
         self.last_lower_prio_garp = None;
         self.master = Some((self.local_addr, self.priority));
+        // The advert first: the other backups' master-down timers may be
+        // due a millisecond after ours (at 10 ms adverts, 1.96 ms between
+        // the skew times of priorities 100 and 50), and adding the VIPs is
+        // a netlink round trip. Nobody needs the VIPs to hear the advert;
+        // the GARPs, which do, still follow the VIPs.
+        self.send_advert_now(now);
         self.actions.push_back(Action::AddVips);
         self.lease_refresh_at = self.next_lease_refresh(now);
-        self.send_advert_now(now);
         let garp = &self.cfg.garp;
         self.actions
             .push_back(Action::SendGarp { count: garp.repeat });
@@ -1019,6 +1046,7 @@ impl Instance {
         self.master_down_at = None;
         self.adver_at = None;
         self.garp_repeat_at = None;
+        self.reassert_garp_at = None;
         self.garp_refresh_at = None;
         self.lease_refresh_at = None;
         self.lower_master_since = None;
@@ -1100,7 +1128,7 @@ mod tests {
     }
 
     #[test]
-    fn master_down_makes_master_in_order_vips_advert_garp() {
+    fn master_down_makes_master_in_order_advert_vips_garp() {
         let t0 = Instant::now();
         let mut i = inst(200);
         i.startup(t0);
@@ -1113,8 +1141,8 @@ mod tests {
         assert_eq!(
             drain(&mut i),
             vec![
-                Action::AddVips,
                 Action::SendAdvert(adv(200, 100)),
+                Action::AddVips,
                 Action::SendGarp { count: 5 },
                 Action::StateChange {
                     from: State::Backup,
@@ -1152,7 +1180,7 @@ mod tests {
         let mut i = inst(255);
         i.startup(t0);
         assert_eq!(i.state(), State::Master);
-        assert_eq!(drain(&mut i)[0], Action::AddVips);
+        assert_eq!(drain(&mut i)[1], Action::AddVips);
     }
 
     #[test]
@@ -1288,11 +1316,15 @@ mod tests {
                 Action::SendGarp { count: 5 }
             ]
         );
-        assert_eq!(i.next_deadline(), Some(t + Duration::from_secs(1)));
+        assert_eq!(i.next_deadline(), Some(t + REASSERT_GARP_AGAIN));
         // A second one soon after: advert only, no GARP storm.
         let t2 = t + Duration::from_millis(10);
         rx(&mut i, t2, 2, 100).unwrap();
         assert_eq!(drain(&mut i), vec![Action::SendAdvert(adv(200, 100))]);
+        // The follow-up burst, once, after the other's own GARPs.
+        i.handle_timeout(t + REASSERT_GARP_AGAIN);
+        assert_eq!(drain(&mut i), vec![Action::SendGarp { count: 5 }]);
+        assert_eq!(i.next_deadline(), Some(t2 + Duration::from_secs(1)));
         // After garp_lower_prio_delay, GARPs again (the master's own timers
         // run meanwhile: a master silent that long would have stalled).
         let t3 = t + Duration::from_secs(5);
@@ -1329,7 +1361,7 @@ mod tests {
         drain(&mut i);
         let up = i.next_deadline().unwrap();
         i.handle_timeout(up);
-        assert_eq!(drain(&mut i)[0], Action::AddVips);
+        assert_eq!(drain(&mut i)[1], Action::AddVips);
         let acts = run_until(&mut i, up + Duration::from_millis(3500));
         let refreshes = acts.iter().filter(|a| **a == Action::RefreshVips).count();
         assert_eq!(refreshes, 3, "one per second of a 3 s lease: {acts:?}");
