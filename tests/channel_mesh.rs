@@ -301,8 +301,9 @@ async fn restarted_node_reconnects() {
     assert!(seen.is_some());
 }
 
-/// A node whose process dies (its runtime and sockets vanish, no goodbye):
-/// the kernel closes its connections and the peer notices at once.
+/// A node whose process dies (its listener, runtime and sockets vanish, no
+/// goodbye): the kernel closes its connections and the peer notices at
+/// once, and takes it for a death (its listener refuses the check).
 #[tokio::test]
 async fn killed_node_is_down_at_once() {
     let all = mesh(&["a", "b"]);
@@ -319,6 +320,14 @@ async fn killed_node_is_down_at_once() {
             b.until_up(&["a"], Duration::from_secs(3)).await;
             // Keep heartbeating until told to die.
             let _ = tokio::task::spawn_blocking(move || die_rx.recv()).await;
+            // A dying process's listener goes with it: move it off the
+            // address `a` knows (the old one closes), as the kernel would.
+            b.handle
+                .as_ref()
+                .unwrap()
+                .rebind(free_addr())
+                .expect("moving b's listener away");
+            tokio::time::sleep(Duration::from_millis(50)).await;
             std::mem::forget(b);
         });
         // Dropping the runtime drops every task without running it again:

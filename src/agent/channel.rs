@@ -841,13 +841,51 @@ impl Shared {
         if matches!(end, End::Stopped) {
             return;
         }
+        // Only the Up (proven, live) connection's close tells, and only
+        // when the peer's listener confirms it: a process that died took
+        // its listening socket with it (the connect is refused at once),
+        // while a reset from a live peer (a firewall, `ss -K`) is answered.
+        let died = was_up == Some(true) && end.peer_died() && listener_gone(slot.addr).await;
         self.emit(ChannelEvent::Down {
             peer: slot.name.clone(),
             reason,
-            // Only the Up (proven, live) connection's close tells.
-            died: was_up == Some(true) && end.peer_died(),
+            died,
         })
         .await;
+    }
+}
+
+/// How long the death check waits for the peer's listener: a refused
+/// connect comes back in one round trip; no answer at all (the host
+/// itself gone, a partition) is silence, judged by heartbeats and VRRP.
+const DEATH_CHECK: Duration = Duration::from_millis(100);
+/// How long an accepted check connection must stay open to prove the
+/// peer alive: a dying process may close its connections a moment before
+/// its listener, which then resets what was queued on it (a live agent
+/// waits a whole hello timeout for the check's Hello).
+const DEATH_CHECK_HOLD: Duration = Duration::from_millis(30);
+
+/// Whether the peer's listener is gone: its process died. A connect that
+/// is refused, or accepted and then reset or closed at once, is a death;
+/// one that stays open (the peer lives; it counts a connection closed
+/// before its Hello) or gets no answer is not.
+async fn listener_gone(addr: SocketAddr) -> bool {
+    use tokio::io::AsyncReadExt;
+    match tokio::time::timeout(DEATH_CHECK, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Err(e)) => e.kind() == io::ErrorKind::ConnectionRefused,
+        Ok(Ok(mut probe)) => {
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(DEATH_CHECK_HOLD, probe.read(&mut byte)).await {
+                Ok(Ok(0)) => true,
+                Ok(Err(e)) => matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                ),
+                // Bytes (not ours to read) or still open: alive.
+                Ok(Ok(_)) | Err(_) => false,
+            }
+        }
+        Err(_) => false,
     }
 }
 
