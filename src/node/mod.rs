@@ -39,7 +39,7 @@ pub mod reload;
 pub mod status;
 pub mod track;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -307,6 +307,10 @@ pub struct Node {
     /// Per instance: the VRRP addresses cluster members reported (kept:
     /// a member whose channel is down still speaks VRRP).
     member_addrs: BTreeMap<String, std::collections::BTreeSet<IpAddr>>,
+    /// Where the instance for (interface, IPv4?, VRID) was last found in
+    /// `slots`: a hint checked on every use (slots come and go), so a
+    /// packet finds its instance without scanning them all.
+    slot_hint: HashMap<(usize, bool, u8), usize>,
 }
 
 /// What the cluster core knows of a local instance.
@@ -342,6 +346,7 @@ impl Node {
             effects: VecDeque::new(),
             refused: BTreeMap::new(),
             member_addrs: BTreeMap::new(),
+            slot_hint: HashMap::new(),
         }
     }
 
@@ -974,23 +979,58 @@ impl Node {
             ttl: if multicast_socket { ttl } else { 255 },
             payload,
         };
-        let mut cores: Vec<&mut vrrp::Instance> = self
-            .slots
-            .iter_mut()
-            .filter(|s| s.iface == iface && s.core.local_addr().is_ipv4() == v4)
-            .map(|s| &mut s.core)
-            .collect();
+        // The one instance the VRID names (the config refuses a second one
+        // on the same interface and family), found without a scan.
+        let target = payload
+            .get(1)
+            .and_then(|&vrid| find_slot(&self.slots, &mut self.slot_hint, iface, v4, vrid));
         let unmatched = if v4 {
             &mut f.unmatched4
         } else {
             &mut f.unmatched6
         };
-        if let vrrp::Delivery::Dropped(reason) = vrrp::dispatch(now, &mut cores, unmatched, pkt) {
+        let cores: &mut [vrrp::Instance] = match target {
+            Some(i) => std::slice::from_mut(&mut self.slots[i].core),
+            None => &mut [],
+        };
+        if let vrrp::Delivery::Dropped(reason) = vrrp::dispatch(now, cores, unmatched, pkt) {
             let message = format!("{}: dropped VRRP packet from {src}: {reason}", f.name);
             self.log(Level::Debug, message);
         }
     }
+}
 
+/// The slot of the instance for (`iface`, family, `vrid`): the hint when it
+/// still points at it, else a scan that renews the hint. An unknown VRID
+/// scans every time (and finds nothing), as it did before the hint.
+fn find_slot(
+    slots: &[Slot],
+    hint: &mut HashMap<(usize, bool, u8), usize>,
+    iface: IfaceId,
+    v4: bool,
+    vrid: u8,
+) -> Option<usize> {
+    let is =
+        |s: &Slot| s.iface == iface && s.core.vrid() == vrid && s.core.local_addr().is_ipv4() == v4;
+    let key = (iface.0, v4, vrid);
+    if let Some(&i) = hint.get(&key) {
+        if slots.get(i).is_some_and(is) {
+            return Some(i);
+        }
+    }
+    let found = slots.iter().position(is);
+    match found {
+        Some(i) => {
+            hint.insert(key, i);
+        }
+        None => {
+            hint.remove(&key);
+        }
+    }
+    found
+}
+
+impl Node {
     /// An AH datagram: structure and TTL here, the ICV, SPI and sequence
     /// number in the instance its VRID names (which holds key and counter).
     fn on_ah_packet(
@@ -1020,9 +1060,9 @@ impl Node {
             return;
         }
         let vrid = parsed.vrrp.get(1).copied();
-        let slot = self.slots.iter_mut().find(|s| {
-            s.iface == iface && s.core.local_addr().is_ipv4() && Some(s.core.vrid()) == vrid
-        });
+        let slot = vrid
+            .and_then(|v| find_slot(&self.slots, &mut self.slot_hint, iface, true, v))
+            .map(|i| &mut self.slots[i]);
         let Some(slot) = slot else {
             f.unmatched4.count(vrrp::DropReason::UnknownVrid);
             return;
@@ -1664,5 +1704,99 @@ mod route_tests {
         assert_eq!(kinds(&mut node), ["AddVips"]);
         node.shutdown(now);
         assert_eq!(kinds(&mut node), ["RemoveVips"]);
+    }
+}
+
+#[cfg(test)]
+mod dispatch_tests {
+    use super::*;
+    use crate::wire::vrrp::{Repr, V3Checksum, Version};
+
+    /// Packets an instance saw, whatever their verdict.
+    fn seen(s: &RxStats) -> u64 {
+        s.accepted + s.dropped.values().sum::<u64>()
+    }
+
+    fn advert(vrid: u8) -> Vec<u8> {
+        Repr {
+            version: Version::V3,
+            vrid,
+            priority: 200,
+            interval_cs: 100,
+            addresses: vec!["10.0.0.100".parse().unwrap()],
+            auth: None,
+        }
+        .to_bytes(
+            "10.0.0.2".parse().unwrap(),
+            GROUP4,
+            V3Checksum::WithPseudoHeader,
+        )
+        .unwrap()
+    }
+
+    fn deliver(node: &mut Node, now: Instant, vrid: u8) {
+        node.handle(
+            now,
+            Input::Packet {
+                iface: IfaceId(0),
+                multicast_socket: true,
+                src: "10.0.0.2".parse().unwrap(),
+                dst: GROUP4,
+                ttl: 255,
+                payload: &advert(vrid),
+            },
+        );
+    }
+
+    fn by_vrid(node: &Node, vrid: u8) -> u64 {
+        let slot = node.slots.iter().find(|s| s.core.vrid() == vrid).unwrap();
+        seen(slot.core.stats())
+    }
+
+    /// A packet reaches the instance its VRID names, also after instances
+    /// before it went away (the slot hint then points past or beside it),
+    /// and a removed VRID's packet counts as unknown on the interface.
+    #[test]
+    fn packets_find_their_instance_after_slots_move() {
+        let mut config = Config::new("n1");
+        for vrid in [1, 2, 3] {
+            let mut cfg = model::Instance::new(format!("VI_{vrid}"), "eth0", vrid);
+            cfg.virtual_ips = vec![format!("10.0.{vrid}.100/24").parse().unwrap()];
+            config.instances.push(cfg);
+        }
+        let mut node = Node::new(config.clone());
+        let now = Instant::now();
+        let iface = node.add_interface("eth0", true);
+        for cfg in &config.instances {
+            node.add_instance(now, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
+        }
+        node.start(now);
+        deliver(&mut node, now, 3);
+        deliver(&mut node, now, 1);
+        assert_eq!(
+            [1, 2, 3].map(|v| by_vrid(&node, v)),
+            [1, 0, 1],
+            "each packet to its VRID"
+        );
+        let mut new = config.clone();
+        new.instances.remove(0);
+        let plan = plan_reload(node.config(), &new);
+        let _ = node.reload(now, new, &plan);
+        // VRID 3 moved from slot 2 to slot 1.
+        deliver(&mut node, now, 3);
+        deliver(&mut node, now, 2);
+        assert_eq!([2, 3].map(|v| by_vrid(&node, v)), [1, 2]);
+        let unknown = |node: &Node| {
+            node.ifaces[0]
+                .unmatched4
+                .dropped
+                .get("unknown_vrid")
+                .copied()
+                .unwrap_or(0)
+        };
+        assert_eq!(unknown(&node), 0);
+        deliver(&mut node, now, 1);
+        assert_eq!(unknown(&node), 1, "VRID 1 is gone");
+        assert_eq!([2, 3].map(|v| by_vrid(&node, v)), [1, 2]);
     }
 }
