@@ -1,15 +1,17 @@
 //! Scale: 255 VRRP instances on one interface, keepalived against baton
 //! reading the same keepalived.conf with keepalived's command line.
 //!
-//! Two labs of two nodes each run side by side, one with keepalived on
-//! both nodes, one with baton (started one after the other, each once the
-//! previous one has elected its masters); both read one generated keepalived.conf
+//! Two labs of two nodes each, one with keepalived on both nodes, one with
+//! baton, measured one after the other (or, with
+//! `BATON_SCALE_SIDE_BY_SIDE=1`, started one after the other and measured
+//! side by side in the same window); both read one generated keepalived.conf
 //! (255 `vrrp_instance`s, VRIDs 1-255, one VIP each on eth0, version 3;
 //! node0 priority 150, node1 100). Once node0 holds every VIP and node1
 //! none in both labs, the CPU time (utime + stime from /proc/PID/stat) of
 //! every process in each node's namespace is summed over the same window
 //! (the backup's MASTER transitions in it are counted too: with the CPU
-//! starved, adverts come late and a backup takes over).
+//! starved, adverts come late and a backup takes over). A pair that has not
+//! elected within 60 s is measured anyway and says what it held.
 //! Two rounds: `advert_int 0.1` and `advert_int 0.01`.
 //!
 //! Reported per round and agent: the time from start until every instance
@@ -237,37 +239,46 @@ fn cpu_percent(before: &[(u32, u64)], after: &[(u32, u64)], wall: Duration) -> f
 }
 
 struct Cell {
-    elected: Duration,
+    /// From start until node0 held every VIP and node1 none, or what was
+    /// held when the bench stopped waiting.
+    elected: Result<Duration, String>,
     cpu: [f64; 2],
     mem: [Mem; 2],
     /// MASTER transitions on node1 (the backup) while measured.
     takeovers: usize,
+    /// /proc/loadavg's first figure when the window began.
+    load: String,
 }
 
-/// Start one pair and wait until node0 holds every VIP and node1 none:
-/// the pair and how long that took.
+/// Start one pair and wait (up to 60 s) until node0 holds every VIP and
+/// node1 none: the pair, and how long that took or what was held instead
+/// (the log tails go to stderr).
 fn start_elected(
     kind: Kind,
     conf_text: &str,
     instances: usize,
     baton: &Path,
-) -> Result<(Pair, Duration), String> {
+) -> Result<(Pair, Result<Duration, String>), String> {
     let t0 = Instant::now();
     let p = Pair::start(kind, conf_text, baton)?;
     let limit = Duration::from_secs(60);
     loop {
         if p.elected(instances) {
-            return Ok((p, t0.elapsed()));
+            return Ok((p, Ok(t0.elapsed())));
         }
         if t0.elapsed() > limit {
-            return Err(format!(
-                "{}: not every instance had its master within {limit:?} (VIPs node0 {}, \
-                 node1 {})\n{}",
+            eprintln!(
+                "{}: not elected within {limit:?}\n{}",
                 kind.name(),
-                p.vips(0),
-                p.vips(1),
                 p.log_tails()
-            ));
+            );
+            let held = format!(
+                "not within {} s (VIPs node0 {}, node1 {})",
+                limit.as_secs(),
+                p.vips(0),
+                p.vips(1)
+            );
+            return Ok((p, Err(held)));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -277,39 +288,65 @@ fn master_entries(p: &Pair, i: usize) -> usize {
     p.lab.log(i).matches("Entering MASTER STATE").count()
 }
 
-/// One run of one round: keepalived's pair started and elected, then
-/// baton's, then both measured side by side in one window.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// Measure started pairs over one window.
+fn measure(pairs: &[(Pair, Result<Duration, String>)], window: Duration) -> Vec<Cell> {
+    // Let the GARP bursts of the new masters pass.
+    std::thread::sleep(Duration::from_secs(if smoke() { 1 } else { 6 }));
+    let load = load();
+    let before: Vec<Vec<Vec<(u32, u64)>>> = pairs
+        .iter()
+        .map(|(p, _)| (0..2).map(|i| p.ticks(i)).collect())
+        .collect();
+    let entries: Vec<usize> = pairs.iter().map(|(p, _)| master_entries(p, 1)).collect();
+    let w0 = Instant::now();
+    std::thread::sleep(window);
+    let after: Vec<Vec<Vec<(u32, u64)>>> = pairs
+        .iter()
+        .map(|(p, _)| (0..2).map(|i| p.ticks(i)).collect())
+        .collect();
+    let wall = w0.elapsed();
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(k, (p, elected))| Cell {
+            elected: elected.clone(),
+            cpu: [0, 1].map(|i| cpu_percent(&before[k][i], &after[k][i], wall)),
+            mem: [0, 1].map(|i| p.vrrp_mem(i)),
+            takeovers: master_entries(p, 1).saturating_sub(entries[k]),
+            load: load.clone(),
+        })
+        .collect()
+}
+
+/// One run of one round: keepalived's pair, then baton's, each measured
+/// alone once elected; or (`BATON_SCALE_SIDE_BY_SIDE=1`) both started one
+/// after the other and measured in the same window.
 fn run(
     conf_text: &str,
     instances: usize,
     window: Duration,
     baton: &Path,
-) -> Result<[Cell; 2], String> {
-    let (k, k_elected) = start_elected(Kind::Keepalived, conf_text, instances, baton)?;
-    let (b, b_elected) = start_elected(Kind::Baton, conf_text, instances, baton)?;
-    let pairs = [k, b];
-    let elected = [Some(k_elected), Some(b_elected)];
-    // Let the GARP bursts of the new masters pass.
-    std::thread::sleep(Duration::from_secs(if smoke() { 1 } else { 6 }));
-    let before: Vec<Vec<Vec<(u32, u64)>>> = pairs
-        .iter()
-        .map(|p| (0..2).map(|i| p.ticks(i)).collect())
-        .collect();
-    let entries: Vec<usize> = pairs.iter().map(|p| master_entries(p, 1)).collect();
-    let w0 = Instant::now();
-    std::thread::sleep(window);
-    let after: Vec<Vec<Vec<(u32, u64)>>> = pairs
-        .iter()
-        .map(|p| (0..2).map(|i| p.ticks(i)).collect())
-        .collect();
-    let wall = w0.elapsed();
-    let cell = |k: usize| Cell {
-        elected: elected[k].unwrap_or_default(),
-        cpu: [0, 1].map(|i| cpu_percent(&before[k][i], &after[k][i], wall)),
-        mem: [0, 1].map(|i| pairs[k].vrrp_mem(i)),
-        takeovers: master_entries(&pairs[k], 1).saturating_sub(entries[k]),
-    };
-    Ok([cell(0), cell(1)])
+) -> Result<Vec<Cell>, String> {
+    if std::env::var_os("BATON_SCALE_SIDE_BY_SIDE").is_some() {
+        let k = start_elected(Kind::Keepalived, conf_text, instances, baton)?;
+        let b = start_elected(Kind::Baton, conf_text, instances, baton)?;
+        return Ok(measure(&[k, b], window));
+    }
+    let mut cells = Vec::new();
+    for kind in [Kind::Keepalived, Kind::Baton] {
+        let p = start_elected(kind, conf_text, instances, baton)?;
+        cells.extend(measure(std::slice::from_ref(&p), window));
+    }
+    Ok(cells)
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -354,14 +391,20 @@ fn main() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("- load average at start: {}", load.trim());
     println!(
-        "- {runs} run(s) per round; both agents side by side, CPU over the same {} s window\n",
-        window.as_secs()
+        "- {runs} run(s) per round; CPU over {} s windows ({}); load: the 1-minute load \
+         average when the window began\n",
+        window.as_secs(),
+        if std::env::var_os("BATON_SCALE_SIDE_BY_SIDE").is_some() {
+            "both agents side by side, the same window"
+        } else {
+            "keepalived's pair, then baton's, each alone"
+        }
     );
     println!(
-        "| adverts | run | agent | all masters after (s) | CPU % master | CPU % backup | \
+        "| adverts | run | agent | load | all masters after (s) | CPU % master | CPU % backup | \
          VmRSS / VmHWM (RssAnon) master (MB) | the same, backup | backup takeovers while measured |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut failed = false;
     let mut ratios = Vec::new();
     for &(label, advert_int) in rounds {
@@ -371,12 +414,20 @@ fn main() {
                 Ok(cells) => {
                     for (k, c) in cells.iter().enumerate() {
                         let kind = [Kind::Keepalived, Kind::Baton][k];
+                        let elected = match &c.elected {
+                            Ok(d) => format!("{:.2}", d.as_secs_f64()),
+                            Err(held) => {
+                                failed |= smoke;
+                                held.clone()
+                            }
+                        };
                         println!(
-                            "| {instances} x {label} | {} | {} | {:.2} | {:.1} | {:.1} | \
+                            "| {instances} x {label} | {} | {} | {} | {} | {:.1} | {:.1} | \
                              {} / {} ({}) | {} / {} ({}) | {} |",
                             r + 1,
                             kind.name(),
-                            c.elected.as_secs_f64(),
+                            c.load,
+                            elected,
                             c.cpu[0],
                             c.cpu[1],
                             mb(c.mem[0].rss_kb),

@@ -311,6 +311,13 @@ pub struct Node {
     /// `slots`: a hint checked on every use (slots come and go), so a
     /// packet finds its instance without scanning them all.
     slot_hint: HashMap<(usize, bool, u8), usize>,
+    /// [`Node::next_deadline`] as last computed (None: not known). Cleared
+    /// by every change but a packet's on the quick path, which moves it
+    /// itself (one instance's deadline changed).
+    deadline_memo: std::cell::Cell<Option<Option<Instant>>>,
+    /// Every queue drained (the last [`Node::pump`] ran after the last
+    /// change): a packet then needs to look at its own instance only.
+    settled: bool,
 }
 
 /// What the cluster core knows of a local instance.
@@ -347,6 +354,8 @@ impl Node {
             refused: BTreeMap::new(),
             member_addrs: BTreeMap::new(),
             slot_hint: HashMap::new(),
+            deadline_memo: std::cell::Cell::new(None),
+            settled: false,
         }
     }
 
@@ -378,6 +387,7 @@ impl Node {
         iface: IfaceId,
         local: IpAddr,
     ) -> InstanceId {
+        self.unsettle();
         let id = InstanceId(self.next_id);
         self.next_id += 1;
         let mut core = vrrp::Instance::new(core_config(&cfg), local);
@@ -413,6 +423,7 @@ impl Node {
     /// Run the cluster core (the configuration's `[cluster]`) for the
     /// instances added so far.
     pub fn enable_cluster(&mut self, now: Instant) {
+        self.unsettle();
         let Some(cfg) = convert::cluster_config(&self.config) else {
             return;
         };
@@ -433,6 +444,7 @@ impl Node {
     /// every instance goes on as plain RFC VRRP (no gates, hears anyone),
     /// keeping its state.
     pub fn disable_cluster(&mut self) {
+        self.unsettle();
         self.disable_sync();
         if self.cluster.take().is_none() {
             return;
@@ -451,6 +463,7 @@ impl Node {
     /// Stop data sync (a reload removed the last `[[sync]]` entry): the
     /// files stay as they are.
     pub fn disable_sync(&mut self) {
+        self.unsettle();
         if self.sync.take().is_some() {
             self.log(Level::Info, "data sync stopped".into());
         }
@@ -489,6 +502,7 @@ impl Node {
         persisted: BTreeMap<String, Persisted>,
         chunk_size: Option<usize>,
     ) -> Option<String> {
+        self.unsettle();
         let cc = self.config.cluster.as_ref()?;
         if self.config.sync.is_empty() {
             return None;
@@ -514,6 +528,7 @@ impl Node {
     /// Data sync started by a reload learns which peers are connected
     /// already (their `PeerUp` came before it existed).
     pub fn sync_connected(&mut self, now: Instant, peers: &[String]) {
+        self.unsettle();
         if let Some(s) = &mut self.sync {
             for p in peers {
                 s.core.connected(now, p);
@@ -524,6 +539,7 @@ impl Node {
 
     /// Leave INITIALIZE: every instance starts (after health is known).
     pub fn start(&mut self, now: Instant) {
+        self.unsettle();
         self.started = true;
         self.refresh_health(now);
         for s in &mut self.slots {
@@ -536,6 +552,22 @@ impl Node {
 
     /// Take one input; then drain [`Node::poll_effect`].
     pub fn handle(&mut self, now: Instant, input: Input<'_>) {
+        let quick = self.settled && self.cluster.is_none() && self.sync.is_none();
+        let input = match input {
+            Input::Packet {
+                iface,
+                multicast_socket,
+                src,
+                dst,
+                ttl,
+                payload,
+            } if quick => {
+                self.on_packet_quick(now, iface, multicast_socket, src, dst, ttl, payload);
+                return;
+            }
+            other => other,
+        };
+        self.unsettle();
         match input {
             Input::Packet {
                 iface,
@@ -544,7 +576,9 @@ impl Node {
                 dst,
                 ttl,
                 payload,
-            } => self.on_packet(now, iface, multicast_socket, src, dst, ttl, payload),
+            } => {
+                self.on_packet(now, iface, multicast_socket, src, dst, ttl, payload);
+            }
             Input::AhPacket {
                 iface,
                 multicast_socket,
@@ -645,6 +679,22 @@ impl Node {
     /// When the node next needs [`Input::Timeout`].
     #[must_use]
     pub fn next_deadline(&self) -> Option<Instant> {
+        if let Some(d) = self.deadline_memo.get() {
+            debug_assert_eq!(d, self.walk_deadlines(), "stale deadline memo");
+            return d;
+        }
+        let d = self.walk_deadlines();
+        self.deadline_memo.set(Some(d));
+        d
+    }
+
+    /// A change is coming that may move any deadline or queue an action.
+    fn unsettle(&mut self) {
+        self.settled = false;
+        self.deadline_memo.set(None);
+    }
+
+    fn walk_deadlines(&self) -> Option<Instant> {
         self.slots
             .iter()
             .filter_map(|s| s.core.next_deadline())
@@ -659,6 +709,7 @@ impl Node {
     /// them is master ([`Node::masters_any`]) or its patience ends, then
     /// calls [`Node::shutdown`].
     pub fn hand_off(&mut self, now: Instant) -> Vec<String> {
+        self.unsettle();
         let handed = match &mut self.cluster {
             Some(c) => c.hand_off_all(now),
             None => Vec::new(),
@@ -676,6 +727,7 @@ impl Node {
 
     /// Stop every instance (priority 0 from masters, VIPs removed).
     pub fn shutdown(&mut self, now: Instant) {
+        self.unsettle();
         for s in &mut self.slots {
             s.core.shutdown(now);
         }
@@ -690,6 +742,7 @@ impl Node {
     /// take the new configuration and carry tracking state over. The shell
     /// then adds `plan.start` with [`Node::add_instance`].
     pub fn reload(&mut self, now: Instant, new: Config, plan: &ReloadPlan) -> Vec<InstanceId> {
+        self.unsettle();
         for name in &plan.reconfigure {
             let Some(n) = new.instance(name) else {
                 continue;
@@ -963,13 +1016,11 @@ impl Node {
         dst: IpAddr,
         ttl: u8,
         payload: &[u8],
-    ) {
+    ) -> Option<(usize, Option<Instant>)> {
         if multicast_socket != (dst == GROUP4 || dst == GROUP6) {
-            return;
+            return None;
         }
-        let Some(f) = self.ifaces.get_mut(iface.0) else {
-            return;
-        };
+        let f = self.ifaces.get_mut(iface.0)?;
         let v4 = src.is_ipv4();
         // The TTL / hop-limit 255 rule is checked on multicast only: a
         // routed unicast advert arrives with less (keepalived's default).
@@ -989,6 +1040,7 @@ impl Node {
         } else {
             &mut f.unmatched6
         };
+        let before = target.map(|i| (i, self.slots[i].core.next_deadline()));
         let cores: &mut [vrrp::Instance] = match target {
             Some(i) => std::slice::from_mut(&mut self.slots[i].core),
             None => &mut [],
@@ -997,6 +1049,52 @@ impl Node {
             let message = format!("{}: dropped VRRP packet from {src}: {reason}", f.name);
             self.log(Level::Debug, message);
         }
+        before
+    }
+
+    /// A packet while everything is settled and there is neither cluster
+    /// nor sync core: only the instance it reached can have changed, so
+    /// only its actions are drained and only its deadline is looked at
+    /// (a backup hearing hundreds of masters walks no list per advert).
+    /// Anything it does (a state change, an advert) takes the full path.
+    #[allow(clippy::too_many_arguments)]
+    fn on_packet_quick(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        multicast_socket: bool,
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+        payload: &[u8],
+    ) {
+        let memo = self.deadline_memo.get();
+        let Some((i, old)) = self.on_packet(now, iface, multicast_socket, src, dst, ttl, payload)
+        else {
+            return;
+        };
+        let mut acted = false;
+        while let Some(action) = self.slots[i].core.poll_action() {
+            if !acted {
+                acted = true;
+                self.unsettle();
+            }
+            self.on_instance_action(now, i, action);
+        }
+        if acted {
+            self.pump(now);
+            return;
+        }
+        let new = self.slots[i].core.next_deadline();
+        self.deadline_memo.set(match memo {
+            // The instance did not hold the earliest deadline: the others
+            // still do, beside its new one.
+            Some(m) if old.is_none() || old != m => Some(match (m, new) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }),
+            _ => None,
+        });
     }
 }
 
@@ -1215,6 +1313,7 @@ impl Node {
                 if let Some(s) = &mut self.sync {
                     s.core.note_lag(now);
                 }
+                self.settled = true;
                 return;
             }
         }
@@ -1771,21 +1870,24 @@ mod dispatch_tests {
             node.add_instance(now, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
         }
         node.start(now);
-        deliver(&mut node, now, 3);
-        deliver(&mut node, now, 1);
+        for vrid in [3, 1, 2, 3] {
+            deliver(&mut node, now, vrid);
+        }
         assert_eq!(
             [1, 2, 3].map(|v| by_vrid(&node, v)),
-            [1, 0, 1],
+            [1, 1, 2],
             "each packet to its VRID"
         );
         let mut new = config.clone();
         new.instances.remove(0);
         let plan = plan_reload(node.config(), &new);
         let _ = node.reload(now, new, &plan);
-        // VRID 3 moved from slot 2 to slot 1.
-        deliver(&mut node, now, 3);
+        // VRID 2 moved from slot 1 to slot 0, VRID 3 from 2 to 1: the
+        // hints point at the wrong instance or past the end.
         deliver(&mut node, now, 2);
-        assert_eq!([2, 3].map(|v| by_vrid(&node, v)), [1, 2]);
+        assert_eq!([2, 3].map(|v| by_vrid(&node, v)), [2, 2]);
+        deliver(&mut node, now, 3);
+        assert_eq!([2, 3].map(|v| by_vrid(&node, v)), [2, 3]);
         let unknown = |node: &Node| {
             node.ifaces[0]
                 .unmatched4
@@ -1797,6 +1899,44 @@ mod dispatch_tests {
         assert_eq!(unknown(&node), 0);
         deliver(&mut node, now, 1);
         assert_eq!(unknown(&node), 1, "VRID 1 is gone");
-        assert_eq!([2, 3].map(|v| by_vrid(&node, v)), [1, 2]);
+        assert_eq!([2, 3].map(|v| by_vrid(&node, v)), [2, 3]);
+    }
+
+    /// Backups hearing adverts take the quick path (their actions only,
+    /// the deadline moved in place), and the deadline it keeps is the one
+    /// a walk over every instance finds: also when the packet reached the
+    /// instance holding the earliest deadline, and at various times.
+    #[test]
+    fn the_quick_path_keeps_the_deadline_a_walk_finds() {
+        let mut config = Config::new("n1");
+        for vrid in 1..=5 {
+            let mut cfg = model::Instance::new(format!("VI_{vrid}"), "eth0", vrid);
+            cfg.virtual_ips = vec![format!("10.0.{vrid}.100/24").parse().unwrap()];
+            config.instances.push(cfg);
+        }
+        let mut node = Node::new(config.clone());
+        let t0 = Instant::now();
+        let iface = node.add_interface("eth0", true);
+        for cfg in &config.instances {
+            node.add_instance(t0, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
+        }
+        node.start(t0);
+        while node.poll_effect().is_some() {}
+        assert_eq!(node.next_deadline(), node.walk_deadlines());
+        let mut quick = 0;
+        for (k, vrid) in [1, 2, 3, 4, 5, 1, 1, 5, 3, 2, 9, 4].into_iter().enumerate() {
+            let now = t0 + Duration::from_millis(7 * k as u64 + 1);
+            // The memo is known before the packet, as the loop asks for it.
+            let _ = node.next_deadline();
+            quick += usize::from(node.settled);
+            deliver(&mut node, now, vrid);
+            let memo = node.deadline_memo.get();
+            assert_eq!(
+                memo.unwrap_or_else(|| node.walk_deadlines()),
+                node.walk_deadlines(),
+                "after the advert for VRID {vrid}"
+            );
+        }
+        assert!(quick >= 10, "the quick path was taken {quick} times");
     }
 }
