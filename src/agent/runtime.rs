@@ -210,8 +210,10 @@ impl RxPool {
 }
 
 /// Packets the loop takes from the queue in one turn before it looks at
-/// its timers and carries out effects again.
-const RX_BURST: usize = 64;
+/// its timers and carries out effects again: a round of adverts from 255
+/// instances, so that after a stall a backup reads every advert queued
+/// before it runs the master-down timers they would have pushed back.
+const RX_BURST: usize = 256;
 
 /// A packet from a receive task.
 struct RxPacket {
@@ -1124,7 +1126,6 @@ impl Agent {
         });
         loop {
             let deadline = self.node.next_deadline();
-            let mut timed_out = false;
             tokio::select! {
                 biased;
                 _ = term.recv() => { info!("SIGTERM: stopping"); self.sd.stopping(); break; }
@@ -1155,18 +1156,15 @@ impl Agent {
                     self.node.handle(Instant::now(), Input::Track(ev));
                 }
                 Some(req) = self.ctl.recv() => self.on_control(req).await,
-                _ = sleep_until(deadline) => {
-                    self.node.handle(Instant::now(), Input::Timeout);
-                    timed_out = true;
-                }
+                _ = sleep_until(deadline) => self.node.handle(Instant::now(), Input::Timeout),
             }
             // Due timers run on every turn, whatever the queues hold: the
             // select above is biased, and a flood of packets must not
-            // starve the adverts. The deadline is the one from before the
-            // turn (not a second walk over every instance): one that came
-            // due during the turn is run on the next.
+            // starve the adverts. The deadline as the turn left it (the
+            // node keeps it, no walk over the instances): a burst of
+            // adverts has just pushed back their master-down timers.
             let now = Instant::now();
-            if !timed_out && deadline.is_some_and(|d| d <= now) {
+            if self.node.next_deadline().is_some_and(|d| d <= now) {
                 self.node.handle(now, Input::Timeout);
             }
             self.apply_effects().await;
