@@ -126,7 +126,7 @@ impl std::ops::Add for Mem {
     }
 }
 
-fn proc_mem(pid: u32) -> Option<Mem> {
+pub fn proc_mem(pid: u32) -> Option<Mem> {
     let field = |text: &str, key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(key))
@@ -307,7 +307,7 @@ impl Cluster {
     }
 }
 
-fn netns_pids(ns: &str) -> Vec<u32> {
+pub fn netns_pids(ns: &str) -> Vec<u32> {
     Command::new("ip")
         .args(["netns", "pids", ns])
         .output()

@@ -36,7 +36,7 @@ use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
 use super::notify::Notifier;
 use super::on_change;
 use super::script;
-use super::socket::VrrpSocket;
+use super::socket::{RecvBatch, VrrpSocket};
 use super::state::{StateLock, VipLedger};
 use super::syncfs::{self, FsEvent};
 use super::timer::DeadlineTimer;
@@ -211,6 +211,39 @@ fn run_agent(config: Config, opts: Options) -> Result<(), AgentError> {
     })
 }
 
+/// Packet buffers going back from the loop to the receive tasks, so that
+/// steady traffic allocates nothing per packet.
+#[derive(Clone, Default)]
+struct RxPool(Rc<std::cell::RefCell<Vec<Vec<u8>>>>);
+
+impl RxPool {
+    /// At most this many buffers wait (the packet queue's length and then
+    /// some); larger ones than [`RxPool::KEEP_BYTES`] are freed.
+    const KEEP: usize = 1100;
+    const KEEP_BYTES: usize = 2048;
+
+    /// A buffer holding `bytes`.
+    fn filled(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut b = self.0.borrow_mut().pop().unwrap_or_default();
+        b.clear();
+        b.extend_from_slice(bytes);
+        b
+    }
+
+    fn give_back(&self, b: Vec<u8>) {
+        let mut pool = self.0.borrow_mut();
+        if pool.len() < Self::KEEP && b.capacity() <= Self::KEEP_BYTES {
+            pool.push(b);
+        }
+    }
+}
+
+/// Packets the loop takes from the queue in one turn before it looks at
+/// its timers and carries out effects again: a round of adverts from 255
+/// instances, so that after a stall a backup reads every advert queued
+/// before it runs the master-down timers they would have pushed back.
+const RX_BURST: usize = 256;
+
 /// A packet from a receive task.
 struct RxPacket {
     iface: usize,
@@ -258,6 +291,7 @@ struct Agent {
     ledger: VipLedger,
     rx_tx: mpsc::Sender<RxPacket>,
     rx: mpsc::Receiver<RxPacket>,
+    rx_pool: RxPool,
     links: mpsc::UnboundedReceiver<NetEvent>,
     ctl: mpsc::Receiver<Pending>,
     cluster: Option<ChannelRt>,
@@ -536,6 +570,7 @@ impl Agent {
             ledger,
             rx_tx,
             rx,
+            rx_pool: RxPool::default(),
             links,
             ctl,
             cluster: None,
@@ -841,6 +876,48 @@ impl Agent {
 
     fn spawn_receiver(&self, iface: usize, sock: Rc<VrrpSocket>, multicast_socket: bool) {
         let tx = self.rx_tx.clone();
+        let pool = self.rx_pool.clone();
+        if !sock.is_v6() {
+            // IPv4 (VRRP or AH): many datagrams per system call.
+            tokio::task::spawn_local(async move {
+                let mut batch = RecvBatch::new(sock.is_ah());
+                loop {
+                    match sock.recv_batch(&mut batch).await {
+                        Ok(n) => {
+                            for k in 0..n {
+                                let Some((data, received)) = batch.get(k) else {
+                                    break;
+                                };
+                                let r = match received {
+                                    Ok(r) => r,
+                                    Err(e) => {
+                                        warn!("VRRP receive on {}: {e}", sock.ifname());
+                                        continue;
+                                    }
+                                };
+                                let pkt = RxPacket {
+                                    iface,
+                                    multicast_socket,
+                                    src: r.src,
+                                    dst: r.dst,
+                                    ttl: r.ttl,
+                                    bytes: pool.filled(&data[r.payload]),
+                                    ah: sock.is_ah(),
+                                };
+                                if tx.send(pkt).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            warn!("VRRP receive: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+            return;
+        }
         tokio::task::spawn_local(async move {
             let mut buf = vec![0u8; 65536];
             loop {
@@ -852,7 +929,7 @@ impl Agent {
                             src: r.src,
                             dst: r.dst,
                             ttl: r.ttl,
-                            bytes: buf[r.payload].to_vec(),
+                            bytes: pool.filled(&buf[r.payload]),
                             ah: sock.is_ah(),
                         };
                         if tx.send(pkt).await.is_err() {
@@ -1116,7 +1193,14 @@ impl Agent {
                 }
                 Some(loaded) = self.reloads.rx.recv() => self.reload_loaded(loaded).await,
                 Some(ev) = self.links.recv() => self.on_net_event(ev).await,
-                Some(p) = self.rx.recv() => self.on_packet(p),
+                Some(p) = self.rx.recv() => {
+                    // What else has come: one turn for the burst.
+                    self.on_packet(p);
+                    for _ in 1..RX_BURST {
+                        let Ok(p) = self.rx.try_recv() else { break };
+                        self.on_packet(p);
+                    }
+                }
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
                 Some(ev) = next_sync_event(&mut self.sync) => self.on_sync_fs(ev),
                 Some(ev) = self.track_events.recv() => {
@@ -1127,7 +1211,9 @@ impl Agent {
             }
             // Due timers run on every turn, whatever the queues hold: the
             // select above is biased, and a flood of packets must not
-            // starve the adverts.
+            // starve the adverts. The deadline as the turn left it (the
+            // node keeps it, no walk over the instances): a burst of
+            // adverts has just pushed back their master-down timers.
             let now = Instant::now();
             // keepalived's max_auto_priority: a loop that wakes long after
             // its timer was due is raised to realtime scheduling.
@@ -1252,6 +1338,11 @@ impl Agent {
     }
 
     fn on_packet(&mut self, p: RxPacket) {
+        self.handle_packet(&p);
+        self.rx_pool.give_back(p.bytes);
+    }
+
+    fn handle_packet(&mut self, p: &RxPacket) {
         if p.ah {
             self.node.handle(
                 Instant::now(),

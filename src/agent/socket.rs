@@ -230,6 +230,28 @@ impl VrrpSocket {
         }
     }
 
+    /// Receive up to [`RecvBatch::CAPACITY`] IPv4 datagrams (this is an
+    /// IPv4 socket) in one `recvmmsg`; returns how many, at least one.
+    /// [`RecvBatch::get`] hands each over as [`recv`](Self::recv) would.
+    pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        loop {
+            let mut guard = self.io.readable().await?;
+            match batch.fill(self.io.get_ref().as_fd()) {
+                Ok(n) => {
+                    // Fewer than asked for: the queue is empty, so no
+                    // second call to learn it (tokio keeps the readiness if
+                    // a datagram came in meanwhile).
+                    if n < RecvBatch::CAPACITY {
+                        guard.clear_ready();
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                Err(e) => return Err(context(&self.ifname, "receive", e)),
+            }
+        }
+    }
+
     /// Send one complete VRRP message (checksum included) to `dst`: the
     /// group in multicast mode, a peer in unicast mode.
     pub async fn send(&self, payload: &[u8], dst: IpAddr) -> io::Result<()> {
@@ -388,6 +410,96 @@ fn recv_v4(socket: &Socket, buf: &mut [u8]) -> io::Result<Received> {
     })
 }
 
+/// Room for a batch of IPv4 datagrams, filled by one `recvmmsg` (the
+/// receive path at hundreds of instances: one system call for many
+/// adverts, and no allocation per packet). Each slot holds a whole
+/// datagram, as the one-packet receive does; the memory is touched only
+/// as far as datagrams reach, a page or so per slot for adverts.
+pub struct RecvBatch {
+    slots: Vec<u8>,
+    lens: [usize; Self::CAPACITY],
+    count: usize,
+    ah: bool,
+}
+
+impl RecvBatch {
+    pub const CAPACITY: usize = 16;
+    const SLOT: usize = 65536;
+
+    /// Buffers for an IPv4 socket; `ah`: an AH socket, whose datagrams are
+    /// handed over whole.
+    pub fn new(ah: bool) -> RecvBatch {
+        RecvBatch {
+            slots: vec![0u8; Self::CAPACITY * Self::SLOT],
+            lens: [0; Self::CAPACITY],
+            count: 0,
+            ah,
+        }
+    }
+
+    fn fill(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        self.count = 0;
+        // SAFETY: an all-zero iovec/mmsghdr is a valid value (null pointers,
+        // zero lengths) for these plain C structs.
+        let mut iov: [libc::iovec; Self::CAPACITY] = unsafe { std::mem::zeroed() };
+        let mut hdrs: [libc::mmsghdr; Self::CAPACITY] = unsafe { std::mem::zeroed() };
+        for (k, chunk) in self.slots.chunks_exact_mut(Self::SLOT).enumerate() {
+            iov[k].iov_base = chunk.as_mut_ptr().cast();
+            iov[k].iov_len = chunk.len();
+            hdrs[k].msg_hdr.msg_iov = &mut iov[k];
+            hdrs[k].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: `fd` is an open socket for the duration of the borrow;
+        // every header points at one iovec describing a distinct
+        // `Self::SLOT`-byte slot of `self.slots`, all live and exclusively
+        // borrowed here; no name or control buffer is passed (null, 0); the
+        // kernel writes at most `iov_len` bytes per slot and the lengths
+        // into `hdrs`.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                Self::CAPACITY as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = (n as usize).min(Self::CAPACITY);
+        for (len, h) in self.lens.iter_mut().zip(&hdrs).take(n) {
+            // A datagram longer than its slot (which no IPv4 datagram is)
+            // is cut at the slot; its header's length then fails the parse.
+            *len = (h.msg_len as usize).min(Self::SLOT);
+        }
+        self.count = n;
+        Ok(n)
+    }
+
+    /// Datagram `k` of the last fill: its bytes and what the one-packet
+    /// receive would have handed over (`payload` within the bytes). An
+    /// error concerns that datagram only.
+    pub fn get(&self, k: usize) -> Option<(&[u8], io::Result<Received>)> {
+        if k >= self.count {
+            return None;
+        }
+        let data = &self.slots[k * Self::SLOT..k * Self::SLOT + self.lens[k]];
+        let received = parse_ipv4_header(data).map(|header| Received {
+            src: IpAddr::V4(header.src),
+            dst: IpAddr::V4(header.dst),
+            ttl: header.ttl,
+            // An AH socket's datagram whole, as `recv` does.
+            payload: if self.ah {
+                0..header.payload.end
+            } else {
+                header.payload
+            },
+        });
+        Some((data, received))
+    }
+}
+
 /// An IPv6 raw socket hands over the payload only; the hop limit and the
 /// destination come as control messages.
 fn recv_v6(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
@@ -484,7 +596,8 @@ pub fn parse_ipv4_header(packet: &[u8]) -> io::Result<Ipv4Fields> {
     })
 }
 
-// The only unsafe code of the agent: two calls the safe crates lack.
+// The unsafe code of the agent: calls the safe crates lack (recvmmsg in
+// `RecvBatch::fill` above, and these two).
 
 /// IP_MULTICAST_IF by interface index. socket2 only offers the by-address
 /// form, which needs an IPv4 address on the interface (a VRRP backup may

@@ -39,7 +39,7 @@ pub mod reload;
 pub mod status;
 pub mod track;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -309,6 +309,17 @@ pub struct Node {
     /// Per instance: the VRRP addresses cluster members reported (kept:
     /// a member whose channel is down still speaks VRRP).
     member_addrs: BTreeMap<String, std::collections::BTreeSet<IpAddr>>,
+    /// Where the instance for (interface, IPv4?, VRID) was last found in
+    /// `slots`: a hint checked on every use (slots come and go), so a
+    /// packet finds its instance without scanning them all.
+    slot_hint: HashMap<(usize, bool, u8), usize>,
+    /// [`Node::next_deadline`] as last computed (None: not known). Cleared
+    /// by every change but a packet's on the quick path, which moves it
+    /// itself (one instance's deadline changed).
+    deadline_memo: std::cell::Cell<Option<Option<Instant>>>,
+    /// Every queue drained (the last [`Node::pump`] ran after the last
+    /// change): a packet then needs to look at its own instance only.
+    settled: bool,
 }
 
 /// What the cluster core knows of a local instance.
@@ -344,6 +355,9 @@ impl Node {
             effects: VecDeque::new(),
             refused: BTreeMap::new(),
             member_addrs: BTreeMap::new(),
+            slot_hint: HashMap::new(),
+            deadline_memo: std::cell::Cell::new(None),
+            settled: false,
         }
     }
 
@@ -375,6 +389,7 @@ impl Node {
         iface: IfaceId,
         local: IpAddr,
     ) -> InstanceId {
+        self.unsettle();
         let id = InstanceId(self.next_id);
         self.next_id += 1;
         let mut core = vrrp::Instance::new(self.core_config(&cfg), local);
@@ -410,6 +425,7 @@ impl Node {
     /// Run the cluster core (the configuration's `[cluster]`) for the
     /// instances added so far.
     pub fn enable_cluster(&mut self, now: Instant) {
+        self.unsettle();
         let Some(cfg) = convert::cluster_config(&self.config) else {
             return;
         };
@@ -430,6 +446,7 @@ impl Node {
     /// every instance goes on as plain RFC VRRP (no gates, hears anyone),
     /// keeping its state.
     pub fn disable_cluster(&mut self) {
+        self.unsettle();
         self.disable_sync();
         if self.cluster.take().is_none() {
             return;
@@ -448,6 +465,7 @@ impl Node {
     /// Stop data sync (a reload removed the last `[[sync]]` entry): the
     /// files stay as they are.
     pub fn disable_sync(&mut self) {
+        self.unsettle();
         if self.sync.take().is_some() {
             self.log(Level::Info, "data sync stopped".into());
         }
@@ -486,6 +504,7 @@ impl Node {
         persisted: BTreeMap<String, Persisted>,
         chunk_size: Option<usize>,
     ) -> Option<String> {
+        self.unsettle();
         let cc = self.config.cluster.as_ref()?;
         if self.config.sync.is_empty() {
             return None;
@@ -511,6 +530,7 @@ impl Node {
     /// Data sync started by a reload learns which peers are connected
     /// already (their `PeerUp` came before it existed).
     pub fn sync_connected(&mut self, now: Instant, peers: &[String]) {
+        self.unsettle();
         if let Some(s) = &mut self.sync {
             for p in peers {
                 s.core.connected(now, p);
@@ -521,6 +541,7 @@ impl Node {
 
     /// Leave INITIALIZE: every instance starts (after health is known).
     pub fn start(&mut self, now: Instant) {
+        self.unsettle();
         self.started = true;
         self.refresh_health(now);
         for s in &mut self.slots {
@@ -533,6 +554,22 @@ impl Node {
 
     /// Take one input; then drain [`Node::poll_effect`].
     pub fn handle(&mut self, now: Instant, input: Input<'_>) {
+        let quick = self.settled && self.cluster.is_none() && self.sync.is_none();
+        let input = match input {
+            Input::Packet {
+                iface,
+                multicast_socket,
+                src,
+                dst,
+                ttl,
+                payload,
+            } if quick => {
+                self.on_packet_quick(now, iface, multicast_socket, src, dst, ttl, payload);
+                return;
+            }
+            other => other,
+        };
+        self.unsettle();
         match input {
             Input::Packet {
                 iface,
@@ -541,7 +578,9 @@ impl Node {
                 dst,
                 ttl,
                 payload,
-            } => self.on_packet(now, iface, multicast_socket, src, dst, ttl, payload),
+            } => {
+                self.on_packet(now, iface, multicast_socket, src, dst, ttl, payload);
+            }
             Input::AhPacket {
                 iface,
                 multicast_socket,
@@ -646,6 +685,22 @@ impl Node {
     /// When the node next needs [`Input::Timeout`].
     #[must_use]
     pub fn next_deadline(&self) -> Option<Instant> {
+        if let Some(d) = self.deadline_memo.get() {
+            debug_assert_eq!(d, self.walk_deadlines(), "stale deadline memo");
+            return d;
+        }
+        let d = self.walk_deadlines();
+        self.deadline_memo.set(Some(d));
+        d
+    }
+
+    /// A change is coming that may move any deadline or queue an action.
+    fn unsettle(&mut self) {
+        self.settled = false;
+        self.deadline_memo.set(None);
+    }
+
+    fn walk_deadlines(&self) -> Option<Instant> {
         self.slots
             .iter()
             .filter_map(|s| s.core.next_deadline())
@@ -660,6 +715,7 @@ impl Node {
     /// them is master ([`Node::masters_any`]) or its patience ends, then
     /// calls [`Node::shutdown`].
     pub fn hand_off(&mut self, now: Instant) -> Vec<String> {
+        self.unsettle();
         let handed = match &mut self.cluster {
             Some(c) => c.hand_off_all(now),
             None => Vec::new(),
@@ -677,6 +733,7 @@ impl Node {
 
     /// Stop every instance (priority 0 from masters, VIPs removed).
     pub fn shutdown(&mut self, now: Instant) {
+        self.unsettle();
         for s in &mut self.slots {
             s.core.shutdown(now);
         }
@@ -691,6 +748,7 @@ impl Node {
     /// take the new configuration and carry tracking state over. The shell
     /// then adds `plan.start` with [`Node::add_instance`].
     pub fn reload(&mut self, now: Instant, new: Config, plan: &ReloadPlan) -> Vec<InstanceId> {
+        self.unsettle();
         for name in &plan.reconfigure {
             let Some(n) = new.instance(name) else {
                 continue;
@@ -992,13 +1050,11 @@ impl Node {
         dst: IpAddr,
         ttl: u8,
         payload: &[u8],
-    ) {
+    ) -> Option<(usize, Option<Instant>)> {
         if multicast_socket != self.is_group(dst) {
-            return;
+            return None;
         }
-        let Some(f) = self.ifaces.get_mut(iface.0) else {
-            return;
-        };
+        let f = self.ifaces.get_mut(iface.0)?;
         let v4 = src.is_ipv4();
         // The TTL / hop-limit 255 rule is checked on multicast only: a
         // routed unicast advert arrives with less (keepalived's default).
@@ -1008,23 +1064,105 @@ impl Node {
             ttl: if multicast_socket { ttl } else { 255 },
             payload,
         };
-        let mut cores: Vec<&mut vrrp::Instance> = self
-            .slots
-            .iter_mut()
-            .filter(|s| s.iface == iface && s.core.local_addr().is_ipv4() == v4)
-            .map(|s| &mut s.core)
-            .collect();
+        // The one instance the VRID names (the config refuses a second one
+        // on the same interface and family), found without a scan.
+        let target = payload
+            .get(1)
+            .and_then(|&vrid| find_slot(&self.slots, &mut self.slot_hint, iface, v4, vrid));
         let unmatched = if v4 {
             &mut f.unmatched4
         } else {
             &mut f.unmatched6
         };
-        if let vrrp::Delivery::Dropped(reason) = vrrp::dispatch(now, &mut cores, unmatched, pkt) {
+        let before = target.map(|i| (i, self.slots[i].core.next_deadline()));
+        let cores: &mut [vrrp::Instance] = match target {
+            Some(i) => std::slice::from_mut(&mut self.slots[i].core),
+            None => &mut [],
+        };
+        if let vrrp::Delivery::Dropped(reason) = vrrp::dispatch(now, cores, unmatched, pkt) {
             let message = format!("{}: dropped VRRP packet from {src}: {reason}", f.name);
             self.log(Level::Debug, message);
         }
+        before
     }
 
+    /// A packet while everything is settled and there is neither cluster
+    /// nor sync core: only the instance it reached can have changed, so
+    /// only its actions are drained and only its deadline is looked at
+    /// (a backup hearing hundreds of masters walks no list per advert).
+    /// Anything it does (a state change, an advert) takes the full path.
+    #[allow(clippy::too_many_arguments)]
+    fn on_packet_quick(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        multicast_socket: bool,
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+        payload: &[u8],
+    ) {
+        let memo = self.deadline_memo.get();
+        let Some((i, old)) = self.on_packet(now, iface, multicast_socket, src, dst, ttl, payload)
+        else {
+            return;
+        };
+        let mut acted = false;
+        while let Some(action) = self.slots[i].core.poll_action() {
+            if !acted {
+                acted = true;
+                self.unsettle();
+            }
+            self.on_instance_action(now, i, action);
+        }
+        if acted {
+            self.pump(now);
+            return;
+        }
+        let new = self.slots[i].core.next_deadline();
+        self.deadline_memo.set(match memo {
+            // The instance did not hold the earliest deadline: the others
+            // still do, beside its new one.
+            Some(m) if old.is_none() || old != m => Some(match (m, new) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }),
+            _ => None,
+        });
+    }
+}
+
+/// The slot of the instance for (`iface`, family, `vrid`): the hint when it
+/// still points at it, else a scan that renews the hint. An unknown VRID
+/// scans every time (and finds nothing), as it did before the hint.
+fn find_slot(
+    slots: &[Slot],
+    hint: &mut HashMap<(usize, bool, u8), usize>,
+    iface: IfaceId,
+    v4: bool,
+    vrid: u8,
+) -> Option<usize> {
+    let is =
+        |s: &Slot| s.iface == iface && s.core.vrid() == vrid && s.core.local_addr().is_ipv4() == v4;
+    let key = (iface.0, v4, vrid);
+    if let Some(&i) = hint.get(&key) {
+        if slots.get(i).is_some_and(is) {
+            return Some(i);
+        }
+    }
+    let found = slots.iter().position(is);
+    match found {
+        Some(i) => {
+            hint.insert(key, i);
+        }
+        None => {
+            hint.remove(&key);
+        }
+    }
+    found
+}
+
+impl Node {
     /// An AH datagram: structure and TTL here, the ICV, SPI and sequence
     /// number in the instance its VRID names (which holds key and counter).
     fn on_ah_packet(
@@ -1054,9 +1192,9 @@ impl Node {
             return;
         }
         let vrid = parsed.vrrp.get(1).copied();
-        let slot = self.slots.iter_mut().find(|s| {
-            s.iface == iface && s.core.local_addr().is_ipv4() && Some(s.core.vrid()) == vrid
-        });
+        let slot = vrid
+            .and_then(|v| find_slot(&self.slots, &mut self.slot_hint, iface, true, v))
+            .map(|i| &mut self.slots[i]);
         let Some(slot) = slot else {
             f.unmatched4.count(vrrp::DropReason::UnknownVrid);
             return;
@@ -1207,6 +1345,7 @@ impl Node {
                 if let Some(s) = &mut self.sync {
                     s.core.note_lag(now);
                 }
+                self.settled = true;
                 return;
             }
         }
@@ -1701,5 +1840,140 @@ mod route_tests {
         assert_eq!(kinds(&mut node), ["AddVips"]);
         node.shutdown(now);
         assert_eq!(kinds(&mut node), ["RemoveVips"]);
+    }
+}
+
+#[cfg(test)]
+mod dispatch_tests {
+    use super::*;
+    use crate::wire::vrrp::{Repr, V3Checksum, Version};
+
+    /// Packets an instance saw, whatever their verdict.
+    fn seen(s: &RxStats) -> u64 {
+        s.accepted + s.dropped.values().sum::<u64>()
+    }
+
+    fn advert(vrid: u8) -> Vec<u8> {
+        Repr {
+            version: Version::V3,
+            vrid,
+            priority: 200,
+            interval_cs: 100,
+            addresses: vec!["10.0.0.100".parse().unwrap()],
+            auth: None,
+        }
+        .to_bytes(
+            "10.0.0.2".parse().unwrap(),
+            GROUP4,
+            V3Checksum::WithPseudoHeader,
+        )
+        .unwrap()
+    }
+
+    fn deliver(node: &mut Node, now: Instant, vrid: u8) {
+        node.handle(
+            now,
+            Input::Packet {
+                iface: IfaceId(0),
+                multicast_socket: true,
+                src: "10.0.0.2".parse().unwrap(),
+                dst: GROUP4,
+                ttl: 255,
+                payload: &advert(vrid),
+            },
+        );
+    }
+
+    fn by_vrid(node: &Node, vrid: u8) -> u64 {
+        let slot = node.slots.iter().find(|s| s.core.vrid() == vrid).unwrap();
+        seen(slot.core.stats())
+    }
+
+    /// A packet reaches the instance its VRID names, also after instances
+    /// before it went away (the slot hint then points past or beside it),
+    /// and a removed VRID's packet counts as unknown on the interface.
+    #[test]
+    fn packets_find_their_instance_after_slots_move() {
+        let mut config = Config::new("n1");
+        for vrid in [1, 2, 3] {
+            let mut cfg = model::Instance::new(format!("VI_{vrid}"), "eth0", vrid);
+            cfg.virtual_ips = vec![format!("10.0.{vrid}.100/24").parse().unwrap()];
+            config.instances.push(cfg);
+        }
+        let mut node = Node::new(config.clone());
+        let now = Instant::now();
+        let iface = node.add_interface("eth0", true);
+        for cfg in &config.instances {
+            node.add_instance(now, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
+        }
+        node.start(now);
+        for vrid in [3, 1, 2, 3] {
+            deliver(&mut node, now, vrid);
+        }
+        assert_eq!(
+            [1, 2, 3].map(|v| by_vrid(&node, v)),
+            [1, 1, 2],
+            "each packet to its VRID"
+        );
+        let mut new = config.clone();
+        new.instances.remove(0);
+        let plan = plan_reload(node.config(), &new);
+        let _ = node.reload(now, new, &plan);
+        // VRID 2 moved from slot 1 to slot 0, VRID 3 from 2 to 1: the
+        // hints point at the wrong instance or past the end.
+        deliver(&mut node, now, 2);
+        assert_eq!([2, 3].map(|v| by_vrid(&node, v)), [2, 2]);
+        deliver(&mut node, now, 3);
+        assert_eq!([2, 3].map(|v| by_vrid(&node, v)), [2, 3]);
+        let unknown = |node: &Node| {
+            node.ifaces[0]
+                .unmatched4
+                .dropped
+                .get("unknown_vrid")
+                .copied()
+                .unwrap_or(0)
+        };
+        assert_eq!(unknown(&node), 0);
+        deliver(&mut node, now, 1);
+        assert_eq!(unknown(&node), 1, "VRID 1 is gone");
+        assert_eq!([2, 3].map(|v| by_vrid(&node, v)), [2, 3]);
+    }
+
+    /// Backups hearing adverts take the quick path (their actions only,
+    /// the deadline moved in place), and the deadline it keeps is the one
+    /// a walk over every instance finds: also when the packet reached the
+    /// instance holding the earliest deadline, and at various times.
+    #[test]
+    fn the_quick_path_keeps_the_deadline_a_walk_finds() {
+        let mut config = Config::new("n1");
+        for vrid in 1..=5 {
+            let mut cfg = model::Instance::new(format!("VI_{vrid}"), "eth0", vrid);
+            cfg.virtual_ips = vec![format!("10.0.{vrid}.100/24").parse().unwrap()];
+            config.instances.push(cfg);
+        }
+        let mut node = Node::new(config.clone());
+        let t0 = Instant::now();
+        let iface = node.add_interface("eth0", true);
+        for cfg in &config.instances {
+            node.add_instance(t0, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
+        }
+        node.start(t0);
+        while node.poll_effect().is_some() {}
+        assert_eq!(node.next_deadline(), node.walk_deadlines());
+        let mut quick = 0;
+        for (k, vrid) in [1, 2, 3, 4, 5, 1, 1, 5, 3, 2, 9, 4].into_iter().enumerate() {
+            let now = t0 + Duration::from_millis(7 * k as u64 + 1);
+            // The memo is known before the packet, as the loop asks for it.
+            let _ = node.next_deadline();
+            quick += usize::from(node.settled);
+            deliver(&mut node, now, vrid);
+            let memo = node.deadline_memo.get();
+            assert_eq!(
+                memo.unwrap_or_else(|| node.walk_deadlines()),
+                node.walk_deadlines(),
+                "after the advert for VRID {vrid}"
+            );
+        }
+        assert!(quick >= 10, "the quick path was taken {quick} times");
     }
 }
