@@ -140,8 +140,9 @@ impl Rl {
         assert_eq!(
             self.became(0, "VI_1"),
             became,
-            "node0 never left MASTER\n{}",
-            self.log(0)
+            "node0 never left MASTER\n{}\n--- node1 ---\n{}",
+            self.log(0),
+            self.log(1)
         );
         assert_eq!(
             report.lost(),

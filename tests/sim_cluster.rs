@@ -183,11 +183,11 @@ fn graceful_stop_at_1s_adverts_hands_over_and_is_no_crash() {
 #[test]
 fn a_stop_without_handoff_is_no_crash_and_waits_for_vrrp() {
     // Close frame then EOF: the peers do not take it for a death. The
-    // priority-0 advert (or an advert interval of silence) moves the VIP.
+    // priority-0 advert (or 1.5 advert intervals of silence) moves the VIP.
     let mut sim = slow_adverts(25);
     let t = sim.elapsed();
     sim.stop(0);
-    some_holder_always_after(&mut sim, ms(4000), ms(1500));
+    some_holder_always_after(&mut sim, ms(4000), ms(2000));
     assert_eq!(sim.masters(0), vec![1]);
     assert!(!sim.cluster(1).unwrap().members().get("n0").unwrap().died);
     let (after, why) = n1_master_after(&sim, t);

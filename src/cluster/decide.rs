@@ -236,8 +236,8 @@ impl Successor {
 }
 
 /// Successor takeover, in policy order: with the master lost, the node the
-/// policy ranks first takes over one advert interval after the loss (the
-/// master must be silent on VRRP too), each next one a grace later (an
+/// policy ranks first takes over one and a half advert intervals after the
+/// loss (the master must be silent on VRRP too), each next one a grace later (an
 /// unranked node comes after 64 graces). A master whose process died (its
 /// connection closed with no goodbye) sends nothing more: the first takes
 /// over at once, without the advert interval.
@@ -257,10 +257,13 @@ pub fn successor(
         .lost_master
         .as_ref()
         .is_some_and(|m| v.died.contains(m));
+    // Without a death, the master must be silent on VRRP too: one and a
+    // half advert intervals, so that an advert due just after the loss and
+    // a little late (a loaded host) still counts as heard.
     let silence = if died {
         Duration::ZERO
     } else {
-        v.local.advert_interval
+        v.local.advert_interval * 3 / 2
     };
     let rank = ranking.iter().position(|n| *n == v.node).unwrap_or(64);
     let due = lost + silence + v.grace() * rank.min(64) as u32;

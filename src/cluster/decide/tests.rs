@@ -236,7 +236,7 @@ fn lost(at: Instant) -> Watch {
 }
 
 #[test]
-fn dead_master_first_successor_takes_over_after_one_interval() {
+fn dead_master_first_successor_takes_over_after_one_and_a_half_intervals() {
     let v = view(
         State::Backup,
         200,
@@ -244,7 +244,7 @@ fn dead_master_first_successor_takes_over_after_one_interval() {
     );
     let r = v.ranking();
     let at = v.now;
-    let due = at + 100 * MS;
+    let due = at + 150 * MS;
     assert_eq!(
         successor(&v, &lost(at), None, &r),
         Successor::Waiting { due }
@@ -288,12 +288,12 @@ fn a_master_whose_process_died_is_replaced_without_the_advert_interval() {
             died: true
         }
     );
-    // Another peer died, not the master: the interval stands.
+    // Another peer died, not the master: the silence stands.
     v.died = vec!["b".into()];
     assert_eq!(
         successor(&v, &lost(at), None, &r),
         Successor::Waiting {
-            due: at + Duration::from_secs(1)
+            due: at + Duration::from_millis(1500)
         }
     );
     // The second in line waits one grace (max(3 x 100 ms, 2 x 1 s)).
@@ -323,7 +323,7 @@ fn a_master_whose_process_died_is_replaced_without_the_advert_interval() {
 
 #[test]
 fn later_successors_wait_a_grace_per_rank() {
-    // a ranks third: 100 ms interval + 2 graces of max(3 x 100, 2 x 100) ms.
+    // a ranks third: 1.5 x 100 ms interval + 2 graces of max(3 x 100, 2 x 100) ms.
     let v = view(
         State::Backup,
         100,
@@ -336,7 +336,7 @@ fn later_successors_wait_a_grace_per_rank() {
     assert_eq!(v.grace(), 300 * MS);
     assert_eq!(
         successor(&v, &lost(at), None, &v.ranking()),
-        Successor::Waiting { due: at + 700 * MS }
+        Successor::Waiting { due: at + 750 * MS }
     );
     // Equal priority: the higher address goes first (a is 10.0.0.1).
     let v = view(
@@ -346,7 +346,7 @@ fn later_successors_wait_a_grace_per_rank() {
     );
     assert_eq!(
         successor(&v, &lost(at), None, &v.ranking()).due(),
-        Some(at + 400 * MS)
+        Some(at + 450 * MS)
     );
 }
 
