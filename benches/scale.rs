@@ -31,7 +31,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use baton::lab::{is_root, Lab, IFNAME};
-use nix::sys::signal::Signal;
 
 mod common;
 use common::*;
@@ -191,24 +190,7 @@ impl Pair {
 
 impl Drop for Pair {
     fn drop(&mut self) {
-        let me = std::process::id();
-        for _ in 0..50 {
-            let left: Vec<u32> = (0..self.lab.nodes())
-                .flat_map(|i| netns_pids(self.lab.node_ns(i)))
-                .filter(|&p| p != me)
-                .collect();
-            if left.is_empty() {
-                break;
-            }
-            for &p in &left {
-                let _ =
-                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), Signal::SIGKILL);
-            }
-            for &p in &self.pids {
-                let _ = self.lab.wait(p, Duration::from_millis(20));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        kill_lab_processes(&mut self.lab, &self.pids);
     }
 }
 

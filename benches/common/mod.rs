@@ -320,27 +320,32 @@ pub fn netns_pids(ns: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// SIGKILL every process left in the lab's node namespaces (not this one)
+/// until none is, reaping `pids` (our own children) so that they do not
+/// linger as zombies. For the labs' Drop.
+pub fn kill_lab_processes(lab: &mut Lab, pids: &[u32]) {
+    let me = std::process::id();
+    for _ in 0..50 {
+        let left: Vec<u32> = (0..lab.nodes())
+            .flat_map(|i| netns_pids(lab.node_ns(i)))
+            .filter(|&p| p != me)
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        for &p in &left {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), Signal::SIGKILL);
+        }
+        for &p in pids {
+            let _ = lab.wait(p, Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let me = std::process::id();
-        for _ in 0..50 {
-            let left: Vec<u32> = (0..self.lab.nodes())
-                .flat_map(|i| netns_pids(self.lab.node_ns(i)))
-                .filter(|&p| p != me)
-                .collect();
-            if left.is_empty() {
-                break;
-            }
-            for &p in &left {
-                let _ =
-                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), Signal::SIGKILL);
-            }
-            // Reap our own children so they do not linger as zombies.
-            for &p in &self.pids {
-                let _ = self.lab.wait(p, Duration::from_millis(20));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        kill_lab_processes(&mut self.lab, &self.pids);
     }
 }
 

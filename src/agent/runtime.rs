@@ -256,6 +256,27 @@ struct RxPacket {
     ah: bool,
 }
 
+impl RxPacket {
+    /// What `sock` received (`r`), its payload copied into `bytes`.
+    fn new(
+        iface: usize,
+        multicast_socket: bool,
+        sock: &VrrpSocket,
+        r: &super::socket::Received,
+        bytes: Vec<u8>,
+    ) -> RxPacket {
+        RxPacket {
+            iface,
+            multicast_socket,
+            src: r.src,
+            dst: r.dst,
+            ttl: r.ttl,
+            bytes,
+            ah: sock.is_ah(),
+        }
+    }
+}
+
 /// An interface as the shell uses it; its index in `Agent::ifaces` is its
 /// [`IfaceId`] in the node.
 struct Iface {
@@ -895,15 +916,8 @@ impl Agent {
                                         continue;
                                     }
                                 };
-                                let pkt = RxPacket {
-                                    iface,
-                                    multicast_socket,
-                                    src: r.src,
-                                    dst: r.dst,
-                                    ttl: r.ttl,
-                                    bytes: pool.filled(&data[r.payload]),
-                                    ah: sock.is_ah(),
-                                };
+                                let bytes = pool.filled(&data[r.payload.clone()]);
+                                let pkt = RxPacket::new(iface, multicast_socket, &sock, &r, bytes);
                                 if tx.send(pkt).await.is_err() {
                                     return;
                                 }
@@ -923,15 +937,8 @@ impl Agent {
             loop {
                 match sock.recv(&mut buf).await {
                     Ok(r) => {
-                        let pkt = RxPacket {
-                            iface,
-                            multicast_socket,
-                            src: r.src,
-                            dst: r.dst,
-                            ttl: r.ttl,
-                            bytes: pool.filled(&buf[r.payload]),
-                            ah: sock.is_ah(),
-                        };
+                        let bytes = pool.filled(&buf[r.payload.clone()]);
+                        let pkt = RxPacket::new(iface, multicast_socket, &sock, &r, bytes);
                         if tx.send(pkt).await.is_err() {
                             return;
                         }

@@ -756,8 +756,7 @@ impl Node {
             let Some(i) = self.slots.iter().position(|s| &s.cfg.name == name) else {
                 continue;
             };
-            let skip_default = new.global.skip_check_adv_addr;
-            self.reconfigure_slot(now, i, n, skip_default);
+            self.reconfigure_slot(now, i, n, &new.global);
         }
         let mut stopped = Vec::new();
         let mut i = 0;
@@ -806,13 +805,14 @@ impl Node {
         now: Instant,
         i: usize,
         n: &model::Instance,
-        skip_check_default: bool,
+        global: &model::Global,
     ) {
         let name = n.name.clone();
         let old = self.slots[i].cfg.clone();
-        let mut c = core_config(n);
-        c.skip_check_adv_addr = n.skip_check_adv_addr.unwrap_or(skip_check_default);
-        if !self.slots[i].core.reconfigure(now, c) {
+        if !self.slots[i]
+            .core
+            .reconfigure(now, core_config_in(n, global))
+        {
             return;
         }
         let key = |v: &Vip| (v.addr, v.prefix_len, v.dev.clone());
@@ -1023,11 +1023,7 @@ impl Node {
 
     /// [`core_config`] with the global defaults applied.
     fn core_config(&self, cfg: &model::Instance) -> vrrp::InstanceConfig {
-        let mut c = core_config(cfg);
-        c.skip_check_adv_addr = cfg
-            .skip_check_adv_addr
-            .unwrap_or(self.config.global.skip_check_adv_addr);
-        c
+        core_config_in(cfg, &self.config.global)
     }
 
     fn slot(&self, id: InstanceId) -> Option<&Slot> {
@@ -1746,6 +1742,15 @@ fn is_sync_message(msg: &Message) -> bool {
 /// What of `a` is not in `b`.
 pub(crate) fn missing<T: PartialEq + Clone>(a: &[T], b: &[T]) -> Vec<T> {
     a.iter().filter(|x| !b.contains(x)).cloned().collect()
+}
+
+/// [`core_config`] with `global`'s defaults applied (`skip_check_adv_addr`).
+fn core_config_in(cfg: &model::Instance, global: &model::Global) -> vrrp::InstanceConfig {
+    let mut c = core_config(cfg);
+    c.skip_check_adv_addr = cfg
+        .skip_check_adv_addr
+        .unwrap_or(global.skip_check_adv_addr);
+    c
 }
 
 #[cfg(test)]
