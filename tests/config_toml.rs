@@ -49,7 +49,12 @@ fn instance(body: &str) -> String {
 
 #[test]
 fn examples_load_without_warnings() {
-    for name in ["baton.toml", "minimal.toml", "two-instances-v2-v6.toml"] {
+    for name in [
+        "baton.toml",
+        "minimal.toml",
+        "two-instances-v2-v6.toml",
+        "route-mode.toml",
+    ] {
         let loaded =
             load_with(&conf(name), &Defaults::default()).unwrap_or_else(|d| panic!("{name}:\n{d}"));
         assert!(loaded.warnings.is_empty(), "{name}:\n{}", loaded.warnings);
@@ -1222,5 +1227,75 @@ fn item6_keys_are_read_and_checked() {
         e.iter()
             .any(|m| m.contains("track_scripts: no vrrp_script is called \"nope\"")),
         "{e:?}"
+    );
+}
+
+// ---------------------------------------------------------------- route mode
+
+const CLUSTER: &str =
+    "[cluster]\nlisten = \"10.77.1.2:7480\"\nkey_file = \"/k\"\npeers = [\"b=10.77.2.2:7480\"]\n";
+
+#[test]
+fn route_mode_defaults_to_lo_and_has_no_vrid() {
+    let c = ok(&format!(
+        "{CLUSTER}[[instance]]\nname = \"RT\"\nmode = \"route\"\nvirtual_ips = [\"10.99.0.100/32\"]\n"
+    ));
+    let i = &c.instances[0];
+    assert!(i.is_route());
+    assert_eq!((i.interface.as_str(), i.vrid), ("lo", 0));
+    let c = ok(&format!(
+        "{CLUSTER}[[instance]]\nname = \"RT\"\nmode = \"route\"\ninterface = \"dummy0\"\nvirtual_ips = [\"10.99.0.100\"]\n"
+    ));
+    assert_eq!(c.instances[0].interface, "dummy0");
+    assert_eq!(c.instances[0].virtual_ips[0].prefix_len, 32);
+}
+
+#[test]
+fn route_mode_refuses_every_vrrp_key_where_it_stands() {
+    let e = errors(&format!(
+        "{CLUSTER}[[instance]]\nname = \"RT\"\nmode = \"route\"\nvrid = 7\nvirtual_ips = [\"10.99.0.100/32\"]\nunicast_peers = [\"10.0.0.1\"]\ngarp = {{ master_repeat = 1 }}\n"
+    ));
+    let why = "route mode sends no VRRP packets (the cluster channel elects the holder); \
+               remove it or use mode = \"arp\"";
+    assert_eq!(
+        e,
+        [
+            format!("baton.toml:8:8: error: instance \"RT\": vrid: {why}"),
+            format!("baton.toml:10:17: error: instance \"RT\": unicast_peers: {why}"),
+            format!("baton.toml:11:8: error: instance \"RT\": garp: {why}"),
+        ]
+    );
+}
+
+#[test]
+fn route_mode_needs_the_cluster_and_a_known_mode() {
+    assert_eq!(
+        errors(
+            "[[instance]]\nname = \"RT\"\nmode = \"route\"\nvirtual_ips = [\"10.99.0.100/32\"]\n"
+        ),
+        [
+            "baton.toml:3:8: error: instance \"RT\": mode: route mode needs [cluster]: the \
+          cluster channel elects the holder (there are no VRRP packets)"
+        ]
+    );
+    assert_eq!(
+        errors(&instance(
+            "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = 1\nmode = \"bgp\"\nvirtual_ips = [\"10.0.0.1/24\"]\n"
+        )),
+        ["baton.toml:5:8: error: instance \"VI_1\": mode: \"bgp\" is not \"arp\" or \"route\""]
+    );
+}
+
+#[test]
+fn route_mode_warns_of_a_vip_wider_than_a_host() {
+    let w = warnings(&format!(
+        "{CLUSTER}[[instance]]\nname = \"RT\"\nmode = \"route\"\nvirtual_ips = [\"10.99.0.100/24\"]\n"
+    ));
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with(
+            "baton.toml:8:16: warning: instance \"RT\": virtual_ips: 10.99.0.100/24 in route mode"
+        ),
+        "{w:?}"
     );
 }

@@ -189,7 +189,12 @@ fn the_deb_holds_binary_man_pages_completions_unit_and_conffiles() {
         "the unit's flags file and the shipped one disagree"
     );
     // The example configs pass `baton check` as shipped.
-    for example in ["baton.toml", "minimal.toml", "keepalived.conf"] {
+    for example in [
+        "baton.toml",
+        "minimal.toml",
+        "route-mode.toml",
+        "keepalived.conf",
+    ] {
         let path = root.join("etc/baton/examples").join(example);
         let (ok, out, err) = run(Command::new(BATON)
             .args(["check", "--no-host", "-f"])

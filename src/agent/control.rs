@@ -220,6 +220,36 @@ pub fn default_socket() -> PathBuf {
     PathBuf::from("/run/baton/baton.sock")
 }
 
+/// A route-mode instance for humans: who holds it comes from the cluster.
+fn render_route(out: &mut String, status: &Status, i: &crate::node::status::InstanceStatus) {
+    use std::fmt::Write as _;
+    let holder = status
+        .cluster
+        .as_ref()
+        .and_then(|c| c.instances.iter().find(|c| c.name == i.name))
+        .and_then(|c| c.master.clone())
+        .unwrap_or_else(|| "none".into());
+    let _ = writeln!(
+        out,
+        "\n{} on {}: route mode: {}\n  priority {} (base {})\n  holder {holder}\n  VIPs {} {}",
+        i.name,
+        i.interface,
+        i.state,
+        i.effective_priority,
+        i.base_priority,
+        i.virtual_ips.join(" "),
+        if i.holds_vips { "(held here)" } else { "" },
+    );
+    if !i.faults.is_empty() {
+        let _ = writeln!(out, "  faults: {}", i.faults.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "  VIPs added {}, removed {}",
+        i.tx.vip_adds, i.tx.vip_removes
+    );
+}
+
 /// Render a status for humans: one block per instance.
 pub fn render(status: &Status) -> String {
     use std::fmt::Write as _;
@@ -230,6 +260,10 @@ pub fn render(status: &Status) -> String {
         status.router_id, status.pid, status.config_file
     );
     for i in &status.instances {
+        if i.mode == "route" {
+            render_route(&mut out, status, i);
+            continue;
+        }
         let master = match (i.master, i.master_priority) {
             (Some(a), Some(p)) => format!("{a} (priority {p})"),
             _ => "unknown".to_string(),

@@ -957,6 +957,18 @@ impl Agent {
     async fn add_instance(&mut self, cfg: InstanceCfg) -> Result<InstanceId, AgentError> {
         let iface = self.iface(&cfg.interface).await?;
         let v4 = cfg.virtual_ips.first().is_none_or(|v| v.addr.is_ipv4());
+        if cfg.is_route() {
+            // Route mode: no VRRP socket, no advert source; the VIPs go on
+            // the interface (lo) for the routing daemon to announce.
+            let local = if v4 {
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+            };
+            return Ok(self
+                .node
+                .add_instance(Instant::now(), cfg, IfaceId(iface), local));
+        }
         let f = &self.ifaces[iface];
         let local: IpAddr = match (cfg.unicast_src, v4) {
             (Some(a), _) => a,

@@ -56,6 +56,9 @@ pub struct LocalInstance {
     pub advert_interval: Duration,
     pub preempt: bool,
     pub preempt_delay: Duration,
+    /// Route mode: no VRRP at all, the channel alone tells whether the
+    /// master lives ([`crate::config::model::Mode::Route`]).
+    pub route: bool,
 }
 
 /// An effect for the IO shell.

@@ -259,9 +259,13 @@ pub fn successor(
         .is_some_and(|m| v.died.contains(m));
     // Without a death, the master must be silent on VRRP too: one and a
     // half advert intervals, so that an advert due just after the loss and
-    // a little late (a loaded host) still counts as heard.
+    // a little late (a loaded host) still counts as heard. In route mode
+    // there is no VRRP: one and a half heartbeats more, so the master is
+    // taken for lost only once three of its heartbeats are missing.
     let silence = if died {
         Duration::ZERO
+    } else if v.local.route {
+        v.heartbeat_interval * 3 / 2
     } else {
         v.local.advert_interval * 3 / 2
     };

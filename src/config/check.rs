@@ -52,6 +52,7 @@ pub fn check(config: &Config, origins: &Origins) -> Diagnostics {
         c.instance(i, instance);
     }
     c.across_instances(&config.instances);
+    c.route_mode(config);
     c.vrrp_scripts(config);
     c.tracking(config);
     c.sync_groups(config);
@@ -611,7 +612,7 @@ impl Checker<'_> {
                 format!("{what}: interface: \"{}\" {reason}", inst.interface),
             );
         }
-        if inst.vrid == 0 {
+        if inst.vrid == 0 && !inst.is_route() {
             self.err(
                 &format!("{p}.vrid"),
                 format!("{what}: vrid: 0 is out of range 1..=255"),
@@ -848,7 +849,8 @@ impl Checker<'_> {
             if let Some(reason) = bad_host_address(&vip.addr) {
                 self.err(&path, format!("{what}: virtual_ips: {} {reason}", vip.addr));
             }
-            if vip.family() != family {
+            // Route mode has no VRRP family: one holder, both families.
+            if vip.family() != family && !inst.is_route() {
                 self.err(
                     &path,
                     format!(
@@ -1066,6 +1068,42 @@ impl Checker<'_> {
                 );
             } else {
                 routers.insert(key, i);
+            }
+        }
+    }
+
+    /// Route mode: the channel elects, so `[cluster]` is required; a VIP
+    /// wider than one host would make the holder answer for (and FRR
+    /// announce) its whole subnet.
+    fn route_mode(&mut self, config: &Config) {
+        for (i, inst) in config.instances.iter().enumerate() {
+            if !inst.is_route() {
+                continue;
+            }
+            let p = format!("instance[{i}]");
+            let what = format!("instance \"{}\"", shown(&inst.name));
+            if config.cluster.is_none() {
+                self.err(
+                    &format!("{p}.mode"),
+                    format!(
+                        "{what}: mode: route mode needs [cluster]: the cluster channel \
+                         elects the holder (there are no VRRP packets)"
+                    ),
+                );
+            }
+            for (j, vip) in inst.virtual_ips.iter().enumerate() {
+                let host = if vip.addr.is_ipv4() { 32 } else { 128 };
+                if vip.prefix_len != host {
+                    self.warn(
+                        &format!("{p}.virtual_ips[{j}]"),
+                        format!(
+                            "{what}: virtual_ips: {}/{} in route mode: the holder answers \
+                             for the whole /{} and FRR announces it; a host route \
+                             (/{host}) is what moves",
+                            vip.addr, vip.prefix_len, vip.prefix_len
+                        ),
+                    );
+                }
             }
         }
     }

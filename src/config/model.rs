@@ -239,6 +239,27 @@ pub enum AuthType {
     Ah,
 }
 
+/// How an instance moves its addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// VRRP on one layer-2 segment: adverts, gratuitous ARP / unsolicited NA.
+    #[default]
+    Arp,
+    /// No VRRP: the cluster channel elects the holder, which adds the VIPs
+    /// to its interface (default `lo`) for the node's routing daemon (FRR)
+    /// to announce; they move by routing, across subnets.
+    Route,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Arp => "arp",
+            Mode::Route => "route",
+        }
+    }
+}
+
 /// One virtual router (keepalived's `vrrp_instance`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
@@ -315,6 +336,8 @@ pub struct Instance {
     /// (keepalived's behaviour); otherwise whole seconds up to
     /// [`Instance::MAX_VIP_LEASE`].
     pub vip_lease: Option<Duration>,
+    /// ARP (VRRP) or route mode.
+    pub mode: Mode,
 }
 
 impl Instance {
@@ -324,6 +347,12 @@ impl Instance {
     pub const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_secs(1);
     pub const MAX_PREEMPT_DELAY: Duration = Duration::from_secs(1000);
     pub const MAX_NAME_LEN: usize = 64;
+    /// Where a route-mode instance puts its VIPs unless told otherwise.
+    pub const DEFAULT_ROUTE_INTERFACE: &'static str = "lo";
+    /// A route-mode instance's VIP lease unless told otherwise: a holder
+    /// killed outright stops answering (and FRR stops announcing) within
+    /// this, plus the kernel's one-second rounding.
+    pub const DEFAULT_ROUTE_VIP_LEASE: Duration = Duration::from_secs(2);
     /// The longest `vip_lease`: a dead node keeps answering for its VIPs
     /// this long, which past a day is no lease at all (use 0: forever).
     pub const MAX_VIP_LEASE: Duration = Duration::from_secs(86_400);
@@ -362,7 +391,19 @@ impl Instance {
             dont_track_primary: false,
             skip_check_adv_addr: None,
             vip_lease: None,
+            mode: Mode::Arp,
         }
+    }
+
+    /// A route-mode instance ([`Mode::Route`]): on `lo`, no VRID.
+    pub fn new_route(name: impl Into<String>) -> Self {
+        let mut i = Instance::new(name, Self::DEFAULT_ROUTE_INTERFACE, 0);
+        i.mode = Mode::Route;
+        i
+    }
+
+    pub fn is_route(&self) -> bool {
+        self.mode == Mode::Route
     }
 
     /// The family of the virtual addresses (of the first one; a checked

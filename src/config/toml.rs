@@ -29,7 +29,7 @@ use super::diag::edit_distance;
 use super::diag::{did_you_mean, Diagnostic, Diagnostics, LineIndex, Origins, Pos};
 use super::model::AuthType;
 use super::model::{
-    Cluster, Config, Garp, Global, Instance, Notify, Peer, Selection, SyncEntry, SyncGroup,
+    Cluster, Config, Garp, Global, Instance, Mode, Notify, Peer, Selection, SyncEntry, SyncGroup,
     TrackFile, TrackInterface, TrackRef, Version, Vip, VrrpScript,
 };
 use super::route::{Route, Rule};
@@ -100,6 +100,25 @@ const INSTANCE_KEYS: &[&str] = &[
     "vip_lease",
     "dont_track_primary",
     "skip_check_adv_addr",
+    "mode",
+];
+/// Keys about VRRP packets, refused in route mode (there are none): each
+/// would otherwise be accepted and do nothing.
+const VRRP_ONLY_KEYS: &[&str] = &[
+    "vrid",
+    "version",
+    "advert_interval",
+    "unicast_src",
+    "unicast_peers",
+    "mcast_src",
+    "auth_pass",
+    "auth_type",
+    "v3_checksum_as_v2",
+    "garp",
+    "use_vmac",
+    "vmac_xmit_base",
+    "skip_check_adv_addr",
+    "dont_track_primary",
 ];
 const GARP_KEYS: &[&str] = &[
     "master_delay",
@@ -535,6 +554,22 @@ impl<'t> Reader<'t> {
             s.what = format!("instance \"{name}\"");
         }
         s.unknown_keys(self);
+        let mut mode = Mode::Arp;
+        if let Some((text, span)) = s.string_spanned(self, "mode") {
+            match text.as_str() {
+                "arp" => {}
+                "route" => mode = Mode::Route,
+                _ => s.error(
+                    self,
+                    &span,
+                    "mode",
+                    format!("\"{text}\" is not \"arp\" or \"route\""),
+                ),
+            }
+        }
+        if mode == Mode::Route {
+            return self.route_instance(s, name.unwrap_or_default());
+        }
         let interface = s
             .required(self, "interface")
             .and_then(|_| s.string(self, "interface"));
@@ -546,9 +581,6 @@ impl<'t> Reader<'t> {
             interface.unwrap_or_default(),
             vrid.unwrap_or(0),
         );
-        if let Some(priority) = s.int_u8(self, "priority", "1..=255") {
-            instance.priority = priority;
-        }
         if let Some((version, span)) = s.integer(self, "version") {
             match version {
                 2 => instance.version = Version::V2,
@@ -558,15 +590,6 @@ impl<'t> Reader<'t> {
         }
         if let Some(d) = s.duration(self, "advert_interval") {
             instance.advert_interval = d;
-        }
-        if let Some(b) = s.boolean(self, "preempt") {
-            instance.preempt = b;
-        }
-        if let Some(d) = s.duration(self, "preempt_delay") {
-            instance.preempt_delay = d;
-        }
-        if let Some(vips) = s.parsed_list::<Vip>(self, "virtual_ips", "a virtual address") {
-            instance.virtual_ips = vips;
         }
         instance.unicast_src = s.parsed::<IpAddr>(self, "unicast_src", "an IP address");
         if let Some(peers) = s.parsed_list::<IpAddr>(self, "unicast_peers", "an IP address") {
@@ -592,6 +615,67 @@ impl<'t> Reader<'t> {
             self.garp(&mut garp, &mut instance.garp);
             s.adopt(garp, "garp");
         }
+        instance.mcast_src = s.parsed::<IpAddr>(self, "mcast_src", "an IP address");
+        if let Some(b) = s.boolean(self, "dont_track_primary") {
+            instance.dont_track_primary = b;
+        }
+        instance.skip_check_adv_addr = s.boolean(self, "skip_check_adv_addr");
+        if let Some(value) = s.value(self, "use_vmac") {
+            match value.get_ref() {
+                DeValue::Boolean(b) => instance.use_vmac = *b,
+                DeValue::String(name) => {
+                    instance.use_vmac = true;
+                    instance.vmac_interface = Some(name.to_string());
+                }
+                _ => s.mistyped(self, "use_vmac", value, "true, false or an interface name"),
+            }
+        }
+        if let Some(b) = s.boolean(self, "vmac_xmit_base") {
+            instance.vmac_xmit_base = b;
+        }
+        self.instance_common(s, &mut instance);
+        instance
+    }
+
+    /// A route-mode instance: no VRID and nothing else about VRRP packets
+    /// (each such key is refused where it stands); the interface defaults
+    /// to `lo`.
+    fn route_instance(&mut self, s: &mut Section, name: String) -> Instance {
+        let mut instance = Instance::new_route(name);
+        for key in VRRP_ONLY_KEYS {
+            if let Some(value) = s.value(self, key) {
+                let span = value.span();
+                s.error(
+                    self,
+                    &span,
+                    key,
+                    "route mode sends no VRRP packets (the cluster channel elects the \
+                     holder); remove it or use mode = \"arp\""
+                        .into(),
+                );
+            }
+        }
+        if let Some(interface) = s.string(self, "interface") {
+            instance.interface = interface;
+        }
+        self.instance_common(s, &mut instance);
+        instance
+    }
+
+    /// The keys both modes share.
+    fn instance_common(&mut self, s: &mut Section, instance: &mut Instance) {
+        if let Some(priority) = s.int_u8(self, "priority", "1..=255") {
+            instance.priority = priority;
+        }
+        if let Some(b) = s.boolean(self, "preempt") {
+            instance.preempt = b;
+        }
+        if let Some(d) = s.duration(self, "preempt_delay") {
+            instance.preempt_delay = d;
+        }
+        if let Some(vips) = s.parsed_list::<Vip>(self, "virtual_ips", "a virtual address") {
+            instance.virtual_ips = vips;
+        }
         if let Some(items) = s.track_list(self, "track_interfaces") {
             instance.track_interfaces = items
                 .into_iter()
@@ -608,11 +692,6 @@ impl<'t> Reader<'t> {
         if let Some(items) = s.track_list(self, "track_files") {
             instance.track_files = items;
         }
-        instance.mcast_src = s.parsed::<IpAddr>(self, "mcast_src", "an IP address");
-        if let Some(b) = s.boolean(self, "dont_track_primary") {
-            instance.dont_track_primary = b;
-        }
-        instance.skip_check_adv_addr = s.boolean(self, "skip_check_adv_addr");
         if let Some(mut notify) = s.sub_table(self, "notify", NOTIFY_KEYS) {
             self.notify(&mut notify, &mut instance.notify);
             s.adopt(notify, "notify");
@@ -620,19 +699,6 @@ impl<'t> Reader<'t> {
         if let Some(vips) = s.parsed_list::<Vip>(self, "virtual_ips_excluded", "a virtual address")
         {
             instance.virtual_ips_excluded = vips;
-        }
-        if let Some(value) = s.value(self, "use_vmac") {
-            match value.get_ref() {
-                DeValue::Boolean(b) => instance.use_vmac = *b,
-                DeValue::String(name) => {
-                    instance.use_vmac = true;
-                    instance.vmac_interface = Some(name.to_string());
-                }
-                _ => s.mistyped(self, "use_vmac", value, "true, false or an interface name"),
-            }
-        }
-        if let Some(b) = s.boolean(self, "vmac_xmit_base") {
-            instance.vmac_xmit_base = b;
         }
         if let Some(routes) = s.parsed_list::<Route>(self, "virtual_routes", "a route") {
             instance.virtual_routes = routes;
@@ -657,7 +723,6 @@ impl<'t> Reader<'t> {
                 ),
             }
         }
-        instance
     }
 
     fn garp(&mut self, s: &mut Section, garp: &mut Garp) {

@@ -54,6 +54,11 @@ pub fn core_config(cfg: &model::Instance) -> InstanceConfig {
 /// forever), or by default 1.5 master-down intervals in whole seconds
 /// ([`crate::vrrp::timers::auto_vip_lease`]).
 pub fn vip_lease(cfg: &model::Instance) -> Duration {
+    if cfg.is_route() {
+        return cfg
+            .vip_lease
+            .unwrap_or(model::Instance::DEFAULT_ROUTE_VIP_LEASE);
+    }
     cfg.vip_lease.unwrap_or_else(|| {
         crate::vrrp::timers::auto_vip_lease(cfg.version, cfg.priority, cfg.advert_interval)
     })

@@ -324,11 +324,14 @@ pub struct Node {
 
 /// What the cluster core knows of a local instance.
 fn local_instance(s: &Slot) -> LocalInstance {
+    let route = s.cfg.is_route();
     LocalInstance {
         name: s.cfg.name.clone(),
         state: s.core.state(),
         priority: s.core.priority(),
-        address: Some(s.core.local_addr()),
+        // Route mode has no VRRP address: ties go by node name.
+        address: (!route).then(|| s.core.local_addr()),
+        route,
         advert_interval: s.cfg.advert_interval,
         preempt: s.cfg.preempt,
         preempt_delay: s.cfg.preempt_delay,
@@ -756,7 +759,7 @@ impl Node {
             let Some(i) = self.slots.iter().position(|s| &s.cfg.name == name) else {
                 continue;
             };
-            self.reconfigure_slot(now, i, n, &new.global);
+            self.reconfigure_slot(now, i, n, &new);
         }
         let mut stopped = Vec::new();
         let mut i = 0;
@@ -800,19 +803,10 @@ impl Node {
     /// Change a running instance in place: a master keeps its state and
     /// adds or removes only the addresses that differ (added first: the
     /// advert and GARP that follow carry the new list).
-    fn reconfigure_slot(
-        &mut self,
-        now: Instant,
-        i: usize,
-        n: &model::Instance,
-        global: &model::Global,
-    ) {
+    fn reconfigure_slot(&mut self, now: Instant, i: usize, n: &model::Instance, new: &Config) {
         let name = n.name.clone();
         let old = self.slots[i].cfg.clone();
-        if !self.slots[i]
-            .core
-            .reconfigure(now, core_config_in(n, global))
-        {
+        if !self.slots[i].core.reconfigure(now, core_config_in(n, new)) {
             return;
         }
         let key = |v: &Vip| (v.addr, v.prefix_len, v.dev.clone());
@@ -1023,7 +1017,7 @@ impl Node {
 
     /// [`core_config`] with the global defaults applied.
     fn core_config(&self, cfg: &model::Instance) -> vrrp::InstanceConfig {
-        core_config_in(cfg, &self.config.global)
+        core_config_in(cfg, &self.config)
     }
 
     fn slot(&self, id: InstanceId) -> Option<&Slot> {
@@ -1351,6 +1345,9 @@ impl Node {
         let slot = &mut self.slots[i];
         let id = slot.id;
         match action {
+            // Route mode: no VRRP packets, no ARP; the routing daemon
+            // announces the addresses.
+            Action::SendAdvert(_) | Action::SendGarp { .. } if slot.cfg.is_route() => {}
             Action::SendAdvert(repr) => {
                 let src = slot.core.local_addr();
                 let mode = if slot.cfg.v3_checksum_as_v2 {
@@ -1744,13 +1741,31 @@ pub(crate) fn missing<T: PartialEq + Clone>(a: &[T], b: &[T]) -> Vec<T> {
     a.iter().filter(|x| !b.contains(x)).cloned().collect()
 }
 
-/// [`core_config`] with `global`'s defaults applied (`skip_check_adv_addr`).
-fn core_config_in(cfg: &model::Instance, global: &model::Global) -> vrrp::InstanceConfig {
+/// [`core_config`] with the node's defaults applied: the global
+/// `skip_check_adv_addr`, and a route-mode instance's timing.
+fn core_config_in(cfg: &model::Instance, config: &Config) -> vrrp::InstanceConfig {
     let mut c = core_config(cfg);
     c.skip_check_adv_addr = cfg
         .skip_check_adv_addr
-        .unwrap_or(global.skip_check_adv_addr);
+        .unwrap_or(config.global.skip_check_adv_addr);
+    if cfg.is_route() {
+        c.advert_interval = route_interval(config);
+    }
     c
+}
+
+/// A route-mode instance has no adverts: its core runs on the cluster's
+/// heartbeat interval instead (in whole centiseconds, at least one), which
+/// sets the first election's wait (three of them plus the skew) and how
+/// often a deferred takeover looks again.
+pub fn route_interval(config: &Config) -> Duration {
+    let hb = config
+        .cluster
+        .as_ref()
+        .map_or(model::Cluster::DEFAULT_HEARTBEAT_INTERVAL, |c| {
+            c.heartbeat_interval
+        });
+    Duration::from_millis((hb.as_millis() / 10).max(1) as u64 * 10)
 }
 
 #[cfg(test)]

@@ -115,6 +115,9 @@ fn in_place_fields_of(from: &Instance, mut to: Instance) -> Instance {
 /// Why `old` cannot become `new` in place, or None when it can.
 pub fn restart_reason(old: &Instance, new: &Instance) -> Option<String> {
     let mut why = Vec::new();
+    if old.mode != new.mode {
+        why.push("mode");
+    }
     if old.vrid != new.vrid {
         why.push("vrid");
     }
@@ -153,9 +156,14 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
             || old.tracked_file_names() != new.tracked_file_names(),
         ..ReloadPlan::default()
     };
+    // A route-mode instance runs on the heartbeat (super::route_interval):
+    // a new one changes it in place.
+    let timing_changed = super::route_interval(old) != super::route_interval(new);
     for n in &new.instances {
         match old.instance(&n.name) {
-            Some(o) if o == n => plan.keep.push(n.name.clone()),
+            Some(o) if o == n && !(n.is_route() && timing_changed) => {
+                plan.keep.push(n.name.clone())
+            }
             Some(o) => match restart_reason(o, n) {
                 None => plan.reconfigure.push(n.name.clone()),
                 Some(why) => {

@@ -96,6 +96,10 @@ pub struct ChannelPeerStatus {
 pub struct InstanceStatus {
     pub name: String,
     pub interface: String,
+    /// "arp" (VRRP) or "route" (see [`crate::config::model::Mode`]).
+    #[serde(default = "arp")]
+    pub mode: String,
+    /// 0 in route mode (no VRRP).
     pub vrid: u8,
     pub version: u8,
     pub state: State,
@@ -144,6 +148,10 @@ pub struct InterfaceStatus {
     pub rx: RxStats,
 }
 
+fn arp() -> String {
+    "arp".into()
+}
+
 /// The node's state as `baton status` shows it (see [`super::Node::status`]).
 pub(super) fn project(node: &super::Node, now: std::time::Instant) -> Status {
     let instances = node
@@ -152,6 +160,7 @@ pub(super) fn project(node: &super::Node, now: std::time::Instant) -> Status {
         .map(|s| InstanceStatus {
             name: s.cfg.name.clone(),
             interface: node.ifaces[s.iface.0].name.clone(),
+            mode: s.cfg.mode.as_str().into(),
             vrid: s.cfg.vrid,
             version: match s.cfg.version {
                 crate::wire::vrrp::Version::V2 => 2,
@@ -160,10 +169,12 @@ pub(super) fn project(node: &super::Node, now: std::time::Instant) -> Status {
             state: s.core.state(),
             base_priority: s.cfg.priority,
             effective_priority: s.core.priority(),
-            local_address: Some(s.core.local_addr()),
-            master: s.core.master().map(|m| m.0),
-            master_priority: s.core.master().map(|m| m.1),
-            advert_interval_ms: s.cfg.advert_interval.as_millis() as u64,
+            // Route mode has no VRRP address (the cluster's view names
+            // the holder).
+            local_address: (!s.cfg.is_route()).then(|| s.core.local_addr()),
+            master: s.core.master().filter(|_| !s.cfg.is_route()).map(|m| m.0),
+            master_priority: s.core.master().filter(|_| !s.cfg.is_route()).map(|m| m.1),
+            advert_interval_ms: s.core.config().advert_interval.as_millis() as u64,
             master_adver_interval_ms: s.core.master_adver_interval().as_millis() as u64,
             virtual_ips: s
                 .cfg

@@ -46,6 +46,7 @@ fn view(state: State, priority: u8, peers: Vec<PeerBeat>) -> View {
             advert_interval: 100 * MS,
             preempt: true,
             preempt_delay: Duration::ZERO,
+            route: false,
         },
         own_epoch: 0,
         pinned: None,
