@@ -74,7 +74,8 @@ fn a_vip_on_lo_is_announced_and_withdrawn() {
     if !lab::require_root() {
         return;
     }
-    let lab = lab(2, RouterOptions::default());
+    // Three nodes here (two elsewhere): the lab's largest usual size.
+    let lab = lab(3, RouterOptions::default());
     assert_eq!(lab.router_fib(VIP_PREFIX).unwrap(), Vec::<usize>::new());
 
     lab.add_vip(0, vip(), None).unwrap();
