@@ -568,15 +568,29 @@ impl RouteLab {
     }
 
     /// Take one end of node i's uplink down or up. Either way the other
-    /// end loses its carrier, which both zebras see at once.
+    /// end loses its carrier, which both zebras see at once. Bringing the
+    /// node's side up restores its default routes.
     pub fn set_uplink(&self, i: usize, side: Side, up: bool) -> io::Result<()> {
         let state = if up { "up" } else { "down" };
         let (ns, dev) = match side {
             Side::Node => (self.nodes[i].clone(), UPLINK.to_string()),
             Side::Router => (self.router.clone(), format!("n{i}")),
         };
-        self.ns(&ns, "ip", &["link", "set", &dev, state])
-            .map(|_| ())
+        self.ns(&ns, "ip", &["link", "set", &dev, state])?;
+        // The node's default routes went with its link: put them back.
+        if side == Side::Node && up {
+            let (g4, g6) = (
+                format!("10.77.{}.1", i + 1),
+                format!("fd00:77:{}::1", i + 1),
+            );
+            self.ns(&ns, "ip", &["route", "replace", "default", "via", &g4])?;
+            // onlink: the /64 may not be back yet (IPv6 waits for carrier).
+            let v6 = [
+                "-6", "route", "replace", "default", "via", &g6, "dev", UPLINK, "onlink",
+            ];
+            self.ns(&ns, "ip", &v6)?;
+        }
+        Ok(())
     }
 
     /// Cut node i's uplink silently (`true`) or mend it: the router drops
