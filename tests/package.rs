@@ -120,6 +120,7 @@ fn the_deb_holds_binary_man_pages_completions_unit_and_conffiles() {
         "usr/share/doc/baton/status.schema.json",
         "usr/share/doc/baton/examples/grafana-dashboard.json",
         "usr/share/doc/baton/examples/prometheus-alerts.yml",
+        "usr/share/doc/baton/examples/frr-route-mode.conf",
     ] {
         assert!(paths.contains(&want), "the package lacks {want}:\n{list}");
     }

@@ -24,6 +24,7 @@
 pub mod demo;
 pub mod flood;
 pub mod probe;
+pub mod route;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
