@@ -174,8 +174,10 @@ impl Netlink {
         ifindex: u32,
         vip: &Vip,
         lease: Duration,
+        metric: Option<u32>,
     ) -> Result<(), NetlinkError> {
         let extras = AddressExtras {
+            metric,
             label: vip.label.as_deref(),
             broadcast: match vip.brd {
                 Some(IpAddr::V4(b)) => Some(b),
@@ -234,6 +236,11 @@ impl Netlink {
         }
         if let Some(scope) = extras.scope {
             message.header.scope = AddressScope::from(scope);
+        }
+        if let Some(metric) = extras.metric {
+            message
+                .attributes
+                .push(AddressAttribute::RoutePriority(metric));
         }
         match request.execute().await {
             Ok(()) => Ok(()),
@@ -428,6 +435,9 @@ struct AddressExtras<'a> {
     label: Option<&'a str>,
     broadcast: Option<Ipv4Addr>,
     scope: Option<u8>,
+    /// The prefix route's metric (IFA_RT_PRIORITY): zebra gives the
+    /// connected route this metric, bgpd announces it as the MED.
+    metric: Option<u32>,
 }
 
 impl Netlink {

@@ -1493,6 +1493,7 @@ impl Agent {
                 iface,
                 vips,
                 lease,
+                metric,
             } => {
                 let targets = self.vip_targets(instance, &name, iface, &vips).await;
                 let entries: Vec<_> = targets
@@ -1503,7 +1504,7 @@ impl Agent {
                 // still knows what to clean up (queued to the ledger's thread).
                 self.ledger.record(&entries);
                 for (ifname, index, v) in &targets {
-                    if let Err(e) = self.nl.add_vip(*index, v, lease).await {
+                    if let Err(e) = self.nl.add_vip(*index, v, lease, metric).await {
                         error!("({name}) cannot add VIP {v} on {ifname}: {e}");
                     }
                 }
@@ -1520,10 +1521,11 @@ impl Agent {
                 iface,
                 vips,
                 lease,
+                metric,
             } => {
                 // Already in the ledger since their AddVips.
                 for (ifname, index, v) in self.vip_targets(instance, &name, iface, &vips).await {
-                    if let Err(e) = self.nl.add_vip(index, &v, lease).await {
+                    if let Err(e) = self.nl.add_vip(index, &v, lease, metric).await {
                         warn!("({name}) cannot refresh the lease of VIP {v} on {ifname}: {e}");
                     }
                 }
@@ -1789,7 +1791,7 @@ impl Agent {
             };
             match self.nl.link_by_name(dev).await {
                 Ok(link) => {
-                    if let Err(e) = self.nl.add_vip(link.index, vip, Duration::ZERO).await {
+                    if let Err(e) = self.nl.add_vip(link.index, vip, Duration::ZERO, None).await {
                         self.route_errors += 1;
                         error!("cannot add static address {vip}: {e}");
                     }
@@ -1869,7 +1871,7 @@ impl Agent {
             return;
         };
         warn!("restoring deleted static address {vip}");
-        if let Err(e) = self.nl.add_vip(ifindex, &vip, Duration::ZERO).await {
+        if let Err(e) = self.nl.add_vip(ifindex, &vip, Duration::ZERO, None).await {
             self.route_errors += 1;
             error!("cannot restore static address {vip}: {e}");
         }

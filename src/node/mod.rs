@@ -166,6 +166,9 @@ pub enum Effect {
         iface: IfaceId,
         vips: Vec<Vip>,
         lease: Duration,
+        /// Route mode: the addresses' route metric, `255 - priority`
+        /// ([`route_metric`]), which FRR announces as the MED.
+        metric: Option<u32>,
     },
     /// Add them again with a fresh `lease` (a replace: the addresses stay,
     /// the kernel restarts their lifetime). Comes every third of the lease
@@ -176,6 +179,9 @@ pub enum Effect {
         iface: IfaceId,
         vips: Vec<Vip>,
         lease: Duration,
+        /// As for [`Effect::AddVips`]; a new one (the priority changed)
+        /// replaces the old.
+        metric: Option<u32>,
     },
     /// Remove them.
     RemoveVips {
@@ -271,6 +277,19 @@ struct Slot {
     health: Vec<String>,
     tx: status::TxStats,
     last_transition: Option<Instant>,
+    /// Route mode: the metric the VIPs were last added with.
+    metric_sent: Option<u32>,
+}
+
+/// The route metric of a route-mode instance's VIPs: `255 - priority`, so
+/// the best node announces the lowest MED (0 for an owner, 254 for
+/// priority 1). 255 is left for a holder letting go.
+pub fn route_metric(priority: u8) -> u32 {
+    255 - u32::from(priority)
+}
+
+fn slot_metric(s: &Slot) -> Option<u32> {
+    s.cfg.is_route().then(|| route_metric(s.core.priority()))
 }
 
 #[derive(Debug)]
@@ -408,6 +427,7 @@ impl Node {
             health: Vec::new(),
             tx: status::TxStats::default(),
             last_transition: None,
+            metric_sent: None,
         });
         self.update_members(self.slots.len() - 1);
         if let Some(c) = &mut self.cluster {
@@ -843,6 +863,7 @@ impl Node {
         let slot = &mut self.slots[i];
         let (id, iface) = (slot.id, slot.iface);
         let lease = slot.core.config().vip_lease;
+        let metric = slot_metric(slot);
         if slot.holds_vips && (!routes_out.0.is_empty() || !routes_out.1.is_empty()) {
             self.effects.push_back(Effect::RemoveRoutes {
                 instance: id,
@@ -858,6 +879,7 @@ impl Node {
                 iface,
                 vips: added.clone(),
                 lease,
+                metric,
             });
         }
         if slot.holds_vips && (!routes_in.0.is_empty() || !routes_in.1.is_empty()) {
@@ -1346,8 +1368,16 @@ impl Node {
         let id = slot.id;
         match action {
             // Route mode: no VRRP packets, no ARP; the routing daemon
-            // announces the addresses.
-            Action::SendAdvert(_) | Action::SendGarp { .. } if slot.cfg.is_route() => {}
+            // announces the addresses. An advert is due at every interval
+            // and at once when the priority changes: the holder's metric
+            // (the MED) follows the priority then.
+            Action::SendAdvert(_) if slot.cfg.is_route() => {
+                let metric = slot_metric(slot);
+                if slot.holds_vips && metric != slot.metric_sent {
+                    self.on_instance_action(now, i, Action::RefreshVips);
+                }
+            }
+            Action::SendGarp { .. } if slot.cfg.is_route() => {}
             Action::SendAdvert(repr) => {
                 let src = slot.core.local_addr();
                 let mode = if slot.cfg.v3_checksum_as_v2 {
@@ -1421,6 +1451,8 @@ impl Node {
                 }
                 let (name, iface) = (slot.cfg.name.clone(), slot.iface);
                 let lease = slot.core.config().vip_lease;
+                let metric = slot_metric(slot);
+                slot.metric_sent = metric;
                 let vips = slot
                     .cfg
                     .virtual_ips
@@ -1457,6 +1489,7 @@ impl Node {
                         iface,
                         vips,
                         lease,
+                        metric,
                     },
                     Action::RefreshVips => Effect::RefreshVips {
                         instance: id,
@@ -1464,6 +1497,7 @@ impl Node {
                         iface,
                         vips,
                         lease,
+                        metric,
                     },
                     _ => Effect::RemoveVips {
                         instance: id,
@@ -1771,6 +1805,73 @@ pub fn route_interval(config: &Config) -> Duration {
 #[cfg(test)]
 mod route_tests {
     use super::*;
+
+    /// Route mode: the holder's VIPs carry 255 - priority as their metric
+    /// (FRR's MED), and a new priority replaces it; no advert or GARP ever
+    /// leaves.
+    #[test]
+    fn a_route_holder_s_metric_follows_its_priority() {
+        let mut cfg = model::Instance::new_route("RT");
+        cfg.priority = 150;
+        cfg.virtual_ips = vec!["10.99.0.100/32".parse().unwrap()];
+        let mut config = Config::new("n1");
+        config.instances.push(cfg.clone());
+        let mut node = Node::new(config.clone());
+        let t0 = Instant::now();
+        let lo = node.add_interface("lo", true);
+        node.add_instance(t0, cfg.clone(), lo, "0.0.0.0".parse().unwrap());
+        node.start(t0);
+        let mut now = t0;
+        let mut metrics = Vec::new();
+        let mut drain = |node: &mut Node, metrics: &mut Vec<(&'static str, Option<u32>)>| {
+            while let Some(e) = node.poll_effect() {
+                match e {
+                    Effect::AddVips { metric, .. } => metrics.push(("add", metric)),
+                    Effect::RefreshVips { metric, .. } => metrics.push(("refresh", metric)),
+                    Effect::SendAdvert { .. }
+                    | Effect::SendAhAdvert { .. }
+                    | Effect::SendGarp { .. } => panic!("route mode sent VRRP or ARP: {e:?}"),
+                    _ => {}
+                }
+            }
+        };
+        while now < t0 + Duration::from_secs(2) {
+            now = node
+                .next_deadline()
+                .unwrap_or(now)
+                .max(now + Duration::from_millis(1));
+            node.handle(now, Input::Timeout);
+            drain(&mut node, &mut metrics);
+        }
+        assert_eq!(node.instance(InstanceId(1)).unwrap().state(), State::Master);
+        assert_eq!(metrics.first(), Some(&("add", Some(105))), "{metrics:?}");
+        let mut new = config.clone();
+        new.instances[0].priority = 200;
+        let plan = reload::plan_reload(&config, &new);
+        assert_eq!(plan.reconfigure, ["RT"]);
+        let before = metrics.len();
+        assert!(metrics.iter().all(|m| m.1 == Some(105)), "{metrics:?}");
+        node.reload(now, new, &plan);
+        drain(&mut node, &mut metrics);
+        assert_eq!(metrics[before..], [("refresh", Some(55))], "{metrics:?}");
+        // Lease refreshes keep it.
+        let until = now + Duration::from_secs(3);
+        while now < until {
+            now = node
+                .next_deadline()
+                .unwrap_or(until)
+                .max(now + Duration::from_millis(1));
+            node.handle(now, Input::Timeout);
+            drain(&mut node, &mut metrics);
+        }
+        assert!(metrics.len() > before + 3, "{metrics:?}");
+        assert!(
+            metrics[before..]
+                .iter()
+                .all(|m| *m == ("refresh", Some(55))),
+            "{metrics:?}"
+        );
+    }
 
     /// The kinds of the effects queued, in order.
     fn kinds(node: &mut Node) -> Vec<&'static str> {
