@@ -18,6 +18,7 @@ use baton::sim::{instance, Sim};
 use baton::vrrp::{ClusterReason, Reason, State};
 
 const HB: Duration = Duration::from_millis(100);
+const RELEASE: Duration = Instance::DEFAULT_RELEASE_DELAY;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -179,7 +180,7 @@ fn a_stop_without_handoff_is_not_a_crash_and_waits_out_the_heartbeats() {
 fn switchover_moves_the_holder_and_it_stays() {
     let mut sim = three(6);
     let id = sim.switchover(1, "RT_1", "n2", false);
-    overlap_at_most(&mut sim, ms(1000), ms(2));
+    overlap_at_most(&mut sim, ms(2000), RELEASE * 2 + ms(2));
     assert_eq!(sim.masters(0), vec![2]);
     assert_eq!(sim.vip_holders(0), vec![2]);
     assert!(sim.switchover_result(1, id).expect("answered").is_ok());
@@ -199,8 +200,9 @@ fn a_faulted_holder_gives_way_and_the_best_takes_it_back_when_healthy() {
     assert!(after <= HB * 4, "took {after:?}");
     let t = sim.elapsed();
     sim.set_fault(0, 0, false);
-    // Preemption is make-before-break: one channel hop of overlap.
-    overlap_at_most(&mut sim, ms(2000), ms(2));
+    // Preemption is make-before-break: the old holder lets go in two steps
+    // of release_delay (announced, then withdrawn while it still answers).
+    overlap_at_most(&mut sim, ms(2000), RELEASE * 2 + ms(2));
     assert_eq!(sim.masters(0), vec![0]);
     let (_, why) = master_after(&sim, 0, t);
     assert_eq!(why, Reason::Cluster(ClusterReason::Preempt));

@@ -326,6 +326,10 @@ struct Agent {
     next_request: u64,
     /// Stopping under `-V`: VIPs stay configured.
     keeping_vips: bool,
+    /// Route mode: the metric each instance's VIPs were added with. zebra
+    /// does not notice a metric changed in place (a replace), so a new one
+    /// is a delete and an add.
+    vip_metrics: BTreeMap<InstanceId, Option<u32>>,
     /// The static addresses (keepalived's `static_ipaddress`) on their
     /// interfaces, put back when something removes them.
     static_ips: Vec<(u32, Vip)>,
@@ -603,6 +607,7 @@ impl Agent {
             next_request: 1,
             reloads: ReloadQueue::new(),
             keeping_vips: false,
+            vip_metrics: BTreeMap::new(),
             static_ips: Vec::new(),
             static_routes: Vec::new(),
             static_rules: Vec::new(),
@@ -1320,7 +1325,10 @@ impl Agent {
         info!("handing over {} before stopping", handed.join(", "));
         self.apply_effects().await;
         let deadline = now + std::time::Duration::from_secs(2);
-        while self.node.masters_any(&handed) && Instant::now() < deadline {
+        // Route mode: also while our VIPs are being released (the routers
+        // move to the successor while we still answer).
+        let busy = |n: &crate::node::Node| n.masters_any(&handed) || n.releasing_any(&handed);
+        while busy(&self.node) && Instant::now() < deadline {
             let wake = self
                 .node
                 .next_deadline()
@@ -1495,6 +1503,7 @@ impl Agent {
                 lease,
                 metric,
             } => {
+                self.vip_metrics.insert(instance, metric);
                 let targets = self.vip_targets(instance, &name, iface, &vips).await;
                 let entries: Vec<_> = targets
                     .iter()
@@ -1524,7 +1533,16 @@ impl Agent {
                 metric,
             } => {
                 // Already in the ledger since their AddVips.
+                let readd = metric.is_some()
+                    && self
+                        .vip_metrics
+                        .insert(instance, metric)
+                        .is_some_and(|m| m != metric);
                 for (ifname, index, v) in self.vip_targets(instance, &name, iface, &vips).await {
+                    if readd {
+                        // The address is gone for one netlink round trip.
+                        let _ = self.nl.delete_address(index, v.addr, v.prefix_len).await;
+                    }
                     if let Err(e) = self.nl.add_vip(index, &v, lease, metric).await {
                         warn!("({name}) cannot refresh the lease of VIP {v} on {ifname}: {e}");
                     }
@@ -1539,6 +1557,7 @@ impl Agent {
                 iface,
                 vips,
             } => {
+                self.vip_metrics.remove(&instance);
                 let targets = self.vip_targets(instance, &name, iface, &vips).await;
                 for (ifname, index, v) in &targets {
                     if let Err(e) = self.nl.delete_address(*index, v.addr, v.prefix_len).await {

@@ -1082,6 +1082,29 @@ impl Checker<'_> {
             }
             let p = format!("instance[{i}]");
             let what = format!("instance \"{}\"", shown(&inst.name));
+            let lease = crate::node::convert::vip_lease(inst);
+            if inst.release_delay > Instance::MAX_RELEASE_DELAY {
+                self.err(
+                    &format!("{p}.release_delay"),
+                    format!(
+                        "{what}: release_delay: {} is more than {}",
+                        format_duration(inst.release_delay),
+                        format_duration(Instance::MAX_RELEASE_DELAY)
+                    ),
+                );
+            } else if !lease.is_zero() && inst.release_delay * 3 >= lease * 2 {
+                // The first step runs on what is left of the lease since
+                // its last refresh (at least two thirds of it).
+                self.err(
+                    &format!("{p}.release_delay"),
+                    format!(
+                        "{what}: release_delay: {} is not less than two thirds of the VIP \
+                         lease ({}): the VIPs would expire while being released",
+                        format_duration(inst.release_delay),
+                        format_duration(lease)
+                    ),
+                );
+            }
             if config.cluster.is_none() {
                 self.err(
                     &format!("{p}.mode"),

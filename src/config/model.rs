@@ -338,6 +338,9 @@ pub struct Instance {
     pub vip_lease: Option<Duration>,
     /// ARP (VRRP) or route mode.
     pub mode: Mode,
+    /// Route mode: how long a holder replaced by another keeps its VIPs
+    /// (with the release metric, unannounced) before it removes them.
+    pub release_delay: Duration,
 }
 
 impl Instance {
@@ -353,6 +356,11 @@ impl Instance {
     /// killed outright stops answering (and FRR stops announcing) within
     /// this, plus the kernel's one-second rounding.
     pub const DEFAULT_ROUTE_VIP_LEASE: Duration = Duration::from_secs(2);
+    /// Route mode's default `release_delay`: a few BGP updates' time.
+    pub const DEFAULT_RELEASE_DELAY: Duration = Duration::from_millis(500);
+    /// The longest `release_delay` (it must stay below the VIP lease's
+    /// refresh, which stops with the holder's role).
+    pub const MAX_RELEASE_DELAY: Duration = Duration::from_secs(1);
     /// The longest `vip_lease`: a dead node keeps answering for its VIPs
     /// this long, which past a day is no lease at all (use 0: forever).
     pub const MAX_VIP_LEASE: Duration = Duration::from_secs(86_400);
@@ -392,6 +400,7 @@ impl Instance {
             skip_check_adv_addr: None,
             vip_lease: None,
             mode: Mode::Arp,
+            release_delay: Self::DEFAULT_RELEASE_DELAY,
         }
     }
 

@@ -101,6 +101,7 @@ const INSTANCE_KEYS: &[&str] = &[
     "dont_track_primary",
     "skip_check_adv_addr",
     "mode",
+    "release_delay",
 ];
 /// Keys about VRRP packets, refused in route mode (there are none): each
 /// would otherwise be accepted and do nothing.
@@ -633,6 +634,15 @@ impl<'t> Reader<'t> {
         if let Some(b) = s.boolean(self, "vmac_xmit_base") {
             instance.vmac_xmit_base = b;
         }
+        if let Some(value) = s.value(self, "release_delay") {
+            let span = value.span();
+            s.error(
+                self,
+                &span,
+                "release_delay",
+                "only in route mode (mode = \"route\")".into(),
+            );
+        }
         self.instance_common(s, &mut instance);
         instance
     }
@@ -657,6 +667,9 @@ impl<'t> Reader<'t> {
         }
         if let Some(interface) = s.string(self, "interface") {
             instance.interface = interface;
+        }
+        if let Some(d) = s.duration(self, "release_delay") {
+            instance.release_delay = d;
         }
         self.instance_common(s, &mut instance);
         instance

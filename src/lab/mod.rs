@@ -558,6 +558,79 @@ pub struct NodeFiles {
     pub log: std::path::PathBuf,
 }
 
+impl NodeFiles {
+    /// Paths for node i's baton in a lab's scratch directory.
+    pub fn in_dir(dir: &Path, i: usize) -> NodeFiles {
+        NodeFiles {
+            config: dir.join(format!("node{i}.toml")),
+            socket: dir.join(format!("node{i}.sock")),
+            state_dir: dir.join(format!("state{i}")),
+            log: dir.join(format!("node{i}.log")),
+        }
+    }
+
+    /// The `[global]` table for node i (its socket and state dir).
+    pub fn global_toml(&self, i: usize) -> String {
+        format!(
+            "[global]\nrouter_id = \"node{i}\"\ncontrol_socket = \"{}\"\nstate_dir = \"{}\"\n\n",
+            self.socket.display(),
+            self.state_dir.display()
+        )
+    }
+
+    /// The node's status over its control socket, if it answers.
+    pub fn status(&self) -> Option<crate::agent::control::Status> {
+        let reply = crate::agent::control::request(
+            &self.socket,
+            &crate::agent::control::Request::Status {},
+            std::time::Duration::from_secs(2),
+        )
+        .ok()?;
+        reply.status
+    }
+
+    /// Run the baton CLI against the node's control socket.
+    pub fn cli(&self, baton: &Path, args: &[&str]) -> io::Result<Output> {
+        let sock = self.socket.display().to_string();
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend_from_slice(&["-s", &sock]);
+        Command::new(baton)
+            .args(&full)
+            .stdin(Stdio::null())
+            .output()
+    }
+}
+
+/// Write a cluster key (mode 0600) into `dir` and return its path.
+pub fn write_cluster_key_in(dir: &Path, key: &[u8]) -> io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("cluster.key");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.write_all(key)?;
+    Ok(path)
+}
+
+/// A `[cluster]` table for node i of a full mesh of nodes named node0,
+/// node1, ... listening on port 7480 of `addrs`.
+pub fn cluster_toml_for(addrs: &[Ipv4Addr], i: usize, key_file: &Path, heartbeat: &str) -> String {
+    let peers: Vec<String> = (0..addrs.len())
+        .filter(|&j| j != i)
+        .map(|j| format!("\"node{j}={}:7480\"", addrs[j]))
+        .collect();
+    format!(
+        "[cluster]\nnode = \"node{i}\"\nlisten = \"{}:7480\"\npeers = [{}]\nkey_file = \"{}\"\nheartbeat_interval = \"{heartbeat}\"\n\n",
+        addrs[i],
+        peers.join(", "),
+        key_file.display()
+    )
+}
+
 impl Lab {
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -565,63 +638,29 @@ impl Lab {
 
     /// Paths for node i's baton: config, control socket, state, log.
     pub fn node_files(&self, i: usize) -> NodeFiles {
-        NodeFiles {
-            config: self.dir.join(format!("node{i}.toml")),
-            socket: self.dir.join(format!("node{i}.sock")),
-            state_dir: self.dir.join(format!("state{i}")),
-            log: self.dir.join(format!("node{i}.log")),
-        }
+        NodeFiles::in_dir(&self.dir, i)
     }
 
     /// The `[global]` table for node i (its socket and state dir in the lab).
     pub fn global_toml(&self, i: usize) -> String {
-        let f = self.node_files(i);
-        format!(
-            "[global]\nrouter_id = \"node{i}\"\ncontrol_socket = \"{}\"\nstate_dir = \"{}\"\n\n",
-            f.socket.display(),
-            f.state_dir.display()
-        )
+        self.node_files(i).global_toml(i)
     }
 
     /// Write a cluster key (mode 0600) into the lab and return its path.
     pub fn write_cluster_key(&self, key: &[u8]) -> io::Result<std::path::PathBuf> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = self.dir.join("cluster.key");
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)?;
-        f.write_all(key)?;
-        Ok(path)
+        write_cluster_key_in(&self.dir, key)
     }
 
     /// A `[cluster]` table for node i of a full mesh of all lab nodes on
     /// port 7480, named node0, node1, ...
     pub fn cluster_toml(&self, i: usize, key_file: &Path, heartbeat: &str) -> String {
-        let peers: Vec<String> = (0..self.nodes.len())
-            .filter(|&j| j != i)
-            .map(|j| format!("\"node{j}={}:7480\"", self.node_addr4(j)))
-            .collect();
-        format!(
-            "[cluster]\nnode = \"node{i}\"\nlisten = \"{}:7480\"\npeers = [{}]\nkey_file = \"{}\"\nheartbeat_interval = \"{heartbeat}\"\n\n",
-            self.node_addr4(i),
-            peers.join(", "),
-            key_file.display()
-        )
+        let addrs: Vec<Ipv4Addr> = (0..self.nodes.len()).map(|j| self.node_addr4(j)).collect();
+        cluster_toml_for(&addrs, i, key_file, heartbeat)
     }
 
     /// Run the baton CLI against node i's control socket (e.g. `switchover`).
     pub fn baton_cli(&self, baton: &Path, i: usize, args: &[&str]) -> io::Result<Output> {
-        let sock = self.node_files(i).socket.display().to_string();
-        let mut full: Vec<&str> = args.to_vec();
-        full.extend_from_slice(&["-s", &sock]);
-        Command::new(baton)
-            .args(&full)
-            .stdin(Stdio::null())
-            .output()
+        self.node_files(i).cli(baton, args)
     }
 
     /// Write node i's config (`[global]` is prepended) and start
@@ -662,14 +701,7 @@ impl Lab {
 
     /// Node i's status over its control socket, if it answers.
     pub fn status(&self, i: usize) -> Option<crate::agent::control::Status> {
-        let f = self.node_files(i);
-        let reply = crate::agent::control::request(
-            &f.socket,
-            &crate::agent::control::Request::Status {},
-            std::time::Duration::from_secs(2),
-        )
-        .ok()?;
-        reply.status
+        self.node_files(i).status()
     }
 
     /// The state of instance `name` on node i, if its agent answers.

@@ -655,6 +655,119 @@ impl RouteLab {
     }
 }
 
+/// baton on the lab's nodes: node i is `node{i}`, its channel listens on
+/// its uplink address (the mesh crosses the router), its VIPs go on `lo`.
+impl RouteLab {
+    /// Paths for node i's baton: config, control socket, state, log.
+    pub fn node_files(&self, i: usize) -> super::NodeFiles {
+        super::NodeFiles::in_dir(&self.dir, i)
+    }
+
+    /// Write node i's config (`[global]`, a `[cluster]` of every lab node
+    /// with `heartbeat`, then `instances_toml`) and start `baton run` in
+    /// its namespace. Returns the pid.
+    pub fn start_baton(
+        &mut self,
+        baton: &Path,
+        i: usize,
+        key_file: &Path,
+        heartbeat: &str,
+        instances_toml: &str,
+    ) -> io::Result<u32> {
+        let f = self.node_files(i);
+        let addrs: Vec<_> = (0..self.nodes.len()).map(|j| self.node_addr4(j)).collect();
+        let cluster = super::cluster_toml_for(&addrs, i, key_file, heartbeat);
+        std::fs::write(
+            &f.config,
+            format!("{}{cluster}{instances_toml}", f.global_toml(i)),
+        )?;
+        let cfg = f.config.display().to_string();
+        let ns = self.nodes[i].clone();
+        self.spawn(&ns, baton, &["run", "-f", &cfg], &f.log)
+    }
+
+    /// Write a cluster key (mode 0600) into the lab and return its path.
+    pub fn write_cluster_key(&self, key: &[u8]) -> io::Result<PathBuf> {
+        super::write_cluster_key_in(&self.dir, key)
+    }
+
+    /// Node i's status over its control socket, if it answers.
+    pub fn status(&self, i: usize) -> Option<crate::agent::control::Status> {
+        self.node_files(i).status()
+    }
+
+    /// Nodes whose instance `name` is MASTER.
+    pub fn masters(&self, name: &str) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| {
+                self.status(i).is_some_and(|s| {
+                    s.instances
+                        .iter()
+                        .any(|x| x.name == name && x.state == crate::vrrp::State::Master)
+                })
+            })
+            .collect()
+    }
+
+    /// Nodes that have `vip` on their `lo`.
+    pub fn holders(&self, vip: IpAddr) -> Vec<usize> {
+        let want = vip.to_string();
+        (0..self.nodes.len())
+            .filter(|&i| {
+                self.ns(&self.nodes[i], "ip", &["-o", "addr", "show", "dev", "lo"])
+                    .is_ok_and(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .split_whitespace()
+                            .any(|w| w.split('/').next() == Some(want.as_str()))
+                    })
+            })
+            .collect()
+    }
+
+    /// Every node's cluster channel sees every other node alive.
+    pub fn mesh_ready(&self) -> bool {
+        (0..self.nodes.len()).all(|i| {
+            self.status(i)
+                .and_then(|s| s.cluster)
+                .is_some_and(|c| c.peers.iter().all(|p| p.alive))
+        })
+    }
+
+    /// Run the baton CLI against node i's control socket.
+    pub fn baton_cli(&self, baton: &Path, i: usize, args: &[&str]) -> io::Result<Output> {
+        self.node_files(i).cli(baton, args)
+    }
+
+    /// Send a signal to a process started with `spawn`.
+    pub fn signal(&self, pid: u32, sig: nix::sys::signal::Signal) -> io::Result<()> {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).map_err(io::Error::from)
+    }
+
+    /// Wait for a spawned process to exit; returns its exit code (None:
+    /// still running at the timeout).
+    pub fn wait(&mut self, pid: u32, timeout: Duration) -> io::Result<Option<i32>> {
+        let Some(pos) = self.children.iter().position(|c| c.id() == pid) else {
+            return Err(io::Error::other(format!("no child {pid}")));
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.children[pos].try_wait()? {
+                let _ = self.children.remove(pos).wait();
+                return Ok(Some(st.code().unwrap_or(-1)));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Node i's baton log.
+    pub fn baton_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.node_files(i).log).unwrap_or_default()
+    }
+}
+
 impl Drop for RouteLab {
     fn drop(&mut self) {
         for c in &mut self.children {

@@ -279,7 +279,19 @@ struct Slot {
     last_transition: Option<Instant>,
     /// Route mode: the metric the VIPs were last added with.
     metric_sent: Option<u32>,
+    /// Route mode: a holder that another node replaced lets go of its
+    /// VIPs in two steps of `release_delay`: still announced (the routers
+    /// learn the new holder's route meanwhile), then with
+    /// [`RELEASE_METRIC`] (withdrawn, still answering), then removed.
+    release_at: Option<Instant>,
+    /// The second step has begun.
+    release_demoted: bool,
 }
+
+/// The route metric a route-mode holder gives its VIPs while it lets go
+/// (the priority 0 of route mode): the shipped FRR configuration stops
+/// announcing a VIP with it, and MED-comparing routers rank it last.
+pub const RELEASE_METRIC: u32 = 255;
 
 /// The route metric of a route-mode instance's VIPs: `255 - priority`, so
 /// the best node announces the lowest MED (0 for an owner, 254 for
@@ -428,6 +440,8 @@ impl Node {
             tx: status::TxStats::default(),
             last_transition: None,
             metric_sent: None,
+            release_at: None,
+            release_demoted: false,
         });
         self.update_members(self.slots.len() - 1);
         if let Some(c) = &mut self.cluster {
@@ -727,6 +741,7 @@ impl Node {
         self.slots
             .iter()
             .filter_map(|s| s.core.next_deadline())
+            .chain(self.slots.iter().filter_map(|s| s.release_at))
             .chain(self.cluster.as_ref().and_then(Cluster::next_deadline))
             .chain(self.sync.as_ref().and_then(|s| s.core.next_deadline()))
             .min()
@@ -761,6 +776,43 @@ impl Node {
             s.core.shutdown(now);
         }
         self.pump(now);
+        for i in 0..self.slots.len() {
+            self.release_now(i);
+        }
+    }
+
+    /// Route mode: some instance of `names` still lets go of its VIPs
+    /// (a stopping node waits for it, as for its handover).
+    pub fn releasing_any(&self, names: &[String]) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.release_at.is_some() && names.contains(&s.cfg.name))
+    }
+
+    /// End a route-mode release now: remove the VIPs.
+    fn release_now(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        slot.release_demoted = false;
+        if slot.release_at.take().is_none() {
+            return;
+        }
+        self.unsettle();
+        let slot = &mut self.slots[i];
+        slot.holds_vips = false;
+        slot.tx.vip_removes += 1;
+        let vips = slot
+            .cfg
+            .virtual_ips
+            .iter()
+            .chain(&slot.cfg.virtual_ips_excluded)
+            .cloned()
+            .collect();
+        self.effects.push_back(Effect::RemoveVips {
+            instance: slot.id,
+            name: slot.cfg.name.clone(),
+            iface: slot.iface,
+            vips,
+        });
     }
 
     // -- Reload ----------------------------------------------------------
@@ -792,6 +844,7 @@ impl Node {
             while let Some(a) = self.slots[i].core.poll_action() {
                 self.on_instance_action(now, i, a);
             }
+            self.release_now(i);
             let slot = self.slots.remove(i);
             if plan.remove.contains(&slot.cfg.name) {
                 self.log(Level::Info, format!("({}) removed", slot.cfg.name));
@@ -1258,6 +1311,34 @@ impl Node {
                 s.core.handle_timeout(now);
             }
         }
+        for i in 0..self.slots.len() {
+            let s = &mut self.slots[i];
+            if s.release_at.is_none_or(|d| d > now) {
+                continue;
+            }
+            if s.release_demoted {
+                self.release_now(i);
+            } else {
+                s.release_demoted = true;
+                s.release_at = Some(now + s.cfg.release_delay);
+                s.metric_sent = Some(RELEASE_METRIC);
+                let effect = Effect::RefreshVips {
+                    instance: s.id,
+                    name: s.cfg.name.clone(),
+                    iface: s.iface,
+                    vips: s
+                        .cfg
+                        .virtual_ips
+                        .iter()
+                        .chain(&s.cfg.virtual_ips_excluded)
+                        .cloned()
+                        .collect(),
+                    lease: s.core.config().vip_lease,
+                    metric: Some(RELEASE_METRIC),
+                };
+                self.effects.push_back(effect);
+            }
+        }
         if let Some(c) = &mut self.cluster {
             if c.next_deadline().is_some_and(|d| d <= now) {
                 c.handle_timeout(now);
@@ -1378,6 +1459,18 @@ impl Node {
                 }
             }
             Action::SendGarp { .. } if slot.cfg.is_route() => {}
+            // Route mode, replaced by another holder (still BACKUP: not a
+            // stop, not a fault): let go in two steps (see `release_at`), so
+            // the routers move to the new holder while this one answers.
+            Action::RemoveVips
+                if slot.cfg.is_route()
+                    && slot.core.state() == State::Backup
+                    && slot.holds_vips
+                    && !slot.cfg.release_delay.is_zero() =>
+            {
+                slot.release_at = Some(now + slot.cfg.release_delay);
+                slot.release_demoted = false;
+            }
             Action::SendAdvert(repr) => {
                 let src = slot.core.local_addr();
                 let mode = if slot.cfg.v3_checksum_as_v2 {
@@ -1443,6 +1536,10 @@ impl Node {
                 }
             }
             Action::AddVips | Action::RefreshVips | Action::RemoveVips => {
+                if action != Action::RefreshVips {
+                    // Taken back while letting go, or removed for good.
+                    slot.release_at = None;
+                }
                 slot.holds_vips = action != Action::RemoveVips;
                 match action {
                     Action::AddVips => slot.tx.vip_adds += 1,
@@ -1823,7 +1920,7 @@ mod route_tests {
         node.start(t0);
         let mut now = t0;
         let mut metrics = Vec::new();
-        let mut drain = |node: &mut Node, metrics: &mut Vec<(&'static str, Option<u32>)>| {
+        let drain = |node: &mut Node, metrics: &mut Vec<(&'static str, Option<u32>)>| {
             while let Some(e) = node.poll_effect() {
                 match e {
                     Effect::AddVips { metric, .. } => metrics.push(("add", metric)),

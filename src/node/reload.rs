@@ -102,6 +102,7 @@ fn in_place_fields_of(from: &Instance, mut to: Instance) -> Instance {
     to.notify = from.notify.clone();
     to.strict_mode = from.strict_mode;
     to.vip_lease = from.vip_lease;
+    to.release_delay = from.release_delay;
     to.virtual_routes = from.virtual_routes.clone();
     to.virtual_rules = from.virtual_rules.clone();
     if from.unicast_peers.is_empty() == to.unicast_peers.is_empty() {
