@@ -365,7 +365,12 @@ enum Command {
         file: Option<PathBuf>,
     },
     /// A 3-node failover in network namespaces (needs root).
-    Demo,
+    Demo {
+        /// Route mode instead: three subnets behind a router running FRR
+        /// (BGP + BFD), the VIP moved by routing (needs FRR installed).
+        #[arg(long)]
+        route: bool,
+    },
     /// Print a shell completion script (bash, zsh or fish) to standard output.
     Completions {
         #[arg(value_enum)]
@@ -710,9 +715,9 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "baton", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Command::Demo => {
+        Command::Demo { route } => {
             init_logging(false);
-            match baton::lab::demo::run() {
+            match baton::lab::demo::run(route) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("demo: {e}");

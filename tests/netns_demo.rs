@@ -29,6 +29,40 @@ fn namespaces_with(prefix: &str) -> Vec<String> {
 }
 
 #[test]
+fn demo_route_moves_the_vip_by_routing_and_leaves_nothing_behind() {
+    if !lab::require_root() {
+        return;
+    }
+    let out = Command::new(BATON)
+        .args(["demo", "--route"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo --route failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "node0  10.77.1.0/24       150  MASTER    10.99.0.100",
+        "router: 10.99.0.100/32 via node0",
+        "node1 held the VIP",
+        "router: 10.99.0.100/32 via node1",
+        "router: 10.99.0.100/32 via node2",
+        "the client lost 0 of",
+        "Done: tearing the lab down.",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    let tag = lab_tag(&text).expect("the demo names its lab");
+    assert_eq!(
+        namespaces_with(&tag),
+        Vec::<String>::new(),
+        "namespaces left"
+    );
+}
+
+#[test]
 fn demo_runs_every_step_and_leaves_nothing_behind() {
     if !lab::require_root() {
         return;

@@ -81,14 +81,22 @@ impl Demo {
     }
 }
 
-/// Run the demo. Needs root (network namespaces).
-pub fn run() -> Result<(), String> {
+/// Run the demo (`route`: `baton demo --route`, [`super::route_demo`]).
+/// Needs root (network namespaces).
+pub fn run(route: bool) -> Result<(), String> {
     if !super::is_root() {
         return Err("needs root to create network namespaces; run it as root (e.g. `sudo cargo run --release -- demo`)".into());
     }
-    let baton = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
-    // Ctrl-C / TERM: block them here and wait for them on a thread, so every
-    // step can stop cleanly and the lab is torn down by its Drop.
+    let stop = interrupt_flag()?;
+    if route {
+        return super::route_demo::run(stop);
+    }
+    l2(stop)
+}
+
+/// Ctrl-C / TERM: block them here and wait for them on a thread, so every
+/// step can stop cleanly and the lab is torn down by its Drop.
+fn interrupt_flag() -> Result<Arc<AtomicBool>, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
@@ -102,6 +110,11 @@ pub fn run() -> Result<(), String> {
             }
         });
     }
+    Ok(stop)
+}
+
+fn l2(stop: Arc<AtomicBool>) -> Result<(), String> {
+    let baton = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
 
     println!("baton demo: three nodes, one client, one bridge, each in its own network namespace.");
     let lab = Lab::new("bd", 3).map_err(|e| format!("building the lab: {e}"))?;

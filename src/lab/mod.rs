@@ -25,6 +25,7 @@ pub mod demo;
 pub mod flood;
 pub mod probe;
 pub mod route;
+pub mod route_demo;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
