@@ -66,7 +66,7 @@ impl Demo {
             .unwrap_or_default();
         println!("    node   subnet        priority  state     VIP on lo");
         let holders = self.lab.holders(IpAddr::V4(VIP));
-        for i in 0..self.lab.nodes() {
+        for (i, priority) in PRIORITIES.iter().enumerate().take(self.lab.nodes()) {
             let state = match self.lab.status(i) {
                 Some(s) => s
                     .instances
@@ -80,9 +80,8 @@ impl Demo {
                 String::new()
             };
             println!(
-                "    node{i}  10.77.{}.0/24  {:>8}  {state:<8}  {holds}",
-                i + 1,
-                PRIORITIES[i]
+                "    node{i}  10.77.{}.0/24  {priority:>8}  {state:<8}  {holds}",
+                i + 1
             );
         }
         println!(
