@@ -336,3 +336,90 @@ fn route_mode_sigterm_and_link_down() {
     );
     assert_eq!(rl.lab.router_paths(PREFIX).unwrap().len(), 1);
 }
+
+/// A partition of the channel alone (the router still reaches every node):
+/// both sides elect a holder and both announce, and the priority carried as
+/// the MED lets a router that compares MEDs keep sending to node0; healed,
+/// node0 alone holds.
+#[test]
+fn route_mode_partition_the_med_keeps_the_router_on_the_best() {
+    if !lab::require_root() {
+        return;
+    }
+    let lab = RouteLab::new(
+        "brp",
+        3,
+        RouterOptions {
+            always_compare_med: true,
+        },
+    )
+    .unwrap_or_else(|e| panic!("routed lab: {e}"));
+    let key = lab.write_cluster_key(KEY).expect("key");
+    let mut rl = Rl {
+        lab,
+        key,
+        pids: vec![None; 3],
+    };
+    rl.lab
+        .wait_sessions(SETTLE)
+        .unwrap_or_else(|e| panic!("{e}\n{}", rl.lab.context()));
+    for i in 0..3 {
+        rl.start(i, false);
+    }
+    rl.wait("node0 holds, the router on it", SETTLE, |l| {
+        l.holders(IpAddr::V4(VIP)) == [0]
+            && l.router_fib(PREFIX).is_ok_and(|n| n == [0])
+            && l.mesh_ready()
+    });
+    // The router stops forwarding between node0's subnet and the others:
+    // the channel splits node0 | node1, node2; BGP and BFD are untouched.
+    let rules = "table inet part {\n chain c_part { type filter hook forward priority -5; \
+                 iifname \"n0\" oifname { \"n1\", \"n2\" } drop; \
+                 iifname { \"n1\", \"n2\" } oifname \"n0\" drop; }\n}\n";
+    let file = rl.lab.dir().join("part.nft");
+    std::fs::write(&file, rules).unwrap();
+    let p = rl.probe();
+    rl.lab
+        .ns(
+            rl.lab.router_ns(),
+            "nft",
+            &["-f", &file.display().to_string()],
+        )
+        .expect("partition");
+    let took = rl.wait("node1 holds too", Duration::from_secs(5), |l| {
+        l.holders(IpAddr::V4(VIP)) == [0, 1]
+    });
+    rl.wait("the router has both paths", UPDATE, |l| {
+        l.router_paths(PREFIX).is_ok_and(|p| p.len() == 2)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let paths = rl.lab.router_paths(PREFIX).unwrap();
+    let best: Vec<_> = paths.iter().filter(|p| p.best).collect();
+    assert_eq!(best.len(), 1, "{paths:?}");
+    assert_eq!(
+        (best[0].node, best[0].med),
+        (Some(0), Some(105)),
+        "{paths:?}"
+    );
+    assert_eq!(rl.lab.router_fib(PREFIX).unwrap(), [0]);
+    let report = p.finish().unwrap();
+    measured(
+        "partition",
+        &report,
+        &format!(
+            "; node1 took over on its side after {} ms",
+            took.as_millis()
+        ),
+    );
+    assert!(report.longest_gap < NO_GAP, "{report:?}");
+    rl.lab
+        .ns(
+            rl.lab.router_ns(),
+            "nft",
+            &["delete", "table", "inet", "part"],
+        )
+        .expect("heal");
+    rl.wait("node0 alone again", SETTLE, |l| {
+        l.holders(IpAddr::V4(VIP)) == [0] && l.router_fib(PREFIX).is_ok_and(|n| n == [0])
+    });
+}
