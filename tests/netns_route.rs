@@ -49,9 +49,12 @@ const PING: Duration = Duration::from_millis(10);
 const SETTLE: Duration = Duration::from_secs(20);
 /// One update through FRR (about 130 ms) with room for a loaded machine.
 const UPDATE: Duration = Duration::from_millis(600);
-/// A make-before-break move: the client loses nothing; 50 ms allows for
-/// a ping or two delayed on a loaded machine.
-const NO_GAP: Duration = Duration::from_millis(50);
+/// A make-before-break move: the client loses nothing; 100 ms allows for
+/// replies delayed on a loaded machine, and is still below the ~130 ms (12
+/// or more pings) that one BGP update without it costs.
+const NO_GAP: Duration = Duration::from_millis(100);
+/// Pings a make-before-break move may lose on a loaded machine.
+const NO_LOSS: u64 = 2;
 
 struct Rl {
     lab: RouteLab,
@@ -239,7 +242,10 @@ fn route_mode_election_sigkill_preemption_and_switchover() {
             both.as_millis()
         ),
     );
-    assert!(report.longest_gap < NO_GAP, "{report:?}");
+    assert!(
+        report.longest_gap < NO_GAP && report.lost() <= NO_LOSS,
+        "{report:?}"
+    );
 
     // Switchover to node2 (asked on node1).
     rl.wait("the mesh", SETTLE, RouteLab::mesh_ready);
@@ -267,7 +273,10 @@ fn route_mode_election_sigkill_preemption_and_switchover() {
         &report,
         &format!("; settled on node2 after {} ms", moved.as_millis()),
     );
-    assert!(report.longest_gap < NO_GAP, "{report:?}");
+    assert!(
+        report.longest_gap < NO_GAP && report.lost() <= NO_LOSS,
+        "{report:?}"
+    );
     assert_eq!(rl.lab.router_paths(PREFIX).unwrap().len(), 1);
 }
 
@@ -296,7 +305,10 @@ fn route_mode_sigterm_and_link_down() {
         &report,
         &format!("; settled on node1 after {} ms", moved.as_millis()),
     );
-    assert!(report.longest_gap < NO_GAP, "{report:?}");
+    assert!(
+        report.longest_gap < NO_GAP && report.lost() <= NO_LOSS,
+        "{report:?}"
+    );
     assert_eq!(rl.lab.router_paths(PREFIX).unwrap().len(), 1);
 
     // node1's uplink goes down (tracked: it faults and removes the VIP);
@@ -411,7 +423,10 @@ fn route_mode_partition_the_med_keeps_the_router_on_the_best() {
             took.as_millis()
         ),
     );
-    assert!(report.longest_gap < NO_GAP, "{report:?}");
+    assert!(
+        report.longest_gap < NO_GAP && report.lost() <= NO_LOSS,
+        "{report:?}"
+    );
     rl.lab
         .ns(
             rl.lab.router_ns(),
