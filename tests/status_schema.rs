@@ -120,3 +120,30 @@ fn the_checker_refuses_what_the_schema_does_not_say() {
         );
     }
 }
+
+/// A route-mode instance (no VRRP: vrid 0, no local address) beside an
+/// ARP one follows the schema too.
+#[test]
+fn a_route_mode_node_follows_the_schema() {
+    let schema = schema();
+    let mut sim = Sim::new(8);
+    for (i, p) in [200u8, 150].iter().enumerate() {
+        let mut arp = instance("VI_1", 51, *p, &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))]);
+        arp.advert_interval = Duration::from_millis(100);
+        let mut route = baton::config::model::Instance::new_route("RT");
+        route.priority = *p;
+        route.virtual_ips =
+            instance("x", 1, 1, &[IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1))]).virtual_ips;
+        sim.add_node(&format!("n{i}"), i as u8 + 1, vec![arp, route]);
+    }
+    sim.enable_cluster(Duration::from_millis(100), Policy::Priority);
+    sim.start_all();
+    sim.run_for(Duration::from_secs(3));
+    let doc = status_json(&sim, 0);
+    assert_eq!(doc["instances"][1]["mode"], "route", "{doc}");
+    assert_eq!(doc["instances"][1]["vrid"], 0, "{doc}");
+    assert_eq!(doc["instances"][1]["holds_vips"], true, "{doc}");
+    assert_eq!(doc["instances"][0]["mode"], "arp", "{doc}");
+    let errors = schema::check(&schema, &doc);
+    assert!(errors.is_empty(), "{}\n{doc:#}", errors.join("\n"));
+}
