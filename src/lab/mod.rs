@@ -52,6 +52,56 @@ pub struct Lab {
     children: Vec<Child>,
 }
 
+/// Start `program` in namespace `ns` (`ip netns exec` execs it, so the
+/// pid is the program's), output appended to `log`, and keep its handle.
+pub(crate) fn spawn_into(
+    children: &mut Vec<Child>,
+    ns: &str,
+    program: &Path,
+    args: &[&str],
+    log: &Path,
+) -> io::Result<u32> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()?;
+    let pid = child.id();
+    children.push(child);
+    Ok(pid)
+}
+
+/// Wait for the child `pid` of `children` to exit and reap it; its exit
+/// code, or None if it still runs at the timeout.
+pub(crate) fn wait_child(
+    children: &mut Vec<Child>,
+    pid: u32,
+    timeout: std::time::Duration,
+) -> io::Result<Option<i32>> {
+    let Some(pos) = children.iter().position(|c| c.id() == pid) else {
+        return Err(io::Error::other(format!("no child {pid}")));
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(st) = children[pos].try_wait()? {
+            // Already reaped by try_wait; wait() just returns its status.
+            let _ = children.remove(pos).wait();
+            return Ok(Some(st.code().unwrap_or(-1)));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Run `ip` (or any command) and fail with its stderr.
 pub fn sh(program: &str, args: &[&str]) -> io::Result<Output> {
     let out = Command::new(program)
@@ -453,21 +503,7 @@ impl Lab {
         args: &[&str],
         log: &Path,
     ) -> io::Result<u32> {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()?;
-        let pid = child.id();
-        self.children.push(child);
-        Ok(pid)
+        spawn_into(&mut self.children, ns, program, args, log)
     }
 
     /// Send a signal to a process started with `spawn` (`ip netns exec`
@@ -478,21 +514,7 @@ impl Lab {
 
     /// Wait for a spawned process to exit; returns its exit code.
     pub fn wait(&mut self, pid: u32, timeout: std::time::Duration) -> io::Result<Option<i32>> {
-        let Some(pos) = self.children.iter().position(|c| c.id() == pid) else {
-            return Err(io::Error::other(format!("no child {pid}")));
-        };
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.children[pos].try_wait()? {
-                // Already reaped by try_wait; wait() just returns its status.
-                let _ = self.children.remove(pos).wait();
-                return Ok(Some(st.code().unwrap_or(-1)));
-            }
-            if std::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_child(&mut self.children, pid, timeout)
     }
 
     /// Take a node's link down (its own eth0) or bring it back.

@@ -637,21 +637,7 @@ impl RouteLab {
         args: &[&str],
         log: &Path,
     ) -> io::Result<u32> {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()?;
-        let pid = child.id();
-        self.children.push(child);
-        Ok(pid)
+        super::spawn_into(&mut self.children, ns, program, args, log)
     }
 }
 
@@ -746,20 +732,7 @@ impl RouteLab {
     /// Wait for a spawned process to exit; returns its exit code (None:
     /// still running at the timeout).
     pub fn wait(&mut self, pid: u32, timeout: Duration) -> io::Result<Option<i32>> {
-        let Some(pos) = self.children.iter().position(|c| c.id() == pid) else {
-            return Err(io::Error::other(format!("no child {pid}")));
-        };
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.children[pos].try_wait()? {
-                let _ = self.children.remove(pos).wait();
-                return Ok(Some(st.code().unwrap_or(-1)));
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        super::wait_child(&mut self.children, pid, timeout)
     }
 
     /// Node i's baton log.

@@ -300,6 +300,15 @@ pub fn route_metric(priority: u8) -> u32 {
     255 - u32::from(priority)
 }
 
+/// An instance's VIPs and excluded addresses: what is added and removed.
+fn all_vips(cfg: &model::Instance) -> Vec<Vip> {
+    cfg.virtual_ips
+        .iter()
+        .chain(&cfg.virtual_ips_excluded)
+        .cloned()
+        .collect()
+}
+
 fn slot_metric(s: &Slot) -> Option<u32> {
     s.cfg.is_route().then(|| route_metric(s.core.priority()))
 }
@@ -800,13 +809,7 @@ impl Node {
         let slot = &mut self.slots[i];
         slot.holds_vips = false;
         slot.tx.vip_removes += 1;
-        let vips = slot
-            .cfg
-            .virtual_ips
-            .iter()
-            .chain(&slot.cfg.virtual_ips_excluded)
-            .cloned()
-            .collect();
+        let vips = all_vips(&slot.cfg);
         self.effects.push_back(Effect::RemoveVips {
             instance: slot.id,
             name: slot.cfg.name.clone(),
@@ -883,14 +886,7 @@ impl Node {
             return;
         }
         let key = |v: &Vip| (v.addr, v.prefix_len, v.dev.clone());
-        let all = |c: &model::Instance| -> Vec<Vip> {
-            c.virtual_ips
-                .iter()
-                .chain(&c.virtual_ips_excluded)
-                .cloned()
-                .collect()
-        };
-        let (was, now_all) = (all(&old), all(n));
+        let (was, now_all) = (all_vips(&old), all_vips(n));
         // A changed label or scope is a replace of the same address.
         let added: Vec<Vip> = now_all
             .iter()
@@ -1326,13 +1322,7 @@ impl Node {
                     instance: s.id,
                     name: s.cfg.name.clone(),
                     iface: s.iface,
-                    vips: s
-                        .cfg
-                        .virtual_ips
-                        .iter()
-                        .chain(&s.cfg.virtual_ips_excluded)
-                        .cloned()
-                        .collect(),
+                    vips: all_vips(&s.cfg),
                     lease: s.core.config().vip_lease,
                     metric: Some(RELEASE_METRIC),
                 };
@@ -1550,13 +1540,7 @@ impl Node {
                 let lease = slot.core.config().vip_lease;
                 let metric = slot_metric(slot);
                 slot.metric_sent = metric;
-                let vips = slot
-                    .cfg
-                    .virtual_ips
-                    .iter()
-                    .chain(&slot.cfg.virtual_ips_excluded)
-                    .cloned()
-                    .collect();
+                let vips = all_vips(&slot.cfg);
                 let has_routes =
                     !slot.cfg.virtual_routes.is_empty() || !slot.cfg.virtual_rules.is_empty();
                 let (routes, rules) = (
