@@ -397,4 +397,28 @@ fn the_address_metric_is_the_med_and_the_router_prefers_the_lower() {
     );
     // Bound: a few ping intervals (no packet needs to be lost at all).
     assert!(report.longest_gap < PING * 10, "{report:?}");
+
+    // Metric 255, baton's release: the shipped file does not announce it
+    // (the address stays and answers); re-added with another metric, it is.
+    lab.del_vip(1, vip()).unwrap();
+    lab.wait_for(UPDATE, "no path", |l| {
+        l.router_paths(VIP_PREFIX).is_ok_and(|p| p.is_empty())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    lab.add_vip(1, vip(), Some(255)).unwrap();
+    // A marker of the range added after it: once it is at the router, the
+    // release-metric VIP would have been too.
+    let marker: IpAddr = "10.99.0.102".parse().unwrap();
+    lab.add_vip(1, marker, Some(100)).unwrap();
+    lab.wait_fib("10.99.0.102/32", &[1], UPDATE)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        lab.router_paths(VIP_PREFIX).unwrap().is_empty(),
+        "metric 255 was announced\n{}",
+        lab.context()
+    );
+    lab.del_vip(1, vip()).unwrap();
+    lab.add_vip(1, vip(), Some(100)).unwrap();
+    lab.wait_fib(VIP_PREFIX, &[1], UPDATE)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
