@@ -237,31 +237,12 @@ impl Case {
         self.lab.holders(IpAddr::V4(vip))
     }
 
-    fn wait(&self, timeout: Duration, what: &str, mut cond: impl FnMut(&Case) -> bool) {
-        let start = Instant::now();
-        while !cond(self) {
-            if start.elapsed() >= timeout {
-                panic!(
-                    "timed out after {timeout:?} waiting until {what}\n{}",
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    fn wait(&self, timeout: Duration, what: &str, cond: impl FnMut(&Case) -> bool) {
+        lab::wait_until(self, timeout, what, cond, Case::context);
     }
 
-    fn stays(&self, period: Duration, what: &str, mut cond: impl FnMut(&Case) -> bool) {
-        let start = Instant::now();
-        while start.elapsed() < period {
-            if !cond(self) {
-                panic!(
-                    "{what} stopped holding after {:?}\n{}",
-                    start.elapsed(),
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    fn stays(&self, period: Duration, what: &str, cond: impl FnMut(&Case) -> bool) {
+        lab::holds_for(self, period, what, cond, Case::context)
     }
 
     fn context(&self) -> String {

@@ -271,35 +271,13 @@ impl Case {
 
     /// Poll `cond` every few ms until it holds; fail with the lab's
     /// context when it does not within `timeout`. Returns the time taken.
-    fn wait(&self, timeout: Duration, what: &str, mut cond: impl FnMut(&Case) -> bool) -> Duration {
-        let start = Instant::now();
-        loop {
-            if cond(self) {
-                return start.elapsed();
-            }
-            if start.elapsed() >= timeout {
-                panic!(
-                    "timed out after {timeout:?} waiting until {what}\n{}",
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn wait(&self, timeout: Duration, what: &str, cond: impl FnMut(&Case) -> bool) -> Duration {
+        lab::wait_until(self, timeout, what, cond, Case::context)
     }
 
     /// `cond` holds for the whole of `period` (checked every few ms).
-    fn stays(&self, period: Duration, what: &str, mut cond: impl FnMut(&Case) -> bool) {
-        let start = Instant::now();
-        while start.elapsed() < period {
-            if !cond(self) {
-                panic!(
-                    "{what} stopped holding after {:?}\n{}",
-                    start.elapsed(),
-                    self.context()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn stays(&self, period: Duration, what: &str, cond: impl FnMut(&Case) -> bool) {
+        lab::holds_for(self, period, what, cond, Case::context)
     }
 
     /// Every node's instances, the VIP holders, the notify logs, the logs.
