@@ -6,7 +6,8 @@
 //! 1. wait for the first of: TERM/INT (stop), HUP (reload), a netlink
 //!    event, a VRRP packet, a cluster-channel event, a synced-file event,
 //!    a tracker event, a control request, or the node's next deadline;
-//! 2. hand it to the node as one [`Input`] (`Instant::now()` as the time);
+//! 2. hand it to the node as one [`Input`] (`Instant::now()` as the time;
+//!    a VRRP packet's is when the kernel received it);
 //! 3. hand it [`Input::Timeout`] too if a deadline has passed meanwhile
 //!    (a flood on one queue never starves the timers);
 //! 4. drain [`Node::poll_effect`] and carry out each effect in order
@@ -36,7 +37,7 @@ use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
 use super::notify::Notifier;
 use super::on_change;
 use super::script;
-use super::socket::{RecvBatch, VrrpSocket};
+use super::socket::{ArrivalClock, RecvBatch, VrrpSocket};
 use super::state::{StateLock, VipLedger};
 use super::syncfs::{self, FsEvent};
 use super::timer::DeadlineTimer;
@@ -254,6 +255,9 @@ struct RxPacket {
     bytes: Vec<u8>,
     /// From an AH socket: `bytes` is the whole IPv4 datagram.
     ah: bool,
+    /// When the kernel received it: the node's `now` for it, so that what
+    /// it starts (master-down, skew) runs from its arrival.
+    at: Instant,
 }
 
 impl RxPacket {
@@ -264,6 +268,7 @@ impl RxPacket {
         sock: &VrrpSocket,
         r: &super::socket::Received,
         bytes: Vec<u8>,
+        at: Instant,
     ) -> RxPacket {
         RxPacket {
             iface,
@@ -273,6 +278,7 @@ impl RxPacket {
             ttl: r.ttl,
             bytes,
             ah: sock.is_ah(),
+            at,
         }
     }
 }
@@ -902,9 +908,11 @@ impl Agent {
             // IPv4 (VRRP or AH): many datagrams per system call.
             tokio::task::spawn_local(async move {
                 let mut batch = RecvBatch::new(sock.is_ah());
+                let mut clock = ArrivalClock::default();
                 loop {
                     match sock.recv_batch(&mut batch).await {
                         Ok(n) => {
+                            let arrivals = clock.batch();
                             for k in 0..n {
                                 let Some((data, received)) = batch.get(k) else {
                                     break;
@@ -917,7 +925,9 @@ impl Agent {
                                     }
                                 };
                                 let bytes = pool.filled(&data[r.payload.clone()]);
-                                let pkt = RxPacket::new(iface, multicast_socket, &sock, &r, bytes);
+                                let at = arrivals.of(r.stamp);
+                                let pkt =
+                                    RxPacket::new(iface, multicast_socket, &sock, &r, bytes, at);
                                 if tx.send(pkt).await.is_err() {
                                     return;
                                 }
@@ -934,11 +944,13 @@ impl Agent {
         }
         tokio::task::spawn_local(async move {
             let mut buf = vec![0u8; 65536];
+            let mut clock = ArrivalClock::default();
             loop {
                 match sock.recv(&mut buf).await {
                     Ok(r) => {
                         let bytes = pool.filled(&buf[r.payload.clone()]);
-                        let pkt = RxPacket::new(iface, multicast_socket, &sock, &r, bytes);
+                        let at = clock.batch().of(r.stamp);
+                        let pkt = RxPacket::new(iface, multicast_socket, &sock, &r, bytes, at);
                         if tx.send(pkt).await.is_err() {
                             return;
                         }
@@ -1352,7 +1364,7 @@ impl Agent {
     fn handle_packet(&mut self, p: &RxPacket) {
         if p.ah {
             self.node.handle(
-                Instant::now(),
+                p.at,
                 Input::AhPacket {
                     iface: IfaceId(p.iface),
                     multicast_socket: p.multicast_socket,
@@ -1362,7 +1374,7 @@ impl Agent {
             return;
         }
         self.node.handle(
-            Instant::now(),
+            p.at,
             Input::Packet {
                 iface: IfaceId(p.iface),
                 multicast_socket: p.multicast_socket,
