@@ -7,17 +7,19 @@
 //!    event, a VRRP packet, a cluster-channel event, a synced-file event,
 //!    a tracker event, a control request, or the node's next deadline;
 //! 2. hand it to the node as one [`Input`] (`Instant::now()` as the time;
-//!    a VRRP packet's is when the kernel received it);
+//!    a VRRP packet's is when the kernel received it); VRRP packets are
+//!    read by this loop from the sockets, up to [`RX_BURST`] per turn;
 //! 3. hand it [`Input::Timeout`] too if a deadline has passed meanwhile
-//!    (a flood on one queue never starves the timers);
+//!    (a flood on one queue never starves the timers), after the packets
+//!    the sockets hold by then;
 //! 4. drain [`Node::poll_effect`] and carry out each effect in order
 //!    (a new master's first advert leaves before its VIPs are added, and
 //!    the GARPs after them; notify scripts run in event order);
 //! 5. sleep until [`Node::next_deadline`] (on a timerfd, to the
 //!    microsecond: [`super::timer`]) or the next event.
 //!
-//! Receive tasks only read and forward bytes; every netlink write happens
-//! on this task, in the order the node asked for it.
+//! Every netlink write happens on this task, in the order the node asked
+//! for it.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -212,75 +214,40 @@ fn run_agent(config: Config, opts: Options) -> Result<(), AgentError> {
     })
 }
 
-/// Packet buffers going back from the loop to the receive tasks, so that
-/// steady traffic allocates nothing per packet.
-#[derive(Clone, Default)]
-struct RxPool(Rc<std::cell::RefCell<Vec<Vec<u8>>>>);
-
-impl RxPool {
-    /// At most this many buffers wait (the packet queue's length and then
-    /// some); larger ones than [`RxPool::KEEP_BYTES`] are freed.
-    const KEEP: usize = 1100;
-    const KEEP_BYTES: usize = 2048;
-
-    /// A buffer holding `bytes`.
-    fn filled(&self, bytes: &[u8]) -> Vec<u8> {
-        let mut b = self.0.borrow_mut().pop().unwrap_or_default();
-        b.clear();
-        b.extend_from_slice(bytes);
-        b
-    }
-
-    fn give_back(&self, b: Vec<u8>) {
-        let mut pool = self.0.borrow_mut();
-        if pool.len() < Self::KEEP && b.capacity() <= Self::KEEP_BYTES {
-            pool.push(b);
-        }
-    }
-}
-
-/// Packets the loop takes from the queue in one turn before it looks at
+/// Packets the loop takes from its sockets in one turn before it looks at
 /// its timers and carries out effects again: a round of adverts from 255
 /// instances, so that after a stall a backup reads every advert queued
 /// before it runs the master-down timers they would have pushed back.
 const RX_BURST: usize = 256;
 
-/// A packet from a receive task.
-struct RxPacket {
+/// A socket the loop reads VRRP (or AH) packets from itself: no task, no
+/// queue and no copy between the socket and the node; a packet is handed
+/// over from the receive buffer, timed by its kernel receive stamp.
+struct RxSock {
     iface: usize,
     multicast_socket: bool,
-    src: IpAddr,
-    dst: IpAddr,
-    ttl: u8,
-    bytes: Vec<u8>,
-    /// From an AH socket: `bytes` is the whole IPv4 datagram.
-    ah: bool,
-    /// When the kernel received it: the node's `now` for it, so that what
-    /// it starts (master-down, skew) runs from its arrival.
-    at: Instant,
+    sock: Rc<VrrpSocket>,
+    clock: ArrivalClock,
+    /// IPv4 (VRRP and AH): many datagrams per `recvmmsg`. IPv6: None, one
+    /// packet per call into [`Agent::rx_buf6`].
+    batch: Option<Box<RecvBatch>>,
 }
 
-impl RxPacket {
-    /// What `sock` received (`r`), its payload copied into `bytes`.
-    fn new(
-        iface: usize,
-        multicast_socket: bool,
-        sock: &VrrpSocket,
-        r: &super::socket::Received,
-        bytes: Vec<u8>,
-        at: Instant,
-    ) -> RxPacket {
-        RxPacket {
-            iface,
-            multicast_socket,
-            src: r.src,
-            dst: r.dst,
-            ttl: r.ttl,
-            bytes,
-            ah: sock.is_ah(),
-            at,
+/// Ready when any of `socks` may have a packet (registers the loop's waker
+/// with each otherwise); never with none.
+fn rx_ready(socks: &[RxSock]) -> impl std::future::Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| {
+        // Every socket is polled, so that each holds the waker.
+        let mut ready = false;
+        for s in socks {
+            ready |= s.sock.poll_readable(cx).is_ready();
         }
-    }
+        if ready {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
 }
 
 /// An interface as the shell uses it; its index in `Agent::ifaces` is its
@@ -316,9 +283,11 @@ struct Agent {
     /// Kernel settings changed for them, restored on exit.
     sysctls: Sysctls,
     ledger: VipLedger,
-    rx_tx: mpsc::Sender<RxPacket>,
-    rx: mpsc::Receiver<RxPacket>,
-    rx_pool: RxPool,
+    /// The sockets VRRP is received from, read by this loop.
+    rx_socks: Vec<RxSock>,
+    /// The receive buffer of the IPv6 sockets (touched only as far as
+    /// packets reach).
+    rx_buf6: Vec<u8>,
     links: mpsc::UnboundedReceiver<NetEvent>,
     ctl: mpsc::Receiver<Pending>,
     cluster: Option<ChannelRt>,
@@ -579,7 +548,6 @@ impl Agent {
         ledger.clear().map_err(io_err("state file"))?;
         // Subscribe before reading link states, so no change falls between.
         let links = nlink::watch().map_err(nl_err("netlink watch"))?;
-        let (rx_tx, rx) = mpsc::channel(1024);
         let (ctl_tx, ctl) = mpsc::channel(16);
         let (tracker, track_events) = Tracker::start(&config);
         control::serve(&config.global.control_socket, ctl_tx).map_err(io_err(format!(
@@ -595,9 +563,8 @@ impl Agent {
             vmacs: BTreeMap::new(),
             sysctls: Sysctls::new(),
             ledger,
-            rx_tx,
-            rx,
-            rx_pool: RxPool::default(),
+            rx_socks: Vec::new(),
+            rx_buf6: Vec::new(),
             links,
             ctl,
             cluster: None,
@@ -901,67 +868,106 @@ impl Agent {
         Ok(sock)
     }
 
-    fn spawn_receiver(&self, iface: usize, sock: Rc<VrrpSocket>, multicast_socket: bool) {
-        let tx = self.rx_tx.clone();
-        let pool = self.rx_pool.clone();
-        if !sock.is_v6() {
-            // IPv4 (VRRP or AH): many datagrams per system call.
-            tokio::task::spawn_local(async move {
-                let mut batch = RecvBatch::new(sock.is_ah());
-                let mut clock = ArrivalClock::default();
-                loop {
-                    match sock.recv_batch(&mut batch).await {
-                        Ok(n) => {
-                            let arrivals = clock.batch();
-                            for k in 0..n {
-                                let Some((data, received)) = batch.get(k) else {
-                                    break;
-                                };
-                                let r = match received {
-                                    Ok(r) => r,
-                                    Err(e) => {
-                                        warn!("VRRP receive on {}: {e}", sock.ifname());
-                                        continue;
-                                    }
-                                };
-                                let bytes = pool.filled(&data[r.payload.clone()]);
-                                let at = arrivals.of(r.stamp);
-                                let pkt =
-                                    RxPacket::new(iface, multicast_socket, &sock, &r, bytes, at);
-                                if tx.send(pkt).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
+    /// Read VRRP from `sock` in this loop from now on.
+    fn spawn_receiver(&mut self, iface: usize, sock: Rc<VrrpSocket>, multicast_socket: bool) {
+        let batch = (!sock.is_v6()).then(|| Box::new(RecvBatch::new(sock.is_ah())));
+        if sock.is_v6() && self.rx_buf6.is_empty() {
+            self.rx_buf6 = vec![0u8; 65536];
+        }
+        self.rx_socks.push(RxSock {
+            iface,
+            multicast_socket,
+            sock,
+            clock: ArrivalClock::default(),
+            batch,
+        });
+    }
+
+    /// Hand the node what the sockets hold, up to `budget` packets, each
+    /// timed by its kernel receive stamp; a socket found empty has its
+    /// readiness cleared (the next [`rx_ready`] waits for more).
+    fn drain_rx(&mut self, mut budget: usize) {
+        let Agent {
+            rx_socks,
+            rx_buf6,
+            node,
+            ..
+        } = self;
+        for s in rx_socks.iter_mut() {
+            while budget > 0 {
+                let Some(batch) = s.batch.as_deref_mut() else {
+                    // IPv6: one packet per call.
+                    let r = match s.sock.try_recv(rx_buf6) {
+                        Ok(Some(r)) => r,
+                        Ok(None) => break,
                         Err(e) => {
                             warn!("VRRP receive: {e}");
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            budget -= 1;
+                            // A truncated packet concerns itself only.
+                            if e.kind() == io::ErrorKind::InvalidData {
+                                continue;
+                            }
+                            break;
                         }
-                    }
-                }
-            });
-            return;
-        }
-        tokio::task::spawn_local(async move {
-            let mut buf = vec![0u8; 65536];
-            let mut clock = ArrivalClock::default();
-            loop {
-                match sock.recv(&mut buf).await {
-                    Ok(r) => {
-                        let bytes = pool.filled(&buf[r.payload.clone()]);
-                        let at = clock.batch().of(r.stamp);
-                        let pkt = RxPacket::new(iface, multicast_socket, &sock, &r, bytes, at);
-                        if tx.send(pkt).await.is_err() {
-                            return;
-                        }
-                    }
+                    };
+                    budget -= 1;
+                    let at = s.clock.batch().of(r.stamp);
+                    let packet = Input::Packet {
+                        iface: IfaceId(s.iface),
+                        multicast_socket: s.multicast_socket,
+                        src: r.src,
+                        dst: r.dst,
+                        ttl: r.ttl,
+                        payload: &rx_buf6[r.payload],
+                    };
+                    node.handle(at, packet);
+                    continue;
+                };
+                let n = match s.sock.try_recv_batch(batch) {
+                    Ok(n) => n,
                     Err(e) => {
                         warn!("VRRP receive: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        break;
                     }
+                };
+                budget = budget.saturating_sub(n);
+                let arrivals = s.clock.batch();
+                for k in 0..n {
+                    let Some((data, received)) = batch.get(k) else {
+                        break;
+                    };
+                    let r = match received {
+                        Ok(r) => r,
+                        Err(e) => {
+                            warn!("VRRP receive on {}: {e}", s.sock.ifname());
+                            continue;
+                        }
+                    };
+                    let at = arrivals.of(r.stamp);
+                    let (iface, multicast_socket) = (IfaceId(s.iface), s.multicast_socket);
+                    let input = if s.sock.is_ah() {
+                        Input::AhPacket {
+                            iface,
+                            multicast_socket,
+                            packet: &data[r.payload],
+                        }
+                    } else {
+                        Input::Packet {
+                            iface,
+                            multicast_socket,
+                            src: r.src,
+                            dst: r.dst,
+                            ttl: r.ttl,
+                            payload: &data[r.payload],
+                        }
+                    };
+                    node.handle(at, input);
+                }
+                if n < RecvBatch::CAPACITY {
+                    break;
                 }
             }
-        });
+        }
     }
 
     /// Open what an instance needs (interface, address, socket) and add it
@@ -1067,12 +1073,13 @@ impl Agent {
                 Ok::<_, AgentError>(Rc::new(s))
             };
             let rx = open(&v.name, true)?;
-            self.spawn_receiver(iface, rx.clone(), true);
-            if cfg.vmac_xmit_base {
+            let tx = if cfg.vmac_xmit_base {
                 open(&f.name, false)
             } else {
-                Ok(rx)
-            }
+                Ok(rx.clone())
+            };
+            self.spawn_receiver(iface, rx, true);
+            tx
         } else if cfg.unicast_peers.is_empty() {
             let shared = self.multicast_socket(iface, v4, local)?;
             match cfg.mcast_src {
@@ -1212,21 +1219,15 @@ impl Agent {
                 }
                 Some(loaded) = self.reloads.rx.recv() => self.reload_loaded(loaded).await,
                 Some(ev) = self.links.recv() => self.on_net_event(ev).await,
-                Some(p) = self.rx.recv() => {
-                    // What else has come: one turn for the burst.
-                    self.on_packet(p);
-                    for _ in 1..RX_BURST {
-                        let Ok(p) = self.rx.try_recv() else { break };
-                        self.on_packet(p);
-                    }
-                }
+                // What has come: one turn for the burst.
+                _ = rx_ready(&self.rx_socks) => self.drain_rx(RX_BURST),
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
                 Some(ev) = next_sync_event(&mut self.sync) => self.on_sync_fs(ev),
                 Some(ev) = self.track_events.recv() => {
                     self.node.handle(Instant::now(), Input::Track(ev));
                 }
                 Some(req) = self.ctl.recv() => self.on_control(req).await,
-                _ = timer.until(deadline) => self.node.handle(Instant::now(), Input::Timeout),
+                _ = timer.until(deadline) => {}
             }
             // Due timers run on every turn, whatever the queues hold: the
             // select above is biased, and a flood of packets must not
@@ -1240,7 +1241,14 @@ impl Agent {
                 self.sched.woke(due, now);
             }
             if self.node.next_deadline().is_some_and(|d| d <= now) {
-                self.node.handle(now, Input::Timeout);
+                // Adverts that came before the timers ran out are heard
+                // first (each timed by its arrival): a master-down timer
+                // that an advert queued meanwhile pushed back must not fire.
+                self.drain_rx(RX_BURST);
+                let now = Instant::now();
+                if self.node.next_deadline().is_some_and(|d| d <= now) {
+                    self.node.handle(now, Input::Timeout);
+                }
             }
             self.apply_effects().await;
             if std::mem::take(&mut self.status_changed) {
@@ -1326,7 +1334,7 @@ impl Agent {
                 .next_deadline()
                 .map_or(deadline, |d| d.min(deadline));
             tokio::select! {
-                Some(p) = self.rx.recv() => self.on_packet(p),
+                _ = rx_ready(&self.rx_socks) => self.drain_rx(RX_BURST),
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
                 _ = sleep_until(Some(wake)) => self.node.handle(Instant::now(), Input::Timeout),
             }
@@ -1354,36 +1362,6 @@ impl Agent {
     async fn finish(self) {
         self.notifier.close().await;
         info!("stopped");
-    }
-
-    fn on_packet(&mut self, p: RxPacket) {
-        self.handle_packet(&p);
-        self.rx_pool.give_back(p.bytes);
-    }
-
-    fn handle_packet(&mut self, p: &RxPacket) {
-        if p.ah {
-            self.node.handle(
-                p.at,
-                Input::AhPacket {
-                    iface: IfaceId(p.iface),
-                    multicast_socket: p.multicast_socket,
-                    packet: &p.bytes,
-                },
-            );
-            return;
-        }
-        self.node.handle(
-            p.at,
-            Input::Packet {
-                iface: IfaceId(p.iface),
-                multicast_socket: p.multicast_socket,
-                src: p.src,
-                dst: p.dst,
-                ttl: p.ttl,
-                payload: &p.bytes,
-            },
-        );
     }
 
     async fn on_net_event(&mut self, ev: NetEvent) {

@@ -29,7 +29,10 @@ use nix::sys::socket::{
     SockaddrIn, SockaddrIn6,
 };
 use socket2::{Domain, Protocol, Socket, Type};
+use std::task::{Context, Poll};
+
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// The IP protocol number of VRRP.
 pub const IPPROTO_VRRP: i32 = 112;
@@ -239,6 +242,70 @@ impl VrrpSocket {
                 }
                 Err(_would_block) => continue,
             }
+        }
+    }
+
+    /// Ready when the socket may have something to read (what the reactor
+    /// last saw); registers the task's waker otherwise. Reading is left to
+    /// [`try_recv_batch`](Self::try_recv_batch) and
+    /// [`try_recv`](Self::try_recv), which clear the readiness once the
+    /// queue is empty.
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // An error (the reactor is gone) counts as ready: the read says it.
+        self.io.poll_read_ready(cx).map(|_guard| ())
+    }
+
+    /// What [`recv_batch`](Self::recv_batch) would take, without waiting:
+    /// 0 when nothing is queued (or the reactor has not seen the socket
+    /// readable since it was last emptied). Once the queue is empty (fewer
+    /// datagrams than room) the readiness is cleared, so the next
+    /// [`poll_readable`](Self::poll_readable) waits for more; it is cleared
+    /// on an error too (reported once, not spun on).
+    pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let mut got = 0;
+        let mut failed = None;
+        let r = self.io.try_io(Interest::READABLE, |s| {
+            match batch.fill(s.as_fd()) {
+                Ok(n) => got = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => failed = Some(e),
+            }
+            if got < RecvBatch::CAPACITY {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(())
+        });
+        if let Some(e) = failed {
+            return Err(context(&self.ifname, "receive", e));
+        }
+        match r {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                Err(context(&self.ifname, "receive", e))
+            }
+            _ => Ok(got),
+        }
+    }
+
+    /// One packet as [`recv`](Self::recv) would take it, without waiting:
+    /// None when nothing is queued (the readiness is then cleared). An
+    /// `InvalidData` error concerns that one packet only.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        let r = self.io.try_io(Interest::READABLE, |io| {
+            if self.v6 {
+                recv_v6(io.as_fd(), buf)
+            } else {
+                recv_v4(io, buf).map(|mut r| {
+                    if self.ah {
+                        r.payload.start = 0;
+                    }
+                    r
+                })
+            }
+        });
+        match r {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(context(&self.ifname, "receive", e)),
         }
     }
 
