@@ -220,6 +220,18 @@ fn run_agent(config: Config, opts: Options) -> Result<(), AgentError> {
 /// before it runs the master-down timers they would have pushed back.
 const RX_BURST: usize = 256;
 
+/// Packets read before due timers run, at most: every advert the sockets
+/// hold, as long as a flood does not keep them full. A packet counts from
+/// its arrival, so one left unread when a master-down timer runs out
+/// would make a backup take over from a master it did hear (before kernel
+/// stamps, the late reading pushed the timer back instead).
+const RX_BEFORE_TIMERS: usize = 16 * RX_BURST;
+
+/// A loop this late for its timers may not have seen every packet that
+/// came before them (the reactor looks when the loop waits): it asks the
+/// sockets directly before the timers run.
+const RX_LATE: Duration = Duration::from_micros(200);
+
 /// A socket the loop reads VRRP (or AH) packets from itself: no task, no
 /// queue and no copy between the socket and the node; a packet is handed
 /// over from the receive buffer, timed by its kernel receive stamp.
@@ -886,7 +898,11 @@ impl Agent {
     /// Hand the node what the sockets hold, up to `budget` packets, each
     /// timed by its kernel receive stamp; a socket found empty has its
     /// readiness cleared (the next [`rx_ready`] waits for more).
-    fn drain_rx(&mut self, mut budget: usize) {
+    /// `now`: ask the kernel, whatever the reactor last saw (before due
+    /// timers run: a packet may have come since the reactor's last look).
+    fn drain_rx(&mut self, budget: usize, now: bool) -> usize {
+        let mut budget = budget;
+        let wanted = budget;
         let Agent {
             rx_socks,
             rx_buf6,
@@ -897,7 +913,12 @@ impl Agent {
             while budget > 0 {
                 let Some(batch) = s.batch.as_deref_mut() else {
                     // IPv6: one packet per call.
-                    let r = match s.sock.try_recv(rx_buf6) {
+                    let got = if now {
+                        s.sock.recv_now(rx_buf6)
+                    } else {
+                        s.sock.try_recv(rx_buf6)
+                    };
+                    let r = match got {
                         Ok(Some(r)) => r,
                         Ok(None) => break,
                         Err(e) => {
@@ -923,7 +944,12 @@ impl Agent {
                     node.handle(at, packet);
                     continue;
                 };
-                let n = match s.sock.try_recv_batch(batch) {
+                let got = if now {
+                    s.sock.recv_batch_now(batch)
+                } else {
+                    s.sock.try_recv_batch(batch)
+                };
+                let n = match got {
                     Ok(n) => n,
                     Err(e) => {
                         warn!("VRRP receive: {e}");
@@ -968,6 +994,7 @@ impl Agent {
                 }
             }
         }
+        wanted - budget
     }
 
     /// Open what an instance needs (interface, address, socket) and add it
@@ -1220,7 +1247,9 @@ impl Agent {
                 Some(loaded) = self.reloads.rx.recv() => self.reload_loaded(loaded).await,
                 Some(ev) = self.links.recv() => self.on_net_event(ev).await,
                 // What has come: one turn for the burst.
-                _ = rx_ready(&self.rx_socks) => self.drain_rx(RX_BURST),
+                _ = rx_ready(&self.rx_socks) => {
+                    self.drain_rx(RX_BURST, false);
+                }
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
                 Some(ev) = next_sync_event(&mut self.sync) => self.on_sync_fs(ev),
                 Some(ev) = self.track_events.recv() => {
@@ -1240,11 +1269,22 @@ impl Agent {
             if let Some(due) = deadline {
                 self.sched.woke(due, now);
             }
-            if self.node.next_deadline().is_some_and(|d| d <= now) {
+            if let Some(due) = self.node.next_deadline().filter(|d| *d <= now) {
                 // Adverts that came before the timers ran out are heard
                 // first (each timed by its arrival): a master-down timer
                 // that an advert queued meanwhile pushed back must not fire.
-                self.drain_rx(RX_BURST);
+                // A loop woken by the timer on time has just seen what the
+                // sockets hold; one that comes late (busy meanwhile) asks
+                // the kernel itself.
+                let late = now.saturating_duration_since(due) > RX_LATE;
+                let mut read = 0;
+                while read < RX_BEFORE_TIMERS {
+                    let n = self.drain_rx(RX_BURST, late);
+                    read += n;
+                    if n < RX_BURST {
+                        break;
+                    }
+                }
                 let now = Instant::now();
                 if self.node.next_deadline().is_some_and(|d| d <= now) {
                     self.node.handle(now, Input::Timeout);
@@ -1334,7 +1374,9 @@ impl Agent {
                 .next_deadline()
                 .map_or(deadline, |d| d.min(deadline));
             tokio::select! {
-                _ = rx_ready(&self.rx_socks) => self.drain_rx(RX_BURST),
+                _ = rx_ready(&self.rx_socks) => {
+                    self.drain_rx(RX_BURST, false);
+                }
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
                 _ = sleep_until(Some(wake)) => self.node.handle(Instant::now(), Input::Timeout),
             }

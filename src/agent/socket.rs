@@ -286,6 +286,38 @@ impl VrrpSocket {
         }
     }
 
+    /// [`try_recv_batch`](Self::try_recv_batch) asking the kernel whatever
+    /// the reactor last saw: a datagram that came after the reactor's last
+    /// look is read too (one system call, also when nothing is queued).
+    pub fn recv_batch_now(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        match batch.fill(self.io.get_ref().as_fd()) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(context(&self.ifname, "receive", e)),
+        }
+    }
+
+    /// [`try_recv`](Self::try_recv) asking the kernel whatever the reactor
+    /// last saw.
+    pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        let io = self.io.get_ref();
+        let r = if self.v6 {
+            recv_v6(io.as_fd(), buf)
+        } else {
+            recv_v4(io, buf).map(|mut r| {
+                if self.ah {
+                    r.payload.start = 0;
+                }
+                r
+            })
+        };
+        match r {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(context(&self.ifname, "receive", e)),
+        }
+    }
+
     /// One packet as [`recv`](Self::recv) would take it, without waiting:
     /// None when nothing is queued (the readiness is then cleared). An
     /// `InvalidData` error concerns that one packet only.
