@@ -1297,7 +1297,9 @@ impl Node {
 
     fn on_timers(&mut self, now: Instant) {
         for s in &mut self.slots {
-            if s.core.next_deadline().is_some_and(|d| d <= now) {
+            // Masters whose advert is due within its slack go along.
+            let due = s.core.next_deadline().is_some_and(|d| d <= now);
+            if due || s.core.advert_due_within_slack(now) {
                 s.core.handle_timeout(now);
             }
         }
@@ -2039,6 +2041,96 @@ mod dispatch_tests {
             );
         }
         assert!(quick >= 10, "the quick path was taken {quick} times");
+    }
+
+    /// 100 masters at 10 ms whose periods drifted apart (each took over at
+    /// its own moment, spread over an interval) send in a few groups per
+    /// interval, not on 100 wake-ups: an advert due within a twentieth of
+    /// the interval goes along with the others; each keeps its period
+    /// within that slack.
+    #[test]
+    fn masters_out_of_phase_send_their_adverts_in_groups() {
+        let mut config = Config::new("n1");
+        let n = 100u8;
+        let interval = Duration::from_millis(10);
+        for vrid in 1..=n {
+            let mut cfg = model::Instance::new(format!("VI_{vrid}"), "eth0", vrid);
+            cfg.virtual_ips = vec![format!("10.0.{vrid}.100/24").parse().unwrap()];
+            cfg.advert_interval = interval;
+            config.instances.push(cfg);
+        }
+        let mut node = Node::new(config.clone());
+        let t0 = Instant::now();
+        let iface = node.add_interface("eth0", true);
+        for cfg in &config.instances {
+            node.add_instance(t0, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
+        }
+        node.start(t0);
+        while node.poll_effect().is_some() {}
+        // Each hears a master once, at its own moment: they take over
+        // out of phase when its adverts stop.
+        for vrid in 1..=n {
+            let bytes = Repr {
+                version: Version::V3,
+                vrid,
+                priority: 200,
+                interval_cs: 1,
+                addresses: vec![format!("10.0.{vrid}.100").parse().unwrap()],
+                auth: None,
+            }
+            .to_bytes(
+                "10.0.0.2".parse().unwrap(),
+                GROUP4,
+                V3Checksum::WithPseudoHeader,
+            )
+            .unwrap();
+            let at = t0 + Duration::from_micros(100 * u64::from(vrid));
+            node.handle(
+                at,
+                Input::Packet {
+                    iface: IfaceId(0),
+                    multicast_socket: true,
+                    src: "10.0.0.2".parse().unwrap(),
+                    dst: GROUP4,
+                    ttl: 255,
+                    payload: &bytes,
+                },
+            );
+            while node.poll_effect().is_some() {}
+        }
+        // Drive the timers as the loop does; from 100 ms on, count the
+        // wake-ups and each instance's advert times.
+        let measure_from = t0 + Duration::from_millis(100);
+        let end = t0 + Duration::from_millis(300);
+        let mut wakes = 0;
+        let mut sent: BTreeMap<InstanceId, Vec<Instant>> = BTreeMap::new();
+        while let Some(at) = node.next_deadline().filter(|d| *d < end) {
+            node.handle(at, Input::Timeout);
+            let mut any = false;
+            while let Some(e) = node.poll_effect() {
+                if let Effect::SendAdvert { instance, .. } = e {
+                    any = true;
+                    if at >= measure_from {
+                        sent.entry(instance).or_default().push(at);
+                    }
+                }
+            }
+            wakes += usize::from(any && at >= measure_from);
+        }
+        assert_eq!(sent.len(), usize::from(n), "every instance is master");
+        // 20 intervals: at most 21 groups each, not 100.
+        assert!(wakes <= 20 * 21, "{wakes} wake-ups sent adverts in 200 ms");
+        let slack = interval / 20;
+        for (id, times) in &sent {
+            assert!(times.len() >= 19, "{id:?}: {} adverts", times.len());
+            for w in times.windows(2) {
+                let gap = w[1] - w[0];
+                assert!(
+                    gap + slack >= interval && gap <= interval + slack,
+                    "{id:?}: adverts {gap:?} apart"
+                );
+            }
+        }
     }
 
     /// A backup hearing its masters in turn: each advert pushes back the
