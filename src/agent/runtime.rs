@@ -232,6 +232,15 @@ const RX_BEFORE_TIMERS: usize = 16 * RX_BURST;
 /// sockets directly before the timers run.
 const RX_LATE: Duration = Duration::from_micros(200);
 
+/// A turn that read at least [`RX_BUSY`] packets (a burst of adverts is
+/// coming in) lets the next ones gather for this long, the thread asleep
+/// (not woken by each packet, as a wait in the reactor is), unless a timer
+/// is due sooner: at 255 x 10 ms a backup then wakes once per dozens of
+/// adverts. Each packet keeps its kernel receive time; only a reaction to
+/// one (a master yielding to a better one) may come this much later.
+const RX_HOLD: Duration = Duration::from_micros(250);
+const RX_BUSY: usize = 4;
+
 /// A socket the loop reads VRRP (or AH) packets from itself: no task, no
 /// queue and no copy between the socket and the node; a packet is handed
 /// over from the receive buffer, timed by its kernel receive stamp.
@@ -895,6 +904,18 @@ impl Agent {
         });
     }
 
+    /// [`RX_HOLD`]: sleep (blocking the loop: nothing else is due before
+    /// its end) so that a burst's next packets gather in the sockets.
+    fn hold_rx(&mut self) {
+        let until = Instant::now() + RX_HOLD;
+        // Effects first (an advert to send, a reply) and no deadline
+        // inside the hold.
+        if self.node.has_effects() || self.node.next_deadline().is_some_and(|d| d <= until) {
+            return;
+        }
+        std::thread::sleep(RX_HOLD);
+    }
+
     /// Hand the node what the sockets hold, up to `budget` packets, each
     /// timed by its kernel receive stamp; a socket found empty has its
     /// readiness cleared (the next [`rx_ready`] waits for more).
@@ -1248,7 +1269,9 @@ impl Agent {
                 Some(ev) = self.links.recv() => self.on_net_event(ev).await,
                 // What has come: one turn for the burst.
                 _ = rx_ready(&self.rx_socks) => {
-                    self.drain_rx(RX_BURST, false);
+                    if self.drain_rx(RX_BURST, false) >= RX_BUSY {
+                        self.hold_rx();
+                    }
                 }
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
                 Some(ev) = next_sync_event(&mut self.sync) => self.on_sync_fs(ev),

@@ -736,6 +736,12 @@ impl Node {
         self.pump(now);
     }
 
+    /// Whether effects wait to be carried out ([`Node::poll_effect`]).
+    #[must_use]
+    pub fn has_effects(&self) -> bool {
+        !self.effects.is_empty()
+    }
+
     /// The next effect to carry out, in order.
     #[must_use]
     pub fn poll_effect(&mut self) -> Option<Effect> {
