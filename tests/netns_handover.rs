@@ -23,6 +23,11 @@
 //! (`cargo test --test netns_handover -- --nocapture`). To compare
 //! another build (an older one, same lab and load):
 //! `BATON_HANDOVER_BIN=/path/to/baton`.
+//!
+//! A second test freezes the backup (SIGSTOP) while the master leaves at
+//! 1 s adverts and thaws it 400 ms later: its skew (609 ms) must run from
+//! when the kernel received the priority-0 advert, not from when the
+//! thawed backup read it.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -30,7 +35,7 @@ use std::time::Duration;
 
 use baton::lab::flood::AdvertRecorder;
 use baton::lab::probe::Prober;
-use baton::lab::{self, Lab};
+use baton::lab::{self, HoldWatch, Lab};
 use nix::sys::signal::Signal;
 
 const BATON: &str = env!("CARGO_BIN_EXE_baton");
@@ -43,9 +48,13 @@ const MAX_CLIENT_GAP: Duration = Duration::from_millis(300);
 const RECORD: Duration = Duration::from_secs(1);
 
 fn toml(priority: u8) -> String {
+    toml_at(priority, "10ms")
+}
+
+fn toml_at(priority: u8, advert_interval: &str) -> String {
     format!(
         "[[instance]]\nname = \"{NAME}\"\ninterface = \"eth0\"\nvrid = 52\n\
-         priority = {priority}\nversion = 3\nadvert_interval = \"10ms\"\n\
+         priority = {priority}\nversion = 3\nadvert_interval = \"{advert_interval}\"\n\
          preempt = true\npreempt_delay = \"0s\"\nvirtual_ips = [\"{VIP4}/24\"]\n"
     )
 }
@@ -55,9 +64,13 @@ fn entries(lab: &Lab, i: usize) -> usize {
 }
 
 fn start(lab: &mut Lab, i: usize, priority: u8) -> u32 {
+    start_with(lab, i, &toml(priority))
+}
+
+fn start_with(lab: &mut Lab, i: usize, toml: &str) -> u32 {
     let bin = std::env::var("BATON_HANDOVER_BIN").unwrap_or_else(|_| BATON.to_string());
     let pid = lab
-        .start_baton(Path::new(&bin), i, &toml(priority))
+        .start_baton(Path::new(&bin), i, toml)
         .expect("starting baton");
     lab.wait_for_agent(i, pid, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.log(i)));
@@ -179,5 +192,60 @@ fn a_priority_zero_handover_at_10ms_makes_one_master_and_adverts_keep_their_peri
         share >= 0.8,
         "only {:.1} % of advert gaps within 10 ms ± 0.5 ms",
         share * 100.0
+    );
+}
+
+/// How long the backup stays frozen after the master leaves, in
+/// `a_backup_that_reads_the_priority_zero_advert_late_times_its_skew_from_its_arrival`.
+const FROZEN: Duration = Duration::from_millis(400);
+
+#[test]
+fn a_backup_that_reads_the_priority_zero_advert_late_times_its_skew_from_its_arrival() {
+    if !lab::require_root() {
+        return;
+    }
+    let mut lab = Lab::new("hots", 2).expect("building the namespace lab");
+    let pid0 = start_with(&mut lab, 0, &toml_at(150, "1s"));
+    let pid1 = start_with(&mut lab, 1, &toml_at(100, "1s"));
+    let ctx = |lab: &Lab| format!("node0:\n{}\nnode1:\n{}", lab.log(0), lab.log(1));
+    let settled = lab.wait_for(Duration::from_secs(10), |l| {
+        l.masters(NAME) == [0] && l.holders(VIP4.into()) == [0]
+    });
+    assert!(settled, "node0 not sole master\n{}", ctx(&lab));
+    let watch = HoldWatch::start(&lab, VIP4);
+    lab.signal(pid1, Signal::SIGSTOP).expect("SIGSTOP to node1");
+    std::thread::sleep(Duration::from_millis(50));
+    let t0 = std::time::Instant::now();
+    lab.signal(pid0, Signal::SIGTERM).expect("SIGTERM to node0");
+    let _ = lab.wait(pid0, Duration::from_secs(5));
+    std::thread::sleep(FROZEN.saturating_sub(t0.elapsed()));
+    lab.signal(pid1, Signal::SIGCONT).expect("SIGCONT to node1");
+    let took = lab.wait_for(Duration::from_secs(5), |l| {
+        l.masters(NAME) == [1] && l.holders(VIP4.into()) == [1]
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let timeline = watch.finish();
+    assert!(took, "node1 did not take over\n{}", ctx(&lab));
+    let got = timeline
+        .acquired_after(1, t0)
+        .expect("node1 got the VIP")
+        .duration_since(t0);
+    // Skew of priority 100 at 1 s: (256 - 100) / 256 s.
+    let skew = Duration::from_micros(609_375);
+    println!(
+        "MEASURED: node1 frozen for {FROZEN:?} after node0's SIGTERM held the VIP {got:?} \
+         after it (skew {skew:?}; from the read it would be {:?})",
+        FROZEN + skew
+    );
+    assert!(
+        got >= skew,
+        "node1 took over {got:?} after the SIGTERM, before its skew\n{}",
+        ctx(&lab)
+    );
+    assert!(
+        got < skew + FROZEN / 2,
+        "node1 took over {got:?} after the SIGTERM: its skew ran from when it read the \
+         priority-0 advert ({FROZEN:?} late), not from its arrival\n{}",
+        ctx(&lab)
     );
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use baton::agent::garp::GarpSender;
 use baton::agent::netlink::{self, NetEvent, Netlink, NetlinkError};
-use baton::agent::socket::{Received, VrrpSocket, VRRP_GROUP_V4, VRRP_GROUP_V6, VRRP_TTL};
+use baton::agent::socket::{
+    ArrivalClock, Received, RecvBatch, VrrpSocket, VRRP_GROUP_V4, VRRP_GROUP_V6, VRRP_TTL,
+};
 use baton::lab::probe::Prober;
 use baton::lab::{in_netns, require_root, runtime, spawn_in_netns, Lab, IFNAME};
 use tokio::time::timeout;
@@ -199,6 +201,90 @@ fn ipv6_unicast_advert_leaves_from_the_bound_source() {
     assert_eq!(got.received.dst, dst);
     assert_eq!(got.received.ttl, VRRP_TTL);
     assert_eq!(got.payload, packet);
+}
+
+/// How long a packet waits in the socket before it is read, in
+/// `a_packet_read_late_is_timed_from_when_the_kernel_received_it`.
+const QUEUED: Duration = Duration::from_millis(300);
+
+/// A packet read long after it came is timed from when the kernel received
+/// it (SO_TIMESTAMPNS), on every receive path the agent uses: the batch
+/// receive (IPv4, VRRP and AH sockets) and the one-packet receive (IPv6,
+/// and IPv4 in tests). The skew after a priority-0 advert runs from there.
+#[test]
+fn a_packet_read_late_is_timed_from_when_the_kernel_received_it() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new("rxts", 2).expect("building the lab");
+    let _ = link_local(&lab, 0);
+    let _ = link_local(&lab, 1);
+    let (ready_tx, ready_rx) = std_mpsc::channel();
+    let (sent_tx, sent_rx) = std_mpsc::channel::<(Instant, Instant)>();
+    let receiver = spawn_in_netns(lab.node_ns(1), move || {
+        runtime().block_on(async move {
+            let batch4 = VrrpSocket::open_v4(IFNAME, true).expect("IPv4 socket");
+            let one4 = VrrpSocket::open_v4(IFNAME, true).expect("second IPv4 socket");
+            let v6 = VrrpSocket::open_v6(IFNAME, true).expect("IPv6 socket");
+            ready_tx.send(()).unwrap();
+            let (before, sent) = sent_rx.recv().expect("the sender's times");
+            tokio::time::sleep(QUEUED).await;
+            let mut clock = ArrivalClock::default();
+            let mut out = Vec::new();
+            let mut batch = RecvBatch::new(false);
+            let n = timeout(Duration::from_secs(3), batch4.recv_batch(&mut batch))
+                .await
+                .expect("nothing received within 3 s")
+                .expect("batch receive");
+            assert_eq!(n, 1);
+            let (_, r) = batch.get(0).unwrap();
+            out.push(("IPv4 batch", clock.batch().of(r.unwrap().stamp)));
+            let mut buf = [0u8; 2048];
+            for (what, sock) in [("IPv4 one", &one4), ("IPv6 one", &v6)] {
+                let r = timeout(Duration::from_secs(3), sock.recv(&mut buf))
+                    .await
+                    .expect("nothing received within 3 s")
+                    .expect("receive");
+                out.push((what, clock.batch().of(r.stamp)));
+            }
+            (before, sent, Instant::now(), out)
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the receiver did not start");
+    in_netns(lab.node_ns(0), move || {
+        runtime().block_on(async move {
+            let v4 = VrrpSocket::open_v4(IFNAME, true).expect("IPv4 socket");
+            let v6 = VrrpSocket::open_v6(IFNAME, true).expect("IPv6 socket");
+            let a4 = advert_v3(9, 100, &[IpAddr::V4(Ipv4Addr::new(192, 168, 77, 9))]);
+            let a6 = advert_v3(9, 100, &[IpAddr::V6("fe80::9".parse().unwrap())]);
+            let before = Instant::now();
+            v4.send(&a4, VRRP_GROUP_V4.into()).await.expect("send");
+            v6.send(&a6, VRRP_GROUP_V6.into()).await.expect("send");
+            sent_tx.send((before, Instant::now())).unwrap();
+        })
+    });
+    let (before, sent, read, arrivals) = receiver.join().expect("receiver thread");
+    assert!(read >= sent + QUEUED);
+    for (what, at) in arrivals {
+        // Between the start and the end of the sending (one host, one
+        // monotonic clock; the realtime clock read beside it to the
+        // microsecond), not when it was read.
+        let slack = Duration::from_millis(2);
+        assert!(
+            at + slack >= before,
+            "{what}: arrival {:?} before the send",
+            before - at
+        );
+        assert!(
+            at <= sent + slack,
+            "{what}: timed {:?} after it was sent and {:?} before it was read: \
+             from the read, not from the kernel's stamp",
+            at - sent,
+            read.saturating_duration_since(at)
+        );
+    }
 }
 
 #[test]

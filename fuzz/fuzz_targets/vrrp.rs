@@ -12,7 +12,7 @@
 
 use std::net::IpAddr;
 
-use baton::wire::vrrp::{ChecksumKind, Family, Packet, Repr, V3Checksum, Version};
+use baton::wire::vrrp::{Advert, ChecksumKind, Family, Packet, Repr, V3Checksum, Version};
 use baton_fuzz::{addresses, fix_vrrp_checksum};
 use libfuzzer_sys::fuzz_target;
 
@@ -54,6 +54,19 @@ fn check(payload: &[u8], src: IpAddr, dst: IpAddr) {
     let Ok((repr, kind)) = lenient else {
         return;
     };
+
+    // The receive path's form (the list left in the packet): the same
+    // advert, its addresses found in place, none of the other family.
+    let (view, view_kind) = Advert::parse_lenient(payload, src, dst).expect("parses as Repr does");
+    assert_eq!(view_kind, kind);
+    assert_eq!(view.to_repr(), repr);
+    assert_eq!(view.addresses.len(), repr.addresses.len());
+    assert!(repr.addresses.iter().all(|a| view.addresses.contains(a)));
+    let other_family = match src {
+        IpAddr::V4(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    };
+    assert!(!view.addresses.contains(&other_family));
 
     #[cfg(feature = "planted_bug")]
     baton_fuzz::planted_bug(&repr);

@@ -6,17 +6,20 @@
 //! 1. wait for the first of: TERM/INT (stop), HUP (reload), a netlink
 //!    event, a VRRP packet, a cluster-channel event, a synced-file event,
 //!    a tracker event, a control request, or the node's next deadline;
-//! 2. hand it to the node as one [`Input`] (`Instant::now()` as the time);
+//! 2. hand it to the node as one [`Input`] (`Instant::now()` as the time;
+//!    a VRRP packet's is when the kernel received it); VRRP packets are
+//!    read by this loop from the sockets, up to [`RX_BURST`] per turn;
 //! 3. hand it [`Input::Timeout`] too if a deadline has passed meanwhile
-//!    (a flood on one queue never starves the timers);
+//!    (a flood on one queue never starves the timers), after the packets
+//!    the sockets hold by then;
 //! 4. drain [`Node::poll_effect`] and carry out each effect in order
 //!    (a new master's first advert leaves before its VIPs are added, and
 //!    the GARPs after them; notify scripts run in event order);
 //! 5. sleep until [`Node::next_deadline`] (on a timerfd, to the
 //!    microsecond: [`super::timer`]) or the next event.
 //!
-//! Receive tasks only read and forward bytes; every netlink write happens
-//! on this task, in the order the node asked for it.
+//! Every netlink write happens on this task, in the order the node asked
+//! for it.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -36,7 +39,7 @@ use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
 use super::notify::Notifier;
 use super::on_change;
 use super::script;
-use super::socket::{RecvBatch, VrrpSocket};
+use super::socket::{ArrivalClock, RecvBatch, VrrpSocket};
 use super::state::{StateLock, VipLedger};
 use super::syncfs::{self, FsEvent};
 use super::timer::DeadlineTimer;
@@ -211,70 +214,61 @@ fn run_agent(config: Config, opts: Options) -> Result<(), AgentError> {
     })
 }
 
-/// Packet buffers going back from the loop to the receive tasks, so that
-/// steady traffic allocates nothing per packet.
-#[derive(Clone, Default)]
-struct RxPool(Rc<std::cell::RefCell<Vec<Vec<u8>>>>);
-
-impl RxPool {
-    /// At most this many buffers wait (the packet queue's length and then
-    /// some); larger ones than [`RxPool::KEEP_BYTES`] are freed.
-    const KEEP: usize = 1100;
-    const KEEP_BYTES: usize = 2048;
-
-    /// A buffer holding `bytes`.
-    fn filled(&self, bytes: &[u8]) -> Vec<u8> {
-        let mut b = self.0.borrow_mut().pop().unwrap_or_default();
-        b.clear();
-        b.extend_from_slice(bytes);
-        b
-    }
-
-    fn give_back(&self, b: Vec<u8>) {
-        let mut pool = self.0.borrow_mut();
-        if pool.len() < Self::KEEP && b.capacity() <= Self::KEEP_BYTES {
-            pool.push(b);
-        }
-    }
-}
-
-/// Packets the loop takes from the queue in one turn before it looks at
+/// Packets the loop takes from its sockets in one turn before it looks at
 /// its timers and carries out effects again: a round of adverts from 255
 /// instances, so that after a stall a backup reads every advert queued
 /// before it runs the master-down timers they would have pushed back.
 const RX_BURST: usize = 256;
 
-/// A packet from a receive task.
-struct RxPacket {
+/// Packets read before due timers run, at most: every advert the sockets
+/// hold, as long as a flood does not keep them full. A packet counts from
+/// its arrival, so one left unread when a master-down timer runs out
+/// would make a backup take over from a master it did hear (before kernel
+/// stamps, the late reading pushed the timer back instead).
+const RX_BEFORE_TIMERS: usize = 16 * RX_BURST;
+
+/// A loop this late for its timers may not have seen every packet that
+/// came before them (the reactor looks when the loop waits): it asks the
+/// sockets directly before the timers run.
+const RX_LATE: Duration = Duration::from_micros(200);
+
+/// A turn that read at least [`RX_BUSY`] packets (a burst of adverts is
+/// coming in) lets the next ones gather for this long, the thread asleep
+/// (not woken by each packet, as a wait in the reactor is), unless a timer
+/// is due sooner: at 255 x 10 ms a backup then wakes once per dozens of
+/// adverts. Each packet keeps its kernel receive time; only a reaction to
+/// one (a master yielding to a better one) may come this much later.
+const RX_HOLD: Duration = Duration::from_micros(250);
+const RX_BUSY: usize = 4;
+
+/// A socket the loop reads VRRP (or AH) packets from itself: no task, no
+/// queue and no copy between the socket and the node; a packet is handed
+/// over from the receive buffer, timed by its kernel receive stamp.
+struct RxSock {
     iface: usize,
     multicast_socket: bool,
-    src: IpAddr,
-    dst: IpAddr,
-    ttl: u8,
-    bytes: Vec<u8>,
-    /// From an AH socket: `bytes` is the whole IPv4 datagram.
-    ah: bool,
+    sock: Rc<VrrpSocket>,
+    clock: ArrivalClock,
+    /// IPv4 (VRRP and AH): many datagrams per `recvmmsg`. IPv6: None, one
+    /// packet per call into [`Agent::rx_buf6`].
+    batch: Option<Box<RecvBatch>>,
 }
 
-impl RxPacket {
-    /// What `sock` received (`r`), its payload copied into `bytes`.
-    fn new(
-        iface: usize,
-        multicast_socket: bool,
-        sock: &VrrpSocket,
-        r: &super::socket::Received,
-        bytes: Vec<u8>,
-    ) -> RxPacket {
-        RxPacket {
-            iface,
-            multicast_socket,
-            src: r.src,
-            dst: r.dst,
-            ttl: r.ttl,
-            bytes,
-            ah: sock.is_ah(),
+/// Ready when any of `socks` may have a packet (registers the loop's waker
+/// with each otherwise); never with none.
+fn rx_ready(socks: &[RxSock]) -> impl std::future::Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| {
+        // Every socket is polled, so that each holds the waker.
+        let mut ready = false;
+        for s in socks {
+            ready |= s.sock.poll_readable(cx).is_ready();
         }
-    }
+        if ready {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
 }
 
 /// An interface as the shell uses it; its index in `Agent::ifaces` is its
@@ -310,9 +304,11 @@ struct Agent {
     /// Kernel settings changed for them, restored on exit.
     sysctls: Sysctls,
     ledger: VipLedger,
-    rx_tx: mpsc::Sender<RxPacket>,
-    rx: mpsc::Receiver<RxPacket>,
-    rx_pool: RxPool,
+    /// The sockets VRRP is received from, read by this loop.
+    rx_socks: Vec<RxSock>,
+    /// The receive buffer of the IPv6 sockets (touched only as far as
+    /// packets reach).
+    rx_buf6: Vec<u8>,
     links: mpsc::UnboundedReceiver<NetEvent>,
     ctl: mpsc::Receiver<Pending>,
     cluster: Option<ChannelRt>,
@@ -577,7 +573,6 @@ impl Agent {
         ledger.clear().map_err(io_err("state file"))?;
         // Subscribe before reading link states, so no change falls between.
         let links = nlink::watch().map_err(nl_err("netlink watch"))?;
-        let (rx_tx, rx) = mpsc::channel(1024);
         let (ctl_tx, ctl) = mpsc::channel(16);
         let (tracker, track_events) = Tracker::start(&config);
         control::serve(&config.global.control_socket, ctl_tx).map_err(io_err(format!(
@@ -593,9 +588,8 @@ impl Agent {
             vmacs: BTreeMap::new(),
             sysctls: Sysctls::new(),
             ledger,
-            rx_tx,
-            rx,
-            rx_pool: RxPool::default(),
+            rx_socks: Vec::new(),
+            rx_buf6: Vec::new(),
             links,
             ctl,
             cluster: None,
@@ -900,61 +894,133 @@ impl Agent {
         Ok(sock)
     }
 
-    fn spawn_receiver(&self, iface: usize, sock: Rc<VrrpSocket>, multicast_socket: bool) {
-        let tx = self.rx_tx.clone();
-        let pool = self.rx_pool.clone();
-        if !sock.is_v6() {
-            // IPv4 (VRRP or AH): many datagrams per system call.
-            tokio::task::spawn_local(async move {
-                let mut batch = RecvBatch::new(sock.is_ah());
-                loop {
-                    match sock.recv_batch(&mut batch).await {
-                        Ok(n) => {
-                            for k in 0..n {
-                                let Some((data, received)) = batch.get(k) else {
-                                    break;
-                                };
-                                let r = match received {
-                                    Ok(r) => r,
-                                    Err(e) => {
-                                        warn!("VRRP receive on {}: {e}", sock.ifname());
-                                        continue;
-                                    }
-                                };
-                                let bytes = pool.filled(&data[r.payload.clone()]);
-                                let pkt = RxPacket::new(iface, multicast_socket, &sock, &r, bytes);
-                                if tx.send(pkt).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            warn!("VRRP receive: {e}");
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        }
-                    }
-                }
-            });
+    /// Read VRRP from `sock` in this loop from now on.
+    fn spawn_receiver(&mut self, iface: usize, sock: Rc<VrrpSocket>, multicast_socket: bool) {
+        let batch = (!sock.is_v6()).then(|| Box::new(RecvBatch::new(sock.is_ah())));
+        if sock.is_v6() && self.rx_buf6.is_empty() {
+            self.rx_buf6 = vec![0u8; 65536];
+        }
+        self.rx_socks.push(RxSock {
+            iface,
+            multicast_socket,
+            sock,
+            clock: ArrivalClock::default(),
+            batch,
+        });
+    }
+
+    /// [`RX_HOLD`]: sleep (blocking the loop: nothing else is due before
+    /// its end) so that a burst's next packets gather in the sockets.
+    fn hold_rx(&mut self) {
+        let until = Instant::now() + RX_HOLD;
+        // Effects first (an advert to send, a reply) and no deadline
+        // inside the hold.
+        if self.node.has_effects() || self.node.next_deadline().is_some_and(|d| d <= until) {
             return;
         }
-        tokio::task::spawn_local(async move {
-            let mut buf = vec![0u8; 65536];
-            loop {
-                match sock.recv(&mut buf).await {
-                    Ok(r) => {
-                        let bytes = pool.filled(&buf[r.payload.clone()]);
-                        let pkt = RxPacket::new(iface, multicast_socket, &sock, &r, bytes);
-                        if tx.send(pkt).await.is_err() {
-                            return;
+        std::thread::sleep(RX_HOLD);
+    }
+
+    /// Hand the node what the sockets hold, up to `budget` packets, each
+    /// timed by its kernel receive stamp; a socket found empty has its
+    /// readiness cleared (the next [`rx_ready`] waits for more).
+    /// `now`: ask the kernel, whatever the reactor last saw (before due
+    /// timers run: a packet may have come since the reactor's last look).
+    fn drain_rx(&mut self, budget: usize, now: bool) -> usize {
+        let mut budget = budget;
+        let wanted = budget;
+        let Agent {
+            rx_socks,
+            rx_buf6,
+            node,
+            ..
+        } = self;
+        for s in rx_socks.iter_mut() {
+            while budget > 0 {
+                let Some(batch) = s.batch.as_deref_mut() else {
+                    // IPv6: one packet per call.
+                    let got = if now {
+                        s.sock.recv_now(rx_buf6)
+                    } else {
+                        s.sock.try_recv(rx_buf6)
+                    };
+                    let r = match got {
+                        Ok(Some(r)) => r,
+                        Ok(None) => break,
+                        Err(e) => {
+                            warn!("VRRP receive: {e}");
+                            budget -= 1;
+                            // A truncated packet concerns itself only.
+                            if e.kind() == io::ErrorKind::InvalidData {
+                                continue;
+                            }
+                            break;
                         }
-                    }
+                    };
+                    budget -= 1;
+                    let at = s.clock.batch().of(r.stamp);
+                    let packet = Input::Packet {
+                        iface: IfaceId(s.iface),
+                        multicast_socket: s.multicast_socket,
+                        src: r.src,
+                        dst: r.dst,
+                        ttl: r.ttl,
+                        payload: &rx_buf6[r.payload],
+                    };
+                    node.handle(at, packet);
+                    continue;
+                };
+                let got = if now {
+                    s.sock.recv_batch_now(batch)
+                } else {
+                    s.sock.try_recv_batch(batch)
+                };
+                let n = match got {
+                    Ok(n) => n,
                     Err(e) => {
                         warn!("VRRP receive: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        break;
                     }
+                };
+                budget = budget.saturating_sub(n);
+                let arrivals = s.clock.batch();
+                for k in 0..n {
+                    let Some((data, received)) = batch.get(k) else {
+                        break;
+                    };
+                    let r = match received {
+                        Ok(r) => r,
+                        Err(e) => {
+                            warn!("VRRP receive on {}: {e}", s.sock.ifname());
+                            continue;
+                        }
+                    };
+                    let at = arrivals.of(r.stamp);
+                    let (iface, multicast_socket) = (IfaceId(s.iface), s.multicast_socket);
+                    let input = if s.sock.is_ah() {
+                        Input::AhPacket {
+                            iface,
+                            multicast_socket,
+                            packet: &data[r.payload],
+                        }
+                    } else {
+                        Input::Packet {
+                            iface,
+                            multicast_socket,
+                            src: r.src,
+                            dst: r.dst,
+                            ttl: r.ttl,
+                            payload: &data[r.payload],
+                        }
+                    };
+                    node.handle(at, input);
+                }
+                if n < RecvBatch::CAPACITY {
+                    break;
                 }
             }
-        });
+        }
+        wanted - budget
     }
 
     /// Open what an instance needs (interface, address, socket) and add it
@@ -1072,12 +1138,13 @@ impl Agent {
                 Ok::<_, AgentError>(Rc::new(s))
             };
             let rx = open(&v.name, true)?;
-            self.spawn_receiver(iface, rx.clone(), true);
-            if cfg.vmac_xmit_base {
+            let tx = if cfg.vmac_xmit_base {
                 open(&f.name, false)
             } else {
-                Ok(rx)
-            }
+                Ok(rx.clone())
+            };
+            self.spawn_receiver(iface, rx, true);
+            tx
         } else if cfg.unicast_peers.is_empty() {
             let shared = self.multicast_socket(iface, v4, local)?;
             match cfg.mcast_src {
@@ -1217,12 +1284,10 @@ impl Agent {
                 }
                 Some(loaded) = self.reloads.rx.recv() => self.reload_loaded(loaded).await,
                 Some(ev) = self.links.recv() => self.on_net_event(ev).await,
-                Some(p) = self.rx.recv() => {
-                    // What else has come: one turn for the burst.
-                    self.on_packet(p);
-                    for _ in 1..RX_BURST {
-                        let Ok(p) = self.rx.try_recv() else { break };
-                        self.on_packet(p);
+                // What has come: one turn for the burst.
+                _ = rx_ready(&self.rx_socks) => {
+                    if self.drain_rx(RX_BURST, false) >= RX_BUSY {
+                        self.hold_rx();
                     }
                 }
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
@@ -1231,7 +1296,7 @@ impl Agent {
                     self.node.handle(Instant::now(), Input::Track(ev));
                 }
                 Some(req) = self.ctl.recv() => self.on_control(req).await,
-                _ = timer.until(deadline) => self.node.handle(Instant::now(), Input::Timeout),
+                _ = timer.until(deadline) => {}
             }
             // Due timers run on every turn, whatever the queues hold: the
             // select above is biased, and a flood of packets must not
@@ -1244,8 +1309,26 @@ impl Agent {
             if let Some(due) = deadline {
                 self.sched.woke(due, now);
             }
-            if self.node.next_deadline().is_some_and(|d| d <= now) {
-                self.node.handle(now, Input::Timeout);
+            if let Some(due) = self.node.next_deadline().filter(|d| *d <= now) {
+                // Adverts that came before the timers ran out are heard
+                // first (each timed by its arrival): a master-down timer
+                // that an advert queued meanwhile pushed back must not fire.
+                // A loop woken by the timer on time has just seen what the
+                // sockets hold; one that comes late (busy meanwhile) asks
+                // the kernel itself.
+                let late = now.saturating_duration_since(due) > RX_LATE;
+                let mut read = 0;
+                while read < RX_BEFORE_TIMERS {
+                    let n = self.drain_rx(RX_BURST, late);
+                    read += n;
+                    if n < RX_BURST {
+                        break;
+                    }
+                }
+                let now = Instant::now();
+                if self.node.next_deadline().is_some_and(|d| d <= now) {
+                    self.node.handle(now, Input::Timeout);
+                }
             }
             self.apply_effects().await;
             if std::mem::take(&mut self.status_changed) {
@@ -1334,7 +1417,9 @@ impl Agent {
                 .next_deadline()
                 .map_or(deadline, |d| d.min(deadline));
             tokio::select! {
-                Some(p) = self.rx.recv() => self.on_packet(p),
+                _ = rx_ready(&self.rx_socks) => {
+                    self.drain_rx(RX_BURST, false);
+                }
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
                 _ = sleep_until(Some(wake)) => self.node.handle(Instant::now(), Input::Timeout),
             }
@@ -1362,36 +1447,6 @@ impl Agent {
     async fn finish(self) {
         self.notifier.close().await;
         info!("stopped");
-    }
-
-    fn on_packet(&mut self, p: RxPacket) {
-        self.handle_packet(&p);
-        self.rx_pool.give_back(p.bytes);
-    }
-
-    fn handle_packet(&mut self, p: &RxPacket) {
-        if p.ah {
-            self.node.handle(
-                Instant::now(),
-                Input::AhPacket {
-                    iface: IfaceId(p.iface),
-                    multicast_socket: p.multicast_socket,
-                    packet: &p.bytes,
-                },
-            );
-            return;
-        }
-        self.node.handle(
-            Instant::now(),
-            Input::Packet {
-                iface: IfaceId(p.iface),
-                multicast_socket: p.multicast_socket,
-                src: p.src,
-                dst: p.dst,
-                ttl: p.ttl,
-                payload: &p.bytes,
-            },
-        );
     }
 
     async fn on_net_event(&mut self, ev: NetEvent) {

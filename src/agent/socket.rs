@@ -11,18 +11,28 @@
 //! unset): the caller emits the full VRRP message with its checksum, which
 //! for IPv6 and for VRRPv3 covers the source address. A caller that needs a
 //! known source therefore pins it with [`VrrpSocket::bind_source`].
+//!
+//! Every packet comes with the kernel's receive time (SO_TIMESTAMPNS):
+//! the node times what an advert starts (the master-down timer, the skew
+//! after a priority-0 advert) from when it arrived, not from when a loaded
+//! host got round to reading it ([`Clocks`] turns that realtime stamp into
+//! an [`Instant`]).
 
-use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::socket::{
     recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
     SockaddrIn, SockaddrIn6,
 };
 use socket2::{Domain, Protocol, Socket, Type};
+use std::task::{Context, Poll};
+
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// The IP protocol number of VRRP.
 pub const IPPROTO_VRRP: i32 = 112;
@@ -50,6 +60,9 @@ pub struct Received {
     /// Where the VRRP message lies in the caller's buffer, cut to the IP
     /// length (Ethernet padding and the IPv4 header are excluded).
     pub payload: Range<usize>,
+    /// When the kernel received it (SO_TIMESTAMPNS, the realtime clock);
+    /// None if it did not say. [`Clocks::arrival`] makes it an [`Instant`].
+    pub stamp: Option<SystemTime>,
 }
 
 /// A raw VRRP socket on one interface.
@@ -132,6 +145,8 @@ impl VrrpSocket {
             None if v6 => configure_v6(&socket, ifname, ifindex, None)?,
             None => configure_v4(&socket, ifname, ifindex, None)?,
         }
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true)
+            .map_err(|e| context(ifname, "SO_TIMESTAMPNS", io::Error::from(e)))?;
         socket
             .set_nonblocking(true)
             .map_err(|e| context(ifname, "O_NONBLOCK", e))?;
@@ -227,6 +242,102 @@ impl VrrpSocket {
                 }
                 Err(_would_block) => continue,
             }
+        }
+    }
+
+    /// Ready when the socket may have something to read (what the reactor
+    /// last saw); registers the task's waker otherwise. Reading is left to
+    /// [`try_recv_batch`](Self::try_recv_batch) and
+    /// [`try_recv`](Self::try_recv), which clear the readiness once the
+    /// queue is empty.
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // An error (the reactor is gone) counts as ready: the read says it.
+        self.io.poll_read_ready(cx).map(|_guard| ())
+    }
+
+    /// What [`recv_batch`](Self::recv_batch) would take, without waiting:
+    /// 0 when nothing is queued (or the reactor has not seen the socket
+    /// readable since it was last emptied). Once the queue is empty (fewer
+    /// datagrams than room) the readiness is cleared, so the next
+    /// [`poll_readable`](Self::poll_readable) waits for more; it is cleared
+    /// on an error too (reported once, not spun on).
+    pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let mut got = 0;
+        let mut failed = None;
+        let r = self.io.try_io(Interest::READABLE, |s| {
+            match batch.fill(s.as_fd()) {
+                Ok(n) => got = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => failed = Some(e),
+            }
+            if got < RecvBatch::CAPACITY {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(())
+        });
+        if let Some(e) = failed {
+            return Err(context(&self.ifname, "receive", e));
+        }
+        match r {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                Err(context(&self.ifname, "receive", e))
+            }
+            _ => Ok(got),
+        }
+    }
+
+    /// [`try_recv_batch`](Self::try_recv_batch) asking the kernel whatever
+    /// the reactor last saw: a datagram that came after the reactor's last
+    /// look is read too (one system call, also when nothing is queued).
+    pub fn recv_batch_now(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        match batch.fill(self.io.get_ref().as_fd()) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(context(&self.ifname, "receive", e)),
+        }
+    }
+
+    /// [`try_recv`](Self::try_recv) asking the kernel whatever the reactor
+    /// last saw.
+    pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        let io = self.io.get_ref();
+        let r = if self.v6 {
+            recv_v6(io.as_fd(), buf)
+        } else {
+            recv_v4(io, buf).map(|mut r| {
+                if self.ah {
+                    r.payload.start = 0;
+                }
+                r
+            })
+        };
+        match r {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(context(&self.ifname, "receive", e)),
+        }
+    }
+
+    /// One packet as [`recv`](Self::recv) would take it, without waiting:
+    /// None when nothing is queued (the readiness is then cleared). An
+    /// `InvalidData` error concerns that one packet only.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        let r = self.io.try_io(Interest::READABLE, |io| {
+            if self.v6 {
+                recv_v6(io.as_fd(), buf)
+            } else {
+                recv_v4(io, buf).map(|mut r| {
+                    if self.ah {
+                        r.payload.start = 0;
+                    }
+                    r
+                })
+            }
+        });
+        match r {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(context(&self.ifname, "receive", e)),
         }
     }
 
@@ -398,15 +509,30 @@ fn configure_v6(
     Ok(())
 }
 
-/// An IPv4 raw socket hands over the whole IP datagram.
+/// An IPv4 raw socket hands over the whole IP datagram (and the receive
+/// time as a control message).
 fn recv_v4(socket: &Socket, buf: &mut [u8]) -> io::Result<Received> {
-    let len = (&*socket).read(buf)?;
+    let mut control = [0u8; 64];
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut control),
+        MsgFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
+    let len = msg.bytes;
+    let stamp = msg.cmsgs().map_err(io::Error::from)?.find_map(|c| match c {
+        ControlMessageOwned::ScmTimestampns(ts) => timespec_time(&ts),
+        _ => None,
+    });
     let header = parse_ipv4_header(&buf[..len])?;
     Ok(Received {
         src: IpAddr::V4(header.src),
         dst: IpAddr::V4(header.dst),
         ttl: header.ttl,
         payload: header.payload,
+        stamp,
     })
 }
 
@@ -418,9 +544,17 @@ fn recv_v4(socket: &Socket, buf: &mut [u8]) -> io::Result<Received> {
 pub struct RecvBatch {
     slots: Vec<u8>,
     lens: [usize; Self::CAPACITY],
+    /// Each datagram's control messages (its receive time); u64s for the
+    /// alignment of a `cmsghdr`.
+    control: [[u64; CONTROL_WORDS]; Self::CAPACITY],
+    control_lens: [usize; Self::CAPACITY],
     count: usize,
     ah: bool,
 }
+
+/// Room for the control messages of one datagram: SCM_TIMESTAMPNS (a
+/// 16-byte header and a 16-byte timespec), and then some.
+const CONTROL_WORDS: usize = 8;
 
 impl RecvBatch {
     pub const CAPACITY: usize = 16;
@@ -432,6 +566,8 @@ impl RecvBatch {
         RecvBatch {
             slots: vec![0u8; Self::CAPACITY * Self::SLOT],
             lens: [0; Self::CAPACITY],
+            control: [[0; CONTROL_WORDS]; Self::CAPACITY],
+            control_lens: [0; Self::CAPACITY],
             count: 0,
             ah,
         }
@@ -443,18 +579,23 @@ impl RecvBatch {
         // zero lengths) for these plain C structs.
         let mut iov: [libc::iovec; Self::CAPACITY] = unsafe { std::mem::zeroed() };
         let mut hdrs: [libc::mmsghdr; Self::CAPACITY] = unsafe { std::mem::zeroed() };
-        for (k, chunk) in self.slots.chunks_exact_mut(Self::SLOT).enumerate() {
+        let slots = self.slots.chunks_exact_mut(Self::SLOT);
+        for (k, (chunk, control)) in slots.zip(self.control.iter_mut()).enumerate() {
             iov[k].iov_base = chunk.as_mut_ptr().cast();
             iov[k].iov_len = chunk.len();
             hdrs[k].msg_hdr.msg_iov = &mut iov[k];
             hdrs[k].msg_hdr.msg_iovlen = 1;
+            hdrs[k].msg_hdr.msg_control = control.as_mut_ptr().cast();
+            hdrs[k].msg_hdr.msg_controllen = std::mem::size_of_val(control) as _;
         }
         // SAFETY: `fd` is an open socket for the duration of the borrow;
         // every header points at one iovec describing a distinct
-        // `Self::SLOT`-byte slot of `self.slots`, all live and exclusively
-        // borrowed here; no name or control buffer is passed (null, 0); the
-        // kernel writes at most `iov_len` bytes per slot and the lengths
-        // into `hdrs`.
+        // `Self::SLOT`-byte slot of `self.slots` and at its own control
+        // buffer of `self.control` (8-byte aligned, as a cmsghdr wants), all
+        // live and exclusively borrowed here; no name buffer is passed
+        // (null, 0); the kernel writes at most `iov_len` bytes per slot, at
+        // most `msg_controllen` per control buffer, and the lengths into
+        // `hdrs`.
         let n = unsafe {
             libc::recvmmsg(
                 fd.as_raw_fd(),
@@ -468,10 +609,14 @@ impl RecvBatch {
             return Err(io::Error::last_os_error());
         }
         let n = (n as usize).min(Self::CAPACITY);
-        for (len, h) in self.lens.iter_mut().zip(&hdrs).take(n) {
+        for (k, h) in hdrs.iter().enumerate().take(n) {
             // A datagram longer than its slot (which no IPv4 datagram is)
             // is cut at the slot; its header's length then fails the parse.
-            *len = (h.msg_len as usize).min(Self::SLOT);
+            self.lens[k] = (h.msg_len as usize).min(Self::SLOT);
+            // size_t with glibc, socklen_t with musl.
+            #[allow(clippy::unnecessary_cast)]
+            let control_len = h.msg_hdr.msg_controllen as usize;
+            self.control_lens[k] = control_len.min(std::mem::size_of_val(&self.control[k]));
         }
         self.count = n;
         Ok(n)
@@ -485,6 +630,9 @@ impl RecvBatch {
             return None;
         }
         let data = &self.slots[k * Self::SLOT..k * Self::SLOT + self.lens[k]];
+        let control: &[u64] = &self.control[k];
+        let control = words_as_bytes(control);
+        let stamp = stamp_from_control(&control[..self.control_lens[k]]);
         let received = parse_ipv4_header(data).map(|header| Received {
             src: IpAddr::V4(header.src),
             dst: IpAddr::V4(header.dst),
@@ -495,6 +643,7 @@ impl RecvBatch {
             } else {
                 header.payload
             },
+            stamp,
         });
         Some((data, received))
     }
@@ -503,8 +652,8 @@ impl RecvBatch {
 /// An IPv6 raw socket hands over the payload only; the hop limit and the
 /// destination come as control messages.
 fn recv_v6(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
-    // Room for IPV6_PKTINFO and IPV6_HOPLIMIT, and then some.
-    let mut control = [0u8; 128];
+    // Room for IPV6_PKTINFO, IPV6_HOPLIMIT and SCM_TIMESTAMPNS.
+    let mut control = [0u8; 160];
     let capacity = buf.len();
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<SockaddrIn6>(
@@ -541,9 +690,11 @@ pub fn received_v6(
     let src = IpAddr::V6(src.unwrap_or(Ipv6Addr::UNSPECIFIED));
     let mut dst = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
     let mut ttl = 0;
+    let mut stamp = None;
     for cmsg in cmsgs {
         match cmsg {
             ControlMessageOwned::Ipv6HopLimit(hops) => ttl = u8::try_from(hops).unwrap_or(0),
+            ControlMessageOwned::ScmTimestampns(ts) => stamp = timespec_time(&ts),
             ControlMessageOwned::Ipv6PacketInfo(info) => {
                 dst = IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr));
             }
@@ -555,6 +706,156 @@ pub fn received_v6(
         dst,
         ttl,
         payload: 0..len,
+        stamp,
+    }
+}
+
+/// A kernel timestamp (seconds and nanoseconds since the epoch) as a
+/// [`SystemTime`]; None when out of range.
+fn system_time(sec: i64, nsec: i64) -> Option<SystemTime> {
+    let sec = u64::try_from(sec).ok()?;
+    let nsec = u32::try_from(nsec).ok().filter(|n| *n < 1_000_000_000)?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(sec, nsec))
+}
+
+/// nix's TimeSpec as a [`SystemTime`] (time_t and long are 32 bits on
+/// some targets, hence the conversions).
+#[allow(clippy::useless_conversion)]
+fn timespec_time(ts: &nix::sys::time::TimeSpec) -> Option<SystemTime> {
+    system_time(i64::from(ts.tv_sec()), i64::from(ts.tv_nsec()))
+}
+
+fn words_as_bytes(words: &[u64]) -> &[u8] {
+    // SAFETY: any u64 is 8 initialised bytes; the slice covers exactly the
+    // words' memory, borrowed for as long as they are, and u8 has no
+    // alignment to keep.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast(), std::mem::size_of_val(words)) }
+}
+
+/// The receive time (SCM_TIMESTAMPNS) among the control messages of one
+/// datagram, as the kernel laid them out (`struct cmsghdr`: a size_t
+/// length, level and type; the data aligned to a size_t). Safe on any
+/// bytes: a malformed list ends the walk. Pure, so that it can be tested.
+pub fn stamp_from_control(control: &[u8]) -> Option<SystemTime> {
+    const WORD: usize = std::mem::size_of::<usize>();
+    // A multiple of WORD: the data starts right after it.
+    const HEADER: usize = WORD + 8;
+    let mut rest = control;
+    while rest.len() >= HEADER {
+        let len = usize::from_ne_bytes(rest[..WORD].try_into().ok()?);
+        let level = i32::from_ne_bytes(rest[WORD..WORD + 4].try_into().ok()?);
+        let kind = i32::from_ne_bytes(rest[WORD + 4..HEADER].try_into().ok()?);
+        if len < HEADER || len > rest.len() {
+            return None;
+        }
+        let data = &rest[HEADER..len];
+        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS {
+            // Two 64-bit words (64-bit hosts, and 32-bit ones with a 64-bit
+            // time_t), or two 32-bit ones.
+            let (sec, nsec) = match data.len() {
+                16.. => (
+                    i64::from_ne_bytes(data[..8].try_into().ok()?),
+                    i64::from_ne_bytes(data[8..16].try_into().ok()?),
+                ),
+                8.. => (
+                    i64::from(i32::from_ne_bytes(data[..4].try_into().ok()?)),
+                    i64::from(i32::from_ne_bytes(data[4..8].try_into().ok()?)),
+                ),
+                _ => return None,
+            };
+            return system_time(sec, nsec);
+        }
+        // The next header starts aligned to a size_t.
+        let next = len.div_ceil(WORD).saturating_mul(WORD).min(rest.len());
+        rest = &rest[next..];
+    }
+    None
+}
+
+/// How long a packet may have waited in the socket and still be timed from
+/// its kernel stamp: an older stamp (a stall beyond this, or a stamp that
+/// makes no sense) counts as this old.
+pub const MAX_RX_AGE: Duration = Duration::from_secs(1);
+
+/// How far the realtime clock may drift from the monotonic one between two
+/// reads before it counts as set (stepped): NTP slews by at most 500 ppm.
+const STEP_TOLERANCE: Duration = Duration::from_millis(1);
+
+/// The realtime and the monotonic clock read together: turns a kernel
+/// receive stamp (realtime) into an [`Instant`] by the offset between the
+/// two.
+#[derive(Debug, Clone, Copy)]
+pub struct Clocks {
+    pub wall: SystemTime,
+    pub mono: Instant,
+}
+
+impl Clocks {
+    pub fn now() -> Clocks {
+        Clocks {
+            mono: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    /// When a packet stamped `stamp` arrived, on the monotonic clock:
+    /// within [`MAX_RX_AGE`] before these clocks' reading, never after it
+    /// (a stamp in the future counts as now). No stamp: now.
+    pub fn arrival(&self, stamp: Option<SystemTime>) -> Instant {
+        let Some(stamp) = stamp else {
+            return self.mono;
+        };
+        let age = self
+            .wall
+            .duration_since(stamp)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RX_AGE);
+        self.mono.checked_sub(age).unwrap_or(self.mono)
+    }
+
+    /// Whether the realtime clock was set between `earlier` and this
+    /// reading: it moved otherwise than the monotonic clock, by more than
+    /// a slew can.
+    pub fn stepped_since(&self, earlier: &Clocks) -> bool {
+        let mono = self.mono.saturating_duration_since(earlier.mono);
+        let Ok(wall) = self.wall.duration_since(earlier.wall) else {
+            return true;
+        };
+        wall.abs_diff(mono) > STEP_TOLERANCE + mono / 1000
+    }
+}
+
+/// Arrival times for one socket's reads: [`Clocks`] read once per batch,
+/// and stamps ignored (the read time used, as without them) for the batch
+/// after the realtime clock was set, whose stamps may predate the step.
+#[derive(Debug, Default)]
+pub struct ArrivalClock {
+    last: Option<Clocks>,
+}
+
+/// The clocks for one batch ([`ArrivalClock::batch`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrivals {
+    clocks: Clocks,
+    trusted: bool,
+}
+
+impl ArrivalClock {
+    pub fn batch(&mut self) -> Arrivals {
+        self.batch_at(Clocks::now())
+    }
+
+    fn batch_at(&mut self, clocks: Clocks) -> Arrivals {
+        let trusted = self.last.is_none_or(|l| !clocks.stepped_since(&l));
+        self.last = Some(clocks);
+        Arrivals { clocks, trusted }
+    }
+}
+
+impl Arrivals {
+    /// When a packet stamped `stamp` arrived ([`Clocks::arrival`]).
+    pub fn of(&self, stamp: Option<SystemTime>) -> Instant {
+        self.clocks.arrival(stamp.filter(|_| self.trusted))
     }
 }
 
@@ -692,5 +993,140 @@ mod tests {
         let mut p = PADDED;
         p[3] = 20;
         assert!(parse_ipv4_header(&p).is_err());
+    }
+
+    /// A control buffer as the kernel lays it out on a 64-bit host: one
+    /// cmsghdr (size_t length, level, type) and its data.
+    fn cmsg(level: i32, kind: i32, data: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(16 + data.len()).to_ne_bytes());
+        b.extend_from_slice(&level.to_ne_bytes());
+        b.extend_from_slice(&kind.to_ne_bytes());
+        b.extend_from_slice(data);
+        while b.len() % 8 != 0 {
+            b.push(0);
+        }
+        b
+    }
+
+    fn timespec(sec: i64, nsec: i64) -> Vec<u8> {
+        [sec.to_ne_bytes(), nsec.to_ne_bytes()].concat()
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn receive_stamp_is_found_after_other_control_messages() {
+        let mut control = cmsg(
+            libc::IPPROTO_IPV6,
+            libc::IPV6_HOPLIMIT,
+            &255i32.to_ne_bytes(),
+        );
+        control.extend(cmsg(
+            libc::SOL_SOCKET,
+            libc::SCM_TIMESTAMPNS,
+            &timespec(1_700_000_000, 123_456_789),
+        ));
+        let want = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(stamp_from_control(&control), Some(want));
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn malformed_control_messages_give_no_stamp() {
+        let good = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &timespec(5, 6));
+        assert!(stamp_from_control(&good).is_some());
+        for cut in 0..good.len() {
+            assert_eq!(stamp_from_control(&good[..cut]), None, "cut at {cut}");
+        }
+        let mut long = good.clone();
+        long[0] = 200; // a length beyond the buffer
+        assert_eq!(stamp_from_control(&long), None);
+        let mut short = good.clone();
+        short[0] = 3; // shorter than its own header
+        assert_eq!(stamp_from_control(&short), None);
+        let mut huge = good.clone();
+        huge[..8].copy_from_slice(&usize::MAX.to_ne_bytes());
+        assert_eq!(stamp_from_control(&huge), None);
+        let negative = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &timespec(-1, 0));
+        assert_eq!(stamp_from_control(&negative), None);
+        let bad_nsec = cmsg(
+            libc::SOL_SOCKET,
+            libc::SCM_TIMESTAMPNS,
+            &timespec(1, 1 << 40),
+        );
+        assert_eq!(stamp_from_control(&bad_nsec), None);
+        let other = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS + 1, &timespec(5, 6));
+        assert_eq!(stamp_from_control(&other), None);
+    }
+
+    #[test]
+    fn arrival_is_the_stamp_on_the_monotonic_clock() {
+        let clocks = Clocks::now();
+        let stamp = clocks.wall - Duration::from_millis(3);
+        assert_eq!(
+            clocks.arrival(Some(stamp)),
+            clocks.mono - Duration::from_millis(3)
+        );
+        assert_eq!(clocks.arrival(None), clocks.mono, "no stamp: now");
+    }
+
+    #[test]
+    fn arrival_is_clamped_to_now_and_the_oldest_believable() {
+        let clocks = Clocks::now();
+        let future = clocks.wall + Duration::from_secs(5);
+        assert_eq!(clocks.arrival(Some(future)), clocks.mono);
+        let ancient = clocks.wall - Duration::from_secs(3600);
+        assert_eq!(clocks.arrival(Some(ancient)), clocks.mono - MAX_RX_AGE);
+        assert_eq!(
+            clocks.arrival(Some(SystemTime::UNIX_EPOCH)),
+            clocks.mono - MAX_RX_AGE
+        );
+    }
+
+    #[test]
+    fn stamps_are_ignored_for_the_batch_after_the_realtime_clock_was_set() {
+        let mut clock = ArrivalClock::default();
+        let t0 = Clocks::now();
+        let a = clock.batch_at(t0);
+        let stamp = t0.wall - Duration::from_millis(2);
+        assert_eq!(a.of(Some(stamp)), t0.mono - Duration::from_millis(2));
+        // 10 s later, slewed by 400 ppm: still trusted.
+        let slewed = Clocks {
+            mono: t0.mono + Duration::from_secs(10),
+            wall: t0.wall + Duration::from_secs(10) + Duration::from_millis(4),
+        };
+        let b = clock.batch_at(slewed);
+        let stamp = slewed.wall - Duration::from_millis(2);
+        assert_eq!(b.of(Some(stamp)), slewed.mono - Duration::from_millis(2));
+        // Then set back an hour: this batch is timed by its reading.
+        let stepped = Clocks {
+            mono: slewed.mono + Duration::from_millis(10),
+            wall: slewed.wall - Duration::from_secs(3600),
+        };
+        let c = clock.batch_at(stepped);
+        assert_eq!(
+            c.of(Some(stepped.wall - Duration::from_millis(2))),
+            stepped.mono
+        );
+        // And forward by 50 ms.
+        let forward = Clocks {
+            mono: stepped.mono + Duration::from_millis(10),
+            wall: stepped.wall + Duration::from_millis(60),
+        };
+        let d = clock.batch_at(forward);
+        assert_eq!(
+            d.of(Some(forward.wall - Duration::from_millis(2))),
+            forward.mono
+        );
+        // The next batch trusts its stamps again.
+        let after = Clocks {
+            mono: forward.mono + Duration::from_millis(10),
+            wall: forward.wall + Duration::from_millis(10),
+        };
+        let e = clock.batch_at(after);
+        assert_eq!(
+            e.of(Some(after.wall - Duration::from_millis(2))),
+            after.mono - Duration::from_millis(2)
+        );
     }
 }

@@ -39,7 +39,8 @@ pub mod reload;
 pub mod status;
 pub mod track;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -360,6 +361,64 @@ pub struct Node {
     /// Every queue drained (the last [`Node::pump`] ran after the last
     /// change): a packet then needs to look at its own instance only.
     settled: bool,
+    /// The instances' deadlines for the quick path, which moves one at a
+    /// time and must know the earliest of all without a walk.
+    deadlines: DeadlineHeap,
+}
+
+/// Every instance's deadline in a min-heap of (deadline, slot), for the
+/// quick path: an advert moves one instance's deadline (a backup's
+/// master-down timer, usually the earliest of all, since the advert that
+/// pushes it back is the oldest one's successor), and the new earliest is
+/// found in O(log n) instead of a walk over every instance. Built by one
+/// walk when the quick path first needs it after a change; an entry whose
+/// slot has moved on since is stale and dropped once it reaches the top.
+#[derive(Debug, Default)]
+struct DeadlineHeap {
+    /// Built since the last change outside the quick path.
+    valid: bool,
+    heap: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Each slot's deadline as the heap knows it.
+    keys: Vec<Option<Instant>>,
+}
+
+impl DeadlineHeap {
+    fn rebuild(&mut self, slots: &[Slot]) {
+        self.keys.clear();
+        self.keys
+            .extend(slots.iter().map(|s| s.core.next_deadline()));
+        self.heap.clear();
+        let entries = self.keys.iter().enumerate();
+        self.heap
+            .extend(entries.filter_map(|(i, k)| k.map(|d| Reverse((d, i)))));
+        self.valid = true;
+    }
+
+    /// Slot `i`'s deadline is now `d`.
+    fn set(&mut self, slots: &[Slot], i: usize, d: Option<Instant>) {
+        if !self.valid {
+            return self.rebuild(slots);
+        }
+        self.keys[i] = d;
+        if let Some(d) = d {
+            self.heap.push(Reverse((d, i)));
+        }
+        // Stale entries below the top: start again before they pile up.
+        if self.heap.len() > 4 * self.keys.len() + 64 {
+            self.rebuild(slots);
+        }
+    }
+
+    /// The earliest deadline of all slots.
+    fn earliest(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((d, i))) = self.heap.peek() {
+            if self.keys.get(i) == Some(&Some(d)) {
+                return Some(d);
+            }
+            self.heap.pop();
+        }
+        None
+    }
 }
 
 /// What the cluster core knows of a local instance.
@@ -401,6 +460,7 @@ impl Node {
             slot_hint: HashMap::new(),
             deadline_memo: std::cell::Cell::new(None),
             settled: false,
+            deadlines: DeadlineHeap::default(),
         }
     }
 
@@ -722,6 +782,12 @@ impl Node {
         self.pump(now);
     }
 
+    /// Whether effects wait to be carried out ([`Node::poll_effect`]).
+    #[must_use]
+    pub fn has_effects(&self) -> bool {
+        !self.effects.is_empty()
+    }
+
     /// The next effect to carry out, in order.
     #[must_use]
     pub fn poll_effect(&mut self) -> Option<Effect> {
@@ -744,6 +810,7 @@ impl Node {
     fn unsettle(&mut self) {
         self.settled = false;
         self.deadline_memo.set(None);
+        self.deadlines.valid = false;
     }
 
     fn walk_deadlines(&self) -> Option<Instant> {
@@ -1181,15 +1248,13 @@ impl Node {
             return;
         }
         let new = self.slots[i].core.next_deadline();
-        self.deadline_memo.set(match memo {
-            // The instance did not hold the earliest deadline: the others
-            // still do, beside its new one.
-            Some(m) if old.is_none() || old != m => Some(match (m, new) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }),
-            _ => None,
-        });
+        if new == old && memo.is_some() {
+            return;
+        }
+        // Neither cluster nor sync core here: the instances' earliest
+        // deadline is the node's.
+        self.deadlines.set(&self.slots, i, new);
+        self.deadline_memo.set(Some(self.deadlines.earliest()));
     }
 }
 
@@ -1303,7 +1368,9 @@ impl Node {
 
     fn on_timers(&mut self, now: Instant) {
         for s in &mut self.slots {
-            if s.core.next_deadline().is_some_and(|d| d <= now) {
+            // Masters whose advert is due within its slack go along.
+            let due = s.core.next_deadline().is_some_and(|d| d <= now);
+            if due || s.core.advert_due_within_slack(now) {
                 s.core.handle_timeout(now);
             }
         }
@@ -2177,5 +2244,172 @@ mod dispatch_tests {
             );
         }
         assert!(quick >= 10, "the quick path was taken {quick} times");
+    }
+
+    /// 100 masters at 10 ms whose periods drifted apart (each took over at
+    /// its own moment, spread over an interval) send in a few groups per
+    /// interval, not on 100 wake-ups: an advert due within a twentieth of
+    /// the interval goes along with the others; each keeps its period
+    /// within that slack.
+    #[test]
+    fn masters_out_of_phase_send_their_adverts_in_groups() {
+        let mut config = Config::new("n1");
+        let n = 100u8;
+        let interval = Duration::from_millis(10);
+        for vrid in 1..=n {
+            let mut cfg = model::Instance::new(format!("VI_{vrid}"), "eth0", vrid);
+            cfg.virtual_ips = vec![format!("10.0.{vrid}.100/24").parse().unwrap()];
+            cfg.advert_interval = interval;
+            config.instances.push(cfg);
+        }
+        let mut node = Node::new(config.clone());
+        let t0 = Instant::now();
+        let iface = node.add_interface("eth0", true);
+        for cfg in &config.instances {
+            node.add_instance(t0, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
+        }
+        node.start(t0);
+        while node.poll_effect().is_some() {}
+        // Each hears a master once, at its own moment: they take over
+        // out of phase when its adverts stop.
+        for vrid in 1..=n {
+            let bytes = Repr {
+                version: Version::V3,
+                vrid,
+                priority: 200,
+                interval_cs: 1,
+                addresses: vec![format!("10.0.{vrid}.100").parse().unwrap()],
+                auth: None,
+            }
+            .to_bytes(
+                "10.0.0.2".parse().unwrap(),
+                GROUP4,
+                V3Checksum::WithPseudoHeader,
+            )
+            .unwrap();
+            let at = t0 + Duration::from_micros(100 * u64::from(vrid));
+            node.handle(
+                at,
+                Input::Packet {
+                    iface: IfaceId(0),
+                    multicast_socket: true,
+                    src: "10.0.0.2".parse().unwrap(),
+                    dst: GROUP4,
+                    ttl: 255,
+                    payload: &bytes,
+                },
+            );
+            while node.poll_effect().is_some() {}
+        }
+        // Drive the timers as the loop does; from 100 ms on, count the
+        // wake-ups and each instance's advert times.
+        let measure_from = t0 + Duration::from_millis(100);
+        let end = t0 + Duration::from_millis(300);
+        let mut wakes = 0;
+        let mut sent: BTreeMap<InstanceId, Vec<Instant>> = BTreeMap::new();
+        while let Some(at) = node.next_deadline().filter(|d| *d < end) {
+            node.handle(at, Input::Timeout);
+            let mut any = false;
+            while let Some(e) = node.poll_effect() {
+                if let Effect::SendAdvert { instance, .. } = e {
+                    any = true;
+                    if at >= measure_from {
+                        sent.entry(instance).or_default().push(at);
+                    }
+                }
+            }
+            wakes += usize::from(any && at >= measure_from);
+        }
+        assert_eq!(sent.len(), usize::from(n), "every instance is master");
+        // 20 intervals: at most 21 groups each, not 100.
+        assert!(wakes <= 20 * 21, "{wakes} wake-ups sent adverts in 200 ms");
+        let slack = interval / 20;
+        for (id, times) in &sent {
+            assert!(times.len() >= 19, "{id:?}: {} adverts", times.len());
+            for w in times.windows(2) {
+                let gap = w[1] - w[0];
+                assert!(
+                    gap + slack >= interval && gap <= interval + slack,
+                    "{id:?}: adverts {gap:?} apart"
+                );
+            }
+        }
+    }
+
+    /// A backup hearing its masters in turn: each advert pushes back the
+    /// earliest deadline of all (its instance's master-down timer), and the
+    /// quick path still knows the next earliest without a walk (the memo
+    /// stays known), equal to what a walk finds, with a bounded heap.
+    #[test]
+    fn adverts_in_turn_keep_the_earliest_deadline_known_without_a_walk() {
+        let mut config = Config::new("n1");
+        let n = 20u8;
+        for vrid in 1..=n {
+            let mut cfg = model::Instance::new(format!("VI_{vrid}"), "eth0", vrid);
+            cfg.virtual_ips = vec![format!("10.0.{vrid}.100/24").parse().unwrap()];
+            config.instances.push(cfg);
+        }
+        let mut node = Node::new(config.clone());
+        let t0 = Instant::now();
+        let iface = node.add_interface("eth0", true);
+        for cfg in &config.instances {
+            node.add_instance(t0, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
+        }
+        node.start(t0);
+        while node.poll_effect().is_some() {}
+        // Adverts with each instance's own address list (accepted).
+        let heard = |node: &mut Node, now: Instant, vrid: u8| {
+            let bytes = Repr {
+                version: Version::V3,
+                vrid,
+                priority: 200,
+                interval_cs: 100,
+                addresses: vec![format!("10.0.{vrid}.100").parse().unwrap()],
+                auth: None,
+            }
+            .to_bytes(
+                "10.0.0.2".parse().unwrap(),
+                GROUP4,
+                V3Checksum::WithPseudoHeader,
+            )
+            .unwrap();
+            node.handle(
+                now,
+                Input::Packet {
+                    iface: IfaceId(0),
+                    multicast_socket: true,
+                    src: "10.0.0.2".parse().unwrap(),
+                    dst: GROUP4,
+                    ttl: 255,
+                    payload: &bytes,
+                },
+            );
+        };
+        // A first round: each instance learns its master.
+        for vrid in 1..=n {
+            heard(&mut node, t0, vrid);
+            while node.poll_effect().is_some() {}
+        }
+        let mut known = 0;
+        for round in 1..200u64 {
+            for vrid in 1..=n {
+                let now = t0 + Duration::from_millis(round * 1000 + u64::from(vrid) * 40);
+                let _ = node.next_deadline();
+                heard(&mut node, now, vrid);
+                let memo = node.deadline_memo.get();
+                known += usize::from(memo.is_some());
+                assert_eq!(
+                    memo.unwrap_or_else(|| node.walk_deadlines()),
+                    node.walk_deadlines(),
+                    "round {round}, VRID {vrid}"
+                );
+                assert!(node.deadlines.heap.len() <= 4 * usize::from(n) + 64);
+            }
+        }
+        assert_eq!(known, 199 * usize::from(n), "a walk was needed");
+        for vrid in 1..=n {
+            let slot = node.slots.iter().find(|s| s.core.vrid() == vrid).unwrap();
+            assert_eq!(slot.core.stats().accepted, 200, "VRID {vrid}");
+        }
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::timers;
 use super::{DropReason, RxStats};
 use crate::wire::ah::{self, SeqCounter};
-use crate::wire::vrrp::{ChecksumKind, Repr, Version};
+use crate::wire::vrrp::{Advert, ChecksumKind, Repr, Version};
 
 /// The RFC states, with keepalived's FAULT added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -403,7 +403,7 @@ impl Instance {
             self.stats.count(reason);
             return Err(reason);
         }
-        let (adv, checksum) = match Repr::parse_ah(p.vrrp, src, IpAddr::V4(p.dst)) {
+        let (adv, checksum) = match Advert::parse_ah(p.vrrp, src, IpAddr::V4(p.dst)) {
             Ok(parsed) => parsed,
             Err(e) => {
                 let reason = DropReason::from(e);
@@ -749,6 +749,18 @@ impl Instance {
         adv: &Repr,
         checksum: ChecksumKind,
     ) -> Result<(), Rejected> {
+        self.handle_advert_checked(now, src, &adv.as_advert(), checksum, false)
+    }
+
+    /// [`Instance::handle_advert`] for an advert as the receive path
+    /// parsed it (its address list still the packet's bytes).
+    pub fn handle_received(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        adv: &Advert<'_>,
+        checksum: ChecksumKind,
+    ) -> Result<(), Rejected> {
         self.handle_advert_checked(now, src, adv, checksum, false)
     }
 
@@ -756,7 +768,7 @@ impl Instance {
         &mut self,
         now: Instant,
         src: IpAddr,
-        adv: &Repr,
+        adv: &Advert<'_>,
         checksum: ChecksumKind,
         under_ah: bool,
     ) -> Result<(), Rejected> {
@@ -777,7 +789,7 @@ impl Instance {
         Ok(())
     }
 
-    fn check_advert(&self, src: IpAddr, adv: &Repr, under_ah: bool) -> Result<(), Rejected> {
+    fn check_advert(&self, src: IpAddr, adv: &Advert<'_>, under_ah: bool) -> Result<(), Rejected> {
         if adv.version != self.cfg.version {
             return Err(Rejected::VersionMismatch);
         }
@@ -813,7 +825,7 @@ impl Instance {
     /// With `skip_check_adv_addr` an advert from the master this backup
     /// follows (whose list was checked when it was accepted as master:
     /// keepalived's `master_saddr`) is not checked again.
-    fn check_addresses(&self, src: IpAddr, adv: &Repr) -> Result<(), Rejected> {
+    fn check_addresses(&self, src: IpAddr, adv: &Advert<'_>) -> Result<(), Rejected> {
         let from_master = self.state == State::Backup && self.master.is_some_and(|(m, _)| m == src);
         if self.cfg.skip_check_adv_addr && from_master {
             return Ok(());
@@ -825,13 +837,13 @@ impl Instance {
         Ok(())
     }
 
-    fn learn_interval(&mut self, adv: &Repr) {
+    fn learn_interval(&mut self, adv: &Advert<'_>) {
         if self.cfg.version == Version::V3 && adv.interval_cs > 0 {
             self.master_adver_interval = Duration::from_millis(u64::from(adv.interval_cs) * 10);
         }
     }
 
-    fn backup_receive(&mut self, now: Instant, src: IpAddr, adv: &Repr) {
+    fn backup_receive(&mut self, now: Instant, src: IpAddr, adv: &Advert<'_>) {
         if adv.priority == 0 {
             // The master is leaving: take over after our skew time only.
             self.master = None;
@@ -863,7 +875,7 @@ impl Instance {
         now < since + self.cfg.preempt_delay
     }
 
-    fn master_receive(&mut self, now: Instant, src: IpAddr, adv: &Repr) {
+    fn master_receive(&mut self, now: Instant, src: IpAddr, adv: &Advert<'_>) {
         if self.gates.peers.contains(&src) {
             // Two baton masters: the cluster resolves it (split brain, by
             // epoch, priority, address) and tells the loser to step down.
@@ -908,6 +920,26 @@ impl Instance {
         }
     }
 
+    /// How early a master's advert may leave to go out with the others
+    /// due at the same wake-up: a twentieth of its interval (0.5 ms at
+    /// 10 ms). Hundreds of masters whose periods drifted apart (each took
+    /// over at its own moment) then send in a few groups per interval
+    /// instead of each on a wake-up of its own; each keeps its period (the
+    /// next advert is still due one interval after this one was).
+    pub fn advert_slack(&self) -> Duration {
+        self.cfg.advert_interval / 20
+    }
+
+    /// A master whose advert is due by `now` plus [`Instance::advert_slack`]
+    /// (the node hands such an instance [`Instance::handle_timeout`] with
+    /// one whose timer has come).
+    pub fn advert_due_within_slack(&self, now: Instant) -> bool {
+        self.state == State::Master
+            && self
+                .adver_at
+                .is_some_and(|t| t <= now + self.advert_slack())
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         self.check_stalled(now);
         match self.state {
@@ -923,7 +955,7 @@ impl Instance {
                 }
             }
             State::Master => {
-                if let Some(due) = self.adver_at.filter(|t| *t <= now) {
+                if let Some(due) = self.adver_at.filter(|t| *t <= now + self.advert_slack()) {
                     self.send_advert_now(now);
                     // Keep the period: the next advert is due one interval
                     // after this one was due, not after the (late) wake-up,

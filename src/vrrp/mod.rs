@@ -17,7 +17,7 @@ pub use instance::{
     State,
 };
 
-use crate::wire::vrrp::{ChecksumKind, Repr};
+use crate::wire::vrrp::{Advert, ChecksumKind};
 
 /// Receive counters: accepted adverts and drops per reason.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -109,10 +109,10 @@ pub fn dispatch<I: BorrowMut<Instance>>(
             i.vrid() == vrid && i.local_addr().is_ipv4() == family_v4
         })
     });
-    let verdict: Result<(Repr, ChecksumKind), DropReason> = if pkt.ttl != 255 {
+    let verdict: Result<(Advert, ChecksumKind), DropReason> = if pkt.ttl != 255 {
         Err(DropReason::BadTtl)
     } else {
-        Repr::parse_lenient(pkt.payload, pkt.src, pkt.dst).map_err(DropReason::from)
+        Advert::parse_lenient(pkt.payload, pkt.src, pkt.dst).map_err(DropReason::from)
     };
     match (verdict, target) {
         (Err(reason), Some(i)) => {
@@ -131,7 +131,7 @@ pub fn dispatch<I: BorrowMut<Instance>>(
             // handle_advert counts its own verdict, accepted or rejected.
             match instances[i]
                 .borrow_mut()
-                .handle_advert(now, pkt.src, &repr, checksum)
+                .handle_received(now, pkt.src, &repr, checksum)
             {
                 Ok(()) => Delivery::Accepted(i),
                 Err(r) => Delivery::Dropped(r.into()),
@@ -143,7 +143,7 @@ pub fn dispatch<I: BorrowMut<Instance>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::vrrp::{V3Checksum, Version};
+    use crate::wire::vrrp::{Repr, V3Checksum, Version};
     use std::net::Ipv4Addr;
 
     const GROUP: IpAddr = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));

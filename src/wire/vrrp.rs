@@ -2,8 +2,10 @@
 //!
 //! This module owns the advertisement format: a zero-copy checked view
 //! ([`Packet`]), the plain representation the protocol core works with
-//! ([`Repr`]), the receive-side rejection reasons ([`Error`]) and the internet
-//! checksum helpers that the ARP/ND builders reuse.
+//! ([`Repr`]; [`Advert`] is the same borrowing its address list from the
+//! packet, which the receive path uses so that it allocates nothing), the
+//! receive-side rejection reasons ([`Error`]) and the internet checksum
+//! helpers that the ARP/ND builders reuse.
 //!
 //! Receive checks run in a fixed order so that a packet is counted under one
 //! reason only: structure first (truncated, version, lengths), then integrity
@@ -522,46 +524,120 @@ fn verify_checksum(
     .ok_or(Error::Checksum)
 }
 
-impl Repr {
-    /// Parses one VRRP message (the IP payload, cut to the IP header's length)
-    /// received from `src` to `dst`. The address family is that of `src`.
-    /// The TTL / hop limit check belongs to the caller (it has the IP header).
-    pub fn parse(payload: &[u8], src: IpAddr, dst: IpAddr) -> Result<(Repr, ChecksumKind), Error> {
+/// The virtual addresses of an [`Advert`]: the packet's own bytes (as
+/// received: nothing decoded or copied) or a [`Repr`]'s list.
+#[derive(Debug, Clone, Copy)]
+pub enum Addresses<'a> {
+    /// `bytes`: whole addresses of `family`, in wire order.
+    Wire {
+        family: Family,
+        bytes: &'a [u8],
+    },
+    List(&'a [IpAddr]),
+}
+
+impl Addresses<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Addresses::Wire { family, bytes } => bytes.len() / family.address_len(),
+            Addresses::List(list) => list.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The addresses in wire order.
+    pub fn iter(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let (wire, list) = match *self {
+            Addresses::Wire { family, bytes } => (Some((family, bytes)), &[][..]),
+            Addresses::List(list) => (None, list),
+        };
+        let wire = wire.into_iter().flat_map(|(family, bytes)| {
+            bytes
+                .chunks_exact(family.address_len())
+                .map(move |chunk| address_from(family, chunk))
+        });
+        wire.chain(list.iter().copied())
+    }
+
+    pub fn first(&self) -> Option<IpAddr> {
+        self.iter().next()
+    }
+
+    /// Whether `addr` is in the list: compared as bytes, nothing decoded.
+    pub fn contains(&self, addr: &IpAddr) -> bool {
+        match (*self, addr) {
+            (Addresses::List(list), _) => list.contains(addr),
+            (
+                Addresses::Wire {
+                    family: Family::Ipv4,
+                    bytes,
+                },
+                IpAddr::V4(a),
+            ) => bytes.chunks_exact(4).any(|c| c == a.octets()),
+            (
+                Addresses::Wire {
+                    family: Family::Ipv6,
+                    bytes,
+                },
+                IpAddr::V6(a),
+            ) => bytes.chunks_exact(16).any(|c| c == a.octets()),
+            _ => false,
+        }
+    }
+}
+
+/// A parsed advertisement as [`Repr`], its address list borrowed from the
+/// packet ([`Addresses::Wire`]) or from a `Repr` ([`Repr::as_advert`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Advert<'a> {
+    pub version: Version,
+    pub vrid: u8,
+    pub priority: u8,
+    /// As [`Repr::interval_cs`].
+    pub interval_cs: u16,
+    pub addresses: Addresses<'a>,
+    /// As [`Repr::auth`].
+    pub auth: Option<[u8; 8]>,
+}
+
+impl<'a> Advert<'a> {
+    /// [`Repr::parse`] without the copy of the address list.
+    pub fn parse(
+        payload: &'a [u8],
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<(Advert<'a>, ChecksumKind), Error> {
         Self::parse_checked(payload, src, dst, true, false)
     }
 
-    /// As [`Repr::parse`], for the VRRP message inside keepalived's AH
-    /// header ([`crate::wire::ah`]): a v2 advert of authentication type 2,
-    /// whose 8 bytes of authentication data are not looked at (the AH ICV
-    /// covers them). `auth` is `None`. Types 0 and 1 are refused there.
+    /// [`Repr::parse_ah`] without the copy of the address list.
     pub fn parse_ah(
-        payload: &[u8],
+        payload: &'a [u8],
         src: IpAddr,
         dst: IpAddr,
-    ) -> Result<(Repr, ChecksumKind), Error> {
+    ) -> Result<(Advert<'a>, ChecksumKind), Error> {
         Self::parse_checked(payload, src, dst, true, true)
     }
 
-    /// As [`Repr::parse`], but a v3-over-IPv6 advert whose first address is
-    /// not link-local is accepted (RFC 5798 5.2.9 says it MUST be): keepalived
-    /// sends exactly the configured list and only warns when it starts with
-    /// a global address, so a keepalived peer configured that way would
-    /// otherwise never be heard. The caller decides and counts.
+    /// [`Repr::parse_lenient`] without the copy of the address list.
     pub fn parse_lenient(
-        payload: &[u8],
+        payload: &'a [u8],
         src: IpAddr,
         dst: IpAddr,
-    ) -> Result<(Repr, ChecksumKind), Error> {
+    ) -> Result<(Advert<'a>, ChecksumKind), Error> {
         Self::parse_checked(payload, src, dst, false, false)
     }
 
     fn parse_checked(
-        payload: &[u8],
+        payload: &'a [u8],
         src: IpAddr,
         dst: IpAddr,
         link_local_first: bool,
         under_ah: bool,
-    ) -> Result<(Repr, ChecksumKind), Error> {
+    ) -> Result<(Advert<'a>, ChecksumKind), Error> {
         let family = Family::of(src);
         if Family::of(dst) != family {
             return Err(Error::MixedFamilies);
@@ -594,14 +670,18 @@ impl Repr {
         if interval_cs == 0 {
             return Err(Error::IntervalZero);
         }
-        let addresses: Vec<IpAddr> = packet.addresses().collect();
+        // The address bytes, borrowed from the payload itself (not from the
+        // view, which lives only in this function).
+        let end = HEADER_LEN + usize::from(packet.count()) * family.address_len();
+        let bytes = payload.get(HEADER_LEN..end).unwrap_or(&[]);
+        let addresses = Addresses::Wire { family, bytes };
         if link_local_first
             && family == Family::Ipv6
-            && !addresses.first().is_some_and(is_link_local)
+            && !addresses.first().is_some_and(|a| is_link_local(&a))
         {
             return Err(Error::NotLinkLocal);
         }
-        let repr = Repr {
+        let advert = Advert {
             version,
             vrid: packet.vrid(),
             priority: packet.priority(),
@@ -609,7 +689,65 @@ impl Repr {
             addresses,
             auth,
         };
-        Ok((repr, kind))
+        Ok((advert, kind))
+    }
+
+    /// The same advert owning its address list.
+    pub fn to_repr(&self) -> Repr {
+        Repr {
+            version: self.version,
+            vrid: self.vrid,
+            priority: self.priority,
+            interval_cs: self.interval_cs,
+            addresses: self.addresses.iter().collect(),
+            auth: self.auth,
+        }
+    }
+}
+
+impl Repr {
+    /// Parses one VRRP message (the IP payload, cut to the IP header's length)
+    /// received from `src` to `dst`. The address family is that of `src`.
+    /// The TTL / hop limit check belongs to the caller (it has the IP header).
+    pub fn parse(payload: &[u8], src: IpAddr, dst: IpAddr) -> Result<(Repr, ChecksumKind), Error> {
+        Advert::parse(payload, src, dst).map(|(a, kind)| (a.to_repr(), kind))
+    }
+
+    /// As [`Repr::parse`], for the VRRP message inside keepalived's AH
+    /// header ([`crate::wire::ah`]): a v2 advert of authentication type 2,
+    /// whose 8 bytes of authentication data are not looked at (the AH ICV
+    /// covers them). `auth` is `None`. Types 0 and 1 are refused there.
+    pub fn parse_ah(
+        payload: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<(Repr, ChecksumKind), Error> {
+        Advert::parse_ah(payload, src, dst).map(|(a, kind)| (a.to_repr(), kind))
+    }
+
+    /// As [`Repr::parse`], but a v3-over-IPv6 advert whose first address is
+    /// not link-local is accepted (RFC 5798 5.2.9 says it MUST be): keepalived
+    /// sends exactly the configured list and only warns when it starts with
+    /// a global address, so a keepalived peer configured that way would
+    /// otherwise never be heard. The caller decides and counts.
+    pub fn parse_lenient(
+        payload: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<(Repr, ChecksumKind), Error> {
+        Advert::parse_lenient(payload, src, dst).map(|(a, kind)| (a.to_repr(), kind))
+    }
+
+    /// This advert as an [`Advert`] (borrowing the address list).
+    pub fn as_advert(&self) -> Advert<'_> {
+        Advert {
+            version: self.version,
+            vrid: self.vrid,
+            priority: self.priority,
+            interval_cs: self.interval_cs,
+            addresses: Addresses::List(&self.addresses),
+            auth: self.auth,
+        }
     }
 
     /// Length of the message this `Repr` emits. Assumes one address family
@@ -1045,6 +1183,50 @@ mod tests {
         }
         .to_bytes(NODE_A_V6, GROUP_V6, V3Checksum::WithPseudoHeader)
         .unwrap()
+    }
+
+    /// The receive path's view holds what Repr decodes, its addresses
+    /// looked up in the packet's bytes: in any order, not across families.
+    #[test]
+    fn advert_view_finds_addresses_in_place() {
+        for (src, dst, list) in [
+            (NODE_A_V4, GROUP_V4, vec![v4(10), v4(11), v4(12)]),
+            (NODE_A_V6, GROUP_V6, vec![v6("fe80::7"), v6("2001:db8::7")]),
+        ] {
+            let bytes = Repr {
+                version: Version::V3,
+                vrid: 7,
+                priority: 100,
+                interval_cs: 100,
+                addresses: list.clone(),
+                auth: None,
+            }
+            .to_bytes(src, dst, V3Checksum::WithPseudoHeader)
+            .unwrap();
+            let (view, kind) = Advert::parse(&bytes, src, dst).unwrap();
+            assert_eq!(Repr::parse(&bytes, src, dst), Ok((view.to_repr(), kind)));
+            assert!(matches!(view.addresses, Addresses::Wire { .. }));
+            assert_eq!(view.addresses.len(), list.len());
+            assert_eq!(view.addresses.iter().collect::<Vec<_>>(), list);
+            assert_eq!(view.addresses.first(), list.first().copied());
+            for a in list.iter().rev() {
+                assert!(view.addresses.contains(a), "{a}");
+            }
+            for absent in [v4(13), v6("fe80::8"), v4(0), v6("::")] {
+                assert!(!view.addresses.contains(&absent), "{absent}");
+            }
+            // 192.0.2.10 is not ::c000:20a, nor the reverse.
+            let other = match list[0] {
+                IpAddr::V4(a) => IpAddr::V6(a.to_ipv6_compatible()),
+                IpAddr::V6(_) => v4(10),
+            };
+            assert!(!view.addresses.contains(&other));
+            let repr = view.to_repr();
+            let back = repr.as_advert();
+            assert!(matches!(back.addresses, Addresses::List(_)));
+            assert_eq!(back.addresses.iter().collect::<Vec<_>>(), list);
+            assert!(list.iter().all(|a| back.addresses.contains(a)));
+        }
     }
 
     /// Recomputes the checksum of a hand-edited message so that the test
