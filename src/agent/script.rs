@@ -97,9 +97,18 @@ impl UserTable {
                 .entry(spec.clone())
                 .or_insert_with(|| lookup_user(spec));
         }
+        // Only a configuration that runs commands needs the default user;
+        // asking the name service otherwise loads its modules (libnss_*,
+        // about 0.3 MB) into a daemon that never uses them.
+        let runs_commands = !config.vrrp_scripts.is_empty()
+            || config.global.notify_fifo_script.is_some()
+            || config.instances.iter().any(|i| !i.notify.is_empty())
+            || config.sync_groups.iter().any(|g| !g.notify.is_empty())
+            || config.sync.iter().any(|s| s.on_change.is_some());
         UserTable {
             users,
-            keepalived_script: matches!(User::from_name("keepalived_script"), Ok(Some(_))),
+            keepalived_script: runs_commands
+                && matches!(User::from_name("keepalived_script"), Ok(Some(_))),
         }
     }
 
