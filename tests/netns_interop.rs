@@ -538,7 +538,13 @@ fn keepalived_complaints(log: &str) -> Vec<String> {
     ];
     // A backup with preempt ignores a lower priority (RFC 5798 6.4.2) and
     // says so: "received lower priority (100) advert from ... - discarding".
-    const NORMAL: [&str; 1] = ["received lower priority"];
+    // keepalived logs the addresses the kernel assigns, whose hex digits may
+    // spell a word above ("fe80::fc99:b1ff:feca:5bad").
+    const NORMAL: [&str; 3] = [
+        "received lower priority",
+        "assigned address",
+        "deassigned address",
+    ];
     log.lines()
         .filter(|l| {
             let l = l.to_ascii_lowercase();
