@@ -44,14 +44,17 @@ fn run(u: &mut Unstructured<'_>, base: usize) -> Result<()> {
     let t0 = Instant::now();
     let mut now = t0;
     let peers = vec!["b".to_string(), "c".to_string()];
+    // Route mode (the channel alone decides) or ARP mode.
+    let route: bool = u.arbitrary()?;
     let local = |name: &str, last| LocalInstance {
         name: name.to_string(),
         state: State::Backup,
         priority: 100,
-        address: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))),
+        address: (!route).then_some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))),
         advert_interval: Duration::from_secs(1),
         preempt: true,
         preempt_delay: Duration::ZERO,
+        route,
     };
     let policy = if u.arbitrary()? {
         Policy::Priority
