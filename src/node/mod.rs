@@ -2122,13 +2122,15 @@ mod dispatch_tests {
         s.accepted + s.dropped.values().sum::<u64>()
     }
 
-    fn advert(vrid: u8) -> Vec<u8> {
+    /// A priority-200 master's advert from 10.0.0.2 for `vrid`, carrying
+    /// `address`, every `interval_cs` centiseconds.
+    fn advert_from(vrid: u8, interval_cs: u16, address: &str) -> Vec<u8> {
         Repr {
             version: Version::V3,
             vrid,
             priority: 200,
-            interval_cs: 100,
-            addresses: vec!["10.0.0.100".parse().unwrap()],
+            interval_cs,
+            addresses: vec![address.parse().unwrap()],
             auth: None,
         }
         .to_bytes(
@@ -2139,7 +2141,16 @@ mod dispatch_tests {
         .unwrap()
     }
 
-    fn deliver(node: &mut Node, now: Instant, vrid: u8) {
+    fn advert(vrid: u8) -> Vec<u8> {
+        advert_from(vrid, 100, "10.0.0.100")
+    }
+
+    /// An advert with the instance's own address list (accepted).
+    fn own_advert(vrid: u8, interval_cs: u16) -> Vec<u8> {
+        advert_from(vrid, interval_cs, &format!("10.0.{vrid}.100"))
+    }
+
+    fn deliver_bytes(node: &mut Node, now: Instant, bytes: &[u8]) {
         node.handle(
             now,
             Input::Packet {
@@ -2148,9 +2159,39 @@ mod dispatch_tests {
                 src: "10.0.0.2".parse().unwrap(),
                 dst: GROUP4,
                 ttl: 255,
-                payload: &advert(vrid),
+                payload: bytes,
             },
         );
+    }
+
+    fn deliver(node: &mut Node, now: Instant, vrid: u8) {
+        deliver_bytes(node, now, &advert(vrid));
+    }
+
+    /// A started node with instances VI_`vrid` on eth0 for each of
+    /// `vrids` (VIP 10.0.VRID.100/24, from 10.0.0.1), at `interval` when
+    /// given; and its configuration.
+    fn backups(
+        vrids: impl IntoIterator<Item = u8>,
+        interval: Option<Duration>,
+        t0: Instant,
+    ) -> (Config, Node) {
+        let mut config = Config::new("n1");
+        for vrid in vrids {
+            let mut cfg = model::Instance::new(format!("VI_{vrid}"), "eth0", vrid);
+            cfg.virtual_ips = vec![format!("10.0.{vrid}.100/24").parse().unwrap()];
+            if let Some(iv) = interval {
+                cfg.advert_interval = iv;
+            }
+            config.instances.push(cfg);
+        }
+        let mut node = Node::new(config.clone());
+        let iface = node.add_interface("eth0", true);
+        for cfg in &config.instances {
+            node.add_instance(t0, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
+        }
+        node.start(t0);
+        (config, node)
     }
 
     fn by_vrid(node: &Node, vrid: u8) -> u64 {
@@ -2163,19 +2204,8 @@ mod dispatch_tests {
     /// and a removed VRID's packet counts as unknown on the interface.
     #[test]
     fn packets_find_their_instance_after_slots_move() {
-        let mut config = Config::new("n1");
-        for vrid in [1, 2, 3] {
-            let mut cfg = model::Instance::new(format!("VI_{vrid}"), "eth0", vrid);
-            cfg.virtual_ips = vec![format!("10.0.{vrid}.100/24").parse().unwrap()];
-            config.instances.push(cfg);
-        }
-        let mut node = Node::new(config.clone());
         let now = Instant::now();
-        let iface = node.add_interface("eth0", true);
-        for cfg in &config.instances {
-            node.add_instance(now, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
-        }
-        node.start(now);
+        let (config, mut node) = backups([1, 2, 3], None, now);
         for vrid in [3, 1, 2, 3] {
             deliver(&mut node, now, vrid);
         }
@@ -2214,19 +2244,8 @@ mod dispatch_tests {
     /// instance holding the earliest deadline, and at various times.
     #[test]
     fn the_quick_path_keeps_the_deadline_a_walk_finds() {
-        let mut config = Config::new("n1");
-        for vrid in 1..=5 {
-            let mut cfg = model::Instance::new(format!("VI_{vrid}"), "eth0", vrid);
-            cfg.virtual_ips = vec![format!("10.0.{vrid}.100/24").parse().unwrap()];
-            config.instances.push(cfg);
-        }
-        let mut node = Node::new(config.clone());
         let t0 = Instant::now();
-        let iface = node.add_interface("eth0", true);
-        for cfg in &config.instances {
-            node.add_instance(t0, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
-        }
-        node.start(t0);
+        let (_, mut node) = backups(1..=5, None, t0);
         while node.poll_effect().is_some() {}
         assert_eq!(node.next_deadline(), node.walk_deadlines());
         let mut quick = 0;
@@ -2253,52 +2272,16 @@ mod dispatch_tests {
     /// within that slack.
     #[test]
     fn masters_out_of_phase_send_their_adverts_in_groups() {
-        let mut config = Config::new("n1");
         let n = 100u8;
         let interval = Duration::from_millis(10);
-        for vrid in 1..=n {
-            let mut cfg = model::Instance::new(format!("VI_{vrid}"), "eth0", vrid);
-            cfg.virtual_ips = vec![format!("10.0.{vrid}.100/24").parse().unwrap()];
-            cfg.advert_interval = interval;
-            config.instances.push(cfg);
-        }
-        let mut node = Node::new(config.clone());
         let t0 = Instant::now();
-        let iface = node.add_interface("eth0", true);
-        for cfg in &config.instances {
-            node.add_instance(t0, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
-        }
-        node.start(t0);
+        let (_, mut node) = backups(1..=n, Some(interval), t0);
         while node.poll_effect().is_some() {}
         // Each hears a master once, at its own moment: they take over
         // out of phase when its adverts stop.
         for vrid in 1..=n {
-            let bytes = Repr {
-                version: Version::V3,
-                vrid,
-                priority: 200,
-                interval_cs: 1,
-                addresses: vec![format!("10.0.{vrid}.100").parse().unwrap()],
-                auth: None,
-            }
-            .to_bytes(
-                "10.0.0.2".parse().unwrap(),
-                GROUP4,
-                V3Checksum::WithPseudoHeader,
-            )
-            .unwrap();
             let at = t0 + Duration::from_micros(100 * u64::from(vrid));
-            node.handle(
-                at,
-                Input::Packet {
-                    iface: IfaceId(0),
-                    multicast_socket: true,
-                    src: "10.0.0.2".parse().unwrap(),
-                    dst: GROUP4,
-                    ttl: 255,
-                    payload: &bytes,
-                },
-            );
+            deliver_bytes(&mut node, at, &own_advert(vrid, 1));
             while node.poll_effect().is_some() {}
         }
         // Drive the timers as the loop does; from 100 ms on, count the
@@ -2342,48 +2325,13 @@ mod dispatch_tests {
     /// stays known), equal to what a walk finds, with a bounded heap.
     #[test]
     fn adverts_in_turn_keep_the_earliest_deadline_known_without_a_walk() {
-        let mut config = Config::new("n1");
         let n = 20u8;
-        for vrid in 1..=n {
-            let mut cfg = model::Instance::new(format!("VI_{vrid}"), "eth0", vrid);
-            cfg.virtual_ips = vec![format!("10.0.{vrid}.100/24").parse().unwrap()];
-            config.instances.push(cfg);
-        }
-        let mut node = Node::new(config.clone());
         let t0 = Instant::now();
-        let iface = node.add_interface("eth0", true);
-        for cfg in &config.instances {
-            node.add_instance(t0, cfg.clone(), iface, "10.0.0.1".parse().unwrap());
-        }
-        node.start(t0);
+        let (_, mut node) = backups(1..=n, None, t0);
         while node.poll_effect().is_some() {}
         // Adverts with each instance's own address list (accepted).
         let heard = |node: &mut Node, now: Instant, vrid: u8| {
-            let bytes = Repr {
-                version: Version::V3,
-                vrid,
-                priority: 200,
-                interval_cs: 100,
-                addresses: vec![format!("10.0.{vrid}.100").parse().unwrap()],
-                auth: None,
-            }
-            .to_bytes(
-                "10.0.0.2".parse().unwrap(),
-                GROUP4,
-                V3Checksum::WithPseudoHeader,
-            )
-            .unwrap();
-            node.handle(
-                now,
-                Input::Packet {
-                    iface: IfaceId(0),
-                    multicast_socket: true,
-                    src: "10.0.0.2".parse().unwrap(),
-                    dst: GROUP4,
-                    ttl: 255,
-                    payload: &bytes,
-                },
-            );
+            deliver_bytes(node, now, &own_advert(vrid, 100));
         };
         // A first round: each instance learns its master.
         for vrid in 1..=n {
