@@ -297,21 +297,24 @@ impl VrrpSocket {
         }
     }
 
+    /// One packet from the socket, now (WouldBlock when none): an AH
+    /// socket's datagram whole, a VRRP socket's payload within it.
+    fn recv_one(&self, io: &Socket, buf: &mut [u8]) -> io::Result<Received> {
+        if self.v6 {
+            return recv_v6(io.as_fd(), buf);
+        }
+        recv_v4(io, buf).map(|mut r| {
+            if self.ah {
+                r.payload.start = 0;
+            }
+            r
+        })
+    }
+
     /// [`try_recv`](Self::try_recv) asking the kernel whatever the reactor
     /// last saw.
     pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        let io = self.io.get_ref();
-        let r = if self.v6 {
-            recv_v6(io.as_fd(), buf)
-        } else {
-            recv_v4(io, buf).map(|mut r| {
-                if self.ah {
-                    r.payload.start = 0;
-                }
-                r
-            })
-        };
-        match r {
+        match self.recv_one(self.io.get_ref(), buf) {
             Ok(r) => Ok(Some(r)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(context(&self.ifname, "receive", e)),
@@ -322,19 +325,10 @@ impl VrrpSocket {
     /// None when nothing is queued (the readiness is then cleared). An
     /// `InvalidData` error concerns that one packet only.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        let r = self.io.try_io(Interest::READABLE, |io| {
-            if self.v6 {
-                recv_v6(io.as_fd(), buf)
-            } else {
-                recv_v4(io, buf).map(|mut r| {
-                    if self.ah {
-                        r.payload.start = 0;
-                    }
-                    r
-                })
-            }
-        });
-        match r {
+        match self
+            .io
+            .try_io(Interest::READABLE, |io| self.recv_one(io, buf))
+        {
             Ok(r) => Ok(Some(r)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(context(&self.ifname, "receive", e)),

@@ -689,15 +689,8 @@ impl<'t> Reader<'t> {
         if let Some(vips) = s.parsed_list::<Vip>(self, "virtual_ips", "a virtual address") {
             instance.virtual_ips = vips;
         }
-        if let Some(items) = s.track_list(self, "track_interfaces") {
-            instance.track_interfaces = items
-                .into_iter()
-                .map(|t| TrackInterface {
-                    name: t.name,
-                    weight: t.weight_override.unwrap_or(0),
-                    reverse: t.reverse,
-                })
-                .collect();
+        if let Some(items) = s.track_interfaces(self) {
+            instance.track_interfaces = items;
         }
         if let Some(items) = s.track_list(self, "track_scripts") {
             instance.track_scripts = items;
@@ -867,15 +860,8 @@ impl<'t> Reader<'t> {
             notify,
             ..SyncGroup::default()
         };
-        if let Some(items) = s.track_list(self, "track_interfaces") {
-            group.track_interfaces = items
-                .into_iter()
-                .map(|t| TrackInterface {
-                    name: t.name,
-                    weight: t.weight_override.unwrap_or(0),
-                    reverse: t.reverse,
-                })
-                .collect();
+        if let Some(items) = s.track_interfaces(self) {
+            group.track_interfaces = items;
         }
         if let Some(items) = s.track_list(self, "track_scripts") {
             group.track_scripts = items;
@@ -1091,6 +1077,21 @@ impl<'a, 'i> Section<'a, 'i> {
     /// An array whose elements are names (`"eth1"`) or tables
     /// (`{ name = "eth1", weight = -10, reverse = true }`), each element's
     /// position recorded as `key[i]`.
+    /// `track_interfaces`: interfaces and their weights (0 when not given).
+    fn track_interfaces(&mut self, r: &mut Reader) -> Option<Vec<TrackInterface>> {
+        let items = self.track_list(r, "track_interfaces")?;
+        Some(
+            items
+                .into_iter()
+                .map(|t| TrackInterface {
+                    name: t.name,
+                    weight: t.weight_override.unwrap_or(0),
+                    reverse: t.reverse,
+                })
+                .collect(),
+        )
+    }
+
     fn track_list(&mut self, r: &mut Reader, key: &str) -> Option<Vec<TrackRef>> {
         let value = self.value(r, key)?;
         let DeValue::Array(items) = value.get_ref() else {
