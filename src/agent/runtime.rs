@@ -322,10 +322,6 @@ struct Agent {
     next_request: u64,
     /// Stopping under `-V`: VIPs stay configured.
     keeping_vips: bool,
-    /// Route mode: the metric each instance's VIPs were added with. zebra
-    /// does not notice a metric changed in place (a replace), so a new one
-    /// is a delete and an add.
-    vip_metrics: BTreeMap<InstanceId, Option<u32>>,
     /// The static addresses (keepalived's `static_ipaddress`) on their
     /// interfaces, put back when something removes them.
     static_ips: Vec<(u32, Vip)>,
@@ -601,7 +597,6 @@ impl Agent {
             next_request: 1,
             reloads: ReloadQueue::new(),
             keeping_vips: false,
-            vip_metrics: BTreeMap::new(),
             static_ips: Vec::new(),
             static_routes: Vec::new(),
             static_rules: Vec::new(),
@@ -1558,7 +1553,6 @@ impl Agent {
                 lease,
                 metric,
             } => {
-                self.vip_metrics.insert(instance, metric);
                 let targets = self.vip_targets(instance, &name, iface, &vips).await;
                 let entries: Vec<_> = targets
                     .iter()
@@ -1586,13 +1580,9 @@ impl Agent {
                 vips,
                 lease,
                 metric,
+                readd,
             } => {
                 // Already in the ledger since their AddVips.
-                let readd = metric.is_some()
-                    && self
-                        .vip_metrics
-                        .insert(instance, metric)
-                        .is_some_and(|m| m != metric);
                 for (ifname, index, v) in self.vip_targets(instance, &name, iface, &vips).await {
                     if readd {
                         // The address is gone for one netlink round trip.
@@ -1612,7 +1602,6 @@ impl Agent {
                 iface,
                 vips,
             } => {
-                self.vip_metrics.remove(&instance);
                 let targets = self.vip_targets(instance, &name, iface, &vips).await;
                 for (ifname, index, v) in &targets {
                     if let Err(e) = self.nl.delete_address(*index, v.addr, v.prefix_len).await {

@@ -183,6 +183,9 @@ pub enum Effect {
         /// As for [`Effect::AddVips`]; a new one (the priority changed)
         /// replaces the old.
         metric: Option<u32>,
+        /// The metric is not the one the addresses have: delete and add
+        /// them (zebra does not notice a metric changed in place).
+        readd: bool,
     },
     /// Remove them.
     RemoveVips {
@@ -1384,6 +1387,7 @@ impl Node {
             } else {
                 s.release_demoted = true;
                 s.release_at = Some(now + s.cfg.release_delay);
+                let readd = s.metric_sent != Some(RELEASE_METRIC);
                 s.metric_sent = Some(RELEASE_METRIC);
                 let effect = Effect::RefreshVips {
                     instance: s.id,
@@ -1392,6 +1396,7 @@ impl Node {
                     vips: all_vips(&s.cfg),
                     lease: s.core.config().vip_lease,
                     metric: Some(RELEASE_METRIC),
+                    readd,
                 };
                 self.effects.push_back(effect);
             }
@@ -1606,6 +1611,7 @@ impl Node {
                 let (name, iface) = (slot.cfg.name.clone(), slot.iface);
                 let lease = slot.core.config().vip_lease;
                 let metric = slot_metric(slot);
+                let readd = action == Action::RefreshVips && slot.metric_sent != metric;
                 slot.metric_sent = metric;
                 let vips = all_vips(&slot.cfg);
                 let has_routes =
@@ -1646,6 +1652,7 @@ impl Node {
                         vips,
                         lease,
                         metric,
+                        readd,
                     },
                     _ => Effect::RemoveVips {
                         instance: id,
