@@ -665,6 +665,9 @@ impl<'a> Advert<'a> {
                 };
                 (u16::from(packet.adver_int()) * 100, auth)
             }
+            // keepalived's AH carries VRRPv2 only: a v3 message in it is
+            // no advert of any router (and has no AH form to answer with).
+            Version::V3 if under_ah => return Err(Error::Version(3)),
             Version::V3 => (packet.max_adver_int(), None),
         };
         if interval_cs == 0 {
