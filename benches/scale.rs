@@ -23,7 +23,8 @@
 //! `cargo bench --bench scale` (needs root). Knobs: `BATON_SCALE_SECS`
 //! (window, default 20), `BATON_SCALE_INSTANCES` (default 255),
 //! `BATON_BENCH_RUNS` (default 3), `BATON_SCALE_BATON` (another baton
-//! binary, e.g. an older build, instead of this one). Under `cargo test`
+//! binary, e.g. an older build, instead of this one), `BATON_SCALE_ROUNDS`
+//! (`100` or `10`: that round only). Under `cargo test`
 //! it runs 16 instances at 100 ms and measures for 1 s.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -362,10 +363,19 @@ fn main() {
         env_u64("BATON_SCALE_SECS", 20).max(1)
     });
     let runs = runs_from_env();
-    let rounds: &[(&str, &str)] = if smoke {
-        &[("100 ms", "0.1")]
+    let rounds: Vec<(&str, &str)> = if smoke {
+        vec![("100 ms", "0.1")]
     } else {
-        &[("100 ms", "0.1"), ("10 ms", "0.01")]
+        let only = std::env::var("BATON_SCALE_ROUNDS").unwrap_or_default();
+        [("100 ms", "0.1"), ("10 ms", "0.01")]
+            .into_iter()
+            .filter(|(label, _)| {
+                only.is_empty()
+                    || only
+                        .split(',')
+                        .any(|w| label.trim_end_matches(" ms") == w.trim())
+            })
+            .collect()
     };
     println!("# Scale: {instances} instances on one interface, keepalived and baton\n");
     println!("- machine: {}", machine());
@@ -389,7 +399,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut failed = false;
     let mut ratios = Vec::new();
-    for &(label, advert_int) in rounds {
+    for &(label, advert_int) in &rounds {
         let text = conf(instances, advert_int);
         for r in 0..runs {
             match run(&text, instances.into(), window, &baton) {
