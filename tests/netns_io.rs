@@ -7,10 +7,11 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use baton::agent::garp::GarpSender;
-use baton::agent::netlink::{self, NetEvent, Netlink, NetlinkError};
+use baton::agent::netlink::{self, LeaseRefresher, NetEvent, Netlink, NetlinkError};
 use baton::agent::socket::{
     ArrivalClock, Received, RecvBatch, VrrpSocket, VRRP_GROUP_V4, VRRP_GROUP_V6, VRRP_TTL,
 };
+use baton::config::model::Vip;
 use baton::lab::probe::Prober;
 use baton::lab::{in_netns, require_root, runtime, spawn_in_netns, Lab, IFNAME};
 use tokio::time::timeout;
@@ -57,6 +58,26 @@ fn exchange(
     source: Option<IpAddr>,
     packet: Vec<u8>,
 ) -> Exchange {
+    let (mut got, echoed) = exchange_all(lab, v6, multicast, dst, source, vec![packet]);
+    let (received, payload) = got.remove(0);
+    Exchange {
+        received,
+        payload,
+        echoed,
+    }
+}
+
+/// [`exchange`] of several packets: one goes by `send`, more in one
+/// `try_send_many`, which must take them all. What node 1 got, in order,
+/// and whether node 0 heard its own.
+fn exchange_all(
+    lab: &Lab,
+    v6: bool,
+    multicast: bool,
+    dst: IpAddr,
+    source: Option<IpAddr>,
+    packets: Vec<Vec<u8>>,
+) -> (Vec<(Received, Vec<u8>)>, bool) {
     let open = move || {
         if v6 {
             VrrpSocket::open_v6(IFNAME, multicast)
@@ -64,18 +85,23 @@ fn exchange(
             VrrpSocket::open_v4(IFNAME, multicast)
         }
     };
+    let count = packets.len();
     let (ready_tx, ready_rx) = std_mpsc::channel();
     let receiver = spawn_in_netns(lab.node_ns(1), move || {
         runtime().block_on(async move {
             let socket = open().expect("open the receiving socket");
             ready_tx.send(()).unwrap();
-            let mut buf = [0u8; 2048];
-            let received = timeout(Duration::from_secs(3), socket.recv(&mut buf))
-                .await
-                .expect("nothing received within 3 s")
-                .expect("receive");
-            let payload = buf[received.payload.clone()].to_vec();
-            (received, payload)
+            let mut got = Vec::new();
+            for k in 0..count {
+                let mut buf = [0u8; 2048];
+                let received = timeout(Duration::from_secs(3), socket.recv(&mut buf))
+                    .await
+                    .unwrap_or_else(|_| panic!("packet {k} of {count} not received within 3 s"))
+                    .expect("receive");
+                let payload = buf[received.payload.clone()].to_vec();
+                got.push((received, payload));
+            }
+            got
         })
     });
     ready_rx
@@ -87,19 +113,21 @@ fn exchange(
             if let Some(source) = source {
                 socket.bind_source(source).unwrap();
             }
-            socket.send(&packet, dst).await.expect("send");
+            if let [packet] = &packets[..] {
+                socket.send(packet, dst).await.expect("send");
+            } else {
+                let batch: Vec<(&[u8], IpAddr)> = packets.iter().map(|p| (&p[..], dst)).collect();
+                let sent = socket.try_send_many(&batch).expect("sendmmsg");
+                assert_eq!(sent, batch.len(), "one call sends them all");
+            }
             let mut buf = [0u8; 2048];
             timeout(Duration::from_millis(300), socket.recv(&mut buf))
                 .await
                 .is_ok()
         })
     });
-    let (received, payload) = receiver.join().expect("receiver thread");
-    Exchange {
-        received,
-        payload,
-        echoed,
-    }
+    let got = receiver.join().expect("receiver thread");
+    (got, echoed)
 }
 
 /// Node `i`'s link-local address, once it exists.
@@ -201,6 +229,53 @@ fn ipv6_unicast_advert_leaves_from_the_bound_source() {
     assert_eq!(got.received.dst, dst);
     assert_eq!(got.received.ttl, VRRP_TTL);
     assert_eq!(got.payload, packet);
+}
+
+/// Masters' adverts go out many in one sendmmsg, each as `send` would send
+/// it: IPv4 multicast without a source, IPv4 and IPv6 unicast from the
+/// bound source (the packet-info control message on every message).
+#[test]
+fn many_adverts_leave_in_one_call_each_as_one_send_would() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new("mmsg", 2).expect("building the lab");
+    let source4 = Ipv4Addr::new(192, 168, 77, 50);
+    let source6: Ipv6Addr = "fd00:77::50".parse().unwrap();
+    run(
+        &lab,
+        lab.node_ns(0),
+        &format!("ip addr add {source4}/24 dev {IFNAME}"),
+    );
+    run(
+        &lab,
+        lab.node_ns(0),
+        &format!("ip addr add {source6}/64 dev {IFNAME} nodad"),
+    );
+    let vip = IpAddr::V4(Ipv4Addr::new(192, 168, 77, 100));
+    let packets: Vec<Vec<u8>> = (1..=40).map(|vrid| advert_v3(vrid, 100, &[vip])).collect();
+    let cases: [(bool, bool, IpAddr, Option<IpAddr>); 3] = [
+        (false, true, VRRP_GROUP_V4.into(), None),
+        (false, false, lab.node_addr4(1).into(), Some(source4.into())),
+        (true, false, lab.node_addr6(1).into(), Some(source6.into())),
+    ];
+    for (v6, multicast, dst, source) in cases {
+        let (got, echoed) = exchange_all(&lab, v6, multicast, dst, source, packets.clone());
+        let what = format!("to {dst}");
+        let payloads: Vec<&Vec<u8>> = got.iter().map(|(_, p)| p).collect();
+        assert_eq!(
+            payloads,
+            packets.iter().collect::<Vec<_>>(),
+            "{what}: in order"
+        );
+        let want_src = source.unwrap_or(IpAddr::V4(lab.node_addr4(0)));
+        for (received, _) in &got {
+            assert_eq!(received.src, want_src, "{what}");
+            assert_eq!(received.dst, dst, "{what}");
+            assert_eq!(received.ttl, VRRP_TTL, "{what}");
+        }
+        assert!(!echoed, "{what}: multicast loop must be off");
+    }
 }
 
 /// How long a packet waits in the socket before it is read, in
@@ -371,6 +446,75 @@ fn adding_and_deleting_addresses_is_idempotent() {
         .all(|a| a.addr != vip));
 }
 
+/// Lease refreshes go many in one netlink write: every address gets its
+/// new lifetime (more of them than one write holds, so it takes several),
+/// and a request the kernel refuses is named in a failure while the others
+/// still land.
+#[test]
+fn lease_refreshes_written_together_reach_every_address_and_name_the_failures() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new("lrf", 1).expect("building the lab");
+    let ns = lab.node_ns(0).to_owned();
+    let vips: Vec<Vip> = (0..600u32)
+        .map(|k| {
+            format!("10.9.{}.{}/32", k / 200, k % 200 + 1)
+                .parse()
+                .unwrap()
+        })
+        .chain(["fd00:9::1/128".parse().unwrap()])
+        .collect();
+    let count = vips.len();
+    let failures = in_netns(&ns, move || {
+        runtime().block_on(async move {
+            let nl = Netlink::new().unwrap();
+            let ifindex = nl.link_by_name(IFNAME).await.unwrap().index;
+            for v in &vips {
+                nl.add_vip(ifindex, v, Duration::from_secs(60), None)
+                    .await
+                    .expect("add with a 60 s lease");
+            }
+            let mut refresher = LeaseRefresher::new().expect("refresh socket");
+            let mut failures = Vec::new();
+            let lease = Duration::from_secs(7);
+            for (k, v) in vips.iter().enumerate() {
+                refresher.queue(ifindex, v, lease, None, format!("vip {k}"), &mut failures);
+            }
+            refresher.queue(
+                99_999,
+                &vips[0],
+                lease,
+                None,
+                "on no interface".into(),
+                &mut failures,
+            );
+            refresher.flush(&mut failures);
+            // Nothing queued: nothing written, nothing failed.
+            refresher.flush(&mut failures);
+            failures
+        })
+    });
+    let shown: serde_json::Value =
+        serde_json::from_str(&run(&lab, &ns, &format!("ip -j addr show dev {IFNAME}"))).unwrap();
+    let lifetimes: Vec<u64> = shown[0]["addr_info"]
+        .as_array()
+        .expect("addr_info")
+        .iter()
+        .filter_map(|a| a["valid_life_time"].as_u64())
+        .filter(|t| *t != u64::from(u32::MAX))
+        .collect();
+    let refreshed = lifetimes.iter().filter(|t| (6..=7).contains(*t)).count();
+    assert_eq!(refreshed, count, "every lease is 7 s now: {lifetimes:?}");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].what, "on no interface");
+    assert_eq!(
+        failures[0].error.raw_os_error(),
+        Some(libc::ENODEV),
+        "{failures:?}"
+    );
+}
+
 #[test]
 fn ipv6_address_added_without_dad_is_not_tentative() {
     if !require_root() {
@@ -439,11 +583,14 @@ fn link_watch_reports_down_and_up_within_100_ms() {
     }
     let lab = Lab::new("lnk", 1).expect("building the lab");
     let (events_tx, events) = std_mpsc::channel();
+    let (quiet_tx, quiet_events) = std_mpsc::channel();
     let (ready_tx, ready) = std_mpsc::channel();
     let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
     let watcher = spawn_in_netns(lab.node_ns(0), move || {
         runtime().block_on(async move {
-            let mut watch = netlink::watch().unwrap();
+            let mut watch = netlink::watch(true).unwrap();
+            // The agent's watch without -a: no new-address notifications.
+            let mut quiet = netlink::watch(false).unwrap();
             let nl = Netlink::new().unwrap();
             let ifindex = nl.link_by_name(IFNAME).await.unwrap().index;
             ready_tx.send(ifindex).unwrap();
@@ -462,8 +609,15 @@ fn link_watch_reports_down_and_up_within_100_ms() {
                     }
                 }
             };
+            let forward_quiet = async {
+                while let Some(event) = quiet.recv().await {
+                    if quiet_tx.send(event).is_err() {
+                        return;
+                    }
+                }
+            };
             tokio::select! {
-                _ = forward => {}
+                _ = async { tokio::join!(forward, forward_quiet) } => {}
                 _ = stop => {}
             }
         })
@@ -517,6 +671,24 @@ fn link_watch_reports_down_and_up_within_100_ms() {
         &events,
         "address removed",
         |e| matches!(e, NetEvent::AddressRemoved(a) if a.addr == extra && a.prefix_len == 24),
+    );
+
+    // The quiet watch saw the removal and no addition.
+    let mut quiet = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !quiet
+        .iter()
+        .any(|e| matches!(e, NetEvent::AddressRemoved(a) if a.addr == extra))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match quiet_events.recv_timeout(left) {
+            Ok(e) => quiet.push(e),
+            Err(_) => panic!("the quiet watch missed the removal: {quiet:?}"),
+        }
+    }
+    assert!(
+        !quiet.iter().any(|e| matches!(e, NetEvent::AddressAdded(_))),
+        "the quiet watch reported an addition: {quiet:?}"
     );
 
     let _ = stop_tx.send(());

@@ -16,7 +16,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use futures_util::stream::{StreamExt, TryStreamExt};
-use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST,
+};
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
@@ -176,15 +178,7 @@ impl Netlink {
         lease: Duration,
         metric: Option<u32>,
     ) -> Result<(), NetlinkError> {
-        let extras = AddressExtras {
-            metric,
-            label: vip.label.as_deref(),
-            broadcast: match vip.brd {
-                Some(IpAddr::V4(b)) => Some(b),
-                _ => None,
-            },
-            scope: vip.scope.as_deref().and_then(scope_number),
-        };
+        let extras = vip_extras(vip, metric);
         self.add_address_with(ifindex, vip.addr, vip.prefix_len, &extras, lease)
             .await
     }
@@ -197,51 +191,12 @@ impl Netlink {
         extras: &AddressExtras<'_>,
         lease: Duration,
     ) -> Result<(), NetlinkError> {
-        let label = extras.label;
         let mut request = self
             .handle
             .address()
             .add(ifindex, addr, prefix_len)
             .replace();
-        let message = request.message_mut();
-        if let Some(seconds) = lease_seconds(lease) {
-            let mut info = CacheInfo::default();
-            info.ifa_valid = seconds;
-            info.ifa_preferred = seconds;
-            message.attributes.push(AddressAttribute::CacheInfo(info));
-        }
-        match addr {
-            IpAddr::V6(_) => {
-                message.header.flags |= AddressHeaderFlags::Nodad;
-                message
-                    .attributes
-                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
-            }
-            IpAddr::V4(_) => {
-                if let Some(label) = label {
-                    message
-                        .attributes
-                        .push(AddressAttribute::Label(label.to_owned()));
-                }
-                // The builder puts the subnet's broadcast (host bits set);
-                // `ip address add` and keepalived set one only when told
-                // (`brd`), and so does baton (a second one is EINVAL).
-                message
-                    .attributes
-                    .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
-                if let Some(brd) = extras.broadcast {
-                    message.attributes.push(AddressAttribute::Broadcast(brd));
-                }
-            }
-        }
-        if let Some(scope) = extras.scope {
-            message.header.scope = AddressScope::from(scope);
-        }
-        if let Some(metric) = extras.metric {
-            message
-                .attributes
-                .push(AddressAttribute::RoutePriority(metric));
-        }
+        *request.message_mut() = address_message(ifindex, addr, prefix_len, extras, lease);
         match request.execute().await {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
@@ -438,6 +393,212 @@ struct AddressExtras<'a> {
     /// The prefix route's metric (IFA_RT_PRIORITY): zebra gives the
     /// connected route this metric, bgpd announces it as the MED.
     metric: Option<u32>,
+}
+
+/// The message that adds `addr/prefix_len` to `ifindex` (sent as a
+/// replace: see [`Netlink::add_address_leased`]) with `extras` and `lease`.
+fn address_message(
+    ifindex: u32,
+    addr: IpAddr,
+    prefix_len: u8,
+    extras: &AddressExtras<'_>,
+    lease: Duration,
+) -> AddressMessage {
+    let label = extras.label;
+    let mut message = match addr {
+        IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(ifindex)
+            .address(a, prefix_len)
+            .build(),
+        IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(ifindex)
+            .address(a, prefix_len)
+            .build(),
+    };
+    if let Some(seconds) = lease_seconds(lease) {
+        let mut info = CacheInfo::default();
+        info.ifa_valid = seconds;
+        info.ifa_preferred = seconds;
+        message.attributes.push(AddressAttribute::CacheInfo(info));
+    }
+    match addr {
+        IpAddr::V6(_) => {
+            message.header.flags |= AddressHeaderFlags::Nodad;
+            message
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        IpAddr::V4(_) => {
+            if let Some(label) = label {
+                message
+                    .attributes
+                    .push(AddressAttribute::Label(label.to_owned()));
+            }
+            // The builder puts the subnet's broadcast (host bits set);
+            // `ip address add` and keepalived set one only when told
+            // (`brd`), and so does baton (a second one is EINVAL).
+            message
+                .attributes
+                .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+            if let Some(brd) = extras.broadcast {
+                message.attributes.push(AddressAttribute::Broadcast(brd));
+            }
+        }
+    }
+    if let Some(scope) = extras.scope {
+        message.header.scope = AddressScope::from(scope);
+    }
+    if let Some(metric) = extras.metric {
+        message
+            .attributes
+            .push(AddressAttribute::RoutePriority(metric));
+    }
+    message
+}
+
+/// The extras of a virtual address.
+fn vip_extras(vip: &Vip, metric: Option<u32>) -> AddressExtras<'_> {
+    AddressExtras {
+        metric,
+        label: vip.label.as_deref(),
+        broadcast: match vip.brd {
+            Some(IpAddr::V4(b)) => Some(b),
+            _ => None,
+        },
+        scope: vip.scope.as_deref().and_then(scope_number),
+    }
+}
+
+/// Lease refreshes of many virtual addresses in one netlink write.
+///
+/// The masters' lease refreshes come in groups (the node pulls nearly due
+/// ones along), and a group of hundreds sent one request and one
+/// acknowledgement at a time cost more than the adverts: each request is a
+/// round trip through the connection task, and each wakes the kernel's
+/// lifetime worker, which preempts the daemon. Here a group is one
+/// `sendmsg` of many replace requests without acknowledgements, on a
+/// socket of its own: the kernel handles them all within the call and
+/// answers only the ones that failed, so reading the errors back never
+/// waits.
+pub struct LeaseRefresher {
+    socket: rtnetlink::sys::Socket,
+    buf: Vec<u8>,
+    /// The requests in `buf`: sequence number and what it refreshes.
+    queued: Vec<(u32, String)>,
+    seq: u32,
+}
+
+/// A failed refresh: what it was and why.
+#[derive(Debug)]
+pub struct RefreshFailure {
+    pub what: String,
+    pub error: io::Error,
+}
+
+impl LeaseRefresher {
+    /// Requests per write at most: well under the socket's send buffer.
+    const WRITE_BYTES: usize = 32 * 1024;
+
+    pub fn new() -> io::Result<LeaseRefresher> {
+        let mut socket = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.connect(&rtnetlink::sys::SocketAddr::new(0, 0))?;
+        socket.set_non_blocking(true)?;
+        Ok(LeaseRefresher {
+            socket,
+            buf: Vec::with_capacity(Self::WRITE_BYTES),
+            queued: Vec::new(),
+            seq: 0,
+        })
+    }
+
+    /// Queue a refresh of `vip` on `ifindex` with `lease` and `metric` (as
+    /// [`Netlink::add_vip`]); `what` names it in a failure. Writes when
+    /// the queue is full.
+    pub fn queue(
+        &mut self,
+        ifindex: u32,
+        vip: &Vip,
+        lease: Duration,
+        metric: Option<u32>,
+        what: String,
+        failures: &mut Vec<RefreshFailure>,
+    ) {
+        let extras = vip_extras(vip, metric);
+        let message = address_message(ifindex, vip.addr, vip.prefix_len, &extras, lease);
+        let mut request = NetlinkMessage::from(RouteNetlinkMessage::NewAddress(message));
+        request.header.flags = NLM_F_REQUEST | NLM_F_REPLACE | NLM_F_CREATE;
+        self.seq = self.seq.wrapping_add(1);
+        request.header.sequence_number = self.seq;
+        request.finalize();
+        let len = request.buffer_len();
+        if self.buf.len() + len > Self::WRITE_BYTES {
+            self.flush(failures);
+        }
+        let at = self.buf.len();
+        self.buf.resize(at + len, 0);
+        request.serialize(&mut self.buf[at..]);
+        self.queued.push((self.seq, what));
+    }
+
+    /// Write what is queued and collect the kernel's answers to the
+    /// requests that failed.
+    pub fn flush(&mut self, failures: &mut Vec<RefreshFailure>) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let sent = self.socket.send(&self.buf, 0);
+        self.buf.clear();
+        let queued = std::mem::take(&mut self.queued);
+        if let Err(error) = sent {
+            failures.extend(queued.into_iter().map(|(_, what)| RefreshFailure {
+                what,
+                error: io::Error::new(error.kind(), error.to_string()),
+            }));
+            return;
+        }
+        // The kernel handled every request within the send: its error
+        // answers are all queued by now.
+        let mut answer = vec![0u8; 8192];
+        loop {
+            let n = match self.socket.recv(&mut &mut answer[..], 0) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            failures.extend(refresh_failures(&answer[..n.min(answer.len())], &queued));
+        }
+    }
+}
+
+/// The failures a datagram of error answers reports, by the sequence
+/// numbers of the `queued` requests.
+fn refresh_failures(mut datagram: &[u8], queued: &[(u32, String)]) -> Vec<RefreshFailure> {
+    let mut out = Vec::new();
+    while datagram.len() >= 16 {
+        let len = u32::from_ne_bytes([datagram[0], datagram[1], datagram[2], datagram[3]]) as usize;
+        if len < 16 || len > datagram.len() {
+            break;
+        }
+        if let Ok(message) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&datagram[..len]) {
+            if let NetlinkPayload::Error(e) = &message.payload {
+                if e.code.is_some() {
+                    let seq = message.header.sequence_number;
+                    let what = queued
+                        .iter()
+                        .find(|(s, _)| *s == seq)
+                        .map_or_else(|| format!("request {seq}"), |(_, w)| w.clone());
+                    out.push(RefreshFailure {
+                        what,
+                        error: e.to_io(),
+                    });
+                }
+            }
+        }
+        datagram = &datagram[len.next_multiple_of(4).min(datagram.len())..];
+    }
+    out
 }
 
 impl Netlink {
@@ -721,13 +882,17 @@ const WATCH_RCVBUF: usize = 4 << 20;
 
 /// Subscribe to link, IPv4 and IPv6 address and rule notifications and
 /// deliver them on the returned channel. Must be called inside a tokio
-/// runtime; the watch stops when the receiver is dropped.
+/// runtime; the watch stops when the receiver is dropped. Without
+/// `address_adds` the kernel drops every new-address notification before
+/// it reaches the socket (a socket filter): a master refreshing hundreds
+/// of leases would otherwise read and parse one for each refresh, and
+/// only `--address-monitoring` logs them.
 ///
 /// Link events are de-duplicated: one is sent when an interface is first
 /// heard of and then whenever its `up` changes (the kernel sends several
 /// messages per change). To avoid missing a change, subscribe first, then
 /// read the current state with [`Netlink::link_by_name`].
-pub fn watch() -> Result<mpsc::UnboundedReceiver<NetEvent>, NetlinkError> {
+pub fn watch(address_adds: bool) -> Result<mpsc::UnboundedReceiver<NetEvent>, NetlinkError> {
     let (mut connection, handle, mut messages) = rtnetlink::new_multicast_connection(&[
         MulticastGroup::Link,
         MulticastGroup::Ipv4Ifaddr,
@@ -739,6 +904,10 @@ pub fn watch() -> Result<mpsc::UnboundedReceiver<NetEvent>, NetlinkError> {
         .socket_mut()
         .socket_mut()
         .set_rx_buf_sz(WATCH_RCVBUF)?;
+    if !address_adds {
+        let socket = connection.socket_mut().socket_mut();
+        socket2::SockRef::from(&*socket).attach_filter(&drop_message_type(libc::RTM_NEWADDR))?;
+    }
     let (events, receiver) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         // The handle keeps the connection alive as long as the forwarder.
@@ -760,6 +929,25 @@ pub fn watch() -> Result<mpsc::UnboundedReceiver<NetEvent>, NetlinkError> {
         }
     });
     Ok(receiver)
+}
+
+/// A socket filter that drops every netlink datagram whose (first)
+/// message is of type `kind` and keeps the rest. The kernel sends each
+/// notification in a datagram of its own.
+fn drop_message_type(kind: u16) -> [socket2::SockFilter; 4] {
+    // Classic BPF loads in network byte order; the type field is in the
+    // host's.
+    let kind = u32::from(u16::from_be_bytes(kind.to_ne_bytes()));
+    const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    [
+        // The type: 4 bytes into the header (after the length).
+        socket2::SockFilter::new(LD_H_ABS, 0, 0, 4),
+        socket2::SockFilter::new(JEQ_K, 0, 1, kind),
+        socket2::SockFilter::new(RET_K, 0, 0, 0),
+        socket2::SockFilter::new(RET_K, 0, 0, u32::MAX),
+    ]
 }
 
 fn translate(

@@ -35,7 +35,9 @@ use tracing::{debug, error, info, warn};
 use super::channel::{Channel, ChannelEvent, ChannelHandle, ChannelOptions};
 use super::control::{self, Pending, Reply, Request, Status};
 use super::garp::GarpSender;
-use super::netlink::{self as nlink, LinkEvent, NetEvent, Netlink, NetlinkError};
+use super::netlink::{
+    self as nlink, LeaseRefresher, LinkEvent, NetEvent, Netlink, NetlinkError, RefreshFailure,
+};
 use super::notify::Notifier;
 use super::on_change;
 use super::script;
@@ -60,6 +62,36 @@ pub enum AgentError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Send the gathered adverts, those of one socket in a row with one
+/// sendmmsg; what that does not take goes one by one, waiting for room.
+async fn send_adverts(adverts: &mut Vec<(Rc<VrrpSocket>, IpAddr, Vec<u8>)>) {
+    let mut rest = &adverts[..];
+    while let Some((sock, _, _)) = rest.first() {
+        let run = rest
+            .iter()
+            .take_while(|(s, _, _)| Rc::ptr_eq(s, sock))
+            .count();
+        let (group, after) = rest.split_at(run);
+        let batch: Vec<(&[u8], IpAddr)> = group.iter().map(|(_, d, b)| (&b[..], *d)).collect();
+        let sent = sock.try_send_many(&batch).unwrap_or(0);
+        for (payload, dst) in &batch[sent..] {
+            if let Err(e) = sock.send(payload, *dst).await {
+                // A down link fails sends: the link watch turns that into
+                // FAULT; do not flood the log.
+                debug!("advert to {dst}: {e}");
+            }
+        }
+        rest = after;
+    }
+    adverts.clear();
+}
+
+fn report_refresh_failures(failures: Vec<RefreshFailure>) {
+    for f in failures {
+        warn!("cannot refresh the lease of {}: {}", f.what, f.error);
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> AgentError {
@@ -233,12 +265,15 @@ const RX_BEFORE_TIMERS: usize = 16 * RX_BURST;
 const RX_LATE: Duration = Duration::from_micros(200);
 
 /// A turn that read at least [`RX_BUSY`] packets (a burst of adverts is
-/// coming in) lets the next ones gather for this long, the thread asleep
-/// (not woken by each packet, as a wait in the reactor is), unless a timer
-/// is due sooner: at 255 x 10 ms a backup then wakes once per dozens of
-/// adverts. Each packet keeps its kernel receive time; only a reaction to
-/// one (a master yielding to a better one) may come this much later.
+/// coming in) lets the next ones gather, the thread asleep (not woken by
+/// each packet, as a wait in the reactor is), unless a timer is due
+/// sooner: [`RX_HOLD`] for each [`RX_BUSY`] packets it read, at most
+/// [`RX_HOLD_MAX`]. At 255 x 10 ms a backup then wakes at most a thousand
+/// times a second, each time for dozens of adverts. Each packet keeps its
+/// kernel receive time; only a reaction to one (a master yielding to a
+/// better one) may come this much later.
 const RX_HOLD: Duration = Duration::from_micros(250);
+const RX_HOLD_MAX: Duration = Duration::from_millis(1);
 const RX_BUSY: usize = 4;
 
 /// A socket the loop reads VRRP (or AH) packets from itself: no task, no
@@ -295,6 +330,9 @@ struct Agent {
     opts: Options,
     node: Node,
     nl: Netlink,
+    /// Lease refreshes, many in one write (None: the socket could not be
+    /// opened, and each goes through `nl`).
+    refresher: Option<LeaseRefresher>,
     ifaces: Vec<Iface>,
     /// The socket each instance's adverts leave by (multicast, or bound to
     /// unicast_src).
@@ -568,7 +606,7 @@ impl Agent {
         }
         ledger.clear().map_err(io_err("state file"))?;
         // Subscribe before reading link states, so no change falls between.
-        let links = nlink::watch().map_err(nl_err("netlink watch"))?;
+        let links = nlink::watch(opts.address_monitoring).map_err(nl_err("netlink watch"))?;
         let (ctl_tx, ctl) = mpsc::channel(16);
         let (tracker, track_events) = Tracker::start(&config);
         control::serve(&config.global.control_socket, ctl_tx).map_err(io_err(format!(
@@ -579,6 +617,9 @@ impl Agent {
             opts,
             node: Node::new(config.clone()),
             nl,
+            refresher: LeaseRefresher::new()
+                .inspect_err(|e| warn!("lease refreshes go one by one: {e}"))
+                .ok(),
             ifaces: Vec::new(),
             socks: BTreeMap::new(),
             vmacs: BTreeMap::new(),
@@ -904,16 +945,20 @@ impl Agent {
         });
     }
 
-    /// [`RX_HOLD`]: sleep (blocking the loop: nothing else is due before
-    /// its end) so that a burst's next packets gather in the sockets.
-    fn hold_rx(&mut self) {
-        let until = Instant::now() + RX_HOLD;
+    /// [`RX_HOLD`] after a turn that read `read` packets: sleep (blocking
+    /// the loop: nothing else is due before its end) so that a burst's next
+    /// packets gather in the sockets.
+    fn hold_rx(&mut self, read: usize) {
+        let hold = RX_HOLD
+            .saturating_mul(u32::try_from(read / RX_BUSY).unwrap_or(u32::MAX))
+            .min(RX_HOLD_MAX);
+        let until = Instant::now() + hold;
         // Effects first (an advert to send, a reply) and no deadline
         // inside the hold.
         if self.node.has_effects() || self.node.next_deadline().is_some_and(|d| d <= until) {
             return;
         }
-        std::thread::sleep(RX_HOLD);
+        std::thread::sleep(hold);
     }
 
     /// Hand the node what the sockets hold, up to `budget` packets, each
@@ -1281,8 +1326,9 @@ impl Agent {
                 Some(ev) = self.links.recv() => self.on_net_event(ev).await,
                 // What has come: one turn for the burst.
                 _ = rx_ready(&self.rx_socks) => {
-                    if self.drain_rx(RX_BURST, false) >= RX_BUSY {
-                        self.hold_rx();
+                    let read = self.drain_rx(RX_BURST, false);
+                    if read >= RX_BUSY {
+                        self.hold_rx(read);
                     }
                 }
                 Some(ev) = next_channel_event(&mut self.cluster) => self.on_channel(ev),
@@ -1513,10 +1559,67 @@ impl Agent {
     }
 
     /// Carry out the node's effects, in order, until it has none left.
+    ///
+    /// Adverts and lease refreshes are gathered and go out in batches (one
+    /// sendmmsg per socket, one netlink write): a batch goes before any
+    /// other effect, so only adverts and refreshes change places among
+    /// themselves, which nothing depends on (a refreshed address is there
+    /// already).
     async fn apply_effects(&mut self) {
+        let mut adverts: Vec<(Rc<VrrpSocket>, IpAddr, Vec<u8>)> = Vec::new();
+        let mut refreshing = false;
         while let Some(effect) = self.node.poll_effect() {
-            self.apply(effect).await;
+            match effect {
+                Effect::SendAdvert {
+                    instance,
+                    dst,
+                    bytes,
+                } => {
+                    if let Some(sock) = self.socks.get(&instance) {
+                        adverts.push((Rc::clone(sock), dst, bytes));
+                    }
+                }
+                Effect::RefreshVips {
+                    instance,
+                    name,
+                    iface,
+                    vips,
+                    lease,
+                    metric,
+                    readd: false,
+                } if self.refresher.is_some() => {
+                    let targets = self.vip_targets(instance, &name, iface, &vips).await;
+                    let mut failures = Vec::new();
+                    if let Some(r) = &mut self.refresher {
+                        for (ifname, index, v) in targets {
+                            let what = format!("({name}) VIP {v} on {ifname}");
+                            r.queue(index, &v, lease, metric, what, &mut failures);
+                        }
+                    }
+                    report_refresh_failures(failures);
+                    refreshing = true;
+                }
+                other => {
+                    send_adverts(&mut adverts).await;
+                    if std::mem::take(&mut refreshing) {
+                        self.flush_refreshes();
+                    }
+                    self.apply(other).await;
+                }
+            }
         }
+        send_adverts(&mut adverts).await;
+        if refreshing {
+            self.flush_refreshes();
+        }
+    }
+
+    fn flush_refreshes(&mut self) {
+        let mut failures = Vec::new();
+        if let Some(r) = &mut self.refresher {
+            r.flush(&mut failures);
+        }
+        report_refresh_failures(failures);
     }
 
     async fn apply(&mut self, effect: Effect) {

@@ -25,8 +25,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::socket::{
-    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockaddrIn, SockaddrIn6,
+    recvmsg, sendmmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    MultiHeaders, SockaddrIn, SockaddrIn6,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 use std::task::{Context, Poll};
@@ -374,50 +374,26 @@ impl VrrpSocket {
 
     fn send_now(&self, fd: RawFd, payload: &[u8], dst: IpAddr) -> io::Result<()> {
         let iov = [IoSlice::new(payload)];
-        let sent = match (dst, self.source) {
-            (IpAddr::V4(dst), source) if !self.v6 => {
+        let sent = match dst {
+            IpAddr::V4(dst) if !self.v6 => {
                 let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
-                let info;
-                let cmsgs: &[ControlMessage] = match source {
-                    Some(IpAddr::V4(src)) => {
-                        info = libc::in_pktinfo {
-                            ipi_ifindex: self.ifindex as libc::c_int,
-                            ipi_spec_dst: libc::in_addr {
-                                s_addr: u32::from(src).to_be(),
-                            },
-                            ipi_addr: libc::in_addr { s_addr: 0 },
-                        };
-                        &[ControlMessage::Ipv4PacketInfo(&info)]
-                    }
-                    _ => &[],
+                let info = self.pktinfo_v4();
+                let cmsgs: &[ControlMessage] = match &info {
+                    Some(info) => &[ControlMessage::Ipv4PacketInfo(info)],
+                    None => &[],
                 };
                 sendmsg(fd, &iov, cmsgs, MsgFlags::empty(), Some(&to))
             }
-            (IpAddr::V6(dst), source) if self.v6 => {
-                // The scope is needed for link-local peers and the group;
-                // the kernel ignores it for global destinations.
-                let to = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, self.ifindex));
-                let info;
-                let cmsgs: &[ControlMessage] = match source {
-                    Some(IpAddr::V6(src)) => {
-                        info = libc::in6_pktinfo {
-                            ipi6_addr: libc::in6_addr {
-                                s6_addr: src.octets(),
-                            },
-                            ipi6_ifindex: self.ifindex,
-                        };
-                        &[ControlMessage::Ipv6PacketInfo(&info)]
-                    }
-                    _ => &[],
+            IpAddr::V6(dst) if self.v6 => {
+                let to = self.v6_destination(dst);
+                let info = self.pktinfo_v6();
+                let cmsgs: &[ControlMessage] = match &info {
+                    Some(info) => &[ControlMessage::Ipv6PacketInfo(info)],
+                    None => &[],
                 };
                 sendmsg(fd, &iov, cmsgs, MsgFlags::empty(), Some(&to))
             }
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "destination is not of the socket's family",
-                ))
-            }
+            _ => return Err(wrong_family()),
         };
         let sent = sent.map_err(io::Error::from)?;
         if sent != payload.len() {
@@ -428,6 +404,95 @@ impl VrrpSocket {
         }
         Ok(())
     }
+
+    /// Send as many of `adverts` (complete VRRP messages and their
+    /// destinations, as [`send`](Self::send) takes them) as the socket
+    /// takes now, in one system call (sendmmsg): how many went. An error
+    /// means none went; the caller sends the rest one by one with
+    /// [`send`](Self::send), which waits for room and reports each failure.
+    pub fn try_send_many(&self, adverts: &[(&[u8], IpAddr)]) -> io::Result<usize> {
+        if adverts.is_empty() {
+            return Ok(0);
+        }
+        let fd = self.io.get_ref().as_raw_fd();
+        let iovs: Vec<[IoSlice<'_>; 1]> = adverts.iter().map(|(p, _)| [IoSlice::new(p)]).collect();
+        let sent = if self.v6 {
+            let to = adverts
+                .iter()
+                .map(|(_, dst)| match dst {
+                    IpAddr::V6(d) => Ok(Some(self.v6_destination(*d))),
+                    IpAddr::V4(_) => Err(wrong_family()),
+                })
+                .collect::<io::Result<Vec<_>>>()?;
+            let info = self.pktinfo_v6();
+            let cmsgs: &[ControlMessage] = match &info {
+                Some(info) => &[ControlMessage::Ipv6PacketInfo(info)],
+                None => &[],
+            };
+            let space = info.is_some().then(|| nix::cmsg_space!(libc::in6_pktinfo));
+            let mut headers = MultiHeaders::<SockaddrIn6>::preallocate(adverts.len(), space);
+            sendmmsg(fd, &mut headers, &iovs, &to, cmsgs, MsgFlags::MSG_DONTWAIT)
+                .map(Iterator::count)
+        } else {
+            let to = adverts
+                .iter()
+                .map(|(_, dst)| match dst {
+                    IpAddr::V4(d) => Ok(Some(SockaddrIn::from(SocketAddrV4::new(*d, 0)))),
+                    IpAddr::V6(_) => Err(wrong_family()),
+                })
+                .collect::<io::Result<Vec<_>>>()?;
+            let info = self.pktinfo_v4();
+            let cmsgs: &[ControlMessage] = match &info {
+                Some(info) => &[ControlMessage::Ipv4PacketInfo(info)],
+                None => &[],
+            };
+            let space = info.is_some().then(|| nix::cmsg_space!(libc::in_pktinfo));
+            let mut headers = MultiHeaders::<SockaddrIn>::preallocate(adverts.len(), space);
+            sendmmsg(fd, &mut headers, &iovs, &to, cmsgs, MsgFlags::MSG_DONTWAIT)
+                .map(Iterator::count)
+        };
+        sent.map_err(io::Error::from)
+    }
+
+    /// The scope is needed for link-local peers and the group; the kernel
+    /// ignores it for global destinations.
+    fn v6_destination(&self, dst: Ipv6Addr) -> SockaddrIn6 {
+        SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, self.ifindex))
+    }
+
+    /// The source and interface of an IPv4 advert, if the source is set.
+    fn pktinfo_v4(&self) -> Option<libc::in_pktinfo> {
+        match self.source {
+            Some(IpAddr::V4(src)) => Some(libc::in_pktinfo {
+                ipi_ifindex: self.ifindex as libc::c_int,
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from(src).to_be(),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            }),
+            _ => None,
+        }
+    }
+
+    /// The source and interface of an IPv6 advert, if the source is set.
+    fn pktinfo_v6(&self) -> Option<libc::in6_pktinfo> {
+        match self.source {
+            Some(IpAddr::V6(src)) => Some(libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: src.octets(),
+                },
+                ipi6_ifindex: self.ifindex,
+            }),
+            _ => None,
+        }
+    }
+}
+
+fn wrong_family() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "destination is not of the socket's family",
+    )
 }
 
 impl AsRawFd for VrrpSocket {

@@ -40,7 +40,7 @@ pub mod status;
 pub mod track;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -356,7 +356,7 @@ pub struct Node {
     /// Where the instance for (interface, IPv4?, VRID) was last found in
     /// `slots`: a hint checked on every use (slots come and go), so a
     /// packet finds its instance without scanning them all.
-    slot_hint: HashMap<(usize, bool, u8), usize>,
+    slot_hint: SlotHints,
     /// [`Node::next_deadline`] as last computed (None: not known). Cleared
     /// by every change but a packet's on the quick path, which moves it
     /// itself (one instance's deadline changed).
@@ -460,7 +460,7 @@ impl Node {
             effects: VecDeque::new(),
             refused: BTreeMap::new(),
             member_addrs: BTreeMap::new(),
-            slot_hint: HashMap::new(),
+            slot_hint: SlotHints::default(),
             deadline_memo: std::cell::Cell::new(None),
             settled: false,
             deadlines: DeadlineHeap::default(),
@@ -1261,33 +1261,42 @@ impl Node {
     }
 }
 
+/// Where the instance for (interface, family, VRID) was last found: per
+/// interface, a slot number (plus one; 0: none) for each of the 256 IPv4
+/// and 256 IPv6 VRIDs. A lookup is an index, no hash and no scan.
+#[derive(Debug, Default)]
+struct SlotHints(Vec<[u16; 512]>);
+
+impl SlotHints {
+    fn entry(&mut self, iface: IfaceId, v4: bool, vrid: u8) -> &mut u16 {
+        if self.0.len() <= iface.0 {
+            self.0.resize(iface.0 + 1, [0; 512]);
+        }
+        &mut self.0[iface.0][usize::from(v4) * 256 + usize::from(vrid)]
+    }
+}
+
 /// The slot of the instance for (`iface`, family, `vrid`): the hint when it
 /// still points at it, else a scan that renews the hint. An unknown VRID
 /// scans every time (and finds nothing), as it did before the hint.
 fn find_slot(
     slots: &[Slot],
-    hint: &mut HashMap<(usize, bool, u8), usize>,
+    hints: &mut SlotHints,
     iface: IfaceId,
     v4: bool,
     vrid: u8,
 ) -> Option<usize> {
     let is =
         |s: &Slot| s.iface == iface && s.core.vrid() == vrid && s.core.local_addr().is_ipv4() == v4;
-    let key = (iface.0, v4, vrid);
-    if let Some(&i) = hint.get(&key) {
+    let hint = hints.entry(iface, v4, vrid);
+    if let Some(i) = usize::from(*hint).checked_sub(1) {
         if slots.get(i).is_some_and(is) {
             return Some(i);
         }
     }
     let found = slots.iter().position(is);
-    match found {
-        Some(i) => {
-            hint.insert(key, i);
-        }
-        None => {
-            hint.remove(&key);
-        }
-    }
+    // More than 65,534 slots: no hint, a scan each time.
+    *hint = found.and_then(|i| u16::try_from(i + 1).ok()).unwrap_or(0);
     found
 }
 
@@ -1370,11 +1379,16 @@ impl Node {
     }
 
     fn on_timers(&mut self, now: Instant) {
+        let lease_due = self.slots.iter().any(|s| s.core.lease_refresh_due(now));
         for s in &mut self.slots {
             // Masters whose advert is due within its slack go along.
             let due = s.core.next_deadline().is_some_and(|d| d <= now);
             if due || s.core.advert_due_within_slack(now) {
                 s.core.handle_timeout(now);
+            }
+            // And so do the lease refreshes that are nearly due.
+            if lease_due {
+                s.core.refresh_lease_early(now);
             }
         }
         for i in 0..self.slots.len() {
@@ -2324,6 +2338,90 @@ mod dispatch_tests {
                 );
             }
         }
+    }
+
+    /// 60 masters at 100 ms that took over out of phase (spread over a
+    /// whole 1 s lease) refresh their leases in one group per period once
+    /// the groups have merged, not on 60 wake-ups: a refresh due within
+    /// half its period goes along with one that is due. None is ever late
+    /// (at most a period after the one before), none comes sooner than half
+    /// a period, and the count stays about one per period.
+    #[test]
+    fn masters_out_of_phase_refresh_their_leases_in_one_group() {
+        let n = 60u8;
+        let interval = Duration::from_millis(100);
+        let t0 = Instant::now();
+        let (_, mut node) = backups(1..=n, Some(interval), t0);
+        let period = Duration::from_secs(1) / 3;
+        // Each instance's last add or refresh while master, its refresh
+        // count and when it became master; every refresh's time.
+        let mut last: BTreeMap<InstanceId, Instant> = BTreeMap::new();
+        let mut count: BTreeMap<InstanceId, (usize, Instant)> = BTreeMap::new();
+        let mut wakes = std::collections::BTreeSet::new();
+        let mut record = |node: &mut Node, at: Instant| {
+            while let Some(e) = node.poll_effect() {
+                match e {
+                    Effect::AddVips { instance, .. } => {
+                        last.insert(instance, at);
+                        count.insert(instance, (0, at));
+                    }
+                    Effect::RemoveVips { instance, .. } => {
+                        last.remove(&instance);
+                    }
+                    Effect::RefreshVips { instance, .. } => {
+                        let before = last.insert(instance, at).expect("refresh while master");
+                        let gap = at - before;
+                        assert!(
+                            gap <= period,
+                            "{instance:?}: refreshed {gap:?} after the last"
+                        );
+                        assert!(
+                            gap >= period / 2,
+                            "{instance:?}: refreshed {gap:?} after the last"
+                        );
+                        count.get_mut(&instance).unwrap().0 += 1;
+                        wakes.insert(at);
+                    }
+                    _ => {}
+                }
+            }
+        };
+        let mut run_until = |node: &mut Node, until: Instant| {
+            while let Some(d) = node.next_deadline().filter(|d| *d < until) {
+                node.handle(d, Input::Timeout);
+                record(node, d);
+            }
+        };
+        // Each hears a master once, at its own moment over a second: they
+        // take over out of phase when its adverts stop.
+        for vrid in 1..=n {
+            let at = t0 + Duration::from_millis(1000 * u64::from(vrid) / u64::from(n));
+            run_until(&mut node, at);
+            deliver_bytes(&mut node, at, &own_advert(vrid, 10));
+            run_until(&mut node, at);
+        }
+        let end = t0 + Duration::from_secs(5);
+        run_until(&mut node, end);
+        assert_eq!(last.len(), usize::from(n), "every instance is master");
+        for (id, at) in &last {
+            assert!(end - *at <= period, "{id:?}: no refresh since {at:?}");
+        }
+        for (id, (refreshes, since)) in &count {
+            // About 3 a second: pulled early now and then while the groups
+            // merge, not every time.
+            let span = (end - *since).as_secs_f64();
+            assert!(
+                (*refreshes as f64) < span * 3.0 * 1.25,
+                "{id:?}: {refreshes} refreshes in {span:.2} s"
+            );
+        }
+        // From 2 s on, one group per period (a second one for a moment
+        // while two merge, at most).
+        let late = wakes
+            .iter()
+            .filter(|t| **t >= t0 + Duration::from_secs(2))
+            .count();
+        assert!(late <= 3 * 3 + 2, "{late} refresh wake-ups in the last 3 s");
     }
 
     /// A backup hearing its masters in turn: each advert pushes back the

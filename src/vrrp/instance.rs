@@ -940,6 +940,28 @@ impl Instance {
                 .is_some_and(|t| t <= now + self.advert_slack())
     }
 
+    /// A master whose lease refresh is due by `now`: the node then pulls
+    /// along every other master's refresh that is nearly due
+    /// ([`Instance::refresh_lease_early`]).
+    pub fn lease_refresh_due(&self, now: Instant) -> bool {
+        self.state == State::Master && self.lease_refresh_at.is_some_and(|t| t <= now)
+    }
+
+    /// Refresh the lease now if it is due within half its period. The node
+    /// calls this on every master when one master's refresh comes, so the
+    /// refreshes of hundreds of masters (each took over at its own moment)
+    /// fall into one netlink batch per period instead of one each: two
+    /// groups merge within a period, and once merged each refresh still
+    /// comes one period after the last. A pulled refresh is early, never
+    /// late, so the lease's margin only grows.
+    pub fn refresh_lease_early(&mut self, now: Instant) {
+        let slack = timers::vip_lease_refresh(self.cfg.vip_lease) / 2;
+        if self.state == State::Master && self.lease_refresh_at.is_some_and(|t| t <= now + slack) {
+            self.actions.push_back(Action::RefreshVips);
+            self.lease_refresh_at = self.next_lease_refresh(now);
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         self.check_stalled(now);
         match self.state {
