@@ -1,6 +1,8 @@
 //! The receive path of VRRP adverts, as the daemon runs it: the IPv4
 //! header a raw socket hands over (`agent::socket::parse_ipv4_header`), or
-//! IPv6's control messages (`received_v6`), then `vrrp::dispatch` into the
+//! IPv6's control messages (`received_v6`, and `received_v6_raw` on the
+//! same messages as the kernel lays them out, which must agree), then
+//! `vrrp::dispatch` into the
 //! instances of one interface (TTL check, parse, VRID lookup, the
 //! instance's own checks and state machine).
 //!
@@ -19,12 +21,36 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
-use baton::agent::socket::{parse_ipv4_header, received_v6};
+use baton::agent::socket::{parse_ipv4_header, received_v6, received_v6_raw};
 use baton::vrrp::{dispatch, Delivery, Instance, InstanceConfig, RxStats};
 use baton::wire::vrrp::Version;
 use baton_fuzz::fix_vrrp_checksum;
 use libfuzzer_sys::fuzz_target;
 use nix::sys::socket::ControlMessageOwned;
+
+/// The control messages as the kernel lays them out: per message a size_t
+/// length, level and type, the data, padding to a size_t.
+fn raw_control(cmsgs: &[ControlMessageOwned]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in cmsgs {
+        let (kind, data): (i32, Vec<u8>) = match c {
+            ControlMessageOwned::Ipv6HopLimit(h) => (libc::IPV6_HOPLIMIT, h.to_ne_bytes().to_vec()),
+            ControlMessageOwned::Ipv6PacketInfo(info) => {
+                let mut d = info.ipi6_addr.s6_addr.to_vec();
+                d.extend_from_slice(&info.ipi6_ifindex.to_ne_bytes());
+                (libc::IPV6_PKTINFO, d)
+            }
+            _ => continue,
+        };
+        let word = std::mem::size_of::<usize>();
+        out.extend_from_slice(&(word + 8 + data.len()).to_ne_bytes());
+        out.extend_from_slice(&libc::IPPROTO_IPV6.to_ne_bytes());
+        out.extend_from_slice(&kind.to_ne_bytes());
+        out.extend_from_slice(&data);
+        out.resize(out.len().next_multiple_of(word), 0);
+    }
+    out
+}
 
 fn instances(now: Instant) -> Vec<Instance> {
     let v4 = |d| IpAddr::V4(Ipv4Addr::new(192, 0, 2, d));
@@ -101,7 +127,12 @@ fuzz_target!(|data: &[u8]| {
             at = 34;
         }
         let payload = &rest[at..];
+        // The daemon's batch receive parses the kernel's layout itself:
+        // the same messages laid out so must say the same.
+        let raw = raw_control(&cmsgs);
         let r = received_v6(Some(Ipv6Addr::from(src)), payload.len(), cmsgs);
+        let r_raw = received_v6_raw(Some(Ipv6Addr::from(src)), payload.len(), &raw);
+        assert_eq!(r, r_raw, "the two parses of the control messages agree");
         assert_eq!(r.payload, 0..payload.len());
         assert!(
             flags & 2 == 0 || r.ttl == 0,

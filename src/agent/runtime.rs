@@ -284,9 +284,8 @@ struct RxSock {
     multicast_socket: bool,
     sock: Rc<VrrpSocket>,
     clock: ArrivalClock,
-    /// IPv4 (VRRP and AH): many datagrams per `recvmmsg`. IPv6: None, one
-    /// packet per call into [`Agent::rx_buf6`].
-    batch: Option<Box<RecvBatch>>,
+    /// Many datagrams per `recvmmsg`, made for the socket's family.
+    batch: Box<RecvBatch>,
 }
 
 /// Ready when any of `socks` may have a packet (registers the loop's waker
@@ -344,9 +343,6 @@ struct Agent {
     ledger: VipLedger,
     /// The sockets VRRP is received from, read by this loop.
     rx_socks: Vec<RxSock>,
-    /// The receive buffer of the IPv6 sockets (touched only as far as
-    /// packets reach).
-    rx_buf6: Vec<u8>,
     links: mpsc::UnboundedReceiver<NetEvent>,
     ctl: mpsc::Receiver<Pending>,
     cluster: Option<ChannelRt>,
@@ -626,7 +622,6 @@ impl Agent {
             sysctls: Sysctls::new(),
             ledger,
             rx_socks: Vec::new(),
-            rx_buf6: Vec::new(),
             links,
             ctl,
             cluster: None,
@@ -932,10 +927,11 @@ impl Agent {
 
     /// Read VRRP from `sock` in this loop from now on.
     fn spawn_receiver(&mut self, iface: usize, sock: Rc<VrrpSocket>, multicast_socket: bool) {
-        let batch = (!sock.is_v6()).then(|| Box::new(RecvBatch::new(sock.is_ah())));
-        if sock.is_v6() && self.rx_buf6.is_empty() {
-            self.rx_buf6 = vec![0u8; 65536];
-        }
+        let batch = Box::new(if sock.is_v6() {
+            RecvBatch::new_v6()
+        } else {
+            RecvBatch::new(sock.is_ah())
+        });
         self.rx_socks.push(RxSock {
             iface,
             multicast_socket,
@@ -969,47 +965,10 @@ impl Agent {
     fn drain_rx(&mut self, budget: usize, now: bool) -> usize {
         let mut budget = budget;
         let wanted = budget;
-        let Agent {
-            rx_socks,
-            rx_buf6,
-            node,
-            ..
-        } = self;
+        let Agent { rx_socks, node, .. } = self;
         for s in rx_socks.iter_mut() {
             while budget > 0 {
-                let Some(batch) = s.batch.as_deref_mut() else {
-                    // IPv6: one packet per call.
-                    let got = if now {
-                        s.sock.recv_now(rx_buf6)
-                    } else {
-                        s.sock.try_recv(rx_buf6)
-                    };
-                    let r = match got {
-                        Ok(Some(r)) => r,
-                        Ok(None) => break,
-                        Err(e) => {
-                            warn!("VRRP receive: {e}");
-                            budget -= 1;
-                            // A truncated packet concerns itself only.
-                            if e.kind() == io::ErrorKind::InvalidData {
-                                continue;
-                            }
-                            break;
-                        }
-                    };
-                    budget -= 1;
-                    let at = s.clock.batch().of(r.stamp);
-                    let packet = Input::Packet {
-                        iface: IfaceId(s.iface),
-                        multicast_socket: s.multicast_socket,
-                        src: r.src,
-                        dst: r.dst,
-                        ttl: r.ttl,
-                        payload: &rx_buf6[r.payload],
-                    };
-                    node.handle(at, packet);
-                    continue;
-                };
+                let batch = &mut *s.batch;
                 let got = if now {
                     s.sock.recv_batch_now(batch)
                 } else {

@@ -224,18 +224,7 @@ impl VrrpSocket {
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         loop {
             let mut guard = self.io.readable().await?;
-            let result = guard.try_io(|io| {
-                if self.v6 {
-                    recv_v6(io.get_ref().as_fd(), buf)
-                } else {
-                    recv_v4(io.get_ref(), buf).map(|mut r| {
-                        if self.ah {
-                            r.payload.start = 0;
-                        }
-                        r
-                    })
-                }
-            });
+            let result = guard.try_io(|io| self.recv_one(io.get_ref(), buf));
             match result {
                 Ok(received) => {
                     return received.map_err(|e| context(&self.ifname, "receive", e));
@@ -311,32 +300,9 @@ impl VrrpSocket {
         })
     }
 
-    /// [`try_recv`](Self::try_recv) asking the kernel whatever the reactor
-    /// last saw.
-    pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        match self.recv_one(self.io.get_ref(), buf) {
-            Ok(r) => Ok(Some(r)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(context(&self.ifname, "receive", e)),
-        }
-    }
-
-    /// One packet as [`recv`](Self::recv) would take it, without waiting:
-    /// None when nothing is queued (the readiness is then cleared). An
-    /// `InvalidData` error concerns that one packet only.
-    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        match self
-            .io
-            .try_io(Interest::READABLE, |io| self.recv_one(io, buf))
-        {
-            Ok(r) => Ok(Some(r)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(context(&self.ifname, "receive", e)),
-        }
-    }
-
-    /// Receive up to [`RecvBatch::CAPACITY`] IPv4 datagrams (this is an
-    /// IPv4 socket) in one `recvmmsg`; returns how many, at least one.
+    /// Receive up to [`RecvBatch::CAPACITY`] datagrams in one `recvmmsg`
+    /// (the batch made for the socket's family: [`RecvBatch::new`] or
+    /// [`RecvBatch::new_v6`]); returns how many, at least one.
     /// [`RecvBatch::get`] hands each over as [`recv`](Self::recv) would.
     pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         loop {
@@ -595,25 +561,32 @@ fn recv_v4(socket: &Socket, buf: &mut [u8]) -> io::Result<Received> {
     })
 }
 
-/// Room for a batch of IPv4 datagrams, filled by one `recvmmsg` (the
-/// receive path at hundreds of instances: one system call for many
-/// adverts, and no allocation per packet). Each slot holds a whole
-/// datagram, as the one-packet receive does; the memory is touched only
-/// as far as datagrams reach, a page or so per slot for adverts.
+/// Room for a batch of datagrams, filled by one `recvmmsg` (the receive
+/// path at hundreds of instances: one system call for many adverts, and no
+/// allocation per packet). Each slot holds a whole IPv4 datagram, or an
+/// IPv6 payload with the sender's address and control messages, as the
+/// one-packet receive does; the memory is touched only as far as datagrams
+/// reach, a page or so per slot for adverts.
 pub struct RecvBatch {
     slots: Vec<u8>,
     lens: [usize; Self::CAPACITY],
-    /// Each datagram's control messages (its receive time); u64s for the
-    /// alignment of a `cmsghdr`.
+    /// Each datagram's control messages (its receive time; for IPv6 also
+    /// its destination and hop limit); u64s for the alignment of a
+    /// `cmsghdr`.
     control: [[u64; CONTROL_WORDS]; Self::CAPACITY],
     control_lens: [usize; Self::CAPACITY],
+    /// IPv6: each sender's address (an IPv4 datagram has it in its header).
+    names: Option<Box<[libc::sockaddr_in6; Self::CAPACITY]>>,
+    /// The kernel cut the datagram to its slot.
+    truncated: [bool; Self::CAPACITY],
     count: usize,
     ah: bool,
 }
 
-/// Room for the control messages of one datagram: SCM_TIMESTAMPNS (a
-/// 16-byte header and a 16-byte timespec), and then some.
-const CONTROL_WORDS: usize = 8;
+/// Room for the control messages of one datagram: SCM_TIMESTAMPNS (32
+/// bytes with its header), IPV6_PKTINFO (40) and IPV6_HOPLIMIT (24), and
+/// then some.
+const CONTROL_WORDS: usize = 16;
 
 impl RecvBatch {
     pub const CAPACITY: usize = 16;
@@ -627,8 +600,21 @@ impl RecvBatch {
             lens: [0; Self::CAPACITY],
             control: [[0; CONTROL_WORDS]; Self::CAPACITY],
             control_lens: [0; Self::CAPACITY],
+            names: None,
+            truncated: [false; Self::CAPACITY],
             count: 0,
             ah,
+        }
+    }
+
+    /// Buffers for an IPv6 socket.
+    pub fn new_v6() -> RecvBatch {
+        // SAFETY: an all-zero sockaddr_in6 is a valid value of this plain
+        // C struct.
+        let names = Box::new([unsafe { std::mem::zeroed::<libc::sockaddr_in6>() }; Self::CAPACITY]);
+        RecvBatch {
+            names: Some(names),
+            ..RecvBatch::new(false)
         }
     }
 
@@ -646,15 +632,22 @@ impl RecvBatch {
             hdrs[k].msg_hdr.msg_iovlen = 1;
             hdrs[k].msg_hdr.msg_control = control.as_mut_ptr().cast();
             hdrs[k].msg_hdr.msg_controllen = std::mem::size_of_val(control) as _;
+            if let Some(names) = self.names.as_deref_mut() {
+                // No name from the kernel: no sender.
+                names[k].sin6_family = 0;
+                hdrs[k].msg_hdr.msg_name = std::ptr::from_mut(&mut names[k]).cast();
+                hdrs[k].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as _;
+            }
         }
         // SAFETY: `fd` is an open socket for the duration of the borrow;
         // every header points at one iovec describing a distinct
-        // `Self::SLOT`-byte slot of `self.slots` and at its own control
-        // buffer of `self.control` (8-byte aligned, as a cmsghdr wants), all
-        // live and exclusively borrowed here; no name buffer is passed
-        // (null, 0); the kernel writes at most `iov_len` bytes per slot, at
-        // most `msg_controllen` per control buffer, and the lengths into
-        // `hdrs`.
+        // `Self::SLOT`-byte slot of `self.slots`, at its own control
+        // buffer of `self.control` (8-byte aligned, as a cmsghdr wants) and,
+        // for IPv6, at its own `sockaddr_in6` of `self.names` (its size in
+        // `msg_namelen`), all live and exclusively borrowed here; the
+        // kernel writes at most `iov_len` bytes per slot, at most
+        // `msg_controllen` per control buffer and `msg_namelen` per name,
+        // and the lengths into `hdrs`.
         let n = unsafe {
             libc::recvmmsg(
                 fd.as_raw_fd(),
@@ -669,9 +662,10 @@ impl RecvBatch {
         }
         let n = (n as usize).min(Self::CAPACITY);
         for (k, h) in hdrs.iter().enumerate().take(n) {
-            // A datagram longer than its slot (which no IPv4 datagram is)
-            // is cut at the slot; its header's length then fails the parse.
+            // A datagram longer than its slot (which no IPv4 datagram and
+            // no IPv6 payload without jumbograms is) is cut at the slot.
             self.lens[k] = (h.msg_len as usize).min(Self::SLOT);
+            self.truncated[k] = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             // size_t with glibc, socklen_t with musl.
             #[allow(clippy::unnecessary_cast)]
             let control_len = h.msg_hdr.msg_controllen as usize;
@@ -690,8 +684,17 @@ impl RecvBatch {
         }
         let data = &self.slots[k * Self::SLOT..k * Self::SLOT + self.lens[k]];
         let control: &[u64] = &self.control[k];
-        let control = words_as_bytes(control);
-        let stamp = stamp_from_control(&control[..self.control_lens[k]]);
+        let control = &words_as_bytes(control)[..self.control_lens[k]];
+        if let Some(names) = self.names.as_deref() {
+            if self.truncated[k] {
+                return Some((data, Err(truncated(Self::SLOT))));
+            }
+            let name = &names[k];
+            let src = (i32::from(name.sin6_family) == libc::AF_INET6)
+                .then(|| Ipv6Addr::from(name.sin6_addr.s6_addr));
+            return Some((data, Ok(received_v6_raw(src, data.len(), control))));
+        }
+        let stamp = stamp_from_control(control);
         let received = parse_ipv4_header(data).map(|header| Received {
             src: IpAddr::V4(header.src),
             dst: IpAddr::V4(header.dst),
@@ -706,6 +709,13 @@ impl RecvBatch {
         });
         Some((data, received))
     }
+}
+
+fn truncated(capacity: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("packet truncated: buffer of {capacity} bytes too small"),
+    )
 }
 
 /// An IPv6 raw socket hands over the payload only; the hop limit and the
@@ -723,10 +733,7 @@ fn recv_v6(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
     )
     .map_err(io::Error::from)?;
     if msg.flags.contains(MsgFlags::MSG_TRUNC) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("packet truncated: buffer of {capacity} bytes too small"),
-        ));
+        return Err(truncated(capacity));
     }
     let src = msg.address.map(|a| a.ip());
     Ok(received_v6(
@@ -746,26 +753,60 @@ pub fn received_v6(
     len: usize,
     cmsgs: impl IntoIterator<Item = ControlMessageOwned>,
 ) -> Received {
-    let src = IpAddr::V6(src.unwrap_or(Ipv6Addr::UNSPECIFIED));
-    let mut dst = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
-    let mut ttl = 0;
-    let mut stamp = None;
+    let mut facts = V6Facts::default();
     for cmsg in cmsgs {
         match cmsg {
-            ControlMessageOwned::Ipv6HopLimit(hops) => ttl = u8::try_from(hops).unwrap_or(0),
-            ControlMessageOwned::ScmTimestampns(ts) => stamp = timespec_time(&ts),
-            ControlMessageOwned::Ipv6PacketInfo(info) => {
-                dst = IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr));
-            }
+            ControlMessageOwned::Ipv6HopLimit(hops) => facts.hops = Some(hops),
+            ControlMessageOwned::ScmTimestampns(ts) => facts.stamp = timespec_time(&ts),
+            ControlMessageOwned::Ipv6PacketInfo(info) => facts.dst = Some(info.ipi6_addr.s6_addr),
             _ => {}
         }
     }
-    Received {
-        src,
-        dst,
-        ttl,
-        payload: 0..len,
-        stamp,
+    facts.received(src, len)
+}
+
+/// [`received_v6`] from the control messages as the kernel laid them out
+/// (the batch receive). Safe on any bytes: a malformed list ends the walk.
+/// Pure, so that it can be fuzzed.
+pub fn received_v6_raw(src: Option<Ipv6Addr>, len: usize, control: &[u8]) -> Received {
+    let mut facts = V6Facts::default();
+    for (level, kind, data) in control_messages(control) {
+        match (level, kind) {
+            (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
+                facts.hops = data
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(i32::from_ne_bytes);
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                facts.dst = data.get(..16).and_then(|b| b.try_into().ok());
+            }
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => facts.stamp = timestamp(data),
+            _ => {}
+        }
+    }
+    facts.received(src, len)
+}
+
+/// What the control messages of an IPv6 datagram said.
+#[derive(Default)]
+struct V6Facts {
+    hops: Option<i32>,
+    dst: Option<[u8; 16]>,
+    stamp: Option<SystemTime>,
+}
+
+impl V6Facts {
+    /// The hop limit is 0 when missing or out of range (the TTL check
+    /// drops it), the destination unspecified when missing.
+    fn received(self, src: Option<Ipv6Addr>, len: usize) -> Received {
+        Received {
+            src: IpAddr::V6(src.unwrap_or(Ipv6Addr::UNSPECIFIED)),
+            dst: IpAddr::V6(self.dst.map_or(Ipv6Addr::UNSPECIFIED, Ipv6Addr::from)),
+            ttl: self.hops.and_then(|h| u8::try_from(h).ok()).unwrap_or(0),
+            payload: 0..len,
+            stamp: self.stamp,
+        }
     }
 }
 
@@ -796,39 +837,53 @@ fn words_as_bytes(words: &[u64]) -> &[u8] {
 /// length, level and type; the data aligned to a size_t). Safe on any
 /// bytes: a malformed list ends the walk. Pure, so that it can be tested.
 pub fn stamp_from_control(control: &[u8]) -> Option<SystemTime> {
+    control_messages(control)
+        .find(|(level, kind, _)| *level == libc::SOL_SOCKET && *kind == libc::SCM_TIMESTAMPNS)
+        .and_then(|(_, _, data)| timestamp(data))
+}
+
+/// The (level, type, data) of each control message in `control`, as the
+/// kernel laid them out (`struct cmsghdr`: a size_t length, level and
+/// type; the data aligned to a size_t). A malformed list ends the walk.
+fn control_messages(control: &[u8]) -> impl Iterator<Item = (i32, i32, &[u8])> {
     const WORD: usize = std::mem::size_of::<usize>();
     // A multiple of WORD: the data starts right after it.
     const HEADER: usize = WORD + 8;
     let mut rest = control;
-    while rest.len() >= HEADER {
+    std::iter::from_fn(move || {
+        if rest.len() < HEADER {
+            return None;
+        }
         let len = usize::from_ne_bytes(rest[..WORD].try_into().ok()?);
         let level = i32::from_ne_bytes(rest[WORD..WORD + 4].try_into().ok()?);
         let kind = i32::from_ne_bytes(rest[WORD + 4..HEADER].try_into().ok()?);
         if len < HEADER || len > rest.len() {
+            rest = &[];
             return None;
         }
         let data = &rest[HEADER..len];
-        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS {
-            // Two 64-bit words (64-bit hosts, and 32-bit ones with a 64-bit
-            // time_t), or two 32-bit ones.
-            let (sec, nsec) = match data.len() {
-                16.. => (
-                    i64::from_ne_bytes(data[..8].try_into().ok()?),
-                    i64::from_ne_bytes(data[8..16].try_into().ok()?),
-                ),
-                8.. => (
-                    i64::from(i32::from_ne_bytes(data[..4].try_into().ok()?)),
-                    i64::from(i32::from_ne_bytes(data[4..8].try_into().ok()?)),
-                ),
-                _ => return None,
-            };
-            return system_time(sec, nsec);
-        }
         // The next header starts aligned to a size_t.
         let next = len.div_ceil(WORD).saturating_mul(WORD).min(rest.len());
         rest = &rest[next..];
-    }
-    None
+        Some((level, kind, data))
+    })
+}
+
+/// An SCM_TIMESTAMPNS payload: two 64-bit words (64-bit hosts, and 32-bit
+/// ones with a 64-bit time_t), or two 32-bit ones.
+fn timestamp(data: &[u8]) -> Option<SystemTime> {
+    let (sec, nsec) = match data.len() {
+        16.. => (
+            i64::from_ne_bytes(data[..8].try_into().ok()?),
+            i64::from_ne_bytes(data[8..16].try_into().ok()?),
+        ),
+        8.. => (
+            i64::from(i32::from_ne_bytes(data[..4].try_into().ok()?)),
+            i64::from(i32::from_ne_bytes(data[4..8].try_into().ok()?)),
+        ),
+        _ => return None,
+    };
+    system_time(sec, nsec)
 }
 
 /// How long a packet may have waited in the socket and still be timed from
@@ -1116,6 +1171,51 @@ mod tests {
         assert_eq!(stamp_from_control(&bad_nsec), None);
         let other = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS + 1, &timespec(5, 6));
         assert_eq!(stamp_from_control(&other), None);
+    }
+
+    /// The batch receive's IPv6 facts from the kernel's layout: hop limit,
+    /// destination and stamp in any order; a hop limit out of range is no
+    /// TTL; a cut or malformed list gives what came before the fault.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn ipv6_facts_from_raw_control_messages() {
+        let dst: Ipv6Addr = "ff02::12".parse().unwrap();
+        let src: Ipv6Addr = "fe80::1".parse().unwrap();
+        let mut info = dst.octets().to_vec();
+        info.extend_from_slice(&3u32.to_ne_bytes());
+        let mut control = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &timespec(7, 8));
+        control.extend(cmsg(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &info));
+        control.extend(cmsg(
+            libc::IPPROTO_IPV6,
+            libc::IPV6_HOPLIMIT,
+            &255i32.to_ne_bytes(),
+        ));
+        let r = received_v6_raw(Some(src), 40, &control);
+        assert_eq!(r.src, IpAddr::V6(src));
+        assert_eq!(r.dst, IpAddr::V6(dst));
+        assert_eq!(r.ttl, 255);
+        assert_eq!(r.payload, 0..40);
+        assert_eq!(r.stamp, Some(SystemTime::UNIX_EPOCH + Duration::new(7, 8)));
+        let over = cmsg(
+            libc::IPPROTO_IPV6,
+            libc::IPV6_HOPLIMIT,
+            &256i32.to_ne_bytes(),
+        );
+        assert_eq!(received_v6_raw(Some(src), 0, &over).ttl, 0);
+        // Cut anywhere: no panic, and the hop limit (the last message, its
+        // 20 bytes from 72 on, then padding) only when it is whole.
+        for cut in 0..control.len() {
+            let r = received_v6_raw(None, 0, &control[..cut]);
+            assert_eq!(r.src, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+            assert_eq!(r.ttl == 255, cut >= 72 + 20, "cut at {cut}: {r:?}");
+        }
+        let mut broken = control.clone();
+        broken[0] = 255; // the first length runs past the buffer
+        let r = received_v6_raw(Some(src), 0, &broken);
+        assert_eq!(
+            (r.dst, r.ttl, r.stamp),
+            (IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0, None)
+        );
     }
 
     #[test]
