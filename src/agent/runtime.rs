@@ -64,6 +64,50 @@ pub enum AgentError {
     },
 }
 
+/// Giving the heap's free memory back to the kernel once a storm is over.
+///
+/// A storm (hundreds of instances changing state at once, a start, a
+/// reload) allocates effects, log lines and netlink messages by the
+/// hundred; glibc keeps the freed memory in the heap, so a node that went
+/// through one stays a megabyte or more larger for good. A second after
+/// the last turn that carried out many effects, the heap is trimmed
+/// (`malloc_trim`: it returns whole free pages; a few microseconds on the
+/// daemon's heap).
+#[derive(Debug, Default)]
+struct HeapTrim {
+    due: Option<Instant>,
+}
+
+impl HeapTrim {
+    /// A turn with at least this many effects other than adverts and
+    /// lease refreshes is a storm.
+    const STORM_EFFECTS: usize = 64;
+    const QUIET: Duration = Duration::from_secs(1);
+
+    fn storm(&mut self, now: Instant) {
+        self.due = Some(now + Self::QUIET);
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if self.due.is_some_and(|d| d <= now) {
+            self.due = None;
+            trim_heap();
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim only walks and shrinks glibc's own heap, under
+    // its lock; it takes no pointer and is safe to call at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
+
 /// Send the gathered adverts, those of one socket in a row with one
 /// sendmmsg; what that does not take goes one by one, waiting for room.
 async fn send_adverts(adverts: &mut Vec<(Rc<VrrpSocket>, IpAddr, Vec<u8>)>) {
@@ -369,6 +413,8 @@ struct Agent {
     sd: super::sdnotify::SdNotify,
     /// An instance changed state this turn: tell systemd's STATUS=.
     status_changed: bool,
+    /// When to give the heap's free memory back ([`HeapTrim`]).
+    heap_trim: HeapTrim,
     /// Realtime scheduling (vrrp_rt_priority, max_auto_priority).
     sched: super::sched::Scheduling,
     /// Reloads: the configuration is read (and its users looked up) on a
@@ -639,6 +685,7 @@ impl Agent {
             route_errors: 0,
             sd: super::sdnotify::SdNotify::from_env(),
             status_changed: false,
+            heap_trim: HeapTrim::default(),
             process: control::ProcessStatus {
                 start_time_unix: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -1272,7 +1319,10 @@ impl Agent {
                 _ = term.recv() => { info!("SIGTERM: stopping"); self.sd.stopping(); break; }
                 _ = int.recv() => { info!("SIGINT: stopping"); self.sd.stopping(); break; }
                 _ = tick(&mut watchdog) => self.sd.watchdog(),
-                _ = tick(&mut metrics_tick) => self.publish_metrics(),
+                _ = tick(&mut metrics_tick) => {
+                    self.publish_metrics();
+                    self.heap_trim.tick(Instant::now());
+                }
                 _ = hup.recv() => self.request_reload(None),
                 _ = usr1.recv() => self.dump(Dump::Data),
                 _ = usr2.recv() => self.dump(Dump::Stats),
@@ -1527,6 +1577,8 @@ impl Agent {
     async fn apply_effects(&mut self) {
         let mut adverts: Vec<(Rc<VrrpSocket>, IpAddr, Vec<u8>)> = Vec::new();
         let mut refreshing = false;
+        // Effects beyond adverts and lease refreshes (the steady state).
+        let mut changes = 0;
         while let Some(effect) = self.node.poll_effect() {
             match effect {
                 Effect::SendAdvert {
@@ -1559,6 +1611,7 @@ impl Agent {
                     refreshing = true;
                 }
                 other => {
+                    changes += 1;
                     send_adverts(&mut adverts).await;
                     if std::mem::take(&mut refreshing) {
                         self.flush_refreshes();
@@ -1570,6 +1623,9 @@ impl Agent {
         send_adverts(&mut adverts).await;
         if refreshing {
             self.flush_refreshes();
+        }
+        if changes >= HeapTrim::STORM_EFFECTS {
+            self.heap_trim.storm(Instant::now());
         }
     }
 
@@ -2200,6 +2256,8 @@ impl Agent {
     /// Apply a configuration read by [`request_reload`](Self::request_reload)
     /// and answer who asked for it.
     async fn reload_loaded(&mut self, loaded: Loaded) {
+        // Reading the configuration and rebuilding instances allocate.
+        self.heap_trim.storm(Instant::now());
         self.reloads.in_flight = false;
         let applied = match loaded {
             Ok((new, users, key)) => {
@@ -2474,4 +2532,32 @@ fn lease_note(lease: std::time::Duration) -> String {
 
 fn is_link_local(a: Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The heap is trimmed a quiet second after the last storm, once: a
+    /// storm that goes on keeps pushing the trim back.
+    #[test]
+    fn heap_trim_waits_for_a_quiet_second_after_the_last_storm() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut trim = HeapTrim::default();
+        trim.tick(t0 + ms(5000));
+        assert_eq!(trim.due, None, "no storm, no trim");
+        trim.storm(t0);
+        trim.tick(t0 + ms(900));
+        assert_eq!(trim.due, Some(t0 + HeapTrim::QUIET), "not yet");
+        trim.storm(t0 + ms(950));
+        trim.tick(t0 + ms(1000));
+        assert_eq!(
+            trim.due,
+            Some(t0 + ms(950) + HeapTrim::QUIET),
+            "pushed back"
+        );
+        trim.tick(t0 + ms(1950));
+        assert_eq!(trim.due, None, "trimmed");
+    }
 }
