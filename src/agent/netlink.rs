@@ -220,16 +220,7 @@ impl Netlink {
         addr: IpAddr,
         prefix_len: u8,
     ) -> Result<(), NetlinkError> {
-        let message = match addr {
-            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
-                .index(ifindex)
-                .address(a, prefix_len)
-                .build(),
-            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
-                .index(ifindex)
-                .address(a, prefix_len)
-                .build(),
-        };
+        let message = host_message(ifindex, addr, prefix_len);
         match self.handle.address().del(message).execute().await {
             Ok(()) => Ok(()),
             Err(e)
@@ -395,6 +386,20 @@ struct AddressExtras<'a> {
     metric: Option<u32>,
 }
 
+/// The bare message about `addr/prefix_len` on `ifindex`.
+fn host_message(ifindex: u32, addr: IpAddr, prefix_len: u8) -> AddressMessage {
+    match addr {
+        IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(ifindex)
+            .address(a, prefix_len)
+            .build(),
+        IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(ifindex)
+            .address(a, prefix_len)
+            .build(),
+    }
+}
+
 /// The message that adds `addr/prefix_len` to `ifindex` (sent as a
 /// replace: see [`Netlink::add_address_leased`]) with `extras` and `lease`.
 fn address_message(
@@ -405,16 +410,7 @@ fn address_message(
     lease: Duration,
 ) -> AddressMessage {
     let label = extras.label;
-    let mut message = match addr {
-        IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
-            .index(ifindex)
-            .address(a, prefix_len)
-            .build(),
-        IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
-            .index(ifindex)
-            .address(a, prefix_len)
-            .build(),
-    };
+    let mut message = host_message(ifindex, addr, prefix_len);
     if let Some(seconds) = lease_seconds(lease) {
         let mut info = CacheInfo::default();
         info.ifa_valid = seconds;

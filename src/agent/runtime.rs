@@ -1581,11 +1581,7 @@ impl Agent {
                     instance,
                     dst,
                     bytes,
-                } => {
-                    if let Some(sock) = self.socks.get(&instance) {
-                        adverts.push((Rc::clone(sock), dst, bytes));
-                    }
-                }
+                } => self.gather_advert(&mut adverts, instance, dst, bytes),
                 Effect::RefreshVips {
                     instance,
                     name,
@@ -1633,20 +1629,30 @@ impl Agent {
         report_refresh_failures(failures);
     }
 
+    /// Add an advert to those [`send_adverts`] sends together.
+    fn gather_advert(
+        &self,
+        adverts: &mut Vec<(Rc<VrrpSocket>, IpAddr, Vec<u8>)>,
+        instance: InstanceId,
+        dst: IpAddr,
+        bytes: Vec<u8>,
+    ) {
+        if let Some(sock) = self.socks.get(&instance) {
+            adverts.push((Rc::clone(sock), dst, bytes));
+        }
+    }
+
     async fn apply(&mut self, effect: Effect) {
         match effect {
+            // Gathered by apply_effects; one alone goes the same way.
             Effect::SendAdvert {
                 instance,
                 dst,
                 bytes,
             } => {
-                if let Some(sock) = self.socks.get(&instance) {
-                    if let Err(e) = sock.send(&bytes, dst).await {
-                        // A down link fails sends: the link watch turns
-                        // that into FAULT; do not flood the log.
-                        debug!("advert to {dst}: {e}");
-                    }
-                }
+                let mut one = Vec::new();
+                self.gather_advert(&mut one, instance, dst, bytes);
+                send_adverts(&mut one).await;
             }
             Effect::SendAhAdvert {
                 instance,

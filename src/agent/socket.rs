@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::socket::{
     recvmsg, sendmmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
-    MultiHeaders, SockaddrIn, SockaddrIn6,
+    MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrLike,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 use std::task::{Context, Poll};
@@ -396,9 +396,7 @@ impl VrrpSocket {
                 None => &[],
             };
             let space = info.is_some().then(|| nix::cmsg_space!(libc::in6_pktinfo));
-            let mut headers = MultiHeaders::<SockaddrIn6>::preallocate(adverts.len(), space);
-            sendmmsg(fd, &mut headers, &iovs, &to, cmsgs, MsgFlags::MSG_DONTWAIT)
-                .map(Iterator::count)
+            send_mmsg(fd, &iovs, &to, cmsgs, space)
         } else {
             let to = adverts
                 .iter()
@@ -413,9 +411,7 @@ impl VrrpSocket {
                 None => &[],
             };
             let space = info.is_some().then(|| nix::cmsg_space!(libc::in_pktinfo));
-            let mut headers = MultiHeaders::<SockaddrIn>::preallocate(adverts.len(), space);
-            sendmmsg(fd, &mut headers, &iovs, &to, cmsgs, MsgFlags::MSG_DONTWAIT)
-                .map(Iterator::count)
+            send_mmsg(fd, &iovs, &to, cmsgs, space)
         };
         sent.map_err(io::Error::from)
     }
@@ -452,6 +448,20 @@ impl VrrpSocket {
             _ => None,
         }
     }
+}
+
+/// One sendmmsg of `iovs`, each to its `to`, each with `cmsgs` (for which
+/// `space` is the control buffer of one message), without waiting: how
+/// many the kernel took.
+fn send_mmsg<S: SockaddrLike + Copy>(
+    fd: RawFd,
+    iovs: &[[IoSlice<'_>; 1]],
+    to: &[Option<S>],
+    cmsgs: &[ControlMessage<'_>],
+    space: Option<Vec<u8>>,
+) -> nix::Result<usize> {
+    let mut headers = MultiHeaders::<S>::preallocate(iovs.len(), space);
+    sendmmsg(fd, &mut headers, iovs, to, cmsgs, MsgFlags::MSG_DONTWAIT).map(Iterator::count)
 }
 
 fn wrong_family() -> io::Error {
