@@ -500,22 +500,14 @@ fn lease_refreshes_written_together_reach_every_address_and_name_the_failures() 
                     .expect("add with a 60 s lease");
             }
             let mut refresher = LeaseRefresher::new().expect("refresh socket");
-            let mut failures = Vec::new();
             let lease = Duration::from_secs(7);
             for (k, v) in vips.iter().enumerate() {
-                refresher.queue(ifindex, v, lease, None, format!("vip {k}"), &mut failures);
+                refresher.queue(ifindex, v, lease, None, format!("vip {k}"));
             }
-            refresher.queue(
-                99_999,
-                &vips[0],
-                lease,
-                None,
-                "on no interface".into(),
-                &mut failures,
-            );
-            refresher.flush(&mut failures);
+            refresher.queue(99_999, &vips[0], lease, None, "on no interface".into());
+            let failures = refresher.flush();
             // Nothing queued: nothing written, nothing failed.
-            refresher.flush(&mut failures);
+            assert!(refresher.flush().is_empty());
             failures
         })
     });

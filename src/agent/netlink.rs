@@ -481,6 +481,8 @@ pub struct LeaseRefresher {
     buf: Vec<u8>,
     /// The requests in `buf`: sequence number and what it refreshes.
     queued: Vec<(u32, String)>,
+    /// Failed requests of writes made since the last [`flush`](Self::flush).
+    failures: Vec<RefreshFailure>,
     seq: u32,
 }
 
@@ -504,6 +506,7 @@ impl LeaseRefresher {
             socket,
             buf: Vec::with_capacity(Self::WRITE_BYTES),
             queued: Vec::new(),
+            failures: Vec::new(),
             seq: 0,
         })
     }
@@ -518,7 +521,6 @@ impl LeaseRefresher {
         lease: Duration,
         metric: Option<u32>,
         what: String,
-        failures: &mut Vec<RefreshFailure>,
     ) {
         let extras = vip_extras(vip, metric);
         let message = address_message(ifindex, vip.addr, vip.prefix_len, &extras, lease);
@@ -529,7 +531,7 @@ impl LeaseRefresher {
         request.finalize();
         let len = request.buffer_len();
         if self.buf.len() + len > Self::WRITE_BYTES {
-            self.flush(failures);
+            self.write();
         }
         let at = self.buf.len();
         self.buf.resize(at + len, 0);
@@ -537,9 +539,16 @@ impl LeaseRefresher {
         self.queued.push((self.seq, what));
     }
 
+    /// Write what is queued; the requests that failed, since the last
+    /// flush (none when nothing was queued).
+    pub fn flush(&mut self) -> Vec<RefreshFailure> {
+        self.write();
+        std::mem::take(&mut self.failures)
+    }
+
     /// Write what is queued and collect the kernel's answers to the
     /// requests that failed.
-    pub fn flush(&mut self, failures: &mut Vec<RefreshFailure>) {
+    fn write(&mut self) {
         if self.buf.is_empty() {
             return;
         }
@@ -547,15 +556,16 @@ impl LeaseRefresher {
         self.buf.clear();
         let queued = std::mem::take(&mut self.queued);
         if let Err(error) = sent {
-            failures.extend(queued.into_iter().map(|(_, what)| RefreshFailure {
-                what,
-                error: io::Error::new(error.kind(), error.to_string()),
-            }));
+            self.failures
+                .extend(queued.into_iter().map(|(_, what)| RefreshFailure {
+                    what,
+                    error: io::Error::new(error.kind(), error.to_string()),
+                }));
             return;
         }
         // The kernel handled every request within the send: its error
         // answers are all queued by now.
-        let mut answer = vec![0u8; 8192];
+        let mut answer = [0u8; 4096];
         loop {
             let n = match self.socket.recv(&mut &mut answer[..], 0) {
                 Ok(n) => n,
@@ -563,7 +573,8 @@ impl LeaseRefresher {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            failures.extend(refresh_failures(&answer[..n.min(answer.len())], &queued));
+            let answer = &answer[..n.min(answer.len())];
+            self.failures.extend(refresh_failures(answer, &queued));
         }
     }
 }

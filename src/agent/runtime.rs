@@ -35,9 +35,7 @@ use tracing::{debug, error, info, warn};
 use super::channel::{Channel, ChannelEvent, ChannelHandle, ChannelOptions};
 use super::control::{self, Pending, Reply, Request, Status};
 use super::garp::GarpSender;
-use super::netlink::{
-    self as nlink, LeaseRefresher, LinkEvent, NetEvent, Netlink, NetlinkError, RefreshFailure,
-};
+use super::netlink::{self as nlink, LeaseRefresher, LinkEvent, NetEvent, Netlink, NetlinkError};
 use super::notify::Notifier;
 use super::on_change;
 use super::script;
@@ -130,12 +128,6 @@ async fn send_adverts(adverts: &mut Vec<(Rc<VrrpSocket>, IpAddr, Vec<u8>)>) {
         rest = after;
     }
     adverts.clear();
-}
-
-fn report_refresh_failures(failures: Vec<RefreshFailure>) {
-    for f in failures {
-        warn!("cannot refresh the lease of {}: {}", f.what, f.error);
-    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> AgentError {
@@ -1572,7 +1564,6 @@ impl Agent {
     /// already).
     async fn apply_effects(&mut self) {
         let mut adverts: Vec<(Rc<VrrpSocket>, IpAddr, Vec<u8>)> = Vec::new();
-        let mut refreshing = false;
         // Effects beyond adverts and lease refreshes (the steady state).
         let mut changes = 0;
         while let Some(effect) = self.node.poll_effect() {
@@ -1592,41 +1583,34 @@ impl Agent {
                     readd: false,
                 } if self.refresher.is_some() => {
                     let targets = self.vip_targets(instance, &name, iface, &vips).await;
-                    let mut failures = Vec::new();
                     if let Some(r) = &mut self.refresher {
                         for (ifname, index, v) in targets {
                             let what = format!("({name}) VIP {v} on {ifname}");
-                            r.queue(index, &v, lease, metric, what, &mut failures);
+                            r.queue(index, &v, lease, metric, what);
                         }
                     }
-                    report_refresh_failures(failures);
-                    refreshing = true;
                 }
                 other => {
                     changes += 1;
                     send_adverts(&mut adverts).await;
-                    if std::mem::take(&mut refreshing) {
-                        self.flush_refreshes();
-                    }
+                    self.flush_refreshes();
                     self.apply(other).await;
                 }
             }
         }
         send_adverts(&mut adverts).await;
-        if refreshing {
-            self.flush_refreshes();
-        }
+        self.flush_refreshes();
         if changes >= HeapTrim::STORM_EFFECTS {
             self.heap_trim.storm(Instant::now());
         }
     }
 
+    /// Write the queued lease refreshes (nothing when none is queued).
     fn flush_refreshes(&mut self) {
-        let mut failures = Vec::new();
-        if let Some(r) = &mut self.refresher {
-            r.flush(&mut failures);
+        let failures = self.refresher.as_mut().map(LeaseRefresher::flush);
+        for f in failures.into_iter().flatten() {
+            warn!("cannot refresh the lease of {}: {}", f.what, f.error);
         }
-        report_refresh_failures(failures);
     }
 
     /// Add an advert to those [`send_adverts`] sends together.

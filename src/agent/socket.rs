@@ -25,7 +25,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::socket::{
-    recvmsg, sendmmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    recvmsg, sendmmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
     MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrLike,
 };
 use socket2::{Domain, Protocol, Socket, Type};
@@ -328,7 +328,7 @@ impl VrrpSocket {
     pub async fn send(&self, payload: &[u8], dst: IpAddr) -> io::Result<()> {
         loop {
             let mut guard = self.io.writable().await?;
-            let result = guard.try_io(|io| self.send_now(io.get_ref().as_raw_fd(), payload, dst));
+            let result = guard.try_io(|_| self.send_now(payload, dst));
             match result {
                 Ok(sent) => {
                     return sent.map_err(|e| context(&self.ifname, &format!("send to {dst}"), e));
@@ -338,37 +338,13 @@ impl VrrpSocket {
         }
     }
 
-    fn send_now(&self, fd: RawFd, payload: &[u8], dst: IpAddr) -> io::Result<()> {
-        let iov = [IoSlice::new(payload)];
-        let sent = match dst {
-            IpAddr::V4(dst) if !self.v6 => {
-                let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
-                let info = self.pktinfo_v4();
-                let cmsgs: &[ControlMessage] = match &info {
-                    Some(info) => &[ControlMessage::Ipv4PacketInfo(info)],
-                    None => &[],
-                };
-                sendmsg(fd, &iov, cmsgs, MsgFlags::empty(), Some(&to))
-            }
-            IpAddr::V6(dst) if self.v6 => {
-                let to = self.v6_destination(dst);
-                let info = self.pktinfo_v6();
-                let cmsgs: &[ControlMessage] = match &info {
-                    Some(info) => &[ControlMessage::Ipv6PacketInfo(info)],
-                    None => &[],
-                };
-                sendmsg(fd, &iov, cmsgs, MsgFlags::empty(), Some(&to))
-            }
-            _ => return Err(wrong_family()),
-        };
-        let sent = sent.map_err(io::Error::from)?;
-        if sent != payload.len() {
-            return Err(io::Error::other(format!(
-                "short send: {sent} of {} bytes",
-                payload.len()
-            )));
+    /// One advert now, the way a batch goes (WouldBlock when there is no
+    /// room).
+    fn send_now(&self, payload: &[u8], dst: IpAddr) -> io::Result<()> {
+        match self.try_send_many(&[(payload, dst)])? {
+            1 => Ok(()),
+            _ => Err(io::ErrorKind::WouldBlock.into()),
         }
-        Ok(())
     }
 
     /// Send as many of `adverts` (complete VRRP messages and their
